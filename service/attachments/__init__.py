@@ -1,0 +1,1 @@
+"""Attachment pipeline: type sniffing, metadata removal, streamed encryption and blob storage."""
