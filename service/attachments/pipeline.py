@@ -1,0 +1,128 @@
+"""One upload, end to end: sniff -> sanitize -> encrypt -> store, streamed.
+
+Invariants:
+- Plaintext exists only in memory, one segment (or one whole-file-kind document under its cap) at a time;
+  the store receives ciphertext only and nothing is spooled to a temporary file.
+- The size limit is enforced on the bytes *received*, while they arrive; going over it aborts the blob,
+  so no partial ciphertext stays behind. Any other failure aborts it too.
+- The file key is fresh per attachment and leaves this function only wrapped by the caller's ``wrap_key``
+  (HPKE to the case key); the binding ``"attachment/<blob_id>"`` ties the ciphertext to its blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+
+from service.attachments.sanitize import DEFAULT_WHOLE_FILE_LIMIT, WholeFileLimitExceeded, sanitize_stream
+from service.attachments.sniff import SNIFF_WINDOW, FileKind, sniff
+from service.attachments.storage import BlobStore, new_blob_id
+from service.crypto.stream import DEFAULT_SEGMENT_SIZE, StreamEncryptor, generate_file_key
+
+WrapKey = Callable[[bytes, str], bytes]
+
+
+class AttachmentTooLarge(Exception):
+    """The upload is larger than the configured limit (or than a whole-file kind's in-memory cap)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"attachment larger than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    blob_id: str
+    binding: str
+    kind: FileKind
+    size: int  # bytes of sanitised plaintext stored
+    received_size: int  # bytes as uploaded
+    sha256: str  # hex digest of the sanitised plaintext
+    segments: int
+    removed_metadata: tuple[str, ...]  # names of removed fields or blocks, never their values
+    wrapped_key: bytes
+
+
+def attachment_binding(blob_id: str) -> str:
+    return f"attachment/{blob_id}"
+
+
+async def store_attachment(
+    chunks: AsyncIterable[bytes],
+    *,
+    store: BlobStore,
+    wrap_key: WrapKey,
+    max_size: int,
+    whole_file_limit: int = DEFAULT_WHOLE_FILE_LIMIT,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> AttachmentRecord:
+    """Sniff, sanitise, encrypt and store one upload; returns its record.
+
+    Raises ``DisallowedFileType`` (including ``MalformedFile``) or :class:`AttachmentTooLarge`; in every
+    failure no blob remains.
+    """
+    received = 0
+
+    def count(n: int) -> None:
+        nonlocal received
+        received += n
+        if received > max_size:
+            raise AttachmentTooLarge(max_size)
+
+    source = aiter(chunks)
+    head = bytearray()
+    at_end = False
+    while len(head) < SNIFF_WINDOW:
+        try:
+            chunk = await anext(source)
+        except StopAsyncIteration:
+            at_end = True
+            break
+        count(len(chunk))
+        head += chunk
+    kind = sniff(bytes(head[:SNIFF_WINDOW]), complete=at_end)
+
+    async def limited() -> AsyncIterator[bytes]:
+        if head:
+            yield bytes(head)
+            head.clear()
+        if at_end:
+            return
+        async for chunk in source:
+            count(len(chunk))
+            yield chunk
+
+    sanitized = sanitize_stream(kind, limited(), whole_file_limit=min(whole_file_limit, max_size))
+    blob_id = new_blob_id()
+    binding = attachment_binding(blob_id)
+    file_key = generate_file_key()
+    encryptor = StreamEncryptor(file_key, binding, segment_size=segment_size)
+    digest = hashlib.sha256()
+    size = 0
+    writer = await store.open_writer(blob_id)
+    async with writer:
+        try:
+            await writer.write(encryptor.header())
+            async for piece in sanitized:
+                digest.update(piece)
+                size += len(piece)
+                if ciphertext := encryptor.update(piece):
+                    await writer.write(ciphertext)
+            await writer.write(encryptor.finalize())
+        except WholeFileLimitExceeded:
+            raise AttachmentTooLarge(min(whole_file_limit, max_size)) from None
+        wrapped_key = wrap_key(file_key, binding)
+        await writer.commit()
+    del file_key
+    return AttachmentRecord(
+        blob_id=blob_id,
+        binding=binding,
+        kind=sanitized.report.kind,
+        size=size,
+        received_size=received,
+        sha256=digest.hexdigest(),
+        segments=encryptor.segments,
+        removed_metadata=tuple(sanitized.report.removed),
+        wrapped_key=wrapped_key,
+    )
