@@ -1,0 +1,1 @@
+"""Tipline: anonymous tip intake and clue registry."""

@@ -1,0 +1,1 @@
+"""Audit trail: append-only hash chains and their verification."""

@@ -1,0 +1,80 @@
+"""Who may do what: the one role x action table. Routes, pages and docs/roles.md all follow it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from service.errors import Forbidden
+
+
+class Role(StrEnum):
+    operator = "operator"  # takes hotline calls, registers letters and visits
+    investigator = "investigator"  # handles clues assigned to them
+    supervisor = "supervisor"  # registers staff-sourced clues, assigns, supervises, exports
+    custodian = "custodian"  # takes part in identity releases
+    admin = "admin"  # accounts, units, taxonomy, routing; reads no clue content
+
+
+class Action(StrEnum):
+    read_own_profile = "read_own_profile"
+    list_assigned_clues = "list_assigned_clues"
+    read_assigned_clue = "read_assigned_clue"
+    list_all_clues = "list_all_clues"
+    read_any_clue = "read_any_clue"
+    assign_clue = "assign_clue"
+    list_units = "list_units"
+    manage_units = "manage_units"
+    list_staff = "list_staff"
+    manage_staff = "manage_staff"
+
+
+_ALL = frozenset(Role)
+
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.read_own_profile: _ALL,
+    Action.list_assigned_clues: frozenset({Role.investigator}),
+    Action.read_assigned_clue: frozenset({Role.investigator}),
+    Action.list_all_clues: frozenset({Role.supervisor}),
+    Action.read_any_clue: frozenset({Role.supervisor}),
+    Action.assign_clue: frozenset({Role.supervisor}),
+    Action.list_units: frozenset({Role.supervisor, Role.admin}),
+    Action.manage_units: frozenset({Role.admin}),
+    Action.list_staff: frozenset({Role.supervisor, Role.admin}),
+    Action.manage_staff: frozenset({Role.admin}),
+}
+
+DESCRIPTIONS: dict[Action, str] = {
+    Action.read_own_profile: "See one's own account (`GET /api/v1/me`)",
+    Action.list_assigned_clues: "List the clues assigned to oneself (`GET /api/v1/me/clues`)",
+    Action.read_assigned_clue: "Read a clue assigned to oneself, content included (`GET /api/v1/clues/{id}`)",
+    Action.list_all_clues: "List and filter every clue (`GET /api/v1/clues`)",
+    Action.read_any_clue: "Read any clue, content included (`GET /api/v1/clues/{id}`)",
+    Action.assign_clue: "Assign a clue to an investigator (`POST /api/v1/clues/{id}/assign`)",
+    Action.list_units: "List units (`GET /api/v1/units`)",
+    Action.manage_units: "Create units (`POST /api/v1/units`, `tipline unit add`)",
+    Action.list_staff: "List staff accounts (`GET /api/v1/staff`)",
+    Action.manage_staff: "Create, disable staff, issue and revoke tokens (`POST /api/v1/staff…`, `tipline staff`)",
+}
+
+
+def is_allowed(roles: Iterable[str], action: Action) -> bool:
+    return not PERMISSIONS[action].isdisjoint(roles)
+
+
+def require(roles: Iterable[str], action: Action) -> None:
+    if not is_allowed(roles, action):
+        raise Forbidden("您的角色无权进行此操作", message_en=f"your role may not {action.value}")
+
+
+def roles_markdown() -> str:
+    """The table as it stands in docs/roles.md (a test keeps the two identical)."""
+    roles = list(Role)
+    lines = [
+        "| action | " + " | ".join(r.value for r in roles) + " |",
+        "|---|" + "---|" * len(roles),
+    ]
+    for action in Action:
+        cells = ["✓" if role in PERMISSIONS[action] else "" for role in roles]
+        lines.append(f"| {DESCRIPTIONS[action]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from service.auth.permissions import Role
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class UnitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    kind: Annotated[str, StringConstraints(max_length=32)] = "other"
+    parent_id: str | None = None
+
+
+class UnitOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+
+
+class StaffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    roles: list[Role] = Field(min_length=1)
+    unit_id: str | None = None
+
+
+class StaffOut(BaseModel):
+    id: str
+    name: str
+    roles: list[str]
+    unit_id: str | None
+    disabled: bool
+
+
+class MeOut(BaseModel):
+    id: str
+    name: str
+    roles: list[str]
+    unit: UnitOut | None
+
+
+class TokenOut(BaseModel):
+    id: str
+    expires_at: datetime
+    token: str = Field(description="The bearer token, shown once.")

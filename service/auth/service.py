@@ -1,0 +1,234 @@
+"""Units, staff accounts and tokens. Services flush; the edge (route, CLI) commits."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from service.audit import service as audit_service
+from service.auth.models import ApiToken, Staff, StaffRole, Unit
+from service.auth.permissions import Role
+from service.auth.tokens import new_token, token_hash
+from service.errors import Conflict, Invalid, NotFound, Unauthenticated
+from service.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated staff member behind a request."""
+
+    staff_id: str
+    name: str
+    unit_id: str | None
+    roles: frozenset[str]
+    token_id: str
+
+    @property
+    def actor(self) -> str:
+        return audit_service.staff_actor(self.staff_id)
+
+
+def normalise_unit_name(name: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", name) if not ch.isspace())
+
+
+async def add_unit(session: AsyncSession, *, name: str, kind: str, parent_id: str | None, actor: str) -> Unit:
+    name = normalise_unit_name(name)
+    if not name:
+        raise Invalid("单位名称不能为空", message_en="unit name is empty")
+    if await session.scalar(select(Unit.id).where(Unit.name == name)):
+        raise Conflict("同名单位已存在", message_en="a unit with that name exists")
+    if parent_id is not None and await session.get(Unit, parent_id) is None:
+        raise NotFound("上级单位不存在", message_en="parent unit not found")
+    unit = Unit(name=name, kind=kind, parent_id=parent_id, created_at=utcnow())
+    session.add(unit)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="unit.created",
+        object_type="unit",
+        object_id=unit.id,
+        details={"parent_id": parent_id},
+    )
+    return unit
+
+
+async def list_units(session: AsyncSession) -> list[Unit]:
+    return list((await session.execute(select(Unit).order_by(Unit.name))).scalars())
+
+
+async def find_unit(session: AsyncSession, name_or_id: str) -> Unit:
+    unit = await session.get(Unit, name_or_id) or await session.scalar(
+        select(Unit).where(Unit.name == normalise_unit_name(name_or_id))
+    )
+    if unit is None:
+        raise NotFound("单位不存在", message_en="unit not found")
+    return unit
+
+
+async def resolve_unit_id(session: AsyncSession, name: str | None) -> str | None:
+    """The unit a reporter named, when the name matches a registered unit exactly (after normalising)."""
+    if not name:
+        return None
+    return await session.scalar(select(Unit.id).where(Unit.name == normalise_unit_name(name)))
+
+
+async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list[str]:
+    """The unit's id and every parent's, nearest first (bounded, so a cycle cannot hang)."""
+    chain: list[str] = []
+    while unit_id and unit_id not in chain and len(chain) < 32:
+        chain.append(unit_id)
+        unit_id = await session.scalar(select(Unit.parent_id).where(Unit.id == unit_id))
+    return chain
+
+
+async def add_staff(
+    session: AsyncSession, *, name: str, roles: list[str], unit_id: str | None, actor: str
+) -> Staff:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Invalid("姓名不能为空", message_en="name is empty or too long")
+    unknown = set(roles) - {r.value for r in Role}
+    if not roles or unknown:
+        raise Invalid("角色无效", message_en=f"roles must be among {', '.join(r.value for r in Role)}")
+    if await session.scalar(select(Staff.id).where(Staff.name == name)):
+        raise Conflict("同名账号已存在", message_en="an account with that name exists")
+    if unit_id is not None and await session.get(Unit, unit_id) is None:
+        raise NotFound("单位不存在", message_en="unit not found")
+    staff = Staff(
+        name=name, unit_id=unit_id, created_at=utcnow(), roles=[StaffRole(role=r) for r in sorted(set(roles))]
+    )
+    session.add(staff)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="staff.created",
+        object_type="staff",
+        object_id=staff.id,
+        details={"roles": sorted(set(roles)), "unit_id": unit_id},
+    )
+    return staff
+
+
+async def get_staff(session: AsyncSession, staff_id: str) -> Staff:
+    staff = await session.scalar(select(Staff).options(selectinload(Staff.roles)).where(Staff.id == staff_id))
+    if staff is None:
+        raise NotFound("账号不存在", message_en="staff account not found")
+    return staff
+
+
+async def find_staff(session: AsyncSession, name_or_id: str) -> Staff:
+    staff = await session.scalar(
+        select(Staff)
+        .options(selectinload(Staff.roles))
+        .where((Staff.id == name_or_id) | (Staff.name == name_or_id.strip()))
+    )
+    if staff is None:
+        raise NotFound("账号不存在", message_en="staff account not found")
+    return staff
+
+
+async def list_staff(session: AsyncSession) -> list[Staff]:
+    return list(
+        (
+            await session.execute(select(Staff).options(selectinload(Staff.roles)).order_by(Staff.name))
+        ).scalars()
+    )
+
+
+async def disable_staff(session: AsyncSession, *, staff: Staff, actor: str) -> None:
+    """Offboarding: the account stops working and every token it holds is revoked."""
+    staff.disabled = True
+    now = utcnow()
+    tokens = await session.execute(
+        select(ApiToken).where(ApiToken.staff_id == staff.id, ApiToken.revoked_at.is_(None))
+    )
+    for token in tokens.scalars():
+        token.revoked_at = now
+    await session.flush()
+    await audit_service.record(
+        session, actor=actor, action="staff.disabled", object_type="staff", object_id=staff.id
+    )
+
+
+async def issue_token(
+    session: AsyncSession, *, staff: Staff, ttl_days: int, actor: str
+) -> tuple[ApiToken, str]:
+    if staff.disabled:
+        raise Conflict("账号已停用", message_en="account is disabled")
+    token = new_token()
+    now = utcnow()
+    row = ApiToken(
+        staff_id=staff.id,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + timedelta(days=ttl_days),
+    )
+    session.add(row)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="token.issued",
+        object_type="staff",
+        object_id=staff.id,
+        details={"token_id": row.id, "expires_at": row.expires_at.isoformat()},
+    )
+    return row, token
+
+
+async def revoke_token(session: AsyncSession, *, token_id: str, actor: str) -> None:
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound("令牌不存在", message_en="token not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=actor,
+            action="token.revoked",
+            object_type="staff",
+            object_id=row.staff_id,
+            details={"token_id": row.id},
+        )
+
+
+async def list_tokens(session: AsyncSession, *, staff_id: str) -> list[ApiToken]:
+    return list(
+        (
+            await session.execute(
+                select(ApiToken).where(ApiToken.staff_id == staff_id).order_by(ApiToken.created_at)
+            )
+        ).scalars()
+    )
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """One answer for every failure (unknown, expired, revoked, disabled), so tokens cannot be probed."""
+    row = await session.execute(
+        select(ApiToken, Staff)
+        .join(Staff, Staff.id == ApiToken.staff_id)
+        .options(selectinload(Staff.roles))
+        .where(ApiToken.token_hash == token_hash(token))
+    )
+    found = row.first()
+    if found is None:
+        raise Unauthenticated("需要有效的登录凭据", message_en="a valid token is required")
+    api_token, staff = found
+    if api_token.revoked_at is not None or api_token.expires_at <= utcnow() or staff.disabled:
+        raise Unauthenticated("需要有效的登录凭据", message_en="a valid token is required")
+    return Principal(
+        staff_id=staff.id,
+        name=staff.name,
+        unit_id=staff.unit_id,
+        roles=frozenset(r.role for r in staff.roles),
+        token_id=api_token.id,
+    )

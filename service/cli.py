@@ -1,0 +1,229 @@
+"""The ``tipline`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.settings import SettingsError, load_settings
+
+T = TypeVar("T")
+CLI_ACTOR = "cli"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tipline", description="Tipline: tip intake and clue registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (all roles on the embedded default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--role",
+        choices=["intake", "mail", "staff", "worker"],
+        action="append",
+        help="run only these roles (repeatable); default: all",
+    )
+    serve.add_argument("--upgrade", action="store_true", help="apply pending database migrations first")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply all pending migrations")
+    db.add_parser("current", help="print the schema revision")
+    down = db.add_parser("downgrade", help="revert to a revision")
+    down.add_argument("revision")
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad entry")
+
+    staff = sub.add_parser("staff", help="staff accounts").add_subparsers(dest="staff_command", required=True)
+    add = staff.add_parser("add", help="create an account; prints its API token on the last line")
+    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        help="operator, investigator, supervisor, custodian or admin (repeatable, or comma-separated)",
+    )
+    add.add_argument("--unit", help="unit name or id")
+    disable = staff.add_parser("disable", help="disable an account and revoke its tokens")
+    disable.add_argument("name")
+    token = staff.add_parser("token", help="issue a new API token; prints it on the last line")
+    token.add_argument("name")
+    revoke = staff.add_parser("revoke-token", help="revoke one token by its id")
+    revoke.add_argument("token_id")
+    staff.add_parser("list", help="list accounts")
+
+    unit = sub.add_parser("unit", help="organisation units").add_subparsers(
+        dest="unit_command", required=True
+    )
+    unit_add = unit.add_parser("add", help="create a unit")
+    unit_add.add_argument("--name", required=True)
+    unit_add.add_argument("--kind", default="other")
+    unit_add.add_argument("--parent", help="parent unit name or id")
+    unit.add_parser("list", help="list units")
+
+    sub.add_parser(
+        "classify", help="classify JSON Lines from stdin (see --help of the subcommand)", add_help=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if argv[:1] == ["classify"]:
+        from service.classify.cli import run as run_classify
+
+        return run_classify(argv[1:], sys.stdin, sys.stdout)
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"tipline: {exc}", file=sys.stderr)
+        return 2
+    from service.errors import DomainError
+
+    try:
+        if args.command == "serve":
+            return _serve(args, settings)
+        return asyncio.run(_COMMANDS[args.command](args, settings))
+    except DomainError as exc:
+        print(f"tipline: {exc.message_en}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from service.main import create_app
+    from service.runtime import ROLES
+
+    if args.upgrade:
+        settings = settings.model_copy(update={"database_auto_upgrade": True})
+    roles = frozenset(args.role or ROLES)
+    # access_log=False: the public side never records who connected.
+    uvicorn.run(
+        create_app(settings, roles),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+    return 0
+
+
+async def _in_session(settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:  # type: ignore[no-untyped-def]
+    """One transaction for one CLI action, on a migrated database."""
+    from service.db import create_engine, create_session_factory
+    from service.migrations import ensure_schema
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await ensure_schema(engine, auto_upgrade=False)
+        async with create_session_factory(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+async def _db(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.db import create_engine
+    from service.migrations import current_revision, head_revision, run_migrations
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        if args.db_command == "upgrade":
+            await run_migrations(engine, "upgrade", "head")
+            print(f"database at {head_revision()}")
+        elif args.db_command == "downgrade":
+            await run_migrations(engine, "downgrade", args.revision)
+            print(f"database at {await current_revision(engine)}")
+        else:
+            print(await current_revision(engine) or "empty")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.audit import service as audit_service
+
+    report = await _in_session(settings, audit_service.verify)
+    if report.problem:
+        print(f"audit trail BROKEN at {report.problem.describe()}", file=sys.stderr)
+        return 1
+    print(f"audit trail intact: {report.entries} entries in {report.chains} chain(s)")
+    return 0
+
+
+async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.auth import service as auth_service
+
+    async def work(session: AsyncSession) -> list[str]:
+        if args.staff_command == "add":
+            roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
+            unit_id = (await auth_service.find_unit(session, args.unit)).id if args.unit else None
+            staff = await auth_service.add_staff(
+                session, name=args.name, roles=roles, unit_id=unit_id, actor=CLI_ACTOR
+            )
+            _, token = await auth_service.issue_token(
+                session, staff=staff, ttl_days=settings.token_ttl_days, actor=CLI_ACTOR
+            )
+            return [f"created {staff.name} ({staff.id}) with roles {', '.join(sorted(roles))}", token]
+        if args.staff_command == "disable":
+            staff = await auth_service.find_staff(session, args.name)
+            await auth_service.disable_staff(session, staff=staff, actor=CLI_ACTOR)
+            return [f"disabled {staff.name}; all its tokens revoked"]
+        if args.staff_command == "token":
+            staff = await auth_service.find_staff(session, args.name)
+            row, token = await auth_service.issue_token(
+                session, staff=staff, ttl_days=settings.token_ttl_days, actor=CLI_ACTOR
+            )
+            return [f"token {row.id} expires {row.expires_at:%Y-%m-%d}", token]
+        if args.staff_command == "revoke-token":
+            await auth_service.revoke_token(session, token_id=args.token_id, actor=CLI_ACTOR)
+            return [f"revoked {args.token_id}"]
+        return [
+            f"{s.id}  {s.name}  {','.join(sorted(r.role for r in s.roles))}  unit={s.unit_id or '-'}"
+            + ("  DISABLED" if s.disabled else "")
+            for s in await auth_service.list_staff(session)
+        ]
+
+    for line in await _in_session(settings, work):
+        print(line)
+    return 0
+
+
+async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.auth import service as auth_service
+
+    async def work(session: AsyncSession) -> list[str]:
+        if args.unit_command == "add":
+            parent_id = (await auth_service.find_unit(session, args.parent)).id if args.parent else None
+            unit = await auth_service.add_unit(
+                session, name=args.name, kind=args.kind, parent_id=parent_id, actor=CLI_ACTOR
+            )
+            return [f"created unit {unit.name} ({unit.id})"]
+        return [
+            f"{u.id}  {u.name}  {u.kind}  parent={u.parent_id or '-'}"
+            for u in await auth_service.list_units(session)
+        ]
+
+    for line in await _in_session(settings, work):
+        print(line)
+    return 0
+
+
+_COMMANDS = {"db": _db, "audit": _audit, "staff": _staff, "unit": _unit}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

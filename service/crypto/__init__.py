@@ -1,0 +1,1 @@
+"""Cryptography: sealed envelopes, key files and key rings. No database access here."""

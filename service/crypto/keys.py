@@ -1,0 +1,230 @@
+"""Key pairs, key files and the key ring that seals and opens envelopes.
+
+Two purposes, from the start:
+- ``case``: the report's content at rest. Intake holds the public key; only the staff side loads the
+  private key.
+- ``identity``: submitter details. Intake and staff hold the public key; no server process loads the
+  private key, only the custodial command line.
+
+Key file format (JSON, UTF-8), one key pair or public key per file::
+
+    {"format": "tipline-key/1", "suite": "hpke-mlkem768x25519-hkdfsha256-aes256gcm",
+     "purpose": "case", "key_id": "case-<16 hex>", "created_at": "<ISO 8601 UTC>",
+     "public":  {"mlkem768": "<base64, 1184 bytes>", "x25519": "<base64, 32 bytes>"},
+     "private": {"mlkem768_seed": "<base64, 64 bytes>", "x25519": "<base64, 32 bytes>"}}
+
+``private`` is absent from a public key file. The hybrid key is built from its two halves, as the
+HPKE ML-KEM-768+X25519 KEM defines it. ``key_id`` is the purpose plus the first 16 hex digits of
+SHA-256 over the two public halves, so it names the key without revealing anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+
+from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
+
+Purpose = Literal["case", "identity"]
+KEY_FORMAT = "tipline-key/1"
+HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
+
+_SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_ENC_LENGTH = hpke.KEM.MLKEM768_X25519.enc_length()
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, unreadable or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    purpose: Purpose
+    key_id: str
+    mlkem768: bytes
+    x25519: bytes
+    suite: str = HPKE_SUITE
+
+    @cached_property
+    def hpke_key(self) -> hpke.MLKEM768X25519PublicKey:
+        return hpke.MLKEM768X25519PublicKey(
+            mlkem.MLKEM768PublicKey.from_public_bytes(self.mlkem768),
+            x25519.X25519PublicKey.from_public_bytes(self.x25519),
+        )
+
+    def seal(self, plaintext: bytes, binding: str) -> bytes:
+        """Encrypt ``plaintext`` for this key, bound to ``binding`` (e.g. ``clues/<id>/content``)."""
+        info = hpke_info(self.suite, self.key_id, binding)
+        sealed = _SUITE.encrypt(plaintext, self.hpke_key, info=info)
+        return Envelope(self.suite, self.key_id, sealed[:_ENC_LENGTH], sealed[_ENC_LENGTH:]).to_bytes()
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    public: PublicKey
+    mlkem768_seed: bytes = field(repr=False)
+    x25519_private: bytes = field(repr=False)
+
+    @classmethod
+    def generate(cls, purpose: Purpose) -> KeyPair:
+        kem = mlkem.MLKEM768PrivateKey.generate()
+        ecdh = x25519.X25519PrivateKey.generate()
+        return cls.from_private_parts(purpose, kem.private_bytes_raw(), ecdh.private_bytes_raw())
+
+    @classmethod
+    def from_private_parts(cls, purpose: Purpose, mlkem_seed: bytes, x25519_raw: bytes) -> KeyPair:
+        kem = mlkem.MLKEM768PrivateKey.from_seed_bytes(mlkem_seed)
+        ecdh = x25519.X25519PrivateKey.from_private_bytes(x25519_raw)
+        pub_kem = kem.public_key().public_bytes_raw()
+        pub_ecdh = ecdh.public_key().public_bytes_raw()
+        public = PublicKey(purpose, make_key_id(purpose, pub_kem, pub_ecdh), pub_kem, pub_ecdh)
+        return cls(public=public, mlkem768_seed=mlkem_seed, x25519_private=x25519_raw)
+
+    @cached_property
+    def hpke_key(self) -> hpke.MLKEM768X25519PrivateKey:
+        return hpke.MLKEM768X25519PrivateKey(
+            mlkem.MLKEM768PrivateKey.from_seed_bytes(self.mlkem768_seed),
+            x25519.X25519PrivateKey.from_private_bytes(self.x25519_private),
+        )
+
+
+def make_key_id(purpose: str, mlkem_public: bytes, x25519_public: bytes) -> str:
+    return f"{purpose}-{hashlib.sha256(mlkem_public + x25519_public).hexdigest()[:16]}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, name: str, size: int, path: Path) -> bytes:
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: field {name!r} is not valid base64") from exc
+    if len(raw) != size:
+        raise KeyFileError(f"{path}: field {name!r} must decode to {size} bytes")
+    return raw
+
+
+def public_key_document(key: PublicKey) -> dict[str, object]:
+    return {
+        "format": KEY_FORMAT,
+        "suite": key.suite,
+        "purpose": key.purpose,
+        "key_id": key.key_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "public": {"mlkem768": _b64(key.mlkem768), "x25519": _b64(key.x25519)},
+    }
+
+
+def write_public_key(path: Path, key: PublicKey) -> None:
+    _write_json(path, public_key_document(key), mode=0o644)
+
+
+def write_key_pair(path: Path, pair: KeyPair) -> None:
+    document = public_key_document(pair.public)
+    document["private"] = {"mlkem768_seed": _b64(pair.mlkem768_seed), "x25519": _b64(pair.x25519_private)}
+    _write_json(path, document, mode=0o600)
+
+
+def _write_json(path: Path, document: dict[str, object], *, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(document, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_document(path: Path) -> dict[str, object]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise KeyFileError(f"{path}: not a readable JSON key file") from exc
+    if not isinstance(document, dict) or document.get("format") != KEY_FORMAT:
+        raise KeyFileError(f"{path}: not a {KEY_FORMAT} key file")
+    if document.get("suite") != HPKE_SUITE:
+        raise KeyFileError(f"{path}: unsupported suite {document.get('suite')!r}")
+    if document.get("purpose") not in ("case", "identity"):
+        raise KeyFileError(f"{path}: purpose must be 'case' or 'identity'")
+    return document
+
+
+def read_public_key(path: Path) -> PublicKey:
+    document = _read_document(path)
+    public = document.get("public")
+    if not isinstance(public, dict):
+        raise KeyFileError(f"{path}: missing 'public'")
+    kem = _unb64(public.get("mlkem768"), "public.mlkem768", 1184, path)
+    ecdh = _unb64(public.get("x25519"), "public.x25519", 32, path)
+    purpose = document["purpose"]
+    key = PublicKey(purpose, make_key_id(str(purpose), kem, ecdh), kem, ecdh)  # type: ignore[arg-type]
+    if key.key_id != document.get("key_id"):
+        raise KeyFileError(f"{path}: key_id does not match the key")
+    return key
+
+
+def read_key_pair(path: Path) -> KeyPair:
+    document = _read_document(path)
+    private = document.get("private")
+    if not isinstance(private, dict):
+        raise KeyFileError(f"{path}: not a private key file (no 'private')")
+    seed = _unb64(private.get("mlkem768_seed"), "private.mlkem768_seed", 64, path)
+    ecdh = _unb64(private.get("x25519"), "private.x25519", 32, path)
+    pair = KeyPair.from_private_parts(document["purpose"], seed, ecdh)  # type: ignore[arg-type]
+    if pair.public.key_id != document.get("key_id"):
+        raise KeyFileError(f"{path}: key_id does not match the key")
+    return pair
+
+
+class KeyRing:
+    """The keys one process holds: current public keys for sealing, and only the private keys its role
+    may use for opening."""
+
+    def __init__(
+        self, *, case_public: PublicKey, identity_public: PublicKey, private: Iterable[KeyPair] = ()
+    ):
+        if case_public.purpose != "case" or identity_public.purpose != "identity":
+            raise KeyFileError("public keys given for the wrong purpose")
+        self.case_public = case_public
+        self.identity_public = identity_public
+        self._private = {pair.public.key_id: pair for pair in private}
+
+    def can_open(self, purpose: Purpose) -> bool:
+        return any(pair.public.purpose == purpose for pair in self._private.values())
+
+    def seal_case(self, plaintext: bytes, binding: str) -> bytes:
+        return self.case_public.seal(plaintext, binding)
+
+    def seal_identity(self, plaintext: bytes, binding: str) -> bytes:
+        return self.identity_public.seal(plaintext, binding)
+
+    def open(self, data: bytes, binding: str) -> bytes:
+        envelope = Envelope.from_bytes(data)
+        pair = self._private.get(envelope.key_id)
+        if pair is None:
+            raise EnvelopeError("this process holds no private key for that envelope")
+        if envelope.suite != pair.public.suite:
+            raise EnvelopeError("envelope suite does not match its key")
+        info = hpke_info(envelope.suite, envelope.key_id, binding)
+        try:
+            return _SUITE.decrypt(envelope.enc + envelope.ct, pair.hpke_key, info=info)
+        except (InvalidTag, ValueError) as exc:
+            raise EnvelopeError("envelope failed authentication (tampered, or bound elsewhere)") from exc

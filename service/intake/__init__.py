@@ -1,0 +1,1 @@
+"""Intake: the one submission pipeline every channel feeds, and receipts."""

@@ -1,0 +1,132 @@
+"""The one submission pipeline. Every channel (web form, API, mail, hotline, staff sources) calls
+``submit_tip``: seal what identifies, classify, register, issue a receipt, audit — in one transaction.
+
+Invariant: the submitter's details and the unmasked text leave this function only as identity-key
+envelopes; the report content only as case-key envelopes. Nothing here logs content or identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth import service as auth_service
+from service.classify import service as classify_service
+from service.db import new_id
+from service.errors import Invalid
+from service.intake.models import Receipt
+from service.intake.receipts import new_receipt_code, receipt_hash
+from service.registry import service as registry_service
+from service.registry.models import CHANNELS, SOURCES
+from service.runtime import Runtime
+from service.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A report as any channel hands it over, before anything is stored."""
+
+    text: str
+    channel: str
+    source: str = "public_report"
+    anonymous: bool = True
+    accused: dict[str, str | None] = field(default_factory=dict)
+    incident: dict[str, str | None] = field(default_factory=dict)
+    category_hint: str | None = None
+    submitter: dict[str, Any] = field(default_factory=dict)  # identity: sealed with the identity key
+    received_at: datetime | None = None
+    due_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # channel- or source-specific, case key
+
+
+@dataclass(frozen=True)
+class SubmittedTip:
+    clue_id: str
+    registry_number: str
+    receipt: str  # the code: shown once to the reporter, never stored or logged
+
+
+def binding(clue_id: str, field_name: str) -> str:
+    return f"clues/{clue_id}/{field_name}"
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def accused_index(runtime: Runtime, accused: dict[str, str | None]) -> str | None:
+    """Keyed hash of the normalised name and unit, so repeat reports link without plaintext."""
+    name = _normalise_name(accused.get("name"))
+    if not name:
+        return None
+    unit = _normalise_name(accused.get("unit"))
+    key = runtime.lookup_key("accused-index")
+    return hmac.new(key, f"{name}\x00{unit}".encode(), hashlib.sha256).hexdigest()
+
+
+def _normalise_name(value: str | None) -> str:
+    text = unicodedata.normalize("NFKC", value or "")
+    return "".join(ch for ch in text if not ch.isspace()).lower()
+
+
+async def submit_tip(
+    session: AsyncSession, *, runtime: Runtime, submission: Submission, actor: str
+) -> SubmittedTip:
+    if submission.source not in SOURCES or submission.channel not in CHANNELS:
+        raise Invalid("来源或渠道无效", message_en="unknown source or channel")
+    taxonomy = classify_service.current_taxonomy()
+    hint = submission.category_hint
+    if hint is not None and hint not in taxonomy.category_ids:
+        raise Invalid("所选问题类别不存在", message_en=f"unknown category_hint {hint!r}")
+
+    clue_id = new_id()
+    keys = runtime.keys
+    # Personal data the reporter wrote into the text is a submitter detail: staff see it masked.
+    spans = classify_service.find_personal_data(submission.text)
+    masked_text = classify_service.mask_personal_data(submission.text, spans) if spans else submission.text
+    result = classify_service.classify(masked_text, category_hint=hint)
+
+    identity: dict[str, Any] = {k: v for k, v in submission.submitter.items() if v}
+    if spans:
+        identity["unmasked_text"] = submission.text
+    content = {
+        "text": masked_text,
+        "incident": submission.incident,
+        "category_hint": hint,
+        "details": submission.details,
+    }
+    new = registry_service.NewClue(
+        id=clue_id,
+        source=submission.source,
+        channel=submission.channel,
+        real_name=not submission.anonymous,
+        received_at=submission.received_at or utcnow(),
+        content=keys.seal_case(_json(content), binding(clue_id, "content")),
+        accused=keys.seal_case(_json(submission.accused), binding(clue_id, "accused")),
+        classification=keys.seal_case(_json(result.to_dict()), binding(clue_id, "classification")),
+        identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
+        accused_key=accused_index(runtime, submission.accused),
+        accused_unit_id=await auth_service.resolve_unit_id(session, submission.accused.get("unit")),
+        categories=tuple(result.labels),
+        needs_triage=result.needs_triage,
+        taxonomy_version=result.taxonomy_version,
+        due_at=submission.due_at,
+    )
+    code = new_receipt_code()
+    clue = await registry_service.register_clue(session, new=new, actor=actor, settings=runtime.settings)
+    receipt = Receipt(
+        clue_id=clue_id,
+        code_hash=receipt_hash(runtime.lookup_key("receipt"), code),
+        created_at=utcnow(),
+        read_aloud=submission.channel == "hotline",
+    )
+    session.add(receipt)
+    await session.flush()
+    return SubmittedTip(clue_id=clue_id, registry_number=clue.registry_number, receipt=code)

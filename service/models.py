@@ -1,0 +1,21 @@
+"""Every table, imported in one place for Alembic and for tests."""
+
+from service.audit.models import AuditEntry, AuditHead
+from service.auth.models import ApiToken, Staff, StaffRole, Unit
+from service.db import Base
+from service.intake.models import Receipt
+from service.registry.models import Clue, ClueCategory, RegistryCounter
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "AuditHead",
+    "Base",
+    "Clue",
+    "ClueCategory",
+    "Receipt",
+    "RegistryCounter",
+    "Staff",
+    "StaffRole",
+    "Unit",
+]

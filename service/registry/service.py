@@ -1,0 +1,272 @@
+"""Registering clues and the staff's work on them. Services flush; the caller's edge commits."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from service.audit import service as audit_service
+from service.auth import service as auth_service
+from service.auth.models import Unit
+from service.auth.permissions import Action, Role, is_allowed
+from service.auth.service import Principal
+from service.crypto.keys import KeyRing
+from service.db import UTCDateTime
+from service.errors import Conflict, Invalid, NotFound
+from service.registry.models import Clue, ClueCategory
+from service.registry.numbering import next_registry_number
+from service.settings import Settings
+from service.timeutil import add_months_local, as_utc, local_date, utcnow
+
+
+@dataclass(frozen=True)
+class NewClue:
+    """Everything a channel has prepared for registration; the sensitive parts already sealed."""
+
+    id: str
+    source: str
+    channel: str
+    real_name: bool
+    received_at: datetime
+    content: bytes
+    accused: bytes
+    classification: bytes
+    identity: bytes | None
+    accused_key: str | None
+    accused_unit_id: str | None
+    categories: tuple[str, ...]
+    needs_triage: bool
+    taxonomy_version: str
+    due_at: datetime | None = None  # a superior's deadline; otherwise the disposal-proposal limit
+
+
+async def register_clue(session: AsyncSession, *, new: NewClue, actor: str, settings: Settings) -> Clue:
+    now = utcnow()
+    number = await next_registry_number(
+        session, prefix=settings.registry_prefix, year=local_date(new.received_at).year
+    )
+    clue = Clue(
+        id=new.id,
+        registry_number=number,
+        source=new.source,
+        channel=new.channel,
+        status="registered",
+        real_name=new.real_name,
+        received_at=new.received_at,
+        registered_at=now,
+        due_at=new.due_at or add_months_local(new.received_at, settings.disposal_due_months),
+        needs_triage=new.needs_triage,
+        taxonomy_version=new.taxonomy_version,
+        content=new.content,
+        accused=new.accused,
+        classification=new.classification,
+        identity=new.identity,
+        accused_key=new.accused_key,
+        accused_unit_id=new.accused_unit_id,
+        categories=[ClueCategory(category=c) for c in new.categories],
+    )
+    session.add(clue)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="clue.registered",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "registry_number": number,
+            "source": new.source,
+            "channel": new.channel,
+            "categories": sorted(new.categories),
+            "needs_triage": new.needs_triage,
+        },
+        chains=settings.audit_chains,
+    )
+    return clue
+
+
+# --- Staff reads and assignment ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClueFilters:
+    status: str | None = None
+    category: str | None = None
+    source: str | None = None
+    channel: str | None = None
+    unit_id: str | None = None  # handling unit
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Clue]
+    next_cursor: str | None
+
+
+def _apply_filters(query: Select[tuple[Clue]], filters: ClueFilters) -> Select[tuple[Clue]]:
+    if filters.status:
+        query = query.where(Clue.status == filters.status)
+    if filters.source:
+        query = query.where(Clue.source == filters.source)
+    if filters.channel:
+        query = query.where(Clue.channel == filters.channel)
+    if filters.unit_id:
+        query = query.where(Clue.handling_unit_id == filters.unit_id)
+    if filters.received_from:
+        query = query.where(Clue.received_at >= filters.received_from)
+    if filters.received_to:
+        query = query.where(Clue.received_at < filters.received_to)
+    if filters.category:
+        query = query.where(
+            Clue.id.in_(select(ClueCategory.clue_id).where(ClueCategory.category == filters.category))
+        )
+    return query
+
+
+async def list_assigned(
+    session: AsyncSession, *, assignee_id: str, filters: ClueFilters, limit: int, cursor: str | None
+) -> Page:
+    """An investigator's clues, soonest deadline first, with keyset pagination on (due_at, id)."""
+    query = _apply_filters(select(Clue).where(Clue.assignee_id == assignee_id), filters)
+    if cursor:
+        due, last_id = decode_cursor(cursor)
+        query = query.where(
+            tuple_(Clue.due_at, Clue.id) > tuple_(literal(due, UTCDateTime()), literal(last_id))
+        )
+    query = query.order_by(Clue.due_at, Clue.id).limit(limit + 1).options(selectinload(Clue.categories))
+    rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].due_at, rows[-1].id) if more else None)
+
+
+async def list_all(session: AsyncSession, *, filters: ClueFilters, limit: int, cursor: str | None) -> Page:
+    """Every clue, newest first, keyset pagination on (received_at, id) descending."""
+    query = _apply_filters(select(Clue), filters)
+    if cursor:
+        received, last_id = decode_cursor(cursor)
+        query = query.where(
+            tuple_(Clue.received_at, Clue.id) < tuple_(literal(received, UTCDateTime()), literal(last_id))
+        )
+    query = query.order_by(Clue.received_at.desc(), Clue.id.desc()).limit(limit + 1)
+    rows = list((await session.execute(query.options(selectinload(Clue.categories)))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].received_at, rows[-1].id) if more else None)
+
+
+def encode_cursor(moment: datetime, clue_id: str) -> str:
+    raw = json.dumps([as_utc(moment).isoformat(), clue_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, clue_id = json.loads(raw)
+        return datetime.fromisoformat(moment), str(clue_id)
+    except (ValueError, TypeError) as exc:
+        raise Invalid("分页游标无效", message_en="invalid cursor") from exc
+
+
+@dataclass(frozen=True)
+class ClueView:
+    """A clue as staff may see it: content decrypted with the case key, personal data masked, never the
+    submitter's identity."""
+
+    clue: Clue
+    text: str
+    incident: dict[str, Any]
+    accused: dict[str, Any]
+    category_hint: str | None
+    classification: dict[str, Any]
+
+
+async def get_visible_clue(session: AsyncSession, *, clue_id: str, principal: Principal) -> Clue:
+    """The clue if the caller may see it. Anything else is 404, so existence does not leak."""
+    query = select(Clue).where(Clue.id == clue_id).options(selectinload(Clue.categories))
+    clue = await session.scalar(query)
+    if clue is not None and (
+        is_allowed(principal.roles, Action.read_any_clue)
+        or (is_allowed(principal.roles, Action.read_assigned_clue) and clue.assignee_id == principal.staff_id)
+    ):
+        return clue
+    raise NotFound("线索不存在", message_en="clue not found")
+
+
+async def read_clue(session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing) -> ClueView:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    content = json.loads(keys.open(clue.content, f"clues/{clue.id}/content"))
+    accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
+    classification = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"fields": ["content", "accused", "classification"]},
+    )
+    return ClueView(
+        clue=clue,
+        text=content["text"],
+        incident=content.get("incident") or {},
+        accused=accused,
+        category_hint=content.get("category_hint"),
+        classification=classification,
+    )
+
+
+async def assign_clue(
+    session: AsyncSession, *, clue_id: str, assignee_id: str, principal: Principal, keys: KeyRing
+) -> Clue:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    assignee = await auth_service.get_staff(session, assignee_id)
+    if assignee.disabled or Role.investigator not in {r.role for r in assignee.roles}:
+        raise Invalid("只能交给在岗的核查人员", message_en="the assignee must be an active investigator")
+    await _enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+    previous = clue.assignee_id
+    clue.assignee_id = assignee.id
+    clue.handling_unit_id = assignee.unit_id
+    clue.assigned_at = utcnow()
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.assigned",
+        object_type="clue",
+        object_id=clue.id,
+        details={"assignee_id": assignee.id, "previous_assignee_id": previous, "unit_id": assignee.unit_id},
+    )
+    return clue
+
+
+async def _enforce_recusal(
+    session: AsyncSession, *, clue: Clue, assignee_unit_id: str | None, keys: KeyRing
+) -> None:
+    """Nobody in the accused person's unit (or in a part of it) may handle the clue."""
+    if assignee_unit_id is None:
+        return
+    assignee_units = await auth_service.unit_and_ancestors(session, assignee_unit_id)
+    if clue.accused_unit_id is not None:
+        conflict = clue.accused_unit_id in assignee_units
+    else:
+        # The reporter named the unit in free text; compare it with the assignee's unit names.
+        accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
+        named = auth_service.normalise_unit_name(accused.get("unit") or "")
+        names = (await session.execute(select(Unit.name).where(Unit.id.in_(assignee_units)))).scalars()
+        conflict = bool(named) and named in set(names)
+    if conflict:
+        raise Conflict(
+            "回避：被举报人所在单位的人员不能办理此线索",
+            message_en="recusal: staff of the accused person's unit cannot handle this clue",
+        )

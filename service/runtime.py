@@ -1,0 +1,126 @@
+"""What a running process holds: settings, database, the keys its role may use and the lookup secret.
+
+Roles decide keys: ``intake`` and ``mail`` hold public keys only; ``staff`` also loads the case private
+key(s). No server role loads the identity private key — only the custodial command line does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.crypto.keys import (
+    KeyFileError,
+    KeyPair,
+    KeyRing,
+    read_key_pair,
+    read_public_key,
+    write_key_pair,
+    write_public_key,
+)
+from service.db import create_engine, create_session_factory
+from service.settings import Settings
+
+log = logging.getLogger("tipline")
+
+ROLES = ("intake", "mail", "staff", "worker")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    keys: KeyRing
+    lookup_secret: bytes
+    roles: frozenset[str]
+
+    def lookup_key(self, label: str) -> bytes:
+        """Independent keys for independent lookups, derived from the one lookup secret."""
+        return hmac.new(self.lookup_secret, label.encode(), hashlib.sha256).digest()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def key_paths(settings: Settings) -> dict[str, Path]:
+    keys_dir = settings.effective_keys_dir
+    return {
+        "case_public": keys_dir / "case.public.json",
+        "identity_public": keys_dir / "identity.public.json",
+        "case_private": keys_dir / "case.private.json",
+        "identity_private": settings.data_dir / "custody" / "identity.private.json",
+    }
+
+
+def ensure_development_material(settings: Settings) -> None:
+    """First run on the embedded default: make keys and a lookup secret, and say loudly that they are
+    development material. Never in production."""
+    if settings.environment != "development":
+        return
+    paths = key_paths(settings)
+    if not paths["case_public"].exists() and not paths["identity_public"].exists():
+        case, identity = KeyPair.generate("case"), KeyPair.generate("identity")
+        write_key_pair(paths["case_private"], case)
+        write_public_key(paths["case_public"], case.public)
+        write_key_pair(paths["identity_private"], identity)
+        write_public_key(paths["identity_public"], identity.public)
+        log.warning(
+            "DEVELOPMENT KEYS GENERATED in %s. The identity private key sits at %s on this machine: "
+            "this is NOT SAFE for real reports. Production keys come from `tipline keys init` on a "
+            "custodial machine.",
+            settings.effective_keys_dir,
+            paths["identity_private"],
+        )
+    secret_file = settings.data_dir / "secrets" / "lookup.key"
+    if settings.lookup_secret is None and not secret_file.exists():
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secrets.token_hex(32))
+        secret_file.chmod(0o600)
+        log.warning(
+            "DEVELOPMENT LOOKUP SECRET GENERATED at %s; set TIPLINE_LOOKUP_SECRET in production.", secret_file
+        )
+
+
+def load_lookup_secret(settings: Settings) -> bytes:
+    if settings.lookup_secret is not None:
+        return settings.lookup_secret.get_secret_value().encode()
+    secret_file = settings.data_dir / "secrets" / "lookup.key"
+    try:
+        return secret_file.read_text().strip().encode()
+    except OSError:
+        raise KeyFileError(f"TIPLINE_LOOKUP_SECRET is not set and {secret_file} is missing") from None
+
+
+def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
+    paths = key_paths(settings)
+    private: list[KeyPair] = []
+    if "staff" in roles:
+        # Every case key pair in the keys dir opens old envelopes after a rotation.
+        private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]
+        if not private:
+            raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
+    return KeyRing(
+        case_public=read_public_key(paths["case_public"]),
+        identity_public=read_public_key(paths["identity_public"]),
+        private=private,
+    )
+
+
+def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
+    ensure_development_material(settings)
+    engine = create_engine(settings.effective_database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        keys=load_keys(settings, roles),
+        lookup_secret=load_lookup_secret(settings),
+        roles=roles,
+    )

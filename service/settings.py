@@ -1,0 +1,85 @@
+"""One typed settings object, read from ``TIPLINE_*`` environment variables and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ZONE = "Asia/Shanghai"  # registry-number years and every deadline are counted in this zone
+
+
+class SettingsError(RuntimeError):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIPLINE_", extra="ignore", validate_default=True)
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # default: SQLite file under data_dir
+    database_auto_upgrade: bool = False  # apply pending migrations at start instead of refusing
+
+    # Keys. Intake needs only the two public keys; staff also the case private key(s).
+    keys_dir: Path | None = None  # default: data_dir/keys
+    # Server secret for keyed lookups (receipt codes, the accused-person index); generated in development.
+    lookup_secret: SecretStr | None = None
+
+    registry_prefix: str = Field(default="LG", pattern=r"^[A-Z][A-Z0-9]{0,9}$")
+    disposal_due_months: int = Field(default=1, ge=1, le=24)
+
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_text_chars: int = Field(default=20_000, ge=100)
+
+    token_ttl_days: int = Field(default=90, ge=1, le=3650)
+    audit_chains: int = Field(default=0, ge=0, le=64)  # 0: 1 on SQLite, 8 on PostgreSQL
+    taxonomy_path: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production":
+            if self.lookup_secret is None or len(self.lookup_secret.get_secret_value()) < 32:
+                raise ValueError("TIPLINE_LOOKUP_SECRET must be set (at least 32 characters) in production")
+            if not self.database_url:
+                raise ValueError("TIPLINE_DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'tipline.db').resolve()}"
+
+    @property
+    def effective_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning validation errors into one readable message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "TIPLINE_" + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()
