@@ -1,0 +1,300 @@
+"""Sniffing and metadata removal on files generated here (Pillow, pikepdf, python-docx, mutagen)."""
+
+import io
+import struct
+import zipfile
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+
+from service.attachments.sanitize import MalformedFile, WholeFileLimitExceeded, sanitize_stream
+from service.attachments.sniff import DisallowedFileType, FileKind, sniff
+
+CANARY = "ZHANGSAN-CANARY-4711"
+
+
+async def chunked(data: bytes, step: int = 1000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), step):
+        yield data[i : i + step]
+
+
+async def sanitize(kind: FileKind, data: bytes, step: int = 1000, **kw) -> tuple[bytes, list[str], FileKind]:
+    stream = sanitize_stream(kind, chunked(data, step), **kw)
+    out = b"".join([c async for c in stream])
+    assert stream.report.complete
+    return out, stream.report.removed, stream.report.kind
+
+
+def jpeg_with_gps() -> bytes:
+    img = Image.new("RGB", (64, 48), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x010F] = CANARY  # Make
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}  # GPS IFD
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, comment=CANARY.encode())
+    return buf.getvalue()
+
+
+def png_with_text() -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", CANARY)
+    info.add_itxt("Comment", CANARY, zip=True)
+    buf = io.BytesIO()
+    Image.new("RGBA", (20, 20), (1, 2, 3, 4)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def pdf_with_author() -> bytes:
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    with pdf.open_metadata() as meta:
+        meta["dc:creator"] = [CANARY]
+    pdf.docinfo["/Author"] = CANARY
+    pdf.docinfo["/Producer"] = CANARY
+    pdf.docinfo["/Title"] = CANARY
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def docx_with_author() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("what happened")
+    document.core_properties.author = CANARY
+    document.core_properties.last_modified_by = CANARY
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+def mp3_with_tags(frames: int = 50) -> bytes:
+    from mutagen.id3 import ID3, TIT2, TPE1
+
+    frame = b"\xff\xfb\x90\x00" + bytes(413)  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz: 417 bytes
+    buf = io.BytesIO(frame * frames)
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text=CANARY))
+    tags.add(TPE1(encoding=3, text=CANARY))
+    tags.save(buf)
+    v1 = b"TAG" + CANARY.encode().ljust(30, b"\0") + bytes(95)
+    return buf.getvalue() + v1
+
+
+def test_sniff_allow_list() -> None:
+    assert sniff(jpeg_with_gps()) is FileKind.JPEG
+    assert sniff(png_with_text()) is FileKind.PNG
+    assert sniff(pdf_with_author()) is FileKind.PDF
+    assert sniff(docx_with_author()) is FileKind.DOCX
+    assert sniff(mp3_with_tags()) is FileKind.MP3
+    assert sniff("举报内容：某派出所民警收红包。\n".encode(), complete=True) is FileKind.TEXT_UTF8
+    assert sniff("举报内容：某派出所民警收红包。\n".encode("gb18030"), complete=True) is FileKind.TEXT_GB18030
+    assert sniff(b"RIFF\x24\x00\x00\x00WAVEfmt ") is FileKind.WAV
+    assert sniff(b"#!AMR\n\x3c") is FileKind.AMR
+    assert sniff(b"OggS\x00\x02") is FileKind.OGG
+    assert sniff(b"\x00\x00\x00\x20ftypM4A \x00\x00") is FileKind.M4A
+    assert sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)) is FileKind.LEGACY_OFFICE
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "GIF")
+    assert sniff(buf.getvalue()) is FileKind.GIF
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, body in entries.items():
+            archive.writestr(name, body)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + bytes(100),  # Windows executable
+        b"\x7fELF\x02\x01\x01" + bytes(100),
+        b"<!DOCTYPE html><html><body>hi</body></html>",
+        b"  <html><script>alert(1)</script>",
+        b"hello <script>alert(1)</script>",
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        b"",
+        b"text with a \x00 NUL",
+        b"\x00\x00\x00\x18ftypheic\x00\x00",  # HEIC: no sanitizer without a codec library
+        b"\x00\x00\x00\x18ftypisom\x00\x00",  # video
+        b"\x1f\x8b\x08\x00",  # gzip
+    ],
+)
+def test_sniff_rejects(data: bytes) -> None:
+    with pytest.raises(DisallowedFileType):
+        sniff(data, complete=True)
+
+
+def test_sniff_rejects_zip_that_is_not_office() -> None:
+    # A bomb-ish archive: one highly compressible entry, no office structure.
+    bomb = zip_of({"bomb.txt": bytes(20 * 1024 * 1024)})
+    assert len(bomb) < 100_000
+    with pytest.raises(DisallowedFileType):
+        sniff(bomb[:65536])
+    with pytest.raises(DisallowedFileType):
+        sniff(zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"x", "xl/x.xml": b"y"}))
+
+
+async def test_office_zip_bomb_and_fake_office_rejected_by_sanitizer() -> None:
+    fake = zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": bytes(10 * 1024 * 1024)})
+    assert sniff(fake) is FileKind.DOCX  # the local headers look like Word ...
+    with pytest.raises(DisallowedFileType):  # ... but it expands too far / is not declared as Word
+        await sanitize(FileKind.DOCX, fake)
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000, 10**9])
+async def test_jpeg_gps_and_comment_removed(step: int) -> None:
+    original = jpeg_with_gps()
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(0x8825)
+    out, removed, _ = await sanitize(FileKind.JPEG, original, step=step)
+    assert CANARY.encode() not in out
+    image = Image.open(io.BytesIO(out))
+    image.load()
+    assert image.size == (64, 48)
+    assert not image.getexif().get_ifd(0x8825)
+    assert len(image.getexif()) == 0
+    assert "jpeg:APP1/Exif" in removed and "jpeg:COM" in removed
+    assert all(CANARY not in name for name in removed)
+
+
+async def test_jpeg_trailer_dropped_and_truncation_rejected() -> None:
+    original = jpeg_with_gps()
+    out, removed, _ = await sanitize(FileKind.JPEG, original + CANARY.encode())
+    assert CANARY.encode() not in out and "jpeg:trailing-data" in removed
+    with pytest.raises(MalformedFile):
+        await sanitize(FileKind.JPEG, original[: len(original) // 2])
+
+
+async def test_progressive_jpeg_round_trips() -> None:
+    buf = io.BytesIO()
+    Image.effect_noise((128, 128), 50).convert("RGB").save(buf, "JPEG", progressive=True, exif=Image.Exif())
+    out, _, _ = await sanitize(FileKind.JPEG, buf.getvalue(), step=333)
+    assert Image.open(io.BytesIO(out)).tobytes() == Image.open(buf).tobytes()
+
+
+@pytest.mark.parametrize("step", [1, 5, 1000])
+async def test_png_text_chunks_removed(step: int) -> None:
+    original = png_with_text()
+    out, removed, _ = await sanitize(FileKind.PNG, original, step=step)
+    assert CANARY.encode() not in out
+    image = Image.open(io.BytesIO(out))
+    assert image.text == {} and image.convert("RGBA").getpixel((0, 0)) == (1, 2, 3, 4)
+    assert set(removed) == {"png:tEXt", "png:iTXt"}
+
+
+async def test_pdf_author_and_xmp_removed() -> None:
+    import pikepdf
+
+    out, removed, _ = await sanitize(FileKind.PDF, pdf_with_author())
+    assert CANARY.encode() not in out
+    with pikepdf.open(io.BytesIO(out)) as pdf:
+        assert "/Author" not in pdf.docinfo and "/Metadata" not in pdf.Root
+        assert len(pdf.pages) == 1
+    assert {"pdf:/Author", "pdf:/Producer", "pdf:/Title", "pdf:/Metadata"} <= set(removed)
+
+
+async def test_pdf_over_whole_file_cap() -> None:
+    with pytest.raises(WholeFileLimitExceeded):
+        await sanitize(FileKind.PDF, pdf_with_author(), whole_file_limit=100)
+
+
+async def test_docx_author_removed() -> None:
+    import docx
+
+    out, removed, kind = await sanitize(FileKind.DOCX, docx_with_author())
+    assert kind is FileKind.DOCX
+    assert CANARY.encode() not in b"".join(
+        zipfile.ZipFile(io.BytesIO(out)).read(n) for n in zipfile.ZipFile(io.BytesIO(out)).namelist()
+    )
+    document = docx.Document(io.BytesIO(out))
+    assert document.core_properties.author == "" and document.core_properties.last_modified_by == ""
+    assert document.paragraphs[0].text == "what happened"
+    assert "docx:docProps/core.xml:creator" in removed
+    assert "docx:docProps/core.xml:lastModifiedBy" in removed
+
+
+async def test_xlsx_author_removed() -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active["A1"] = "x"
+    book.properties.creator = CANARY
+    buf = io.BytesIO()
+    book.save(buf)
+    assert sniff(buf.getvalue()) is FileKind.XLSX
+    out, removed, _ = await sanitize(FileKind.XLSX, buf.getvalue())
+    archive = zipfile.ZipFile(io.BytesIO(out))
+    assert CANARY.encode() not in b"".join(archive.read(n) for n in archive.namelist())
+    assert openpyxl.load_workbook(io.BytesIO(out)).properties.creator != CANARY  # openpyxl fills a default
+    assert "xlsx:docProps/core.xml:creator" in removed
+
+
+@pytest.mark.parametrize("step", [3, 4096, 10**9])
+async def test_mp3_id3_removed(step: int) -> None:
+    original = mp3_with_tags()
+    out, removed, _ = await sanitize(FileKind.MP3, original, step=step)
+    assert CANARY.encode() not in out
+    assert out == b"\xff\xfb\x90\x00" + bytes(413) + (b"\xff\xfb\x90\x00" + bytes(413)) * 49
+    assert removed == ["id3v2", "id3v1"]
+
+
+async def test_large_mp3_streams_through_tail() -> None:
+    frames = 2000
+    out, _, _ = await sanitize(FileKind.MP3, mp3_with_tags(frames), step=65536)
+    assert len(out) == 417 * frames
+
+
+async def test_wav_list_info_replaced_by_junk() -> None:
+    pcm = bytes(1000)
+    info = b"INFOIART" + struct.pack("<I", len(CANARY) + 2) + CANARY.encode() + b"\0\0"
+    chunks = (
+        b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16) + b"data" + struct.pack("<I", 1000)
+    )
+    chunks += pcm + b"LIST" + struct.pack("<I", len(info)) + info
+    wav = b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+    out, removed, _ = await sanitize(FileKind.WAV, wav, step=7)
+    assert CANARY.encode() not in out and len(out) == len(wav) and removed == ["wav:LIST"]
+    import wave
+
+    with wave.open(io.BytesIO(out)) as reader:
+        assert reader.readframes(1000) == pcm
+
+
+async def test_text_validated_through_whole_stream() -> None:
+    text = ("某某法院执行局法官收受红包。" * 5000).encode()
+    out, removed, _ = await sanitize(FileKind.TEXT_UTF8, text, step=1001)
+    assert out == text and removed == []
+    with pytest.raises(MalformedFile):
+        await sanitize(FileKind.TEXT_UTF8, text + b"\x00")
+    with pytest.raises(MalformedFile):
+        await sanitize(FileKind.TEXT_UTF8, text + b"\xff\xfe")
+
+
+async def test_gif_comment_removed() -> None:
+    buf = io.BytesIO()
+    Image.new("P", (8, 8)).save(buf, "GIF", comment=CANARY.encode())
+    assert CANARY.encode() in buf.getvalue()
+    out, removed, _ = await sanitize(FileKind.GIF, buf.getvalue())
+    assert CANARY.encode() not in out and "gif:comment" in removed
+    Image.open(io.BytesIO(out)).load()
+
+
+async def test_webp_exif_removed() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = CANARY
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(buf, "WEBP", exif=exif, lossless=True)
+    assert sniff(buf.getvalue()) is FileKind.WEBP and CANARY.encode() in buf.getvalue()
+    out, removed, _ = await sanitize(FileKind.WEBP, buf.getvalue(), step=5)
+    assert CANARY.encode() not in out and "webp:EXIF" in removed
+    image = Image.open(io.BytesIO(out))
+    assert image.getpixel((0, 0)) == (9, 9, 9) and len(image.getexif()) == 0
