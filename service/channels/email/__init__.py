@@ -1,0 +1,1 @@
+"""The mailbox channel: SMTP receiving and MIME parsing of tips sent by email."""
