@@ -123,7 +123,7 @@ def _codec_chain(label: str | None) -> tuple[list[str], bool]:
     if name in _BIG5_LABELS:
         return ["cp950", "big5hkscs"], True
     if name in {"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"}:
-        return ["ascii", *_GUESS_ORDER], True
+        return ["ascii", *_GUESS_ORDER, "cp1252", "latin-1"], True
     if name in {"utf8", "utf-8", "unicode-1-1-utf-8", "x-unicode20utf8"}:
         return ["utf-8"], True
     try:
@@ -558,6 +558,7 @@ _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signatur
 _VCARD_TYPES = {"text/vcard", "text/x-vcard", "text/directory"}
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _BOUNDARY_LINE = re.compile(rb"^--([^\s\r\n]{6,70}?)(?:--)?[ \t]*\r?$", re.MULTILINE)
+_PART_START = re.compile(rb"^--([^\s\r\n]{6,70}?)[ \t]*\r?\n(?=content-)", re.MULTILINE | re.IGNORECASE)
 
 
 @dataclass
@@ -828,8 +829,12 @@ def _recover_multipart(part: email.message.Message, walk: _Walk) -> email.messag
         counts[match.group(1)] = counts.get(match.group(1), 0) + 1
     candidates = [boundary for boundary, count in counts.items() if count >= 2]
     if not candidates:
-        return None
-    boundary = max(candidates, key=lambda b: counts[b]).decode("ascii", "replace")
+        # A lone delimiter followed by part headers still marks where a part starts.
+        first = _PART_START.search(data[: 1024 * 1024])
+        if first is None:
+            return None
+        candidates = [first.group(1)]
+    boundary = max(candidates, key=lambda b: counts.get(b, 0)).decode("ascii", "replace")
     if '"' in boundary:
         return None
     subtype = _content_type(part).split("/", 1)[1]
