@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=20_000, ge=100)
 
     token_ttl_days: int = Field(default=90, ge=1, le=3650)
+    # Staff web login (docs/staff-login.md).
+    staff_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    staff_session_absolute_hours: int = Field(default=12, ge=1, le=24 * 7)
+    staff_login_max_failures: int = Field(default=5, ge=1, le=100)  # then locked, doubling each time
+    staff_lockout_base_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    staff_lockout_max_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
+    staff_cookie_secure: bool = True  # only for plain-http development may this be false
     audit_chains: int = Field(default=0, ge=0, le=64)  # 0: 1 on SQLite, 8 on PostgreSQL
     taxonomy_path: Path | None = None
 

@@ -27,6 +27,11 @@ class Action(StrEnum):
     manage_units = "manage_units"
     list_staff = "list_staff"
     manage_staff = "manage_staff"
+    manage_staff_login = "manage_staff_login"
+    register_call = "register_call"
+    add_to_call_clue = "add_to_call_clue"
+    register_letter_visit = "register_letter_visit"
+    register_staff_source = "register_staff_source"
 
 
 _ALL = frozenset(Role)
@@ -42,6 +47,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.manage_units: frozenset({Role.admin}),
     Action.list_staff: frozenset({Role.supervisor, Role.admin}),
     Action.manage_staff: frozenset({Role.admin}),
+    Action.manage_staff_login: frozenset({Role.admin}),
+    Action.register_call: frozenset({Role.operator}),
+    Action.add_to_call_clue: frozenset({Role.operator}),
+    Action.register_letter_visit: frozenset({Role.operator}),
+    Action.register_staff_source: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -55,6 +65,17 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.manage_units: "Create units (`POST /api/v1/units`, `tipline unit add`)",
     Action.list_staff: "List staff accounts (`GET /api/v1/staff`)",
     Action.manage_staff: "Create, disable staff, issue and revoke tokens (`POST /api/v1/staff…`, `tipline staff`)",
+    Action.manage_staff_login: (
+        "Set a staff password, enrol or reset TOTP, end web sessions (`/api/v1/staff/{id}/password|totp…`)"
+    ),
+    Action.register_call: "Register a hotline call as a clue (`POST /api/v1/hotline/calls`, `/staff/hotline`)",
+    Action.add_to_call_clue: (
+        "Add to a clue when the caller phones again with the code — add-only (`POST /api/v1/hotline/additions`)"
+    ),
+    Action.register_letter_visit: "Register a letter or a visit (`POST /api/v1/letters`, `/api/v1/visits`)",
+    Action.register_staff_source: (
+        "Register a superior assignment, self-inspection or voluntary confession (`POST /api/v1/staff-sources`)"
+    ),
 }
 
 
