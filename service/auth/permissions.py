@@ -32,6 +32,7 @@ class Action(StrEnum):
     add_to_call_clue = "add_to_call_clue"
     register_letter_visit = "register_letter_visit"
     register_staff_source = "register_staff_source"
+    exchange_messages = "exchange_messages"
 
 
 _ALL = frozenset(Role)
@@ -52,6 +53,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.add_to_call_clue: frozenset({Role.operator}),
     Action.register_letter_visit: frozenset({Role.operator}),
     Action.register_staff_source: frozenset({Role.supervisor}),
+    Action.exchange_messages: frozenset({Role.investigator, Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -75,6 +77,9 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.register_letter_visit: "Register a letter or a visit (`POST /api/v1/letters`, `/api/v1/visits`)",
     Action.register_staff_source: (
         "Register a superior assignment, self-inspection or voluntary confession (`POST /api/v1/staff-sources`)"
+    ),
+    Action.exchange_messages: (
+        "Read and send messages with the reporter of a visible clue (`GET/POST /api/v1/clues/{id}/messages`)"
     ),
 }
 
