@@ -318,9 +318,11 @@ def html_to_text(html: str) -> str:
 _QUOTED_HEADER = re.compile(
     r"^\s*(?:>\s*)*\**\s*(?:from|to|cc|bcc|reply-to|sender|envelope-to|"
     r"发件人|發件人|收件人|抄送|抄送人|密送|寄件者|寄件人|收件者|副本|密件副本|回复至|"
-    r"de|von|an|para|à)\s*\**\s*[:：]",
+    r"von|mittente|destinatario|expéditeur|destinataire|remitente)\s*\**\s*[:：]",
     re.IGNORECASE,
 )
+# Short labels in other languages ("Da:", "A:", "De:", "An:") are quoted headers only when they carry an address.
+_QUOTED_HEADER_SHORT = re.compile(r"^\s*(?:>\s*)*\**\s*(?:da|a|de|an|para|à|per|ccn|cco)\s*\**\s*:.*@", re.I)
 _ATTRIBUTION = re.compile(r"(?:wrote|writes|a écrit|schrieb|escribió|写道|寫道)\s*[:：]\s*$", re.I)
 _QUOTE_START = re.compile(
     r"^\s*(?:>|-{2,}\s*(?:original message|forwarded message|原始邮件|原始郵件|转发邮件|轉寄郵件)|"
@@ -359,7 +361,9 @@ def _split_identity_lines(text: str, identity: dict[str, list[str]]) -> str:
     for line in text.split("\n"):
         stripped = line.strip()
         if len(stripped) <= 600 and (
-            _QUOTED_HEADER.match(stripped) or (_ATTRIBUTION.search(stripped) and len(stripped) < 300)
+            _QUOTED_HEADER.match(stripped)
+            or _QUOTED_HEADER_SHORT.match(stripped)
+            or (_ATTRIBUTION.search(stripped) and len(stripped) < 300)
         ):
             _add(identity, "quoted", re.sub(r"^[>\s]+", "", stripped))
             continue
@@ -597,14 +601,16 @@ def _param(part: email.message.Message, name: str, header: str, notes: list[str]
 
 
 def _raw_payload(part: email.message.Message) -> bytes:
-    payload = part.get_payload(decode=False)
+    """The part's body bytes exactly as received. Message.get_payload() "helpfully" decodes 8-bit bodies
+    with the declared charset and replaces what does not fit, so read the stored payload instead."""
+    payload = getattr(part, "_payload", None)
     if isinstance(payload, bytes):
         return payload
     if not isinstance(payload, str):
         return b""
     try:
         return payload.encode("ascii", "surrogateescape")
-    except UnicodeEncodeError:  # compat32 already decoded 8-bit text with the declared charset
+    except UnicodeEncodeError:
         return payload.encode("utf-8", "surrogateescape")
 
 
@@ -820,10 +826,9 @@ def _recover_epilogue(part: email.message.Message, walk: _Walk, depth: int, want
 
 def _recover_multipart(part: email.message.Message, walk: _Walk) -> email.message.Message | None:
     """A multipart whose declared boundary is missing or wrong: find the boundary actually used."""
-    payload = part.get_payload()
-    if not isinstance(payload, str):
+    if not isinstance(part.get_payload(), str):
         return None
-    data = payload.encode("ascii", "surrogateescape")
+    data = _raw_payload(part)
     counts: dict[bytes, int] = {}
     for match in _BOUNDARY_LINE.finditer(data[: 1024 * 1024]):
         counts[match.group(1)] = counts.get(match.group(1), 0) + 1
