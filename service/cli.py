@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if argv[:1] == ["classify"]:
         from service.classify.cli import run as run_classify
 
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 2
+    from service.crypto.keys import KeyFileError
     from service.errors import DomainError
+    from service.migrations import SchemaOutOfDate
 
     try:
         if args.command == "serve":
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as exc:
         print(f"tipline: {exc.message_en}", file=sys.stderr)
         return 1
+    except (SchemaOutOfDate, KeyFileError) as exc:
+        print(f"tipline: {exc}", file=sys.stderr)
+        return 2
 
 
 def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
@@ -127,7 +133,7 @@ async def _in_session(settings, work: Callable[[AsyncSession], Awaitable[T]]) ->
     engine = create_engine(settings.effective_database_url)
     try:
         await ensure_schema(engine, auto_upgrade=False)
-        async with create_session_factory(engine)() as session:
+        async with create_session_factory(engine, audit_chains=settings.audit_chains)() as session:
             result = await work(session)
             await session.commit()
             return result

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy import DateTime, MetaData, String, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -82,8 +82,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_session_factory(engine: AsyncEngine, *, audit_chains: int = 0) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={"audit_chains": audit_chains}
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -100,3 +102,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": commit before the response is sent, so a 2xx always means "durably stored".
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only session for ledger listings and statistics: on the replica when
+    TIPLINE_DATABASE_READ_URL is set, else on the primary. On PostgreSQL the transaction is READ ONLY, so a
+    write through it fails loudly; it is always rolled back. Reads of content need an audit entry in the
+    same transaction, so they use ``SessionDep``, never this."""
+    factory: async_sessionmaker[AsyncSession] = getattr(
+        request.app.state, "read_session_factory", request.app.state.session_factory
+    )
+    async with factory() as session:
+        try:
+            if session.bind.dialect.name == "postgresql":
+                await session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+        finally:
+            await session.rollback()
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]

@@ -119,7 +119,7 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     return Runtime(
         settings=settings,
         engine=engine,
-        session_factory=create_session_factory(engine),
+        session_factory=create_session_factory(engine, audit_chains=settings.audit_chains),
         keys=load_keys(settings, roles),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,

@@ -7,8 +7,11 @@ creates its own database and drops it afterwards. With CI=true a missing Postgre
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from service.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("TIPLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _pg_admin():  # type: ignore[no-untyped-def]
@@ -69,6 +73,17 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
     await drop_pg_database(url)
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of the test's own, for tests that damage or fill it."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        return
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
+
+
 def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
     return Settings(data_dir=data_dir, database_url=database_url, **overrides)  # type: ignore[arg-type]
 
@@ -101,14 +116,40 @@ class Harness:
             return unit.id
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def harness(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
-    data_dir = tmp_path_factory.mktemp("data")
-    app = create_app(make_settings(data_dir, database_url))
+@asynccontextmanager
+async def running_app(data_dir: Path, database_url: str, **overrides: object) -> AsyncIterator[Harness]:
+    app = create_app(make_settings(data_dir, database_url, **overrides))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tipline.test") as client:
             yield Harness(client, app.state.runtime, data_dir, database_url)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def harness(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+    async with running_app(tmp_path_factory.mktemp("data"), database_url) as harness:
+        yield harness
+
+
+def cli_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    """Environment for running the `tipline` command line against a test's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
+    env.update(TIPLINE_DATA_DIR=str(data_dir), TIPLINE_DATABASE_URL=database_url, PYTHONPATH=str(REPO_ROOT))
+    return env
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
 
 
 def unique(prefix: str) -> str:

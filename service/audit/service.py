@@ -40,7 +40,9 @@ def staff_actor(staff_id: str) -> str:
     return f"staff:{staff_id}"
 
 
-def chain_count(session: AsyncSession, configured: int) -> int:
+def chain_count(session: AsyncSession) -> int:
+    """From TIPLINE_AUDIT_CHAINS, carried in the session's info by the runtime's session factory."""
+    configured = session.info.get("audit_chains", 0)
     if configured:
         return configured
     return 1 if session.bind.dialect.name == "sqlite" else 8
@@ -58,10 +60,9 @@ async def record(
     object_type: str,
     object_id: str,
     details: dict[str, Any] | None = None,
-    chains: int = 0,
 ) -> AuditEntry:
     """Append one entry. ``details`` must hold ids, counts and hashes only — never content or identity."""
-    chain = chain_for(object_id, chain_count(session, chains))
+    chain = chain_for(object_id, chain_count(session))
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()

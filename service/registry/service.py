@@ -87,7 +87,6 @@ async def register_clue(session: AsyncSession, *, new: NewClue, actor: str, sett
             "categories": sorted(new.categories),
             "needs_triage": new.needs_triage,
         },
-        chains=settings.audit_chains,
     )
     return clue
 
