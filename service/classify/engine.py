@@ -71,7 +71,7 @@ class Engine:
             self._automaton.make_automaton()
         self._has_words = bool(entries)
         self._patterns = [
-            (category.id, p.id, re.compile(p.regex), p.weight)
+            (category.id, p.id, re.compile(p.regex), p.weight, p.negatable)
             for category in taxonomy.categories
             for p in category.patterns
         ]
@@ -157,11 +157,13 @@ class Engine:
             raw[entry.category] += entry.weight
             evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, entry.kind))  # type: ignore[arg-type]
 
-        for category_id, pattern_id, regex, weight in self._patterns:
+        for category_id, pattern_id, regex, weight, negatable in self._patterns:
             match = regex.search(ntext)
             if match is None or match.end() == match.start():
                 continue
-            if self._negated(ntext, match.start()):
+            # The action is the pattern's last group: "民警没有打人" negates at 打, not at 民警.
+            action_start = match.start(match.lastindex) if match.lastindex else match.start()
+            if negatable and self._negated(ntext, action_start):
                 continue
             start, end = norm.original_span(match.start(), match.end())
             raw[category_id] += weight

@@ -63,6 +63,7 @@ class Pattern:
     id: str
     regex: str
     weight: float
+    negatable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

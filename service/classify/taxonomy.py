@@ -17,6 +17,7 @@ from .models import OTHER, Category, Negation, Pattern, Taxonomy, Thresholds
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.json")
 TAXONOMY_PATH_ENV = "TIPLINE_TAXONOMY_PATH"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+_CONCEPT_REF = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
 
 class TaxonomyError(ValueError):
@@ -61,6 +62,14 @@ def parse_taxonomy(raw: Any, *, source: str = "<data>") -> Taxonomy:
         fail("aliases", "must map non-empty strings to non-empty strings")
         aliases = {}
 
+    concepts = raw.get("concepts", {})
+    if not isinstance(concepts, dict) or not all(
+        isinstance(k, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", k) and isinstance(v, str) and v
+        for k, v in concepts.items()
+    ):
+        fail("concepts", "must map UPPER_CASE names to non-empty regex alternations")
+        concepts = {}
+
     categories: list[Category] = []
     seen: set[str] = set()
     raw_categories = raw.get("categories")
@@ -89,8 +98,13 @@ def parse_taxonomy(raw: Any, *, source: str = "<data>") -> Taxonomy:
             if not isinstance(p, dict) or not isinstance(p.get("id"), str) or not isinstance(p.get("regex"), str):
                 fail(pwhere, "needs string 'id' and 'regex'")
                 continue
+            unknown = sorted(set(_CONCEPT_REF.findall(p["regex"])) - set(concepts))
+            if unknown:
+                fail(pwhere, f"unknown concept(s) {', '.join(unknown)}")
+                continue
+            regex = _CONCEPT_REF.sub(lambda m: "(?:" + concepts[m.group(1)] + ")", p["regex"])
             try:
-                re.compile(p["regex"])
+                re.compile(regex)
             except re.error as exc:
                 fail(pwhere, f"invalid regex: {exc}")
                 continue
@@ -98,7 +112,9 @@ def parse_taxonomy(raw: Any, *, source: str = "<data>") -> Taxonomy:
             if not _is_weight(weight):
                 fail(pwhere, "weight must be a number between -10 and 10")
                 continue
-            patterns.append(Pattern(id=p["id"], regex=p["regex"], weight=float(weight)))
+            patterns.append(
+                Pattern(id=p["id"], regex=regex, weight=float(weight), negatable=bool(p.get("negatable", True)))
+            )
         terms = _weights(item.get("terms", {}), f"{where}.terms", fail)
         if not terms and not patterns and cid != OTHER:
             fail(where, "has neither terms nor patterns")
