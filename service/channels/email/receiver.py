@@ -169,9 +169,9 @@ def start_receiver(
     running application use `serve_receiver` instead."""
     silence_aiosmtpd_logging()
     handler = TipMailHandler(ingest=ingest, accepted_addresses=accepted_addresses, reject_non_mail=reject_non_mail)
-    controller = _Controller(
-        handler, hostname=host, port=port, **_smtp_kwargs(max_size, tls_context, server_hostname)
-    )
+    kwargs = _smtp_kwargs(max_size, tls_context, server_hostname)
+    del kwargs["hostname"]  # Controller's `hostname` is the bind address; SMTP's comes from server_hostname
+    controller = _Controller(handler, hostname=host, port=port, server_hostname=server_hostname, **kwargs)
     controller.start()
     return controller
 
