@@ -4,7 +4,19 @@ from service.audit.models import AuditEntry, AuditHead
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.db import Base
 from service.intake.models import Receipt
-from service.registry.models import Clue, ClueCategory, RegistryCounter
+from service.registry.models import (
+    Clue,
+    ClueCategory,
+    ClueReminder,
+    ClueState,
+    ClueTransfer,
+    ClueTransition,
+    Consultation,
+    DeadlineRule,
+    ProgressRequest,
+    RegistryCounter,
+    RoutingRule,
+)
 
 __all__ = [
     "ApiToken",
@@ -13,8 +25,16 @@ __all__ = [
     "Base",
     "Clue",
     "ClueCategory",
+    "ClueReminder",
+    "ClueState",
+    "ClueTransfer",
+    "ClueTransition",
+    "Consultation",
+    "DeadlineRule",
+    "ProgressRequest",
     "Receipt",
     "RegistryCounter",
+    "RoutingRule",
     "Staff",
     "StaffRole",
     "Unit",

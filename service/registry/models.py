@@ -67,3 +67,147 @@ class RegistryCounter(Base):
     prefix: Mapped[str] = mapped_column(String(10), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_value: Mapped[int] = mapped_column(Integer)
+
+
+# --- Lifecycle, routing, deadlines, supervision (issue 8) -------------------------------------------
+# Plain columns carry only codes, ids, dates and flags; every free text (reasons, summaries, feedback,
+# opinions, reports) is a case-key envelope bound to "<table>/<row id>/<field>".
+
+
+class ClueState(Base):
+    """The lifecycle columns of a clue, one row per clue that has left ``registered``.
+
+    Kept apart from ``clues`` so intake's insert stays as it was; the ledger joins it (outer)."""
+
+    __tablename__ = "clue_states"
+    __table_args__ = (
+        Index("ix_clue_states_key_due", "key_clue", "clue_id"),
+    )
+
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
+    stage_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disposal_method: Mapped[str | None] = mapped_column(String(24))
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approver_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    finding: Mapped[str | None] = mapped_column(String(16))
+    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared: Mapped[bool] = mapped_column(Boolean, default=False)  # 澄清正名 record exists
+    referral_target: Mapped[str | None] = mapped_column(String(24))
+    referred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    routing_rule_id: Mapped[str | None] = mapped_column(String(36))
+    key_clue: Mapped[bool] = mapped_column(Boolean, default=False)  # 重点线索
+    supervising_leader_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    leader_takes_case: Mapped[bool] = mapped_column(Boolean, default=False)  # 包案
+    difficult: Mapped[bool] = mapped_column(Boolean, default=False)  # 疑难 (has a consultation)
+    near_signature: Mapped[bytes | None] = mapped_column(LargeBinary)  # MinHash of the masked text
+
+
+class ClueTransition(Base):
+    """One step in a clue's history: who, when, from, to, the approver, a sealed reason."""
+
+    __tablename__ = "clue_transitions"
+    __table_args__ = (Index("ix_clue_transitions_clue_at", "clue_id", "at"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    approver_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    decision_on: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the collective decision
+    details: Mapped[str] = mapped_column(String(1000), default="{}")  # JSON: codes and ids only
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key: reason, summary, feedback…
+
+
+class ClueTransfer(Base):
+    """A hand-off: to a unit of ours, to another organ, or an out-of-scope referral."""
+
+    __tablename__ = "clue_transfers"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # unit | organ | investigation | referral
+    to_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
+    target: Mapped[str | None] = mapped_column(String(100))  # organ name or referral code
+    document_number: Mapped[str | None] = mapped_column(String(64))
+    transferred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expected_feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class RoutingRule(Base):
+    """Admin-edited data: category and accused unit decide the handling unit and a default assignee."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    category: Mapped[str | None] = mapped_column(String(48))  # None: any
+    accused_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))  # None: any; else subtree
+    handling_unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    default_assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeadlineRule(Base):
+    """A configured time limit for a stage, optionally only for a source and/or category."""
+
+    __tablename__ = "deadline_rules"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str | None] = mapped_column(String(24))
+    category: Mapped[str | None] = mapped_column(String(48))
+    working_days: Mapped[int | None] = mapped_column(Integer)
+    months: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClueReminder(Base):
+    """催办单: issued once per clue and deadline when the deadline passes."""
+
+    __tablename__ = "clue_reminders"
+    __table_args__ = (Index("ix_clue_reminders_clue_due", "clue_id", "due_at", unique=True),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    handling_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class ProgressRequest(Base):
+    """督办: an interim deadline and a progress report asked of the handler."""
+
+    __tablename__ = "clue_progress_requests"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    request: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reported_by: Mapped[str | None] = mapped_column(String(64))
+    report: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key
+
+
+class Consultation(Base):
+    """疑难线索会商: participants, date, opinions and conclusion (sealed)."""
+
+    __tablename__ = "clue_consultations"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    held_on: Mapped[datetime] = mapped_column(UTCDateTime)
+    participant_count: Mapped[int] = mapped_column(Integer)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    record: Mapped[bytes] = mapped_column(LargeBinary)  # case key: participants, opinions, conclusion
