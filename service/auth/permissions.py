@@ -33,6 +33,17 @@ class Action(StrEnum):
     register_letter_visit = "register_letter_visit"
     register_staff_source = "register_staff_source"
     exchange_messages = "exchange_messages"
+    decide_clue = "decide_clue"
+    handle_clue = "handle_clue"
+    supervise_clue = "supervise_clue"
+    report_progress = "report_progress"
+    record_consultation = "record_consultation"
+    search_clues = "search_clues"
+    export_ledger = "export_ledger"
+    view_statistics = "view_statistics"
+    list_routing_rules = "list_routing_rules"
+    manage_routing_rules = "manage_routing_rules"
+    manage_deadline_rules = "manage_deadline_rules"
 
 
 _ALL = frozenset(Role)
@@ -54,6 +65,17 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.register_letter_visit: frozenset({Role.operator}),
     Action.register_staff_source: frozenset({Role.supervisor}),
     Action.exchange_messages: frozenset({Role.investigator, Role.supervisor}),
+    Action.decide_clue: frozenset({Role.supervisor}),
+    Action.handle_clue: frozenset({Role.investigator, Role.supervisor}),
+    Action.supervise_clue: frozenset({Role.supervisor}),
+    Action.report_progress: frozenset({Role.investigator, Role.supervisor}),
+    Action.record_consultation: frozenset({Role.supervisor}),
+    Action.search_clues: frozenset({Role.supervisor}),
+    Action.export_ledger: frozenset({Role.supervisor}),
+    Action.view_statistics: frozenset({Role.supervisor}),
+    Action.list_routing_rules: frozenset({Role.supervisor, Role.admin}),
+    Action.manage_routing_rules: frozenset({Role.admin}),
+    Action.manage_deadline_rules: frozenset({Role.admin}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -81,6 +103,31 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.exchange_messages: (
         "Read and send messages with the reporter of a visible clue (`GET/POST /api/v1/clues/{id}/messages`)"
     ),
+    Action.decide_clue: (
+        "Triage, refer out of scope, transfer, reopen, archive, reassign with a reason "
+        "(`POST /api/v1/clues/{id}/transitions`, `/reassign`)"
+    ),
+    Action.handle_clue: (
+        "Accept, dispose (with approver), send on, conclude a clue one handles — supervisors any clue "
+        "(`POST /api/v1/clues/{id}/transitions`)"
+    ),
+    Action.supervise_clue: (
+        "Mark a key clue, name the supervising leader (包案), request progress, issue reminders "
+        "(`/api/v1/clues/{id}/supervision`, `/progress-requests`, `/api/v1/reminders`)"
+    ),
+    Action.report_progress: "Answer a progress request on a visible clue (`POST /api/v1/progress-requests/{id}/report`)",
+    Action.record_consultation: "Record a consultation on a difficult clue (`POST /api/v1/clues/{id}/consultations`)",
+    Action.search_clues: "Search clues by accused person, unit, number, category, date (`GET /api/v1/clues/search`)",
+    Action.export_ledger: (
+        "Export the ledger and the meeting brief as xlsx/CSV, audited (`GET /api/v1/ledger.xlsx|.csv`, "
+        "`/api/v1/brief.xlsx`)"
+    ),
+    Action.view_statistics: (
+        "Statistics, overdue and at-risk lists, the meeting brief (`GET /api/v1/stats…`, `/api/v1/brief`)"
+    ),
+    Action.list_routing_rules: "List routing and deadline rules (`GET /api/v1/routing-rules`, `/deadline-rules`)",
+    Action.manage_routing_rules: "Create, change, disable routing rules (`/api/v1/routing-rules`, `tipline routing`)",
+    Action.manage_deadline_rules: "Create and remove deadline rules (`/api/v1/deadline-rules`, `tipline deadlines`)",
 }
 
 
