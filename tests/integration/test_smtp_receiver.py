@@ -92,15 +92,27 @@ async def test_relay_is_refused(receiver_factory: StartReceiver) -> None:
 
     await asyncio.to_thread(send)
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-        await aiosmtplib.send(_mail(), sender=SENDER, recipients=["x@tipline.local"], hostname="127.0.0.1",
-                              port=receiver.port, start_tls=False)
+        await aiosmtplib.send(
+            _mail(),
+            sender=SENDER,
+            recipients=["x@tipline.local"],
+            hostname="127.0.0.1",
+            port=receiver.port,
+            start_tls=False,
+        )
     assert recorder.calls == []
 
 
 async def test_mixed_recipients_deliver_once_to_the_tip_address(receiver_factory: StartReceiver) -> None:
     receiver, recorder = await receiver_factory()
-    errors, _ = await aiosmtplib.send(_mail(), sender=SENDER, recipients=["other@example.org", "JUBAO@tipline.local"],
-                                      hostname="127.0.0.1", port=receiver.port, start_tls=False)
+    errors, _ = await aiosmtplib.send(
+        _mail(),
+        sender=SENDER,
+        recipients=["other@example.org", "JUBAO@tipline.local"],
+        hostname="127.0.0.1",
+        port=receiver.port,
+        start_tls=False,
+    )
     assert errors["other@example.org"].code == 550
     assert len(recorder.calls) == 1
 
@@ -135,8 +147,14 @@ async def test_failed_ingest_answers_451(
     receiver, recorder = await receiver_factory()
     recorder.fail_with = failure
     with pytest.raises(aiosmtplib.SMTPDataError) as error:
-        await aiosmtplib.send(_mail(body="canary-content-51f2"), sender=SENDER, recipients=[TIP_ADDRESS],
-                              hostname="127.0.0.1", port=receiver.port, start_tls=False)
+        await aiosmtplib.send(
+            _mail(body="canary-content-51f2"),
+            sender=SENDER,
+            recipients=[TIP_ADDRESS],
+            hostname="127.0.0.1",
+            port=receiver.port,
+            start_tls=False,
+        )
     assert error.value.code == 451
     assert "4.3.0" in error.value.message
     assert recorder.calls == []
@@ -149,8 +167,14 @@ async def test_250_only_after_ingest_returned(receiver_factory: StartReceiver) -
     recorder.gate = asyncio.Event()
 
     async def send() -> None:
-        await aiosmtplib.send(_mail(), sender=SENDER, recipients=[TIP_ADDRESS], hostname="127.0.0.1",
-                              port=receiver.port, start_tls=False)
+        await aiosmtplib.send(
+            _mail(),
+            sender=SENDER,
+            recipients=[TIP_ADDRESS],
+            hostname="127.0.0.1",
+            port=receiver.port,
+            start_tls=False,
+        )
         recorder.events.append("client-got-250")
 
     sending = asyncio.create_task(send())
@@ -171,7 +195,12 @@ async def test_client_hanging_up_does_not_cancel_the_commit(receiver_factory: St
     recorder.gate = asyncio.Event()
     reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
     await reader.readline()
-    for command in (b"EHLO client", f"MAIL FROM:<{SENDER}>".encode(), f"RCPT TO:<{TIP_ADDRESS}>".encode(), b"DATA"):
+    for command in (
+        b"EHLO client",
+        f"MAIL FROM:<{SENDER}>".encode(),
+        f"RCPT TO:<{TIP_ADDRESS}>".encode(),
+        b"DATA",
+    ):
         writer.write(command + b"\r\n")
         await writer.drain()
         line = await reader.readline()
@@ -250,7 +279,17 @@ async def test_swaks(receiver_factory: StartReceiver) -> None:
             pytest.fail("swaks is required under CI=true (apt-get install -y swaks)")
         pytest.skip("swaks not installed")
     receiver, recorder = await receiver_factory()
-    base = [swaks, "--server", "127.0.0.1", "--port", str(receiver.port), "--from", SENDER, "--helo", "client"]
+    base = [
+        swaks,
+        "--server",
+        "127.0.0.1",
+        "--port",
+        str(receiver.port),
+        "--from",
+        SENDER,
+        "--helo",
+        "client",
+    ]
 
     async def run(*args: str) -> int:
         process = await asyncio.create_subprocess_exec(
@@ -275,14 +314,21 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tipline.local")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return str(cert_path), str(key_path)
 

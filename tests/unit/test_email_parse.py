@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from service.channels.email.parse import IDENTITY_KEYS, ParsedMail, html_to_text, parse_message, sanitize_filename
+from service.channels.email.parse import (
+    IDENTITY_KEYS,
+    ParsedMail,
+    html_to_text,
+    parse_message,
+    sanitize_filename,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = REPO_ROOT / "tests" / "data" / "email" / "corpus"
@@ -129,17 +135,18 @@ def test_received_ips_go_to_identity_not_text() -> None:
         b"\r\n\r\n\r\n",
         b"Subject: x",
         b"Content-Type: multipart/mixed\r\n\r\nno boundary at all",
-        b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n--\r\n",
-        b"Content-Type: text/plain; charset=\"punycode\"\r\n\r\n\xff\xfe",
-        b"Content-Type: text/plain; charset=\"zlib_codec\"\r\n\r\nabc",
+        b'Content-Type: multipart/mixed; boundary=""\r\n\r\n--\r\n--\r\n',
+        b'Content-Type: text/plain; charset="punycode"\r\n\r\n\xff\xfe',
+        b'Content-Type: text/plain; charset="zlib_codec"\r\n\r\nabc',
         b"Content-Type: message/rfc822\r\n\r\n",
         b"Content-Transfer-Encoding: base64\r\n\r\n====!!!!====",
         b"Subject: =?utf-8?B?####?= =?x?Q?=ZZ?= =?utf-8?B??=\r\n\r\n",
-        b"From: \"unterminated <a@b\r\n\r\n",
+        b'From: "unterminated <a@b\r\n\r\n',
         b"From: " + b"(" * 5000 + b"\r\n\r\n",
         b"Subject: " + b"=?utf-8?B?5L2g?=" * 3000 + b"\r\n\r\n",
         b"Content-Type: text/html\r\n\r\n" + b"<div>" * 20000 + b"x",
-        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n" + b"--a\r\nContent-Type: message/rfc822\r\n\r\n" * 300,
+        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+        + b"--a\r\nContent-Type: message/rfc822\r\n\r\n" * 300,
         b"Content-Type: multipart/mixed; " + b"boundary=x; " * 2000 + b"\r\n\r\n--x\r\n\r\n",
         bytes(range(256)) * 64,
     ],
@@ -181,3 +188,11 @@ def test_sanitize_filename(name: str | None, expected: str) -> None:
 def test_html_to_text_drops_active_content() -> None:
     text = html_to_text('<p onclick="x()">a<script>bad()</script><img src="http://x/y">b</p><p>c</p>')
     assert text == "ab\n\nc"
+
+
+def test_message_id_digest_normalises_and_hides_the_id() -> None:
+    one = parse_message(b"Message-ID: <ABC@host.example>\r\n\r\nx")
+    two = parse_message(b"Message-ID:   <abc@HOST.example> \r\n\r\ny")
+    assert one.message_id_digest == two.message_id_digest
+    assert one.message_id_digest is not None and "host" not in one.message_id_digest
+    assert parse_message(b"Subject: none\r\n\r\nx").message_id_digest is None

@@ -88,6 +88,15 @@ class ParsedMail:
     kind_reason: str = ""
 
     @property
+    def message_id_digest(self) -> str | None:
+        """SHA-256 of the Message-ID (angle brackets and case normalised), for deduplication without
+        storing the Message-ID itself, which often names the sender's host or address."""
+        if not self.message_id:
+            return None
+        normalized = self.message_id.strip().strip("<>").strip().lower()
+        return hashlib.sha256(normalized.encode("utf-8", "replace")).hexdigest()
+
+    @property
     def text(self) -> str:
         """The report text: subject plus body."""
         return "\n\n".join(piece for piece in (self.subject, self.body) if piece)
@@ -98,18 +107,58 @@ class ParsedMail:
 
 _GB_LABELS = frozenset(
     {
-        "gb2312", "gbk", "gb18030", "cp936", "ms936", "windows-936", "x-gbk", "gb_2312-80", "gb_2312",
-        "gb-2312", "euc-cn", "euccn", "x-euc-cn", "csgb2312", "csgbk", "chinese", "iso-ir-58", "x-gb18030",
-        "gb18030-2000", "gb18030-2005", "hz-gb-2312-x",
+        "gb2312",
+        "gbk",
+        "gb18030",
+        "cp936",
+        "ms936",
+        "windows-936",
+        "x-gbk",
+        "gb_2312-80",
+        "gb_2312",
+        "gb-2312",
+        "euc-cn",
+        "euccn",
+        "x-euc-cn",
+        "csgb2312",
+        "csgbk",
+        "chinese",
+        "iso-ir-58",
+        "x-gb18030",
+        "gb18030-2000",
+        "gb18030-2005",
+        "hz-gb-2312-x",
     }
 )
 _BIG5_LABELS = frozenset(
-    {"big5", "big-5", "cn-big5", "csbig5", "x-x-big5", "x-big5", "big5-hkscs", "big5hkscs", "cp950",
-     "ms950", "windows-950"}
+    {
+        "big5",
+        "big-5",
+        "cn-big5",
+        "csbig5",
+        "x-x-big5",
+        "x-big5",
+        "big5-hkscs",
+        "big5hkscs",
+        "cp950",
+        "ms950",
+        "windows-950",
+    }
 )
 # Python codecs that are not mail charsets: slow, surprising, or decoding escape sequences.
-_REFUSED_CODECS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "mbcs",
-                             "oem", "unicode_escape", "raw_unicode_escape"})
+_REFUSED_CODECS = frozenset(
+    {
+        "idna",
+        "punycode",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "undefined",
+        "mbcs",
+        "oem",
+        "unicode_escape",
+        "raw_unicode_escape",
+    }
+)
 _GUESS_ORDER = ("utf-8", "gb18030", "cp950")
 
 
@@ -141,11 +190,15 @@ def decode_bytes(data: bytes, label: str | None, notes: list[str]) -> str:
     if not known:
         notes.append("unknown charset; text decoded by guess")
     # UTF-8 in a part labelled (or defaulting to) ASCII is what 8-bit clients send, not a mismatch.
-    expected = set(chain[:1]) | ({"utf-8"} if chain[0] == "ascii" else set()) | set(chain if chain[0] == "cp950" else ())
+    expected = (
+        set(chain[:1])
+        | ({"utf-8"} if chain[0] == "ascii" else set())
+        | set(chain if chain[0] == "cp950" else ())
+    )
     for codec in [*chain, *(c for c in _GUESS_ORDER if c not in chain)]:
         try:
             text = data.decode(codec)
-        except Exception:  # UnicodeDecodeError, or a codec that misbehaves on odd input
+        except Exception:  # noqa: S112 - UnicodeDecodeError, or a codec misbehaving on odd input: next guess
             continue
         if known and codec not in expected:
             notes.append("text did not match its declared charset; decoded by guess")
@@ -277,9 +330,34 @@ def _clean_block(text: str, notes: list[str]) -> str:
 # HTML
 
 _DROPPED_ELEMENTS = [
-    "script", "style", "noscript", "template", "head", "title", "meta", "link", "iframe", "frame", "frameset",
-    "object", "embed", "applet", "svg", "math", "img", "picture", "video", "audio", "source", "canvas", "form",
-    "input", "button", "select", "textarea", "base",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "title",
+    "meta",
+    "link",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "svg",
+    "math",
+    "img",
+    "picture",
+    "video",
+    "audio",
+    "source",
+    "canvas",
+    "form",
+    "input",
+    "button",
+    "select",
+    "textarea",
+    "base",
 ]
 _BLOCK_ELEMENTS = (
     "p,div,section,article,header,footer,aside,nav,main,blockquote,pre,ul,ol,li,dl,dt,dd,table,thead,tbody,"
@@ -321,7 +399,7 @@ _QUOTED_HEADER = re.compile(
     r"von|mittente|destinatario|expéditeur|destinataire|remitente)\s*\**\s*[:：]",
     re.IGNORECASE,
 )
-# Short labels in other languages ("Da:", "A:", "De:", "An:") are quoted headers only when they carry an address.
+# Short labels in other languages ("Da:", "A:", "De:", "An:") count only when the line carries an address.
 _QUOTED_HEADER_SHORT = re.compile(r"^\s*(?:>\s*)*\**\s*(?:da|a|de|an|para|à|per|ccn|cco)\s*\**\s*:.*@", re.I)
 _ATTRIBUTION = re.compile(r"(?:wrote|writes|a écrit|schrieb|escribió|写道|寫道)\s*[:：]\s*$", re.I)
 _QUOTE_START = re.compile(
@@ -376,7 +454,9 @@ def _is_contact_line(line: str) -> bool:
     if not stripped or len(stripped) > 80:
         return False
     if _CONTACT_LABEL.match(stripped) and (
-        re.match(r"^\s*[^\s:：]{1,12}\s*[:：]", stripped) or _PHONE.search(stripped) or _ADDRESS.search(stripped)
+        re.match(r"^\s*[^\s:：]{1,12}\s*[:：]", stripped)
+        or _PHONE.search(stripped)
+        or _ADDRESS.search(stripped)
     ):
         return True
     if not (_PHONE.search(stripped) or _ADDRESS.search(stripped)):
@@ -558,7 +638,11 @@ def sanitize_filename(name: str | None, content_type: str, index: int) -> str:
 # --------------------------------------------------------------------------------------------------
 # MIME walk
 
-_SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature"}
+_SIGNATURE_TYPES = {
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+    "application/pgp-signature",
+}
 _VCARD_TYPES = {"text/vcard", "text/x-vcard", "text/directory"}
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _BOUNDARY_LINE = re.compile(rb"^--([^\s\r\n]{6,70}?)(?:--)?[ \t]*\r?$", re.MULTILINE)
@@ -626,7 +710,9 @@ def _payload_bytes(part: email.message.Message, notes: list[str]) -> bytes:
         data = _raw_payload(part)
         try:
             return b"".join(
-                binascii.a2b_uu(line) for line in data.splitlines()[1:] if line and not line.startswith(b"end")
+                binascii.a2b_uu(line)
+                for line in data.splitlines()[1:]
+                if line and not line.startswith(b"end")
             )
         except (binascii.Error, ValueError):
             notes.append("invalid uuencoded part kept undecoded")
@@ -900,7 +986,11 @@ def _classify(message: email.message.Message, raw: bytes, walk: _Walk, subject: 
         return "spam", "spam marker"
     if _GTUBE in raw:
         return "spam", "spam test pattern"
-    if precedence.split(" ", 1)[0] in {"bulk", "junk", "list"} or header("list-unsubscribe") or header("list-id"):
+    if (
+        precedence.split(" ", 1)[0] in {"bulk", "junk", "list"}
+        or header("list-unsubscribe")
+        or header("list-id")
+    ):
         return "spam", "bulk mail headers"
     return "report", ""
 
@@ -964,7 +1054,9 @@ def _parse(raw: bytes, content_hash: str) -> ParsedMail:
         notes.append("MIME structure too complex; body kept as plain text")
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     if not structure_ok:
-        headers_only = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+        headers_only = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            raw, headersonly=True
+        )
         del headers_only["content-type"]
         headers_only["Content-Type"] = "text/plain"
         message = headers_only

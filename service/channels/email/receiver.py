@@ -168,7 +168,9 @@ def start_receiver(
     `ingest` runs on that thread's loop, so it must not use resources bound to another loop; inside a
     running application use `serve_receiver` instead."""
     silence_aiosmtpd_logging()
-    handler = TipMailHandler(ingest=ingest, accepted_addresses=accepted_addresses, reject_non_mail=reject_non_mail)
+    handler = TipMailHandler(
+        ingest=ingest, accepted_addresses=accepted_addresses, reject_non_mail=reject_non_mail
+    )
     kwargs = _smtp_kwargs(max_size, tls_context, server_hostname)
     del kwargs["hostname"]  # Controller's `hostname` is the bind address; SMTP's comes from server_hostname
     controller = _Controller(handler, hostname=host, port=port, server_hostname=server_hostname, **kwargs)
@@ -218,7 +220,9 @@ async def serve_receiver(
 ) -> RunningReceiver:
     """Start the receiver on the running event loop (port 0 picks a free port; see `.port`)."""
     silence_aiosmtpd_logging()
-    handler = TipMailHandler(ingest=ingest, accepted_addresses=accepted_addresses, reject_non_mail=reject_non_mail)
+    handler = TipMailHandler(
+        ingest=ingest, accepted_addresses=accepted_addresses, reject_non_mail=reject_non_mail
+    )
     kwargs = _smtp_kwargs(max_size, tls_context, server_hostname)
     sessions: set[SMTP] = set()
 
