@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run only these roles (repeatable); default: all",
     )
     serve.add_argument("--upgrade", action="store_true", help="apply pending database migrations first")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="HTTP worker processes (uvicorn --workers); default 1"
+    )
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply all pending migrations")
@@ -113,15 +116,23 @@ def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     if args.upgrade:
         settings = settings.model_copy(update={"database_auto_upgrade": True})
     roles = frozenset(args.role or ROLES)
-    # access_log=False: the public side never records who connected.
-    uvicorn.run(
-        create_app(settings, roles),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
+    from service import observability
+
+    observability.configure_logging()
+    # The worker role runs the job loop in-process (service/jobs); the mail role's SMTP receiver is started
+    # in create_app's lifespan (see the hook there). access_log=False and no proxy headers: the public side
+    # never records who connected.
+    options = dict(host=args.host, port=args.port, log_config=None)
+    options.update(access_log=False, server_header=False, proxy_headers=False)
+    if args.workers > 1:
+        import os
+
+        if settings.database_auto_upgrade:
+            asyncio.run(_db(argparse.Namespace(db_command="upgrade"), settings))
+        os.environ["TIPLINE_SERVE_ROLES"] = ",".join(sorted(roles))
+        uvicorn.run("service.main:create_app_from_env", factory=True, workers=args.workers, **options)
+        return 0
+    uvicorn.run(create_app(settings, roles, run_worker="worker" in roles), **options)
     return 0
 
 
