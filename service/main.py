@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import observability
+from service.db import create_engine, create_session_factory
 from service.http import BodySizeLimit, install_error_handlers
 from service.migrations import ensure_schema
 from service.runtime import ROLES, build_runtime
 from service.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, roles: frozenset[str] = frozenset(ROLES)) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    roles: frozenset[str] = frozenset(ROLES),
+    *,
+    run_worker: bool = False,
+) -> FastAPI:
+    """``run_worker``: run the job loop in this process (``tipline serve`` with the worker role);
+    tests leave it off and drive ``service.jobs.worker.Worker.run_once`` themselves."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -26,7 +35,19 @@ def create_app(settings: Settings | None = None, roles: frozenset[str] = frozens
             raise
         app.state.runtime = runtime
         app.state.session_factory = runtime.session_factory
-        yield
+        async with AsyncExitStack() as stack:
+            # Ledger and statistics reads may go to a replica (TIPLINE_DATABASE_READ_URL).
+            app.state.read_session_factory = runtime.session_factory
+            if settings.database_read_url:
+                read_engine = create_engine(settings.database_read_url)
+                stack.push_async_callback(read_engine.dispose)
+                app.state.read_session_factory = create_session_factory(read_engine)
+            if run_worker and "worker" in roles:
+                from service.jobs.worker import running_worker
+
+                await stack.enter_async_context(running_worker(app, runtime))
+            # Mail role hook: the SMTP receiver starts here when "mail" is in roles (`--smtp-port`).
+            yield
         await runtime.close()
 
     app = FastAPI(
@@ -36,6 +57,7 @@ def create_app(settings: Settings | None = None, roles: frozenset[str] = frozens
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    observability.install(app, roles)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
 
     from service.intake.routes import router as intake_router
@@ -54,3 +76,14 @@ def create_app(settings: Settings | None = None, roles: frozenset[str] = frozens
         return {"status": "ok"}
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory --workers N`` (``tipline serve --workers N``): roles from
+    TIPLINE_SERVE_ROLES (comma-separated; default all), settings from the environment."""
+    import os
+
+    names = [r for r in os.environ.get("TIPLINE_SERVE_ROLES", "").split(",") if r]
+    roles = frozenset(names or ROLES)
+    observability.configure_logging()  # a fresh process per worker: uvicorn's log_config is off
+    return create_app(get_settings(), roles, run_worker="worker" in roles)

@@ -4,6 +4,7 @@ from service.audit.models import AuditEntry, AuditHead
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.db import Base
 from service.intake.models import Receipt
+from service.jobs.models import Job
 from service.registry.models import (
     Clue,
     ClueCategory,
@@ -32,6 +33,7 @@ __all__ = [
     "Consultation",
     "DeadlineRule",
     "ProgressRequest",
+    "Job",
     "Receipt",
     "RegistryCounter",
     "RoutingRule",

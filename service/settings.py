@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str = ""  # default: SQLite file under data_dir
     database_auto_upgrade: bool = False  # apply pending migrations at start instead of refusing
+    # Optional read-only replica for ledger and statistics reads (``db.ReadSessionDep``); default: primary.
+    database_read_url: str = ""
+    metrics_token: SecretStr | None = None  # if set, /metrics wants "Authorization: Bearer <token>"
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=300)
 
     # Keys. Intake needs only the two public keys; staff also the case private key(s).
     keys_dir: Path | None = None  # default: data_dir/keys
@@ -49,6 +53,13 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _known_read_driver(cls, value: str) -> str:
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value

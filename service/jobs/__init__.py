@@ -1,0 +1,1 @@
+"""Durable background jobs coordinated through the database (see registry.py for how to add a task)."""
