@@ -46,7 +46,8 @@ _SURNAMES = (
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
 _NAME_CUE = re.compile(
-    r"(?:我叫|本人叫|本人名叫|我的名字是|我的名字叫|我名叫|举报人[:：]?|实名举报人[:：]?|姓名[:：]|联系人[:：]?|署名[:：]?|落款[:：]?)\s*"
+    r"(?:我叫|本人叫|本人名叫|我的名字是|我的名字叫|我名叫|举报人[:：]?|实名举报人[:：]?|反映人[:：]?|实名举报[:：]|实名反映[:：]|"
+    r"姓名[:：]|联系人[:：]?|署名[:：]?|落款[:：]?)\s*"
     r"(?P<name>[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})(?=[，,。.！!；;\s、（(：:0-9]|$|是|的|男|女|今年|电话|手机|身份|住|家|现|联系|现年|年)"
 )
 _SELF_NAME = re.compile(
@@ -61,6 +62,8 @@ _STREET_ADDRESS = re.compile(
     r"(?:[\u4e00-\u9fff]{2,12}(?:省|市|区|县|镇|乡|街道))*[\u4e00-\u9fff]{1,10}(?:路|街|大道|巷|弄)\d{1,5}号"
     r"(?:(?:\d{1,4}|[一二三四五六七八九十]{1,3})(?:栋|幢|座|号楼))?(?:\d{1,3}单元)?(?:\d{1,5}(?:室|房|号房))?"
 )
+# The street-address pattern may swallow the words before it ("家住…", "地址…"): trim them off.
+_ADDRESS_PREFIX = re.compile(r"^.*?(?:家住|住在|住址|地址|现住|居住在|户籍地|位于|家在)[:：]?")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10x98765432"
 
@@ -129,7 +132,8 @@ def find_personal_data(text: str) -> list[PersonalDataSpan]:
         if _ADDRESS_MARK.search(addr):
             found.append((m.start("addr"), m.end("addr"), "address"))
     for m in _STREET_ADDRESS.finditer(folded):
-        found.append((m.start(), m.end(), "address"))
+        cue = _ADDRESS_PREFIX.match(m.group(0))
+        found.append((m.start() + (cue.end() if cue else 0), m.end(), "address"))
     return _resolve_overlaps(found)
 
 

@@ -1,0 +1,114 @@
+import json
+import random
+
+from service.classify import service as classify_service
+from service.classify.engine import Engine
+from service.classify.normalize import normalize, to_simplified
+from service.classify.taxonomy import load_taxonomy, parse_taxonomy
+
+
+def _fired(result, category=None):
+    return [(e.id, e.kind) for e in result.evidence if category is None or e.category == category]
+
+
+def test_normalisation_is_simplified_halfwidth_lowercase_and_maps_offsets_back():
+    text = "報警　沒人管！ＡＢｃ  打 招 呼"
+    norm = normalize(text)
+    assert norm.text == "报警没人管|abc打招呼"
+    index = norm.text.index("打招呼")
+    start, end = norm.original_span(index, index + 3)
+    assert text[start:end] == "打 招 呼"
+    assert len(to_simplified("後來髮型")) == 4
+
+
+def test_evidence_spans_point_into_the_original_text():
+    text = "派出所所長是黑社會的保護傘，每次檢查前都提前收到消息。"
+    result = classify_service.classify(text)
+    assert result.labels == ["gang_protection"]
+    spans = {text[e.start : e.end] for e in result.evidence}
+    assert "保護傘" in spans and "黑社會" in spans
+    assert all(0 <= e.start <= e.end <= len(text) for e in result.evidence)
+
+
+def test_pinyin_initials_and_homophones_match_as_aliases():
+    result = classify_service.classify("派出所所长就是那个赌场的bhs，抓赌永远抓不到")
+    assert "gang_protection" in result.labels
+    assert ("保护伞", "alias") in _fired(result, "gang_protection")
+    result = classify_service.classify("所长放ggd，月息十分")
+    assert ("高利贷", "alias") in _fired(result, "illegal_equity_lending")
+
+
+def test_ascii_alias_does_not_fire_inside_a_longer_word():
+    result = classify_service.classify("我的邮箱是abhsx@example.com，请回复")
+    assert ("保护伞", "alias") not in _fired(result)
+
+
+def test_negation_and_denial_cancel_a_term_but_a_contrast_reopens_the_scope():
+    denied = classify_service.classify("派出所的民警没有打人，也没有收钱，态度很好，我只想问问案子进展")
+    assert "enforcement_misconduct" not in denied.labels
+    assert any(e.kind == "negated" for e in denied.evidence)
+    contrast = classify_service.classify("法官没收红包，但是收红包的是他的书记员，收了对方的钱")
+    kinds = [e.kind for e in contrast.evidence if e.id == "收红包"]
+    assert kinds == ["negated", "term"]
+
+
+def test_negation_exceptions_do_not_negate():
+    result = classify_service.classify("没想到法官收红包，吃了原告吃被告")
+    assert "interference" in result.labels
+
+
+def test_counter_terms_take_a_term_used_in_another_sense():
+    result = classify_service.classify("我们公司是做保护伞公司品牌的雨具，有人冒用商标")
+    assert "gang_protection" not in result.labels
+    assert any(e.kind == "counter" for e in result.evidence)
+
+
+def test_other_has_its_own_signals_and_stands_alone():
+    result = classify_service.classify("楼上邻居装修噪音太大，物业也不管")
+    assert result.labels == ["other"]
+    assert result.needs_triage is False
+
+
+def test_unplaceable_report_goes_to_triage_with_no_label():
+    result = classify_service.classify("我要反映一个情况，请尽快联系我")
+    assert result.labels == []
+    assert result.needs_triage is True
+
+
+def test_multi_label_report():
+    text = "派出所所长既是赌场的后台，每次检查前都提前通风报信，自己还天天在赌场赌钱，输赢几十万"
+    result = classify_service.classify(text)
+    assert {"gang_protection", "vice"} <= set(result.labels)
+    assert "other" not in result.labels
+
+
+def test_category_hint_is_a_weak_prior_only():
+    assert classify_service.classify("请尽快处理", category_hint="vice").labels == []
+    hinted = classify_service.classify("所长天天打牌", category_hint="vice")
+    assert ("hint:vice", "hint") in _fired(hinted, "vice")
+    assert classify_service.classify("随便写写", category_hint="no_such_category").labels == []
+
+
+def test_result_is_json_serialisable_and_complete():
+    result = classify_service.classify("法官收红包")
+    payload = result.to_dict()
+    assert set(payload) == {"labels", "needs_triage", "scores", "evidence", "taxonomy_version"}
+    assert set(payload["scores"]) == set(classify_service.current_taxonomy().category_ids)
+    assert all(0.0 <= v < 1.0 for v in payload["scores"].values())
+    json.dumps(payload, ensure_ascii=False)
+    assert set(payload["evidence"][0]) == {"id", "category", "start", "end", "weight", "kind"}
+
+
+def test_labels_and_scores_agree():
+    result = classify_service.classify("交二十万就能把人办出来，判了五年一天牢都没坐")
+    assert result.labels[0] == max(result.scores, key=result.scores.get)
+
+
+def test_engine_scales_to_thousands_of_terms():
+    rng = random.Random(7)
+    alphabet = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会"
+    data = json.loads(load_taxonomy().source and open(load_taxonomy().source, encoding="utf-8").read())
+    big = {"".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))): 0.1 for _ in range(5000)}
+    data["categories"][0]["terms"].update(big)
+    engine = Engine(parse_taxonomy(data))
+    assert engine.classify("法官收了对方的红包，吃了原告吃被告").labels[0] == "interference"
