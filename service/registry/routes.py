@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -11,9 +12,32 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
+from service.registry import lifecycle, routing
 from service.registry import service as registry_service
-from service.registry.models import CHANNELS, SOURCES, Clue
-from service.registry.schemas import AccusedOut, AssignIn, ClueDetail, CluePage, ClueSummary
+from service.registry.models import (
+    CHANNELS,
+    SOURCES,
+    Clue,
+    ClueState,
+    ClueTransition,
+    DeadlineRule,
+    RoutingRule,
+)
+from service.registry.schemas import (
+    AccusedOut,
+    AssignIn,
+    ClueDetail,
+    CluePage,
+    ClueSummary,
+    DeadlineRuleIn,
+    DeadlineRuleOut,
+    HistoryItem,
+    ReassignIn,
+    RoutingRuleIn,
+    RoutingRuleOut,
+    TransitionIn,
+    TransitionOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
 
@@ -132,3 +156,159 @@ async def assign_clue(
         session, clue_id=clue_id, assignee_id=body.assignee_id, principal=principal, keys=runtime.keys
     )
     return _summary(clue)
+
+
+# --- Lifecycle, reassignment, history (issue 8) ------------------------------------------------------
+
+CONFLICT = {409: {"description": "Not allowed from the clue's current status, or recusal"}}
+
+
+def _transition_out(row: ClueTransition) -> TransitionOut:
+    return TransitionOut(
+        id=row.id,
+        action=row.action,
+        from_status=row.from_status,
+        to_status=row.to_status,
+        actor=row.actor,
+        at=row.at,
+        approver_id=row.approver_id,
+        details=json.loads(row.details or "{}"),
+    )
+
+
+@router.post(
+    "/clues/{clue_id}/transitions",
+    response_model=TransitionOut,
+    status_code=201,
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+)
+async def transition_clue(
+    clue_id: str, body: TransitionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> TransitionOut:
+    """Move a clue along its lifecycle. Illegal steps: 409; missing or bad fields: 422. Audited."""
+    request = lifecycle.TransitionRequest(
+        **{**body.model_dump(), "attachment_ids": tuple(body.attachment_ids)}
+    )
+    row = await lifecycle.apply_transition(
+        session, clue_id=clue_id, request=request, principal=principal, runtime=runtime
+    )
+    return _transition_out(row)
+
+
+@router.get("/clues/{clue_id}/history", response_model=list[HistoryItem], responses={**ERRORS, **NOT_FOUND})
+async def clue_history(
+    clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> list[HistoryItem]:
+    """Every step with who, when, why and the approver. Reading it is audited."""
+    entries = await lifecycle.history(session, clue_id=clue_id, principal=principal, runtime=runtime)
+    return [
+        HistoryItem(
+            **_transition_out(e.transition).model_dump(),
+            **{
+                k: e.sealed.get(k)
+                for k in ("reason", "summary", "feedback", "clearing_record", "false_report_note")
+            },
+        )
+        for e in entries
+    ]
+
+
+@router.get("/clues/{clue_id}/actions", responses={**ERRORS, **NOT_FOUND})
+async def clue_actions(clue_id: str, principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
+    """The lifecycle steps open from the clue's current status."""
+    clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    state = await session.get(ClueState, clue.id)
+    method = state.disposal_method if state else None
+    return {"status": clue.status, "actions": lifecycle.allowed_actions(clue.status, method)}
+
+
+@router.post(
+    "/clues/{clue_id}/reassign", response_model=ClueSummary, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+)
+async def reassign_clue(
+    clue_id: str, body: ReassignIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> ClueSummary:
+    """Reassign with a reason (kept sealed in the history). Recusal applies."""
+    require(principal.roles, Action.decide_clue)
+    clue = await routing.reassign_clue(
+        session,
+        clue_id=clue_id,
+        assignee_id=body.assignee_id,
+        reason=body.reason,
+        principal=principal,
+        runtime=runtime,
+    )
+    return _summary(clue)
+
+
+# --- Routing and deadline rules (admins) -------------------------------------------------------------
+
+
+def _rule_out(rule: RoutingRule) -> RoutingRuleOut:
+    return RoutingRuleOut(
+        id=rule.id,
+        handling_unit_id=rule.handling_unit_id,
+        category=rule.category,
+        accused_unit_id=rule.accused_unit_id,
+        default_assignee_id=rule.default_assignee_id,
+        priority=rule.priority,
+        enabled=rule.enabled,
+    )
+
+
+@router.get("/routing-rules", response_model=list[RoutingRuleOut], responses=ERRORS)
+async def list_routing_rules(principal: CurrentStaff, session: SessionDep) -> list[RoutingRuleOut]:
+    require(principal.roles, Action.list_routing_rules)
+    return [_rule_out(r) for r in await routing.list_rules(session)]
+
+
+@router.post("/routing-rules", response_model=RoutingRuleOut, status_code=201, responses=ERRORS)
+async def add_routing_rule(
+    body: RoutingRuleIn, principal: CurrentStaff, session: SessionDep
+) -> RoutingRuleOut:
+    require(principal.roles, Action.manage_routing_rules)
+    rule = await routing.add_rule(session, data=routing.RuleInput(**body.model_dump()), actor=principal.actor)
+    return _rule_out(rule)
+
+
+@router.put("/routing-rules/{rule_id}", response_model=RoutingRuleOut, responses={**ERRORS, 404: {}})
+async def update_routing_rule(
+    rule_id: str, body: RoutingRuleIn, principal: CurrentStaff, session: SessionDep
+) -> RoutingRuleOut:
+    require(principal.roles, Action.manage_routing_rules)
+    rule = await routing.update_rule(
+        session, rule_id=rule_id, data=routing.RuleInput(**body.model_dump()), actor=principal.actor
+    )
+    return _rule_out(rule)
+
+
+def _deadline_out(rule: DeadlineRule) -> DeadlineRuleOut:
+    return DeadlineRuleOut(
+        id=rule.id,
+        stage=rule.stage,
+        source=rule.source,
+        category=rule.category,
+        working_days=rule.working_days,
+        months=rule.months,
+    )
+
+
+@router.get("/deadline-rules", response_model=list[DeadlineRuleOut], responses=ERRORS)
+async def list_deadline_rules(principal: CurrentStaff, session: SessionDep) -> list[DeadlineRuleOut]:
+    require(principal.roles, Action.list_routing_rules)
+    return [_deadline_out(r) for r in await routing.list_deadline_rules(session)]
+
+
+@router.post("/deadline-rules", response_model=DeadlineRuleOut, status_code=201, responses=ERRORS)
+async def add_deadline_rule(
+    body: DeadlineRuleIn, principal: CurrentStaff, session: SessionDep
+) -> DeadlineRuleOut:
+    require(principal.roles, Action.manage_deadline_rules)
+    rule = await routing.add_deadline_rule(session, **body.model_dump(), actor=principal.actor)
+    return _deadline_out(rule)
+
+
+@router.delete("/deadline-rules/{rule_id}", status_code=204, responses={**ERRORS, 404: {}})
+async def delete_deadline_rule(rule_id: str, principal: CurrentStaff, session: SessionDep) -> None:
+    require(principal.roles, Action.manage_deadline_rules)
+    await routing.delete_deadline_rule(session, rule_id=rule_id, actor=principal.actor)

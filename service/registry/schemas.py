@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,3 +49,85 @@ class ClueDetail(ClueSummary):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee_id: str
+
+
+# --- Lifecycle, routing, supervision (issue 8) -------------------------------------------------------
+
+
+class TransitionIn(BaseModel):
+    """One step in the lifecycle. Which fields a step needs: triage (reason; route), refer (target:
+    12388|petitions|12345|court), transfer (to_unit_id, document_number, expected_feedback_on?), accept,
+    dispose (method, approver_id, decision_on), send_on (kind: investigation|organ, target, document_number,
+    approver_id, decision_on), reopen, conclude (finding, summary, feedback, approver_id, decision_on;
+    clearing_record and false_report_note only with finding=unfounded), archive."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(max_length=24)
+    reason: str = Field(min_length=1, max_length=5000)
+    approver_id: str | None = Field(default=None, max_length=36)
+    decision_on: date | None = None
+    method: str | None = Field(default=None, max_length=24)
+    kind: str | None = Field(default=None, max_length=24)
+    target: str | None = Field(default=None, max_length=100)
+    to_unit_id: str | None = Field(default=None, max_length=36)
+    document_number: str | None = Field(default=None, max_length=64)
+    expected_feedback_on: date | None = None
+    finding: str | None = Field(default=None, max_length=16)
+    summary: str | None = Field(default=None, max_length=5000)
+    feedback: str | None = Field(default=None, max_length=5000)
+    clearing_record: str | None = Field(default=None, max_length=5000)
+    false_report_note: str | None = Field(default=None, max_length=5000)
+    attachment_ids: list[str] = Field(default_factory=list, max_length=20)
+    route: bool = True
+
+
+class TransitionOut(BaseModel):
+    id: str
+    action: str
+    from_status: str
+    to_status: str
+    actor: str
+    at: datetime
+    approver_id: str | None
+    details: dict[str, Any]
+
+
+class HistoryItem(TransitionOut):
+    reason: str | None = None
+    summary: str | None = None
+    feedback: str | None = None
+    clearing_record: str | None = None
+    false_report_note: str | None = None
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee_id: str = Field(max_length=36)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RoutingRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handling_unit_id: str = Field(max_length=36)
+    category: str | None = Field(default=None, max_length=48)
+    accused_unit_id: str | None = Field(default=None, max_length=36)
+    default_assignee_id: str | None = Field(default=None, max_length=36)
+    priority: int = Field(default=100, ge=0, le=100000)
+    enabled: bool = True
+
+
+class RoutingRuleOut(RoutingRuleIn):
+    id: str
+
+
+class DeadlineRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stage: str = Field(max_length=32)
+    source: str | None = Field(default=None, max_length=24)
+    category: str | None = Field(default=None, max_length=48)
+    working_days: int | None = None
+    months: int | None = None
+
+
+class DeadlineRuleOut(DeadlineRuleIn):
+    id: str

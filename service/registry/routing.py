@@ -1,0 +1,263 @@
+"""Routing rules (data edited by admins), the routing of a clue at triage, reassignment with a reason,
+and the deadline rules' administration.
+
+A rule matches a clue when its category is one of the clue's (or the rule has none) and its accused unit is
+the clue's accused unit or an ancestor of it (or the rule has none). Rules are tried by priority (lower
+first); a rule whose handling unit or default assignee would break recusal is skipped, never applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from service.audit import service as audit_service
+from service.auth import service as auth_service
+from service.auth.models import Staff, Unit
+from service.auth.permissions import Role
+from service.auth.service import Principal
+from service.crypto.keys import KeyRing
+from service.db import new_id
+from service.errors import Conflict, Invalid, NotFound
+from service.registry import lifecycle
+from service.registry.deadlines import Stage
+from service.registry.models import SOURCES, Clue, ClueState, DeadlineRule, RoutingRule
+from service.runtime import Runtime
+from service.timeutil import utcnow
+
+
+async def _active_investigator(session: AsyncSession, staff_id: str) -> Staff:
+    try:
+        staff = await auth_service.get_staff(session, staff_id)
+    except NotFound:
+        raise Invalid("默认承办人不存在", message_en="unknown default assignee") from None
+    if staff.disabled or Role.investigator not in {r.role for r in staff.roles}:
+        raise Invalid(
+            "默认承办人必须是在岗的核查人员", message_en="the default assignee must be an active investigator"
+        )
+    return staff
+
+
+async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, keys: KeyRing) -> str | None:
+    """Apply the first matching rule that respects recusal; returns its id (stored on the clue's state)."""
+    from service.registry.service import _enforce_recusal
+
+    rules = (
+        await session.execute(
+            select(RoutingRule)
+            .where(RoutingRule.enabled.is_(True))
+            .order_by(RoutingRule.priority, RoutingRule.created_at)
+        )
+    ).scalars()
+    categories = {c.category for c in clue.categories}
+    accused_chain = (
+        set(await auth_service.unit_and_ancestors(session, clue.accused_unit_id))
+        if clue.accused_unit_id
+        else set()
+    )
+    for rule in rules:
+        if rule.category is not None and rule.category not in categories:
+            continue
+        if rule.accused_unit_id is not None and rule.accused_unit_id not in accused_chain:
+            continue
+        try:
+            await _enforce_recusal(session, clue=clue, assignee_unit_id=rule.handling_unit_id, keys=keys)
+        except Conflict:
+            continue
+        clue.handling_unit_id = rule.handling_unit_id
+        if rule.default_assignee_id:
+            assignee = await session.scalar(
+                select(Staff).where(Staff.id == rule.default_assignee_id).options(selectinload(Staff.roles))
+            )
+            if (
+                assignee is not None
+                and not assignee.disabled
+                and Role.investigator in {r.role for r in assignee.roles}
+            ):
+                try:
+                    await _enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+                except Conflict:
+                    pass
+                else:
+                    clue.assignee_id, clue.assigned_at = assignee.id, utcnow()
+        state.routing_rule_id = rule.id
+        return rule.id
+    return None
+
+
+@dataclass(frozen=True)
+class RuleInput:
+    handling_unit_id: str
+    category: str | None = None
+    accused_unit_id: str | None = None
+    default_assignee_id: str | None = None
+    priority: int = 100
+    enabled: bool = True
+
+
+async def _validate_rule(session: AsyncSession, data: RuleInput) -> None:
+    from service.classify import service as classify_service
+
+    if data.category is not None and data.category not in classify_service.current_taxonomy().category_ids:
+        raise Invalid("问题类别不存在", message_en=f"unknown category {data.category!r}")
+    for unit_id in (data.handling_unit_id, data.accused_unit_id):
+        if unit_id is not None:
+            if await session.get(Unit, unit_id) is None:
+                raise Invalid("单位不存在", message_en="unknown unit")
+    if data.default_assignee_id:
+        staff = await _active_investigator(session, data.default_assignee_id)
+        if staff.unit_id != data.handling_unit_id:
+            raise Invalid(
+                "默认承办人须属于承办单位", message_en="the default assignee must work in the handling unit"
+            )
+
+
+async def add_rule(session: AsyncSession, *, data: RuleInput, actor: str) -> RoutingRule:
+    await _validate_rule(session, data)
+    rule = RoutingRule(id=new_id(), created_at=utcnow(), **vars(data))
+    session.add(rule)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="routing_rule.created",
+        object_type="routing_rule",
+        object_id=rule.id,
+        details=vars(data),
+    )
+    return rule
+
+
+async def update_rule(session: AsyncSession, *, rule_id: str, data: RuleInput, actor: str) -> RoutingRule:
+    rule = await session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound("分办规则不存在", message_en="routing rule not found")
+    await _validate_rule(session, data)
+    for name, value in vars(data).items():
+        setattr(rule, name, value)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="routing_rule.updated",
+        object_type="routing_rule",
+        object_id=rule.id,
+        details=vars(data),
+    )
+    return rule
+
+
+async def list_rules(session: AsyncSession) -> list[RoutingRule]:
+    query = select(RoutingRule).order_by(RoutingRule.priority, RoutingRule.created_at)
+    return list((await session.execute(query)).scalars())
+
+
+async def reassign_clue(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    assignee_id: str,
+    reason: str,
+    principal: Principal,
+    runtime: Runtime,
+) -> Clue:
+    """Manual reassignment with a (sealed) reason; recusal as for every assignment."""
+    from service.registry.service import assign_clue
+
+    if not reason.strip():
+        raise Invalid("请填写改派理由", message_en="a reason is required")
+    previous = (await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)).assignee_id
+    clue = await assign_clue(
+        session, clue_id=clue_id, assignee_id=assignee_id, principal=principal, keys=runtime.keys
+    )
+    await lifecycle.record_note_transition(
+        session,
+        clue=clue,
+        action="reassign",
+        reason=reason,
+        details={
+            "assignee_id": assignee_id,
+            "previous_assignee_id": previous,
+            "unit_id": clue.handling_unit_id,
+        },
+        principal=principal,
+        runtime=runtime,
+    )
+    return clue
+
+
+# --- Deadline rules --------------------------------------------------------------------------------
+
+
+async def add_deadline_rule(
+    session: AsyncSession,
+    *,
+    stage: str,
+    source: str | None,
+    category: str | None,
+    working_days: int | None,
+    months: int | None,
+    actor: str,
+) -> DeadlineRule:
+    from service.classify import service as classify_service
+
+    if stage not in {s.value for s in Stage}:
+        raise Invalid("环节无效", message_en=f"stage must be one of {', '.join(s.value for s in Stage)}")
+    if source is not None and source not in SOURCES:
+        raise Invalid("来源无效", message_en="unknown source")
+    if category is not None and category not in classify_service.current_taxonomy().category_ids:
+        raise Invalid("问题类别不存在", message_en=f"unknown category {category!r}")
+    if (working_days is None) == (months is None):
+        raise Invalid("请只填写工作日或月数其中之一", message_en="give exactly one of working_days or months")
+    if (working_days is not None and not 1 <= working_days <= 365) or (
+        months is not None and not 1 <= months <= 24
+    ):
+        raise Invalid("期限超出范围", message_en="limit out of range (1-365 working days or 1-24 months)")
+    rule = DeadlineRule(
+        id=new_id(),
+        stage=stage,
+        source=source,
+        category=category,
+        working_days=working_days,
+        months=months,
+        created_at=utcnow(),
+    )
+    session.add(rule)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="deadline_rule.created",
+        object_type="deadline_rule",
+        object_id=rule.id,
+        details={
+            "stage": stage,
+            "source": source,
+            "category": category,
+            "working_days": working_days,
+            "months": months,
+        },
+    )
+    return rule
+
+
+async def delete_deadline_rule(session: AsyncSession, *, rule_id: str, actor: str) -> None:
+    rule = await session.get(DeadlineRule, rule_id)
+    if rule is None:
+        raise NotFound("期限规则不存在", message_en="deadline rule not found")
+    await session.delete(rule)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="deadline_rule.deleted",
+        object_type="deadline_rule",
+        object_id=rule_id,
+    )
+
+
+async def list_deadline_rules(session: AsyncSession) -> list[DeadlineRule]:
+    return list((await session.execute(select(DeadlineRule).order_by(DeadlineRule.stage))).scalars())
