@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = staff.add_parser("revoke-token", help="revoke one token by its id")
     revoke.add_argument("token_id")
     staff.add_parser("list", help="list accounts")
+    set_password = staff.add_parser(
+        "set-password", help="set the web-login password (asks twice; --stdin reads one line)"
+    )
+    set_password.add_argument("name")
+    set_password.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    enrol_totp = staff.add_parser("enrol-totp", help="new TOTP secret; prints the otpauth:// URI once")
+    enrol_totp.add_argument("name")
+    reset_totp = staff.add_parser("reset-totp", help="remove the TOTP secret (no web login until enrolled)")
+    reset_totp.add_argument("name")
 
     unit = sub.add_parser("unit", help="organisation units").add_subparsers(
         dest="unit_command", required=True
@@ -185,6 +194,9 @@ async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
 async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from service.auth import service as auth_service
 
+    if args.staff_command in ("set-password", "enrol-totp", "reset-totp"):
+        return await _staff_login(args, settings)
+
     async def work(session: AsyncSession) -> list[str]:
         if args.staff_command == "add":
             roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
@@ -214,6 +226,43 @@ async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             + ("  DISABLED" if s.disabled else "")
             for s in await auth_service.list_staff(session)
         ]
+
+    for line in await _in_session(settings, work):
+        print(line)
+    return 0
+
+
+async def _staff_login(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    """Web-login credentials. The password never appears in argv, logs or audit details."""
+    from service.auth import service as auth_service
+    from service.auth import sessions as session_service
+
+    password = ""
+    if args.staff_command == "set-password":
+        if args.stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            import getpass
+
+            password = getpass.getpass("新密码 New password: ")
+            if getpass.getpass("再输入一次 Again: ") != password:
+                print("tipline: the two passwords differ", file=sys.stderr)
+                return 1
+
+    async def work(session: AsyncSession) -> list[str]:
+        staff = await auth_service.find_staff(session, args.name)
+        if args.staff_command == "set-password":
+            await session_service.set_password(session, staff=staff, password=password, actor=CLI_ACTOR)
+            return [f"password set for {staff.name}; its web sessions ended"]
+        if args.staff_command == "reset-totp":
+            await session_service.reset_totp(session, staff=staff, actor=CLI_ACTOR)
+            return [f"TOTP removed for {staff.name}; enrol again with `tipline staff enrol-totp`"]
+        from service.runtime import ensure_development_material, load_lookup_secret
+
+        ensure_development_material(settings)
+        key = session_service.totp_key(load_lookup_secret(settings))
+        uri = await session_service.enrol_totp(session, totp_key=key, staff=staff, actor=CLI_ACTOR)
+        return [f"TOTP enrolled for {staff.name}; scan this URI (shown once):", uri]
 
     for line in await _in_session(settings, work):
         print(line)

@@ -71,6 +71,14 @@ def create_app(
         app.include_router(auth_router)
         app.include_router(registry_router)
 
+        from service.auth.login_routes import router as staff_login_router
+        from service.auth.web import install_login_redirect
+        from service.channels.staff_web.routes import router as staff_web_router
+
+        app.include_router(staff_login_router)
+        app.include_router(staff_web_router)
+        install_login_redirect(app)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

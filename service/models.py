@@ -1,7 +1,9 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from service.audit.models import AuditEntry, AuditHead
+from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
+from service.channels.hotline.models import ClueAddition
 from service.db import Base
 from service.intake.models import Receipt
 from service.jobs.models import Job
@@ -25,6 +27,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "Clue",
+    "ClueAddition",
     "ClueCategory",
     "ClueReminder",
     "ClueState",
@@ -34,10 +37,13 @@ __all__ = [
     "DeadlineRule",
     "ProgressRequest",
     "Job",
+    "LoginThrottle",
     "Receipt",
     "RegistryCounter",
     "RoutingRule",
     "Staff",
+    "StaffCredential",
     "StaffRole",
+    "StaffSession",
     "Unit",
 ]
