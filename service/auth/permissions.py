@@ -90,7 +90,7 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.list_staff: "List staff accounts (`GET /api/v1/staff`)",
     Action.manage_staff: "Create, disable staff, issue and revoke tokens (`POST /api/v1/staff…`, `tipline staff`)",
     Action.manage_staff_login: (
-        "Set a staff password, enrol or reset TOTP, end web sessions (`/api/v1/staff/{id}/password|totp…`)"
+        "Set a staff password, enrol or reset TOTP, end web sessions (`/api/v1/staff/{id}/password`, `…/totp`)"
     ),
     Action.register_call: "Register a hotline call as a clue (`POST /api/v1/hotline/calls`, `/staff/hotline`)",
     Action.add_to_call_clue: (
