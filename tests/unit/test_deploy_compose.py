@@ -1,0 +1,70 @@
+"""deploy/compose.yaml: valid against the compose-spec schema, and each role holds only the keys it needs."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+SERVER_ROLES = ("intake", "mail", "staff", "worker")
+
+
+def _schema() -> dict:
+    try:
+        vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    except ModuleNotFoundError:
+        pytest.skip("check-jsonschema (bundles the compose-spec schema) not installed")
+    return json.loads((vendor / "compose-spec.json").read_text())
+
+
+def test_compose_file_matches_the_compose_spec_schema() -> None:
+    validator = jsonschema.Draft7Validator(_schema())
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(COMPOSE)]
+    assert errors == []
+
+
+def _keys(service: str) -> set[str]:
+    return {
+        (s if isinstance(s, str) else s["source"]) for s in COMPOSE["services"][service].get("secrets", [])
+    }
+
+
+def test_every_part_is_there() -> None:
+    assert set(COMPOSE["services"]) >= {"db", "migrate", *SERVER_ROLES, "mailcatcher"}
+
+
+def test_each_role_gets_only_the_keys_it_needs() -> None:
+    public = {"case_public", "identity_public"}
+    assert _keys("intake") & {"case_private"} == set() and public <= _keys("intake")
+    assert _keys("mail") & {"case_private"} == set() and public <= _keys("mail")
+    assert "case_private" in _keys("staff")
+    assert "case_private" not in _keys("worker") and "case_private" not in _keys("migrate")
+    # No identity private key anywhere in the file.
+    assert not any("identity" in name and "private" in name for name in COMPOSE["secrets"])
+    assert "identity.private" not in (ROOT / "deploy" / "compose.yaml").read_text()
+
+
+def test_secrets_come_from_files_never_from_inline_environment() -> None:
+    for name, secret in COMPOSE["secrets"].items():
+        assert set(secret) == {"file"}, name
+    for role in SERVER_ROLES:
+        service = COMPOSE["services"][role]
+        env = service["environment"]
+        assert env["TIPLINE_DATABASE_URL_FILE"].startswith("/run/secrets/")
+        assert "TIPLINE_DATABASE_URL" not in env and "TIPLINE_LOOKUP_SECRET" not in env
+        assert service["read_only"] is True and service["user"] == "10001:10001"
+        assert any(t.startswith("/tmp") for t in service["tmpfs"])  # noqa: S108
+        assert service["cap_drop"] == ["ALL"]
+
+
+def test_staff_is_not_published_to_the_public_and_the_database_network_is_internal() -> None:
+    assert COMPOSE["networks"]["backend"]["internal"] is True
+    assert "public" not in COMPOSE["services"]["staff"]["networks"]
+    assert all(p.startswith("127.0.0.1:") for p in COMPOSE["services"]["staff"]["ports"])
+    assert COMPOSE["services"]["db"]["networks"] == ["backend"]
