@@ -117,7 +117,7 @@ DESCRIPTIONS: dict[Action, str] = {
     ),
     Action.report_progress: "Answer a progress request on a visible clue (`POST /api/v1/progress-requests/{id}/report`)",
     Action.record_consultation: "Record a consultation on a difficult clue (`POST /api/v1/clues/{id}/consultations`)",
-    Action.search_clues: "Search clues by accused person, unit, number, category, date (`GET /api/v1/clues/search`)",
+    Action.search_clues: "Search clues by accused person, unit, number, category, date (`GET /api/v1/clue-search`, `/api/v1/clues/{id}/related`)",
     Action.export_ledger: (
         "Export the ledger and the meeting brief as xlsx/CSV, audited (`GET /api/v1/ledger.xlsx|.csv`, "
         "`/api/v1/brief.xlsx`)"

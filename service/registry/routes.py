@@ -12,7 +12,7 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
-from service.registry import lifecycle, routing
+from service.registry import lifecycle, routing, search, supervision
 from service.registry import service as registry_service
 from service.registry.models import (
     CHANNELS,
@@ -29,12 +29,17 @@ from service.registry.schemas import (
     ClueDetail,
     CluePage,
     ClueSummary,
+    ConsultationIn,
     DeadlineRuleIn,
     DeadlineRuleOut,
     HistoryItem,
+    ProgressReportIn,
+    ProgressRequestIn,
     ReassignIn,
     RoutingRuleIn,
     RoutingRuleOut,
+    SearchHit,
+    SupervisionIn,
     TransitionIn,
     TransitionOut,
 )
@@ -312,3 +317,143 @@ async def add_deadline_rule(
 async def delete_deadline_rule(rule_id: str, principal: CurrentStaff, session: SessionDep) -> None:
     require(principal.roles, Action.manage_deadline_rules)
     await routing.delete_deadline_rule(session, rule_id=rule_id, actor=principal.actor)
+
+
+# --- Supervision, consultations, search (issue 8) ----------------------------------------------------
+
+
+@router.put("/clues/{clue_id}/supervision", responses={**ERRORS, **NOT_FOUND})
+async def set_supervision(
+    clue_id: str, body: SupervisionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    """Mark a key clue (重点线索) with its supervising leader; 包案 when the leader takes it on."""
+    require(principal.roles, Action.supervise_clue)
+    state = await supervision.set_supervision(
+        session,
+        clue_id=clue_id,
+        key_clue=body.key_clue,
+        leader_id=body.leader_id,
+        leader_takes_case=body.leader_takes_case,
+        reason=body.reason,
+        principal=principal,
+        runtime=runtime,
+    )
+    return {
+        "key_clue": state.key_clue,
+        "supervising_leader_id": state.supervising_leader_id,
+        "leader_takes_case": state.leader_takes_case,
+    }
+
+
+@router.get("/supervision", responses=ERRORS)
+async def supervision_list(principal: CurrentStaff, session: SessionDep) -> list[dict[str, object]]:
+    """Open key clues and clues with an overdue notice (催办单)."""
+    require(principal.roles, Action.supervise_clue)
+    return await supervision.supervision_list(session, principal=principal)
+
+
+@router.post("/reminders/scan", responses=ERRORS)
+async def scan_reminders(principal: CurrentStaff, session: SessionDep) -> dict[str, int]:
+    """Issue overdue notices now (the daily job does the same)."""
+    require(principal.roles, Action.supervise_clue)
+    return {"issued": await supervision.issue_overdue_reminders(session)}
+
+
+@router.post(
+    "/clues/{clue_id}/progress-requests", status_code=201, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+)
+async def request_progress(
+    clue_id: str, body: ProgressRequestIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    require(principal.roles, Action.supervise_clue)
+    row = await supervision.request_progress(
+        session, clue_id=clue_id, due_on=body.due_on, note=body.note, principal=principal, runtime=runtime
+    )
+    return {"id": row.id, "due_at": row.due_at}
+
+
+@router.get("/clues/{clue_id}/progress-requests", responses={**ERRORS, **NOT_FOUND})
+async def list_progress(
+    clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> list[dict[str, object]]:
+    require(principal.roles, Action.report_progress)
+    return await supervision.list_progress(session, clue_id=clue_id, principal=principal, runtime=runtime)
+
+
+@router.post("/progress-requests/{request_id}/report", responses={**ERRORS, **NOT_FOUND, **CONFLICT})
+async def report_progress(
+    request_id: str, body: ProgressReportIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    require(principal.roles, Action.report_progress)
+    row = await supervision.report_progress(
+        session, request_id=request_id, report=body.report, principal=principal, runtime=runtime
+    )
+    return {"id": row.id, "reported_at": row.reported_at}
+
+
+@router.post("/clues/{clue_id}/consultations", status_code=201, responses={**ERRORS, **NOT_FOUND})
+async def record_consultation(
+    clue_id: str, body: ConsultationIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    require(principal.roles, Action.record_consultation)
+    row = await supervision.record_consultation(
+        session,
+        clue_id=clue_id,
+        data=supervision.ConsultationInput(**body.model_dump()),
+        principal=principal,
+        runtime=runtime,
+    )
+    return {"id": row.id, "participant_count": row.participant_count}
+
+
+@router.get("/clues/{clue_id}/consultations", responses={**ERRORS, **NOT_FOUND})
+async def list_consultations(
+    clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> list[dict[str, object]]:
+    require(principal.roles, Action.record_consultation)
+    return await supervision.list_consultations(
+        session, clue_id=clue_id, principal=principal, runtime=runtime
+    )
+
+
+@router.get("/clue-search", response_model=list[SearchHit], responses=ERRORS)
+async def search_clues(
+    principal: CurrentStaff,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    accused_name: Annotated[str | None, Query(max_length=200)] = None,
+    accused_unit: Annotated[str | None, Query(max_length=200)] = None,
+    accused_unit_id: Annotated[str | None, Query(max_length=36)] = None,
+    registry_number: Annotated[str | None, Query(max_length=32)] = None,
+    category: Category = None,
+    status: Status = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    limit: Limit = 100,
+) -> list[SearchHit]:
+    """Search by accused person (name + unit as reported, matched through the keyed hash), registered
+    unit, number, category, status and date. The search itself is audited (fields, not values)."""
+    require(principal.roles, Action.search_clues)
+    hits = await search.search_clues(
+        session,
+        query=search.SearchQuery(
+            accused_name=accused_name,
+            accused_unit=accused_unit,
+            accused_unit_id=accused_unit_id,
+            registry_number=registry_number,
+            category=category,
+            status=status,
+            received_from=received_from,
+            received_to=received_to,
+        ),
+        principal=principal,
+        runtime=runtime,
+        limit=limit,
+    )
+    return [SearchHit(**_summary(c).model_dump(), same_accused_count=n) for c, n in hits]
+
+
+@router.get("/clues/{clue_id}/related", responses={**ERRORS, **NOT_FOUND})
+async def related_clues(clue_id: str, principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
+    """Other clues about the same accused person, and near-duplicate texts (linked, never merged)."""
+    return await search.related_clues(session, clue_id=clue_id, principal=principal)

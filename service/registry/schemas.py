@@ -131,3 +131,34 @@ class DeadlineRuleIn(BaseModel):
 
 class DeadlineRuleOut(DeadlineRuleIn):
     id: str
+
+
+class SupervisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key_clue: bool
+    leader_id: str | None = Field(default=None, max_length=36)
+    leader_takes_case: bool = False
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ProgressRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due_on: date
+    note: str = Field(default="", max_length=2000)
+
+
+class ProgressReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    report: str = Field(min_length=1, max_length=5000)
+
+
+class ConsultationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    held_on: date
+    participants: list[str] = Field(min_length=1, max_length=50)
+    opinions: list[str] = Field(default_factory=list, max_length=50)
+    conclusion: str = Field(min_length=1, max_length=5000)
+
+
+class SearchHit(ClueSummary):
+    same_accused_count: int = Field(description="Clues naming the same accused person, this one included")

@@ -1,0 +1,342 @@
+"""Key-clue supervision (重点线索督办), progress requests and reports, consultations on difficult clues
+(疑难线索会商), and the overdue reminder notices (催办单).
+
+Free text (a request's note, a progress report, a consultation's participants, opinions and conclusion) is
+sealed with the case key; the plain columns are dates, ids and counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit_service
+from service.auth import service as auth_service
+from service.auth.permissions import Action, Role, is_allowed
+from service.auth.service import Principal
+from service.db import new_id
+from service.errors import Conflict, Invalid, NotFound
+from service.registry import deadlines, lifecycle
+from service.registry.models import Clue, ClueReminder, ClueState, Consultation, ProgressRequest
+from service.registry.service import get_visible_clue
+from service.runtime import Runtime
+from service.timeutil import LOCAL, utcnow
+
+
+def _seal(runtime: Runtime, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
+    data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
+
+
+def _open(runtime: Runtime, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
+    return json.loads(runtime.keys.open(data, f"{table}/{row_id}/{name}")) if data else {}
+
+
+async def set_supervision(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    key_clue: bool,
+    leader_id: str | None,
+    leader_takes_case: bool,
+    reason: str,
+    principal: Principal,
+    runtime: Runtime,
+) -> ClueState:
+    """Mark (or unmark) a key clue and name its supervising leader; 包案 when the leader takes it on."""
+    clue = await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)
+    if not reason.strip():
+        raise Invalid("请填写理由", message_en="a reason is required")
+    if key_clue and not leader_id:
+        raise Invalid("重点线索须指定督办领导", message_en="a key clue needs a supervising leader")
+    if leader_takes_case and not key_clue:
+        raise Invalid("包案只适用于重点线索", message_en="a leader takes on only a key clue")
+    if leader_id:
+        try:
+            leader = await auth_service.get_staff(session, leader_id)
+        except NotFound:
+            raise Invalid("督办领导不存在", message_en="unknown leader") from None
+        if leader.disabled or Role.supervisor not in {r.role for r in leader.roles}:
+            raise Invalid(
+                "督办领导必须是在岗的审核人员", message_en="the leader must be an active supervisor"
+            )
+    state = await lifecycle.get_state(session, clue.id)
+    state.key_clue, state.leader_takes_case = key_clue, leader_takes_case
+    state.supervising_leader_id = leader_id if key_clue else None
+    details = {
+        "key_clue": key_clue,
+        "leader_id": state.supervising_leader_id,
+        "leader_takes_case": leader_takes_case,
+    }
+    await lifecycle.record_note_transition(
+        session,
+        clue=clue,
+        action="supervision",
+        reason=reason,
+        details=details,
+        principal=principal,
+        runtime=runtime,
+    )
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.supervision",
+        object_type="clue",
+        object_id=clue.id,
+        details=details,
+    )
+    return state
+
+
+async def request_progress(
+    session: AsyncSession, *, clue_id: str, due_on: date, note: str, principal: Principal, runtime: Runtime
+) -> ProgressRequest:
+    """An interim deadline: the handler reports progress by ``due_on``."""
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    if clue.status not in lifecycle.OPEN_STATUSES:
+        raise Conflict("线索已办结或已转出，无需督办", message_en="the clue is no longer open")
+    if due_on < utcnow().astimezone(LOCAL).date():
+        raise Invalid("阶段期限不能早于今天", message_en="due_on cannot be in the past")
+    row_id = new_id()
+    row = ProgressRequest(
+        id=row_id,
+        clue_id=clue.id,
+        requested_by=principal.actor,
+        requested_at=utcnow(),
+        due_at=deadlines.end_of_local_day(due_on),
+        request=_seal(runtime, "clue_progress_requests", row_id, "request", {"note": note}),
+    )
+    session.add(row)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.progress_requested",
+        object_type="clue",
+        object_id=clue.id,
+        details={"request_id": row_id, "due_on": due_on.isoformat()},
+    )
+    return row
+
+
+async def report_progress(
+    session: AsyncSession, *, request_id: str, report: str, principal: Principal, runtime: Runtime
+) -> ProgressRequest:
+    row = await session.get(ProgressRequest, request_id)
+    if row is None:
+        raise NotFound("督办事项不存在", message_en="progress request not found")
+    clue = await get_visible_clue(session, clue_id=row.clue_id, principal=principal)  # 404 if not his
+    if row.reported_at is not None:
+        raise Conflict("该督办事项已报告", message_en="progress already reported")
+    if not report.strip():
+        raise Invalid("请填写进展情况", message_en="the report is empty")
+    row.reported_at, row.reported_by = utcnow(), principal.actor
+    row.report = _seal(runtime, "clue_progress_requests", row.id, "report", {"report": report})
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.progress_reported",
+        object_type="clue",
+        object_id=clue.id,
+        details={"request_id": row.id, "late": row.reported_at > row.due_at},
+    )
+    return row
+
+
+async def list_progress(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+) -> list[dict[str, Any]]:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = (
+        await session.execute(
+            select(ProgressRequest)
+            .where(ProgressRequest.clue_id == clue.id)
+            .order_by(ProgressRequest.requested_at)
+        )
+    ).scalars()
+    out = []
+    for row in rows:
+        out.append(
+            {
+                "id": row.id,
+                "requested_by": row.requested_by,
+                "requested_at": row.requested_at,
+                "due_at": row.due_at,
+                "note": _open(runtime, row.request, "clue_progress_requests", row.id, "request").get("note"),
+                "reported_at": row.reported_at,
+                "reported_by": row.reported_by,
+                "report": _open(runtime, row.report, "clue_progress_requests", row.id, "report").get(
+                    "report"
+                ),
+                "overdue": row.reported_at is None and utcnow() > row.due_at,
+            }
+        )
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.progress_read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"entries": len(out)},
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class ConsultationInput:
+    held_on: date
+    participants: list[str]
+    opinions: list[str]
+    conclusion: str
+
+
+async def record_consultation(
+    session: AsyncSession, *, clue_id: str, data: ConsultationInput, principal: Principal, runtime: Runtime
+) -> Consultation:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    if len([p for p in data.participants if p.strip()]) < 2:
+        raise Invalid("会商至少需要两名参加人", message_en="a consultation needs at least two participants")
+    if not data.conclusion.strip():
+        raise Invalid("请填写会商结论", message_en="the conclusion is empty")
+    if data.held_on > utcnow().astimezone(LOCAL).date():
+        raise Invalid("会商日期不能晚于今天", message_en="held_on cannot be in the future")
+    row_id = new_id()
+    row = Consultation(
+        id=row_id,
+        clue_id=clue.id,
+        held_on=deadlines.end_of_local_day(data.held_on),
+        participant_count=len(data.participants),
+        recorded_by=principal.actor,
+        recorded_at=utcnow(),
+        record=_seal(
+            runtime,
+            "clue_consultations",
+            row_id,
+            "record",
+            {"participants": data.participants, "opinions": data.opinions, "conclusion": data.conclusion},
+        ),
+    )
+    session.add(row)
+    state = await lifecycle.get_state(session, clue.id)
+    state.difficult = True
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.consultation_recorded",
+        object_type="clue",
+        object_id=clue.id,
+        details={"consultation_id": row_id, "participants": len(data.participants)},
+    )
+    return row
+
+
+async def list_consultations(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+) -> list[dict[str, Any]]:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = (
+        await session.execute(
+            select(Consultation).where(Consultation.clue_id == clue.id).order_by(Consultation.held_on)
+        )
+    ).scalars()
+    out = [
+        {
+            "id": r.id,
+            "held_on": r.held_on.astimezone(LOCAL).date(),
+            "recorded_by": r.recorded_by,
+            **_open(runtime, r.record, "clue_consultations", r.id, "record"),
+        }
+        for r in rows
+    ]
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.consultations_read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"entries": len(out)},
+    )
+    return out
+
+
+# --- Overdue reminders (催办单) -----------------------------------------------------------------------
+
+
+async def issue_overdue_reminders(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 1000
+) -> int:
+    """For each open clue past its deadline without a notice for that deadline, issue one. Content-free:
+    the notice names the clue id, its deadline and the handling unit/handler. Overdue clues join the
+    supervision list (see ``supervision_list``). Idempotent; a job runs it daily."""
+    now = now or utcnow()
+    missing = (
+        select(Clue.id, Clue.status, Clue.due_at, Clue.handling_unit_id, Clue.assignee_id)
+        .outerjoin(ClueReminder, and_(ClueReminder.clue_id == Clue.id, ClueReminder.due_at == Clue.due_at))
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]), Clue.due_at < now)
+        .where(ClueReminder.id.is_(None))
+        .where((ClueState.disposal_method.is_(None)) | (ClueState.disposal_method != "shelve"))
+        .order_by(Clue.due_at)
+        .limit(limit)
+    )
+    issued = 0
+    for clue_id, status, due_at, unit_id, assignee_id in (await session.execute(missing)).all():
+        reminder = ClueReminder(
+            id=new_id(),
+            clue_id=clue_id,
+            status=status,
+            due_at=due_at,
+            issued_at=now,
+            handling_unit_id=unit_id,
+            assignee_id=assignee_id,
+        )
+        session.add(reminder)
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=audit_service.SYSTEM_ACTOR,
+            action="clue.reminder_issued",
+            object_type="clue",
+            object_id=clue_id,
+            details={"reminder_id": reminder.id, "status": status},
+        )
+        issued += 1
+    return issued
+
+
+async def supervision_list(session: AsyncSession, *, principal: Principal) -> list[dict[str, Any]]:
+    """Key clues and clues with a reminder notice, still open: what the leaders follow up."""
+    if not is_allowed(principal.roles, Action.supervise_clue):
+        raise NotFound("线索不存在", message_en="clue not found")
+    reminded = select(ClueReminder.clue_id)
+    query = (
+        select(Clue, ClueState)
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]))
+        .where((ClueState.key_clue.is_(True)) | Clue.id.in_(reminded))
+        .order_by(Clue.due_at)
+        .limit(500)
+    )
+    now = utcnow()
+    return [
+        {
+            "id": clue.id,
+            "registry_number": clue.registry_number,
+            "status": clue.status,
+            "due_at": clue.due_at,
+            "overdue": clue.due_at < now,
+            "key_clue": bool(state and state.key_clue),
+            "supervising_leader_id": state.supervising_leader_id if state else None,
+            "leader_takes_case": bool(state and state.leader_takes_case),
+            "handling_unit_id": clue.handling_unit_id,
+            "assignee_id": clue.assignee_id,
+        }
+        for clue, state in (await session.execute(query)).all()
+    ]
