@@ -8,6 +8,8 @@ they are matched as aliases by the matcher, which reports the alias span and the
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,8 +19,7 @@ SEPARATOR = "|"
 # Sentence and clause punctuation ends a negation scope and stops regex patterns ([^|]).
 _SEPARATORS = set("，。！？；：,!?;:\n\r…")
 # Decoration and spacing that citizens (and evaders) put inside words: dropped entirely.
-_DROPPED = set(" \t\u3000\u00a0\u200b\u200c\u200d\ufeff*·•-_~'\"`/\\、“”‘’「」『』《》〈〉()（）[]【】{}<>#@&^=+")
-_DROPPED.discard("@")  # keep '@' so e-mail-like spam still reads as such
+_DROPPED = set(" \t\u3000\u00a0\u200b\u200c\u200d\ufeff*·•-_~'\"`/\\、“”‘’「」『』《》〈〉()（）[]【】{}<>#&^=+")
 
 _HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _HALFWIDTH[0x3000] = 0x20
@@ -45,39 +46,53 @@ def to_simplified(text: str) -> str:
     return "".join(_t2s_char(ch) for ch in text)
 
 
+_NEEDS_FOLD = re.compile("[A-Z\u3000\uff01-\uff5e]+")
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    # Upper-case folding goes through the half-width table first: "Ａ" -> "A" -> "a" needs two passes.
+    return match.group(0).translate(_FOLD_TABLE).translate(_FOLD_TABLE)
+
+
 def fold(text: str) -> str:
     """Simplified, half-width, lower-case ASCII; same length as ``text``."""
-    # Upper-case folding goes through the half-width table first: "Ａ" -> "A" -> "a" needs two passes.
-    return to_simplified(text).translate(_FOLD_TABLE).translate(_FOLD_TABLE)
+    # str.translate walks every character through a dict; only the few runs that need it go through it.
+    return _NEEDS_FOLD.sub(_fold_run, to_simplified(text))
+
+
+_DROP_RE = re.compile("[" + re.escape("".join(sorted(_DROPPED))) + "]")
+_SEPARATOR_RE = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
 
 
 @dataclass(frozen=True, slots=True)
 class NormalizedText:
+    """Normalised text plus what is needed to map its offsets back to the original.
+
+    ``_shift_at[k]`` is the normalised index at which the k-th dropped character used to be; an index
+    ``i`` maps back to ``i + bisect_right(_shift_at, i)``. Computing spans lazily keeps the hot path in C.
+    """
+
     text: str
-    offsets: tuple[int, ...]
+    _shift_at: tuple[int, ...]
+
+    def original_index(self, index: int) -> int:
+        return index + bisect_right(self._shift_at, index)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        return self.offsets[start], self.offsets[end - 1] + 1
+        return self.original_index(start), self.original_index(end - 1) + 1
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return tuple(self.original_index(i) for i in range(len(self.text)))
 
 
 def normalize(text: str) -> NormalizedText:
+    """Fold, drop decoration and spacing, turn clause punctuation into ``SEPARATOR``. Never changes order."""
     folded = fold(text)
-    chars: list[str] = []
-    offsets: list[int] = []
-    last_was_separator = True
-    for index, ch in enumerate(folded):
-        if ch in _DROPPED:
-            continue
-        if ch in _SEPARATORS:
-            if last_was_separator:
-                continue
-            ch = SEPARATOR
-            last_was_separator = True
-        else:
-            last_was_separator = False
-        chars.append(ch)
-        offsets.append(index)
-    return NormalizedText("".join(chars), tuple(offsets))
+    dropped = [m.start() for m in _DROP_RE.finditer(folded)]
+    kept = _DROP_RE.sub("", folded) if dropped else folded
+    shift_at = tuple(position - k for k, position in enumerate(dropped))
+    return NormalizedText(_SEPARATOR_RE.sub(SEPARATOR, kept), shift_at)
 
 
 def normalize_key(term: str) -> str:
