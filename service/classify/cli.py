@@ -19,7 +19,12 @@ from .taxonomy import TaxonomyError
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tipline classify", description=__doc__.splitlines()[0])
-    parser.add_argument("--eval", metavar="FILE", help="labelled JSONL file ({id, text, labels}) to score")
+    parser.add_argument(
+        "--eval",
+        metavar="FILE",
+        action="append",
+        help="labelled JSONL file ({id, text, labels}) to score; repeat to add e.g. exported staff corrections",
+    )
     return parser
 
 
@@ -60,8 +65,19 @@ def _run_batch(stdin: IO[str], stdout: IO[str]) -> int:
     return status
 
 
-def _run_eval(path: str, stdout: IO[str]) -> int:
-    pairs = []
+def _run_eval(paths: list[str], stdout: IO[str]) -> int:
+    pairs: list[tuple[list[str], list[str]]] = []
+    for path in paths:
+        status = _score_file(path, pairs)
+        if status:
+            return status
+    report = evaluate(pairs)
+    stdout.write("\n".join(report.lines()) + "\n")
+    stdout.flush()
+    return 0
+
+
+def _score_file(path: str, pairs: list[tuple[list[str], list[str]]]) -> int:
     try:
         with open(path, encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):
@@ -71,7 +87,8 @@ def _run_eval(path: str, stdout: IO[str]) -> int:
                 if not isinstance(item.get("text"), str) or not isinstance(item.get("labels"), list):
                     print(f"{path}:{line_number}: needs string 'text' and list 'labels'", file=sys.stderr)
                     return 2
-                result = classify_service.classify(item["text"], category_hint=item.get("category_hint"))
+                hint = item.get("category_hint")
+                result = classify_service.classify(item["text"], category_hint=hint if isinstance(hint, str) else None)
                 pairs.append((item["labels"], result.labels))
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
@@ -79,9 +96,6 @@ def _run_eval(path: str, stdout: IO[str]) -> int:
     except json.JSONDecodeError as exc:
         print(f"{path}: invalid JSON at line {exc.lineno}", file=sys.stderr)
         return 2
-    report = evaluate(pairs)
-    stdout.write("\n".join(report.lines()) + "\n")
-    stdout.flush()
     return 0
 
 

@@ -199,27 +199,29 @@ class Engine:
                 hits.append(_Hit(start, end, entry))
         return hits
 
-    def _negation_marks(self, text: str) -> tuple[list[int], list[int]]:
-        """End offsets of negation cues, and positions of scope breakers (clause ends, 但是…)."""
+    def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
+        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…)."""
+        cue_starts: list[int] = []
         cue_ends: list[int] = []
         breakers: list[int] = []
         if self._neg_window:
             for m in self._neg_re.finditer(text):
                 if m.lastgroup == "cue":
+                    cue_starts.append(m.start())
                     cue_ends.append(m.end())
                 elif m.lastgroup == "breaker":
                     breakers.append(m.end())
-        return cue_ends, breakers
+        return cue_starts, cue_ends, breakers
 
-    def _negated(self, marks: tuple[list[int], list[int]], start: int) -> bool:
-        """A cue ending within ``window`` characters before ``start``, with no breaker in between."""
-        cue_ends, breakers = marks
-        if not cue_ends:
-            return False
-        i = bisect_left(cue_ends, start + 1) - 1
+    def _negated(self, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
+        """A cue that starts before ``start`` and ends at most ``window`` characters before it (or runs
+        into it: "没有人" negates "有人"), with no breaker in between."""
+        cue_starts, cue_ends, breakers = marks
+        i = bisect_left(cue_starts, start) - 1
         if i < 0 or cue_ends[i] < start - self._neg_window:
             return False
-        j = bisect_left(breakers, cue_ends[i] + 1)
+        cue_end = min(cue_ends[i], start)
+        j = bisect_left(breakers, cue_end + 1)
         return not (j < len(breakers) and breakers[j] <= start)
 
     # -- classification -------------------------------------------------------------------------------

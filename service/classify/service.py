@@ -9,7 +9,7 @@ import threading
 
 from . import dedup, pii
 from .engine import Engine
-from .models import ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
+from .models import OTHER, ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
 from .taxonomy import TaxonomyError, load_taxonomy
 
 __all__ = [
@@ -20,12 +20,19 @@ __all__ = [
     "TaxonomyError",
     "classify",
     "current_taxonomy",
+    "InvalidLabelsError",
     "find_personal_data",
+    "labelled_example",
+    "validate_labels",
     "mask_personal_data",
     "near_duplicate_signature",
     "reload_taxonomy",
     "signature_similarity",
 ]
+
+class InvalidLabelsError(ValueError):
+    """A staff correction names unknown categories, repeats one, or puts `other` beside another label."""
+
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -74,3 +81,29 @@ def near_duplicate_signature(text: str) -> bytes:
 
 def signature_similarity(a: bytes, b: bytes) -> float:
     return dedup.signature_similarity(a, b)
+
+
+def validate_labels(labels: list[str]) -> list[str]:
+    """Check a staff correction against the current taxonomy; return the labels in taxonomy order.
+
+    An empty list is allowed (it means "back to triage").
+    """
+    known = current_taxonomy().category_ids
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise InvalidLabelsError(f"unknown categories: {', '.join(sorted(set(unknown)))}")
+    if len(set(labels)) != len(labels):
+        raise InvalidLabelsError("a category is given twice")
+    if OTHER in labels and len(labels) > 1:
+        raise InvalidLabelsError(f"{OTHER!r} stands alone")
+    return [c for c in known if c in labels]
+
+
+def labelled_example(*, example_id: str, text: str, labels: list[str]) -> dict[str, object]:
+    """A corrected report as one line of labelled data, the format ``tipline classify --eval`` reads.
+
+    The registry stores corrections (with the reason, in the audit log); exporting them through this
+    function lets the evaluation command score the classifier on them. The text is personal data:
+    exports belong in the encrypted store, never in the repository.
+    """
+    return {"id": example_id, "text": text, "labels": validate_labels(labels)}
