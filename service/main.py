@@ -58,18 +58,30 @@ def create_app(
     )
     install_error_handlers(app)
     observability.install(app, roles)
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    from service.channels.web.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
+
+    # The web form's upload routes parse their body as a stream and enforce their own limits.
+    exempt = WEB_UPLOAD_PATHS if "intake" in roles else ()
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_prefixes=exempt)
 
     from service.intake.routes import router as intake_router
 
     if "intake" in roles:
+        from service.channels.web.routes import router as web_router
+        from service.messages.routes import receipt_router
+
         app.include_router(intake_router)
+        app.include_router(receipt_router)
+        app.include_router(web_router)
     if "staff" in roles:
         from service.auth.routes import router as auth_router
         from service.registry.routes import router as registry_router
 
         app.include_router(auth_router)
         app.include_router(registry_router)
+        from service.messages.routes import staff_router as messages_router
+
+        app.include_router(messages_router)
 
         from service.auth.login_routes import router as staff_login_router
         from service.auth.web import install_login_redirect

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and for tests."""
 
+from service.attachments.models import Attachment
 from service.audit.models import AuditEntry, AuditHead
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
@@ -7,6 +8,7 @@ from service.channels.hotline.models import ClueAddition
 from service.db import Base
 from service.intake.models import Receipt
 from service.jobs.models import Job
+from service.messages.models import Message, ReporterKey
 from service.registry.models import (
     Clue,
     ClueCategory,
@@ -23,6 +25,7 @@ from service.registry.models import (
 
 __all__ = [
     "ApiToken",
+    "Attachment",
     "AuditEntry",
     "AuditHead",
     "Base",
@@ -38,8 +41,10 @@ __all__ = [
     "ProgressRequest",
     "Job",
     "LoginThrottle",
+    "Message",
     "Receipt",
     "RegistryCounter",
+    "ReporterKey",
     "RoutingRule",
     "Staff",
     "StaffCredential",

@@ -1,0 +1,34 @@
+"""Stored attachments: one row per encrypted blob, linked to a clue and, for replies, to a message.
+
+Invariants: the file key exists only wrapped (``wrapped_key``: HPKE to the case key, bound to
+``attachment/<blob_id>``); the name the reporter's device gave the file is a case-key envelope (it can
+identify someone: "张三的举报.pdf"); a kept original is a separate blob whose key is wrapped to the
+identity key. Plain columns hold what the registry needs to list and serve files: kind, sizes, digest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, IdColumn, UTCDateTime, new_id
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    blob_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(100))  # media type, from the bytes (FileKind value)
+    size: Mapped[int] = mapped_column(Integer)  # sanitised plaintext bytes
+    sha256: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # case key: the per-file key
+    name: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key: the file name as uploaded
+    removed_metadata: Mapped[str] = mapped_column(String(2000), default="")  # field names, never values
+    original_blob_id: Mapped[str | None] = mapped_column(String(32))
+    original_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""The citizen web channel: server-rendered pages that work without JavaScript."""

@@ -1,0 +1,300 @@
+"""Two-way messages on a clue, and linking stored attachments to clues and messages.
+
+Staff side: the assigned investigator or a supervisor (``Action.exchange_messages`` plus the clue being
+visible to them) lists and sends messages; each list is an audited read, each send an audited change.
+Reporter side: whoever holds the receipt code (the caller has already checked it with
+``service.intake.follow_up``) reads the thread through the reporter key and replies.
+
+Invariant: what the reporter sees never names the staff member who wrote a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.attachments.models import Attachment
+from service.attachments.pipeline import AttachmentRecord
+from service.audit import service as audit_service
+from service.audit.service import PUBLIC_ACTOR
+from service.auth.permissions import Action, require
+from service.auth.service import Principal
+from service.crypto.keys import KeyRing
+from service.db import new_id
+from service.errors import Invalid
+from service.messages import reporter_key as rk
+from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
+from service.registry import service as registry_service
+from service.timeutil import utcnow
+
+MAX_MESSAGE_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    id: str
+    kind: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: str
+    direction: str
+    text: str
+    created_at: datetime
+    author_id: str | None  # staff views only; never given to the reporter
+    attachments: tuple[AttachmentInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A stored upload waiting to be linked: the pipeline's record and the name the device gave it."""
+
+    record: AttachmentRecord
+    filename: str | None = None
+    original: AttachmentRecord | None = None  # kept original, key wrapped to the identity key
+
+
+def body_binding(message_id: str) -> str:
+    return f"messages/{message_id}/body"
+
+
+def reporter_binding(message_id: str) -> str:
+    return f"messages/{message_id}/reporter"
+
+
+def clean_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise Invalid("请填写消息内容", message_en="the message is empty")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise Invalid(
+            f"消息不能超过 {MAX_MESSAGE_CHARS} 字", message_en=f"at most {MAX_MESSAGE_CHARS} characters"
+        )
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise Invalid("消息含有无效字符", message_en="the message contains control characters")
+    return text
+
+
+# --- Attachments ------------------------------------------------------------------------------------
+
+
+async def add_attachments(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    message_id: str | None,
+    files: Sequence[UploadedFile],
+    keys: KeyRing,
+    actor: str,
+) -> list[Attachment]:
+    rows = []
+    now = utcnow()
+    for upload in files:
+        record = upload.record
+        row = Attachment(
+            id=new_id(),
+            clue_id=clue_id,
+            message_id=message_id,
+            blob_id=record.blob_id,
+            kind=str(record.kind.value),
+            size=record.size,
+            sha256=record.sha256,
+            wrapped_key=record.wrapped_key,
+            removed_metadata=",".join(record.removed_metadata)[:2000],
+            original_blob_id=upload.original.blob_id if upload.original else None,
+            original_wrapped_key=upload.original.wrapped_key if upload.original else None,
+            created_at=now,
+        )
+        if upload.filename:
+            row.name = keys.seal_case(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
+        rows.append(row)
+        session.add(row)
+    if rows:
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=actor,
+            action="clue.attachments_added",
+            object_type="clue",
+            object_id=clue_id,
+            details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
+        )
+    return rows
+
+
+async def _attachments_by_message(
+    session: AsyncSession, clue_id: str
+) -> dict[str | None, list[AttachmentInfo]]:
+    rows = await session.execute(
+        select(Attachment.message_id, Attachment.id, Attachment.kind, Attachment.size)
+        .where(Attachment.clue_id == clue_id)
+        .order_by(Attachment.created_at, Attachment.id)
+    )
+    grouped: dict[str | None, list[AttachmentInfo]] = {}
+    for message_id, attachment_id, kind, size in rows:
+        grouped.setdefault(message_id, []).append(AttachmentInfo(attachment_id, kind, size))
+    return grouped
+
+
+# --- The reporter key -------------------------------------------------------------------------------
+
+
+def _wrapped(row: ReporterKey) -> rk.WrappedReporterKey:
+    return rk.WrappedReporterKey(row.public_key, row.salt, row.wrapped_private)
+
+
+async def ensure_reporter_key(session: AsyncSession, *, clue_id: str, code: str) -> ReporterKey:
+    """The clue's reporter key, created under ``code`` if it has none yet."""
+    row = await session.get(ReporterKey, clue_id)
+    if row is None:
+        made = rk.new_reporter_key(code, clue_id)
+        row = ReporterKey(
+            clue_id=clue_id,
+            public_key=made.public_key,
+            salt=made.salt,
+            wrapped_private=made.wrapped_private,
+            created_at=utcnow(),
+        )
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def rewrap_reporter_key(session: AsyncSession, *, clue_id: str, old_code: str, new_code: str) -> None:
+    row = await session.get(ReporterKey, clue_id)
+    if row is None:
+        await ensure_reporter_key(session, clue_id=clue_id, code=new_code)
+        return
+    made = rk.rewrap(_wrapped(row), old_code, new_code, clue_id)
+    row.salt, row.wrapped_private = made.salt, made.wrapped_private
+    await session.flush()
+
+
+async def _seal_both(session: AsyncSession, *, message: Message, text: str, keys: KeyRing) -> None:
+    plaintext = text.encode("utf-8")
+    message.body = keys.seal_case(plaintext, body_binding(message.id))
+    key = await session.get(ReporterKey, message.clue_id)
+    message.reporter_copy = (
+        rk.seal_for_reporter(key.public_key, plaintext, reporter_binding(message.id)) if key else None
+    )
+
+
+# --- Staff side -------------------------------------------------------------------------------------
+
+
+async def staff_list(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
+) -> list[MessageView]:
+    require(principal.roles, Action.exchange_messages)
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = (
+        await session.execute(
+            select(Message).where(Message.clue_id == clue_id).order_by(Message.created_at, Message.id)
+        )
+    ).scalars()
+    files = await _attachments_by_message(session, clue_id)
+    views = [
+        MessageView(
+            id=m.id,
+            direction=m.direction,
+            text=keys.open(m.body, body_binding(m.id)).decode("utf-8"),
+            created_at=m.created_at,
+            author_id=m.author_id,
+            attachments=tuple(files.get(m.id, ())),
+        )
+        for m in rows
+    ]
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="message.read",
+        object_type="clue",
+        object_id=clue_id,
+        details={"message_ids": [v.id for v in views]},
+    )
+    return views
+
+
+async def staff_send(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing, text: str
+) -> MessageView:
+    require(principal.roles, Action.exchange_messages)
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    text = clean_text(text)
+    message = Message(
+        id=new_id(), clue_id=clue_id, direction=TO_REPORTER, author_id=principal.staff_id, created_at=utcnow()
+    )
+    await _seal_both(session, message=message, text=text, keys=keys)
+    session.add(message)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="message.sent",
+        object_type="clue",
+        object_id=clue_id,
+        details={"message_id": message.id, "reporter_copy": message.reporter_copy is not None},
+    )
+    return MessageView(message.id, TO_REPORTER, text, message.created_at, principal.staff_id)
+
+
+# --- Reporter side (the caller checked the receipt code) --------------------------------------------
+
+
+async def reporter_list(session: AsyncSession, *, clue_id: str, code: str) -> list[MessageView]:
+    """The thread as the reporter sees it: no author ids; a message sealed before the reporter key existed
+    is shown as unavailable rather than opened with the case key (intake holds no case private key)."""
+    key = await ensure_reporter_key(session, clue_id=clue_id, code=code)
+    private = rk.unwrap(_wrapped(key), code, clue_id)
+    rows = (
+        await session.execute(
+            select(Message).where(Message.clue_id == clue_id).order_by(Message.created_at, Message.id)
+        )
+    ).scalars()
+    files = await _attachments_by_message(session, clue_id)
+    views = []
+    for m in rows:
+        if m.reporter_copy is None:
+            text = ""
+        else:
+            text = rk.open_for_reporter(private, m.reporter_copy, reporter_binding(m.id)).decode("utf-8")
+        views.append(MessageView(m.id, m.direction, text, m.created_at, None, tuple(files.get(m.id, ()))))
+    return views
+
+
+async def reporter_send(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    code: str,
+    keys: KeyRing,
+    text: str,
+    files: Sequence[UploadedFile] = (),
+) -> MessageView:
+    text = clean_text(text) if (text or "").strip() or not files else (text or "").strip()
+    await ensure_reporter_key(session, clue_id=clue_id, code=code)
+    message = Message(
+        id=new_id(), clue_id=clue_id, direction=FROM_REPORTER, author_id=None, created_at=utcnow()
+    )
+    await _seal_both(session, message=message, text=text, keys=keys)
+    session.add(message)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=PUBLIC_ACTOR,
+        action="message.received",
+        object_type="clue",
+        object_id=clue_id,
+        details={"message_id": message.id, "attachments": len(files)},
+    )
+    rows = await add_attachments(
+        session, clue_id=clue_id, message_id=message.id, files=files, keys=keys, actor=PUBLIC_ACTOR
+    )
+    infos = tuple(AttachmentInfo(r.id, r.kind, r.size) for r in rows)
+    return MessageView(message.id, FROM_REPORTER, text, message.created_at, None, infos)
