@@ -44,6 +44,9 @@ class Action(StrEnum):
     list_routing_rules = "list_routing_rules"
     manage_routing_rules = "manage_routing_rules"
     manage_deadline_rules = "manage_deadline_rules"
+    list_mail_quarantine = "list_mail_quarantine"
+    read_mail_quarantine = "read_mail_quarantine"
+    set_own_notifications = "set_own_notifications"
 
 
 _ALL = frozenset(Role)
@@ -76,6 +79,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.list_routing_rules: frozenset({Role.supervisor, Role.admin}),
     Action.manage_routing_rules: frozenset({Role.admin}),
     Action.manage_deadline_rules: frozenset({Role.admin}),
+    Action.list_mail_quarantine: frozenset({Role.supervisor}),
+    Action.read_mail_quarantine: frozenset({Role.supervisor}),
+    Action.set_own_notifications: _ALL,
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -128,6 +134,16 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.list_routing_rules: "List routing and deadline rules (`GET /api/v1/routing-rules`, `/deadline-rules`)",
     Action.manage_routing_rules: "Create, change, disable routing rules (`/api/v1/routing-rules`, `tipline routing`)",
     Action.manage_deadline_rules: "Create and remove deadline rules (`/api/v1/deadline-rules`, `tipline deadlines`)",
+    Action.list_mail_quarantine: (
+        "List quarantined (unreadable) and filtered mail without content, with counts (`GET /api/v1/mail/quarantine`)"
+    ),
+    Action.read_mail_quarantine: (
+        "Fetch a quarantined raw message, still sealed to the identity key, audited "
+        "(`POST /api/v1/mail/quarantine/{id}/read`)"
+    ),
+    Action.set_own_notifications: (
+        "Choose one's notification address and immediate/daily/off (`GET/PUT /api/v1/me/notifications`)"
+    ),
 }
 
 
