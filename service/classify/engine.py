@@ -113,8 +113,11 @@ def _literal_gates(regex: str) -> list[set[str]]:
 
 
 class Engine:
-    def __init__(self, taxonomy: Taxonomy) -> None:
+    def __init__(self, taxonomy: Taxonomy, *, model=None, model_weight: float = 1.0) -> None:
         self.taxonomy = taxonomy
+        # Optional CharNgramModel (service.classify.model); None keeps the engine rule-only.
+        self.model = model
+        self.model_weight = model_weight
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -291,6 +294,13 @@ class Engine:
             start, end = norm.original_span(match.start(), match.end())
             raw[category_id] += weight
             evidence.append(Evidence(pattern_id, category_id, start, end, weight, "pattern"))
+
+        if self.model is not None:
+            for category_id, probability in self.model.probabilities(text).items():
+                boost = self.model_weight * max(0.0, 2 * probability - 1)
+                if boost > 0.05 and category_id in raw:
+                    raw[category_id] += boost
+                    evidence.append(Evidence("model", category_id, 0, 0, round(boost, 3), "model"))
 
         if category_hint and category_hint in raw:
             raw[category_hint] += HINT_WEIGHT

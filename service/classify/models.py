@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-EvidenceKind = Literal["term", "alias", "pattern", "counter", "negated", "hint"]
+EvidenceKind = Literal["term", "alias", "pattern", "counter", "negated", "hint", "model"]
 PersonalDataKind = Literal["mobile", "landline", "id_number", "bank_card", "email", "plate", "name", "address"]
 
 OTHER = "other"

@@ -45,16 +45,19 @@ _SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
+_COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|令狐|夏侯|长孙|宇文|司徒|端木|西门|南宫"
+_NAME = r"(?P<name>(?:" + _COMPOUND_SURNAMES + r")[\u4e00-\u9fff]{1,2}|[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})"
 _NAME_CUE = re.compile(
     r"(?:我叫|本人叫|本人名叫|我的名字是|我的名字叫|我名叫|举报人[:：]?|实名举报人[:：]?|反映人[:：]?|实名举报[:：]|实名反映[:：]|"
     r"姓名[:：]|联系人[:：]?|署名[:：]?|落款[:：]?)\s*"
-    r"(?P<name>[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})(?=[，,。.！!；;\s、（(：:0-9]|$|是|的|男|女|今年|电话|手机|身份|住|家|现|联系|现年|年)"
+    + _NAME
+    + r"(?=[，,。.！!；;\s、（(：:0-9]|$|是|的|男|女|今年|电话|手机|身份|住|家|现|联系|现年|年)"
 )
-_SELF_NAME = re.compile(
-    r"(?:^|[，,。！!\s])本人(?P<name>[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})(?=[，,。\s（(]|男|女|，)"
-)
+_SELF_NAME = re.compile(r"(?:^|[，,。！!\s])本人" + _NAME + r"(?=[，,。\s（(]|男|女)")
+# A signature line that opens the report: "王芳，女，…" / "王芳（男）…".
+_LEADING_NAME = re.compile(r"^\s*" + _NAME + r"(?=\s*[，,（(]\s*[男女]\s*[，,）)])")
 _ADDRESS_CUE = re.compile(
-    r"(?:家住|住在|住址[:：]?|家庭住址[:：]?|现住址?[:：]?|通讯地址[:：]?|联系地址[:：]?|地址[:：]|居住在|户籍地址?[:：]?)\s*"
+    r"(?:家住在|家住|居住在|住在|住址[:：]?|家庭住址[:：]?|现住址?[:：]?|通讯地址[:：]?|联系地址[:：]?|地址[:：]|居住在|户籍地址?[:：]?)\s*"
     r"(?P<addr>[\u4e00-\u9fff0-9a-z\-#]{4,40})"
 )
 _ADDRESS_MARK = re.compile(r"(路|街|巷|弄|道|号|栋|幢|单元|室|村|组|小区|花园|苑|公寓|大厦|楼)")
@@ -124,7 +127,7 @@ def find_personal_data(text: str) -> list[PersonalDataSpan]:
             found.append((m.start(), m.end(), "landline"))
     for m in _PLATE.finditer(folded):
         found.append((m.start(), m.end(), "plate"))
-    for regex in (_NAME_CUE, _SELF_NAME):
+    for regex in (_NAME_CUE, _SELF_NAME, _LEADING_NAME):
         for m in regex.finditer(folded):
             found.append((m.start("name"), m.end("name"), "name"))
     for m in _ADDRESS_CUE.finditer(folded):

@@ -5,7 +5,9 @@ Invariants: results never contain report text beyond offsets; nothing here logs 
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 from . import dedup, pii
 from .engine import Engine
@@ -34,8 +36,30 @@ class InvalidLabelsError(ValueError):
     """A staff correction names unknown categories, repeats one, or puts `other` beside another label."""
 
 
+MODEL_DATA_ENV = "TIPLINE_CLASSIFY_MODEL_DATA"
+
 _lock = threading.Lock()
 _engine: Engine | None = None
+
+
+def configured_model_data() -> list[Path]:
+    """Labelled JSONL files to train the optional statistical model on; empty (the default) means off.
+
+    The one place that reads the setting; rewire to the settings object here.
+    """
+    raw = os.environ.get(MODEL_DATA_ENV, "").strip()
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def _build_engine() -> Engine:
+    taxonomy = load_taxonomy()
+    model_data = configured_model_data()
+    if not model_data:
+        return Engine(taxonomy)
+    from . import model
+
+    trained = model.train(model.load_labelled(model_data), taxonomy.category_ids)
+    return Engine(taxonomy, model=trained, model_weight=model.DEFAULT_WEIGHT)
 
 
 def _current_engine() -> Engine:
@@ -44,7 +68,7 @@ def _current_engine() -> Engine:
     if engine is None:
         with _lock:
             if _engine is None:
-                _engine = Engine(load_taxonomy())
+                _engine = _build_engine()
             engine = _engine
     return engine
 
@@ -59,9 +83,12 @@ def current_taxonomy() -> Taxonomy:
 
 
 def reload_taxonomy() -> Taxonomy:
-    """Load the configured taxonomy file again. On error the old taxonomy stays in force and the error is raised."""
+    """Load the configured taxonomy file (and model data) again.
+
+    On error the old engine stays in force and the error is raised.
+    """
     global _engine
-    engine = Engine(load_taxonomy())
+    engine = _build_engine()
     with _lock:
         _engine = engine
     return engine.taxonomy

@@ -80,3 +80,19 @@ def test_mask_handles_overlapping_spans():
     text = "abcdefgh"
     spans = [PersonalDataSpan(1, 5, "mobile"), PersonalDataSpan(3, 7, "email")]
     assert classify_service.mask_personal_data(text, spans) == "a［手机号］h"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我叫欧阳明，2019年报的案", ("name", "欧阳明")),
+        ("王芳，女，手机见附件", ("name", "王芳")),
+        ("我家住在长沙市岳麓区桐梓坡路168号6栋，", ("address", "长沙市岳麓区桐梓坡路168号6栋")),
+    ],
+)
+def test_compound_surnames_signature_lines_and_address_cues(text, expected):
+    assert expected in _kinds(text)
+
+
+def test_a_name_in_the_middle_of_a_sentence_is_not_taken_for_a_signature():
+    assert _kinds("我们去找王所长，女民警说他不在") == []
