@@ -66,7 +66,7 @@ _STREET_ADDRESS = re.compile(
     r"(?:(?:\d{1,4}|[一二三四五六七八九十]{1,3})(?:栋|幢|座|号楼))?(?:\d{1,3}单元)?(?:\d{1,5}(?:室|房|号房))?"
 )
 # The street-address pattern may swallow the words before it ("家住…", "地址…"): trim them off.
-_ADDRESS_PREFIX = re.compile(r"^.*?(?:家住|住在|住址|地址|现住|居住在|户籍地|位于|家在)[:：]?")
+_ADDRESS_PREFIX = re.compile(r"^.*?(?:家住在|居住在|家住|住在|住址|地址|现住|户籍地|位于|家在)[:：]?")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10x98765432"
 
