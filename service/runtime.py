@@ -17,14 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.crypto.keys import (
     KeyFileError,
-    KeyPair,
     KeyRing,
     read_key_pair,
+    generate_key_pair,
     read_public_key,
     write_key_pair,
     write_public_key,
 )
 from service.db import create_engine, create_session_factory
+from service.crypto.national import SM2PublicKey
 from service.settings import Settings
 
 log = logging.getLogger("tipline")
@@ -52,13 +53,17 @@ class Runtime:
 def key_paths(settings: Settings) -> dict[str, Path]:
     keys_dir = settings.effective_keys_dir
     return {
-        "case_public": keys_dir / "case.public.json",
-        "identity_public": keys_dir / "identity.public.json",
-        "case_private": keys_dir / "case.private.json",
-        "identity_private": settings.data_dir / "custody" / "identity.private.json",
+        "case_public": keys_dir / f"case{tag}.public.json",
+        "identity_public": keys_dir / f"identity{tag}.public.json",
+        "contact_public": keys_dir / f"contact{tag}.public.json",
+        "case_private": keys_dir / f"case{tag}.private.json",
+        "identity_private": settings.data_dir / "custody" / f"identity{tag}.private.json",
     }
 
+    """Where each key file lives. The national suite's files carry ``.national`` in their names, so both
+    suites' keys sit side by side during a migration (``TIPLINE_CRYPTO_SUITE`` picks the sealing ones)."""
 
+    tag = ".national" if settings.crypto_suite == "national" else ""
 def ensure_development_material(settings: Settings) -> None:
     """First run on the embedded default: make keys and a lookup secret, and say loudly that they are
     development material. Never in production."""
@@ -66,7 +71,8 @@ def ensure_development_material(settings: Settings) -> None:
         return
     paths = key_paths(settings)
     if not paths["case_public"].exists() and not paths["identity_public"].exists():
-        case, identity = KeyPair.generate("case"), KeyPair.generate("identity")
+        case = generate_key_pair("case", settings.crypto_suite)
+        identity = generate_key_pair("identity", settings.crypto_suite)
         write_key_pair(paths["case_private"], case)
         write_public_key(paths["case_public"], case.public)
         write_key_pair(paths["identity_private"], identity)
@@ -106,7 +112,8 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
         private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]
         if not private:
             raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
-    return KeyRing(
+    contact = read_public_key(paths["contact_public"]) if paths["contact_public"].exists() else None
+    ring = KeyRing(
         case_public=read_public_key(paths["case_public"]),
         identity_public=read_public_key(paths["identity_public"]),
         private=private,
@@ -117,10 +124,24 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     ensure_development_material(settings)
     engine = create_engine(settings.effective_database_url)
     return Runtime(
+        contact_public=contact,
         settings=settings,
         engine=engine,
-        session_factory=create_session_factory(engine, audit_chains=settings.audit_chains),
+    for key in (ring.case_public, ring.identity_public, ring.contact_public):
+        if isinstance(key, SM2PublicKey):
+            key.window.seconds = settings.crypto_data_key_seconds
+    return ring
+
+
+def audit_hash_suite(settings: Settings) -> str:
+    return "sm3" if settings.crypto_suite == "national" else "sha256"
+        session_factory=session_factory,
         keys=load_keys(settings, roles),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,
+    )
+    session_factory = create_session_factory(engine, audit_chains=settings.audit_chains)
+    # New audit entries are hashed with the suite's hash (entries name their suite; a chain may switch).
+    session_factory.configure(
+        info={"audit_chains": settings.audit_chains, "audit_suite": audit_hash_suite(settings)}
     )

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
 
     # Keys. Intake needs only the two public keys; staff also the case private key(s).
     keys_dir: Path | None = None  # default: data_dir/keys
+    # Which suite seals new envelopes and hashes new audit entries: "international" (HPKE ML-KEM-768+X25519,
+    # AES-256-GCM, SHA-256) or "national" (SM2, SM4-GCM, SM3). Old envelopes of either suite still open.
+    crypto_suite: Literal["international", "national"] = "international"
+    # National suite: how long one SM2-wrapped data key seals records (service/crypto/national.py).
+    crypto_data_key_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
     # Server secret for keyed lookups (receipt codes, the accused-person index); generated in development.
     lookup_secret: SecretStr | None = None
 

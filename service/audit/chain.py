@@ -12,11 +12,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+
 GENESIS = "0" * 64
 DEFAULT_SUITE = "sha256"
 
+def _sm3_hex(data: bytes) -> str:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize().hex()
+
+
 HASH_SUITES: dict[str, Callable[[bytes], str]] = {
     "sha256": lambda data: hashlib.sha256(data).hexdigest(),
+    "sm3": _sm3_hex,  # national suite (GB/T 32905); 64 hex digits like SHA-256
 }
 
 

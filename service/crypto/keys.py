@@ -16,6 +16,13 @@ Key file format (JSON, UTF-8), one key pair or public key per file::
 ``private`` is absent from a public key file. The hybrid key is built from its two halves, as the
 HPKE ML-KEM-768+X25519 KEM defines it. ``key_id`` is the purpose plus the first 16 hex digits of
 SHA-256 over the two public halves, so it names the key without revealing anything.
+
+The national suite (``sm2-sm4gcm-hkdfsm3``, see ``service.crypto.national``) uses the same file format with
+``"public": {"sm2": ...}`` and ``"private": {"sm2": ...}``. ``TIPLINE_CRYPTO_SUITE`` chooses which suite new
+envelopes are sealed with; a key ring opens envelopes of both suites, as each names its suite and key.
+
+A third purpose, ``contact``, holds the contact fields of a real-name reporter apart from their identity,
+so statutory feedback needs one custodian, not two (``service.custody``).
 """
 
 from __future__ import annotations
@@ -35,9 +42,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
+from service.crypto import sm2
 from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
+from service.crypto.national import NATIONAL_SUITE, SM2KeyPair, SM2PublicKey
+from service.crypto.national import make_key_id as national_key_id
 
-Purpose = Literal["case", "identity"]
+Purpose = Literal["case", "identity", "contact"]
+PURPOSES = ("case", "identity", "contact")
+SUITE_NAMES = {"international": "hpke-mlkem768x25519-hkdfsha256-aes256gcm", "national": "sm2-sm4gcm-hkdfsm3"}
 KEY_FORMAT = "tipline-key/1"
 HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
 
@@ -99,6 +111,44 @@ class KeyPair:
             x25519.X25519PrivateKey.from_private_bytes(self.x25519_private),
         )
 
+    def open(self, envelope: Envelope, binding: str) -> bytes:
+        info = hpke_info(envelope.suite, envelope.key_id, binding)
+        try:
+            return _SUITE.decrypt(envelope.enc + envelope.ct, self.hpke_key, info=info)
+        except (InvalidTag, ValueError) as exc:
+            raise EnvelopeError("envelope failed authentication (tampered, or bound elsewhere)") from exc
+
+    def private_bytes(self) -> bytes:
+        """The private key as one byte string (for secret sharing): ML-KEM seed || X25519 scalar."""
+        return self.mlkem768_seed + self.x25519_private
+
+
+AnyPublicKey = PublicKey | SM2PublicKey
+AnyKeyPair = KeyPair | SM2KeyPair
+
+
+def generate_key_pair(purpose: Purpose, suite: str = "international") -> AnyKeyPair:
+    """A new key pair of the named suite ("international" or "national", or the full suite name)."""
+    name = SUITE_NAMES.get(suite, suite)
+    if name == HPKE_SUITE:
+        return KeyPair.generate(purpose)
+    if name == NATIONAL_SUITE:
+        return SM2KeyPair.generate(purpose)
+    raise KeyFileError(f"unknown crypto suite {suite!r}")
+
+
+def key_pair_from_private_bytes(purpose: Purpose, suite: str, private: bytes) -> AnyKeyPair:
+    """Inverse of ``private_bytes()`` / ``SM2KeyPair.private``: rebuild a pair from its private half."""
+    if suite == HPKE_SUITE and len(private) == 96:
+        return KeyPair.from_private_parts(purpose, private[:64], private[64:])
+    if suite == NATIONAL_SUITE and len(private) == sm2.PRIVATE_SIZE:
+        return SM2KeyPair.from_private(purpose, private)
+    raise KeyFileError("private key material does not fit its suite")
+
+
+def private_bytes(pair: AnyKeyPair) -> bytes:
+    return pair.private_bytes() if isinstance(pair, KeyPair) else pair.private
+
 
 def make_key_id(purpose: str, mlkem_public: bytes, x25519_public: bytes) -> str:
     return f"{purpose}-{hashlib.sha256(mlkem_public + x25519_public).hexdigest()[:16]}"
@@ -118,24 +168,31 @@ def _unb64(value: object, name: str, size: int, path: Path) -> bytes:
     return raw
 
 
-def public_key_document(key: PublicKey) -> dict[str, object]:
+def public_key_document(key: AnyPublicKey) -> dict[str, object]:
+    if isinstance(key, SM2PublicKey):
+        public: dict[str, str] = {"sm2": _b64(key.point)}
+    else:
+        public = {"mlkem768": _b64(key.mlkem768), "x25519": _b64(key.x25519)}
     return {
         "format": KEY_FORMAT,
         "suite": key.suite,
         "purpose": key.purpose,
         "key_id": key.key_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "public": {"mlkem768": _b64(key.mlkem768), "x25519": _b64(key.x25519)},
+        "public": public,
     }
 
 
-def write_public_key(path: Path, key: PublicKey) -> None:
+def write_public_key(path: Path, key: AnyPublicKey) -> None:
     _write_json(path, public_key_document(key), mode=0o644)
 
 
-def write_key_pair(path: Path, pair: KeyPair) -> None:
+def write_key_pair(path: Path, pair: AnyKeyPair) -> None:
     document = public_key_document(pair.public)
-    document["private"] = {"mlkem768_seed": _b64(pair.mlkem768_seed), "x25519": _b64(pair.x25519_private)}
+    if isinstance(pair, SM2KeyPair):
+        document["private"] = {"sm2": _b64(pair.private)}
+    else:
+        document["private"] = {"mlkem768_seed": _b64(pair.mlkem768_seed), "x25519": _b64(pair.x25519_private)}
     _write_json(path, document, mode=0o600)
 
 
@@ -160,18 +217,34 @@ def _read_document(path: Path) -> dict[str, object]:
         raise KeyFileError(f"{path}: not a readable JSON key file") from exc
     if not isinstance(document, dict) or document.get("format") != KEY_FORMAT:
         raise KeyFileError(f"{path}: not a {KEY_FORMAT} key file")
-    if document.get("suite") != HPKE_SUITE:
+    if document.get("suite") not in (HPKE_SUITE, NATIONAL_SUITE):
         raise KeyFileError(f"{path}: unsupported suite {document.get('suite')!r}")
-    if document.get("purpose") not in ("case", "identity"):
-        raise KeyFileError(f"{path}: purpose must be 'case' or 'identity'")
+    if document.get("purpose") not in PURPOSES:
+        raise KeyFileError(f"{path}: purpose must be one of {', '.join(PURPOSES)}")
     return document
 
 
-def read_public_key(path: Path) -> PublicKey:
+def _sm2_point(public: dict[str, object], path: Path) -> bytes:
+    point = _unb64(public.get("sm2"), "public.sm2", sm2.PUBLIC_SIZE, path)
+    try:
+        sm2.check_public(point)
+    except sm2.SM2Error as exc:
+        raise KeyFileError(f"{path}: field 'public.sm2' is not a point on the SM2 curve") from exc
+    return point
+
+
+def read_public_key(path: Path) -> AnyPublicKey:
     document = _read_document(path)
     public = document.get("public")
     if not isinstance(public, dict):
         raise KeyFileError(f"{path}: missing 'public'")
+    if document["suite"] == NATIONAL_SUITE:
+        point = _sm2_point(public, path)
+        purpose = str(document["purpose"])
+        sm2_key = SM2PublicKey(purpose, national_key_id(purpose, point), point)
+        if sm2_key.key_id != document.get("key_id"):
+            raise KeyFileError(f"{path}: key_id does not match the key")
+        return sm2_key
     kem = _unb64(public.get("mlkem768"), "public.mlkem768", 1184, path)
     ecdh = _unb64(public.get("x25519"), "public.x25519", 32, path)
     purpose = document["purpose"]
@@ -181,11 +254,20 @@ def read_public_key(path: Path) -> PublicKey:
     return key
 
 
-def read_key_pair(path: Path) -> KeyPair:
+def read_key_pair(path: Path) -> AnyKeyPair:
     document = _read_document(path)
     private = document.get("private")
     if not isinstance(private, dict):
         raise KeyFileError(f"{path}: not a private key file (no 'private')")
+    if document["suite"] == NATIONAL_SUITE:
+        scalar = _unb64(private.get("sm2"), "private.sm2", sm2.PRIVATE_SIZE, path)
+        try:
+            sm2_pair = SM2KeyPair.from_private(str(document["purpose"]), scalar)
+        except sm2.SM2Error as exc:
+            raise KeyFileError(f"{path}: field 'private.sm2' is not a valid SM2 private key") from exc
+        if sm2_pair.public.key_id != document.get("key_id"):
+            raise KeyFileError(f"{path}: key_id does not match the key")
+        return sm2_pair
     seed = _unb64(private.get("mlkem768_seed"), "private.mlkem768_seed", 64, path)
     ecdh = _unb64(private.get("x25519"), "private.x25519", 32, path)
     pair = KeyPair.from_private_parts(document["purpose"], seed, ecdh)  # type: ignore[arg-type]
@@ -199,13 +281,35 @@ class KeyRing:
     may use for opening."""
 
     def __init__(
-        self, *, case_public: PublicKey, identity_public: PublicKey, private: Iterable[KeyPair] = ()
+        self,
+        *,
+        case_public: AnyPublicKey,
+        identity_public: AnyPublicKey,
+        private: Iterable[AnyKeyPair] = (),
+        contact_public: AnyPublicKey | None = None,
     ):
         if case_public.purpose != "case" or identity_public.purpose != "identity":
             raise KeyFileError("public keys given for the wrong purpose")
+        if contact_public is not None and contact_public.purpose != "contact":
+            raise KeyFileError("public keys given for the wrong purpose")
         self.case_public = case_public
         self.identity_public = identity_public
+        self.contact_public = contact_public
         self._private = {pair.public.key_id: pair for pair in private}
+
+    def with_private(self, pairs: Iterable[AnyKeyPair]) -> KeyRing:
+        """A ring that also holds ``pairs`` (e.g. an identity key rebuilt for one custodial release)."""
+        ring = KeyRing(
+            case_public=self.case_public,
+            identity_public=self.identity_public,
+            contact_public=self.contact_public,
+            private=[*self._private.values(), *pairs],
+        )
+        return ring
+
+    def seal_contact(self, plaintext: bytes, binding: str) -> bytes | None:
+        """Contact fields for statutory feedback, sealed to the contact key; None without one."""
+        return self.contact_public.seal(plaintext, binding) if self.contact_public is not None else None
 
     def can_open(self, purpose: Purpose) -> bool:
         return any(pair.public.purpose == purpose for pair in self._private.values())
@@ -223,8 +327,4 @@ class KeyRing:
             raise EnvelopeError("this process holds no private key for that envelope")
         if envelope.suite != pair.public.suite:
             raise EnvelopeError("envelope suite does not match its key")
-        info = hpke_info(envelope.suite, envelope.key_id, binding)
-        try:
-            return _SUITE.decrypt(envelope.enc + envelope.ct, pair.hpke_key, info=info)
-        except (InvalidTag, ValueError) as exc:
-            raise EnvelopeError("envelope failed authentication (tampered, or bound elsewhere)") from exc
+        return pair.open(envelope, binding)
