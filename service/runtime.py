@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service.crypto.keys import (
     KeyFileError,
     KeyRing,
-    read_key_pair,
     generate_key_pair,
+    read_key_pair,
     read_public_key,
     write_key_pair,
     write_public_key,
 )
-from service.db import create_engine, create_session_factory
 from service.crypto.national import SM2PublicKey
+from service.db import create_engine, create_session_factory
 from service.settings import Settings
 
 log = logging.getLogger("tipline")
@@ -51,7 +51,10 @@ class Runtime:
 
 
 def key_paths(settings: Settings) -> dict[str, Path]:
+    """Where each key file lives. The national suite's files carry ``.national`` in their names, so both
+    suites' keys sit side by side during a migration (``TIPLINE_CRYPTO_SUITE`` picks the sealing ones)."""
     keys_dir = settings.effective_keys_dir
+    tag = ".national" if settings.crypto_suite == "national" else ""
     return {
         "case_public": keys_dir / f"case{tag}.public.json",
         "identity_public": keys_dir / f"identity{tag}.public.json",
@@ -60,10 +63,7 @@ def key_paths(settings: Settings) -> dict[str, Path]:
         "identity_private": settings.data_dir / "custody" / f"identity{tag}.private.json",
     }
 
-    """Where each key file lives. The national suite's files carry ``.national`` in their names, so both
-    suites' keys sit side by side during a migration (``TIPLINE_CRYPTO_SUITE`` picks the sealing ones)."""
 
-    tag = ".national" if settings.crypto_suite == "national" else ""
 def ensure_development_material(settings: Settings) -> None:
     """First run on the embedded default: make keys and a lookup secret, and say loudly that they are
     development material. Never in production."""
@@ -116,17 +116,9 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     ring = KeyRing(
         case_public=read_public_key(paths["case_public"]),
         identity_public=read_public_key(paths["identity_public"]),
+        contact_public=contact,
         private=private,
     )
-
-
-def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
-    ensure_development_material(settings)
-    engine = create_engine(settings.effective_database_url)
-    return Runtime(
-        contact_public=contact,
-        settings=settings,
-        engine=engine,
     for key in (ring.case_public, ring.identity_public, ring.contact_public):
         if isinstance(key, SM2PublicKey):
             key.window.seconds = settings.crypto_data_key_seconds
@@ -135,13 +127,21 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
 
 def audit_hash_suite(settings: Settings) -> str:
     return "sm3" if settings.crypto_suite == "national" else "sha256"
-        session_factory=session_factory,
-        keys=load_keys(settings, roles),
-        lookup_secret=load_lookup_secret(settings),
-        roles=roles,
-    )
+
+
+def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
+    ensure_development_material(settings)
+    engine = create_engine(settings.effective_database_url)
     session_factory = create_session_factory(engine, audit_chains=settings.audit_chains)
     # New audit entries are hashed with the suite's hash (entries name their suite; a chain may switch).
     session_factory.configure(
         info={"audit_chains": settings.audit_chains, "audit_suite": audit_hash_suite(settings)}
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        keys=load_keys(settings, roles),
+        lookup_secret=load_lookup_secret(settings),
+        roles=roles,
     )
