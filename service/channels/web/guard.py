@@ -53,11 +53,15 @@ def csrf_ok(key: bytes, cookie: str | None, submitted: str | None) -> bool:
     return hmac.compare_digest(csrf_field(key, cookie), submitted)
 
 
-def origin_ok(origin: str | None, host: str | None) -> bool:
-    """Browsers send Origin on form POSTs; when present it must be this site. ``null`` (opaque) is refused."""
-    if origin is None:
+def origin_ok(origin: str | None, host: str | None, fetch_site: str | None = None) -> bool:
+    """A cross-site POST is refused. Browsers send ``Origin`` on form POSTs, but under
+    ``Referrer-Policy: no-referrer`` Chromium sends ``Origin: null``; then ``Sec-Fetch-Site`` decides, and the
+    CSRF token and the SameSite=Strict cookie still have to match."""
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    if origin is None or origin == "null":
         return True
-    if not host or origin == "null":
+    if not host:
         return False
     return origin.split("://", 1)[-1].rstrip("/") == host
 

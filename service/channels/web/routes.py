@@ -103,6 +103,11 @@ def web_state(request: Request) -> WebState:
     return state
 
 
+def _same_site(request: Request) -> bool:
+    headers = request.headers
+    return origin_ok(headers.get("origin"), headers.get("host"), headers.get("sec-fetch-site"))
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -288,7 +293,7 @@ async def submit_report(request: Request) -> Response:
     state = web_state(request)
     runtime: Runtime = request.app.state.runtime
     lang = i18n.DEFAULT
-    if not origin_ok(request.headers.get("origin"), request.headers.get("host")):
+    if not _same_site(request):
         return _csrf_refused(request, lang, "/report")
     try:
         form = StreamingForm(
@@ -465,7 +470,7 @@ async def status_lookup(request: Request) -> Response:
     body = await request.body()
     fields = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items() if v}
     lang = i18n.pick(fields.get("lang"))
-    if not origin_ok(request.headers.get("origin"), request.headers.get("host")) or not csrf_ok(
+    if not _same_site(request) or not csrf_ok(
         runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")
     ):
         return _csrf_refused(request, lang, "/status")
@@ -523,7 +528,7 @@ async def status_reply(request: Request) -> Response:
     state = web_state(request)
     runtime: Runtime = request.app.state.runtime
     lang = i18n.DEFAULT
-    if not origin_ok(request.headers.get("origin"), request.headers.get("host")):
+    if not _same_site(request):
         return _csrf_refused(request, lang, "/status")
     try:
         form = StreamingForm(

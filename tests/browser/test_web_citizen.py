@@ -1,0 +1,224 @@
+"""The citizen's whole journey in a real browser (Debian chromium through Playwright), once with
+JavaScript and once without: report (anonymous, then real-name) with an attachment, read the receipt,
+open the status page with the code, see an investigator's message sent through the staff API, reply.
+
+Also: no request leaves the app's origin; axe-core (npm, tests/browser/package.json) finds no serious or
+critical violation on any public page; pages fit a 320 px screen. Screenshots go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import REPO_ROOT, tipline_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} missing at {path}")
+        pytest.skip(f"{what} missing at {path}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    _require(CHROMIUM, "chromium (apt-get install chromium)")
+    _require(AXE, "axe-core (cd tests/browser && npm install)")
+    data = tmp_path_factory.mktemp("web-browser")
+    env = {
+        **os.environ,
+        "TIPLINE_DATA_DIR": str(data),
+        "TIPLINE_DATABASE_AUTO_UPGRADE": "true",
+        "TIPLINE_WEB_POW_BITS": "12",
+        "TIPLINE_WEB_LOOKUP_FLOOR_SECONDS": "0.05",
+    }
+    with tipline_server(env, data / "server.log", "--upgrade") as proc:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "staff",
+                "add",
+                "--name",
+                "browser-sup",
+                "--role",
+                "supervisor",
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        token = out.stdout.strip().splitlines()[-1].split()[-1]
+        yield proc.base_url, token, data
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def jpeg_with_gps() -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", (16, 16), (0, 90, 200))
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 47.0)}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def check_axe(browser, base_url: str, page, name: str) -> None:
+    """axe-core in a JS-enabled context over the same HTML (the page may have scripts disabled)."""
+    html = page.content()
+    context = browser.new_context()
+    try:
+        probe = context.new_page()
+        probe.route(f"{base_url}/__axe__", lambda route: route.fulfill(body=html, content_type="text/html"))
+        probe.goto(f"{base_url}/__axe__")
+        probe.evaluate(AXE.read_text())
+        result = probe.evaluate(
+            "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
+            " return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length})); }"
+        )
+    finally:
+        context.close()
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: {bad}"
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("javascript", "identity"), [(True, "anonymous"), (False, "real_name")])
+def test_citizen_journey(server, browser, tmp_path, javascript, identity):
+    base_url, token, _data = server
+    mode = "js" if javascript else "nojs"
+    foreign: list[str] = []
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
+
+    def guard(route):
+        if route.request.url.startswith(base_url + "/"):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    try:
+        page.goto(base_url + "/")
+        assert page.get_by_role("link", name="我要举报").is_visible()
+        shoot(page, f"{mode}-1-landing")
+        check_axe(browser, base_url, page, "landing")
+
+        page.get_by_role("link", name="我要举报").first.click()
+        page.wait_for_url(base_url + "/report")
+        shoot(page, f"{mode}-2-report-form")
+        check_axe(browser, base_url, page, "report form")
+
+        # Submitting with nothing filled in: errors next to the fields and in a summary.
+        page.get_by_role("button", name="提交举报").click()
+        page.wait_for_selector("#error-summary")
+        assert page.locator("#e-text").is_visible()
+        shoot(page, f"{mode}-3-report-errors")
+        check_axe(browser, base_url, page, "report form with errors")
+
+        page.get_by_label("单位").fill("某某区公安分局")
+        page.get_by_label("发生了什么").fill("民警收钱后把案子压着不办，报警也不给回执。")
+        page.get_by_label("问题类别").select_option("case_suppression")
+        photo = tmp_path / "photo.jpg"
+        photo.write_bytes(jpeg_with_gps())
+        page.get_by_label("照片、文件或录音").set_input_files(str(photo))
+        if identity == "real_name":
+            page.get_by_label("实名举报").check()
+            assert page.get_by_label("您的姓名 (必填)").is_visible()
+            page.get_by_label("您的姓名 (必填)").fill("李四")
+            page.get_by_label("电话", exact=True).fill("13800000000")
+        else:
+            assert not page.get_by_label("您的姓名 (必填)").is_visible()
+        page.get_by_role("button", name="提交举报").click()
+        page.wait_for_selector("p.code", timeout=20_000)
+        code = re.sub(r"\D", "", page.locator("p.code").inner_text())
+        assert len(code) == 25
+        assert "已收到文件 1 个" in page.content()
+        shoot(page, f"{mode}-4-receipt")
+        check_axe(browser, base_url, page, "receipt")
+
+        # An investigator writes through the staff API.
+        clue_id = _latest_clue(base_url, token)
+        sent = httpx.post(
+            f"{base_url}/api/v1/clues/{clue_id}/messages",
+            json={"text": "请问当时有没有其他人在场？"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert sent.status_code == 201, sent.text
+
+        page.goto(base_url + "/status")
+        check_axe(browser, base_url, page, "status lookup")
+        page.get_by_label("查询码").fill(" ".join(code[i : i + 5] for i in range(0, 25, 5)))
+        page.get_by_role("button", name="查询").click()
+        page.wait_for_selector("text=请问当时有没有其他人在场？")
+        assert "code" not in page.url and code not in page.url
+        shoot(page, f"{mode}-5-status")
+        check_axe(browser, base_url, page, "status view")
+
+        page.get_by_label("您的消息").fill("有，还有一名辅警。")
+        note = tmp_path / "note.txt"
+        note.write_text("补充材料", encoding="utf-8")
+        page.get_by_label("附件（可不传）").set_input_files(str(note))
+        page.get_by_role("button", name="发送", exact=True).click()
+        page.wait_for_selector("text=消息已发送。")
+        assert "有，还有一名辅警。" in page.content()
+        shoot(page, f"{mode}-6-replied")
+
+        # 320 px: nothing wider than the screen.
+        page.set_viewport_size({"width": 320, "height": 640})
+        for path in ("/", "/report", "/status"):
+            page.goto(base_url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 320, (path, width)
+        shoot(page, f"{mode}-7-status-320px")
+    finally:
+        context.close()
+    assert foreign == [], foreign
+
+
+def _latest_clue(base_url: str, token: str) -> str:
+    listing = httpx.get(
+        f"{base_url}/api/v1/clues", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert listing.status_code == 200, listing.text
+    return listing.json()["items"][0]["id"]
