@@ -30,7 +30,12 @@ from service.classify.normalize import to_simplified  # noqa: E402
 from service.classify.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy, parse_taxonomy  # noqa: E402
 
 REPORT_CHARS = 500
-FILLER = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感"
+FILLER = (
+    "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以"
+    "会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美"
+    "总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知"
+    "世什两次使身者被高已亲其进此话常与活正感"
+)
 
 
 def make_reports(count: int, seed: int = 1) -> list[str]:
@@ -115,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         large_engine.classify(report)
 
     rows = [
-        (f"engine, default taxonomy ({count(default)} terms)", rate(default_engine.classify, reports, args.repeat)),
-        (f"naive substring, default taxonomy", rate(naive_classifier(default), reports, args.repeat)),
+        (
+            f"engine, default taxonomy ({count(default)} terms)",
+            rate(default_engine.classify, reports, args.repeat),
+        ),
+        ("naive substring, default taxonomy", rate(naive_classifier(default), reports, args.repeat)),
         (f"engine, large taxonomy ({count(large)} terms)", rate(large_engine.classify, reports, args.repeat)),
-        (f"naive substring, large taxonomy", rate(naive_classifier(large), reports, args.repeat)),
+        ("naive substring, large taxonomy", rate(naive_classifier(large), reports, args.repeat)),
         ("personal-data detection", rate(pii.find_personal_data, reports, args.repeat)),
         ("MinHash signature (128 perm)", rate(dedup.near_duplicate_signature, reports, args.repeat)),
     ]
-    print(f"python {sys.version.split()[0]}, one core, {len(reports)} reports of {REPORT_CHARS} chars, best of {args.repeat}")
+    print(
+        f"python {sys.version.split()[0]}, one core, {len(reports)} reports of {REPORT_CHARS} chars,"
+        f" best of {args.repeat}"
+    )
     print(f"automaton build: default {build_default * 1000:.0f} ms, large {build_large * 1000:.0f} ms")
     for name, per_second in rows:
         print(f"{name:<48} {per_second:>9,.0f} tips/s   {1e6 / per_second:>7.0f} us/tip")

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         "--eval",
         metavar="FILE",
         action="append",
-        help="labelled JSONL file ({id, text, labels}) to score; repeat to add e.g. exported staff corrections",
+        help="labelled JSONL ({id, text, labels}) to score; repeat to add e.g. exported staff corrections",
     )
     return parser
 
@@ -88,7 +88,9 @@ def _score_file(path: str, pairs: list[tuple[list[str], list[str]]]) -> int:
                     print(f"{path}:{line_number}: needs string 'text' and list 'labels'", file=sys.stderr)
                     return 2
                 hint = item.get("category_hint")
-                result = classify_service.classify(item["text"], category_hint=hint if isinstance(hint, str) else None)
+                result = classify_service.classify(
+                    item["text"], category_hint=hint if isinstance(hint, str) else None
+                )
                 pairs.append((item["labels"], result.labels))
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .models import OTHER
 from .normalize import SEPARATOR, normalize
 
 DEFAULT_WEIGHT = 1.0

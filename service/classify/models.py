@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 EvidenceKind = Literal["term", "alias", "pattern", "counter", "negated", "hint", "model"]
-PersonalDataKind = Literal["mobile", "landline", "id_number", "bank_card", "email", "plate", "name", "address"]
+PersonalDataKind = Literal[
+    "mobile", "landline", "id_number", "bank_card", "email", "plate", "name", "address"
+]
 
 OTHER = "other"
 

@@ -19,7 +19,9 @@ SEPARATOR = "|"
 # Sentence and clause punctuation ends a negation scope and stops regex patterns ([^|]).
 _SEPARATORS = set("，。！？；：,!?;:\n\r…")
 # Decoration and spacing that citizens (and evaders) put inside words: dropped entirely.
-_DROPPED = set(" \t\u3000\u00a0\u200b\u200c\u200d\ufeff*·•-_~'\"`/\\、“”‘’「」『』《》〈〉()（）[]【】{}<>#&^=+")
+_DROPPED = set(
+    " \t\u3000\u00a0\u200b\u200c\u200d\ufeff*·•-_~'\"`/\\、“”‘’「」『』《》〈〉()（）[]【】{}<>#&^=+"
+)
 
 _HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _HALFWIDTH[0x3000] = 0x20

@@ -1,4 +1,4 @@
-"""Personal data inside report text: phone numbers, ID and bank card numbers, e-mail, plates, names, addresses.
+"""Personal data in report text: phone numbers, ID and bank card numbers, e-mail, plates, names, addresses.
 
 Numbers are validated (ID check digit and birth date, Luhn, mainland numbering plan) so that case numbers,
 amounts and dates are not masked. Names and addresses aim at precision over recall: only the reporter's
@@ -26,17 +26,28 @@ MASK_MARKERS: dict[str, str] = {
 }
 
 # Ambiguity is resolved by priority: a higher number wins an overlap.
-_PRIORITY = {"email": 9, "id_number": 8, "bank_card": 7, "mobile": 6, "landline": 5, "plate": 4, "address": 3, "name": 2}
+_PRIORITY = {
+    "email": 9,
+    "id_number": 8,
+    "bank_card": 7,
+    "mobile": 6,
+    "landline": 5,
+    "plate": 4,
+    "address": 3,
+    "name": 2,
+}
 
-_CASE_CONTEXT = re.compile(r"(案号|编号|单号|订单|流水号|文号|字第|批号|工号|警号|货号|快递号|发票号|账单号|合同号)[^\d]{0,3}$")
+_CASE_CONTEXT = re.compile(
+    r"(案号|编号|单号|订单|流水号|文号|字第|批号|工号|警号|货号|快递号|发票号|账单号|合同号)[^\d]{0,3}$"
+)
 
 _MOBILE = re.compile(r"(?<![\d.])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?![\d.])")
-_LANDLINE = re.compile(
-    r"(?<![\d.])(?:\(0\d{2,3}\)|0\d{2,3})[- ]?[2-9]\d{6,7}(?:-\d{1,4})?(?![\d.])"
-)
+_LANDLINE = re.compile(r"(?<![\d.])(?:\(0\d{2,3}\)|0\d{2,3})[- ]?[2-9]\d{6,7}(?:-\d{1,4})?(?![\d.])")
 _ID = re.compile(r"(?<![0-9a-z])([1-8]\d{5})((?:19|20)\d{2})(\d{2})(\d{2})(\d{3})([\dx])(?![0-9a-z])")
 _CARD = re.compile(r"(?<![\d])(\d{4}(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?)(?![\d])")
-_EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,10}(?![a-z])")
+_EMAIL = re.compile(
+    r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,10}(?![a-z])"
+)
 _PLATE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼]"
     r"[a-hj-np-z][·• -]?(?:[a-hj-np-z0-9]{5,6}|[a-hj-np-z0-9]{4}[挂学警港澳])(?![a-z0-9])"
@@ -46,7 +57,9 @@ _SURNAMES = (
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
 _COMPOUND_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|尉迟|公孙|慕容|令狐|夏侯|长孙|宇文|司徒|端木|西门|南宫"
-_NAME = r"(?P<name>(?:" + _COMPOUND_SURNAMES + r")[\u4e00-\u9fff]{1,2}|[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})"
+_NAME = (
+    r"(?P<name>(?:" + _COMPOUND_SURNAMES + r")[\u4e00-\u9fff]{1,2}|[" + _SURNAMES + r"][\u4e00-\u9fff]{1,2})"
+)
 _NAME_CUE = re.compile(
     r"(?:我叫|本人叫|本人名叫|我的名字是|我的名字叫|我名叫|举报人[:：]?|实名举报人[:：]?|反映人[:：]?|实名举报[:：]|实名反映[:：]|"
     r"姓名[:：]|联系人[:：]?|署名[:：]?|落款[:：]?)\s*"

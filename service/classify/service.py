@@ -32,6 +32,7 @@ __all__ = [
     "signature_similarity",
 ]
 
+
 class InvalidLabelsError(ValueError):
     """A staff correction names unknown categories, repeats one, or puts `other` beside another label."""
 

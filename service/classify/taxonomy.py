@@ -95,7 +95,11 @@ def parse_taxonomy(raw: Any, *, source: str = "<data>") -> Taxonomy:
         patterns: list[Pattern] = []
         for pindex, p in enumerate(item.get("patterns", [])):
             pwhere = f"{where}.patterns[{pindex}]"
-            if not isinstance(p, dict) or not isinstance(p.get("id"), str) or not isinstance(p.get("regex"), str):
+            if (
+                not isinstance(p, dict)
+                or not isinstance(p.get("id"), str)
+                or not isinstance(p.get("regex"), str)
+            ):
                 fail(pwhere, "needs string 'id' and 'regex'")
                 continue
             unknown = sorted(set(_CONCEPT_REF.findall(p["regex"])) - set(concepts))
@@ -113,7 +117,9 @@ def parse_taxonomy(raw: Any, *, source: str = "<data>") -> Taxonomy:
                 fail(pwhere, "weight must be a number between -10 and 10")
                 continue
             patterns.append(
-                Pattern(id=p["id"], regex=regex, weight=float(weight), negatable=bool(p.get("negatable", True)))
+                Pattern(
+                    id=p["id"], regex=regex, weight=float(weight), negatable=bool(p.get("negatable", True))
+                )
             )
         terms = _weights(item.get("terms", {}), f"{where}.terms", fail)
         if not terms and not patterns and cid != OTHER:

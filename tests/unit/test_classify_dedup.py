@@ -16,12 +16,16 @@ def test_resubmitted_report_is_a_near_duplicate():
 
 def test_different_reports_are_not_duplicates():
     a = classify_service.near_duplicate_signature(REPORT)
-    b = classify_service.near_duplicate_signature("楼上邻居天天晚上装修，噪音太大，物业也不管，希望有人处理一下。")
+    b = classify_service.near_duplicate_signature(
+        "楼上邻居天天晚上装修，噪音太大，物业也不管，希望有人处理一下。"
+    )
     assert classify_service.signature_similarity(a, b) < 0.2
 
 
 def test_signature_is_stable_and_handles_short_text():
-    assert classify_service.near_duplicate_signature(REPORT) == classify_service.near_duplicate_signature(REPORT)
+    assert classify_service.near_duplicate_signature(REPORT) == classify_service.near_duplicate_signature(
+        REPORT
+    )
     short = classify_service.near_duplicate_signature("好")
     empty = classify_service.near_duplicate_signature("")
     assert len(short) == len(empty) == len(classify_service.near_duplicate_signature(REPORT))

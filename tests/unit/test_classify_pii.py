@@ -70,7 +70,9 @@ def test_mask_replaces_each_span_with_a_marker_and_keeps_the_rest():
     text = f"我叫张伟，手机13812345678，身份证{VALID_ID}，邮箱a@b.cn，车牌粤B12345。民警打人。"
     spans = classify_service.find_personal_data(text)
     masked = classify_service.mask_personal_data(text, spans)
-    assert masked == "我叫［姓名］，手机［手机号］，身份证［身份证号］，邮箱［邮箱］，车牌［车牌号］。民警打人。"
+    assert (
+        masked == "我叫［姓名］，手机［手机号］，身份证［身份证号］，邮箱［邮箱］，车牌［车牌号］。民警打人。"
+    )
     assert classify_service.mask_personal_data(text, []) == text
 
 

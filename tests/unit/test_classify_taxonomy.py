@@ -112,7 +112,9 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
         path.write_text("[]", encoding="utf-8")
         with pytest.raises(TaxonomyError):
             classify_service.reload_taxonomy()
-        assert classify_service.current_taxonomy().version == "test-2", "a bad file must not replace a good one"
+        assert classify_service.current_taxonomy().version == "test-2", (
+            "a bad file must not replace a good one"
+        )
     finally:
         monkeypatch.delenv(TAXONOMY_PATH_ENV)
         classify_service.reload_taxonomy()
@@ -122,7 +124,11 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
 def test_staff_corrections_are_validated_against_the_taxonomy():
     assert classify_service.validate_labels(["vice", "interference"]) == ["interference", "vice"]
     assert classify_service.validate_labels([]) == []
-    for bad, message in ((["nope"], "unknown"), (["vice", "vice"], "twice"), (["other", "vice"], "stands alone")):
+    for bad, message in (
+        (["nope"], "unknown"),
+        (["vice", "vice"], "twice"),
+        (["other", "vice"], "stands alone"),
+    ):
         with pytest.raises(classify_service.InvalidLabelsError, match=message):
             classify_service.validate_labels(bad)
     example = classify_service.labelled_example(example_id="r1", text="文本", labels=["vice"])
