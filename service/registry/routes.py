@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
-from service.registry import lifecycle, routing, search, supervision
+from service.errors import Invalid
+from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision
 from service.registry import service as registry_service
 from service.registry.models import (
     CHANNELS,
@@ -43,6 +46,7 @@ from service.registry.schemas import (
     TransitionIn,
     TransitionOut,
 )
+from service.timeutil import LOCAL
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
 
@@ -457,3 +461,94 @@ async def search_clues(
 async def related_clues(clue_id: str, principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
     """Other clues about the same accused person, and near-duplicate texts (linked, never merged)."""
     return await search.related_clues(session, clue_id=clue_id, principal=principal)
+
+
+# --- Ledger export, statistics, the meeting brief (issue 8) ------------------------------------------
+
+
+def _file_response(export: ledger.ExportFile) -> FileResponse:
+    return FileResponse(
+        export.path,
+        media_type=export.media_type,
+        filename=export.filename,
+        headers={"Cache-Control": "no-store", "X-Row-Count": str(export.rows)},
+        background=BackgroundTask(export.cleanup),
+    )
+
+
+@router.get("/ledger.{fmt}", responses={**ERRORS, 200: {"description": "The ledger as xlsx or CSV"}})
+async def export_ledger(
+    fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
+    principal: CurrentStaff,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    status: Status = None,
+    category: Category = None,
+    source: Source = None,
+    channel: Channel = None,
+    unit_id: Annotated[str | None, Query(max_length=36)] = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+) -> FileResponse:
+    """The ledger with the domain's columns, newest first. Never any submitter detail. Audited."""
+    require(principal.roles, Action.export_ledger)
+    filters = registry_service.ClueFilters(
+        status=status,
+        category=category,
+        source=source,
+        channel=channel,
+        unit_id=unit_id,
+        received_from=received_from,
+        received_to=received_to,
+    )
+    export = await ledger.export_ledger(
+        session, filters=filters, fmt=fmt, principal=principal, keys=runtime.keys
+    )
+    return _file_response(export)
+
+
+@router.get("/stats/overview", responses=ERRORS)
+async def stats_overview(
+    principal: CurrentStaff,
+    session: SessionDep,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+) -> dict[str, object]:
+    """Counts by status, source, channel, category and handling unit; handling times."""
+    require(principal.roles, Action.view_statistics)
+    return await stats.overview(session, received_from=received_from, received_to=received_to)
+
+
+@router.get("/stats/overdue", responses=ERRORS)
+async def stats_overdue(principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
+    """Overdue and at-risk open clues per unit and handler."""
+    require(principal.roles, Action.view_statistics)
+    return await stats.overdue_by_unit_and_handler(session)
+
+
+def _brief_range(start: date, end: date) -> tuple[datetime, datetime]:
+    if end < start or (end - start).days > 366:
+        raise Invalid("日期范围无效（最长一年）", message_en="invalid date range (at most a year)")
+    return (
+        datetime.combine(start, time.min, tzinfo=LOCAL),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=LOCAL),
+    )
+
+
+@router.get("/brief", responses=ERRORS)
+async def meeting_brief(
+    principal: CurrentStaff, session: SessionDep, start: date, end: date
+) -> dict[str, object]:
+    """The regular meeting's brief: new, overdue, key and difficult clues (dates inclusive, local)."""
+    require(principal.roles, Action.view_statistics)
+    first, last = _brief_range(start, end)
+    return await brief.meeting_brief(session, start=first, end=last)
+
+
+@router.get("/brief.xlsx", responses=ERRORS)
+async def meeting_brief_xlsx(
+    principal: CurrentStaff, session: SessionDep, start: date, end: date
+) -> FileResponse:
+    require(principal.roles, Action.export_ledger)
+    first, last = _brief_range(start, end)
+    return _file_response(await brief.brief_xlsx(session, start=first, end=last, principal=principal))

@@ -1,0 +1,317 @@
+"""The ledger (台账) export: the domain's ledger columns as xlsx (openpyxl write-only) or CSV.
+
+Invariants:
+- The submitter's identity envelope is never read: the query does not even select it. Real-name is a yes/no.
+- Nor is the report's text: the summary column is built from the accused person's details and the
+  categories, because reporters write identifying details about themselves into the text.
+- The export is audited (filters, format, row count) in the caller's transaction.
+- Rows are streamed from the database in batches and written straight out; nothing holds the whole ledger.
+- openpyxl's write-only mode needs a temporary file for the sheet; it and the finished file live in a
+  private (0700) directory on tmpfs (``/dev/shm``) when there is one, so the plaintext never reaches a disk,
+  and are deleted when the response has been sent (``ExportFile.cleanup``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit_service
+from service.audit.models import AuditEntry
+from service.auth.models import Staff, Unit
+from service.auth.service import Principal
+from service.classify import service as classify_service
+from service.crypto.keys import KeyRing
+from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES
+from service.registry.models import Clue, ClueCategory, ClueState
+from service.registry.service import ClueFilters, _apply_filters
+from service.timeutil import LOCAL, as_utc
+
+SOURCE_NAMES = {
+    "public_report": "群众举报",
+    "superior_assigned": "上级交办",
+    "self_inspection": "本级自查",
+    "voluntary_confession": "主动坦白",
+}
+CHANNEL_NAMES = {
+    "web": "网络",
+    "email": "邮件",
+    "hotline": "电话",
+    "letter": "来信",
+    "visit": "来访",
+    "staff": "工作人员",
+}
+METHOD_NAMES = {**DISPOSAL_METHODS, **SEND_ON_KINDS}
+BATCH = 1000
+
+# The one list of ledger columns (domain.md), in its order: (Chinese header, English header).
+COLUMNS: list[tuple[str, str]] = [
+    ("编号", "number"),
+    ("来源", "source"),
+    ("渠道", "channel"),
+    ("收到时间", "received"),
+    ("登记人", "registered by"),
+    ("被反映人", "accused name"),
+    ("单位", "accused unit"),
+    ("职务", "position"),
+    ("职级", "rank"),
+    ("地区", "region"),
+    ("主要问题摘要", "summary"),
+    ("问题类别", "categories"),
+    ("实名/匿名", "real name or anonymous"),
+    ("重复举报", "repeat"),
+    ("承办单位", "handling unit"),
+    ("承办人", "handler"),
+    ("处置方式", "disposal method"),
+    ("审批人", "approver"),
+    ("办理期限", "deadline"),
+    ("是否督办", "supervised"),
+    ("督办领导", "supervising leader"),
+    ("办理结果", "result"),
+    ("办结日期", "closing date"),
+    ("反馈情况", "feedback"),
+]
+
+
+def safe_cell(value: Any) -> Any:
+    """Reporter-written text must never become a spreadsheet formula (CSV/xlsx injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _local(moment: datetime | None, with_time: bool = False) -> str:
+    if moment is None:
+        return ""
+    local = as_utc(moment).astimezone(LOCAL)
+    return local.strftime("%Y-%m-%d %H:%M") if with_time else local.strftime("%Y-%m-%d")
+
+
+@dataclass
+class _Lookups:
+    units: dict[str, str]
+    staff: dict[str, str]
+    repeated: set[str]
+
+
+async def _lookups(session: AsyncSession) -> _Lookups:
+    units = dict((await session.execute(select(Unit.id, Unit.name))).all())
+    staff = dict((await session.execute(select(Staff.id, Staff.name))).all())
+    repeated = set(
+        (
+            await session.execute(
+                select(Clue.accused_key)
+                .where(Clue.accused_key.is_not(None))
+                .group_by(Clue.accused_key)
+                .having(func.count() > 1)
+            )
+        ).scalars()
+    )
+    return _Lookups(units, staff, repeated)
+
+
+def _short_name(name: str) -> str:
+    return name.replace("（", "(").split("(")[0].strip()
+
+
+def _summary(accused: dict[str, Any], labels: list[str], names: dict[str, str]) -> str:
+    """The ledger's one-line summary, built from the accused person's details and the categories.
+
+    Deliberately not an excerpt of the report: reporters write their own names, relatives and
+    addresses into the text, and an export travels further than the clue page (domain.md: the
+    ledger never carries a submitter detail)."""
+    who = "".join(accused.get(k) or "" for k in ("unit", "position", "name")) or "有关人员"
+    issues = "、".join(names.get(label, label) for label in labels if label != "other")
+    return f"反映{who}涉嫌{issues}问题" if issues else f"反映{who}有关问题（不属于受理范围）"
+
+
+def _registrar(channel: str, staff: dict[str, str], actor: str | None) -> str:
+    if actor and actor.startswith("staff:"):
+        return staff.get(actor[6:], actor)
+    return "系统自动登记" if channel in ("web", "email") else "工作人员登记"
+
+
+async def ledger_rows(
+    session: AsyncSession, *, filters: ClueFilters, keys: KeyRing, limit: int | None = None
+) -> AsyncIterator[list[Any]]:
+    """The ledger's rows in the order of ``COLUMNS``, newest first. Opens the case-key content and
+    accused envelopes; never touches ``clues.identity``."""
+    lookups = await _lookups(session)
+    names = {c.id: _short_name(c.name) for c in classify_service.current_taxonomy().categories}
+    query = (
+        select(
+            Clue.id,
+            Clue.registry_number,
+            Clue.source,
+            Clue.channel,
+            Clue.status,
+            Clue.received_at,
+            Clue.real_name,
+            Clue.accused_key,
+            Clue.handling_unit_id,
+            Clue.assignee_id,
+            Clue.due_at,
+            Clue.accused,
+            ClueState.disposal_method,
+            ClueState.approver_id,
+            ClueState.key_clue,
+            ClueState.supervising_leader_id,
+            ClueState.leader_takes_case,
+            ClueState.finding,
+            ClueState.concluded_at,
+            ClueState.feedback_at,
+            ClueState.referral_target,
+            AuditEntry.actor.label("registered_by"),
+        )
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .outerjoin(AuditEntry, and_(AuditEntry.object_id == Clue.id, AuditEntry.action == "clue.registered"))
+        .order_by(Clue.received_at.desc(), Clue.id.desc())
+    )
+    query = _apply_filters(query, filters)  # type: ignore[arg-type]
+    if limit:
+        query = query.limit(limit)
+    result = await session.stream(query.execution_options(yield_per=BATCH))
+    async for batch in result.partitions(BATCH):
+        ids = [row.id for row in batch]
+        categories: dict[str, list[str]] = {}
+        for clue_id, category in (
+            await session.execute(
+                select(ClueCategory.clue_id, ClueCategory.category).where(ClueCategory.clue_id.in_(ids))
+            )
+        ).all():
+            categories.setdefault(clue_id, []).append(category)
+        for row in batch:
+            accused = json.loads(keys.open(row.accused, f"clues/{row.id}/accused"))
+            labels = sorted(categories.get(row.id, []))
+            summary = _summary(accused, labels, names)
+            result_text = FINDINGS.get(row.finding or "", "")
+            if row.status == "referred":
+                result_text = f"已转出（{row.referral_target}）"
+            leader = lookups.staff.get(row.supervising_leader_id or "", "")
+            yield [
+                row.registry_number,
+                SOURCE_NAMES.get(row.source, row.source),
+                CHANNEL_NAMES.get(row.channel, row.channel),
+                _local(row.received_at, with_time=True),
+                _registrar(row.channel, lookups.staff, row.registered_by),
+                accused.get("name") or "",
+                accused.get("unit") or "",
+                accused.get("position") or "",
+                accused.get("rank") or "",
+                accused.get("region") or "",
+                summary,
+                "、".join(labels),
+                "实名" if row.real_name else "匿名",
+                "是" if row.accused_key in lookups.repeated else "否",
+                lookups.units.get(row.handling_unit_id or "", ""),
+                lookups.staff.get(row.assignee_id or "", ""),
+                METHOD_NAMES.get(row.disposal_method or "", ""),
+                lookups.staff.get(row.approver_id or "", ""),
+                _local(row.due_at),
+                "是" if row.key_clue else "否",
+                leader + ("（包案）" if leader and row.leader_takes_case else ""),
+                result_text or STATUS_NAMES.get(row.status, row.status),
+                _local(row.concluded_at),
+                f"已反馈（{_local(row.feedback_at)}）" if row.feedback_at else "",
+            ]
+
+
+@dataclass
+class ExportFile:
+    path: Path
+    rows: int
+    media_type: str
+    filename: str
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def private_tmpdir() -> Path:
+    """A 0700 directory on tmpfs when the machine has one (RAM, never a disk), else the system temp."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="tipline-export-", dir=base))
+
+
+async def write_xlsx(rows: AsyncIterator[list[Any]], path: Path, *, title: str = "线索台账") -> int:
+    from openpyxl import Workbook
+    from openpyxl.worksheet import _writer as sheet_writer
+
+    # The sheet's temporary XML is plaintext: give openpyxl a file in the private directory instead of
+    # letting it make one in the system temp (set per sheet, so concurrent exports do not interfere).
+    handle, sheet_xml = tempfile.mkstemp(prefix="sheet-", suffix=".xml", dir=path.parent)
+    os.close(handle)
+    sheet_writer.ALL_TEMP_FILES.append(sheet_xml)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title)
+    sheet._writer = sheet_writer.WorksheetWriter(sheet, out=sheet_xml)
+    sheet._writer.write_top()
+    sheet.append([zh for zh, _ in COLUMNS])
+    count = 0
+    async for row in rows:
+        sheet.append([safe_cell(v) for v in row])
+        count += 1
+    workbook.save(path)
+    return count
+
+
+async def write_csv(rows: AsyncIterator[list[Any]], path: Path) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel opens it as UTF-8
+        writer = csv.writer(handle)
+        writer.writerow([zh for zh, _ in COLUMNS])
+        async for row in rows:
+            writer.writerow([safe_cell(v) for v in row])
+            count += 1
+    return count
+
+
+async def export_ledger(
+    session: AsyncSession,
+    *,
+    filters: ClueFilters,
+    fmt: str,
+    principal: Principal,
+    keys: KeyRing,
+    limit: int | None = None,
+) -> ExportFile:
+    """Write the ledger to a private temporary file and audit the export; the caller streams the file and
+    calls ``cleanup()`` afterwards."""
+    directory = private_tmpdir()
+    path = directory / f"ledger.{fmt}"
+    try:
+        rows = ledger_rows(session, filters=filters, keys=keys, limit=limit)
+        writer: Callable[..., Any] = write_xlsx if fmt == "xlsx" else write_csv
+        count = await writer(rows, path)
+        await audit_service.record(
+            session,
+            actor=principal.actor,
+            action="ledger.exported",
+            object_type="registry",
+            object_id="ledger",
+            details={
+                "format": fmt,
+                "rows": count,
+                "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
+            },
+        )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    media = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if fmt == "xlsx"
+        else "text/csv; charset=utf-8"
+    )
+    return ExportFile(path, count, media, f"ledger.{fmt}")

@@ -1,0 +1,120 @@
+"""Inspection figures (督导检查): counts by category, source, channel, unit and status; overdue and at-risk
+clues per unit and handler; handling times. Aggregates only: no content, no identity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.models import Staff, Unit
+from service.registry.lifecycle import OPEN_STATUSES
+from service.registry.models import Clue, ClueCategory, ClueState
+from service.timeutil import utcnow
+
+AT_RISK_DAYS = 3  # an open clue due within this many days is at risk
+
+
+def _window(query: Select[Any], received_from: datetime | None, received_to: datetime | None) -> Select[Any]:
+    if received_from:
+        query = query.where(Clue.received_at >= received_from)
+    if received_to:
+        query = query.where(Clue.received_at < received_to)
+    return query
+
+
+async def overview(
+    session: AsyncSession, *, received_from: datetime | None = None, received_to: datetime | None = None
+) -> dict[str, Any]:
+    async def grouped(column: Any, *, join_categories: bool = False) -> dict[str, int]:
+        query = select(column, func.count()).select_from(Clue)
+        if join_categories:
+            query = query.join(ClueCategory, ClueCategory.clue_id == Clue.id)
+        query = _window(query, received_from, received_to).group_by(column)
+        return {str(key): count for key, count in (await session.execute(query)).all()}
+
+    units = dict((await session.execute(select(Unit.id, Unit.name))).all())
+    by_unit = await grouped(Clue.handling_unit_id)
+    return {
+        "total": sum((await grouped(Clue.status)).values()),
+        "by_status": await grouped(Clue.status),
+        "by_source": await grouped(Clue.source),
+        "by_channel": await grouped(Clue.channel),
+        "by_category": await grouped(ClueCategory.category, join_categories=True),
+        "by_unit": {units.get(k, "未分办") if k != "None" else "未分办": v for k, v in by_unit.items()},
+        "handling_days": await handling_days(session, received_from=received_from, received_to=received_to),
+    }
+
+
+async def handling_days(
+    session: AsyncSession, *, received_from: datetime | None = None, received_to: datetime | None = None
+) -> dict[str, Any]:
+    """Days from receipt to conclusion for concluded clues: count, mean and maximum."""
+    if session.bind.dialect.name == "postgresql":
+        days = func.extract("epoch", ClueState.concluded_at - Clue.received_at) / 86400.0
+    else:
+        days = func.julianday(ClueState.concluded_at) - func.julianday(Clue.received_at)
+    query = _window(
+        select(func.count(), func.avg(days), func.max(days))
+        .select_from(Clue)
+        .join(ClueState, ClueState.clue_id == Clue.id)
+        .where(ClueState.concluded_at.is_not(None)),
+        received_from,
+        received_to,
+    )
+    count, mean, longest = (await session.execute(query)).one()
+    return {
+        "concluded": count,
+        "mean_days": round(float(mean), 1) if mean is not None else None,
+        "max_days": round(float(longest), 1) if longest is not None else None,
+    }
+
+
+async def overdue_by_unit_and_handler(
+    session: AsyncSession, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Open clues past their deadline, and due within ``AT_RISK_DAYS``, per handling unit and handler.
+    Shelved clues (暂存待查) have no running deadline and are left out."""
+    now = now or utcnow()
+    soon = now + timedelta(days=AT_RISK_DAYS)
+    open_clues = (
+        select(Clue.handling_unit_id, Clue.assignee_id, Clue.due_at)
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.status.in_([s.value for s in OPEN_STATUSES]))
+        .where((ClueState.disposal_method.is_(None)) | (ClueState.disposal_method != "shelve"))
+        .where(Clue.due_at < soon)
+        .subquery()
+    )
+    overdue = func.sum(func.cast(open_clues.c.due_at < now, type_=_int()))
+    query = select(open_clues.c.handling_unit_id, open_clues.c.assignee_id, overdue, func.count()).group_by(
+        open_clues.c.handling_unit_id, open_clues.c.assignee_id
+    )
+    units = dict((await session.execute(select(Unit.id, Unit.name))).all())
+    staff = dict((await session.execute(select(Staff.id, Staff.name))).all())
+    per_unit: dict[str, dict[str, int]] = {}
+    per_handler: list[dict[str, Any]] = []
+    for unit_id, assignee_id, late, total in (await session.execute(query)).all():
+        late = int(late or 0)
+        unit_name = units.get(unit_id, "未分办")
+        bucket = per_unit.setdefault(unit_name, {"overdue": 0, "at_risk": 0})
+        bucket["overdue"] += late
+        bucket["at_risk"] += total - late
+        per_handler.append(
+            {
+                "unit": unit_name,
+                "handler": staff.get(assignee_id, "未指定"),
+                "handler_id": assignee_id,
+                "overdue": late,
+                "at_risk": total - late,
+            }
+        )
+    per_handler.sort(key=lambda item: (-item["overdue"], -item["at_risk"]))
+    return {"at_risk_days": AT_RISK_DAYS, "per_unit": per_unit, "per_handler": per_handler}
+
+
+def _int() -> Any:
+    from sqlalchemy import Integer
+
+    return Integer()
