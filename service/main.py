@@ -85,10 +85,15 @@ def create_app(
 
         from service.auth.login_routes import router as staff_login_router
         from service.auth.web import install_login_redirect
+        from service.channels.hotline.routes import router as hotline_router
         from service.channels.staff_web.routes import router as staff_web_router
 
         app.include_router(staff_login_router)
+        app.include_router(hotline_router)
         app.include_router(staff_web_router)
+        from service.channels.staff_web.intake_pages import router as staff_intake_pages_router
+
+        app.include_router(staff_intake_pages_router)
         install_login_redirect(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,104 @@
+"""Staff API for clues typed in by staff: hotline calls and additions, letters, visits, staff sources.
+Thin: authorise, one service call, answer. Bearer tokens (programs); the pages use the session login."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from service.auth.deps import CurrentStaff
+from service.auth.permissions import Action, require
+from service.channels.hotline import schemas
+from service.channels.hotline import service as hotline_service
+from service.db import SessionDep
+from service.deps import RuntimeDep
+from service.intake.receipts import GROUP, format_receipt
+
+router = APIRouter(prefix="/api/v1", tags=["hotline, letters, visits, staff sources"])
+
+ERRORS = {
+    401: {"description": "Missing, unknown, expired or revoked token"},
+    403: {"description": "The caller's role may not do this"},
+    422: {"description": "Invalid fields, listed by name (values are never echoed)"},
+}
+
+
+def receipt_groups(code: str) -> list[str]:
+    return [code[i : i + GROUP] for i in range(0, len(code), GROUP)]
+
+
+@router.post("/hotline/calls", status_code=201, response_model=schemas.CallReceipt, responses=ERRORS)
+async def register_call(
+    call: schemas.CallIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.CallReceipt:
+    """Register a call (operators). The caller's number and name are sealed with the identity key; the
+    answer carries the receipt code once, grouped for reading aloud."""
+    require(principal.roles, Action.register_call)
+    done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
+    return schemas.CallReceipt(
+        clue_id=done.clue_id,
+        registry_number=done.registry_number,
+        receipt=format_receipt(done.receipt),
+        receipt_groups=receipt_groups(done.receipt),
+    )
+
+
+@router.post(
+    "/hotline/additions",
+    status_code=201,
+    response_model=schemas.AdditionOut,
+    responses={**ERRORS, 404: {"description": "No live receipt with that code"}},
+)
+async def add_to_clue(
+    addition: schemas.AdditionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.AdditionOut:
+    """The caller phoned again with their code: add to that clue (add-only — nothing about the clue is
+    returned). The code is marked read aloud again."""
+    require(principal.roles, Action.add_to_call_clue)
+    row = await hotline_service.add_to_clue_by_code(
+        session, runtime=runtime, addition=addition, actor=principal.actor
+    )
+    return schemas.AdditionOut(addition_id=row.id)
+
+
+@router.post("/letters", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+async def register_letter(
+    letter: schemas.LetterIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.RegisteredOut:
+    """Register a letter (operators). The writer's details are sealed with the identity key."""
+    require(principal.roles, Action.register_letter_visit)
+    done = await hotline_service.register_letter(
+        session, runtime=runtime, letter=letter, actor=principal.actor
+    )
+    return schemas.RegisteredOut(
+        clue_id=done.clue_id, registry_number=done.registry_number, receipt=format_receipt(done.receipt)
+    )
+
+
+@router.post("/visits", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+async def register_visit(
+    visit: schemas.VisitIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.RegisteredOut:
+    """Register a visit (operators). The visitor's details are sealed with the identity key."""
+    require(principal.roles, Action.register_letter_visit)
+    done = await hotline_service.register_visit(session, runtime=runtime, visit=visit, actor=principal.actor)
+    return schemas.RegisteredOut(
+        clue_id=done.clue_id, registry_number=done.registry_number, receipt=format_receipt(done.receipt)
+    )
+
+
+@router.post("/staff-sources", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+async def register_staff_source(
+    entry: Annotated[schemas.StaffSourceIn, Body()],
+    principal: CurrentStaff,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> schemas.RegisteredOut:
+    """Register a superior assignment (上级交办), self-inspection finding (本级自查) or voluntary confession
+    (干警主动坦白) — supervisors. Classified, numbered and audited like a public report."""
+    require(principal.roles, Action.register_staff_source)
+    done = await hotline_service.register_staff_source(
+        session, runtime=runtime, entry=entry, actor=principal.actor
+    )
+    return schemas.RegisteredOut(clue_id=done.clue_id, registry_number=done.registry_number)

@@ -1,0 +1,401 @@
+"""Staff pages for typing clues in: hotline calls (and additions), letters, visits, staff sources.
+
+Built for use while on the phone: one column, first field focused, everything reachable by Tab, Chinese
+labels with English alongside, no JavaScript. Every POST carries the session's CSRF token
+(``CsrfProtected``); the service calls are the same as the API's.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.permissions import Action, is_allowed
+from service.auth.service import Principal
+from service.auth.web import CsrfProtected, CurrentStaffSession
+from service.channels.hotline import schemas
+from service.channels.hotline import service as hotline_service
+from service.channels.staff_web.pages import render
+from service.classify import service as classify_service
+from service.db import SessionDep
+from service.deps import RuntimeDep
+from service.errors import DomainError
+from service.intake.receipts import GROUP
+from service.timeutil import LOCAL
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+ACCUSED_FIELDS = ("name", "unit", "position", "rank", "region")
+FIELD_PROBLEM = "请检查此项"
+
+
+def _forbidden(request: Request, principal: Principal) -> Response:
+    message = ("您的角色无权使用此页面。", "Your role may not use this page.")
+    return render(request, "message.html", {"message": message}, principal=principal, status_code=403)
+
+
+def _text(form: dict[str, Any], name: str) -> str | None:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _flag(form: dict[str, Any], name: str) -> bool:
+    return form.get(name) in ("on", "1", "true", "yes")
+
+
+def _local_moment(day: str | None, clock: str | None) -> datetime | str | None:
+    if not day:
+        return None
+    try:
+        moment = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock or "00:00"))
+    except ValueError:
+        return day  # left for validation to refuse, naming the field
+    return moment.replace(tzinfo=LOCAL)
+
+
+def _accused(form: dict[str, Any]) -> dict[str, Any]:
+    return {f: _text(form, f"accused_{f}") for f in ACCUSED_FIELDS}
+
+
+def _incident(form: dict[str, Any]) -> dict[str, Any]:
+    return {"time": _text(form, "incident_time"), "place": _text(form, "incident_place")}
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    """Field -> message, without echoing values. Model-level problems go under ``_form``."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        key = "_".join(loc) if loc else "_form"
+        errors.setdefault(key, f"{FIELD_PROBLEM} · {err['msg']}")
+    return errors
+
+
+def _page_context(form: dict[str, Any], errors: dict[str, str] | None = None) -> dict[str, Any]:
+    taxonomy = classify_service.current_taxonomy()
+    return {
+        "form": form,
+        "errors": errors or {},
+        "categories": [(c.id, c.name) for c in taxonomy.categories],
+        "sources": SOURCE_LABELS,
+    }
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+def _groups(code: str) -> list[str]:
+    return [code[i : i + GROUP] for i in range(0, len(code), GROUP)]
+
+
+async def _submit(
+    request: Request,
+    principal: Principal,
+    *,
+    template: str,
+    form: dict[str, Any],
+    build: Any,
+    register: Any,
+    session: AsyncSession,
+) -> Response:
+    """Validate, register, and show the result; on any problem re-render the form with field errors
+    (nothing is stored then: the request's transaction rolls back on DomainError)."""
+    try:
+        model: BaseModel = build()
+    except ValidationError as exc:
+        context = _page_context(form, _errors(exc))
+        return render(request, template, context, principal=principal, status_code=422)
+    try:
+        done = await register(model)
+    except DomainError as exc:
+        await session.rollback()
+        context = _page_context(form, {"_form": f"{exc.message} · {exc.message_en}"})
+        return render(request, template, context, principal=principal, status_code=exc.status_code)
+    return done
+
+
+# --- Hotline ----------------------------------------------------------------------------------------
+
+
+@router.get("/hotline/calls/new")
+async def call_form(request: Request, principal: CurrentStaffSession) -> Response:
+    if not is_allowed(principal.roles, Action.register_call):
+        return _forbidden(request, principal)
+    now = datetime.now(LOCAL)
+    form = {"call_date": now.date().isoformat(), "call_time": now.strftime("%H:%M"), "anonymous": "on"}
+    return render(request, "call.html", _page_context(form), principal=principal)
+
+
+@router.post("/hotline/calls")
+async def call_submit(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    if not is_allowed(principal.roles, Action.register_call):
+        return _forbidden(request, principal)
+    form = await _form(request)
+
+    def build() -> schemas.CallIn:
+        minutes = _text(form, "duration_minutes")
+        return schemas.CallIn.model_validate(
+            {
+                "call_started_at": _local_moment(_text(form, "call_date"), _text(form, "call_time")),
+                "duration_seconds": (
+                    int(float(minutes) * 60) if minutes and minutes.replace(".", "", 1).isdigit() else minutes
+                ),
+                "caller_number": _text(form, "caller_number"),
+                "anonymous": not _flag(form, "real_name"),
+                "caller_name": _text(form, "caller_name"),
+                "callback_allowed": _flag(form, "callback_allowed"),
+                "callback_how": _text(form, "callback_how"),
+                "callback_number": _text(form, "callback_number"),
+                "accused": _accused(form),
+                "incident": _incident(form),
+                "category_hint": _text(form, "category_hint"),
+                "summary": _text(form, "summary") or "",
+                "caller_words": _text(form, "caller_words"),
+            }
+        )
+
+    async def register(call: schemas.CallIn) -> Response:
+        done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
+        context = {"registry_number": done.registry_number, "groups": _groups(done.receipt)}
+        return render(request, "call_done.html", context, principal=principal, status_code=201)
+
+    return await _submit(
+        request, principal, template="call.html", form=form, build=build, register=register, session=session
+    )
+
+
+@router.get("/hotline/add")
+async def addition_form(request: Request, principal: CurrentStaffSession) -> Response:
+    if not is_allowed(principal.roles, Action.add_to_call_clue):
+        return _forbidden(request, principal)
+    return render(request, "addition.html", _page_context({}), principal=principal)
+
+
+@router.post("/hotline/add")
+async def addition_submit(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    if not is_allowed(principal.roles, Action.add_to_call_clue):
+        return _forbidden(request, principal)
+    form = await _form(request)
+
+    def build() -> schemas.AdditionIn:
+        return schemas.AdditionIn.model_validate(
+            {"receipt": _text(form, "receipt") or "", "text": _text(form, "text") or ""}
+        )
+
+    async def register(addition: schemas.AdditionIn) -> Response:
+        await hotline_service.add_to_clue_by_code(
+            session, runtime=runtime, addition=addition, actor=principal.actor
+        )
+        message = (
+            "补充内容已记录。查询码已标记为“已口头告知”，来电人下次上网查询时需更换新码。",
+            "Added. The caller will be asked to replace the code at their next web visit.",
+        )
+        return render(
+            request,
+            "addition.html",
+            {**_page_context({}), "message": message, "message_class": "ok"},
+            principal=principal,
+            status_code=201,
+        )
+
+    return await _submit(
+        request,
+        principal,
+        template="addition.html",
+        form=form,
+        build=build,
+        register=register,
+        session=session,
+    )
+
+
+# --- Letters and visits ------------------------------------------------------------------------------
+
+
+def _person(form: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {f: _text(form, f"{prefix}_{f}") for f in ("name", "phone", "address", "id_number", "email")}
+
+
+@router.get("/letters/new")
+async def letter_form(request: Request, principal: CurrentStaffSession) -> Response:
+    if not is_allowed(principal.roles, Action.register_letter_visit):
+        return _forbidden(request, principal)
+    form = {"received_date": datetime.now(LOCAL).date().isoformat()}
+    return render(request, "letter.html", _page_context(form), principal=principal)
+
+
+@router.post("/letters")
+async def letter_submit(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    if not is_allowed(principal.roles, Action.register_letter_visit):
+        return _forbidden(request, principal)
+    form = await _form(request)
+
+    def build() -> schemas.LetterIn:
+        return schemas.LetterIn.model_validate(
+            {
+                "postmark_date": _text(form, "postmark_date"),
+                "received_date": _text(form, "received_date"),
+                "page_count": _text(form, "page_count"),
+                "anonymous": not _flag(form, "real_name"),
+                "writer": _person(form, "writer"),
+                "accused": _accused(form),
+                "incident": _incident(form),
+                "category_hint": _text(form, "category_hint"),
+                "text": _text(form, "text") or "",
+            }
+        )
+
+    async def register(letter: schemas.LetterIn) -> Response:
+        done = await hotline_service.register_letter(
+            session, runtime=runtime, letter=letter, actor=principal.actor
+        )
+        context = {"registry_number": done.registry_number, "groups": _groups(done.receipt), "kind": "letter"}
+        return render(request, "registered.html", context, principal=principal, status_code=201)
+
+    return await _submit(
+        request, principal, template="letter.html", form=form, build=build, register=register, session=session
+    )
+
+
+@router.get("/visits/new")
+async def visit_form(request: Request, principal: CurrentStaffSession) -> Response:
+    if not is_allowed(principal.roles, Action.register_letter_visit):
+        return _forbidden(request, principal)
+    form = {"visit_date": datetime.now(LOCAL).date().isoformat(), "received_by": principal.name}
+    return render(request, "visit.html", _page_context(form), principal=principal)
+
+
+@router.post("/visits")
+async def visit_submit(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    if not is_allowed(principal.roles, Action.register_letter_visit):
+        return _forbidden(request, principal)
+    form = await _form(request)
+
+    def build() -> schemas.VisitIn:
+        return schemas.VisitIn.model_validate(
+            {
+                "visit_date": _text(form, "visit_date"),
+                "received_by": _text(form, "received_by") or "",
+                "anonymous": not _flag(form, "real_name"),
+                "visitor": _person(form, "visitor"),
+                "accused": _accused(form),
+                "incident": _incident(form),
+                "category_hint": _text(form, "category_hint"),
+                "text": _text(form, "text") or "",
+            }
+        )
+
+    async def register(visit: schemas.VisitIn) -> Response:
+        done = await hotline_service.register_visit(
+            session, runtime=runtime, visit=visit, actor=principal.actor
+        )
+        context = {"registry_number": done.registry_number, "groups": _groups(done.receipt), "kind": "visit"}
+        return render(request, "registered.html", context, principal=principal, status_code=201)
+
+    return await _submit(
+        request, principal, template="visit.html", form=form, build=build, register=register, session=session
+    )
+
+
+# --- Staff-entered sources ---------------------------------------------------------------------------
+
+SOURCE_LABELS = {
+    "superior_assigned": "上级交办",
+    "self_inspection": "本级自查",
+    "voluntary_confession": "干警主动坦白",
+}
+
+
+@router.get("/sources/new")
+async def source_form(
+    request: Request, principal: CurrentStaffSession, source: str = "superior_assigned"
+) -> Response:
+    if not is_allowed(principal.roles, Action.register_staff_source):
+        return _forbidden(request, principal)
+    if source not in SOURCE_LABELS:
+        source = "superior_assigned"
+    context = {**_page_context({"source": source}), "sources": SOURCE_LABELS}
+    return render(request, "source.html", context, principal=principal)
+
+
+@router.post("/sources")
+async def source_submit(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    if not is_allowed(principal.roles, Action.register_staff_source):
+        return _forbidden(request, principal)
+    form = await _form(request)
+    source = form.get("source") if form.get("source") in SOURCE_LABELS else "superior_assigned"
+    form["source"] = source
+
+    def build() -> Any:
+        common = {
+            "source": source,
+            "text": _text(form, "text") or "",
+            "incident": _incident(form),
+            "category_hint": _text(form, "category_hint"),
+        }
+        if source == "superior_assigned":
+            return schemas.SuperiorAssignedIn.model_validate(
+                {
+                    **common,
+                    "accused": _accused(form),
+                    "assigning_body": _text(form, "assigning_body") or "",
+                    "document_number": _text(form, "document_number") or "",
+                    "received_date": _text(form, "received_date"),
+                    "deadline": _text(form, "deadline"),
+                }
+            )
+        if source == "self_inspection":
+            return schemas.SelfInspectionIn.model_validate(
+                {
+                    **common,
+                    "accused": _accused(form),
+                    "inspection": _text(form, "inspection") or "",
+                    "recorded_by": _text(form, "recorded_by") or "",
+                    "found_date": _text(form, "found_date"),
+                }
+            )
+        return schemas.VoluntaryConfessionIn.model_validate(
+            {
+                **common,
+                "officer": {
+                    "name": _text(form, "officer_name") or "",
+                    "unit": _text(form, "officer_unit"),
+                    "position": _text(form, "officer_position"),
+                    "rank": _text(form, "officer_rank"),
+                    "id_number": _text(form, "officer_id_number"),
+                    "phone": _text(form, "officer_phone"),
+                },
+                "confession_date": _text(form, "confession_date"),
+                "received_by": _text(form, "received_by") or "",
+            }
+        )
+
+    async def register(entry: Any) -> Response:
+        done = await hotline_service.register_staff_source(
+            session, runtime=runtime, entry=entry, actor=principal.actor
+        )
+        context = {"registry_number": done.registry_number, "groups": None, "kind": source}
+        return render(request, "registered.html", context, principal=principal, status_code=201)
+
+    return await _submit(
+        request, principal, template="source.html", form=form, build=build, register=register, session=session
+    )

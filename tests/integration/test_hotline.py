@@ -1,0 +1,230 @@
+"""Hotline calls and "the caller phones again" through the API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+
+from service.audit.models import AuditEntry
+from service.channels.hotline import service as hotline_service
+from service.channels.hotline.models import ClueAddition
+from service.intake.models import Receipt
+from service.registry.models import Clue
+from tests.conftest import Harness, auth, unique
+
+
+def caller_number() -> str:
+    return "139" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+def call_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "call_started_at": (datetime.now(UTC) - timedelta(minutes=12)).isoformat(),
+        "duration_seconds": 540,
+        "caller_number": caller_number(),
+        "anonymous": True,
+        "callback_allowed": True,
+        "callback_how": "只在工作日晚上打，不要留言",
+        "accused": {"name": "赵某", "unit": "某某看守所", "position": "管教民警"},
+        "summary": "来电人反映看守所管教民警赵某收钱后给在押人员家属通风报信。",
+        "caller_words": "交了两万块钱，他就把案子的情况都告诉我们了。",
+    }
+    body.update(overrides)
+    return body
+
+
+async def assert_absent_from_database(harness: Harness, needle: str) -> None:
+    """The needle appears nowhere in the stored data: the SQLite file and its WAL byte for byte, or on
+    PostgreSQL every row of every table rendered as text (bytea as hex)."""
+    if harness.database_url.startswith("sqlite"):
+        path = harness.database_url.split(":///", 1)[1]
+        for suffix in ("", "-wal"):
+            try:
+                with open(path + suffix, "rb") as fh:  # noqa: ASYNC230 - a test reading its own file
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            assert needle.encode("utf-8") not in data, f"plaintext found in {path + suffix}"
+        return
+    hexed = needle.encode("utf-8").hex()
+    async with harness.runtime.session_factory() as session:
+        tables = (
+            await session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+        ).scalars()
+        for table in list(tables):
+            rows = (await session.execute(text(f'SELECT CAST(t AS text) FROM "{table}" t'))).scalars()  # noqa: S608
+            for row in rows:
+                assert needle not in row and hexed not in row, f"plaintext found in table {table}"
+
+
+async def test_operator_registers_a_call_and_the_number_is_sealed(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
+    body = call_body()
+    response = await harness.client.post("/api/v1/hotline/calls", json=body, headers=auth(operator))
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert re.fullmatch(r"\d{5}( \d{5}){4}", answer["receipt"])
+    assert answer["receipt_groups"] == answer["receipt"].split(" ")
+    clue_id = answer["clue_id"]
+    async with harness.runtime.session_factory() as session:
+        clue = await session.get(Clue, clue_id)
+        assert clue.channel == "hotline" and clue.source == "public_report"
+        assert clue.identity is not None and clue.real_name is False
+        receipt = await session.scalar(select(Receipt).where(Receipt.clue_id == clue_id))
+        assert receipt.read_aloud is True
+        content = json.loads(harness.runtime.keys.open(clue.content, f"clues/{clue_id}/content"))
+        assert content["details"]["call"]["duration_seconds"] == 540
+        assert content["details"]["call"]["callback_allowed"] is True
+        assert body["caller_number"] not in json.dumps(content, ensure_ascii=False)
+        audit = " ".join(e.details for e in (await session.execute(select(AuditEntry))).scalars())
+        assert str(body["caller_number"]) not in audit
+    await assert_absent_from_database(harness, str(body["caller_number"]))
+    await assert_absent_from_database(harness, answer["receipt"].replace(" ", ""))
+
+    # A supervisor sees the new clue, with the summary and the caller's words, never the number.
+    listed = await harness.client.get("/api/v1/clues?channel=hotline&limit=200", headers=auth(supervisor))
+    assert clue_id in [c["id"] for c in listed.json()["items"]]
+    detail = await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(supervisor))
+    assert detail.status_code == 200
+    assert "通风报信" in detail.json()["text"] and "两万块钱" in detail.json()["text"]
+    assert str(body["caller_number"]) not in detail.text
+
+
+async def test_operators_cannot_read_clues_and_others_cannot_take_calls(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    _, investigator = await harness.add_staff(unique("inv"), ["investigator"])
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
+    made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
+    clue_id = made.json()["clue_id"]
+    assert (await harness.client.get("/api/v1/clues", headers=auth(operator))).status_code == 403
+    assert (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(operator))).status_code in (
+        403,
+        404,
+    )
+    for token in (investigator, supervisor):
+        refused = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(token))
+        assert refused.status_code == 403 and refused.json()["error"]["message"]
+    assert (await harness.client.post("/api/v1/hotline/calls", json=call_body())).status_code == 401
+
+
+async def test_call_validation_errors_name_the_field_and_store_nothing(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    async with harness.runtime.session_factory() as session:
+        before = await session.scalar(select(func.count()).select_from(Clue))
+    cases = [
+        (call_body(summary=""), "summary"),
+        ({k: v for k, v in call_body().items() if k != "summary"}, "summary"),
+        ({k: v for k, v in call_body().items() if k != "call_started_at"}, "call_started_at"),
+        (call_body(duration_seconds=-1), "duration_seconds"),
+        (call_body(caller_number="call me maybe"), "caller_number"),
+        (call_body(anonymous=False), "body"),  # real name without caller_name
+        (call_body(callback_allowed=False, callback_number="13800000000"), "body"),
+        (call_body(category_hint="x" * 49), "category_hint"),
+        (call_body(unknown_field=1), "unknown_field"),
+    ]
+    for body, field in cases:
+        response = await harness.client.post("/api/v1/hotline/calls", json=body, headers=auth(operator))
+        assert response.status_code == 422, (field, response.text)
+        error = response.json()["error"]
+        assert error["message"] and error["message_en"]
+        assert field in [f["field"] for f in error["fields"]], (field, error)
+    future = call_body(call_started_at=(datetime.now(UTC) + timedelta(hours=2)).isoformat())
+    response = await harness.client.post("/api/v1/hotline/calls", json=future, headers=auth(operator))
+    assert response.status_code == 422 and "future" in response.json()["error"]["message_en"]
+    naive = call_body(call_started_at="2026-01-01T10:00:00")
+    assert (
+        await harness.client.post("/api/v1/hotline/calls", json=naive, headers=auth(operator))
+    ).status_code == 422
+    unknown_hint = call_body(category_hint="no_such_category")
+    assert (
+        await harness.client.post("/api/v1/hotline/calls", json=unknown_hint, headers=auth(operator))
+    ).status_code == 422
+    async with harness.runtime.session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Clue)) == before
+
+
+async def test_real_name_call_keeps_the_name_under_the_identity_key(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    name = "钱" + secrets.token_hex(3)
+    body = call_body(anonymous=False, caller_name=name, callback_number="010-" + caller_number()[3:])
+    response = await harness.client.post("/api/v1/hotline/calls", json=body, headers=auth(operator))
+    assert response.status_code == 201, response.text
+    async with harness.runtime.session_factory() as session:
+        clue = await session.get(Clue, response.json()["clue_id"])
+        assert clue.real_name is True and clue.identity is not None
+    await assert_absent_from_database(harness, name)
+    await assert_absent_from_database(harness, str(body["callback_number"]))
+
+
+async def test_caller_phones_again_and_the_operator_adds_to_the_clue(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
+    clue_id, code = made.json()["clue_id"], made.json()["receipt"]
+    async with harness.runtime.session_factory() as session:  # as if the caller had replaced it on the web
+        await session.execute(update(Receipt).where(Receipt.clue_id == clue_id).values(read_aloud=False))
+        await session.commit()
+    addition = {"receipt": code.replace(" ", "-"), "text": "来电人补充：赵某还收过另一家人的钱。"}
+    response = await harness.client.post("/api/v1/hotline/additions", json=addition, headers=auth(operator))
+    assert response.status_code == 201, response.text
+    assert set(response.json()) == {"addition_id", "message", "message_en"}  # nothing about the clue
+    async with harness.runtime.session_factory() as session:
+        receipt = await session.scalar(select(Receipt).where(Receipt.clue_id == clue_id))
+        assert receipt.read_aloud is True
+        row = await session.get(ClueAddition, response.json()["addition_id"])
+        assert row.clue_id == clue_id and row.kind == "operator_addition"
+        assert "另一家人" not in row.content.decode("latin-1")
+        opened = json.loads(harness.runtime.keys.open(row.content, f"clue_additions/{row.id}/content"))
+        assert opened["text"] == addition["text"]
+        actions = (
+            await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))
+        ).scalars()
+        assert {"clue.addition_added", "receipt.read_aloud"} <= set(actions)
+    wrong = {"receipt": "1" * 25, "text": "x"}
+    assert (
+        await harness.client.post("/api/v1/hotline/additions", json=wrong, headers=auth(operator))
+    ).status_code == 404
+    malformed = {"receipt": "12345", "text": "x"}
+    assert (
+        await harness.client.post("/api/v1/hotline/additions", json=malformed, headers=auth(operator))
+    ).status_code == 404
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
+    assert (
+        await harness.client.post("/api/v1/hotline/additions", json=addition, headers=auth(supervisor))
+    ).status_code == 403
+
+
+async def test_caller_reads_back_the_record_and_confirms_or_corrects(harness: Harness) -> None:
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
+    clue_id, code = made.json()["clue_id"], made.json()["receipt"].replace(" ", "")
+    async with harness.runtime.session_factory() as session:
+        record = await hotline_service.operator_record_for_caller(session, clue_id, code=code)
+        assert [v.kind for v in record] == ["call_record"]
+        assert "通风报信" in record[0].content["summary"]
+        await hotline_service.record_caller_confirmation(
+            session, clue_id, False, "不是两万，是三万。", runtime=harness.runtime
+        )
+        await hotline_service.record_caller_confirmation(
+            session, clue_id, True, None, runtime=harness.runtime
+        )
+        await session.commit()
+    async with harness.runtime.session_factory() as session:
+        record = await hotline_service.operator_record_for_caller(session, clue_id, code=code)
+        kinds = [(v.kind, v.content.get("confirmed")) for v in record]
+        assert kinds == [("call_record", None), ("caller_confirmation", False), ("caller_confirmation", True)]
+        staff_view = await hotline_service.list_additions(
+            session, clue_id=clue_id, runtime=harness.runtime, actor="test"
+        )
+        assert staff_view[1].content["correction"] == "不是两万，是三万。"
+        try:
+            await hotline_service.record_caller_confirmation(
+                session, clue_id, False, "  ", runtime=harness.runtime
+            )
+            raise AssertionError("a correction without text was accepted")
+        except hotline_service.Invalid as exc:
+            assert exc.message_en
