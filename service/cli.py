@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "classify", help="classify JSON Lines from stdin (see --help of the subcommand)", add_help=False
     )
+    from service.registry.cli import add_subcommands as add_registry_subcommands
+
+    add_registry_subcommands(sub)
     return parser
 
 
@@ -289,7 +292,14 @@ async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-u
     return 0
 
 
-_COMMANDS = {"db": _db, "audit": _audit, "staff": _staff, "unit": _unit}
+async def _registry(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.registry import cli as registry_cli
+
+    commands = {"dev": registry_cli.run_dev, "routing": registry_cli.run_routing, "deadlines": registry_cli.run_deadlines}
+    return await commands[args.command](args, settings)
+
+
+_COMMANDS = {"db": _db, "audit": _audit, "staff": _staff, "unit": _unit, "dev": _registry, "routing": _registry, "deadlines": _registry}
 
 if __name__ == "__main__":
     raise SystemExit(main())

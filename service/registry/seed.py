@@ -1,0 +1,275 @@
+"""``tipline dev seed --clues N``: fill a development database with realistic, properly sealed clues.
+
+Seed data only, and never in production: every clue gets its own envelopes bound to its own id (so reads,
+exports and the benchmarks exercise the real decryption), but the plaintexts come from a small pool of
+made-up reports and officers. On PostgreSQL rows go in with COPY (asyncpg ``copy_records_to_table``), on
+SQLite with executemany, in batches, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.auth import service as auth_service
+from service.auth.models import Staff, Unit
+from service.crypto.keys import KeyRing
+from service.registry.models import Clue, ClueCategory, ClueState, RegistryCounter
+
+log = logging.getLogger("tipline.registry.seed")
+
+UNIT_NAMES = [
+    "区公安分局",
+    "城东派出所",
+    "城西派出所",
+    "城南派出所",
+    "城北派出所",
+    "交警大队",
+    "刑侦大队",
+    "治安大队",
+    "区人民法院",
+    "区法院执行局",
+    "区人民检察院",
+    "区司法局",
+    "城东司法所",
+    "区看守所",
+    "区拘留所",
+    "区委政法委",
+]
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+)
+POSITIONS = ["民警", "辅警", "副所长", "所长", "法官", "执行员", "检察官", "书记员", "管教民警", "科员"]
+RANKS = ["一级警长", "二级警长", "四级高级警长", "三级法官", "四级检察官", "科员", ""]
+TEXTS = [
+    ("interference", "{who}在办理我家的案件时收了对方的红包，还找人打招呼，案子一直压着不办。"),
+    ("case_suppression", "去{unit}报案，{who}说不归他们管，不给回执，报警没人管，石沉大海。"),
+    ("illegal_business", "{who}的老婆开公司，承揽辖区工程，他在里面当挂名股东，照顾生意。"),
+    ("enforcement_misconduct", "{who}吃拿卡要，乱罚款，开车被扣后要交两千块好处费才放车。"),
+    ("gang_protection", "{who}给赌场通风报信，每次检查前都提前打招呼，是黑社会的保护伞。"),
+    ("sentence_mod_abuse", "听说交二十万就能办保外就医，{who}帮忙做了假病历，一天牢没坐。"),
+    ("work_style", "{who}上班时间喝酒，还公车私用，接待群众态度恶劣，门难进脸难看。"),
+    ("vice", "{who}经常在棋牌室打牌赌钱，一晚上输赢上万。"),
+    ("former_officer_lawyer", "退休的{who}现在当律师，专门代理原单位的案子，说包赢，收疏通费。"),
+    ("other", "邻居家装修噪音太大，物业不管，希望帮忙协调。"),
+]
+STATUS_WEIGHTS = [
+    ("registered", 30), ("triaged", 12), ("transferred", 5), ("verifying", 25), ("disposed", 10),
+    ("concluded", 12), ("referred", 4), ("archived", 2),
+]  # fmt: skip
+CHANNELS = [("web", 45), ("email", 15), ("hotline", 20), ("letter", 12), ("visit", 8)]
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    clues: int
+    seconds: float
+    units: int
+    investigators: int
+
+
+def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> Callable[[], str]:
+    names = [n for n, _ in pairs]
+    weights = [w for _, w in pairs]
+    return lambda: rng.choices(names, weights)[0]
+
+
+async def _ensure_people(session: AsyncSession, investigators: int) -> tuple[list[Unit], list[Staff]]:
+    units = []
+    for name in UNIT_NAMES:
+        unit = await session.scalar(select(Unit).where(Unit.name == name))
+        if unit is None:
+            unit = await auth_service.add_unit(session, name=name, kind="other", parent_id=None, actor="seed")
+        units.append(unit)
+    staff = []
+    handling = [u for u in units if u.name in ("区委政法委", "区公安分局", "区人民检察院", "区司法局")]
+    for n in range(investigators):
+        name = f"seed-investigator-{n:03d}"
+        person = await session.scalar(select(Staff).where(Staff.name == name))
+        if person is None:
+            person = await auth_service.add_staff(
+                session,
+                name=name,
+                roles=["investigator"],
+                unit_id=handling[n % len(handling)].id,
+                actor="seed",
+            )
+        staff.append(person)
+    for name in ("seed-supervisor", "seed-leader"):
+        if await session.scalar(select(Staff).where(Staff.name == name)) is None:
+            await auth_service.add_staff(
+                session, name=name, roles=["supervisor"], unit_id=units[-1].id, actor="seed"
+            )
+    await session.flush()
+    return units, staff
+
+
+async def _reserve_numbers(session: AsyncSession, prefix: str, year: int, count: int) -> int:
+    insert_ = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert_(RegistryCounter)
+        .values(prefix=prefix, year=year, last_value=count)
+        .on_conflict_do_update(
+            index_elements=[RegistryCounter.prefix, RegistryCounter.year],
+            set_={"last_value": RegistryCounter.last_value + count},
+        )
+        .returning(RegistryCounter.last_value)
+    )
+    return (await session.execute(statement)).scalar_one() - count + 1
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def seed_clues(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    keys: KeyRing,
+    accused_index_key: bytes,  # runtime.lookup_key("accused-index"): search finds seeded officers
+    count: int,
+    prefix: str,
+    investigators: int = 60,
+    batch: int = 5000,
+    seed: int = 20260301,
+    progress: Callable[[int], None] | None = None,
+) -> SeedReport:
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    async with session_factory() as session:
+        units, staff = await _ensure_people(session, investigators)
+        await session.commit()
+    pick_status = _weighted(rng, STATUS_WEIGHTS)
+    pick_channel = _weighted(rng, CHANNELS)
+    # Officers reported, some of them again and again (a long tail of repeat reports).
+    officers = [
+        (rng.choice(SURNAMES) + rng.choice("某明华军伟强磊洋勇艳杰涛斌超"), rng.choice(units[:-1]))
+        for _ in range(max(50, count // 4))
+    ]
+    now = datetime.now(UTC)
+    year = now.year
+    done = 0
+    while done < count:
+        size = min(batch, count - done)
+        async with session_factory() as session:
+            first = await _reserve_numbers(session, prefix, year, size)
+            clue_rows: list[dict[str, Any]] = []
+            category_rows: list[dict[str, Any]] = []
+            state_rows: list[dict[str, Any]] = []
+            for n in range(size):
+                clue_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                # A few officers are reported again and again: 30% of reports name one of the top 1%.
+                pool = len(officers) // 100 + 1 if rng.random() < 0.3 else len(officers)
+                name, unit = officers[rng.randrange(pool)]
+                category, template = rng.choice(TEXTS)
+                who = name + rng.choice(POSITIONS)
+                text = template.format(who=who, unit=unit.name)
+                accused = {
+                    "name": name,
+                    "unit": unit.name,
+                    "position": rng.choice(POSITIONS),
+                    "rank": rng.choice(RANKS) or None,
+                    "region": "城东区",
+                }
+                received = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
+                status = pick_status() if category != "other" else rng.choice(["registered", "referred"])
+                assignee = rng.choice(staff) if status not in ("registered", "referred") else None
+                channel = pick_channel()
+                key = hmac.new(
+                    accused_index_key, f"{name}\x00{unit.name}".encode(), hashlib.sha256
+                ).hexdigest()
+                clue_rows.append(
+                    {
+                        "id": clue_id,
+                        "registry_number": f"{prefix}-{year}-{first + n:06d}",
+                        "source": "public_report",
+                        "channel": channel,
+                        "status": status,
+                        "real_name": rng.random() < 0.3,
+                        "received_at": received,
+                        "registered_at": received + timedelta(minutes=1),
+                        "due_at": received + timedelta(days=30 + rng.randrange(0, 20)),
+                        "needs_triage": status == "registered",
+                        "taxonomy_version": "seed",
+                        "content": keys.seal_case(
+                            _dump({"text": text, "incident": {}, "category_hint": None, "details": {}}),
+                            f"clues/{clue_id}/content",
+                        ),
+                        "accused": keys.seal_case(_dump(accused), f"clues/{clue_id}/accused"),
+                        "classification": keys.seal_case(
+                            _dump({"labels": [category], "seed": True}), f"clues/{clue_id}/classification"
+                        ),
+                        "identity": None,  # seed clues have no submitter
+                        "accused_key": key,
+                        "accused_unit_id": unit.id,
+                        "handling_unit_id": assignee.unit_id if assignee else None,
+                        "assignee_id": assignee.id if assignee else None,
+                        "assigned_at": received + timedelta(days=1) if assignee else None,
+                    }
+                )
+                category_rows.append({"clue_id": clue_id, "category": category})
+                if status in ("disposed", "concluded", "archived", "referred"):
+                    concluded = status in ("concluded", "archived")
+                    state_rows.append(
+                        {
+                            "clue_id": clue_id,
+                            "stage_started_at": received + timedelta(days=5),
+                            "disposal_method": None
+                            if status == "referred"
+                            else rng.choice(["inquiry", "verification", "shelve", "close"]),
+                            "disposed_at": received + timedelta(days=10),
+                            "approver_id": None,
+                            "finding": rng.choice(["substantiated", "partly", "unfounded", "no_evidence"])
+                            if concluded
+                            else None,
+                            "concluded_at": received + timedelta(days=rng.randrange(15, 60))
+                            if concluded
+                            else None,
+                            "feedback_at": None,
+                            "cleared": False,
+                            "referral_target": "12345" if status == "referred" else None,
+                            "referred_at": received + timedelta(days=3) if status == "referred" else None,
+                            "routing_rule_id": None,
+                            "key_clue": rng.random() < 0.05,
+                            "supervising_leader_id": None,
+                            "leader_takes_case": False,
+                            "difficult": rng.random() < 0.02,
+                            "near_signature": None,
+                        }
+                    )
+            await _bulk_insert(session, Clue.__table__, clue_rows)
+            await _bulk_insert(session, ClueCategory.__table__, category_rows)
+            await _bulk_insert(session, ClueState.__table__, state_rows)
+            await session.commit()
+        done += size
+        if progress:
+            progress(done)
+    return SeedReport(done, time.perf_counter() - started, len(units), len(staff))
+
+
+async def _bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if session.bind.dialect.name == "postgresql":
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        columns = list(rows[0])
+        await raw.copy_records_to_table(
+            table.name, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+        )
+    else:
+        await session.execute(insert(table), rows)
