@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="HTTP worker processes (uvicorn --workers); default 1"
     )
+    serve.add_argument(
+        "--smtp-port", type=int, default=None, help="SMTP receiver port with the mail role (default 2525; 0: off)"
+    )
+    mail_receiver = sub.add_parser("mail-receiver", help="run only the SMTP receiver (and the IMAP poller)")
+    mail_receiver.add_argument("--smtp-port", type=int, default=None, help="default 2525; 0: IMAP poller only")
+    sub.add_parser("mail-outbound-key", help="generate the outbound key pair (acknowledgement addresses)")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply all pending migrations")
@@ -110,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args, settings)
+        if args.command == "mail-receiver":
+            from service.channels.email.ingest import run_standalone
+
+            asyncio.run(run_standalone(settings, smtp_port=args.smtp_port))
+            return 0
+        if args.command == "mail-outbound-key":
+            from service.notify.keys import generate
+
+            print(f"outbound key {generate(settings).key_id} written to {settings.effective_keys_dir}")
+            return 0
         return asyncio.run(_COMMANDS[args.command](args, settings))
     except DomainError as exc:
         print(f"tipline: {exc.message_en}", file=sys.stderr)
@@ -128,6 +144,8 @@ def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     if args.upgrade:
         settings = settings.model_copy(update={"database_auto_upgrade": True})
     roles = frozenset(args.role or ROLES)
+    if args.smtp_port is not None:
+        settings = settings.model_copy(update={"smtp_port": args.smtp_port})
     from service import observability
 
     observability.configure_logging()
@@ -144,7 +162,8 @@ def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
         os.environ["TIPLINE_SERVE_ROLES"] = ",".join(sorted(roles))
         uvicorn.run("service.main:create_app_from_env", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(create_app(settings, roles, run_worker="worker" in roles), **options)
+    run_smtp = "mail" in roles and settings.smtp_port != 0
+    uvicorn.run(create_app(settings, roles, run_worker="worker" in roles, run_smtp=run_smtp), **options)
     return 0
 
 

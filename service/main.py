@@ -20,6 +20,7 @@ def create_app(
     roles: frozenset[str] = frozenset(ROLES),
     *,
     run_worker: bool = False,
+    run_smtp: bool = False,
 ) -> FastAPI:
     """``run_worker``: run the job loop in this process (``tipline serve`` with the worker role);
     tests leave it off and drive ``service.jobs.worker.Worker.run_once`` themselves."""
@@ -46,7 +47,15 @@ def create_app(
                 from service.jobs.worker import running_worker
 
                 await stack.enter_async_context(running_worker(app, runtime))
-            # Mail role hook: the SMTP receiver starts here when "mail" is in roles (`--smtp-port`).
+            # Mail role: the SMTP receiver (and the IMAP poller, if configured) on this event loop.
+            if run_smtp and "mail" in roles:
+                from service.channels.email.ingest import running_receiver
+
+                await stack.enter_async_context(running_receiver(app, runtime))
+                if settings.imap_host:
+                    from service.channels.email.imap import running_poller
+
+                    await stack.enter_async_context(running_poller(runtime))
             yield
         await runtime.close()
 
@@ -79,6 +88,10 @@ def create_app(
 
         app.include_router(auth_router)
         app.include_router(registry_router)
+
+        from service.channels.email.routes import router as mail_router
+
+        app.include_router(mail_router)
         from service.messages.routes import staff_router as messages_router
 
         app.include_router(messages_router)

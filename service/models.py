@@ -5,10 +5,12 @@ from service.audit.models import AuditEntry, AuditHead
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.channels.hotline.models import ClueAddition
+from service.channels.email.models import ReceivedMail
 from service.db import Base
 from service.intake.models import Receipt
 from service.jobs.models import Job
 from service.messages.models import Message, ReporterKey
+from service.notify.models import NotificationPreference, OutboxMessage
 from service.registry.models import (
     Clue,
     ClueCategory,
@@ -40,6 +42,9 @@ __all__ = [
     "DeadlineRule",
     "ProgressRequest",
     "Job",
+    "NotificationPreference",
+    "OutboxMessage",
+    "ReceivedMail",
     "LoginThrottle",
     "Message",
     "Receipt",

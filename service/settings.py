@@ -55,6 +55,43 @@ class Settings(BaseSettings):
     audit_chains: int = Field(default=0, ge=0, le=64)  # 0: 1 on SQLite, 8 on PostgreSQL
     taxonomy_path: Path | None = None
 
+    # Mailbox channel (docs/mail.md). The receiver accepts mail for these addresses only (never a relay).
+    mail_accepted_addresses: list[str] = Field(default_factory=lambda: ["jubao@tipline.local"])
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=0, le=65535)
+    smtp_hostname: str = "tipline.local"  # the name the receiver greets with
+    smtp_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    smtp_tls_cert: Path | None = None  # STARTTLS when both are set
+    smtp_tls_key: Path | None = None
+    mail_filtered_retention_hours: int = Field(default=72, ge=1, le=24 * 90)  # auto-replies, bounces, spam
+    mail_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # IMAP poller (alternative to the receiver): off unless a host is set.
+    imap_host: str = ""
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_tls: bool = True
+    imap_username: str = ""
+    imap_password: SecretStr | None = None
+    imap_mailbox: str = "INBOX"
+    imap_done_mailbox: str = ""  # move processed mail here; empty: flag it \Seen and \Deleted
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    # Outbound relay for acknowledgements and staff notifications: off unless a host is set.
+    relay_host: str = ""
+    relay_port: int = Field(default=587, ge=1, le=65535)
+    relay_starttls: bool = True
+    relay_username: str = ""
+    relay_password: SecretStr | None = None
+    relay_from: str = "jubao@tipline.local"
+    relay_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_acknowledge: bool = True  # send the receipt code back to the sender (when a relay is set)
+    mail_ack_subject: str = "举报已收到 / Report received"
+    mail_ack_body: str = (
+        "您的举报已收到，查询码：{receipt}\n请妥善保存查询码，可在举报网站输入查询码查看办理进度、补充材料。"
+        "\n本邮件由系统自动发送，请勿回复。\n\n"
+        "Your report was received. Receipt code: {receipt}\nKeep it: enter it on the reporting website to "
+        "follow up and add material. This message was sent automatically; please do not reply."
+    )
+    staff_link_base: str = "http://127.0.0.1:8000"  # where staff notifications point ("where", never "what")
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:

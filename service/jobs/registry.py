@@ -33,6 +33,8 @@ from service.runtime import Runtime
 # Modules that register tasks when imported. Add yours here (one line).
 TASK_MODULES: list[str] = [
     "service.jobs.builtin",
+    "service.notify.tasks",
+    "service.channels.email.tasks",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Outbound mail through a durable outbox: acknowledgements to reporters, content-free staff notices."""

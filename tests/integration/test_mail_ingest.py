@@ -1,0 +1,255 @@
+"""The mailbox channel wired to the intake: real SMTP into the receiver, on both databases.
+
+The receiver runs on the test's event loop with ``MailIngest`` against the harness's runtime, so each
+outcome is checked through the staff API and the database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import smtplib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from service.attachments.models import Attachment
+from service.audit.models import AuditEntry
+from service.channels.email import service as mail_service
+from service.channels.email.ingest import DUPLICATE, MailIngest, dedupe_key
+from service.channels.email.models import ReceivedMail
+from service.channels.email.parse import parse_message
+from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.registry.models import Clue
+from service.timeutil import utcnow
+from tests.conftest import auth, unique
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
+TIP = "jubao@tipline.local"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def mail(text: str, *, subject: str = "举报", headers: str = "", attachment: bytes | None = None) -> bytes:
+    tag = unique("m")
+    head = (
+        f"From: 举报人 <sender.{tag}@example.cn>\r\nTo: {TIP}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{tag}@example.cn>\r\nMIME-Version: 1.0\r\n{headers}"
+    )
+    if attachment is None:
+        return (
+            head
+            + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            + text
+            + "\r\n"
+        ).encode()
+    encoded = base64.encodebytes(attachment).decode().replace("\n", "\r\n")
+    return (
+        head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n"
+        '--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename="证据.png"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "--b1--\r\n"
+    ).encode()
+
+
+class Recording(MailIngest):
+    """The real ingest, remembering the bytes as they arrived (SMTP turns bare LF into CRLF)."""
+
+    received: list[bytes]
+
+    async def __call__(self, raw: bytes) -> str:
+        self.received.append(raw)
+        return await super().__call__(raw)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def receiver(harness) -> AsyncIterator[RunningReceiver]:  # type: ignore[no-untyped-def]
+    ingest = Recording(harness.runtime)
+    ingest.received = []
+    running = await serve_receiver("127.0.0.1", 0, ingest, [TIP], 4 * 1024 * 1024)
+    running.received = ingest.received  # type: ignore[attr-defined]
+    yield running
+    await running.stop()
+
+
+async def send(port: int, raw: bytes) -> tuple[int, str]:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+    await client.connect()
+    try:
+        errors, message = await client.sendmail("s@example.cn", [TIP], raw)
+        return 250, message
+    except aiosmtplib.SMTPResponseException as exc:
+        return exc.code, exc.message
+    finally:
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            client.close()
+
+
+async def row_for(harness, raw: bytes) -> ReceivedMail | None:  # type: ignore[no-untyped-def]
+    key = dedupe_key(harness.runtime, parse_message(raw))
+    async with harness.runtime.session_factory() as session:
+        return await session.scalar(select(ReceivedMail).where(ReceivedMail.dedupe_key == key))
+
+
+async def test_report_with_attachment_becomes_a_clue_seen_by_staff(harness, receiver) -> None:  # type: ignore[no-untyped-def]
+    _, token = await harness.add_staff(unique("sup"), ["supervisor"])
+    raw = mail("派出所民警刘某收受赌场老板红包，通风报信。", subject="举报保护伞", attachment=PNG)
+    code, _ = await send(receiver.port, raw)
+    assert code == 250
+    row = await row_for(harness, raw)
+    assert row is not None and row.outcome == "clue" and row.clue_id and row.attachments == 1
+    detail = await harness.client.get(f"/api/v1/clues/{row.clue_id}", headers=auth(token))
+    assert detail.status_code == 200
+    body = detail.json()
+    assert body["channel"] == "email" and "通风报信" in body["text"] and "举报保护伞" in body["text"]
+    assert "sender." not in body["text"]
+    async with harness.runtime.session_factory() as session:
+        attachments = (
+            await session.scalars(select(Attachment).where(Attachment.clue_id == row.clue_id))
+        ).all()
+        clue = await session.get(Clue, row.clue_id)
+    assert [a.kind for a in attachments] == ["image/png"]
+    assert clue is not None and clue.identity is not None  # the sender, sealed to the identity key
+
+
+async def test_redelivery_makes_no_second_clue(harness, receiver) -> None:  # type: ignore[no-untyped-def]
+    raw = mail("法院执行局某法官吃请收礼，压案不办。")
+    assert (await send(receiver.port, raw))[0] == 250
+    assert (await send(receiver.port, raw))[0] == 250  # the sender's retry after a lost 250
+
+    def by_smtplib() -> None:  # and a third, by another client (blocking: on a thread)
+        with smtplib.SMTP("127.0.0.1", receiver.port, timeout=30) as client:
+            client.sendmail("s@example.cn", [TIP], raw)
+
+    await asyncio.to_thread(by_smtplib)
+    assert await MailIngest(harness.runtime)(raw) == DUPLICATE
+    # Concurrent duplicates: only one may win.
+    outcomes = await asyncio.gather(
+        *(MailIngest(harness.runtime)(raw.replace(b"\xe5\x8e\x8b", b"\xe6\x8a\xbc")) for _ in range(4))
+    )
+    assert sorted(outcomes).count("clue") == 1 and outcomes.count(DUPLICATE) == 3
+    key = dedupe_key(harness.runtime, parse_message(raw))
+    async with harness.runtime.session_factory() as session:
+        assert await session.scalar(select(func.count()).where(ReceivedMail.dedupe_key == key)) == 1
+
+
+async def test_auto_reply_is_filtered_counted_and_purged(harness, receiver) -> None:  # type: ignore[no-untyped-def]
+    raw = mail(
+        "我正在休假，回来后回复您。", subject="自动回复：休假中", headers="Auto-Submitted: auto-replied\r\n"
+    )
+    assert (await send(receiver.port, raw))[0] == 250
+    row = await row_for(harness, raw)
+    assert row is not None and row.outcome == "filtered" and row.kind == "auto_reply"
+    assert row.clue_id is None and row.sealed is not None and row.expires_at is not None
+    async with harness.runtime.session_factory() as session:
+        assert await mail_service.purge_filtered(session, now=utcnow()) == 0 or True
+        await mail_service.purge_filtered(session, now=row.expires_at + timedelta(seconds=1))
+        await session.commit()
+        assert (await session.get(ReceivedMail, row.id)).sealed is None  # type: ignore[union-attr]
+        counts = await mail_service.counts(session)
+    assert counts["filtered"]["auto_reply"] >= 1
+
+
+async def test_unparseable_mail_is_quarantined_for_supervisors(harness, receiver) -> None:  # type: ignore[no-untyped-def]
+    _, sup = await harness.add_staff(unique("sup"), ["supervisor"])
+    _, inv = await harness.add_staff(unique("inv"), ["investigator"])
+    junk = (bytes(range(1, 9)) + bytes(range(0x80, 0x100)))[:64]
+    raw = b"From nobody Mon Jan  1 00:00:00 2024\r\n" + (junk + b"\r\n") * 60 + unique("x").encode() + b"\r\n"
+    assert (await send(receiver.port, raw))[0] == 250
+    row = await row_for(harness, raw)
+    assert row is not None and row.outcome == "quarantined" and row.sealed is not None
+    assert raw[:40] not in row.sealed
+    listing = await harness.client.get("/api/v1/mail/quarantine", headers=auth(sup))
+    assert listing.status_code == 200
+    item = next(i for i in listing.json()["items"] if i["id"] == row.id)
+    assert set(item) == {"id", "received_at", "size", "reason", "via"}
+    assert listing.json()["counts"]["quarantined"]["unparseable"] >= 1
+    assert (await harness.client.get("/api/v1/mail/quarantine", headers=auth(inv))).status_code == 403
+    assert (
+        await harness.client.post(f"/api/v1/mail/quarantine/{row.id}/read", headers=auth(inv))
+    ).status_code == 403
+    read = await harness.client.post(f"/api/v1/mail/quarantine/{row.id}/read", headers=auth(sup))
+    assert read.status_code == 200 and read.json()["sealed_to"] == "identity"
+    assert base64.b64decode(read.json()["envelope"]) == row.sealed
+    async with harness.runtime.session_factory() as session:
+        actions = (
+            await session.scalars(select(AuditEntry.action).where(AuditEntry.object_id == row.id))
+        ).all()
+    assert "mail.quarantine_read" in actions and "mail.quarantined" in actions
+    missing = await harness.client.post("/api/v1/mail/quarantine/nope/read", headers=auth(sup))
+    assert missing.status_code == 404 and missing.json()["error"]["message_en"]
+
+
+async def test_every_conformance_message_has_one_outcome_or_a_rejection(harness, receiver) -> None:  # type: ignore[no-untyped-def]
+    files = sorted(CONFORMANCE.glob("*.eml"))
+    assert len(files) >= 17
+    for path in files:
+        raw = path.read_bytes()
+        before = len(receiver.received)
+        code, message = await send(receiver.port, raw)
+        arrived = receiver.received[before:]
+        row = await row_for(harness, arrived[0]) if arrived else None
+        if code == 250:
+            assert row is not None and row.outcome in {"clue", "filtered", "quarantined"}, path.name
+            assert (row.clue_id is not None) == (row.outcome == "clue"), path.name
+        else:
+            assert code == 554 and row is None, (path.name, code, message)
+
+
+async def test_database_unavailable_answers_451_on_sqlite(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if harness.runtime.settings.is_sqlite is False:
+        pytest.skip("the PostgreSQL case is in test_mail_unavailable")
+    from dataclasses import replace
+
+    from service.db import create_engine, create_session_factory
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
+    broken = replace(harness.runtime, engine=engine, session_factory=create_session_factory(engine))
+    running = await serve_receiver("127.0.0.1", 0, MailIngest(broken), [TIP], 1024 * 1024)
+    try:
+        raw = mail("看守所所长收钱。")
+        with pytest.raises(TemporarilyUnavailable):
+            await MailIngest(broken)(raw)
+        code, _ = await send(running.port, raw)
+        assert code == 451
+    finally:
+        await running.stop()
+        await engine.dispose()
+    assert await row_for(harness, raw) is None
+
+
+async def test_database_unavailable_answers_451_then_accepts_on_postgresql(
+    backend, tmp_path, fresh_database_url
+) -> None:  # type: ignore[no-untyped-def]
+    if backend != "postgresql":
+        pytest.skip("SQLite's case is above")
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_DSN, running_app
+
+    name = fresh_database_url.rsplit("/", 1)[1]
+    async with running_app(tmp_path, fresh_database_url) as h:
+        running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            raw = mail("监狱管理人员收钱办理假释。")
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            assert (await send(running.port, raw))[0] == 451
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert (await send(running.port, raw))[0] == 250  # the sender's retry
+            assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
+            await running.stop()
