@@ -11,6 +11,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,6 +27,7 @@ from service.crypto.keys import (
 )
 from service.crypto.national import SM2PublicKey
 from service.db import create_engine, create_session_factory
+from service.intake.batching import IntakeBatcher
 from service.settings import Settings
 
 log = logging.getLogger("tipline")
@@ -46,7 +48,13 @@ class Runtime:
         """Independent keys for independent lookups, derived from the one lookup secret."""
         return hmac.new(self.lookup_secret, label.encode(), hashlib.sha256).digest()
 
+    @cached_property
+    def intake_batcher(self) -> IntakeBatcher:
+        return IntakeBatcher(self.session_factory, self)
+
     async def close(self) -> None:
+        if "intake_batcher" in self.__dict__:
+            await self.intake_batcher.close()
         await self.engine.dispose()
 
 

@@ -52,6 +52,17 @@ def chain_for(object_id: str, chains: int) -> int:
     return zlib.crc32(object_id.encode()) % chains
 
 
+@dataclass(frozen=True)
+class PendingEntry:
+    """An audit entry to append. ``details`` hold ids, counts and hashes only — never content or identity."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any] | None = None
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -61,33 +72,50 @@ async def record(
     object_id: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry. ``details`` must hold ids, counts and hashes only — never content or identity."""
-    chain = chain_for(object_id, chain_count(session))
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
-    )
-    head = (
-        await session.execute(select(AuditHead).where(AuditHead.chain == chain).with_for_update())
-    ).scalar_one()
-    fields = LinkFields(
-        chain=chain,
-        seq=head.seq + 1,
-        at=utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        details=canonical_json(details or {}),
-        suite=DEFAULT_SUITE,
-        prev_hash=head.entry_hash,
-    )
-    digest = entry_hash(fields)
-    entry = AuditEntry(**vars(fields), entry_hash=digest)
-    session.add(entry)
-    head.seq, head.entry_hash = fields.seq, digest
-    await session.flush()
+    """Append one entry in the caller's transaction."""
+    (entry,) = await record_many(session, [PendingEntry(actor, action, object_type, object_id, details)])
     return entry
+
+
+async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> list[AuditEntry]:
+    """Append entries in order, locking each touched chain's head once (batched intake uses this)."""
+    chains = chain_count(session)
+    by_chain: dict[int, list[int]] = {}
+    for index, item in enumerate(pending):
+        by_chain.setdefault(chain_for(item.object_id, chains), []).append(index)
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    suite = session.info.get("audit_suite", DEFAULT_SUITE)
+    at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    entries: list[AuditEntry | None] = [None] * len(pending)
+    for chain in sorted(by_chain):  # a fixed lock order, so concurrent batches cannot deadlock
+        await session.execute(
+            insert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
+        )
+        head = (
+            await session.execute(select(AuditHead).where(AuditHead.chain == chain).with_for_update())
+        ).scalar_one()
+        seq, prev = head.seq, head.entry_hash
+        for index in by_chain[chain]:
+            item = pending[index]
+            seq += 1
+            fields = LinkFields(
+                chain=chain,
+                seq=seq,
+                at=at,
+                actor=item.actor,
+                action=item.action,
+                object_type=item.object_type,
+                object_id=item.object_id,
+                details=canonical_json(item.details or {}),
+                suite=suite,
+                prev_hash=prev,
+            )
+            prev = entry_hash(fields)
+            entries[index] = AuditEntry(**vars(fields), entry_hash=prev)
+        head.seq, head.entry_hash = seq, prev
+    session.add_all(entries)
+    await session.flush()
+    return entries  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

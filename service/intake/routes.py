@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.audit.service import PUBLIC_ACTOR
-from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.intake import service as intake_service
 from service.intake.receipts import format_receipt
@@ -21,12 +20,12 @@ ERRORS = {
 
 
 @router.post("/tips", status_code=201, response_model=TipReceipt, responses=ERRORS)
-async def submit_tip(tip: TipIn, session: SessionDep, runtime: RuntimeDep) -> TipReceipt:
-    """Submit a report. The answer carries the receipt code (查询码) once; it cannot be shown again."""
-    submitted = await intake_service.submit_tip(
-        session,
-        runtime=runtime,
-        submission=intake_service.Submission(
+async def submit_tip(tip: TipIn, runtime: RuntimeDep) -> TipReceipt:
+    """Submit a report. The answer carries the receipt code (查询码) once; it cannot be shown again.
+    `201` is sent only after the report is committed."""
+    prepared = intake_service.prepare_tip(
+        runtime,
+        intake_service.Submission(
             text=tip.text,
             channel="web",
             anonymous=tip.anonymous,
@@ -37,4 +36,5 @@ async def submit_tip(tip: TipIn, session: SessionDep, runtime: RuntimeDep) -> Ti
         ),
         actor=PUBLIC_ACTOR,
     )
+    submitted = await runtime.intake_batcher.submit(prepared)
     return TipReceipt(receipt=format_receipt(submitted.receipt), registry_number=submitted.registry_number)

@@ -7,6 +7,7 @@ envelopes; the report content only as case-key envelopes. Nothing here logs cont
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -76,14 +77,24 @@ def _normalise_name(value: str | None) -> str:
     return "".join(ch for ch in text if not ch.isspace()).lower()
 
 
-async def submit_tip(
-    session: AsyncSession, *, runtime: Runtime, submission: Submission, actor: str
-) -> SubmittedTip:
+@dataclass(frozen=True)
+class PreparedTip:
+    """A submission sealed and classified, ready to register: no database work has happened yet."""
+
+    new: registry_service.NewClue
+    accused_unit_name: str | None
+    receipt_code: str
+    read_aloud: bool
+    actor: str
+
+
+def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> PreparedTip:
+    """The CPU part of intake (validation, personal-data masking, classification, sealing), done before any
+    transaction starts so that database locks are held only for the writes."""
     if submission.source not in SOURCES or submission.channel not in CHANNELS:
         raise Invalid("来源或渠道无效", message_en="unknown source or channel")
-    taxonomy = classify_service.current_taxonomy()
     hint = submission.category_hint
-    if hint is not None and hint not in taxonomy.category_ids:
+    if hint is not None and hint not in classify_service.current_taxonomy().category_ids:
         raise Invalid("所选问题类别不存在", message_en=f"unknown category_hint {hint!r}")
 
     clue_id = new_id()
@@ -113,20 +124,54 @@ async def submit_tip(
         classification=keys.seal_case(_json(result.to_dict()), binding(clue_id, "classification")),
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
         accused_key=accused_index(runtime, submission.accused),
-        accused_unit_id=await auth_service.resolve_unit_id(session, submission.accused.get("unit")),
+        accused_unit_id=None,  # resolved against the unit table at registration
         categories=tuple(result.labels),
         needs_triage=result.needs_triage,
         taxonomy_version=result.taxonomy_version,
         due_at=submission.due_at,
     )
-    code = new_receipt_code()
-    clue = await registry_service.register_clue(session, new=new, actor=actor, settings=runtime.settings)
-    receipt = Receipt(
-        clue_id=clue_id,
-        code_hash=receipt_hash(runtime.lookup_key("receipt"), code),
-        created_at=utcnow(),
+    return PreparedTip(
+        new=new,
+        accused_unit_name=submission.accused.get("unit"),
+        receipt_code=new_receipt_code(),
         read_aloud=submission.channel == "hotline",
+        actor=actor,
     )
-    session.add(receipt)
+
+
+async def register_prepared(
+    session: AsyncSession, *, runtime: Runtime, prepared: list[PreparedTip]
+) -> list[SubmittedTip]:
+    """Register prepared tips in the caller's transaction: numbers, clues, receipts, audit entries."""
+    unit_ids = await auth_service.resolve_unit_ids(session, [p.accused_unit_name for p in prepared])
+    news = [
+        dataclasses.replace(p.new, accused_unit_id=unit_ids.get(p.accused_unit_name or "")) for p in prepared
+    ]
+    clues = await registry_service.register_clues(
+        session, news=news, actors=[p.actor for p in prepared], settings=runtime.settings
+    )
+    receipt_key = runtime.lookup_key("receipt")
+    now = utcnow()
+    session.add_all(
+        Receipt(
+            clue_id=p.new.id,
+            code_hash=receipt_hash(receipt_key, p.receipt_code),
+            created_at=now,
+            read_aloud=p.read_aloud,
+        )
+        for p in prepared
+    )
     await session.flush()
-    return SubmittedTip(clue_id=clue_id, registry_number=clue.registry_number, receipt=code)
+    return [
+        SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
+        for clue, p in zip(clues, prepared, strict=True)
+    ]
+
+
+async def submit_tip(
+    session: AsyncSession, *, runtime: Runtime, submission: Submission, actor: str
+) -> SubmittedTip:
+    """Every channel's way in: prepare and register one tip in the caller's transaction."""
+    prepared = prepare_tip(runtime, submission, actor=actor)
+    (submitted,) = await register_prepared(session, runtime=runtime, prepared=[prepared])
+    return submitted

@@ -13,8 +13,10 @@ def format_registry_number(prefix: str, year: int, value: int) -> str:
     return f"{prefix}-{year}-{value:06d}"
 
 
-async def next_registry_number(session: AsyncSession, *, prefix: str, year: int) -> str:
-    """Take the next number in the caller's transaction.
+async def next_registry_numbers(
+    session: AsyncSession, *, prefix: str, year: int, count: int = 1
+) -> list[str]:
+    """Take the next ``count`` numbers in the caller's transaction.
 
     The counter row stays locked until the transaction ends, so concurrent registrations get distinct,
     increasing numbers, and a rolled-back registration releases its number: the ledger has no gaps.
@@ -24,12 +26,12 @@ async def next_registry_number(session: AsyncSession, *, prefix: str, year: int)
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(RegistryCounter)
-        .values(prefix=prefix, year=year, last_value=1)
+        .values(prefix=prefix, year=year, last_value=count)
         .on_conflict_do_update(
             index_elements=[RegistryCounter.prefix, RegistryCounter.year],
-            set_={"last_value": RegistryCounter.last_value + 1},
+            set_={"last_value": RegistryCounter.last_value + count},
         )
         .returning(RegistryCounter.last_value)
     )
-    value = (await session.execute(statement)).scalar_one()
-    return format_registry_number(prefix, year, value)
+    last = (await session.execute(statement)).scalar_one()
+    return [format_registry_number(prefix, year, value) for value in range(last - count + 1, last + 1)]

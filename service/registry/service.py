@@ -21,7 +21,7 @@ from service.crypto.keys import KeyRing
 from service.db import UTCDateTime
 from service.errors import Conflict, Invalid, NotFound
 from service.registry.models import Clue, ClueCategory
-from service.registry.numbering import next_registry_number
+from service.registry.numbering import next_registry_numbers
 from service.settings import Settings
 from service.timeutil import add_months_local, as_utc, local_date, utcnow
 
@@ -48,47 +48,68 @@ class NewClue:
 
 
 async def register_clue(session: AsyncSession, *, new: NewClue, actor: str, settings: Settings) -> Clue:
-    now = utcnow()
-    number = await next_registry_number(
-        session, prefix=settings.registry_prefix, year=local_date(new.received_at).year
-    )
-    clue = Clue(
-        id=new.id,
-        registry_number=number,
-        source=new.source,
-        channel=new.channel,
-        status="registered",
-        real_name=new.real_name,
-        received_at=new.received_at,
-        registered_at=now,
-        due_at=new.due_at or add_months_local(new.received_at, settings.disposal_due_months),
-        needs_triage=new.needs_triage,
-        taxonomy_version=new.taxonomy_version,
-        content=new.content,
-        accused=new.accused,
-        classification=new.classification,
-        identity=new.identity,
-        accused_key=new.accused_key,
-        accused_unit_id=new.accused_unit_id,
-        categories=[ClueCategory(category=c) for c in new.categories],
-    )
-    session.add(clue)
-    await session.flush()
-    await audit_service.record(
-        session,
-        actor=actor,
-        action="clue.registered",
-        object_type="clue",
-        object_id=clue.id,
-        details={
-            "registry_number": number,
-            "source": new.source,
-            "channel": new.channel,
-            "categories": sorted(new.categories),
-            "needs_triage": new.needs_triage,
-        },
-    )
+    (clue,) = await register_clues(session, news=[new], actors=[actor], settings=settings)
     return clue
+
+
+async def register_clues(
+    session: AsyncSession, *, news: list[NewClue], actors: list[str], settings: Settings
+) -> list[Clue]:
+    """Number, insert and audit several clues in the caller's transaction, with one counter update per
+    year and one lock per audit chain: batched intake registers many reports per commit this way."""
+    now = utcnow()
+    years = [local_date(new.received_at).year for new in news]
+    numbers: dict[int, list[str]] = {}
+    for year in sorted(set(years)):
+        numbers[year] = await next_registry_numbers(
+            session, prefix=settings.registry_prefix, year=year, count=years.count(year)
+        )
+    clues = []
+    for new, year in zip(news, years, strict=True):
+        clues.append(
+            Clue(
+                id=new.id,
+                registry_number=numbers[year].pop(0),
+                source=new.source,
+                channel=new.channel,
+                status="registered",
+                real_name=new.real_name,
+                received_at=new.received_at,
+                registered_at=now,
+                due_at=new.due_at or add_months_local(new.received_at, settings.disposal_due_months),
+                needs_triage=new.needs_triage,
+                taxonomy_version=new.taxonomy_version,
+                content=new.content,
+                accused=new.accused,
+                classification=new.classification,
+                identity=new.identity,
+                accused_key=new.accused_key,
+                accused_unit_id=new.accused_unit_id,
+                categories=[ClueCategory(category=c) for c in new.categories],
+            )
+        )
+    session.add_all(clues)
+    await session.flush()
+    await audit_service.record_many(
+        session,
+        [
+            audit_service.PendingEntry(
+                actor=actor,
+                action="clue.registered",
+                object_type="clue",
+                object_id=clue.id,
+                details={
+                    "registry_number": clue.registry_number,
+                    "source": clue.source,
+                    "channel": clue.channel,
+                    "categories": sorted(new.categories),
+                    "needs_triage": clue.needs_triage,
+                },
+            )
+            for clue, new, actor in zip(clues, news, actors, strict=True)
+        ],
+    )
+    return clues
 
 
 # --- Staff reads and assignment ---------------------------------------------------------------------
