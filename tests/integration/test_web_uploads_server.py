@@ -34,12 +34,12 @@ def multipart_stream(fields: dict[str, str], filename: str, line: bytes, size: i
 
     def body():
         yield head
-        block = line * (1024 * 1024 // len(line))
-        sent = 0
-        while sent < size:
-            piece = block[: size - sent]
-            sent += len(piece)
-            yield piece
+        per_block = 1024 * 1024 // len(line)
+        lines_left = -(-size // len(line))  # whole lines, at least ``size`` bytes
+        while lines_left > 0:
+            n = min(per_block, lines_left)
+            lines_left -= n
+            yield line * n
         yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
     return body()

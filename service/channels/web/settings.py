@@ -19,7 +19,6 @@ class WebSettings(BaseSettings):
     # Attachments: shown on the form before upload, enforced while the bytes stream in.
     attachment_max_count: int = Field(default=5, ge=0, le=20)
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    attachment_keep_originals: bool = False  # keep the unsanitised file, sealed to the identity key
     blob_dir: Path | None = None  # default: <data_dir>/blobs
     # Abuse resistance, all in memory.
     pow_bits: int = Field(default=16, ge=0, le=28)  # leading zero bits of SHA-256; 0 turns it off
