@@ -28,13 +28,6 @@ class _Entry:
     kind: str  # term | alias | counter | actor
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    start: int  # normalised offsets, end exclusive
-    end: int
-    entry: _Entry
-
-
 def _is_ascii_word(key: str) -> bool:
     return key.isascii() and any(c.isalpha() for c in key)
 
@@ -145,7 +138,9 @@ class Engine:
 
         self._automaton = ahocorasick.Automaton()
         for key, items in entries.items():
-            self._automaton.add_word(key, (len(key), _is_ascii_word(key), tuple(items)))
+            is_actor = any(e.kind == "actor" for e in items)
+            scored = tuple(e for e in items if e.kind != "actor")
+            self._automaton.add_word(key, (len(key), _is_ascii_word(key), is_actor, scored))
         if entries:
             self._automaton.make_automaton()
         self._has_words = bool(entries)
@@ -154,7 +149,7 @@ class Engine:
             for category in taxonomy.categories
             for p in category.patterns
         ]
-        self._gates: list[list[int]] = []
+        self._gates: list[frozenset[int]] = []
         gate_keys: dict[str, list[int]] = {}
         gate_count = 0
         for pattern in (p for category in taxonomy.categories for p in category.patterns):
@@ -164,12 +159,13 @@ class Engine:
                     gate_keys.setdefault(literal, []).append(gate_count)
                 ids.append(gate_count)
                 gate_count += 1
-            self._gates.append(ids)
+            self._gates.append(frozenset(ids))
         self._gate_automaton = ahocorasick.Automaton()
         for literal, ids in gate_keys.items():
             self._gate_automaton.add_word(literal, tuple(ids))
         if gate_keys:
             self._gate_automaton.make_automaton()
+        self._has_gates = bool(gate_keys)
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
         neg = taxonomy.negation
 
@@ -186,11 +182,13 @@ class Engine:
 
     # -- matching -------------------------------------------------------------------------------------
 
-    def _hits(self, text: str) -> list[_Hit]:
+    def _hits(self, text: str) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]]]:
+        """Whether an actor word occurs, and (start, end, entries) for every scored key found."""
+        actor_found = False
+        hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
         if not self._has_words:
-            return []
-        hits: list[_Hit] = []
-        for end_index, (length, ascii_word, items) in self._automaton.iter(text):
+            return actor_found, hits
+        for end_index, (length, ascii_word, is_actor, entries) in self._automaton.iter(text):
             start = end_index - length + 1
             end = end_index + 1
             if ascii_word and (
@@ -198,9 +196,11 @@ class Engine:
                 or (end < len(text) and text[end].isascii() and text[end].isalnum())
             ):
                 continue
-            for entry in items:
-                hits.append(_Hit(start, end, entry))
-        return hits
+            if is_actor:
+                actor_found = True
+            if entries:
+                hits.append((start, end, entries))
+        return actor_found, hits
 
     def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
         """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…)."""
@@ -233,56 +233,52 @@ class Engine:
         taxonomy = self.taxonomy
         norm: NormalizedText = normalize(text)
         ntext = norm.text
-        raw_hits = self._hits(ntext)
-
-        actor_found = any(h.entry.kind == "actor" for h in raw_hits)
-        category_hits = [h for h in raw_hits if h.entry.kind != "actor"]
-        # Longest match wins: a hit strictly inside another one (立案 inside 没有立案) is dropped.
-        category_hits.sort(key=lambda h: (h.start, -h.end))
-        kept: list[_Hit] = []
-        reach = -1  # furthest end of any earlier, different span
-        previous: tuple[int, int] | None = None
-        reach_before_previous = -1
-        for hit in category_hits:
-            span = (hit.start, hit.end)
-            if span != previous:
-                reach_before_previous = reach
-                previous = span
-            if reach_before_previous >= hit.end:
+        actor_found, hits = self._hits(ntext)
+        # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
+        # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
+        # exactly when an earlier hit reaches at least as far.
+        hits.sort(key=lambda h: (h[0], -h[1]))
+        kept: list[tuple[int, int, tuple[_Entry, ...]]] = []
+        reach = -1
+        for hit in hits:
+            if reach >= hit[1]:
                 continue
             kept.append(hit)
-            reach = max(reach, hit.end)
+            reach = hit[1]
         marks = self._negation_marks(ntext)
 
         raw: dict[str, float] = {c: 0.0 for c in taxonomy.category_ids}
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
-        for hit in kept:
-            entry = hit.entry
-            start, end = norm.original_span(hit.start, hit.end)
-            if entry.kind == "counter":
-                evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, "counter"))
+        for hit_start, hit_end, entries in kept:
+            negated: bool | None = None
+            for entry in entries:
+                key = (entry.category, entry.term)
+                if key in counted:
+                    continue  # a term counts once; its first occurrence is the evidence
+                start, end = norm.original_span(hit_start, hit_end)
+                if entry.kind == "counter":
+                    counted.add(key)
+                    evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, "counter"))
+                    raw[entry.category] += entry.weight
+                    continue
+                if negated is None:
+                    negated = self._negated(marks, hit_start)
+                if negated:
+                    evidence.append(Evidence(entry.term, entry.category, start, end, 0.0, "negated"))
+                    continue
+                counted.add(key)
                 raw[entry.category] += entry.weight
-                continue
-            if self._negated(marks, hit.start):
-                evidence.append(Evidence(entry.term, entry.category, start, end, 0.0, "negated"))
-                continue
-            key = (entry.category, entry.term)
-            if key in counted:
-                continue
-            counted.add(key)
-            raw[entry.category] += entry.weight
-            evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, entry.kind))  # type: ignore[arg-type]
+                evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, entry.kind))  # type: ignore[arg-type]
 
-        gates_seen: dict[int, int] = {}
-        if self._gates and len(self._gate_automaton):
-            for end_index, ids in self._gate_automaton.iter(ntext):
-                for gate in ids:
-                    gates_seen.setdefault(gate, end_index)
+        gates_seen: set[int] = set()
+        if self._has_gates:
+            for _, ids in self._gate_automaton.iter(ntext):
+                gates_seen.update(ids)
         for (category_id, pattern_id, regex, weight, negatable), gates in zip(
             self._patterns, self._gates, strict=True
         ):
-            if not all(g in gates_seen for g in gates):
+            if not gates <= gates_seen:
                 continue
             match = regex.search(ntext)
             if match is None or match.end() == match.start():

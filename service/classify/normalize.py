@@ -17,10 +17,11 @@ import opencc
 
 SEPARATOR = "|"
 # Sentence and clause punctuation ends a negation scope and stops regex patterns ([^|]).
-_SEPARATORS = set("，。！？；：,!?;:\n\r…")
+_SEPARATORS = set("，。！？；：,!?;:\n\r…｡､")
 # Decoration and spacing that citizens (and evaders) put inside words: dropped entirely.
 _DROPPED = set(
     " \t\u3000\u00a0\u200b\u200c\u200d\ufeff*·•-_~'\"`/\\、“”‘’「」『』《》〈〉()（）[]【】{}<>#&^=+"
+    "＊～／＼＃＆＾＝＋＂＇｀＜＞［］｛｝｜〔〕"
 )
 
 _HALFWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
@@ -48,7 +49,8 @@ def to_simplified(text: str) -> str:
     return "".join(_t2s_char(ch) for ch in text)
 
 
-_NEEDS_FOLD = re.compile("[A-Z\u3000\uff01-\uff5e]+")
+# Full-width punctuation need not be folded for matching: it is listed in _SEPARATORS/_DROPPED as is.
+_NEEDS_FOLD = re.compile("[A-Z\u3000\uff10-\uff19\uff20-\uff3a\uff41-\uff5a\uff0e\uff3f\uff0d]+")
 
 
 def _fold_run(match: re.Match[str]) -> str:
@@ -58,7 +60,14 @@ def _fold_run(match: re.Match[str]) -> str:
 
 def fold(text: str) -> str:
     """Simplified, half-width, lower-case ASCII; same length as ``text``."""
-    # str.translate walks every character through a dict; only the few runs that need it go through it.
+    return to_simplified(text).translate(_FOLD_TABLE).translate(_FOLD_TABLE)
+
+
+def _fold_for_matching(text: str) -> str:
+    """``fold`` restricted to letters, digits and spaces, which is all that matching needs.
+
+    str.translate walks every character through a dict; only the few runs that need it go through it.
+    """
     return _NEEDS_FOLD.sub(_fold_run, to_simplified(text))
 
 
@@ -90,7 +99,7 @@ class NormalizedText:
 
 def normalize(text: str) -> NormalizedText:
     """Fold, drop decoration and spacing, turn clause punctuation into ``SEPARATOR``. Never changes order."""
-    folded = fold(text)
+    folded = _fold_for_matching(text)
     dropped = [m.start() for m in _DROP_RE.finditer(folded)]
     kept = _DROP_RE.sub("", folded) if dropped else folded
     shift_at = tuple(position - k for k, position in enumerate(dropped))
