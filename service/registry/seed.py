@@ -8,6 +8,7 @@ SQLite with executemany, in batches, one transaction per batch.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -162,102 +163,115 @@ async def seed_clues(
     ]
     now = datetime.now(UTC)
     year = now.year
-    done = 0
-    while done < count:
-        size = min(batch, count - done)
-        async with session_factory() as session:
-            first = await _reserve_numbers(session, prefix, year, size)
-            clue_rows: list[dict[str, Any]] = []
-            category_rows: list[dict[str, Any]] = []
-            state_rows: list[dict[str, Any]] = []
-            for n in range(size):
-                clue_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                # A few officers are reported again and again: 30% of reports name one of the top 1%.
-                pool = len(officers) // 100 + 1 if rng.random() < 0.3 else len(officers)
-                name, unit = officers[rng.randrange(pool)]
-                category, template = rng.choice(TEXTS)
-                who = name + rng.choice(POSITIONS)
-                text = template.format(who=who, unit=unit.name)
-                accused = {
-                    "name": name,
-                    "unit": unit.name,
-                    "position": rng.choice(POSITIONS),
-                    "rank": rng.choice(RANKS) or None,
-                    "region": "城东区",
+    async with session_factory() as session:
+        number = await _reserve_numbers(session, prefix, year, count)
+        await session.commit()
+
+    def make_batch(first: int, size: int) -> tuple[list[dict[str, Any]], ...]:
+        # Runs in a worker thread: sealing overlaps the previous batch's COPY on the event loop.
+        clue_rows: list[dict[str, Any]] = []
+        category_rows: list[dict[str, Any]] = []
+        state_rows: list[dict[str, Any]] = []
+        for n in range(size):
+            clue_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            # A few officers are reported again and again: 30% of reports name one of the top 1%.
+            pool = len(officers) // 100 + 1 if rng.random() < 0.3 else len(officers)
+            name, unit = officers[rng.randrange(pool)]
+            category, template = rng.choice(TEXTS)
+            who = name + rng.choice(POSITIONS)
+            text = template.format(who=who, unit=unit.name)
+            accused = {
+                "name": name,
+                "unit": unit.name,
+                "position": rng.choice(POSITIONS),
+                "rank": rng.choice(RANKS) or None,
+                "region": "城东区",
+            }
+            received = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
+            status = pick_status() if category != "other" else rng.choice(["registered", "referred"])
+            assignee = rng.choice(staff) if status not in ("registered", "referred") else None
+            channel = pick_channel()
+            key = hmac.new(accused_index_key, f"{name}\x00{unit.name}".encode(), hashlib.sha256).hexdigest()
+            clue_rows.append(
+                {
+                    "id": clue_id,
+                    "registry_number": f"{prefix}-{year}-{first + n:06d}",
+                    "source": "public_report",
+                    "channel": channel,
+                    "status": status,
+                    "real_name": rng.random() < 0.3,
+                    "received_at": received,
+                    "registered_at": received + timedelta(minutes=1),
+                    "due_at": received + timedelta(days=30 + rng.randrange(0, 20)),
+                    "needs_triage": status == "registered",
+                    "taxonomy_version": "seed",
+                    "content": keys.seal_case(
+                        _dump({"text": text, "incident": {}, "category_hint": None, "details": {}}),
+                        f"clues/{clue_id}/content",
+                    ),
+                    "accused": keys.seal_case(_dump(accused), f"clues/{clue_id}/accused"),
+                    "classification": keys.seal_case(
+                        _dump({"labels": [category], "seed": True}), f"clues/{clue_id}/classification"
+                    ),
+                    "identity": None,  # seed clues have no submitter
+                    "accused_key": key,
+                    "accused_unit_id": unit.id,
+                    "handling_unit_id": assignee.unit_id if assignee else None,
+                    "assignee_id": assignee.id if assignee else None,
+                    "assigned_at": received + timedelta(days=1) if assignee else None,
                 }
-                received = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
-                status = pick_status() if category != "other" else rng.choice(["registered", "referred"])
-                assignee = rng.choice(staff) if status not in ("registered", "referred") else None
-                channel = pick_channel()
-                key = hmac.new(
-                    accused_index_key, f"{name}\x00{unit.name}".encode(), hashlib.sha256
-                ).hexdigest()
-                clue_rows.append(
+            )
+            category_rows.append({"clue_id": clue_id, "category": category})
+            if status in ("disposed", "concluded", "archived", "referred"):
+                concluded = status in ("concluded", "archived")
+                state_rows.append(
                     {
-                        "id": clue_id,
-                        "registry_number": f"{prefix}-{year}-{first + n:06d}",
-                        "source": "public_report",
-                        "channel": channel,
-                        "status": status,
-                        "real_name": rng.random() < 0.3,
-                        "received_at": received,
-                        "registered_at": received + timedelta(minutes=1),
-                        "due_at": received + timedelta(days=30 + rng.randrange(0, 20)),
-                        "needs_triage": status == "registered",
-                        "taxonomy_version": "seed",
-                        "content": keys.seal_case(
-                            _dump({"text": text, "incident": {}, "category_hint": None, "details": {}}),
-                            f"clues/{clue_id}/content",
-                        ),
-                        "accused": keys.seal_case(_dump(accused), f"clues/{clue_id}/accused"),
-                        "classification": keys.seal_case(
-                            _dump({"labels": [category], "seed": True}), f"clues/{clue_id}/classification"
-                        ),
-                        "identity": None,  # seed clues have no submitter
-                        "accused_key": key,
-                        "accused_unit_id": unit.id,
-                        "handling_unit_id": assignee.unit_id if assignee else None,
-                        "assignee_id": assignee.id if assignee else None,
-                        "assigned_at": received + timedelta(days=1) if assignee else None,
+                        "clue_id": clue_id,
+                        "stage_started_at": received + timedelta(days=5),
+                        "disposal_method": None
+                        if status == "referred"
+                        else rng.choice(["inquiry", "verification", "shelve", "close"]),
+                        "disposed_at": received + timedelta(days=10),
+                        "approver_id": None,
+                        "finding": rng.choice(["substantiated", "partly", "unfounded", "no_evidence"])
+                        if concluded
+                        else None,
+                        "concluded_at": received + timedelta(days=rng.randrange(15, 60))
+                        if concluded
+                        else None,
+                        "feedback_at": None,
+                        "cleared": False,
+                        "referral_target": "12345" if status == "referred" else None,
+                        "referred_at": received + timedelta(days=3) if status == "referred" else None,
+                        "routing_rule_id": None,
+                        "key_clue": rng.random() < 0.05,
+                        "supervising_leader_id": None,
+                        "leader_takes_case": False,
+                        "difficult": rng.random() < 0.02,
+                        "near_signature": None,
                     }
                 )
-                category_rows.append({"clue_id": clue_id, "category": category})
-                if status in ("disposed", "concluded", "archived", "referred"):
-                    concluded = status in ("concluded", "archived")
-                    state_rows.append(
-                        {
-                            "clue_id": clue_id,
-                            "stage_started_at": received + timedelta(days=5),
-                            "disposal_method": None
-                            if status == "referred"
-                            else rng.choice(["inquiry", "verification", "shelve", "close"]),
-                            "disposed_at": received + timedelta(days=10),
-                            "approver_id": None,
-                            "finding": rng.choice(["substantiated", "partly", "unfounded", "no_evidence"])
-                            if concluded
-                            else None,
-                            "concluded_at": received + timedelta(days=rng.randrange(15, 60))
-                            if concluded
-                            else None,
-                            "feedback_at": None,
-                            "cleared": False,
-                            "referral_target": "12345" if status == "referred" else None,
-                            "referred_at": received + timedelta(days=3) if status == "referred" else None,
-                            "routing_rule_id": None,
-                            "key_clue": rng.random() < 0.05,
-                            "supervising_leader_id": None,
-                            "leader_takes_case": False,
-                            "difficult": rng.random() < 0.02,
-                            "near_signature": None,
-                        }
-                    )
-            await _bulk_insert(session, Clue.__table__, clue_rows)
-            await _bulk_insert(session, ClueCategory.__table__, category_rows)
-            await _bulk_insert(session, ClueState.__table__, state_rows)
+        return clue_rows, category_rows, state_rows
+
+    async def store(batch_rows: tuple[list[dict[str, Any]], ...]) -> None:
+        async with session_factory() as session:
+            for table, rows in zip((Clue.__table__, ClueCategory.__table__, ClueState.__table__), batch_rows):
+                await _bulk_insert(session, table, rows)
             await session.commit()
+
+    done = 0
+    pending: asyncio.Task[None] | None = None
+    while done < count:
+        size = min(batch, count - done)
+        rows = await asyncio.to_thread(make_batch, number + done, size)
+        if pending is not None:
+            await pending
+        pending = asyncio.create_task(store(rows))
         done += size
         if progress:
             progress(done)
+    if pending is not None:
+        await pending
     return SeedReport(done, time.perf_counter() - started, len(units), len(staff))
 
 

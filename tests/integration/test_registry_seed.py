@@ -1,0 +1,49 @@
+"""``tipline dev seed`` data: properly sealed per clue, found by accused-person search, exported."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from service.registry.models import Clue
+from service.registry.seed import seed_clues
+from tests.conftest import Harness, auth, unique
+
+
+async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:
+    prefix = "S" + unique("x")[-6:].upper().replace("-", "")
+    report = await seed_clues(
+        harness.runtime.session_factory,
+        keys=harness.runtime.keys,
+        accused_index_key=harness.runtime.lookup_key("accused-index"),
+        count=120,
+        prefix=prefix,
+        investigators=4,
+        batch=50,
+    )
+    assert report.clues == 120
+    async with harness.runtime.session_factory() as session:
+        clues = list(
+            (
+                await session.execute(select(Clue).where(Clue.registry_number.startswith(prefix + "-")))
+            ).scalars()
+        )
+        assert len(clues) == 120 and len({c.registry_number for c in clues}) == 120
+        sample = clues[0]
+        accused = json.loads(harness.runtime.keys.open(sample.accused, f"clues/{sample.id}/accused"))
+        harness.runtime.keys.open(sample.content, f"clues/{sample.id}/content")
+        assert all(c.identity is None for c in clues)
+        same = await session.scalar(select(func.count()).where(Clue.accused_key == sample.accused_key))
+    _, token = await harness.add_staff(unique("sup"), ["supervisor"])
+    response = await harness.client.get(
+        "/api/v1/clue-search",
+        headers=auth(token),
+        params={"accused_name": accused["name"], "accused_unit": accused["unit"], "limit": 200},
+    )
+    assert response.status_code == 200
+    hits = response.json()
+    assert sample.registry_number in {h["registry_number"] for h in hits}
+    assert all(h["same_accused_count"] == same for h in hits)
+    response = await harness.client.get("/api/v1/ledger.csv", headers=auth(token))
+    assert response.status_code == 200 and sample.registry_number in response.text
