@@ -120,3 +120,10 @@ async def _too_large(send: Send) -> None:
 
 async def _empty_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+# Errors every authenticated staff endpoint can answer; routers pass this as `responses=` so OpenAPI says so.
+STAFF_ERRORS: dict[int | str, dict[str, str]] = {
+    401: {"description": "Missing, unknown, expired or revoked token"},
+    403: {"description": "The caller's role may not do this"},
+}

@@ -11,13 +11,10 @@ from service.auth.permissions import Action, require
 from service.auth.schemas import MeOut, StaffIn, StaffOut, TokenOut, UnitIn, UnitOut
 from service.db import SessionDep
 from service.deps import RuntimeDep
+from service.http import STAFF_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["staff accounts"])
-
-AUTH_ERRORS = {
-    401: {"description": "Missing, unknown, expired or revoked token"},
-    403: {"description": "The caller's role may not do this"},
-}
+router = APIRouter(prefix="/api/v1", tags=["staff accounts"], responses=STAFF_ERRORS)
+AUTH_ERRORS = STAFF_ERRORS
 
 
 def _staff_out(staff: Staff) -> StaffOut:

@@ -14,6 +14,7 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
+from service.http import STAFF_ERRORS
 from service.errors import Invalid
 from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision
 from service.registry import service as registry_service
@@ -48,7 +49,7 @@ from service.registry.schemas import (
 )
 from service.timeutil import LOCAL
 
-router = APIRouter(prefix="/api/v1", tags=["clues"])
+router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 
 ERRORS = {
     401: {"description": "Missing, unknown, expired or revoked token"},
