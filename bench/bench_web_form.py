@@ -137,7 +137,7 @@ def main() -> None:
             "TIPLINE_WEB_ATTACHMENT_MAX_BYTES": str(total + 1024 * 1024),
             "TIPLINE_WEB_POW_BITS": "12",
         }
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, "-c", SERVER.format(root=str(ROOT), port=port)], env=env, cwd=ROOT
         )
         base = f"http://127.0.0.1:{port}"

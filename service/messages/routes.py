@@ -138,18 +138,7 @@ async def receipt_status(
 ) -> ReceiptStatusOut:
     """Status in plain words and the message thread, for whoever holds the code."""
     opened = await _open(request, session, runtime, _code(x_receipt_code, body))
-    thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
-    return ReceiptStatusOut(
-        status=opened.status.zh,
-        status_en=opened.status.en,
-        messages=[
-            ReporterMessageOut(
-                direction=m.direction, text=m.text, created_at=m.created_at, attachments=len(m.attachments)
-            )
-            for m in thread
-        ],
-        new_receipt=opened.code if opened.replaced else None,
-    )
+    return await _status_out(session, opened)
 
 
 @receipt_router.post("/messages", status_code=201, response_model=ReceiptStatusOut, responses=WRONG_CODE)
@@ -165,9 +154,19 @@ async def receipt_reply(
     await messages_service.reporter_send(
         session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=body.text
     )
+    return await _status_out(session, opened)
+
+
+async def _status_out(session: SessionDep, opened: follow_up.OpenedReceipt) -> ReceiptStatusOut:
+    thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
     return ReceiptStatusOut(
         status=opened.status.zh,
         status_en=opened.status.en,
-        messages=[],
+        messages=[
+            ReporterMessageOut(
+                direction=m.direction, text=m.text, created_at=m.created_at, attachments=len(m.attachments)
+            )
+            for m in thread
+        ],
         new_receipt=opened.code if opened.replaced else None,
     )

@@ -3,6 +3,7 @@ codes replaced on first web use, uniform wrong-code answers and timing, throttli
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -147,9 +148,9 @@ async def test_throttle_windows_rotate_and_forget():
     throttle.record_failure("a")
     throttle.record_failure("a")
     assert throttle.failures("a") == 2
-    time.sleep(0.06)
+    await asyncio.sleep(0.06)
     assert throttle.failures("a") == 2  # previous window still counts
-    time.sleep(0.11)
+    await asyncio.sleep(0.11)
     assert throttle.failures("a") == 0 and throttle.tracked_clients() == 0
 
 

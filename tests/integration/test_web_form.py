@@ -254,7 +254,7 @@ async def test_receipt_api_code_in_header_or_body(harness):
     by_body = await client.post("/api/v1/receipt/status", json={"receipt": code})
     assert by_body.status_code == 200
     reply = await client.post("/api/v1/receipt/messages", json={"receipt": code, "text": "补充：还有一人"})
-    assert reply.status_code == 201
+    assert reply.status_code == 201 and reply.json()["messages"][-1]["text"] == "补充：还有一人"
     wrong = await client.post("/api/v1/receipt/status", json={"receipt": "9" * 25})
     assert wrong.status_code == 404 and json.loads(wrong.text)["error"]["message_en"]
 
