@@ -1,0 +1,168 @@
+"""An operator's shift in a real browser (Debian chromium via Playwright), JavaScript off: log in with
+password and TOTP, record a call with the caller's number, read the grouped code; the number is nowhere in
+the database files in plaintext; the caller replaces the read-aloud code on the status page (the old one
+stops working); the caller phones again and the operator adds to the clue with the new code; a supervisor
+sees the new clue through the API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+
+from tests.helpers import REPO_ROOT, files_under, find_canaries, tipline_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "browser shift password 42"  # noqa: S105
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium missing")
+        pytest.skip("chromium missing (apt-get install chromium)")
+    data = tmp_path_factory.mktemp("hotline-browser")
+    env = {
+        **os.environ,
+        "TIPLINE_DATA_DIR": str(data),
+        "TIPLINE_DATABASE_AUTO_UPGRADE": "true",
+        "TIPLINE_WEB_LOOKUP_FLOOR_SECONDS": "0.05",
+    }
+    env.pop("TIPLINE_DATABASE_URL", None)
+    with tipline_server(env, data / "server.log", "--upgrade") as proc:
+        _cli(env, "staff", "add", "--name", "hotline-op", "--role", "operator")
+        _cli(env, "staff", "set-password", "hotline-op", "--stdin", stdin=PASSWORD + "\n")
+        uri = _cli(env, "staff", "enrol-totp", "hotline-op").strip().splitlines()[-1]
+        supervisor_token = _cli(env, "staff", "add", "--name", "hotline-sup", "--role", "supervisor").split()[
+            -1
+        ]
+        # Chromium treats localhost as a secure origin, so the Secure __Host- cookie works over http there.
+        yield proc.base_url.replace("127.0.0.1", "localhost"), pyotp.parse_uri(uri), supervisor_token, data
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-untyped-def]
+    base_url, totp, supervisor_token, data = server
+    number = "137" + "".join(secrets.choice("0123456789") for _ in range(8))
+    context = browser.new_context(java_script_enabled=False, locale="zh-CN")
+    foreign: list[str] = []
+    context.on("request", lambda r: None if r.url.startswith(base_url) else foreign.append(r.url))
+    page = context.new_page()
+
+    # Log in, keyboard only.
+    page.goto(base_url + "/staff")
+    assert "/staff/login" in page.url
+    page.keyboard.type("hotline-op")  # the name field has focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type(totp.now())
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "您好，hotline-op" in page.locator("main").inner_text(), page.url
+    assert "hotline-op" in page.content()
+    cookies = {c["name"]: c for c in context.cookies()}
+    session_cookie = cookies["__Host-tipline_staff"]
+    assert session_cookie["httpOnly"] and session_cookie["secure"] and session_cookie["sameSite"] == "Strict"
+
+    # Record a call.
+    page.locator("ul.menu").get_by_role("link", name=re.compile("登记来电")).click()
+    page.keyboard.type("来电反映某派出所民警吴某收了嫌疑人家属五万元，案子就撤了。")  # summary has focus
+    page.get_by_label(re.compile("来电人原话")).fill("他说钱给到位，案子就能撤。")
+    page.get_by_label(re.compile("通话时长")).fill("6")
+    page.get_by_label(re.compile("来电号码")).fill(number)
+    page.get_by_label(re.compile("同意回电")).check()
+    page.get_by_label(re.compile("回电方式与时间")).fill("工作日晚上")
+    page.locator("#f-accused_name").fill("吴某")
+    page.locator("#f-accused_unit").fill("某某派出所")
+    page.get_by_role("button", name=re.compile("登记并生成查询码")).click()
+    receipt = page.locator("p.receipt")
+    receipt.wait_for()
+    groups = receipt.locator("span").all_inner_texts()
+    assert len(groups) == 5 and all(re.fullmatch(r"\d{5}", g) for g in groups)
+    code = "".join(groups)
+    registry_number = re.search(r"LG-\d{4}-\d{6}", page.content()).group(0)
+    page.screenshot(path=str(data / "call-done.png"))
+
+    # The caller's number is nowhere in the stored data.
+    stored = b"".join(
+        p.read_bytes() for p in files_under(data) if p.suffix != ".log" and p.name != "call-done.png"
+    )
+    assert find_canaries(stored, [number, code]) == []
+
+    # The caller uses the read-aloud code on the web: it is replaced; the old one stops working.
+    caller = browser.new_context(java_script_enabled=False, locale="zh-CN").new_page()
+    caller.goto(base_url + "/status")
+    caller.get_by_label("查询码").fill(" ".join(groups))
+    caller.keyboard.press("Enter")
+    caller.locator("p.code").wait_for()
+    new_code = re.sub(r"\D", "", caller.locator("p.code").inner_text())
+    assert len(new_code) == 25 and new_code != code
+    caller.goto(base_url + "/status")
+    caller.get_by_label("查询码").fill(code)
+    caller.keyboard.press("Enter")
+    caller.wait_for_load_state()
+    assert caller.locator("p.code").count() == 0  # the old code opens nothing now
+
+    # The caller phones again with the new code: the operator adds to the clue (add-only).
+    page.goto(base_url + "/staff/hotline/add")
+    page.keyboard.type(new_code)
+    page.get_by_label(re.compile("补充内容")).fill("补充：撤案后吴某还请家属吃了饭。")
+    page.get_by_role("button", name=re.compile("记录补充")).click()
+    assert "补充内容已记录" in page.content()
+
+    # An operator cannot open the clue list; a supervisor sees the new clue.
+    listed = httpx.get(
+        base_url.replace("localhost", "127.0.0.1") + "/api/v1/clues?channel=hotline",
+        headers={"Authorization": f"Bearer {supervisor_token}"},
+    )
+    assert registry_number in [c["registry_number"] for c in listed.json()["items"]]
+
+    # Log out; the session is gone.
+    page.goto(base_url + "/staff")
+    page.get_by_role("button", name=re.compile("退出登录")).click()
+    page.goto(base_url + "/staff")
+    assert "/staff/login" in page.url
+    assert foreign == []
+    context.close()
