@@ -35,7 +35,7 @@ PASSWORD = "browser shift password 42"  # noqa: S105
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
         [sys.executable, "-m", "service", *args],
         env=env,
         cwd=REPO_ROOT,
