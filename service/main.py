@@ -71,6 +71,10 @@ def create_app(
 
     # The web form's upload routes parse their body as a stream and enforce their own limits.
     exempt = WEB_UPLOAD_PATHS if "intake" in roles else ()
+    if "staff" in roles:  # recordings and scanned letter pages are streamed and limited by their routes
+        from service.channels.hotline.uploads import UPLOAD_PATH_PREFIXES as STAFF_UPLOAD_PATHS
+
+        exempt = (*exempt, *STAFF_UPLOAD_PATHS)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_prefixes=exempt)
 
     from service.intake.routes import router as intake_router

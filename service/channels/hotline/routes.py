@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 
 from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
-from service.channels.hotline import schemas
+from service.channels.hotline import schemas, uploads
 from service.channels.hotline import service as hotline_service
 from service.db import SessionDep
 from service.deps import RuntimeDep
@@ -102,3 +102,62 @@ async def register_staff_source(
         session, runtime=runtime, entry=entry, actor=principal.actor
     )
     return schemas.RegisteredOut(clue_id=done.clue_id, registry_number=done.registry_number)
+
+
+UPLOAD_ERRORS = {
+    **ERRORS,
+    404: {"description": "No such clue registered by the caller"},
+    413: {"description": "File too large"},
+}
+
+
+@router.post(
+    "/hotline/calls/{clue_id}/recording",
+    status_code=201,
+    response_model=schemas.UploadOut,
+    responses=UPLOAD_ERRORS,
+    openapi_extra={
+        "requestBody": {"content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def upload_recording(
+    clue_id: str, request: Request, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.UploadOut:
+    """Attach the call's recording (raw audio body, streamed; ≤ 100 MB) to a call you registered. Its
+    key is wrapped with the identity key: a voice identifies the caller."""
+    require(principal.roles, Action.register_call)
+    addition_id = await uploads.attach_recording(
+        session,
+        runtime=runtime,
+        store=uploads.blob_store(runtime),
+        clue_id=clue_id,
+        chunks=request.stream(),
+        actor=principal.actor,
+    )
+    return schemas.UploadOut(id=addition_id)
+
+
+@router.post(
+    "/letters/{clue_id}/pages",
+    status_code=201,
+    response_model=schemas.UploadOut,
+    responses=UPLOAD_ERRORS,
+    openapi_extra={
+        "requestBody": {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def upload_letter_page(
+    clue_id: str, request: Request, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+) -> schemas.UploadOut:
+    """Attach one scanned page (JPEG, PNG, WebP or PDF body, streamed; ≤ 20 MB) to a letter you
+    registered. Metadata is stripped; the file is stored encrypted like any attachment."""
+    require(principal.roles, Action.register_letter_visit)
+    attachment_id = await uploads.attach_letter_page(
+        session,
+        runtime=runtime,
+        store=uploads.blob_store(runtime),
+        clue_id=clue_id,
+        chunks=request.stream(),
+        actor=principal.actor,
+    )
+    return schemas.UploadOut(id=attachment_id)

@@ -214,3 +214,7 @@ class VoluntaryConfessionIn(_Strict):
 StaffSourceIn = Annotated[
     SuperiorAssignedIn | SelfInspectionIn | VoluntaryConfessionIn, Field(discriminator="source")
 ]
+
+
+class UploadOut(BaseModel):
+    id: str = Field(description="The stored file's record (attachment or recording addition).")

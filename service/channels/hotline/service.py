@@ -161,6 +161,7 @@ async def _add(
     reporter_code: str | None,
     audit_action: str | None,
     audit_details: dict[str, Any] | None = None,
+    for_reporter: bool = True,
 ) -> ClueAddition:
     addition_id = new_id()
     plaintext = _json(content)
@@ -168,7 +169,7 @@ async def _add(
     if reporter_code is not None:
         key = await messages_service.ensure_reporter_key(session, clue_id=clue_id, code=reporter_code)
         reporter_copy = rk.seal_for_reporter(key.public_key, plaintext, reporter_copy_binding(addition_id))
-    else:
+    elif for_reporter:
         from service.messages.models import ReporterKey
 
         key_row = await session.get(ReporterKey, clue_id)
