@@ -111,6 +111,9 @@ def create_app(
         from service.channels.staff_web.intake_pages import router as staff_intake_pages_router
 
         app.include_router(staff_intake_pages_router)
+        from service.registry.pages import router as registry_pages_router
+
+        app.include_router(registry_pages_router)
         install_login_redirect(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -40,6 +40,8 @@ def nav_links(principal: Principal | None) -> list[tuple[str, str]]:
     if is_allowed(roles, Action.register_letter_visit):
         links.append(("/staff/letters/new", "登记来信"))
         links.append(("/staff/visits/new", "登记来访"))
+    if is_allowed(roles, Action.list_all_clues):
+        links.append(("/staff/registry", "线索台账"))
     if is_allowed(roles, Action.register_staff_source):
         links.append(("/staff/sources/new", "登记交办/自查/坦白线索"))
     return links
