@@ -24,6 +24,8 @@ from service.db import new_id
 from service.errors import Invalid
 from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
+from service.messages import reporter_key as reporter_keys
+from service.messages.models import ReporterKey
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 from service.runtime import Runtime
@@ -84,6 +86,7 @@ class PreparedTip:
     new: registry_service.NewClue
     accused_unit_name: str | None
     receipt_code: str
+    reporter_key: reporter_keys.WrappedReporterKey  # opens only with the receipt code: two-way messages
     read_aloud: bool
     actor: str
 
@@ -130,10 +133,12 @@ def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> Prep
         taxonomy_version=result.taxonomy_version,
         due_at=submission.due_at,
     )
+    code = new_receipt_code()
     return PreparedTip(
         new=new,
         accused_unit_name=submission.accused.get("unit"),
-        receipt_code=new_receipt_code(),
+        receipt_code=code,
+        reporter_key=reporter_keys.new_reporter_key(code, clue_id),
         read_aloud=submission.channel == "hotline",
         actor=actor,
     )
@@ -158,6 +163,16 @@ async def register_prepared(
             code_hash=receipt_hash(receipt_key, p.receipt_code),
             created_at=now,
             read_aloud=p.read_aloud,
+        )
+        for p in prepared
+    )
+    session.add_all(
+        ReporterKey(
+            clue_id=p.new.id,
+            public_key=p.reporter_key.public_key,
+            salt=p.reporter_key.salt,
+            wrapped_private=p.reporter_key.wrapped_private,
+            created_at=now,
         )
         for p in prepared
     )

@@ -21,8 +21,8 @@ from tests.integration.web_helpers import open_status
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _tip(harness, *, channel: str = "web", reporter_key: bool = True) -> tuple[str, str]:
-    """A tip through the one pipeline; like the web form, make the reporter key at once (unless not)."""
+async def _tip(harness, *, channel: str = "web") -> tuple[str, str]:
+    """A tip through the one pipeline, which makes the reporter key with the receipt."""
     async with harness.runtime.session_factory() as session:
         submitted = await intake_service.submit_tip(
             session,
@@ -30,10 +30,6 @@ async def _tip(harness, *, channel: str = "web", reporter_key: bool = True) -> t
             submission=intake_service.Submission(text=unique("监狱干警收钱办减刑"), channel=channel),
             actor=PUBLIC_ACTOR if channel == "web" else "staff:test",
         )
-        if reporter_key:
-            await messages_service.ensure_reporter_key(
-                session, clue_id=submitted.clue_id, code=submitted.receipt
-            )
         await session.commit()
     return submitted.clue_id, submitted.receipt
 
@@ -80,7 +76,7 @@ async def test_staff_messages_need_role_and_visibility(harness):
 
 
 async def test_hotline_code_is_replaced_on_first_web_use(harness):
-    clue_id, old_code = await _tip(harness, channel="hotline", reporter_key=False)
+    clue_id, old_code = await _tip(harness, channel="hotline")
     page = await open_status(harness.client, old_code)
     assert page.status_code == 200
     assert "您的新查询码" in page.text
@@ -154,15 +150,13 @@ async def test_throttle_windows_rotate_and_forget():
     assert throttle.failures("a") == 0 and throttle.tracked_clients() == 0
 
 
-async def test_message_sent_before_reporter_key_exists_is_not_shown(harness):
-    """A tip that came in without a reporter key (API, hotline): an earlier message has no reporter copy,
-    and the intake side, holding no case private key, shows it as unavailable; later ones are readable."""
-    clue_id, code = await _tip(harness, reporter_key=False)
+async def test_messages_sent_before_the_first_lookup_are_readable(harness):
+    """Every channel's tip gets its reporter key at registration, so a message an investigator sends before
+    the reporter first looks (an API or hotline tip) is readable with the code."""
+    clue_id, code = await _tip(harness, channel="hotline")
     _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     client = harness.client
     await client.post(f"/api/v1/clues/{clue_id}/messages", json={"text": "第一条"}, headers=auth(supervisor))
     first = await client.post("/api/v1/receipt/status", json={"receipt": code})
-    assert first.json()["messages"][0]["text"] == ""
-    await client.post(f"/api/v1/clues/{clue_id}/messages", json={"text": "第二条"}, headers=auth(supervisor))
-    second = await client.post("/api/v1/receipt/status", json={"receipt": code})
-    assert [m["text"] for m in second.json()["messages"]] == ["", "第二条"]
+    assert first.status_code == 200, first.text
+    assert [m["text"] for m in first.json()["messages"]] == ["第一条"]
