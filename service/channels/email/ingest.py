@@ -103,8 +103,6 @@ class MailIngest:
             parsed = parse_message(raw)
         key = dedupe_key(self.runtime, parsed)
         try:
-            if await self._seen(key):
-                return DUPLICATE
             stored, left_out = ([], []) if parsed.kind != "report" else await self._store_attachments(parsed)
             try:
                 return await self._commit(raw, parsed, key, stored, left_out)
@@ -119,12 +117,6 @@ class MailIngest:
             # Unreachable, gone, refusing connections, locked: the sender must retry (451). Anything else
             # that goes wrong is answered 451 by the receiver too, so mail is never lost either way.
             raise TemporarilyUnavailable(type(exc).__name__) from None
-
-    async def _seen(self, key: str) -> bool:
-        async with self.runtime.session_factory() as session:
-            found = await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key))
-            await session.rollback()
-            return found is not None
 
     async def _store_attachments(self, parsed: ParsedMail) -> tuple[list[_Stored], list[str]]:
         stored: list[_Stored] = []
@@ -160,6 +152,11 @@ class MailIngest:
         runtime = self.runtime
         now = utcnow()
         async with runtime.session_factory() as session:
+            # Checked inside the one transaction (a second transaction per message costs a lock and a
+            # sync on SQLite); a concurrent duplicate still loses on the unique index below.
+            if await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key)):
+                await session.rollback()
+                raise _Duplicate
             row = ReceivedMail(
                 id=new_id(),
                 dedupe_key=key,
