@@ -53,8 +53,9 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     """True if ``password`` matches. With no stored hash it still does the same work (against a dummy
     hash), so a missing account or password cannot be told apart by timing."""
     candidate = password[:MAX_PASSWORD_CHARS]
+    dummy = _dummy_hash()  # made on the first call of either kind, so that cost does not tell them apart
     try:
-        return _hasher.verify(stored_hash or _dummy_hash(), candidate) and stored_hash is not None
+        return _hasher.verify(stored_hash or dummy, candidate) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
