@@ -1,0 +1,116 @@
+"""IMAP poller (aioimaplib): the alternative to the SMTP receiver for an existing mailbox.
+
+Each round: SELECT the mailbox, UID SEARCH UNSEEN, and for each UID: fetch the raw message, ``ingest`` it
+(which commits), and only then mark it (``\\Seen \\Deleted`` + EXPUNGE) or move it to
+``TIPLINE_IMAP_DONE_MAILBOX``. A crash between the commit and the mark fetches the message again next round;
+the ingest's dedupe makes that a no-op. A message whose ingest fails stays unmarked and is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from service.runtime import Runtime
+
+log = logging.getLogger("tipline.mail.imap")
+Ingest = Callable[[bytes], Awaitable[str]]
+
+
+class ImapClient(Protocol):
+    async def uid_search_unseen(self) -> list[str]: ...
+    async def fetch(self, uid: str) -> bytes | None: ...
+    async def mark_done(self, uid: str) -> None: ...
+
+
+class AioImapClient:
+    """The thin aioimaplib adapter (connect, login, select)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.settings = runtime.settings
+        self.client: Any = None
+
+    async def connect(self) -> None:
+        import aioimaplib
+
+        s = self.settings
+        factory = aioimaplib.IMAP4_SSL if s.imap_tls else aioimaplib.IMAP4
+        self.client = factory(host=s.imap_host, port=s.imap_port)
+        await self.client.wait_hello_from_server()
+        password = s.imap_password.get_secret_value() if s.imap_password else ""
+        await self.client.login(s.imap_username, password)
+        await self.client.select(s.imap_mailbox)
+
+    async def uid_search_unseen(self) -> list[str]:
+        response = await self.client.uid_search("UNSEEN")
+        line = response.lines[0] if response.lines else b""
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        return re.findall(r"\d+", text)
+
+    async def fetch(self, uid: str) -> bytes | None:
+        response = await self.client.uid("fetch", uid, "(BODY.PEEK[])")
+        for item in response.lines:
+            if isinstance(item, bytearray | bytes) and len(item) > 0 and not item.startswith(b"* "):
+                return bytes(item)
+        return None
+
+    async def mark_done(self, uid: str) -> None:
+        done = self.settings.imap_done_mailbox
+        if done:
+            await self.client.uid("move", uid, done)
+        else:
+            await self.client.uid("store", uid, "+FLAGS", "(\\Seen \\Deleted)")
+            await self.client.expunge()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.logout()
+
+
+async def poll_once(client: ImapClient, ingest: Ingest) -> int:
+    """One round; returns how many messages were committed and marked."""
+    done = 0
+    for uid in await client.uid_search_unseen():
+        raw = await client.fetch(uid)
+        if raw is None:
+            continue
+        try:
+            await ingest(raw)  # committed (or a duplicate) when this returns
+        except Exception as exc:  # noqa: BLE001 - left unmarked: retried next round
+            log.warning("imap message deferred", extra={"error": type(exc).__name__})
+            continue
+        await client.mark_done(uid)
+        done += 1
+    return done
+
+
+@contextlib.asynccontextmanager
+async def running_poller(runtime: Runtime) -> AsyncIterator[None]:
+    from service.channels.email.ingest import MailIngest
+
+    ingest = MailIngest(runtime, via="imap")
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            client = AioImapClient(runtime)
+            try:
+                await client.connect()
+                await poll_once(client, ingest)
+            except Exception as exc:  # noqa: BLE001 - the server may be away; try again next round
+                log.warning("imap poll failed", extra={"error": type(exc).__name__})
+            finally:
+                await client.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), runtime.settings.imap_poll_seconds)
+
+    task = asyncio.create_task(loop(), name="tipline-imap")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
