@@ -35,6 +35,7 @@ TASK_MODULES: list[str] = [
     "service.jobs.builtin",
     "service.notify.tasks",
     "service.channels.email.tasks",
+    "service.registry.tasks",
 ]
 
 

@@ -58,6 +58,13 @@ ACTION_NAMES = {
 }
 
 
+def _category_names() -> dict[str, str]:
+    return {
+        c.id: c.name.split("(")[0].split("（")[0].strip()
+        for c in classify_service.current_taxonomy().categories
+    }
+
+
 async def _names(session: Any) -> tuple[dict[str, str], dict[str, str]]:
     units = dict((await session.execute(select(Unit.id, Unit.name))).all())
     staff = dict((await session.execute(select(Staff.id, Staff.name))).all())
@@ -118,6 +125,7 @@ async def ledger_page(
     )
     page = await registry_service.list_all(session, filters=filters, limit=50, cursor=cursor or None)
     units, staff = await _names(session)
+    category_names = _category_names()
     ids = [c.id for c in page.items]
     states = {
         s.clue_id: s
@@ -127,7 +135,7 @@ async def ledger_page(
         {
             "clue": c,
             "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
-            "categories": "、".join(sorted(x.category for x in c.categories)),
+            "categories": "、".join(sorted(category_names.get(x.category, x.category) for x in c.categories)),
             "unit": units.get(c.handling_unit_id or "", ""),
             "handler": staff.get(c.assignee_id or "", ""),
             "key": bool(states.get(c.id) and states[c.id].key_clue),
@@ -179,6 +187,9 @@ async def _clue_page(
             "clue": clue,
             "state": state,
             "status_name": lifecycle.STATUS_NAMES.get(clue.status, clue.status),
+            "category_names": "、".join(
+                sorted(_category_names().get(c.category, c.category) for c in clue.categories)
+            ),
             "source": SOURCE_NAMES.get(clue.source, clue.source),
             "channel": CHANNEL_NAMES.get(clue.channel, clue.channel),
             "unit": units.get(clue.handling_unit_id or "", ""),

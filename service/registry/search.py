@@ -139,6 +139,7 @@ async def index_near_signatures(session: AsyncSession, *, runtime: Runtime, limi
         select(Clue.id, Clue.content)
         .outerjoin(ClueState, ClueState.clue_id == Clue.id)
         .where((ClueState.clue_id.is_(None)) | (ClueState.near_signature.is_(None)))
+        .order_by(Clue.received_at.desc())  # the newest first: they are the ones staff look at now
         .limit(limit)
     )
     from service.registry.lifecycle import get_state

@@ -156,3 +156,26 @@ async def test_search_by_accused_person_links_repeat_reports(harness: Harness) -
     related = (await harness.client.get(f"/api/v1/clues/{clue_id}/related", headers=sup)).json()
     assert len(related["same_accused"]) == 2
     assert {r["registry_number"] for r in related["near_duplicates"]} & set(ids[1:])
+
+
+async def test_worker_tasks_issue_notices_and_signatures(harness: Harness) -> None:
+    from service.jobs.registry import JobContext
+    from service.registry import tasks
+    from service.timeutil import utcnow
+
+    world = await make_world(harness)
+    clue_id = await submit(harness, world)
+    async with harness.runtime.session_factory() as session:
+        clue = await session.get(Clue, clue_id)
+        clue.due_at = clue.received_at - timedelta(hours=1)
+        await session.commit()
+    async with harness.runtime.session_factory() as session:
+        ctx = JobContext(
+            session=session, runtime=harness.runtime, job_id="t", attempt=1, scheduled_for=utcnow()
+        )
+        await tasks.deadline_alerts(ctx, {})
+        await tasks.near_signatures(ctx, {})
+        await session.commit()
+    async with harness.runtime.session_factory() as session:
+        assert await session.scalar(select(ClueReminder.id).where(ClueReminder.clue_id == clue_id))
+        assert (await session.get(ClueState, clue_id)).near_signature
