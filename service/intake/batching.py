@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,9 +25,15 @@ log = logging.getLogger("tipline.intake")
 MAX_BATCH = 64
 
 
+# Writes a channel needs in the same transaction as its tip (e.g. the mailbox's dedupe record), given the
+# session and the registered tip; they run after the batch's registrations, before its commit.
+AlsoWrite = Callable[[Any, Any], Awaitable[None]]
+
+
 @dataclass
 class _Job:
     prepared: object  # PreparedTip
+    also: AlsoWrite | None = None
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -36,11 +44,11 @@ class IntakeBatcher:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, prepared: object) -> object:
-        """Register one prepared tip; returns its SubmittedTip once it is committed."""
+    async def submit(self, prepared: object, *, also: AlsoWrite | None = None) -> object:
+        """Register one prepared tip (and ``also``'s writes); returns its SubmittedTip once committed."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="intake-writer")
-        job = _Job(prepared)
+        job = _Job(prepared, also)
         await self._queue.put(job)
         return await job.done
 
