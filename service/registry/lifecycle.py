@@ -260,7 +260,10 @@ async def apply_transition(
 
     if request.action == "triage":
         clue.needs_triage = False
-        clue.due_at = await stage_due(session, clue, Stage.disposal, clue.received_at)
+        labels = {c.category for c in clue.categories}
+        # A report that is only out of scope runs on the referral limit (5 working days from receipt).
+        stage = Stage.referral if labels == {"other"} else Stage.disposal
+        clue.due_at = await stage_due(session, clue, stage, clue.received_at)
         if request.route and clue.assignee_id is None:
             from service.registry import routing
 

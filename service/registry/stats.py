@@ -44,8 +44,21 @@ async def overview(
         "by_channel": await grouped(Clue.channel),
         "by_category": await grouped(ClueCategory.category, join_categories=True),
         "by_unit": {units.get(k, "未分办") if k != "None" else "未分办": v for k, v in by_unit.items()},
+        "by_month": await by_month(session, received_from=received_from, received_to=received_to),
         "handling_days": await handling_days(session, received_from=received_from, received_to=received_to),
     }
+
+
+async def by_month(
+    session: AsyncSession, *, received_from: datetime | None = None, received_to: datetime | None = None
+) -> dict[str, int]:
+    """Clues received per month (UTC months; a day's edge cases do not change a trend)."""
+    if session.bind.dialect.name == "postgresql":
+        month = func.to_char(func.date_trunc("month", Clue.received_at), "YYYY-MM")
+    else:
+        month = func.strftime("%Y-%m", Clue.received_at)
+    query = _window(select(month, func.count()).select_from(Clue), received_from, received_to).group_by(month)
+    return {str(key): count for key, count in sorted((await session.execute(query)).all())}
 
 
 async def handling_days(

@@ -146,7 +146,7 @@ async def test_statistics_and_overdue_views(harness: Harness) -> None:
     overview = (await harness.client.get("/api/v1/stats/overview", headers=sup)).json()
     assert overview["total"] >= 2 and overview["by_channel"]["web"] >= 2
     assert overview["by_status"]["disposed"] >= 1 and sum(overview["by_source"].values()) == overview["total"]
-    assert "handling_days" in overview
+    assert "handling_days" in overview and sum(overview["by_month"].values()) == overview["total"]
     async with harness.runtime.session_factory() as session:
         clue = await session.scalar(select(Clue).where(Clue.registry_number == number))
         clue.due_at = clue.received_at - timedelta(days=2)
