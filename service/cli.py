@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("revision")
 
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
-    audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad entry")
+    verify = audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad entry")
+    verify.add_argument("--checkpoint", type=Path, help="also compare with this exported signed checkpoint")
+    checkpoint = audit.add_parser("checkpoint", help="sign the chain heads now and export the checkpoint")
+    checkpoint.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
 
     staff = sub.add_parser("staff", help="staff accounts").add_subparsers(dest="staff_command", required=True)
     add = staff.add_parser("add", help="create an account; prints its API token on the last line")
@@ -85,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     unit_add.add_argument("--kind", default="other")
     unit_add.add_argument("--parent", help="parent unit name or id")
     unit.add_parser("list", help="list units")
+
+    from service.custody.cli import add_parsers as add_custody_parsers
+
+    add_custody_parsers(sub)  # keys …, custody …
 
     sub.add_parser(
         "classify", help="classify JSON Lines from stdin (see --help of the subcommand)", add_help=False
@@ -203,8 +212,25 @@ async def _db(args: argparse.Namespace, settings) -> int:  # type: ignore[no-unt
 
 
 async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.audit import checkpoints
     from service.audit import service as audit_service
 
+    if args.audit_command == "checkpoint":
+        return await _audit_checkpoint(args, settings)
+    if args.checkpoint is not None:
+        try:
+            document = json.loads(args.checkpoint.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"tipline: cannot read checkpoint {args.checkpoint}", file=sys.stderr)
+            return 2
+        trusted = checkpoints.trusted_public_key(settings.effective_keys_dir)
+        problems = await _in_session(
+            settings, lambda s: checkpoints.verify_against(s, document, trusted=trusted)
+        )
+        for problem in problems:
+            print(f"audit trail does NOT match the checkpoint: {problem}", file=sys.stderr)
+        if problems:
+            return 1
     report = await _in_session(settings, audit_service.verify)
     if report.problem:
         print(f"audit trail BROKEN at {report.problem.describe()}", file=sys.stderr)
@@ -319,6 +345,33 @@ async def _registry(args: argparse.Namespace, settings) -> int:  # type: ignore[
 
 
 _COMMANDS = {"db": _db, "audit": _audit, "staff": _staff, "unit": _unit, "dev": _registry, "routing": _registry, "deadlines": _registry}
+
+
+async def _audit_checkpoint(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.audit import checkpoints
+
+    key = checkpoints.load_or_create_signing_key(settings.effective_keys_dir, settings.crypto_suite)
+    document = await _in_session(
+        settings, lambda s: checkpoints.create_checkpoint(s, key=key, actor=CLI_ACTOR)
+    )
+    args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"checkpoint of {len(document['heads'])} chain(s) signed by {key.key_id} written to {args.out}")
+    return 0
+
+
+async def _keys(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.custody.cli import keys_command
+
+    return await keys_command(args, settings)
+
+
+async def _custody(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.custody.cli import custody_command
+
+    return await custody_command(args, settings)
+
+
+_COMMANDS.update(keys=_keys, custody=_custody)
 
 if __name__ == "__main__":
     raise SystemExit(main())

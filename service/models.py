@@ -1,11 +1,13 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from service.attachments.models import Attachment
+from service.audit.checkpoints import AuditCheckpoint
 from service.audit.models import AuditEntry, AuditHead
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.channels.hotline.models import ClueAddition
 from service.channels.email.models import ReceivedMail
+from service.custody.models import ClueContact, CustodyRequest
 from service.db import Base
 from service.intake.models import Receipt
 from service.jobs.models import Job
@@ -28,17 +30,20 @@ from service.registry.models import (
 __all__ = [
     "ApiToken",
     "Attachment",
+    "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
     "Base",
     "Clue",
     "ClueAddition",
     "ClueCategory",
+    "ClueContact",
     "ClueReminder",
     "ClueState",
     "ClueTransfer",
     "ClueTransition",
     "Consultation",
+    "CustodyRequest",
     "DeadlineRule",
     "ProgressRequest",
     "Job",

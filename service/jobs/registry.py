@@ -36,6 +36,7 @@ TASK_MODULES: list[str] = [
     "service.notify.tasks",
     "service.channels.email.tasks",
     "service.registry.tasks",
+    "service.custody.tasks",
 ]
 
 

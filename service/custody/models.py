@@ -1,0 +1,41 @@
+"""Identity custody records: release requests and the contact-key envelopes of real-name reporters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, IdColumn, UTCDateTime, new_id
+
+
+class CustodyRequest(Base):
+    """A request to open a submitter's identity (two people) or contact fields (one custodian).
+
+    ``reason`` is a case-key envelope bound to ``custody_requests/<id>/reason``; everything else is ids,
+    codes and times. Status moves pending → approved | refused → released | expired, never back."""
+
+    __tablename__ = "custody_requests"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # identity | contact
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    reason: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClueContact(Base):
+    """A real-name reporter's contact fields (phone, email, address) sealed to the contact key, apart from
+    the identity envelope, so statutory feedback needs one custodian and reveals no name."""
+
+    __tablename__ = "clue_contacts"
+
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

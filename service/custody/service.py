@@ -1,0 +1,296 @@
+"""Opening what identifies a reporter: two people for the identity, one custodian for contact fields.
+
+The permission checks here (roles, two different people, recusal) are the first line. The second is
+cryptographic: the identity private key exists only as k-of-n Shamir shares encrypted to custodians'
+passphrases (``service.custody.ceremony``), so ``release_identity`` can only decrypt when at least k
+custodians type their passphrases; someone with the whole database, every file and every server cannot.
+
+Every request, approval, refusal, release and contact release is an audit entry in the same transaction.
+Audit details carry ids and key ids only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit_service
+from service.auth import service as auth_service
+from service.auth.models import Staff, StaffRole
+from service.auth.permissions import Role
+from service.crypto.envelope import Envelope, EnvelopeError
+from service.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes
+from service.custody import shamir
+from service.custody.ceremony import wipe
+from service.custody.models import ClueContact, CustodyRequest
+from service.custody.shares import CustodyFileError, read_custody_file
+from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.registry.models import Clue
+from service.registry.service import _enforce_recusal
+from service.timeutil import utcnow
+
+CONTACT_FIELDS = ("phone", "email", "address")
+DEFAULT_WINDOW = timedelta(hours=1)
+
+
+def contact_binding(clue_id: str) -> str:
+    return f"clue_contacts/{clue_id}/sealed"
+
+
+def seal_contact(keys: KeyRing, *, clue_id: str, submitter: dict[str, Any]) -> bytes | None:
+    """Intake's half: the contact fields of a real-name reporter, sealed to the contact key (or None)."""
+    contact = {k: submitter[k] for k in CONTACT_FIELDS if submitter.get(k)}
+    if not contact:
+        return None
+    return keys.seal_contact(json.dumps(contact, ensure_ascii=False).encode(), contact_binding(clue_id))
+
+
+async def store_contact(session: AsyncSession, *, clue_id: str, sealed: bytes | None) -> None:
+    if sealed is not None:
+        session.add(ClueContact(clue_id=clue_id, sealed=sealed))
+        await session.flush()
+
+
+async def _staff(session: AsyncSession, name_or_id: str) -> tuple[Staff, set[str]]:
+    staff = await auth_service.find_staff(session, name_or_id)
+    if staff.disabled:
+        raise Forbidden("账号已停用", message_en="the account is disabled")
+    roles = set(
+        (await session.execute(select(StaffRole.role).where(StaffRole.staff_id == staff.id))).scalars()
+    )
+    return staff, roles
+
+
+async def _clue(session: AsyncSession, clue_id: str) -> Clue:
+    clue = await session.get(Clue, clue_id)
+    if clue is None:
+        raise NotFound("线索不存在", message_en="clue not found")
+    return clue
+
+
+async def _recuse(session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing) -> None:
+    """Nobody in the accused person's unit (or a part of it) may request, approve or receive."""
+    try:
+        await _enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys)
+    except EnvelopeError:
+        # Without the case private key the free-text unit cannot be compared; the unit id check still ran.
+        if clue.accused_unit_id is not None:
+            raise
+    except Conflict:
+        raise Conflict(
+            "回避：被举报人所在单位的人员不能申请、批准或接收身份信息",
+            message_en="recusal: staff of the accused person's unit cannot request, approve or receive",
+        ) from None
+
+
+async def request_release(
+    session: AsyncSession, *, clue_id: str, requester: str, reason: str, kind: str, keys: KeyRing
+) -> CustodyRequest:
+    if kind not in ("identity", "contact"):
+        raise Invalid("申请类型无效", message_en="kind must be identity or contact")
+    if len(reason.strip()) < 4:
+        raise Invalid("请说明理由", message_en="a reason is required")
+    staff, roles = await _staff(session, requester)
+    if Role.custodian not in roles:
+        raise Forbidden("只有身份保管人可以申请", message_en="only a custodian may request a release")
+    clue = await _clue(session, clue_id)
+    if kind == "identity" and clue.identity is None:
+        raise Invalid("该线索没有举报人身份信息", message_en="this clue holds no identity")
+    await _recuse(session, clue, staff, keys)
+    row = CustodyRequest(
+        clue_id=clue.id, kind=kind, status="pending", requester_id=staff.id, reason=b"", created_at=utcnow()
+    )
+    session.add(row)
+    await session.flush()
+    row.reason = keys.seal_case(reason.encode("utf-8"), f"custody_requests/{row.id}/reason")
+    await audit_service.record(
+        session,
+        actor=audit_service.staff_actor(staff.id),
+        action="custody.requested",
+        object_type="clue",
+        object_id=clue.id,
+        details={"request_id": row.id, "kind": kind},
+    )
+    return row
+
+
+async def _request(session: AsyncSession, request_id: str) -> CustodyRequest:
+    row = await session.get(CustodyRequest, request_id, with_for_update=True)
+    if row is None:
+        raise NotFound("申请不存在", message_en="release request not found")
+    return row
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    approver: str,
+    approve: bool,
+    keys: KeyRing,
+    window: timedelta = DEFAULT_WINDOW,
+) -> CustodyRequest:
+    """A second person, custodian or supervisor, approves or refuses. The approval is good for ``window``."""
+    row = await _request(session, request_id)
+    if row.status != "pending":
+        raise Conflict("申请已处理", message_en=f"the request is already {row.status}")
+    staff, roles = await _staff(session, approver)
+    if staff.id == row.requester_id:
+        raise Forbidden(
+            "申请人不能批准自己的申请", message_en="the requester cannot approve their own request"
+        )
+    if not roles & {Role.custodian, Role.supervisor}:
+        raise Forbidden(
+            "只有保管人或督办领导可以批准", message_en="only a custodian or supervisor may decide"
+        )
+    await _recuse(session, await _clue(session, row.clue_id), staff, keys)
+    now = utcnow()
+    row.status, row.decided_by, row.decided_at = ("approved" if approve else "refused"), staff.id, now
+    row.expires_at = now + window if approve else None
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=audit_service.staff_actor(staff.id),
+        action="custody.approved" if approve else "custody.refused",
+        object_type="clue",
+        object_id=row.clue_id,
+        details={"request_id": row.id, "kind": row.kind, "window_seconds": int(window.total_seconds())},
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class ShareInput:
+    path: Path
+    passphrase: str
+
+
+async def _usable(
+    session: AsyncSession, row: CustodyRequest, receiver: str, kind: str, keys: KeyRing
+) -> Staff:
+    if row.kind != kind:
+        raise Invalid("申请类型不符", message_en=f"this is a {row.kind} request")
+    if row.status != "approved":
+        raise Conflict("申请未获批准或已使用", message_en=f"the request is {row.status}, not approved")
+    if row.expires_at is not None and utcnow() >= row.expires_at:
+        row.status = "expired"
+        await session.flush()
+        raise Conflict("批准已过期", message_en="the approval has expired")
+    staff, _ = await _staff(session, receiver)
+    if staff.id != row.requester_id:
+        raise Forbidden("只有申请人可以接收", message_en="only the requester may receive the release")
+    await _recuse(session, await _clue(session, row.clue_id), staff, keys)
+    return staff
+
+
+async def release_identity(
+    session: AsyncSession, *, request_id: str, receiver: str, shares: list[ShareInput], keys: KeyRing
+) -> dict[str, Any]:
+    """Rebuild the identity private key from custodians' shares, in memory, open one clue's identity, and
+    forget the key. Returns the identity fields (and the unmasked text, if the reporter wrote personal
+    data)."""
+    row = await _request(session, request_id)
+    staff = await _usable(session, row, receiver, "identity", keys)
+    clue = await _clue(session, row.clue_id)
+    assert clue.identity is not None
+    envelope = Envelope.from_bytes(clue.identity)
+    pieces: list[shamir.Share] = []
+    holders: list[str] = []
+    secret = bytearray()
+    threshold = 2
+    try:
+        for item in shares:
+            opened = read_custody_file(item.path, item.passphrase)
+            if opened.kind != "identity-share" or opened.key_id != envelope.key_id:
+                raise Invalid(
+                    "份额不属于此身份密钥",
+                    message_en="a share does not belong to the key this identity is sealed to",
+                )
+            holder, holder_roles = await _staff(session, opened.holder)
+            if Role.custodian not in holder_roles:
+                raise Forbidden(
+                    "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"
+                )
+            await _recuse(session, clue, holder, keys)
+            if holder.id in holders:
+                raise Invalid("同一保管人的份额只能用一次", message_en="each custodian's share counts once")
+            holders.append(holder.id)
+            pieces.append(shamir.Share(opened.x, opened.secret))
+            threshold = opened.threshold
+        if len(pieces) < max(threshold, 2):
+            raise Invalid("份额不足", message_en=f"{threshold} custodians' shares are needed")
+        secret = bytearray(shamir.combine(pieces))
+        try:
+            pair = key_pair_from_private_bytes("identity", envelope.suite, bytes(secret))
+        except (KeyFileError, ValueError):
+            pair = None
+        if pair is None or pair.public.key_id != envelope.key_id:
+            raise Invalid("份额无法重建身份密钥", message_en="the shares do not rebuild the identity key")
+        identity = json.loads(keys.with_private([pair]).open(clue.identity, f"clues/{clue.id}/identity"))
+    except (CustodyFileError, shamir.ShamirError) as exc:
+        raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
+    finally:
+        wipe(secret)
+    row.status, row.released_at = "released", utcnow()
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=audit_service.staff_actor(staff.id),
+        action="custody.released",
+        object_type="clue",
+        object_id=clue.id,
+        details={"request_id": row.id, "key_id": envelope.key_id, "share_holders": sorted(holders)},
+    )
+    return identity
+
+
+async def release_contact(
+    session: AsyncSession, *, clue_id: str, custodian: str, reason: str, key_file: ShareInput, keys: KeyRing
+) -> dict[str, Any]:
+    """Statutory feedback: one custodian opens only the contact fields, with their own copy of the contact
+    key. Request and release are recorded together."""
+    row = await request_release(
+        session, clue_id=clue_id, requester=custodian, reason=reason, kind="contact", keys=keys
+    )
+    contact = await session.get(ClueContact, clue_id)
+    if contact is None:
+        raise Invalid("该线索没有联系方式", message_en="this clue holds no contact fields")
+    try:
+        opened = read_custody_file(key_file.path, key_file.passphrase)
+    except CustodyFileError as exc:
+        raise Invalid("联系密钥无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
+    staff, _ = await _staff(session, custodian)
+    if opened.kind != "contact-key" or opened.holder != staff.name:
+        raise Forbidden("只能使用本人的联系密钥", message_en="use your own contact key file")
+    secret = bytearray(opened.secret)
+    try:
+        envelope = Envelope.from_bytes(contact.sealed)
+        pair = key_pair_from_private_bytes("contact", envelope.suite, bytes(secret))
+        fields = json.loads(keys.with_private([pair]).open(contact.sealed, contact_binding(clue_id)))
+    except (KeyFileError, EnvelopeError) as exc:
+        raise Invalid(
+            "联系密钥与此线索不符", message_en="this contact key does not open the clue's contact fields"
+        ) from exc
+    finally:
+        wipe(secret)
+    row.status, row.decided_by, row.decided_at, row.released_at = "released", staff.id, utcnow(), utcnow()
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=audit_service.staff_actor(staff.id),
+        action="custody.contact_released",
+        object_type="clue",
+        object_id=clue_id,
+        details={"request_id": row.id, "key_id": envelope.key_id, "fields": sorted(fields)},
+    )
+    return {k: fields[k] for k in CONTACT_FIELDS if k in fields}
+
+
+async def list_requests(session: AsyncSession) -> list[CustodyRequest]:
+    return list((await session.execute(select(CustodyRequest).order_by(CustodyRequest.created_at))).scalars())
