@@ -1,8 +1,9 @@
 """Registry benchmarks on a seeded database (see docs/registry.md for the figures and how to run them).
 
-    TIPLINE_DATA_DIR=/tmp/bench-reg TIPLINE_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/tipline_bench \
-        python -m service db upgrade && python -m service dev seed --clues 1000000
-    ... python bench/bench_registry.py all
+    export TIPLINE_DATA_DIR=/tmp/bench-reg
+    export TIPLINE_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/tipline_bench_registry
+    python -m service db upgrade && python -m service dev seed --clues 1000000
+    python bench/bench_registry.py all
 
 Each figure stands beside a baseline measured in the same run:
 - ``page``: an investigator's first page of assigned clues through the HTTP API (in-process ASGI, token auth,
@@ -151,7 +152,11 @@ async def export_once(fmt: str, rows: int) -> dict[str, object]:
     settings = _settings()
     runtime = build_runtime(settings, frozenset({"staff"}))
     principal = Principal(
-        staff_id="bench", name="bench", unit_id=None, roles=frozenset({"supervisor"}), token_id="bench"
+        staff_id="bench",
+        name="bench",
+        unit_id=None,
+        roles=frozenset({"supervisor"}),
+        token_id="bench",  # noqa: S106 - not a secret
     )
     try:
         async with runtime.session_factory() as session:
@@ -179,7 +184,7 @@ def bench_export(rows: int) -> list[dict[str, object]]:
     """Each format in a fresh process, so peak RSS is that export's own."""
     results = []
     for fmt in ("csv", "xlsx"):
-        output = subprocess.run(
+        output = subprocess.run(  # noqa: S603 - our own script
             [sys.executable, __file__, "export-once", "--format", fmt, "--rows", str(rows)],
             check=True,
             capture_output=True,

@@ -123,7 +123,8 @@ async def run_routing(args: argparse.Namespace, settings: Any) -> int:
             await routing.update_rule(session, rule_id=rule.id, data=data, actor=CLI_ACTOR)
             return [f"disabled {rule.id}"]
         return [
-            f"{r.id}  priority={r.priority}  category={r.category or '*'}  accused_unit={r.accused_unit_id or '*'}"
+            f"{r.id}  priority={r.priority}  category={r.category or '*'}"
+            f"  accused_unit={r.accused_unit_id or '*'}"
             f"  → unit={r.handling_unit_id}  assignee={r.default_assignee_id or '-'}"
             + ("" if r.enabled else "  DISABLED")
             for r in await routing.list_rules(session)

@@ -240,7 +240,8 @@ class ExportFile:
 
 def private_tmpdir() -> Path:
     """A 0700 directory on tmpfs when the machine has one (RAM, never a disk), else the system temp."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it, not a shared path
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     return Path(tempfile.mkdtemp(prefix="tipline-export-", dir=base))
 
 

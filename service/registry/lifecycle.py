@@ -1,7 +1,8 @@
 """The clue lifecycle: an explicit table of allowed transitions and the one function that applies them.
 
 registered → triaged → transferred (to a handling unit) → verifying, or triaged → verifying (handled here);
-verifying → disposed (谈话函询 / 初步核实 / 暂存待查 / 予以了结) or sent_on (移送审查调查 / 移交 another organ),
+verifying → disposed (谈话函询 / 初步核实 / 暂存待查 / 予以了结) or sent_on (移送审查调查 / 移交
+another organ),
 both only with a recorded collective decision and an approver; disposed or sent_on → concluded (finding,
 summary, feedback); concluded → archived. A shelved clue (暂存待查) reopens to verifying. An out-of-scope
 report is referred on (12388, petitions office, 12345, a court) from registered or triaged.
@@ -515,7 +516,10 @@ def public_status(clue: Clue, state: ClueState | None = None) -> dict[str, Any]:
             else None
         )
         text = f"您反映的问题不属于本平台受理范围，已转交{name_zh}。您也可以直接向{name_zh}反映。"
-        text_en = f"Your report is outside this platform's remit and was passed to {name_en}; you may contact them directly."
+        text_en = (
+            f"Your report is outside this platform's remit and was passed to {name_en}; "
+            "you may contact them directly."
+        )
         referred_to = {"code": code, "name": name_zh, "name_en": name_en, "on": when}
     else:
         text, text_en = "您的举报已收到。", "Your report has been received."

@@ -14,8 +14,8 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
-from service.http import STAFF_ERRORS
 from service.errors import Invalid
+from service.http import STAFF_ERRORS
 from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision
 from service.registry import service as registry_service
 from service.registry.models import (

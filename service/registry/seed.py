@@ -255,7 +255,9 @@ async def seed_clues(
 
     async def store(batch_rows: tuple[list[dict[str, Any]], ...]) -> None:
         async with session_factory() as session:
-            for table, rows in zip((Clue.__table__, ClueCategory.__table__, ClueState.__table__), batch_rows):
+            for table, rows in zip(
+                (Clue.__table__, ClueCategory.__table__, ClueState.__table__), batch_rows, strict=True
+            ):
                 await _bulk_insert(session, table, rows)
             await session.commit()
 
