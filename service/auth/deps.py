@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import service as auth_service
+from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.db import SessionDep
 from service.errors import Unauthenticated
@@ -24,3 +25,15 @@ async def current_staff(
 
 
 CurrentStaff = Annotated[Principal, Depends(current_staff)]
+
+
+def authorized(action: Action) -> Any:
+    """A dependency that authenticates and checks ``action`` before the request body is validated, so a
+    caller without the right role gets 403 whatever they sent: ``principal: Annotated[Principal,
+    authorized(Action.assign_clue)]``."""
+
+    async def dependency(principal: CurrentStaff) -> Principal:
+        require(principal.roles, action)
+        return principal
+
+    return Depends(dependency)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
 from service.auth import service as auth_service
-from service.auth.deps import CurrentStaff
+from service.auth.deps import authorized
 from service.auth.models import Staff, Unit
-from service.auth.permissions import Action, require
+from service.auth.permissions import Action
+from service.auth.service import Principal
 from service.auth.schemas import MeOut, StaffIn, StaffOut, TokenOut, UnitIn, UnitOut
 from service.db import SessionDep
 from service.deps import RuntimeDep
@@ -28,8 +31,9 @@ def _staff_out(staff: Staff) -> StaffOut:
 
 
 @router.get("/me", response_model=MeOut, responses=AUTH_ERRORS)
-async def me(principal: CurrentStaff, session: SessionDep) -> MeOut:
-    require(principal.roles, Action.read_own_profile)
+async def me(
+    principal: Annotated[Principal, authorized(Action.read_own_profile)], session: SessionDep
+) -> MeOut:
     unit = await session.get(Unit, principal.unit_id) if principal.unit_id else None
     return MeOut(
         id=principal.staff_id,
@@ -40,8 +44,9 @@ async def me(principal: CurrentStaff, session: SessionDep) -> MeOut:
 
 
 @router.get("/units", response_model=list[UnitOut], responses=AUTH_ERRORS)
-async def list_units(principal: CurrentStaff, session: SessionDep) -> list[UnitOut]:
-    require(principal.roles, Action.list_units)
+async def list_units(
+    principal: Annotated[Principal, authorized(Action.list_units)], session: SessionDep
+) -> list[UnitOut]:
     return [UnitOut.model_validate(u) for u in await auth_service.list_units(session)]
 
 
@@ -55,8 +60,9 @@ async def list_units(principal: CurrentStaff, session: SessionDep) -> list[UnitO
         409: {"description": "Name taken"},
     },
 )
-async def add_unit(body: UnitIn, principal: CurrentStaff, session: SessionDep) -> UnitOut:
-    require(principal.roles, Action.manage_units)
+async def add_unit(
+    body: UnitIn, principal: Annotated[Principal, authorized(Action.manage_units)], session: SessionDep
+) -> UnitOut:
     unit = await auth_service.add_unit(
         session, name=body.name, kind=body.kind, parent_id=body.parent_id, actor=principal.actor
     )
@@ -64,8 +70,9 @@ async def add_unit(body: UnitIn, principal: CurrentStaff, session: SessionDep) -
 
 
 @router.get("/staff", response_model=list[StaffOut], responses=AUTH_ERRORS)
-async def list_staff(principal: CurrentStaff, session: SessionDep) -> list[StaffOut]:
-    require(principal.roles, Action.list_staff)
+async def list_staff(
+    principal: Annotated[Principal, authorized(Action.list_staff)], session: SessionDep
+) -> list[StaffOut]:
     return [_staff_out(s) for s in await auth_service.list_staff(session)]
 
 
@@ -75,8 +82,9 @@ async def list_staff(principal: CurrentStaff, session: SessionDep) -> list[Staff
     response_model=StaffOut,
     responses={**AUTH_ERRORS, 404: {"description": "Unit not found"}, 409: {"description": "Name taken"}},
 )
-async def add_staff(body: StaffIn, principal: CurrentStaff, session: SessionDep) -> StaffOut:
-    require(principal.roles, Action.manage_staff)
+async def add_staff(
+    body: StaffIn, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> StaffOut:
     staff = await auth_service.add_staff(
         session,
         name=body.name,
@@ -92,8 +100,9 @@ async def add_staff(body: StaffIn, principal: CurrentStaff, session: SessionDep)
     response_model=StaffOut,
     responses={**AUTH_ERRORS, 404: {"description": "No such account"}},
 )
-async def disable_staff(staff_id: str, principal: CurrentStaff, session: SessionDep) -> StaffOut:
-    require(principal.roles, Action.manage_staff)
+async def disable_staff(
+    staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> StaffOut:
     staff = await auth_service.get_staff(session, staff_id)
     await auth_service.disable_staff(session, staff=staff, actor=principal.actor)
     return _staff_out(staff)
@@ -110,9 +119,11 @@ async def disable_staff(staff_id: str, principal: CurrentStaff, session: Session
     },
 )
 async def issue_token(
-    staff_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    staff_id: str,
+    principal: Annotated[Principal, authorized(Action.manage_staff)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> TokenOut:
-    require(principal.roles, Action.manage_staff)
     staff = await auth_service.get_staff(session, staff_id)
     row, token = await auth_service.issue_token(
         session, staff=staff, ttl_days=runtime.settings.token_ttl_days, actor=principal.actor
@@ -125,6 +136,7 @@ async def issue_token(
     status_code=204,
     responses={**AUTH_ERRORS, 404: {"description": "No such token"}},
 )
-async def revoke_token(token_id: str, principal: CurrentStaff, session: SessionDep) -> None:
-    require(principal.roles, Action.manage_staff)
+async def revoke_token(
+    token_id: str, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> None:
     await auth_service.revoke_token(session, token_id=token_id, actor=principal.actor)

@@ -263,3 +263,11 @@ async def test_admin_manages_units_and_staff_but_others_cannot(harness: Harness)
         u["name"] == name
         for u in (await harness.client.get("/api/v1/units", headers=auth(supervisor))).json()
     )
+
+
+async def test_role_is_checked_before_the_body(harness: Harness) -> None:
+    _, investigator = await harness.add_staff(unique("核查员"), ["investigator"])
+    response = await harness.client.post("/api/v1/units", json={"nonsense": True}, headers=auth(investigator))
+    assert response.status_code == 403
+    response = await harness.client.post("/api/v1/units", json={"nonsense": True})
+    assert response.status_code == 401
