@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,13 +67,22 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodySizeLimit:
     """Refuse bodies over ``limit`` bytes with 413, by Content-Length or while reading, before any handler
     runs (so an oversize request writes nothing). The body is read up to the limit, then replayed.
-    Streaming upload routes (``exempt_prefixes``) enforce their own limits as they stream."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, exempt_prefixes: tuple[str, ...] = ()):
-        self.app, self.limit, self.exempt = app, limit, exempt_prefixes
+    Streaming upload routes enforce their own limits as they stream; they are listed in ``exempt_paths``
+    as exact paths or route templates (``"/api/v1/letters/{clue_id}/pages"``: a ``{name}`` matches one
+    non-empty path segment). Nothing else is exempt: not a longer path, not a trailing slash."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt_paths: Iterable[str] = ()):
+        self.app, self.limit = app, limit
+        paths = tuple(exempt_paths)
+        self.exact = frozenset(p for p in paths if "{" not in p)
+        self.templates = tuple(_route_pattern(p) for p in paths if "{" in p)
+
+    def exempt(self, path: str) -> bool:
+        return path in self.exact or any(t.fullmatch(path) for t in self.templates)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or self.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
@@ -98,6 +109,11 @@ class BodySizeLimit:
             _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive),
             send,
         )
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

@@ -71,11 +71,15 @@ def create_app(
 
     # The web form's upload routes parse their body as a stream and enforce their own limits.
     exempt = WEB_UPLOAD_PATHS if "intake" in roles else ()
+    if "intake" in roles:
+        from service.channels.web.settings import WebSettings
+
+        app.state.web_settings = WebSettings()  # TIPLINE_WEB_*, read once; the receipt API uses it too
     if "staff" in roles:  # recordings and scanned letter pages are streamed and limited by their routes
-        from service.channels.hotline.uploads import UPLOAD_PATH_PREFIXES as STAFF_UPLOAD_PATHS
+        from service.channels.hotline.uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
 
         exempt = (*exempt, *STAFF_UPLOAD_PATHS)
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_prefixes=exempt)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_paths=exempt)
 
     from service.intake.routes import router as intake_router
 

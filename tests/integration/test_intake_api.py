@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEntry
@@ -117,6 +119,17 @@ async def test_oversize_body_is_refused_with_413_and_stores_nothing(harness: Har
     )
     assert response.status_code == 413
     assert await count_rows(harness) == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/report/", "/reportx", "/status/reply/x", "/api/v1/letters/abc/pages/x", "/api/v1/hotline/calls/"]
+)
+async def test_body_limit_exempts_exact_upload_paths_only(harness: Harness, path: str) -> None:
+    """Only the streaming upload routes themselves skip the generic limit, not paths that share a prefix."""
+    big = b"x" * (harness.runtime.settings.max_request_bytes + 1)
+    response = await harness.client.post(path, content=big, headers={"content-type": "text/plain"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
 
 
 async def test_text_over_the_length_limit_is_a_field_error(harness: Harness) -> None:

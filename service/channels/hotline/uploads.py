@@ -35,7 +35,8 @@ from service.runtime import Runtime
 RECORDING_MAX_BYTES = 100 * 1024 * 1024
 PAGE_MAX_BYTES = 20 * 1024 * 1024
 CALL_RECORDING = "call_recording"
-UPLOAD_PATH_PREFIXES = ("/api/v1/hotline/calls/", "/api/v1/letters/")  # streamed: exempt from the body limit
+# Streamed: exempt from the generic body limit (exact route templates; see service.http.BodySizeLimit).
+UPLOAD_PATHS = ("/api/v1/hotline/calls/{clue_id}/recording", "/api/v1/letters/{clue_id}/pages")
 
 
 class TooLarge(DomainError):
