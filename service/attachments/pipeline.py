@@ -7,17 +7,22 @@ Invariants:
   so no partial ciphertext stays behind. Any other failure aborts it too.
 - The file key is fresh per attachment and leaves this function only wrapped by the caller's ``wrap_key``
   (HPKE to the case key); the binding ``"attachment/<blob_id>"`` ties the ciphertext to its blob.
+- A kept original (``wrap_original_key`` given) is the received bytes, unsanitised, streamed in parallel
+  through a second encryptor with its own file key and blob; that key is wrapped by ``wrap_original_key``
+  (the identity key: an original's metadata identifies). Either both blobs are committed or neither stays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from service.attachments.sanitize import DEFAULT_WHOLE_FILE_LIMIT, WholeFileLimitExceeded, sanitize_stream
 from service.attachments.sniff import SNIFF_WINDOW, FileKind, sniff
-from service.attachments.storage import BlobStore, new_blob_id
+from service.attachments.storage import BlobStore, BlobWriter, new_blob_id
 from service.crypto.stream import DEFAULT_SEGMENT_SIZE, StreamEncryptor, generate_file_key
 
 WrapKey = Callable[[bytes, str], bytes]
@@ -42,10 +47,53 @@ class AttachmentRecord:
     segments: int
     removed_metadata: tuple[str, ...]  # names of removed fields or blocks, never their values
     wrapped_key: bytes
+    original: AttachmentRecord | None = None  # the kept original (unsanitised), if one was asked for
 
 
 def attachment_binding(blob_id: str) -> str:
     return f"attachment/{blob_id}"
+
+
+class _OriginalCopy:
+    """The received bytes, encrypted under their own file key into their own blob, as they pass by."""
+
+    def __init__(self, writer: BlobWriter, blob_id: str, segment_size: int) -> None:
+        self.writer = writer
+        self.blob_id = blob_id
+        self.binding = attachment_binding(blob_id)
+        self.file_key = generate_file_key()
+        self.encryptor = StreamEncryptor(self.file_key, self.binding, segment_size=segment_size)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.started = False
+
+    async def feed(self, chunk: bytes) -> None:
+        if not self.started:
+            self.started = True
+            await self.writer.write(self.encryptor.header())
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        if ciphertext := self.encryptor.update(chunk):
+            await self.writer.write(ciphertext)
+
+    async def commit(self, kind: FileKind, wrap_key: WrapKey) -> AttachmentRecord:
+        if not self.started:
+            await self.writer.write(self.encryptor.header())
+        await self.writer.write(self.encryptor.finalize())
+        wrapped_key = wrap_key(self.file_key, self.binding)
+        await self.writer.commit()
+        self.file_key = b""
+        return AttachmentRecord(
+            blob_id=self.blob_id,
+            binding=self.binding,
+            kind=kind,
+            size=self.size,
+            received_size=self.size,
+            sha256=self.digest.hexdigest(),
+            segments=self.encryptor.segments,
+            removed_metadata=(),
+            wrapped_key=wrapped_key,
+        )
 
 
 async def store_attachment(
@@ -56,12 +104,49 @@ async def store_attachment(
     max_size: int,
     whole_file_limit: int = DEFAULT_WHOLE_FILE_LIMIT,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
+    wrap_original_key: WrapKey | None = None,
 ) -> AttachmentRecord:
-    """Sniff, sanitise, encrypt and store one upload; returns its record.
+    """Sniff, sanitise, encrypt and store one upload; returns its record (with ``original`` set when
+    ``wrap_original_key`` asks for the original to be kept).
 
     Raises ``DisallowedFileType`` (including ``MalformedFile``) or :class:`AttachmentTooLarge`; in every
     failure no blob remains.
     """
+    async with AsyncExitStack() as stack:
+        original = None
+        if wrap_original_key is not None:
+            original_id = new_blob_id()
+            writer = await stack.enter_async_context(await store.open_writer(original_id))
+            original = _OriginalCopy(writer, original_id, segment_size)
+        record = await _store(
+            chunks,
+            store=store,
+            wrap_key=wrap_key,
+            max_size=max_size,
+            whole_file_limit=whole_file_limit,
+            segment_size=segment_size,
+            original=original,
+        )
+        if original is None or wrap_original_key is None:
+            return record
+        try:
+            kept = await original.commit(record.kind, wrap_original_key)
+        except BaseException:
+            await store.delete(record.blob_id)
+            raise
+    return dataclasses.replace(record, original=kept)
+
+
+async def _store(
+    chunks: AsyncIterable[bytes],
+    *,
+    store: BlobStore,
+    wrap_key: WrapKey,
+    max_size: int,
+    whole_file_limit: int,
+    segment_size: int,
+    original: _OriginalCopy | None,
+) -> AttachmentRecord:
     received = 0
 
     def count(n: int) -> None:
@@ -80,6 +165,8 @@ async def store_attachment(
             at_end = True
             break
         count(len(chunk))
+        if original is not None:
+            await original.feed(chunk)
         head += chunk
     kind = sniff(bytes(head[:SNIFF_WINDOW]), complete=at_end)
 
@@ -91,6 +178,8 @@ async def store_attachment(
             return
         async for chunk in source:
             count(len(chunk))
+            if original is not None:
+                await original.feed(chunk)
             yield chunk
 
     sanitized = sanitize_stream(kind, limited(), whole_file_limit=min(whole_file_limit, max_size))

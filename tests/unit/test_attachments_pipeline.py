@@ -79,6 +79,52 @@ async def test_jpeg_through_pipeline_loses_gps() -> None:
     assert record.received_size == len(buf.getvalue()) > record.size
 
 
+def other_wrap(file_key: bytes, binding: str) -> bytes:
+    """A second, distinguishable wrapping (stands in for the identity key)."""
+    return b"ID" + fake_wrap(file_key, binding)
+
+
+async def test_original_kept_beside_the_sanitised_copy() -> None:
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}
+    exif[0x010F] = CANARY.decode()
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, "JPEG", exif=exif)
+    data = buf.getvalue()
+    store = MemoryBlobStore()
+    record = await store_attachment(
+        chunked(data, 100), store=store, wrap_key=fake_wrap, max_size=10**6, wrap_original_key=other_wrap
+    )
+    original = record.original
+    assert original is not None and original.blob_id != record.blob_id
+    assert original.wrapped_key.startswith(b"ID") and not record.wrapped_key.startswith(b"ID")
+    assert original.binding == attachment_binding(original.blob_id)
+    assert original.kind is FileKind.JPEG and original.removed_metadata == ()
+    assert original.size == len(data) and original.sha256 == hashlib.sha256(data).hexdigest()
+    key = unwrap(original.wrapped_key[2:])
+    kept = b"".join([c async for c in decrypt_stream(key, original.binding, store.open_reader(original.blob_id))])
+    assert kept == data and CANARY in kept
+    assert CANARY not in await read_back(store, record)
+    assert all(CANARY not in blob for blob in store.blobs.values())  # both stored encrypted
+    assert set(store.blobs) == {record.blob_id, original.blob_id}
+
+
+async def test_no_original_unless_asked() -> None:
+    store = MemoryBlobStore()
+    record = await store_attachment(chunked(text_upload(1000)), store=store, wrap_key=fake_wrap, max_size=10**6)
+    assert record.original is None and set(store.blobs) == {record.blob_id}
+
+
+@pytest.mark.parametrize("data", [text_upload(200_000), b"MZ\x90\x00" + bytes(5000)])
+async def test_failure_keeps_no_original_either(tmp_path: Path, data: bytes) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    with pytest.raises((AttachmentTooLarge, DisallowedFileType)):
+        await store_attachment(
+            chunked(data), store=store, wrap_key=fake_wrap, max_size=100_000, wrap_original_key=other_wrap
+        )
+    assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
+
+
 @pytest.mark.parametrize("size", [70_000, 3_000_000])
 async def test_too_large_leaves_no_blob(tmp_path: Path, size: int) -> None:
     store = LocalBlobStore(tmp_path / "store")
