@@ -51,12 +51,6 @@ def seal_contact(keys: KeyRing, *, clue_id: str, submitter: dict[str, Any]) -> b
     return keys.seal_contact(json.dumps(contact, ensure_ascii=False).encode(), contact_binding(clue_id))
 
 
-async def store_contact(session: AsyncSession, *, clue_id: str, sealed: bytes | None) -> None:
-    if sealed is not None:
-        session.add(ClueContact(clue_id=clue_id, sealed=sealed))
-        await session.flush()
-
-
 async def _staff(session: AsyncSession, name_or_id: str) -> tuple[Staff, set[str]]:
     staff = await auth_service.find_staff(session, name_or_id)
     if staff.disabled:

@@ -22,6 +22,8 @@ from service.auth import service as auth_service
 from service.classify import service as classify_service
 from service.db import new_id
 from service.errors import Invalid
+from service.custody import service as custody_service
+from service.custody.models import ClueContact
 from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
 from service.messages import reporter_key as reporter_keys
@@ -87,6 +89,7 @@ class PreparedTip:
     accused_unit_name: str | None
     receipt_code: str
     reporter_key: reporter_keys.WrappedReporterKey  # opens only with the receipt code: two-way messages
+    contact: bytes | None  # a real-name reporter's contact fields, for the one-custodian feedback release
     read_aloud: bool
     actor: str
 
@@ -139,6 +142,9 @@ def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> Prep
         accused_unit_name=submission.accused.get("unit"),
         receipt_code=code,
         reporter_key=reporter_keys.new_reporter_key(code, clue_id),
+        contact=None
+        if submission.anonymous
+        else custody_service.seal_contact(keys, clue_id=clue_id, submitter=submission.submitter),
         read_aloud=submission.channel == "hotline",
         actor=actor,
     )
@@ -175,6 +181,9 @@ async def register_prepared(
             created_at=now,
         )
         for p in prepared
+    )
+    session.add_all(
+        ClueContact(clue_id=p.new.id, sealed=p.contact) for p in prepared if p.contact is not None
     )
     await session.flush()
     return [

@@ -93,11 +93,6 @@ async def _submit(world: World, harness: Harness, *, unit_id: str | None = None)
         tip = await intake_service.submit_tip(
             session, runtime=world.runtime, submission=submission, actor="public"
         )
-        await custody.store_contact(
-            session,
-            clue_id=tip.clue_id,
-            sealed=custody.seal_contact(world.keys, clue_id=tip.clue_id, submitter=submitter),
-        )
         if unit_id:
             from service.registry.models import Clue
 
