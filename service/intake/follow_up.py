@@ -152,6 +152,21 @@ class FailureThrottle:
         return len(self._current.counts) + (len(self._previous.counts) if self._previous else 0)
 
 
+def client_address(peer: str | None, forwarded_for: list[str], trusted_hops: int) -> str:
+    """Who is calling, for the in-memory throttle and queue only (HMAC input; never stored or logged).
+
+    Behind ``trusted_hops`` reverse proxies the peer is the nearest proxy; each trusted proxy appends the
+    address it saw to X-Forwarded-For, so the client is the ``trusted_hops``-th entry from the right.
+    Entries further left are written by the client and could be forged, so they are never used. With
+    fewer entries than hops (a request that bypassed a proxy), the peer address is used.
+    """
+    if trusted_hops > 0:
+        entries = [e.strip() for header in forwarded_for for e in header.split(",")]
+        if len(entries) >= trusted_hops and entries[-trusted_hops]:
+            return entries[-trusted_hops][:100]
+    return peer or "unknown"
+
+
 # --- Looking a code up --------------------------------------------------------------------------------
 
 

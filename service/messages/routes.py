@@ -122,7 +122,11 @@ async def _open(
         session,
         runtime=runtime,
         code_text=code,
-        client=request.client.host if request.client else "unknown",
+        client=follow_up.client_address(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"),
+            int(getattr(web, "trusted_proxy_hops", 0)),
+        ),
         throttle=follow_up.shared_throttle(request.app.state, web),
         floor_seconds=float(getattr(web, "lookup_floor_seconds", 0.25)),
     )

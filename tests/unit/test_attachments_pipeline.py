@@ -102,7 +102,9 @@ async def test_original_kept_beside_the_sanitised_copy() -> None:
     assert original.kind is FileKind.JPEG and original.removed_metadata == ()
     assert original.size == len(data) and original.sha256 == hashlib.sha256(data).hexdigest()
     key = unwrap(original.wrapped_key[2:])
-    kept = b"".join([c async for c in decrypt_stream(key, original.binding, store.open_reader(original.blob_id))])
+    kept = b"".join(
+        [c async for c in decrypt_stream(key, original.binding, store.open_reader(original.blob_id))]
+    )
     assert kept == data and CANARY in kept
     assert CANARY not in await read_back(store, record)
     assert all(CANARY not in blob for blob in store.blobs.values())  # both stored encrypted
@@ -111,7 +113,9 @@ async def test_original_kept_beside_the_sanitised_copy() -> None:
 
 async def test_no_original_unless_asked() -> None:
     store = MemoryBlobStore()
-    record = await store_attachment(chunked(text_upload(1000)), store=store, wrap_key=fake_wrap, max_size=10**6)
+    record = await store_attachment(
+        chunked(text_upload(1000)), store=store, wrap_key=fake_wrap, max_size=10**6
+    )
     assert record.original is None and set(store.blobs) == {record.blob_id}
 
 

@@ -109,7 +109,12 @@ def _same_site(request: Request) -> bool:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The keyed-throttle input: the peer, or the X-Forwarded-For entry the trusted proxies vouch for."""
+    return follow_up.client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        web_state(request).settings.trusted_proxy_hops,
+    )
 
 
 # --- Rendering --------------------------------------------------------------------------------------
@@ -274,13 +279,17 @@ async def _store_file(part: Part, state: WebState, runtime: Runtime) -> Uploaded
         store=state.store,
         wrap_key=runtime.keys.seal_case,
         max_size=state.settings.attachment_max_bytes,
+        # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
+        wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
     )
-    return UploadedFile(record=record, filename=(part.filename or "")[:255] or None)
+    return UploadedFile(record=record, filename=(part.filename or "")[:255] or None, original=record.original)
 
 
 async def _forget(state: WebState, uploads: Sequence[UploadedFile]) -> None:
     for upload in uploads:
         await state.store.delete(upload.record.blob_id)
+        if upload.original is not None:
+            await state.store.delete(upload.original.blob_id)
 
 
 class _Refused(Exception):
