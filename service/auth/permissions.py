@@ -47,6 +47,8 @@ class Action(StrEnum):
     list_mail_quarantine = "list_mail_quarantine"
     read_mail_quarantine = "read_mail_quarantine"
     set_own_notifications = "set_own_notifications"
+    list_attachments = "list_attachments"
+    download_attachment = "download_attachment"
 
 
 _ALL = frozenset(Role)
@@ -82,6 +84,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.list_mail_quarantine: frozenset({Role.supervisor}),
     Action.read_mail_quarantine: frozenset({Role.supervisor}),
     Action.set_own_notifications: _ALL,
+    Action.list_attachments: frozenset({Role.investigator, Role.supervisor}),
+    Action.download_attachment: frozenset({Role.investigator, Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -143,6 +147,14 @@ DESCRIPTIONS: dict[Action, str] = {
     ),
     Action.set_own_notifications: (
         "Choose one's notification address and immediate/daily/off (`GET/PUT /api/v1/me/notifications`)"
+    ),
+    Action.list_attachments: (
+        "List the files of a visible clue and its reporter replies, without content "
+        "(`GET /api/v1/clues/{id}/attachments`)"
+    ),
+    Action.download_attachment: (
+        "Download a visible clue's file, metadata removed, verified while streamed, audited "
+        "(`GET /api/v1/attachments/{id}`)"
     ),
 }
 
