@@ -7,13 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 
-from service.auth.deps import CurrentStaff
-from service.auth.permissions import Action, require
+from service.auth.deps import authorized
+from service.auth.permissions import Action
+from service.auth.service import Principal
 from service.channels.hotline import schemas, uploads
 from service.channels.hotline import service as hotline_service
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.intake.receipts import GROUP, format_receipt
+from service.registry import service as registry_service
 
 router = APIRouter(prefix="/api/v1", tags=["hotline, letters, visits, staff sources"])
 
@@ -30,11 +32,13 @@ def receipt_groups(code: str) -> list[str]:
 
 @router.post("/hotline/calls", status_code=201, response_model=schemas.CallReceipt, responses=ERRORS)
 async def register_call(
-    call: schemas.CallIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.register_call)],
+    call: schemas.CallIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.CallReceipt:
     """Register a call (operators). The caller's number and name are sealed with the identity key; the
     answer carries the receipt code once, grouped for reading aloud."""
-    require(principal.roles, Action.register_call)
     done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
     return schemas.CallReceipt(
         clue_id=done.clue_id,
@@ -51,11 +55,13 @@ async def register_call(
     responses={**ERRORS, 404: {"description": "No live receipt with that code"}},
 )
 async def add_to_clue(
-    addition: schemas.AdditionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.add_to_call_clue)],
+    addition: schemas.AdditionIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.AdditionOut:
     """The caller phoned again with their code: add to that clue (add-only — nothing about the clue is
     returned). The code is marked read aloud again."""
-    require(principal.roles, Action.add_to_call_clue)
     row = await hotline_service.add_to_clue_by_code(
         session, runtime=runtime, addition=addition, actor=principal.actor
     )
@@ -64,10 +70,12 @@ async def add_to_clue(
 
 @router.post("/letters", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
 async def register_letter(
-    letter: schemas.LetterIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.register_letter_visit)],
+    letter: schemas.LetterIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a letter (operators). The writer's details are sealed with the identity key."""
-    require(principal.roles, Action.register_letter_visit)
     done = await hotline_service.register_letter(
         session, runtime=runtime, letter=letter, actor=principal.actor
     )
@@ -78,10 +86,12 @@ async def register_letter(
 
 @router.post("/visits", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
 async def register_visit(
-    visit: schemas.VisitIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.register_letter_visit)],
+    visit: schemas.VisitIn,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a visit (operators). The visitor's details are sealed with the identity key."""
-    require(principal.roles, Action.register_letter_visit)
     done = await hotline_service.register_visit(session, runtime=runtime, visit=visit, actor=principal.actor)
     return schemas.RegisteredOut(
         clue_id=done.clue_id, registry_number=done.registry_number, receipt=format_receipt(done.receipt)
@@ -90,18 +100,46 @@ async def register_visit(
 
 @router.post("/staff-sources", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
 async def register_staff_source(
+    principal: Annotated[Principal, authorized(Action.register_staff_source)],
     entry: Annotated[schemas.StaffSourceIn, Body()],
-    principal: CurrentStaff,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a superior assignment (上级交办), self-inspection finding (本级自查) or voluntary confession
     (干警主动坦白) — supervisors. Classified, numbered and audited like a public report."""
-    require(principal.roles, Action.register_staff_source)
     done = await hotline_service.register_staff_source(
         session, runtime=runtime, entry=entry, actor=principal.actor
     )
     return schemas.RegisteredOut(clue_id=done.clue_id, registry_number=done.registry_number)
+
+
+@router.get(
+    "/clues/{clue_id}/additions",
+    response_model=list[schemas.AdditionView],
+    responses={**ERRORS, 404: {"description": "No such clue visible to the caller"}},
+)
+async def list_additions(
+    clue_id: str,
+    principal: Annotated[Principal, authorized(Action.read_own_profile)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> list[schemas.AdditionView]:
+    """What was added to a clue after it was registered: the operator's call record, later additions,
+    recordings (that one exists; the key stays with the identity key) and the caller's confirmation or
+    correction from the status page. Staff who may read the clue; every read is audited."""
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    views = await hotline_service.list_additions(
+        session, clue_id=clue_id, runtime=runtime, actor=principal.actor
+    )
+    return [
+        schemas.AdditionView(
+            id=v.id,
+            kind=v.kind,
+            content={k: x for k, x in v.content.items() if k != "identity_wrapped_key"},
+            created_at=v.created_at,
+        )
+        for v in views
+    ]
 
 
 UPLOAD_ERRORS = {
@@ -121,11 +159,14 @@ UPLOAD_ERRORS = {
     },
 )
 async def upload_recording(
-    clue_id: str, request: Request, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.register_call)],
+    clue_id: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.UploadOut:
     """Attach the call's recording (raw audio body, streamed; ≤ 100 MB) to a call you registered. Its
     key is wrapped with the identity key: a voice identifies the caller."""
-    require(principal.roles, Action.register_call)
     addition_id = await uploads.attach_recording(
         session,
         runtime=runtime,
@@ -147,11 +188,14 @@ async def upload_recording(
     },
 )
 async def upload_letter_page(
-    clue_id: str, request: Request, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    principal: Annotated[Principal, authorized(Action.register_letter_visit)],
+    clue_id: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> schemas.UploadOut:
     """Attach one scanned page (JPEG, PNG, WebP or PDF body, streamed; ≤ 20 MB) to a letter you
     registered. Metadata is stripped; the file is stored encrypted like any attachment."""
-    require(principal.roles, Action.register_letter_visit)
     attachment_id = await uploads.attach_letter_page(
         session,
         runtime=runtime,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -218,3 +218,13 @@ StaffSourceIn = Annotated[
 
 class UploadOut(BaseModel):
     id: str = Field(description="The stored file's record (attachment or recording addition).")
+
+
+class AdditionView(BaseModel):
+    id: str
+    kind: str = Field(
+        description="call_record, operator_addition, call_recording or caller_confirmation "
+        "(the caller's confirmation or correction from the status page)."
+    )
+    content: dict[str, Any]
+    created_at: datetime
