@@ -8,7 +8,8 @@
 Each figure stands beside a baseline measured in the same run:
 - ``page``: an investigator's first page of assigned clues through the HTTP API (in-process ASGI, token auth,
   the real route) at p50/p95, beside the same SELECT run directly through asyncpg;
-- ``stats``: the statistics overview, beside a bare ``count(*)``;
+- ``stats``: the statistics overview (and the overdue view and the monthly/handling-time trends), beside a
+  bare ``count(*)``;
 - ``export``: the ledger as xlsx for N rows (default 100,000), time and peak RSS of a fresh process, beside
   CSV of the same rows.
 """
@@ -120,6 +121,7 @@ async def bench_stats(iterations: int) -> dict[str, object]:
     factory = create_session_factory(engine)
     overview: list[float] = []
     overdue: list[float] = []
+    trends: list[float] = []
     count: list[float] = []
     try:
         for _ in range(iterations):
@@ -133,12 +135,17 @@ async def bench_stats(iterations: int) -> dict[str, object]:
                 started = time.perf_counter()
                 await stats.overdue_by_unit_and_handler(session)
                 overdue.append((time.perf_counter() - started) * 1000)
+            async with factory() as session:
+                started = time.perf_counter()
+                await stats.trends(session)
+                trends.append((time.perf_counter() - started) * 1000)
     finally:
         await engine.dispose()
     return {
         "clues": total,
         "overview_ms_median": round(statistics.median(overview), 1),
         "overdue_ms_median": round(statistics.median(overdue), 1),
+        "trends_ms_median": round(statistics.median(trends), 1),
         "count_star_ms_median": round(statistics.median(count), 1),
     }
 

@@ -515,9 +515,21 @@ async def stats_overview(
     received_from: datetime | None = None,
     received_to: datetime | None = None,
 ) -> dict[str, object]:
-    """Counts by status, source, channel, category and handling unit; handling times."""
+    """Counts by status, source, channel, category and handling unit."""
     require(principal.roles, Action.view_statistics)
     return await stats.overview(session, received_from=received_from, received_to=received_to)
+
+
+@router.get("/stats/trends", responses=ERRORS)
+async def stats_trends(
+    principal: CurrentStaff,
+    session: SessionDep,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+) -> dict[str, object]:
+    """Clues per month and handling times (days from receipt to conclusion)."""
+    require(principal.roles, Action.view_statistics)
+    return await stats.trends(session, received_from=received_from, received_to=received_to)
 
 
 @router.get("/stats/overdue", responses=ERRORS)

@@ -146,7 +146,12 @@ async def test_statistics_and_overdue_views(harness: Harness) -> None:
     overview = (await harness.client.get("/api/v1/stats/overview", headers=sup)).json()
     assert overview["total"] >= 2 and overview["by_channel"]["web"] >= 2
     assert overview["by_status"]["disposed"] >= 1 and sum(overview["by_source"].values()) == overview["total"]
-    assert "handling_days" in overview and sum(overview["by_month"].values()) == overview["total"]
+    assert sum(overview["by_unit"].values()) == overview["total"] and overview["by_category"]
+    trends = (await harness.client.get("/api/v1/stats/trends", headers=sup)).json()
+    assert sum(trends["by_month"].values()) == overview["total"] and "mean_days" in trends["handling_days"]
+    assert (
+        await harness.client.get("/api/v1/stats/trends", headers=auth(world.investigator[1]))
+    ).status_code == 403
     async with harness.runtime.session_factory() as session:
         clue = await session.scalar(select(Clue).where(Clue.registry_number == number))
         clue.due_at = clue.received_at - timedelta(days=2)
