@@ -1,0 +1,178 @@
+"""Staff access to stored attachments: list a visible clue's files, stream one back decrypted.
+
+Invariants:
+- Who may see a file is the registry's rule (``registry_service.get_visible_clue``: supervisors, or the
+  investigator the clue is assigned to); for anyone else the file does not exist (404), so nothing leaks.
+- Plaintext is released segment by segment, each only after its tag verified (``decrypt_stream``). The
+  first segments are verified before the answer starts, so a blob that is missing, damaged at its start or
+  wrapped for another key is refused with a clear error instead of a broken download. A segment damaged
+  further on stops the stream: the client never receives the declared Content-Length, so it sees an
+  incomplete download, never unverified bytes.
+- Every download is an audited read in the caller's transaction, which commits before the first byte.
+- Only the sanitised copy is served. A kept original (identity key) and the name the reporter's device
+  gave the file (it may identify: "张三的举报.pdf") are never used here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.attachments.models import Attachment
+from service.attachments.pipeline import attachment_binding
+from service.attachments.sniff import FileKind
+from service.attachments.storage import BlobStore, BlobStoreError
+from service.audit import service as audit_service
+from service.auth.permissions import Action, require
+from service.auth.service import Principal
+from service.crypto.envelope import EnvelopeError
+from service.crypto.keys import KeyRing
+from service.crypto.stream import StreamError, decrypt_stream
+from service.errors import DomainError, NotFound
+from service.registry import service as registry_service
+
+log = logging.getLogger("tipline.attachments")
+
+_EXTENSIONS = {
+    FileKind.JPEG: "jpg", FileKind.PNG: "png", FileKind.GIF: "gif", FileKind.WEBP: "webp",
+    FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
+    FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
+    FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
+    FileKind.TEXT_GB18030: "txt",
+}  # fmt: skip
+
+
+class AttachmentUnavailable(DomainError):
+    """The stored file is missing or failed verification; nothing of it is served."""
+
+    status_code = 409
+    code = "attachment_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "附件文件缺失或校验失败，未提供任何内容。请联系系统管理员。",
+            message_en="The stored file is missing or failed verification; nothing was served.",
+        )
+
+
+@dataclass(frozen=True)
+class AttachmentListing:
+    id: str
+    message_id: str | None  # set for files sent with a reporter's reply
+    kind: str
+    size: int
+    removed_metadata: tuple[str, ...]  # names of removed fields, never their values
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Download:
+    attachment_id: str
+    media_type: str
+    size: int
+    filename: str  # generated; never the uploaded name
+    chunks: AsyncIterator[bytes]
+
+
+def download_name(attachment_id: str, kind: str) -> str:
+    """A safe file name: ASCII letters, digits and hyphens, from the id and the kind detected from bytes."""
+    try:
+        extension = _EXTENSIONS.get(FileKind(kind), "bin")
+    except ValueError:
+        extension = "bin"
+    stem = "".join(ch for ch in attachment_id if ch.isascii() and (ch.isalnum() or ch == "-"))[:36]
+    return f"attachment-{stem}.{extension}"
+
+
+def _not_found() -> NotFound:
+    return NotFound("附件不存在", message_en="attachment not found")
+
+
+async def list_attachments(
+    session: AsyncSession, *, clue_id: str, principal: Principal
+) -> list[AttachmentListing]:
+    """The clue's files, the report's and every reply's, oldest first (no content, so no audit entry)."""
+    require(principal.roles, Action.list_attachments)
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = (
+        await session.execute(
+            select(Attachment)
+            .where(Attachment.clue_id == clue_id)
+            .order_by(Attachment.created_at, Attachment.id)
+        )
+    ).scalars()
+    return [
+        AttachmentListing(
+            id=row.id,
+            message_id=row.message_id,
+            kind=row.kind,
+            size=row.size,
+            removed_metadata=tuple(name for name in row.removed_metadata.split(",") if name),
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def open_download(
+    session: AsyncSession, *, attachment_id: str, principal: Principal, keys: KeyRing, store: BlobStore
+) -> Download:
+    """The sanitised file, decrypted as it streams; audited as ``attachment.downloaded``.
+
+    Raises ``NotFound`` (no such file, or its clue is not visible to the caller) or
+    :class:`AttachmentUnavailable` (blob missing or damaged at its start, key not openable).
+    """
+    require(principal.roles, Action.download_attachment)
+    row = await session.get(Attachment, attachment_id[:36])
+    if row is None:
+        raise _not_found()
+    try:
+        await registry_service.get_visible_clue(session, clue_id=row.clue_id, principal=principal)
+    except NotFound:
+        raise _not_found() from None
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="attachment.downloaded",
+        object_type="clue",
+        object_id=row.clue_id,
+        details={"attachment_id": row.id, "message_id": row.message_id, "size": row.size},
+    )
+    binding = attachment_binding(row.blob_id)
+    try:
+        file_key = keys.open(row.wrapped_key, binding)
+    except EnvelopeError:
+        log.warning("attachment %s: file key did not open", row.id)
+        raise AttachmentUnavailable() from None
+    plain = decrypt_stream(file_key, binding, store.open_reader(row.blob_id))
+    try:
+        first = await anext(plain, b"")
+    except (StreamError, BlobStoreError) as exc:
+        log.warning("attachment %s refused: %s", row.id, type(exc).__name__)
+        raise AttachmentUnavailable() from None
+    return Download(
+        attachment_id=row.id,
+        media_type=row.kind,
+        size=row.size,
+        filename=download_name(row.id, row.kind),
+        chunks=_rest(row.id, first, plain),
+    )
+
+
+async def _rest(attachment_id: str, first: bytes, plain: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in plain:
+            yield chunk
+    except StreamError as exc:
+        # Headers are gone: stop short of Content-Length so the client knows the download is incomplete.
+        log.warning("attachment %s stopped mid-stream: %s", attachment_id, type(exc).__name__)
+        raise
+    finally:
+        await plain.aclose()  # type: ignore[attr-defined]
