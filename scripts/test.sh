@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: makes a virtualenv, installs the project with its test
 # dependencies and the system tools the real-part tests drive (Debian's chromium, swaks, the PostgreSQL
-# client), then runs pytest. Extra arguments go to pytest.
+# client, a CJK font for screenshots), then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v swaks >/dev/null || missing+=(swaks)
   command -v pg_dump >/dev/null || missing+=(postgresql-client)
+  # A CJK font, so the browser tests' screenshots show Chinese rather than boxes (about 5 MB installed).
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
