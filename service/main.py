@@ -90,6 +90,9 @@ def create_app(
         app.include_router(intake_router)
         app.include_router(receipt_router)
         app.include_router(web_router)
+        from service.channels.web.call_record import router as call_record_router
+
+        app.include_router(call_record_router)
     if "staff" in roles:
         from service.auth.routes import router as auth_router
         from service.registry.routes import router as registry_router

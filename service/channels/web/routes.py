@@ -529,6 +529,7 @@ async def _status_view(
         sent=sent,
         errors=errors or {},
         reply_text=reply_text,
+        call_record=opened.clue.channel == "hotline",  # the caller may read and confirm it (call_record.py)
     )
 
 
