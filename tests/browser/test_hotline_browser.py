@@ -1,8 +1,8 @@
 """An operator's shift in a real browser (Debian chromium via Playwright), JavaScript off: log in with
 password and TOTP, record a call with the caller's number, read the grouped code; the number is nowhere in
 the database files in plaintext; the caller replaces the read-aloud code on the status page (the old one
-stops working); the caller phones again and the operator adds to the clue with the new code; a supervisor
-sees the new clue through the API.
+stops working) and confirms the operator's record of the call; the caller phones again and the operator adds to the clue with the new code; a supervisor
+sees the new clue and the caller's confirmation through the API.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
 
     # The caller's number is nowhere in the stored data.
     stored = b"".join(
-        p.read_bytes() for p in files_under(data) if p.suffix != ".log" and p.name != "call-done.png"
+        p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png")
     )
     assert find_canaries(stored, [number, code]) == []
 
@@ -139,6 +139,20 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     caller.locator("p.code").wait_for()
     new_code = re.sub(r"\D", "", caller.locator("p.code").inner_text())
     assert len(new_code) == 25 and new_code != code
+    assert new_code not in caller.url and code not in caller.url
+
+    # The caller reads the operator's record of the call and confirms it (the code stays in form posts).
+    caller.get_by_role("button", name="查看并确认我的来电记录").click()
+    caller.get_by_role("heading", name="您的来电记录", level=1).wait_for()
+    record = caller.locator("main").inner_text()
+    assert "五万元" in record and "他说钱给到位" in record and "工作日晚上" in record
+    caller.get_by_label("准确，我确认这份记录").check()
+    caller.get_by_role("button", name="提交我的答复").click()
+    caller.get_by_role("status").wait_for()
+    assert "您的确认已随举报一并保存" in caller.locator("main").inner_text()
+    assert new_code not in caller.url
+    caller.screenshot(path=str(data / "caller-confirmed.png"))
+
     caller.goto(base_url + "/status")
     caller.get_by_label("查询码").fill(code)
     caller.keyboard.press("Enter")
@@ -157,7 +171,15 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
         base_url.replace("localhost", "127.0.0.1") + "/api/v1/clues?channel=hotline",
         headers={"Authorization": f"Bearer {supervisor_token}"},
     )
-    assert registry_number in [c["registry_number"] for c in listed.json()["items"]]
+    [clue] = [c for c in listed.json()["items"] if c["registry_number"] == registry_number]
+    # ... and the caller's confirmation kept with it.
+    additions = httpx.get(
+        base_url.replace("localhost", "127.0.0.1") + f"/api/v1/clues/{clue['id']}/additions",
+        headers={"Authorization": f"Bearer {supervisor_token}"},
+    ).json()
+    kinds = [(a["kind"], a["content"].get("confirmed")) for a in additions]
+    assert ("caller_confirmation", True) in kinds and kinds[0] == ("call_record", None)
+    assert "operator_addition" in [a["kind"] for a in additions]
 
     # Log out; the session is gone.
     page.goto(base_url + "/staff")
