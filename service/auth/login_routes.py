@@ -13,8 +13,9 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.db import SessionDep
 from service.deps import RuntimeDep
+from service.http import STAFF_ERRORS
 
-router = APIRouter(prefix="/api/v1/staff", tags=["staff accounts"])
+router = APIRouter(prefix="/api/v1/staff", tags=["staff accounts"], responses=STAFF_ERRORS)
 
 ERRORS = {
     401: {"description": "Missing, unknown, expired or revoked token"},

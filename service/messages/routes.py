@@ -13,10 +13,11 @@ from service.auth.deps import CurrentStaff
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import Invalid
+from service.http import STAFF_ERRORS
 from service.intake import follow_up
 from service.messages import service as messages_service
 
-staff_router = APIRouter(prefix="/api/v1", tags=["messages"])
+staff_router = APIRouter(prefix="/api/v1", tags=["messages"], responses=STAFF_ERRORS)
 receipt_router = APIRouter(prefix="/api/v1/receipt", tags=["receipt holders"])
 
 ERRORS = {

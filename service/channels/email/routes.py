@@ -12,9 +12,10 @@ from service.auth.deps import CurrentStaff
 from service.auth.permissions import Action, require
 from service.channels.email import service as mail_service
 from service.db import SessionDep
+from service.http import STAFF_ERRORS
 from service.notify import service as notify_service
 
-router = APIRouter(prefix="/api/v1", tags=["mail"])
+router = APIRouter(prefix="/api/v1", tags=["mail"], responses=STAFF_ERRORS)
 
 
 class QuarantineItemOut(BaseModel):

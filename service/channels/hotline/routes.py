@@ -14,10 +14,11 @@ from service.channels.hotline import schemas, uploads
 from service.channels.hotline import service as hotline_service
 from service.db import SessionDep
 from service.deps import RuntimeDep
+from service.http import STAFF_ERRORS
 from service.intake.receipts import GROUP, format_receipt
 from service.registry import service as registry_service
 
-router = APIRouter(prefix="/api/v1", tags=["hotline, letters, visits, staff sources"])
+router = APIRouter(prefix="/api/v1", tags=["hotline, letters, visits, staff sources"], responses=STAFF_ERRORS)
 
 ERRORS = {
     401: {"description": "Missing, unknown, expired or revoked token"},
