@@ -85,6 +85,9 @@ class IntakeBatcher:
             results = await register_prepared(
                 session, runtime=self._runtime, prepared=[j.prepared for j in batch]
             )
+            for job, result in zip(batch, results, strict=True):
+                if job.also is not None:
+                    await job.also(session, result)
             await session.commit()
         for job, result in zip(batch, results, strict=True):
             if not job.done.done():

@@ -138,7 +138,9 @@ def _drive(receiver: Receiver, messages: list[bytes]) -> int:
             sock.close()
         elif point is not None:
             result: list[bool] = []
-            thread = threading.Thread(target=lambda: result.append(_send(receiver.port, raw)))
+            thread = threading.Thread(
+                target=lambda out=result, message=raw: out.append(_send(receiver.port, message))
+            )
             thread.start()
             assert receiver.wait_for("start" if point == "before_commit" else "committed", 20), point
             receiver.kill()
