@@ -49,6 +49,10 @@ class Action(StrEnum):
     set_own_notifications = "set_own_notifications"
     list_attachments = "list_attachments"
     download_attachment = "download_attachment"
+    read_classification = "read_classification"
+    correct_classification = "correct_classification"
+    view_taxonomy = "view_taxonomy"
+    reload_taxonomy = "reload_taxonomy"
 
 
 _ALL = frozenset(Role)
@@ -86,6 +90,10 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.set_own_notifications: _ALL,
     Action.list_attachments: frozenset({Role.investigator, Role.supervisor}),
     Action.download_attachment: frozenset({Role.investigator, Role.supervisor}),
+    Action.read_classification: frozenset({Role.investigator, Role.supervisor}),
+    Action.correct_classification: frozenset({Role.investigator, Role.supervisor}),
+    Action.view_taxonomy: frozenset({Role.supervisor, Role.admin}),
+    Action.reload_taxonomy: frozenset({Role.admin}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -155,6 +163,17 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.download_attachment: (
         "Download a visible clue's file, metadata removed, verified while streamed, audited "
         "(`GET /api/v1/attachments/{id}`)"
+    ),
+    Action.read_classification: (
+        "Read a visible clue's classification, its evidence and the corrections with reasons, audited "
+        "(`GET /api/v1/clues/{id}/classification`)"
+    ),
+    Action.correct_classification: (
+        "Correct a visible clue's categories with a reason, audited (`POST /api/v1/clues/{id}/classification`)"
+    ),
+    Action.view_taxonomy: "See the taxonomy in force: categories, tiers, term counts, version (`GET /api/v1/taxonomy`)",
+    Action.reload_taxonomy: (
+        "Reload the configured taxonomy file in this process; a bad file is refused (`POST /api/v1/taxonomy/reload`)"
     ),
 }
 
