@@ -23,7 +23,8 @@ class MalformedReceipt(ValueError):
 
 
 def new_receipt_code() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(DIGITS))
+    # One uniform draw over all 25-digit strings (leading zeros included).
+    return str(secrets.randbelow(10**DIGITS)).zfill(DIGITS)
 
 
 def format_receipt(code: str) -> str:
