@@ -169,7 +169,12 @@ async def export_once(fmt: str, rows: int) -> dict[str, object]:
         async with runtime.session_factory() as session:
             started = time.perf_counter()
             export = await ledger.export_ledger(
-                session, filters=ClueFilters(), fmt=fmt, principal=principal, keys=runtime.keys, limit=rows
+                session,
+                filters=ClueFilters(),
+                fmt=fmt,
+                principal=principal,
+                keys=runtime.keys,
+                limit=rows,
             )
             elapsed = time.perf_counter() - started
             await session.rollback()  # a benchmark leaves no audit entry behind

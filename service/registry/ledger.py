@@ -143,10 +143,14 @@ def _registrar(channel: str, staff: dict[str, str], actor: str | None) -> str:
 
 
 async def ledger_rows(
-    session: AsyncSession, *, filters: ClueFilters, keys: KeyRing, limit: int | None = None
+    session: AsyncSession,
+    *,
+    filters: ClueFilters,
+    keys: KeyRing,
+    limit: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """The ledger's rows in the order of ``COLUMNS``, newest first. Opens the case-key content and
-    accused envelopes; never touches ``clues.identity``."""
+    """The ledger's rows in the order of ``COLUMNS``, newest first (empty cells are None). Opens only the
+    accused envelope; never touches ``clues.identity`` or the report text."""
     lookups = await _lookups(session)
     names = {c.id: _short_name(c.name) for c in classify_service.current_taxonomy().categories}
     query = (
@@ -191,40 +195,55 @@ async def ledger_rows(
             )
         ).all():
             categories.setdefault(clue_id, []).append(category)
-        for row in batch:
-            accused = json.loads(keys.open(row.accused, f"clues/{row.id}/accused"))
-            labels = sorted(categories.get(row.id, []))
-            summary = _summary(accused, labels, names)
-            result_text = FINDINGS.get(row.finding or "", "")
-            if row.status == "referred":
-                result_text = f"已转出（{row.referral_target}）"
-            leader = lookups.staff.get(row.supervising_leader_id or "", "")
-            yield [
+        accused = [json.loads(keys.open(row.accused, f"clues/{row.id}/accused")) for row in batch]
+        for row in _ledger_batch(batch, categories, accused, lookups=lookups, names=names):
+            yield row
+
+
+def _ledger_batch(
+    batch: Any,
+    categories: dict[str, list[str]],
+    accused_list: list[dict[str, Any]],
+    *,
+    lookups: _Lookups,
+    names: dict[str, str],
+) -> list[list[Any]]:
+    rows = []
+    for row, accused in zip(batch, accused_list, strict=True):
+        labels = sorted(categories.get(row.id, []))
+        result_text = FINDINGS.get(row.finding or "", "")
+        if row.status == "referred":
+            result_text = f"已转出（{row.referral_target}）"
+        leader = lookups.staff.get(row.supervising_leader_id or "", "")
+        rows.append(
+            [
                 row.registry_number,
                 SOURCE_NAMES.get(row.source, row.source),
                 CHANNEL_NAMES.get(row.channel, row.channel),
                 _local(row.received_at, with_time=True),
                 _registrar(row.channel, lookups.staff, row.registered_by),
-                accused.get("name") or "",
-                accused.get("unit") or "",
-                accused.get("position") or "",
-                accused.get("rank") or "",
-                accused.get("region") or "",
-                summary,
+                accused.get("name") or None,
+                accused.get("unit") or None,
+                accused.get("position") or None,
+                accused.get("rank") or None,
+                accused.get("region") or None,
+                _summary(accused, labels, names),
                 "、".join(labels),
                 "实名" if row.real_name else "匿名",
                 "是" if row.accused_key in lookups.repeated else "否",
-                lookups.units.get(row.handling_unit_id or "", ""),
-                lookups.staff.get(row.assignee_id or "", ""),
-                METHOD_NAMES.get(row.disposal_method or "", ""),
-                lookups.staff.get(row.approver_id or "", ""),
+                lookups.units.get(row.handling_unit_id or "") or None,
+                lookups.staff.get(row.assignee_id or "") or None,
+                METHOD_NAMES.get(row.disposal_method or "") or None,
+                lookups.staff.get(row.approver_id or "") or None,
                 _local(row.due_at),
                 "是" if row.key_clue else "否",
-                leader + ("（包案）" if leader and row.leader_takes_case else ""),
+                (leader + ("（包案）" if row.leader_takes_case else "")) if leader else None,
                 result_text or STATUS_NAMES.get(row.status, row.status),
-                _local(row.concluded_at),
-                f"已反馈（{_local(row.feedback_at)}）" if row.feedback_at else "",
+                _local(row.concluded_at) or None,
+                f"已反馈（{_local(row.feedback_at)}）" if row.feedback_at else None,
             ]
+        )
+    return rows
 
 
 @dataclass
