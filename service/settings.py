@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     staff_lockout_base_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     staff_lockout_max_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
     staff_cookie_secure: bool = True  # only for plain-http development may this be false
+    # Files staff attach to clues they typed in (docs/staff-login.md), checked on the bytes as they stream.
+    hotline_recording_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=4 * 1024**3)
+    letter_page_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     audit_chains: int = Field(default=0, ge=0, le=64)  # 0: 1 on SQLite, 8 on PostgreSQL
     taxonomy_path: Path | None = None
 

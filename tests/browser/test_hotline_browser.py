@@ -93,7 +93,8 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     # Log in, keyboard only.
     page.goto(base_url + "/staff")
     assert "/staff/login" in page.url
-    page.keyboard.type("hotline-op")  # the name field has focus
+    page.locator("input[name=name]:focus").wait_for()  # the name field has focus (autofocus)
+    page.keyboard.type("hotline-op")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Tab")

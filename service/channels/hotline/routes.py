@@ -166,7 +166,8 @@ async def upload_recording(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.UploadOut:
-    """Attach the call's recording (raw audio body, streamed; ≤ 100 MB) to a call you registered. Its
+    """Attach the call's recording (raw audio body, streamed; ≤ 100 MB by default,
+    ``TIPLINE_HOTLINE_RECORDING_MAX_BYTES``) to a call you registered. Its
     key is wrapped with the identity key: a voice identifies the caller."""
     addition_id = await uploads.attach_recording(
         session,
@@ -195,7 +196,8 @@ async def upload_letter_page(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.UploadOut:
-    """Attach one scanned page (JPEG, PNG, WebP or PDF body, streamed; ≤ 20 MB) to a letter you
+    """Attach one scanned page (JPEG, PNG, WebP or PDF body, streamed; ≤ 20 MB by default,
+    ``TIPLINE_LETTER_PAGE_MAX_BYTES``) to a letter you
     registered. Metadata is stripped; the file is stored encrypted like any attachment."""
     attachment_id = await uploads.attach_letter_page(
         session,

@@ -32,11 +32,14 @@ from service.messages import service as messages_service
 from service.registry.models import Clue
 from service.runtime import Runtime
 
-RECORDING_MAX_BYTES = 100 * 1024 * 1024
-PAGE_MAX_BYTES = 20 * 1024 * 1024
 CALL_RECORDING = "call_recording"
 # Streamed: exempt from the generic body limit (exact route templates; see service.http.BodySizeLimit).
-UPLOAD_PATHS = ("/api/v1/hotline/calls/{clue_id}/recording", "/api/v1/letters/{clue_id}/pages")
+UPLOAD_PATHS = (
+    "/api/v1/hotline/calls/{clue_id}/recording",
+    "/api/v1/letters/{clue_id}/pages",
+    "/staff/hotline/calls/{clue_id}/recording",  # the staff pages' multipart forms
+    "/staff/letters/{clue_id}/pages",
+)
 
 
 class TooLarge(DomainError):
@@ -44,12 +47,16 @@ class TooLarge(DomainError):
     code = "too_large"
 
 
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
 def blob_store(runtime: Runtime) -> BlobStore:
     """The same directory the web channel stores its uploads in (``<data dir>/blobs``)."""
     return LocalBlobStore(Path(runtime.settings.data_dir) / "blobs")
 
 
-async def _own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: str) -> Clue:
+async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: str) -> Clue:
     clue = await session.get(Clue, clue_id)
     registered_by = await session.scalar(
         select(AuditEntry.actor).where(
@@ -68,7 +75,7 @@ async def _store(
         record = await store_attachment(chunks, store=store, wrap_key=wrap, max_size=max_size)
     except AttachmentTooLarge as exc:
         raise TooLarge(
-            f"文件太大（上限 {exc.limit // (1024 * 1024)} MB）",
+            f"文件太大（上限 {_size(exc.limit)}）",
             message_en=f"file larger than {exc.limit} bytes",
         ) from None
     except DisallowedFileType:
@@ -90,12 +97,12 @@ async def attach_recording(
     chunks: AsyncIterable[bytes],
     actor: str,
 ) -> str:
-    await _own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
+    await own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
     record = await _store(
         chunks,
         store=store,
         wrap=runtime.keys.seal_identity,
-        max_size=RECORDING_MAX_BYTES,
+        max_size=runtime.settings.hotline_recording_max_bytes,
         allowed=("audio/",),
     )
     try:
@@ -134,12 +141,12 @@ async def attach_letter_page(
     chunks: AsyncIterable[bytes],
     actor: str,
 ) -> str:
-    await _own_clue(session, clue_id=clue_id, channel="letter", actor=actor)
+    await own_clue(session, clue_id=clue_id, channel="letter", actor=actor)
     record = await _store(
         chunks,
         store=store,
         wrap=runtime.keys.seal_case,
-        max_size=PAGE_MAX_BYTES,
+        max_size=runtime.settings.letter_page_max_bytes,
         allowed=("image/", "application/pdf"),
     )
     try:

@@ -7,6 +7,8 @@ labels with English alongside, no JavaScript. Every POST carries the session's C
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -15,17 +17,24 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.attachments.models import Attachment
+from service.attachments.storage import BlobStore
+from service.auth import sessions as session_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
-from service.auth.web import CsrfProtected, CurrentStaffSession
-from service.channels.hotline import schemas
+from service.auth.web import CSRF_FIELD, CsrfProtected, CurrentStaffSession
+from service.channels.hotline import schemas, uploads
 from service.channels.hotline import service as hotline_service
+from service.channels.hotline.models import ClueAddition
+from service.channels.hotline.service import addition_binding
 from service.channels.staff_web.pages import render
+from service.channels.web.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.classify import service as classify_service
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import DomainError
 from service.intake.receipts import GROUP
+from service.runtime import Runtime
 from service.timeutil import LOCAL
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -167,7 +176,11 @@ async def call_submit(
 
     async def register(call: schemas.CallIn) -> Response:
         done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
-        context = {"registry_number": done.registry_number, "groups": _groups(done.receipt)}
+        context = {
+            "registry_number": done.registry_number,
+            "groups": _groups(done.receipt),
+            "clue_id": done.clue_id,
+        }
         return render(request, "call_done.html", context, principal=principal, status_code=201)
 
     return await _submit(
@@ -264,7 +277,12 @@ async def letter_submit(
         done = await hotline_service.register_letter(
             session, runtime=runtime, letter=letter, actor=principal.actor
         )
-        context = {"registry_number": done.registry_number, "groups": _groups(done.receipt), "kind": "letter"}
+        context = {
+            "registry_number": done.registry_number,
+            "groups": _groups(done.receipt),
+            "kind": "letter",
+            "clue_id": done.clue_id,
+        }
         return render(request, "registered.html", context, principal=principal, status_code=201)
 
     return await _submit(
@@ -399,3 +417,196 @@ async def source_submit(
     return await _submit(
         request, principal, template="source.html", form=form, build=build, register=register, session=session
     )
+
+
+# --- Files for a clue just typed in: a call's recording, a letter's scanned pages ---------------------
+#
+# The body is parsed as a stream (``channels.web.multipart``: never ``request.form()``, which spools big
+# files to plaintext temporary files) and each file part goes straight into ``hotline.uploads`` (sniff,
+# strip, encrypt, store). The CSRF field must come before the first file; nothing is stored before it
+# has been checked. Either every file of one form is kept or none is.
+
+MAX_PAGES_PER_FORM = 20
+FIELD_LIMIT = 1024  # the only text field is the CSRF token
+
+
+@dataclass(frozen=True)
+class _UploadKind:
+    name: str  # "recording" or "pages"
+    action: Action
+    channel: str
+    max_files: int
+
+
+RECORDING = _UploadKind("recording", Action.register_call, "hotline", 1)
+PAGES = _UploadKind("pages", Action.register_letter_visit, "letter", MAX_PAGES_PER_FORM)
+
+
+def _upload_cap(kind: _UploadKind, runtime: Runtime) -> int:
+    settings = runtime.settings
+    return settings.hotline_recording_max_bytes if kind is RECORDING else settings.letter_page_max_bytes
+
+
+def _upload_page(
+    request: Request,
+    principal: Principal,
+    kind: _UploadKind,
+    runtime: Runtime,
+    *,
+    stored: int = 0,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "kind": kind.name,
+        "action": request.url.path,
+        "max_mb": max(1, _upload_cap(kind, runtime) // (1024 * 1024)),
+        "max_files": kind.max_files,
+        "stored": stored,
+        "errors": {"file": error} if error else {},
+    }
+    return render(request, "upload.html", context, principal=principal, status_code=status_code)
+
+
+class _UploadRefused(Exception):
+    def __init__(self, status_code: int, zh: str, en: str) -> None:
+        self.status_code, self.text = status_code, f"{zh} · {en}"
+
+
+async def _receive_files(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    kind: _UploadKind,
+    clue_id: str,
+) -> Response:
+    if not is_allowed(principal.roles, kind.action):
+        return _forbidden(request, principal)
+    cap = _upload_cap(kind, runtime)
+    store = uploads.blob_store(runtime)
+    kept: list[str] = []  # blob ids stored by this request, deleted again if the form is refused
+    csrf_checked = False
+    try:
+        try:
+            form = StreamingForm(
+                request.stream(),
+                request.headers.get("content-type", ""),
+                max_body=kind.max_files * (cap + 64 * 1024) + 64 * 1024,
+            )
+            async for part in form.parts():
+                if not part.is_file:
+                    if part.name == CSRF_FIELD and not csrf_checked:
+                        presented = await part.read_text(FIELD_LIMIT)
+                        if not session_service.csrf_matches(
+                            runtime, request.state.staff_session_token, presented
+                        ):
+                            raise _UploadRefused(
+                                403, "表单已过期或来源不明，请刷新页面后重试", "invalid CSRF token"
+                            )
+                        csrf_checked = True
+                    continue
+                if not csrf_checked:
+                    raise _UploadRefused(403, "表单已过期或来源不明，请刷新页面后重试", "CSRF token missing")
+                if not part.filename:
+                    continue  # the file input was left empty
+                if len(kept) >= kind.max_files:
+                    raise _UploadRefused(
+                        422,
+                        f"一次最多上传 {kind.max_files} 个文件",
+                        f"at most {kind.max_files} files at once",
+                    )
+                kept.append(await _store_one(session, runtime, store, kind, clue_id, part, principal.actor))
+        except BodyTooLarge:
+            raise _UploadRefused(413, "文件太大", "the upload is larger than allowed") from None
+        except (MalformedForm, FieldTooLarge):
+            raise _UploadRefused(400, "无法读取上传的表单", "the form could not be read") from None
+        except DomainError as exc:
+            raise _UploadRefused(exc.status_code, exc.message, exc.message_en) from None
+        if not csrf_checked:
+            raise _UploadRefused(403, "表单已过期或来源不明，请刷新页面后重试", "CSRF token missing")
+        if not kept:
+            raise _UploadRefused(422, "请选择要上传的文件", "choose a file to upload")
+    except _UploadRefused as refused:
+        await session.rollback()
+        for blob_id in kept:
+            await store.delete(blob_id)
+        return _upload_page(
+            request, principal, kind, runtime, error=refused.text, status_code=refused.status_code
+        )
+    except BaseException:
+        await session.rollback()
+        for blob_id in kept:
+            await store.delete(blob_id)
+        raise
+    return _upload_page(request, principal, kind, runtime, stored=len(kept), status_code=201)
+
+
+async def _store_one(
+    session: AsyncSession,
+    runtime: Runtime,
+    store: BlobStore,
+    kind: _UploadKind,
+    clue_id: str,
+    part: Part,
+    actor: str,
+) -> str:
+    """Store one file part; returns its blob id (for clean-up if a later part is refused)."""
+    if kind is RECORDING:
+        addition_id = await uploads.attach_recording(
+            session, runtime=runtime, store=store, clue_id=clue_id, chunks=part.chunks(), actor=actor
+        )
+        row = await session.get(ClueAddition, addition_id)
+        assert row is not None
+        return str(json.loads(runtime.keys.open(row.content, addition_binding(row.id)))["blob_id"])
+    attachment_id = await uploads.attach_letter_page(
+        session, runtime=runtime, store=store, clue_id=clue_id, chunks=part.chunks(), actor=actor
+    )
+    attachment = await session.get(Attachment, attachment_id)
+    assert attachment is not None
+    return attachment.blob_id
+
+
+async def _upload_form(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    runtime: Runtime,
+    kind: _UploadKind,
+    clue_id: str,
+) -> Response:
+    if not is_allowed(principal.roles, kind.action):
+        return _forbidden(request, principal)
+    await uploads.own_clue(session, clue_id=clue_id, channel=kind.channel, actor=principal.actor)
+    return _upload_page(request, principal, kind, runtime)
+
+
+@router.get("/hotline/calls/{clue_id}/recording")
+async def recording_form(
+    request: Request, clue_id: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    return await _upload_form(request, principal, session, runtime, RECORDING, clue_id)
+
+
+@router.post("/hotline/calls/{clue_id}/recording")
+async def recording_upload(
+    request: Request, clue_id: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """Session login, then the CSRF field read from the stream (not ``CsrfProtected``, which would make
+    Starlette parse and spool the whole body)."""
+    return await _receive_files(request, principal, session, runtime, kind=RECORDING, clue_id=clue_id)
+
+
+@router.get("/letters/{clue_id}/pages")
+async def pages_form(
+    request: Request, clue_id: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    return await _upload_form(request, principal, session, runtime, PAGES, clue_id)
+
+
+@router.post("/letters/{clue_id}/pages")
+async def pages_upload(
+    request: Request, clue_id: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    return await _receive_files(request, principal, session, runtime, kind=PAGES, clue_id=clue_id)
