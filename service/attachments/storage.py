@@ -6,8 +6,8 @@ Invariants:
   never be steered by user input.
 - A blob becomes visible only on ``commit``: the local store writes to a temporary file *inside the store
   root* (same filesystem, so the rename is atomic, and no data lands in the system temp directory), fsyncs
-  it, renames it into place and fsyncs the directory. ``abort`` (or leaving the ``async with`` block with an
-  exception) removes the temporary file.
+  it, links it into place and fsyncs that directory (once; see ``_commit_sync``). ``abort`` (or leaving the
+  ``async with`` block with an exception) removes the temporary file.
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ class LocalBlobWriter(_WriterBase):
             self._temp.unlink(missing_ok=True)
             raise BlobExists("blob already exists") from None
         self._temp.unlink()
+        # One directory fsync makes the new name durable. The temporary name's removal need not be: if a
+        # crash brings it back, ``sweep_temporary`` deletes it at start-up (so no fsync of ``.tmp``).
         _fsync_dir(self._final.parent)
-        _fsync_dir(self._temp.parent)
 
     async def commit(self) -> None:
         if self._done:

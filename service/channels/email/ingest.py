@@ -4,18 +4,25 @@
 
 1. parse (``parse.parse_message``: never raises);
 2. deduplicate: ``dedupe_key`` is HMAC(lookup_key("mail-dedupe"), Message-ID digest ‖ SHA-256 of the raw
-   bytes). A sending server that retries after a crash between our commit and our ``250`` sends the same
-   bytes, finds the row, and gets ``250`` without a second clue. A concurrent duplicate loses on the unique
-   index and is treated the same way;
+   bytes), unique, checked inside the committing transaction. A sending server that retries after a crash
+   between our commit and our ``250`` sends the same bytes, finds the row, and gets ``250`` without a
+   second clue. A concurrent duplicate loses on the unique index and is treated the same way;
 3. by kind:
-   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then
-     ``intake.service.submit_tip`` with channel ``email``, the parsed identity as the submitter (identity
-     key) and the parser's lossy notes in ``details`` (case key); an acknowledgement is queued in the
-     outbox when a relay is configured;
+   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then the
+     intake's group commit (``runtime.intake_batcher``): the tip is prepared (classified, sealed) outside
+     any transaction, and the batcher registers it together with whatever other tips (mail or web) are
+     waiting, in one transaction. Our own writes — the ``mail_received`` row (the dedupe check),
+     attachment rows, the acknowledgement and notifications — run in that same transaction through the
+     batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
+     duplicate fails alone and the others commit. The submitter is the parsed identity (identity key), the
+     parser's lossy notes go in ``details`` (case key);
    - ``auto_reply`` / ``bounce`` / ``spam`` → filtered: subject and body sealed to the case key, kept for
      ``TIPLINE_MAIL_FILTERED_RETENTION_HOURS`` (the purge task destroys the envelope), counted;
    - ``unparseable`` → quarantined: the raw message sealed whole to the identity key;
 4. commit. Only then does the caller answer ``250`` (or mark/move the IMAP message).
+
+Large messages are parsed in a worker process (``ParserPool``) so that MIME parsing, the most expensive
+CPU step, runs beside the event loop instead of on it; the raw bytes go over a pipe, never to a file.
 
 A database that cannot be reached raises ``receiver.TemporarilyUnavailable`` (SMTP ``451``).
 Nothing here logs anything about the message.
@@ -24,14 +31,19 @@ Nothing here logs anything about the message.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import concurrent.futures.process
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
 import logging
+import multiprocessing
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -39,7 +51,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, store_attachment
+from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
 from service.attachments.sniff import DisallowedFileType
 from service.attachments.storage import BlobStore, LocalBlobStore
 from service.audit import service as audit_service
@@ -48,7 +60,7 @@ from service.channels.email.models import CLUE, FILTERED, QUARANTINED, ReceivedM
 from service.channels.email.parse import ParsedMail, parse_message
 from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
 from service.db import new_id
-from service.intake.service import Submission, submit_tip
+from service.intake.service import Submission, SubmittedTip, prepare_tip
 from service.notify import service as notify_service
 from service.runtime import Runtime
 from service.timeutil import utcnow
@@ -57,8 +69,9 @@ log = logging.getLogger("tipline.mail")
 
 DUPLICATE = "duplicate"
 NO_TEXT = "（邮件没有正文 / the mail has no text）"
-# Parse in a thread above this size so a large message does not stall other SMTP sessions.
-THREAD_PARSE_BYTES = 256 * 1024
+# Parse (and store attachments) in a worker process above this size: off the event loop, on another core.
+# Smaller messages are handled faster here than the round trip to the worker costs.
+POOL_BYTES = 32 * 1024
 _UNAVAILABLE = (OperationalError, PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)
 
 
@@ -88,6 +101,131 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + step]
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A parsed message and its attachments already stored as ciphertext (report mail only)."""
+
+    parsed: ParsedMail
+    stored: list[_Stored]
+    left_out: list[str]
+
+
+@dataclass(frozen=True)
+class _Unwrapped:
+    """An attachment stored by a worker process; its file key travels back to be wrapped here."""
+
+    record: AttachmentRecord  # wrapped_key empty
+    file_key: bytes
+    filename: str
+
+
+def _keep_key(file_key: bytes, binding: str) -> bytes:
+    return file_key
+
+
+_WORKER_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _worker_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker process, kept (a new one per message would start new threads each time)."""
+    global _WORKER_LOOP
+    if _WORKER_LOOP is None:
+        _WORKER_LOOP = asyncio.new_event_loop()
+    return _WORKER_LOOP
+
+
+def _prepare_in_worker(
+    raw: bytes, store_root: str, max_size: int
+) -> tuple[ParsedMail, list[_Unwrapped], list[str]]:
+    """In a worker process: parse, and store a report's attachments (sniff, sanitise, encrypt, write, fsync).
+    The attachments' plaintext stays in the worker; the parent wraps each file key to the case key."""
+    parsed = parse_message(raw)
+    if parsed.kind != "report" or not parsed.attachments:
+        return parsed, [], []
+    stored, left_out = _worker_loop().run_until_complete(
+        _store_all(parsed, LocalBlobStore(store_root), _keep_key, max_size)
+    )
+    unwrapped = [
+        _Unwrapped(dataclasses.replace(item.record, wrapped_key=b""), item.record.wrapped_key, item.filename)
+        for item in stored
+    ]
+    return dataclasses.replace(parsed, attachments=()), unwrapped, left_out
+
+
+async def _store_all(
+    parsed: ParsedMail, store: BlobStore, wrap_key: WrapKey, limit: int
+) -> tuple[list[_Stored], list[str]]:
+    """Each attachment through the web channel's pipeline; refused ones are left out with a note. On any
+    other failure no blob of this message stays behind."""
+    stored: list[_Stored] = []
+    left_out: list[str] = []
+    try:
+        for attachment in parsed.attachments:
+            try:
+                record = await store_attachment(
+                    _one_chunk(attachment.data), store=store, wrap_key=wrap_key, max_size=limit
+                )
+            except DisallowedFileType:
+                left_out.append("an attachment of a type that is not accepted was left out")
+                continue
+            except AttachmentTooLarge:
+                left_out.append("an attachment over the size limit was left out")
+                continue
+            stored.append(_Stored(record, attachment.filename))
+    except BaseException:
+        await _discard(store, stored)
+        raise
+    return stored, left_out
+
+
+async def _discard(store: BlobStore, stored: list[_Stored]) -> None:
+    for item in stored:  # nothing refers to them: do not leave ciphertext behind
+        with contextlib.suppress(Exception):
+            await store.delete(item.record.blob_id)
+
+
+class WorkerPool:
+    """Parsing and the attachment pipeline in worker processes (spawned, so they share no locks or
+    threads with this one): the most expensive CPU steps run on another core, off the event loop.
+
+    Recreated after a fork (the crash tests fork receivers) and after a worker died; when no worker can be
+    had the message is handled in this process instead, so intake never depends on the pool."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pid = 0
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None or self._pid != os.getpid():
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._pid = os.getpid()
+        return self._pool
+
+    async def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        """``fn(*args)`` in a worker; raises ``WorkerUnavailable`` if the pool is broken."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), fn, *args)
+        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:
+            self._pool = None  # a worker died (killed, out of memory): a new pool next time
+            raise WorkerUnavailable from exc
+
+    def shutdown(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+
+class WorkerUnavailable(Exception):
+    pass
+
+
+WORKER_POOL = WorkerPool(workers=max(1, min(4, (os.cpu_count() or 2) - 1)))
+
+
 class MailIngest:
     """``await ingest(raw)`` → "clue", "filtered", "quarantined" or "duplicate", after the commit."""
 
@@ -97,20 +235,13 @@ class MailIngest:
         self.via = via
 
     async def __call__(self, raw: bytes) -> str:
-        if len(raw) > THREAD_PARSE_BYTES:
-            parsed = await asyncio.to_thread(parse_message, raw)
-        else:
-            parsed = parse_message(raw)
+        prepared = await self._prepare(raw)
+        parsed = prepared.parsed
         key = dedupe_key(self.runtime, parsed)
         try:
-            stored, left_out = ([], []) if parsed.kind != "report" else await self._store_attachments(parsed)
-            try:
-                return await self._commit(raw, parsed, key, stored, left_out)
-            except BaseException:
-                for item in stored:  # nothing refers to them: do not leave ciphertext behind
-                    with contextlib.suppress(Exception):
-                        await self.store.delete(item.record.blob_id)
-                raise
+            if parsed.kind == "report":
+                return await self._report(raw, prepared, key)
+            return await self._commit_other(raw, parsed, key)
         except _Duplicate:
             return DUPLICATE
         except (*_UNAVAILABLE, DBAPIError) as exc:
@@ -118,120 +249,96 @@ class MailIngest:
             # that goes wrong is answered 451 by the receiver too, so mail is never lost either way.
             raise TemporarilyUnavailable(type(exc).__name__) from None
 
-    async def _store_attachments(self, parsed: ParsedMail) -> tuple[list[_Stored], list[str]]:
-        stored: list[_Stored] = []
-        left_out: list[str] = []
-        keys = self.runtime.keys
-        limit = self.runtime.settings.mail_attachment_max_bytes
-        try:
-            for attachment in parsed.attachments:
-                try:
-                    record = await store_attachment(
-                        _one_chunk(attachment.data),
-                        store=self.store,
-                        wrap_key=keys.seal_case,
-                        max_size=limit,
+    async def _prepare(self, raw: bytes) -> _Prepared:
+        """Parse, and store a report's attachments: in a worker process for large messages."""
+        if len(raw) > POOL_BYTES and isinstance(self.store, LocalBlobStore):
+            limit = self.runtime.settings.mail_attachment_max_bytes
+            try:
+                parsed, unwrapped, left_out = await WORKER_POOL.run(
+                    _prepare_in_worker, raw, str(self.store.root), limit
+                )
+            except WorkerUnavailable:
+                pass
+            else:
+                seal_case = self.runtime.keys.seal_case
+                stored = [
+                    _Stored(
+                        dataclasses.replace(
+                            item.record, wrapped_key=seal_case(item.file_key, item.record.binding)
+                        ),
+                        item.filename,
                     )
-                except DisallowedFileType:
-                    left_out.append("an attachment of a type that is not accepted was left out")
-                    continue
-                except AttachmentTooLarge:
-                    left_out.append("an attachment over the size limit was left out")
-                    continue
-                stored.append(_Stored(record, attachment.filename))
-        except BaseException:
-            for item in stored:
-                with contextlib.suppress(Exception):
-                    await self.store.delete(item.record.blob_id)
-            raise
-        return stored, left_out
+                    for item in unwrapped
+                ]
+                return _Prepared(parsed, stored, left_out)
+        parsed = parse_message(raw)
+        if parsed.kind != "report":
+            return _Prepared(parsed, [], [])
+        limit = self.runtime.settings.mail_attachment_max_bytes
+        stored, left_out = await _store_all(parsed, self.store, self.runtime.keys.seal_case, limit)
+        return _Prepared(parsed, stored, left_out)
 
-    async def _commit(
-        self, raw: bytes, parsed: ParsedMail, key: str, stored: list[_Stored], left_out: list[str]
-    ) -> str:
+    async def _report(self, raw: bytes, prepared: _Prepared, key: str) -> str:
         runtime = self.runtime
         now = utcnow()
-        async with runtime.session_factory() as session:
-            # Checked inside the one transaction (a second transaction per message costs a lock and a
-            # sync on SQLite); a concurrent duplicate still loses on the unique index below.
-            if await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key)):
-                await session.rollback()
-                raise _Duplicate
-            row = ReceivedMail(
-                id=new_id(),
-                dedupe_key=key,
-                kind=parsed.kind,
-                reason=(parsed.kind_reason or "")[:120],
-                via=self.via,
-                size=len(raw),
-                attachments=len(stored),
+        parsed, stored = prepared.parsed, prepared.stored
+        try:
+            submission = Submission(
+                text=parsed.text or NO_TEXT,
+                channel="email",
+                submitter=dict(parsed.identity),
                 received_at=now,
+                details={"mail": {"lossy": [*parsed.lossy, *prepared.left_out], "attachments": len(stored)}},
             )
-            if parsed.kind == "report":
-                row.outcome = CLUE
-                row.clue_id = await self._submit(session, parsed, stored, left_out, now)
-            elif parsed.kind == "unparseable":
-                row.outcome = QUARANTINED
-                row.sealed = runtime.keys.seal_identity(raw, sealed_binding(row.id))
-            else:
-                row.outcome = FILTERED
-                content = {"kind": parsed.kind, "subject": parsed.subject, "body": parsed.body}
-                row.sealed = runtime.keys.seal_case(_json(content), sealed_binding(row.id))
-                row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                raise _Duplicate from None
-            if row.outcome == QUARANTINED:
-                await audit_service.record(
-                    session,
-                    actor=SYSTEM_ACTOR,
-                    action="mail.quarantined",
-                    object_type="mail",
-                    object_id=row.id,
-                    details={"size": row.size},
-                )
-                await notify_service.notify_supervisors(
-                    session, runtime=runtime, event="mail_quarantined", path="/api/v1/mail/quarantine"
-                )
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                raise _Duplicate from None
-            return row.outcome
+            tip = prepare_tip(runtime, submission, actor=PUBLIC_ACTOR)
+        except BaseException:
+            await _discard(self.store, stored)
+            raise
 
-    async def _submit(
+        async def also(session: AsyncSession, submitted: SubmittedTip) -> None:
+            await self._record(session, raw, parsed, key, stored, submitted, now)
+
+        try:
+            await runtime.intake_batcher.submit(tip, also=also)
+        except _Duplicate:
+            # Definitely not committed (the dedupe check failed inside the transaction): nothing refers to
+            # the blobs. After any other failure the commit's fate may be unknown (a connection lost during
+            # COMMIT), so the blobs stay and the orphan sweep (``mail.sweep_orphan_blobs``) decides later.
+            await _discard(self.store, stored)
+            raise
+        return CLUE
+
+    async def _record(
         self,
         session: AsyncSession,
+        raw: bytes,
         parsed: ParsedMail,
+        key: str,
         stored: list[_Stored],
-        left_out: list[str],
-        now,  # type: ignore[no-untyped-def]
-    ) -> str:
+        tip: SubmittedTip,
+        now: datetime,
+    ) -> None:
+        """The mail channel's writes in the batch's transaction, after the tip's registration. Few round
+        trips: the batch's commit waits on each. The ``mail_received`` row goes out with the attachment rows'
+        flush; its unique ``dedupe_key`` makes a redelivery fail there (``_Duplicate``)."""
         runtime = self.runtime
-        lossy = list(parsed.lossy) + left_out
-        submission = Submission(
-            text=parsed.text or NO_TEXT,
-            channel="email",
-            submitter=dict(parsed.identity),
-            received_at=now,
-            details={"mail": {"lossy": lossy, "attachments": len(stored)}},
-        )
-        tip = await submit_tip(session, runtime=runtime, submission=submission, actor=PUBLIC_ACTOR)
-        if stored:
-            from service.messages.service import UploadedFile, add_attachments
+        session.add(self._row(key, parsed, raw, len(stored), now, outcome=CLUE, clue_id=tip.clue_id))
+        try:
+            if stored:
+                from service.messages.service import UploadedFile, add_attachments
 
-            await add_attachments(
-                session,
-                clue_id=tip.clue_id,
-                message_id=None,
-                files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
-                keys=runtime.keys,
-                actor=PUBLIC_ACTOR,
-            )
+                await add_attachments(
+                    session,
+                    clue_id=tip.clue_id,
+                    message_id=None,
+                    files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
+                    keys=runtime.keys,
+                    actor=PUBLIC_ACTOR,
+                )
+            else:
+                await session.flush()
+        except IntegrityError:
+            raise _Duplicate from None
         addresses = parsed.identity.get("from_address") or []
         if addresses:
             await notify_service.queue_acknowledgement(
@@ -240,7 +347,98 @@ class MailIngest:
         await notify_service.notify_supervisors(
             session, runtime=runtime, event="new_clue", path=f"/staff/clues/{tip.clue_id}"
         )
-        return tip.clue_id
+
+    def _row(
+        self,
+        key: str,
+        parsed: ParsedMail,
+        raw: bytes,
+        attachments: int,
+        now: datetime,
+        *,
+        outcome: str,
+        clue_id: str | None = None,
+    ) -> ReceivedMail:
+        return ReceivedMail(
+            id=new_id(),
+            dedupe_key=key,
+            kind=parsed.kind,
+            reason=(parsed.kind_reason or "")[:120],
+            via=self.via,
+            size=len(raw),
+            attachments=attachments,
+            outcome=outcome,
+            clue_id=clue_id,
+            received_at=now,
+        )
+
+    async def _claim(
+        self,
+        session: AsyncSession,
+        key: str,
+        parsed: ParsedMail,
+        raw: bytes,
+        attachments: int,
+        now: datetime,
+        *,
+        outcome: str,
+        clue_id: str | None = None,
+    ) -> ReceivedMail:
+        """Insert this message's ``mail_received`` row, or raise ``_Duplicate`` if it was already received.
+        Checked inside the committing transaction (a second transaction per message would cost a lock and
+        a sync on SQLite); a concurrent duplicate in another transaction loses on the unique index."""
+        if await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key)):
+            raise _Duplicate
+        row = self._row(key, parsed, raw, attachments, now, outcome=outcome, clue_id=clue_id)
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise _Duplicate from None
+        return row
+
+    async def _commit_other(self, raw: bytes, parsed: ParsedMail, key: str) -> str:
+        """Filtered or quarantined mail: no tip, so one transaction of its own."""
+        runtime = self.runtime
+        now = utcnow()
+        async with runtime.session_factory() as session:
+            try:
+                row = await self._claim(
+                    session,
+                    key,
+                    parsed,
+                    raw,
+                    0,
+                    now,
+                    outcome=QUARANTINED if parsed.kind == "unparseable" else FILTERED,
+                )
+                if row.outcome == QUARANTINED:
+                    row.sealed = runtime.keys.seal_identity(raw, sealed_binding(row.id))
+                else:
+                    content = {"kind": parsed.kind, "subject": parsed.subject, "body": parsed.body}
+                    row.sealed = runtime.keys.seal_case(_json(content), sealed_binding(row.id))
+                    row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
+                await session.flush()
+                if row.outcome == QUARANTINED:
+                    await audit_service.record(
+                        session,
+                        actor=SYSTEM_ACTOR,
+                        action="mail.quarantined",
+                        object_type="mail",
+                        object_id=row.id,
+                        details={"size": row.size},
+                    )
+                    await notify_service.notify_supervisors(
+                        session, runtime=runtime, event="mail_quarantined", path="/api/v1/mail/quarantine"
+                    )
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise _Duplicate from None
+            except _Duplicate:
+                await session.rollback()
+                raise
+            return row.outcome
 
 
 class _Duplicate(Exception):
