@@ -18,9 +18,9 @@ import secrets
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -168,10 +168,37 @@ FAILED = LoginResult(ok=False)
 
 async def _throttle(session: AsyncSession, key: str) -> LoginThrottle:
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(LoginThrottle).values(name_key=key, failures=0).on_conflict_do_nothing())
-    return (
-        await session.execute(select(LoginThrottle).where(LoginThrottle.name_key == key).with_for_update())
-    ).scalar_one()
+    for _ in range(3):  # the pruning job may delete an idle row between our insert and our select
+        await session.execute(insert(LoginThrottle).values(name_key=key, failures=0).on_conflict_do_nothing())
+        row = (
+            await session.execute(
+                select(LoginThrottle).where(LoginThrottle.name_key == key).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if row is not None:
+            return row
+    raise RuntimeError("login throttle row vanished three times")
+
+
+async def prune_login_throttle(session: AsyncSession, *, settings: Settings, now: datetime) -> int:
+    """Delete the throttle rows that no longer change any answer, so the table does not grow with every
+    name ever typed: not locked at ``now``, and either no failures left (a success reset them) or the last
+    failure older than ``staff_lockout_max_seconds`` (``attempt_login`` forgives such a streak anyway).
+    Returns how many rows went. The row of a name being locked or counted is never touched."""
+    forgiven_before = now - timedelta(seconds=settings.staff_lockout_max_seconds)
+    result = await session.execute(
+        delete(LoginThrottle)
+        .where(
+            or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now),
+            or_(
+                LoginThrottle.failures == 0,
+                LoginThrottle.last_failure_at.is_(None),
+                LoginThrottle.last_failure_at < forgiven_before,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _lockout_seconds(settings: Settings, failures: int) -> int:

@@ -37,6 +37,7 @@ TASK_MODULES: list[str] = [
     "service.channels.email.tasks",
     "service.registry.tasks",
     "service.custody.tasks",
+    "service.auth.tasks",
 ]
 
 
