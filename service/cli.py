@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "classify", help="classify JSON Lines from stdin (see --help of the subcommand)", add_help=False
     )
+    from service.classification.cli import add_parsers as add_classification_parsers
+
+    add_classification_parsers(sub)  # taxonomy validate|reload
     from service.registry.cli import add_subcommands as add_registry_subcommands
 
     add_registry_subcommands(sub)
@@ -383,6 +386,15 @@ async def _custody(args: argparse.Namespace, settings) -> int:  # type: ignore[n
 
 
 _COMMANDS.update(keys=_keys, custody=_custody)
+
+
+async def _taxonomy(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.classification.cli import taxonomy_command
+
+    return await taxonomy_command(args, settings)
+
+
+_COMMANDS.update(taxonomy=_taxonomy)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from service import observability
+from service.classification import service as classification_service
 from service.db import create_engine, create_session_factory
 from service.http import BodySizeLimit, install_error_handlers
 from service.migrations import ensure_schema
@@ -28,6 +29,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        classification_service.configure_taxonomy(settings.taxonomy_path)  # per process, at every start
         runtime = build_runtime(settings, roles)
         try:
             await ensure_schema(runtime.engine, auto_upgrade=settings.database_auto_upgrade)
@@ -109,6 +111,9 @@ def create_app(
         from service.attachments.routes import router as attachments_router
 
         app.include_router(attachments_router)
+        from service.classification.routes import router as classification_router
+
+        app.include_router(classification_router)
 
         from service.auth.login_routes import router as staff_login_router
         from service.auth.web import install_login_redirect

@@ -6,6 +6,7 @@ from service.audit.models import AuditEntry, AuditHead
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.channels.hotline.models import ClueAddition
+from service.classification.models import ClassificationCorrection, ClueLink
 from service.channels.email.models import ReceivedMail
 from service.custody.models import ClueContact, CustodyRequest
 from service.db import Base
@@ -34,6 +35,8 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "ClassificationCorrection",
+    "ClueLink",
     "Clue",
     "ClueAddition",
     "ClueCategory",

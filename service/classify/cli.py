@@ -1,5 +1,7 @@
 """``tipline classify``: JSON Lines in, JSON Lines out; ``--eval FILE`` prints P/R/F1 and macro-F1.
 
+``tipline classify export-corrections [--out FILE]`` writes staff corrections in the ``--eval`` format.
+
 Input lines: {"id": ..., "text": ..., "category_hint"?: ...}. Output, one line per input and in order:
 {"id", "labels", "needs_triage", "scores", "evidence", "taxonomy_version"}. A line that cannot be parsed
 yields {"id": null, "error": ...} and exit status 1 at the end; the text itself is never echoed.
@@ -29,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    if argv[:1] == ["export-corrections"]:  # staff side: needs the database and the case private key
+        from service.classification.cli import export_corrections
+
+        return export_corrections(argv[1:], stdout)
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:

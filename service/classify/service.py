@@ -12,7 +12,7 @@ from pathlib import Path
 from . import dedup, pii
 from .engine import Engine
 from .models import OTHER, ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
-from .taxonomy import TaxonomyError, load_taxonomy
+from .taxonomy import TaxonomyError, load_taxonomy, set_configured_path
 
 __all__ = [
     "ClassificationResult",
@@ -26,6 +26,7 @@ __all__ = [
     "find_personal_data",
     "labelled_example",
     "validate_labels",
+    "validate_taxonomy_file",
     "mask_personal_data",
     "near_duplicate_signature",
     "reload_taxonomy",
@@ -52,8 +53,8 @@ def configured_model_data() -> list[Path]:
     return [Path(p) for p in raw.split(os.pathsep) if p]
 
 
-def _build_engine() -> Engine:
-    taxonomy = load_taxonomy()
+def _build_engine(path: Path | None = None) -> Engine:
+    taxonomy = load_taxonomy(path)
     model_data = configured_model_data()
     if not model_data:
         return Engine(taxonomy)
@@ -83,16 +84,28 @@ def current_taxonomy() -> Taxonomy:
     return _current_engine().taxonomy
 
 
-def reload_taxonomy() -> Taxonomy:
-    """Load the configured taxonomy file (and model data) again.
+def reload_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Load the configured taxonomy file (and model data) again; ``path`` (e.g. ``Settings.taxonomy_path``)
+    becomes the configured file when it loads.
 
-    On error the old engine stays in force and the error is raised.
+    On error the old engine (and the old configured path) stay in force and the error is raised. The
+    engine is per process: every process loads the file when it starts, and a reload reaches only the
+    process that performs it.
     """
     global _engine
-    engine = _build_engine()
+    engine = _build_engine(Path(path) if path is not None else None)
     with _lock:
+        if path is not None:
+            set_configured_path(path)
         _engine = engine
     return engine.taxonomy
+
+
+def validate_taxonomy_file(path: Path | str) -> Taxonomy:
+    """Parse and validate a taxonomy file without putting it in force (raises TaxonomyError)."""
+    taxonomy = load_taxonomy(path)
+    Engine(taxonomy)  # patterns and terms must also build
+    return taxonomy
 
 
 def find_personal_data(text: str) -> list[PersonalDataSpan]:

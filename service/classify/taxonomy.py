@@ -24,10 +24,31 @@ class TaxonomyError(ValueError):
     """The taxonomy file is missing, not JSON, or does not validate. The message says where and why."""
 
 
+_configured_path: Path | None = None
+
+
+def set_configured_path(path: Path | str | None) -> None:
+    """What ``Settings.taxonomy_path`` says for this process (the app's lifespan and the CLI call this).
+
+    ``None`` means "not set by a settings object": the environment (``TIPLINE_TAXONOMY_PATH``, read through
+    the settings class) or else the packaged default decides.
+    """
+    global _configured_path
+    _configured_path = Path(path) if path is not None else None
+
+
 def configured_taxonomy_path() -> Path:
-    """The one place that decides which file to load; rewire to settings here."""
-    configured = os.environ.get(TAXONOMY_PATH_ENV, "").strip()
-    return Path(configured) if configured else DEFAULT_TAXONOMY_PATH
+    """The one place that decides which file to load: the settings' ``taxonomy_path``, else the default."""
+    if _configured_path is not None:
+        return _configured_path
+    try:
+        from service.settings import load_settings
+
+        from_settings = load_settings().taxonomy_path
+    except Exception:  # noqa: BLE001 - unrelated settings errors must not stop classification
+        raw = os.environ.get(TAXONOMY_PATH_ENV, "").strip()
+        from_settings = Path(raw) if raw else None
+    return from_settings if from_settings else DEFAULT_TAXONOMY_PATH
 
 
 def load_taxonomy(path: Path | str | None = None) -> Taxonomy:

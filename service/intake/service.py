@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import service as auth_service
+from service.classification import service as classification_service
 from service.classify import service as classify_service
 from service.db import new_id
 from service.errors import Invalid
@@ -161,6 +162,7 @@ async def register_prepared(
     clues = await registry_service.register_clues(
         session, news=news, actors=[p.actor for p in prepared], settings=runtime.settings
     )
+    await classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
     session.add_all(

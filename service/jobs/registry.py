@@ -38,6 +38,7 @@ TASK_MODULES: list[str] = [
     "service.registry.tasks",
     "service.custody.tasks",
     "service.auth.tasks",
+    "service.classification.tasks",
 ]
 
 

@@ -130,6 +130,11 @@ async def related_clues(
                     }
                 )
         near.sort(key=lambda item: -item["similarity"])
+    # Near-duplicate links stored by the classification job (service/classification): shown first, marked.
+    from service.classification import service as classification_service
+
+    linked = await classification_service.linked_clues(session, clue_id=clue.id)
+    near = linked + [item for item in near if item["id"] not in {link["id"] for link in linked}]
     return {"same_accused": same, "near_duplicates": near}
 
 

@@ -1,0 +1,401 @@
+"""Staff corrections of a clue's classification, their export as labelled data, the taxonomy in force, and
+near-duplicate links. Services flush; the caller's edge (route, CLI, worker) commits.
+
+Invariants: a correction's reason is sealed with the case key and never enters the audit log (labels do:
+they are not personal data); exports carry the masked text only; links never merge or hide a clue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit_service
+from service.auth.service import Principal
+from service.classification.models import ClassificationCorrection, ClueLink
+from service.classify import service as classify_service
+from service.crypto.keys import KeyRing
+from service.db import new_id
+from service.errors import Invalid
+from service.registry.models import Clue, ClueCategory, ClueState
+from service.runtime import Runtime
+from service.timeutil import utcnow
+
+NEAR_DUPLICATE = "near_duplicate"
+NEAR_DUPLICATE_TASK = "classification.near_duplicates"
+NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
+NEAR_DUPLICATE_WINDOW = 5000  # compare a new clue with this many of the most recent signatures
+EXPORT_BATCH = 500
+
+
+def _binding(correction_id: str) -> str:
+    return f"classification_corrections/{correction_id}/reason"
+
+
+def _labels(raw: str) -> list[str]:
+    return list(json.loads(raw))
+
+
+def _in_taxonomy_order(labels: set[str]) -> list[str]:
+    known = classify_service.current_taxonomy().category_ids
+    return [c for c in known if c in labels] + sorted(labels - set(known))
+
+
+# --- Corrections -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorrectionView:
+    id: str
+    old_labels: list[str]
+    new_labels: list[str]
+    taxonomy_version: str
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClassificationView:
+    clue_id: str
+    labels: list[str]  # in force: the classifier's, or the latest correction's
+    needs_triage: bool
+    taxonomy_version: str
+    corrected: bool
+    machine: dict[str, Any]  # the sealed result at intake: labels, scores, evidence, taxonomy_version
+    corrections: list[CorrectionView]
+
+
+async def correct_classification(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    labels: list[str],
+    reason: str,
+    principal: Principal,
+    keys: KeyRing,
+) -> CorrectionView:
+    """Replace a visible clue's categories with ``labels`` (validated against the taxonomy in force)."""
+    from service.registry.lifecycle import lock_visible_clue
+
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("请填写更正理由", message_en="a reason is required")
+    clue = await lock_visible_clue(session, clue_id=clue_id, principal=principal)
+    if not labels:
+        raise Invalid("请至少选择一个问题类别", message_en="give at least one category")
+    try:
+        new = classify_service.validate_labels(labels)
+    except classify_service.InvalidLabelsError as exc:
+        raise Invalid(
+            "问题类别无效：类别须存在、不重复，“不属于受理范围”不能与其他类别同选",
+            message_en=f"invalid labels: {exc}",
+        ) from exc
+    old = _in_taxonomy_order({c.category for c in clue.categories})
+    version = classify_service.current_taxonomy().version
+    correction_id = new_id()
+    now = utcnow()
+    correction = ClassificationCorrection(
+        id=correction_id,
+        clue_id=clue.id,
+        old_labels=json.dumps(old),
+        new_labels=json.dumps(new),
+        taxonomy_version=version,
+        reason=keys.seal_case(reason.encode("utf-8"), _binding(correction_id)),
+        actor=principal.actor,
+        created_at=now,
+    )
+    session.add(correction)
+    keep = set(new)
+    for row in list(clue.categories):
+        if row.category not in keep:
+            clue.categories.remove(row)
+    present = {row.category for row in clue.categories}
+    clue.categories.extend(ClueCategory(category=c) for c in new if c not in present)
+    clue.needs_triage = False
+    clue.taxonomy_version = version
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.classification_corrected",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "correction_id": correction_id,
+            "old_labels": old,
+            "new_labels": new,
+            "taxonomy_version": version,
+        },
+    )
+    return CorrectionView(correction_id, old, new, version, reason, principal.actor, now)
+
+
+async def read_classification(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
+) -> ClassificationView:
+    """The classification in force with the classifier's evidence and every correction (reasons opened)."""
+    from service.registry.service import get_visible_clue
+
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    machine = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
+    rows = (
+        await session.scalars(
+            select(ClassificationCorrection)
+            .where(ClassificationCorrection.clue_id == clue.id)
+            .order_by(ClassificationCorrection.created_at, ClassificationCorrection.id)
+        )
+    ).all()
+    corrections = [
+        CorrectionView(
+            id=row.id,
+            old_labels=_labels(row.old_labels),
+            new_labels=_labels(row.new_labels),
+            taxonomy_version=row.taxonomy_version,
+            reason=keys.open(row.reason, _binding(row.id)).decode("utf-8"),
+            actor=row.actor,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.classification_read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"fields": ["classification", "correction_reasons"], "corrections": len(corrections)},
+    )
+    return ClassificationView(
+        clue_id=clue.id,
+        labels=_in_taxonomy_order({c.category for c in clue.categories}),
+        needs_triage=clue.needs_triage,
+        taxonomy_version=clue.taxonomy_version,
+        corrected=bool(corrections),
+        machine=machine,
+        corrections=corrections,
+    )
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    rows: int
+    skipped: int  # corrections whose labels no longer fit the taxonomy in force
+
+
+async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str, write) -> ExportReport:  # type: ignore[no-untyped-def]
+    """Write each corrected clue once, with its latest correction's labels, as an ``--eval`` line
+    ``{"id", "text", "labels"}`` through ``write(line)``. The text is the masked text staff see (personal
+    data the reporter wrote stays under the identity key). Audited as an export."""
+    latest: dict[str, list[str]] = {}
+    rows = await session.execute(
+        select(ClassificationCorrection.clue_id, ClassificationCorrection.new_labels).order_by(
+            ClassificationCorrection.created_at, ClassificationCorrection.id
+        )
+    )
+    for clue_id, new_labels in rows.all():
+        latest[clue_id] = _labels(new_labels)
+    written = skipped = 0
+    clue_ids = sorted(latest)
+    for start in range(0, len(clue_ids), EXPORT_BATCH):
+        chunk = clue_ids[start : start + EXPORT_BATCH]
+        contents = await session.execute(select(Clue.id, Clue.content).where(Clue.id.in_(chunk)))
+        for clue_id, sealed in sorted(contents.all()):
+            text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
+            try:
+                line = classify_service.labelled_example(
+                    example_id=clue_id, text=text, labels=latest[clue_id]
+                )
+            except classify_service.InvalidLabelsError:
+                skipped += 1
+                continue
+            if not line["labels"]:
+                skipped += 1
+                continue
+            write(json.dumps(line, ensure_ascii=False) + "\n")
+            written += 1
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="classification.corrections_exported",
+        object_type="registry",
+        object_id="classification_corrections",
+        details={"rows": written, "skipped": skipped, "fields": ["masked_text", "labels"]},
+    )
+    return ExportReport(written, skipped)
+
+
+# --- The taxonomy in force ---------------------------------------------------------------------------
+
+
+def taxonomy_summary() -> dict[str, Any]:
+    taxonomy = classify_service.current_taxonomy()
+    return {
+        "version": taxonomy.version,
+        "categories": [
+            {
+                "id": c.id,
+                "tier": c.tier,
+                "name": c.name,
+                "description": c.description,
+                "requires_actor": c.requires_actor,
+                "terms": len(c.terms),
+                "patterns": len(c.patterns),
+                "counter_terms": len(c.counter_terms),
+            }
+            for c in taxonomy.categories
+        ],
+    }
+
+
+def configure_taxonomy(path: Path | None) -> None:
+    """At process start: put the settings' taxonomy file in force (a bad file stops the start)."""
+    from service.classify.taxonomy import set_configured_path
+
+    set_configured_path(path)
+    classify_service.reload_taxonomy()
+
+
+async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: str) -> dict[str, Any]:
+    """Load the configured file again in THIS process; a bad file is refused and the old one stays."""
+    previous = classify_service.current_taxonomy().version
+    try:
+        taxonomy = classify_service.reload_taxonomy(path)
+    except classify_service.TaxonomyError as exc:
+        raise Invalid(
+            "分类体系文件无效，原分类体系继续有效", message_en=f"invalid taxonomy, the old one stays: {exc}"
+        ) from exc
+    except OSError as exc:
+        raise Invalid(
+            "无法读取分类体系文件，原分类体系继续有效",
+            message_en=f"cannot read the taxonomy file ({exc.strerror}), the old one stays",
+        ) from exc
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="taxonomy.reloaded",
+        object_type="taxonomy",
+        object_id=taxonomy.version[:64],
+        details={
+            "previous_version": previous,
+            "version": taxonomy.version,
+            "categories": len(taxonomy.categories),
+        },
+    )
+    return taxonomy_summary()
+
+
+# --- Near-duplicate links ----------------------------------------------------------------------------
+
+
+async def enqueue_near_duplicates(session: AsyncSession, clue_ids: list[str]) -> None:
+    """One job row for a batch of newly registered clues, in the registering transaction."""
+    from service.jobs import service as jobs_service
+
+    if clue_ids:
+        await jobs_service.enqueue(session, task=NEAR_DUPLICATE_TASK, payload={"clue_ids": list(clue_ids)})
+
+
+async def link_near_duplicates(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    clue_ids: list[str],
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
+    window: int = NEAR_DUPLICATE_WINDOW,
+) -> int:
+    """Job: sign the masked text of each clue (the registry's ``clue_states.near_signature``), compare it
+    with the most recent signatures and link the pairs at or above ``threshold``. Idempotent. Returns how
+    many new links were made."""
+    from service.registry.lifecycle import get_state
+
+    rows = (await session.execute(select(Clue.id, Clue.content).where(Clue.id.in_(clue_ids)))).all()
+    signatures: dict[str, bytes] = {}
+    for clue_id, sealed in rows:
+        state = await get_state(session, clue_id)
+        if state.near_signature is None:
+            text = json.loads(runtime.keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
+            state.near_signature = classify_service.near_duplicate_signature(text)
+        signatures[clue_id] = state.near_signature
+    await session.flush()
+    if not signatures:
+        return 0
+    recent = (
+        await session.execute(
+            select(ClueState.clue_id, ClueState.near_signature)
+            .join(Clue, Clue.id == ClueState.clue_id)
+            .where(ClueState.near_signature.is_not(None))
+            .order_by(Clue.received_at.desc(), Clue.id.desc())
+            .limit(window)
+        )
+    ).all()
+    width = len(next(iter(signatures.values())))
+    others = [(cid, sig) for cid, sig in recent if len(sig) == width]
+    if not others:
+        return 0
+    matrix = np.frombuffer(b"".join(sig for _, sig in others), dtype="<u8").reshape(len(others), -1)
+    pairs: dict[tuple[str, str], float] = {}
+    for clue_id, signature in signatures.items():
+        similarity = (matrix == np.frombuffer(signature, dtype="<u8")).mean(axis=1)
+        for index in np.nonzero(similarity >= threshold)[0]:
+            other_id = others[int(index)][0]
+            if other_id != clue_id:
+                pair = (min(clue_id, other_id), max(clue_id, other_id))
+                pairs[pair] = round(float(similarity[index]), 3)
+    if not pairs:
+        return 0
+    involved = {cid for pair in pairs for cid in pair}
+    existing = set(
+        (
+            await session.execute(
+                select(ClueLink.clue_id, ClueLink.other_id).where(
+                    ClueLink.kind == NEAR_DUPLICATE, ClueLink.clue_id.in_(involved)
+                )
+            )
+        ).all()
+    )
+    now = utcnow()
+    new_links = [
+        ClueLink(clue_id=a, other_id=b, kind=NEAR_DUPLICATE, similarity=score, created_at=now)
+        for (a, b), score in sorted(pairs.items())
+        if (a, b) not in existing
+    ]
+    session.add_all(new_links)
+    await session.flush()
+    return len(new_links)
+
+
+async def linked_clues(
+    session: AsyncSession, *, clue_id: str, kind: str = NEAR_DUPLICATE
+) -> list[dict[str, Any]]:
+    """The clues linked to ``clue_id`` (either side of the pair), most similar first. No content."""
+    rows = await session.execute(
+        select(ClueLink.clue_id, ClueLink.other_id, ClueLink.similarity).where(
+            ClueLink.kind == kind, or_(ClueLink.clue_id == clue_id, ClueLink.other_id == clue_id)
+        )
+    )
+    scores = {(b if a == clue_id else a): score for a, b, score in rows.all()}
+    if not scores:
+        return []
+    clues = await session.execute(
+        select(Clue.id, Clue.registry_number, Clue.channel, Clue.status).where(Clue.id.in_(scores))
+    )
+    linked = [
+        {
+            "id": cid,
+            "registry_number": number,
+            "channel": channel,
+            "status": status,
+            "similarity": round(scores[cid] or 0.0, 2),
+            "linked": True,
+        }
+        for cid, number, channel, status in clues.all()
+    ]
+    return sorted(linked, key=lambda item: (-item["similarity"], item["registry_number"]))
