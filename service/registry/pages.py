@@ -282,7 +282,12 @@ async def assign(
             )
         else:
             await registry_service.assign_clue(
-                session, clue_id=clue_id, assignee_id=assignee_id, principal=principal, keys=runtime.keys
+                session,
+                clue_id=clue_id,
+                assignee_id=assignee_id,
+                principal=principal,
+                keys=runtime.keys,
+                runtime=runtime,
             )
 
     return await _after(request, principal, session, runtime, clue_id, work)

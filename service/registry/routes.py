@@ -163,7 +163,12 @@ async def assign_clue(
     """Assign a clue to an investigator (supervisors). Audited."""
     require(principal.roles, Action.assign_clue)
     clue = await registry_service.assign_clue(
-        session, clue_id=clue_id, assignee_id=body.assignee_id, principal=principal, keys=runtime.keys
+        session,
+        clue_id=clue_id,
+        assignee_id=body.assignee_id,
+        principal=principal,
+        keys=runtime.keys,
+        runtime=runtime,
     )
     return _summary(clue)
 

@@ -171,7 +171,12 @@ async def reassign_clue(
         raise Invalid("请填写改派理由", message_en="a reason is required")
     previous = (await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)).assignee_id
     clue = await assign_clue(
-        session, clue_id=clue_id, assignee_id=assignee_id, principal=principal, keys=runtime.keys
+        session,
+        clue_id=clue_id,
+        assignee_id=assignee_id,
+        principal=principal,
+        keys=runtime.keys,
+        runtime=runtime,
     )
     await lifecycle.record_note_transition(
         session,

@@ -6,7 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,9 @@ from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
 from service.settings import Settings
 from service.timeutil import add_months_local, as_utc, local_date, utcnow
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -247,8 +250,16 @@ async def read_clue(session: AsyncSession, *, clue_id: str, principal: Principal
 
 
 async def assign_clue(
-    session: AsyncSession, *, clue_id: str, assignee_id: str, principal: Principal, keys: KeyRing
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    assignee_id: str,
+    principal: Principal,
+    keys: KeyRing,
+    runtime: Runtime | None = None,
 ) -> Clue:
+    """Assign to an active investigator (recusal applies), audited; with ``runtime`` the assignee is also
+    notified (content-free: a link, by their notification preference)."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     assignee = await auth_service.get_staff(session, assignee_id)
     if assignee.disabled or Role.investigator not in {r.role for r in assignee.roles}:
@@ -267,6 +278,16 @@ async def assign_clue(
         object_id=clue.id,
         details={"assignee_id": assignee.id, "previous_assignee_id": previous, "unit_id": assignee.unit_id},
     )
+    if runtime is not None and assignee.id != previous:
+        from service.notify import service as notify_service
+
+        await notify_service.notify_staff(
+            session,
+            runtime=runtime,
+            staff_ids=[assignee.id],
+            event="clue_assigned",
+            path=f"/staff/registry/clues/{clue.id}",
+        )
     return clue
 
 
