@@ -189,17 +189,40 @@ class LocalBlobStore:
         path = self._path(blob_id)
         return await asyncio.to_thread(path.is_file)
 
-    async def sweep_temporary(self) -> int:
-        """Remove temporary files left by a crash (call at start-up, before accepting uploads)."""
+    async def sweep_temporary(self, *, older_than: float | None = None) -> int:
+        """Remove temporary files left by a crash: all of them at start-up, before accepting uploads; while
+        serving, only those last written before ``older_than`` (a POSIX time), which no writer still owns."""
 
         def sweep() -> int:
             removed = 0
             for entry in self._tmp.glob("*.part"):
-                entry.unlink(missing_ok=True)
-                removed += 1
+                with contextlib.suppress(FileNotFoundError):
+                    if older_than is not None and entry.stat().st_mtime >= older_than:
+                        continue
+                    entry.unlink()
+                    removed += 1
             return removed
 
         return await asyncio.to_thread(sweep)
+
+    async def committed_before(self, cutoff: float) -> list[str]:
+        """Ids of committed blobs last written before ``cutoff`` (a POSIX time): candidates for the orphan
+        sweep, which deletes those that no database row refers to."""
+
+        def scan() -> list[str]:
+            found = []
+            for shard in self.root.iterdir():
+                if len(shard.name) != 2 or not shard.is_dir():
+                    continue
+                for entry in shard.iterdir():
+                    if not _BLOB_ID.match(entry.name):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat().st_mtime < cutoff:
+                            found.append(entry.name)
+            return found
+
+        return await asyncio.to_thread(scan)
 
 
 class MemoryBlobWriter(_WriterBase):

@@ -39,6 +39,7 @@ TASK_MODULES: list[str] = [
     "service.custody.tasks",
     "service.auth.tasks",
     "service.classification.tasks",
+    "service.attachments.tasks",
 ]
 
 

@@ -303,7 +303,7 @@ class MailIngest:
         except _Duplicate:
             # Definitely not committed (the dedupe check failed inside the transaction): nothing refers to
             # the blobs. After any other failure the commit's fate may be unknown (a connection lost during
-            # COMMIT), so the blobs stay and the orphan sweep (``mail.sweep_orphan_blobs``) decides later.
+            # COMMIT), so the blobs stay and the orphan sweep (``attachments.sweep_orphans``) decides later.
             await _discard(self.store, stored)
             raise
         return CLUE
