@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.auth import service as auth_service
 from service.auth import sessions as session_service
-from service.auth.deps import CurrentStaff
-from service.auth.permissions import Action, require
+from service.auth.deps import authorized
+from service.auth.permissions import Action
+from service.auth.service import Principal
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.http import STAFF_ERRORS
@@ -40,19 +41,25 @@ class SessionsEnded(BaseModel):
 
 
 @router.post("/{staff_id}/password", status_code=204, responses={**ERRORS, 422: {"description": "Too weak"}})
-async def set_password(staff_id: str, body: PasswordIn, principal: CurrentStaff, session: SessionDep) -> None:
+async def set_password(
+    staff_id: str,
+    body: PasswordIn,
+    principal: Annotated[Principal, authorized(Action.manage_staff_login)],
+    session: SessionDep,
+) -> None:
     """Set a staff member's web-login password (ends their web sessions). Audited, without the password."""
-    require(principal.roles, Action.manage_staff_login)
     staff = await auth_service.get_staff(session, staff_id)
     await session_service.set_password(session, staff=staff, password=body.password, actor=principal.actor)
 
 
 @router.post("/{staff_id}/totp", status_code=201, response_model=TotpOut, responses=ERRORS)
 async def enrol_totp(
-    staff_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    staff_id: str,
+    principal: Annotated[Principal, authorized(Action.manage_staff_login)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> TotpOut:
     """A new TOTP secret (replacing any old one); the otpauth URI is returned once."""
-    require(principal.roles, Action.manage_staff_login)
     staff = await auth_service.get_staff(session, staff_id)
     totp_key = runtime.lookup_key(session_service.TOTP_KEY_LABEL)
     uri = await session_service.enrol_totp(session, totp_key=totp_key, staff=staff, actor=principal.actor)
@@ -60,17 +67,19 @@ async def enrol_totp(
 
 
 @router.delete("/{staff_id}/totp", status_code=204, responses=ERRORS)
-async def reset_totp(staff_id: str, principal: CurrentStaff, session: SessionDep) -> None:
+async def reset_totp(
+    staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff_login)], session: SessionDep
+) -> None:
     """Remove the TOTP secret (lost phone): no web login until a new enrolment."""
-    require(principal.roles, Action.manage_staff_login)
     staff = await auth_service.get_staff(session, staff_id)
     await session_service.reset_totp(session, staff=staff, actor=principal.actor)
 
 
 @router.post("/{staff_id}/sessions/revoke", response_model=SessionsEnded, responses=ERRORS)
-async def end_sessions(staff_id: str, principal: CurrentStaff, session: SessionDep) -> SessionsEnded:
+async def end_sessions(
+    staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff_login)], session: SessionDep
+) -> SessionsEnded:
     """End every web session of the account now (disabling an account also ends them)."""
-    require(principal.roles, Action.manage_staff_login)
     staff = await auth_service.get_staff(session, staff_id)
     ended = await session_service.end_all_sessions(session, staff_id=staff.id, actor=principal.actor)
     return SessionsEnded(sessions_ended=ended)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from service.auth.deps import CurrentStaff
-from service.auth.permissions import Action, require
+from service.auth.deps import CurrentStaff, authorized
+from service.auth.permissions import Action
+from service.auth.service import Principal
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import Invalid
@@ -84,7 +85,7 @@ def _summary(clue: Clue) -> ClueSummary:
 
 @router.get("/me/clues", response_model=CluePage, responses=ERRORS)
 async def my_clues(
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.list_assigned_clues)],
     session: SessionDep,
     status: Status = None,
     category: Category = None,
@@ -92,7 +93,6 @@ async def my_clues(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CluePage:
     """The caller's assigned clues, soonest deadline first."""
-    require(principal.roles, Action.list_assigned_clues)
     page = await registry_service.list_assigned(
         session,
         assignee_id=principal.staff_id,
@@ -105,7 +105,7 @@ async def my_clues(
 
 @router.get("/clues", response_model=CluePage, responses=ERRORS)
 async def list_clues(
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.list_all_clues)],
     session: SessionDep,
     status: Status = None,
     category: Category = None,
@@ -118,7 +118,6 @@ async def list_clues(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CluePage:
     """Every clue, newest first (supervisors)."""
-    require(principal.roles, Action.list_all_clues)
     filters = registry_service.ClueFilters(
         status=status,
         category=category,
@@ -158,10 +157,13 @@ async def read_clue(
     },
 )
 async def assign_clue(
-    clue_id: str, body: AssignIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    body: AssignIn,
+    principal: Annotated[Principal, authorized(Action.assign_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> ClueSummary:
     """Assign a clue to an investigator (supervisors). Audited."""
-    require(principal.roles, Action.assign_clue)
     clue = await registry_service.assign_clue(
         session,
         clue_id=clue_id,
@@ -241,10 +243,13 @@ async def clue_actions(clue_id: str, principal: CurrentStaff, session: SessionDe
     "/clues/{clue_id}/reassign", response_model=ClueSummary, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
 )
 async def reassign_clue(
-    clue_id: str, body: ReassignIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    body: ReassignIn,
+    principal: Annotated[Principal, authorized(Action.decide_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> ClueSummary:
     """Reassign with a reason (kept sealed in the history). Recusal applies."""
-    require(principal.roles, Action.decide_clue)
     clue = await routing.reassign_clue(
         session,
         clue_id=clue_id,
@@ -272,25 +277,29 @@ def _rule_out(rule: RoutingRule) -> RoutingRuleOut:
 
 
 @router.get("/routing-rules", response_model=list[RoutingRuleOut], responses=ERRORS)
-async def list_routing_rules(principal: CurrentStaff, session: SessionDep) -> list[RoutingRuleOut]:
-    require(principal.roles, Action.list_routing_rules)
+async def list_routing_rules(
+    principal: Annotated[Principal, authorized(Action.list_routing_rules)], session: SessionDep
+) -> list[RoutingRuleOut]:
     return [_rule_out(r) for r in await routing.list_rules(session)]
 
 
 @router.post("/routing-rules", response_model=RoutingRuleOut, status_code=201, responses=ERRORS)
 async def add_routing_rule(
-    body: RoutingRuleIn, principal: CurrentStaff, session: SessionDep
+    body: RoutingRuleIn,
+    principal: Annotated[Principal, authorized(Action.manage_routing_rules)],
+    session: SessionDep,
 ) -> RoutingRuleOut:
-    require(principal.roles, Action.manage_routing_rules)
     rule = await routing.add_rule(session, data=routing.RuleInput(**body.model_dump()), actor=principal.actor)
     return _rule_out(rule)
 
 
 @router.put("/routing-rules/{rule_id}", response_model=RoutingRuleOut, responses={**ERRORS, 404: {}})
 async def update_routing_rule(
-    rule_id: str, body: RoutingRuleIn, principal: CurrentStaff, session: SessionDep
+    rule_id: str,
+    body: RoutingRuleIn,
+    principal: Annotated[Principal, authorized(Action.manage_routing_rules)],
+    session: SessionDep,
 ) -> RoutingRuleOut:
-    require(principal.roles, Action.manage_routing_rules)
     rule = await routing.update_rule(
         session, rule_id=rule_id, data=routing.RuleInput(**body.model_dump()), actor=principal.actor
     )
@@ -309,23 +318,28 @@ def _deadline_out(rule: DeadlineRule) -> DeadlineRuleOut:
 
 
 @router.get("/deadline-rules", response_model=list[DeadlineRuleOut], responses=ERRORS)
-async def list_deadline_rules(principal: CurrentStaff, session: SessionDep) -> list[DeadlineRuleOut]:
-    require(principal.roles, Action.list_routing_rules)
+async def list_deadline_rules(
+    principal: Annotated[Principal, authorized(Action.list_routing_rules)], session: SessionDep
+) -> list[DeadlineRuleOut]:
     return [_deadline_out(r) for r in await routing.list_deadline_rules(session)]
 
 
 @router.post("/deadline-rules", response_model=DeadlineRuleOut, status_code=201, responses=ERRORS)
 async def add_deadline_rule(
-    body: DeadlineRuleIn, principal: CurrentStaff, session: SessionDep
+    body: DeadlineRuleIn,
+    principal: Annotated[Principal, authorized(Action.manage_deadline_rules)],
+    session: SessionDep,
 ) -> DeadlineRuleOut:
-    require(principal.roles, Action.manage_deadline_rules)
     rule = await routing.add_deadline_rule(session, **body.model_dump(), actor=principal.actor)
     return _deadline_out(rule)
 
 
 @router.delete("/deadline-rules/{rule_id}", status_code=204, responses={**ERRORS, 404: {}})
-async def delete_deadline_rule(rule_id: str, principal: CurrentStaff, session: SessionDep) -> None:
-    require(principal.roles, Action.manage_deadline_rules)
+async def delete_deadline_rule(
+    rule_id: str,
+    principal: Annotated[Principal, authorized(Action.manage_deadline_rules)],
+    session: SessionDep,
+) -> None:
     await routing.delete_deadline_rule(session, rule_id=rule_id, actor=principal.actor)
 
 
@@ -334,10 +348,13 @@ async def delete_deadline_rule(rule_id: str, principal: CurrentStaff, session: S
 
 @router.put("/clues/{clue_id}/supervision", responses={**ERRORS, **NOT_FOUND})
 async def set_supervision(
-    clue_id: str, body: SupervisionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    body: SupervisionIn,
+    principal: Annotated[Principal, authorized(Action.supervise_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, object]:
     """Mark a key clue (重点线索) with its supervising leader; 包案 when the leader takes it on."""
-    require(principal.roles, Action.supervise_clue)
     state = await supervision.set_supervision(
         session,
         clue_id=clue_id,
@@ -356,16 +373,18 @@ async def set_supervision(
 
 
 @router.get("/supervision", responses=ERRORS)
-async def supervision_list(principal: CurrentStaff, session: SessionDep) -> list[dict[str, object]]:
+async def supervision_list(
+    principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep
+) -> list[dict[str, object]]:
     """Open key clues and clues with an overdue notice (催办单)."""
-    require(principal.roles, Action.supervise_clue)
     return await supervision.supervision_list(session, principal=principal)
 
 
 @router.post("/reminders/scan", responses=ERRORS)
-async def scan_reminders(principal: CurrentStaff, session: SessionDep) -> dict[str, int]:
+async def scan_reminders(
+    principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep
+) -> dict[str, int]:
     """Issue overdue notices now (the daily job does the same)."""
-    require(principal.roles, Action.supervise_clue)
     return {"issued": await supervision.issue_overdue_reminders(session)}
 
 
@@ -373,9 +392,12 @@ async def scan_reminders(principal: CurrentStaff, session: SessionDep) -> dict[s
     "/clues/{clue_id}/progress-requests", status_code=201, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
 )
 async def request_progress(
-    clue_id: str, body: ProgressRequestIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    body: ProgressRequestIn,
+    principal: Annotated[Principal, authorized(Action.supervise_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, object]:
-    require(principal.roles, Action.supervise_clue)
     row = await supervision.request_progress(
         session, clue_id=clue_id, due_on=body.due_on, note=body.note, principal=principal, runtime=runtime
     )
@@ -384,17 +406,22 @@ async def request_progress(
 
 @router.get("/clues/{clue_id}/progress-requests", responses={**ERRORS, **NOT_FOUND})
 async def list_progress(
-    clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    principal: Annotated[Principal, authorized(Action.report_progress)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> list[dict[str, object]]:
-    require(principal.roles, Action.report_progress)
     return await supervision.list_progress(session, clue_id=clue_id, principal=principal, runtime=runtime)
 
 
 @router.post("/progress-requests/{request_id}/report", responses={**ERRORS, **NOT_FOUND, **CONFLICT})
 async def report_progress(
-    request_id: str, body: ProgressReportIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    request_id: str,
+    body: ProgressReportIn,
+    principal: Annotated[Principal, authorized(Action.report_progress)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, object]:
-    require(principal.roles, Action.report_progress)
     row = await supervision.report_progress(
         session, request_id=request_id, report=body.report, principal=principal, runtime=runtime
     )
@@ -403,9 +430,12 @@ async def report_progress(
 
 @router.post("/clues/{clue_id}/consultations", status_code=201, responses={**ERRORS, **NOT_FOUND})
 async def record_consultation(
-    clue_id: str, body: ConsultationIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    body: ConsultationIn,
+    principal: Annotated[Principal, authorized(Action.record_consultation)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, object]:
-    require(principal.roles, Action.record_consultation)
     row = await supervision.record_consultation(
         session,
         clue_id=clue_id,
@@ -418,9 +448,11 @@ async def record_consultation(
 
 @router.get("/clues/{clue_id}/consultations", responses={**ERRORS, **NOT_FOUND})
 async def list_consultations(
-    clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
+    clue_id: str,
+    principal: Annotated[Principal, authorized(Action.record_consultation)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> list[dict[str, object]]:
-    require(principal.roles, Action.record_consultation)
     return await supervision.list_consultations(
         session, clue_id=clue_id, principal=principal, runtime=runtime
     )
@@ -428,7 +460,7 @@ async def list_consultations(
 
 @router.get("/clue-search", response_model=list[SearchHit], responses=ERRORS)
 async def search_clues(
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.search_clues)],
     session: SessionDep,
     runtime: RuntimeDep,
     accused_name: Annotated[str | None, Query(max_length=200)] = None,
@@ -443,7 +475,6 @@ async def search_clues(
 ) -> list[SearchHit]:
     """Search by accused person (name + unit as reported, matched through the keyed hash), registered
     unit, number, category, status and date. The search itself is audited (fields, not values)."""
-    require(principal.roles, Action.search_clues)
     hits = await search.search_clues(
         session,
         query=search.SearchQuery(
@@ -464,7 +495,9 @@ async def search_clues(
 
 
 @router.get("/clues/{clue_id}/related", responses={**ERRORS, **NOT_FOUND})
-async def related_clues(clue_id: str, principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
+async def related_clues(
+    clue_id: str, principal: Annotated[Principal, authorized(Action.search_clues)], session: SessionDep
+) -> dict[str, object]:
     """Other clues about the same accused person, and near-duplicate texts (linked, never merged)."""
     return await search.related_clues(session, clue_id=clue_id, principal=principal)
 
@@ -485,7 +518,7 @@ def _file_response(export: ledger.ExportFile) -> FileResponse:
 @router.get("/ledger.{fmt}", responses={**ERRORS, 200: {"description": "The ledger as xlsx or CSV"}})
 async def export_ledger(
     fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.export_ledger)],
     session: SessionDep,
     runtime: RuntimeDep,
     status: Status = None,
@@ -497,7 +530,6 @@ async def export_ledger(
     received_to: datetime | None = None,
 ) -> FileResponse:
     """The ledger with the domain's columns, newest first. Never any submitter detail. Audited."""
-    require(principal.roles, Action.export_ledger)
     filters = registry_service.ClueFilters(
         status=status,
         category=category,
@@ -515,32 +547,31 @@ async def export_ledger(
 
 @router.get("/stats/overview", responses=ERRORS)
 async def stats_overview(
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: SessionDep,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
 ) -> dict[str, object]:
     """Counts by status, source, channel, category and handling unit."""
-    require(principal.roles, Action.view_statistics)
     return await stats.overview(session, received_from=received_from, received_to=received_to)
 
 
 @router.get("/stats/trends", responses=ERRORS)
 async def stats_trends(
-    principal: CurrentStaff,
+    principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: SessionDep,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
 ) -> dict[str, object]:
     """Clues per month and handling times (days from receipt to conclusion)."""
-    require(principal.roles, Action.view_statistics)
     return await stats.trends(session, received_from=received_from, received_to=received_to)
 
 
 @router.get("/stats/overdue", responses=ERRORS)
-async def stats_overdue(principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
+async def stats_overdue(
+    principal: Annotated[Principal, authorized(Action.view_statistics)], session: SessionDep
+) -> dict[str, object]:
     """Overdue and at-risk open clues per unit and handler."""
-    require(principal.roles, Action.view_statistics)
     return await stats.overdue_by_unit_and_handler(session)
 
 
@@ -555,18 +586,22 @@ def _brief_range(start: date, end: date) -> tuple[datetime, datetime]:
 
 @router.get("/brief", responses=ERRORS)
 async def meeting_brief(
-    principal: CurrentStaff, session: SessionDep, start: date, end: date
+    principal: Annotated[Principal, authorized(Action.view_statistics)],
+    session: SessionDep,
+    start: date,
+    end: date,
 ) -> dict[str, object]:
     """The regular meeting's brief: new, overdue, key and difficult clues (dates inclusive, local)."""
-    require(principal.roles, Action.view_statistics)
     first, last = _brief_range(start, end)
     return await brief.meeting_brief(session, start=first, end=last)
 
 
 @router.get("/brief.xlsx", responses=ERRORS)
 async def meeting_brief_xlsx(
-    principal: CurrentStaff, session: SessionDep, start: date, end: date
+    principal: Annotated[Principal, authorized(Action.export_ledger)],
+    session: SessionDep,
+    start: date,
+    end: date,
 ) -> FileResponse:
-    require(principal.roles, Action.export_ledger)
     first, last = _brief_range(start, end)
     return _file_response(await brief.brief_xlsx(session, start=first, end=last, principal=principal))
