@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -185,19 +186,35 @@ async def ledger_rows(
     query = _apply_filters(query, filters)  # type: ignore[arg-type]
     if limit:
         query = query.limit(limit)
-    result = await session.stream(query.execution_options(yield_per=BATCH))
-    async for batch in result.partitions(BATCH):
-        ids = [row.id for row in batch]
-        categories: dict[str, list[str]] = {}
-        for clue_id, category in (
-            await session.execute(
+    # A reader task fetches the next batch (rows, then their categories) while this generator opens and
+    # formats the current one: the database works on its core while we decrypt on ours.
+    batches: asyncio.Queue[tuple[Any, dict[str, list[str]]] | None] = asyncio.Queue(maxsize=2)
+
+    async def read() -> None:
+        result = await session.stream(query.execution_options(yield_per=BATCH))
+        async for batch in result.partitions(BATCH):
+            categories: dict[str, list[str]] = {}
+            ids = [row.id for row in batch]
+            rows = await session.execute(
                 select(ClueCategory.clue_id, ClueCategory.category).where(ClueCategory.clue_id.in_(ids))
             )
-        ).all():
-            categories.setdefault(clue_id, []).append(category)
-        accused = [json.loads(keys.open(row.accused, f"clues/{row.id}/accused")) for row in batch]
-        for row in _ledger_batch(batch, categories, accused, lookups=lookups, names=names):
-            yield row
+            for clue_id, category in rows.all():
+                categories.setdefault(clue_id, []).append(category)
+            await batches.put((batch, categories))
+        await batches.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await batches.get()) is not None:
+            batch, categories = item
+            accused = [json.loads(keys.open(row.accused, f"clues/{row.id}/accused")) for row in batch]
+            for row in _ledger_batch(batch, categories, accused, lookups=lookups, names=names):
+                yield row
+            await asyncio.sleep(0)  # let the reader send its next request before the writer's turn
+        await reader
+    finally:
+        if not reader.done():
+            reader.cancel()
 
 
 def _ledger_batch(
