@@ -42,33 +42,57 @@ class AioImapClient:
         self.client = factory(host=s.imap_host, port=s.imap_port)
         await self.client.wait_hello_from_server()
         password = s.imap_password.get_secret_value() if s.imap_password else ""
-        await self.client.login(s.imap_username, password)
-        await self.client.select(s.imap_mailbox)
+        _expect_ok(await self.client.login(s.imap_username, password), "LOGIN")
+        _expect_ok(await self.client.select(s.imap_mailbox), "SELECT")
 
     async def uid_search_unseen(self) -> list[str]:
-        response = await self.client.uid_search("UNSEEN")
-        line = response.lines[0] if response.lines else b""
-        text = line.decode() if isinstance(line, bytes) else str(line)
-        return re.findall(r"\d+", text)
+        # No CHARSET: the criterion is plain ASCII, and some servers refuse CHARSET they do not know.
+        response = await self.client.uid_search("UNSEEN", charset=None)
+        _expect_ok(response, "UID SEARCH")
+        # The untagged "* SEARCH 3 7" arrives as "3 7" (aioimaplib drops the response name); the last line is
+        # the tagged status text ("Search completed (0.001 secs)"), whose numbers are not UIDs.
+        uids: list[str] = []
+        for line in response.lines[:-1]:
+            text = bytes(line).decode("ascii", "replace").strip()
+            if text.upper().startswith("SEARCH"):
+                text = text[len("SEARCH") :]
+            uids.extend(re.findall(r"\d+", text))
+        return uids
 
     async def fetch(self, uid: str) -> bytes | None:
         response = await self.client.uid("fetch", uid, "(BODY.PEEK[])")
+        _expect_ok(response, "UID FETCH")
+        # aioimaplib hands the message literal over as a bytearray; the other lines (the "n FETCH (UID …
+        # BODY[] {size}" line, the closing parenthesis, the tagged status) are bytes.
         for item in response.lines:
-            if isinstance(item, bytearray | bytes) and len(item) > 0 and not item.startswith(b"* "):
+            if isinstance(item, bytearray):
                 return bytes(item)
         return None
 
     async def mark_done(self, uid: str) -> None:
         done = self.settings.imap_done_mailbox
         if done:
-            await self.client.uid("move", uid, done)
+            _expect_ok(await self.client.uid("move", uid, done), "UID MOVE")
         else:
-            await self.client.uid("store", uid, "+FLAGS", "(\\Seen \\Deleted)")
-            await self.client.expunge()
+            _expect_ok(await self.client.uid("store", uid, "+FLAGS", "(\\Seen \\Deleted)"), "UID STORE")
+            if "UIDPLUS" in self.client.protocol.capabilities:  # expunge this message only
+                _expect_ok(await self.client.uid("expunge", uid), "UID EXPUNGE")
+            else:
+                _expect_ok(await self.client.expunge(), "EXPUNGE")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.client.logout()
+
+
+class ImapCommandFailed(Exception):
+    """The server answered NO or BAD. The message names the command only, never the server's text (which
+    may quote a mailbox name or an address)."""
+
+
+def _expect_ok(response: Any, command: str) -> None:
+    if getattr(response, "result", "OK") != "OK":
+        raise ImapCommandFailed(f"{command} refused by the IMAP server")
 
 
 async def poll_once(client: ImapClient, ingest: Ingest) -> int:
