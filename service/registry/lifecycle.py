@@ -445,6 +445,28 @@ async def record_note_transition(
     return transition
 
 
+async def add_note(
+    session: AsyncSession, *, clue_id: str, text: str, principal: Principal, runtime: Runtime
+) -> ClueTransition:
+    """A working note in the clue's history (sealed); the handler of the clue or a supervisor."""
+    if not text.strip():
+        raise _invalid("请填写内容", "the note is empty")
+    clue = await lock_visible_clue(session, clue_id=clue_id, principal=principal)
+    _authorise(principal, clue, Transition(frozenset(), Status(clue.status), Kind.handle))
+    row = await record_note_transition(
+        session, clue=clue, action="note", reason=text, details={}, principal=principal, runtime=runtime
+    )
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.note_added",
+        object_type="clue",
+        object_id=clue.id,
+        details={"transition_id": row.id},
+    )
+    return row
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     transition: ClueTransition

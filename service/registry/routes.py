@@ -38,6 +38,7 @@ from service.registry.schemas import (
     DeadlineRuleIn,
     DeadlineRuleOut,
     HistoryItem,
+    NoteIn,
     ProgressReportIn,
     ProgressRequestIn,
     ReassignIn,
@@ -346,6 +347,21 @@ async def delete_deadline_rule(
 # --- Supervision, consultations, search (issue 8) ----------------------------------------------------
 
 
+@router.post("/clues/{clue_id}/notes", status_code=201, responses={**ERRORS, **NOT_FOUND})
+async def add_note(
+    clue_id: str,
+    body: NoteIn,
+    principal: Annotated[Principal, authorized(Action.handle_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> TransitionOut:
+    """A working note on a visible clue (sealed; shown in the history). Handler or supervisor."""
+    row = await lifecycle.add_note(
+        session, clue_id=clue_id, text=body.text, principal=principal, runtime=runtime
+    )
+    return _transition_out(row)
+
+
 @router.put("/clues/{clue_id}/supervision", responses={**ERRORS, **NOT_FOUND})
 async def set_supervision(
     clue_id: str,
@@ -565,6 +581,17 @@ async def stats_trends(
 ) -> dict[str, object]:
     """Clues per month and handling times (days from receipt to conclusion)."""
     return await stats.trends(session, received_from=received_from, received_to=received_to)
+
+
+@router.get("/stats/quarterly", responses=ERRORS)
+async def stats_quarterly(
+    principal: Annotated[Principal, authorized(Action.view_statistics)],
+    session: SessionDep,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    quarter: Annotated[int, Query(ge=1, le=4)],
+) -> dict[str, object]:
+    """The quarterly results report: received, disposed, concluded, referred, overdue, handling times."""
+    return await stats.quarterly(session, year=year, quarter=quarter)
 
 
 @router.get("/stats/overdue", responses=ERRORS)

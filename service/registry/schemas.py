@@ -162,3 +162,8 @@ class ConsultationIn(BaseModel):
 
 class SearchHit(ClueSummary):
     same_accused_count: int = Field(description="Clues naming the same accused person, this one included")
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=5000)

@@ -158,3 +158,81 @@ def _int() -> Any:
     from sqlalchemy import Integer
 
     return Integer()
+
+
+async def quarterly(session: AsyncSession, *, year: int, quarter: int) -> dict[str, Any]:
+    """The quarterly results report (督导检查): what came in, how it was disposed of and concluded, what was
+    referred, what is overdue at the quarter's end, and handling times. Counts only."""
+    from datetime import time as day_time
+
+    from service.registry.models import ClueTransition, Consultation
+    from service.timeutil import LOCAL
+
+    start = datetime.combine(datetime(year, 3 * quarter - 2, 1).date(), day_time.min, tzinfo=LOCAL)
+    end = (
+        datetime.combine(datetime(year + 1, 1, 1).date(), day_time.min, tzinfo=LOCAL)
+        if quarter == 4
+        else datetime.combine(datetime(year, 3 * quarter + 1, 1).date(), day_time.min, tzinfo=LOCAL)
+    )
+    await _no_jit(session)
+    received = await overview(session, received_from=start, received_to=end)
+
+    async def count_by(column: Any, moment: Any) -> dict[str, int]:
+        query = (
+            select(column, func.count())
+            .select_from(ClueState)
+            .where(moment >= start, moment < end)
+            .group_by(column)
+        )
+        return {str(key): n for key, n in (await session.execute(query)).all()}
+
+    steps = (
+        await session.execute(
+            select(ClueTransition.action, func.count())
+            .where(ClueTransition.at >= start, ClueTransition.at < end)
+            .group_by(ClueTransition.action)
+        )
+    ).all()
+    open_at_end = (
+        select(func.count())
+        .select_from(Clue)
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.status.in_([s.value for s in OPEN_STATUSES]), Clue.due_at < end, Clue.received_at < end)
+        .where((ClueState.disposal_method.is_(None)) | (ClueState.disposal_method != "shelve"))
+    )
+    consultations = select(func.count()).where(Consultation.held_on >= start, Consultation.held_on < end)
+    return {
+        "year": year,
+        "quarter": quarter,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "received": received,
+        "disposed_by_method": await count_by(ClueState.disposal_method, ClueState.disposed_at),
+        "concluded_by_finding": await count_by(ClueState.finding, ClueState.concluded_at),
+        "referred_by_target": await count_by(ClueState.referral_target, ClueState.referred_at),
+        "steps": dict(steps),
+        "overdue_at_end": await session.scalar(open_at_end),
+        "consultations": await session.scalar(consultations),
+        "handling_days": await handling_days_concluded_between(session, start, end),
+    }
+
+
+async def handling_days_concluded_between(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[str, Any]:
+    if session.bind.dialect.name == "postgresql":
+        days = func.extract("epoch", ClueState.concluded_at - Clue.received_at) / 86400.0
+    else:
+        days = func.julianday(ClueState.concluded_at) - func.julianday(Clue.received_at)
+    query = (
+        select(func.count(), func.avg(days), func.max(days))
+        .select_from(Clue)
+        .join(ClueState, ClueState.clue_id == Clue.id)
+        .where(ClueState.concluded_at >= start, ClueState.concluded_at < end)
+    )
+    count, mean, longest = (await session.execute(query)).one()
+    return {
+        "concluded": count,
+        "mean_days": round(float(mean), 1) if mean is not None else None,
+        "max_days": round(float(longest), 1) if longest is not None else None,
+    }

@@ -114,6 +114,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/stats/overview"): r(A.view_statistics),
     ("GET", "/api/v1/stats/trends"): r(A.view_statistics),
     ("GET", "/api/v1/stats/overdue"): r(A.view_statistics),
+    ("GET", "/api/v1/stats/quarterly"): r(A.view_statistics),
+    ("POST", "/api/v1/clues/{clue_id}/notes"): r(A.handle_clue, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/messages"): r(A.exchange_messages, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/messages"): r(A.exchange_messages, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/attachments"): r(A.list_attachments, hidden_404=True),

@@ -195,3 +195,23 @@ async def test_meeting_brief_sections(harness: Harness) -> None:
     assert workbook.sheetnames == ["新收线索", "超期线索", "重点督办线索", "疑难会商线索"]
     key_rows = list(workbook["重点督办线索"].iter_rows(values_only=True))
     assert key_rows[0][0] == "编号" and any(r[0] == number for r in key_rows[1:])
+
+
+async def test_quarterly_report_counts_the_quarter(harness: Harness) -> None:
+    world, _, number, injected = await make_ledger(harness)
+    sup = auth(world.supervisor[1])
+    quarter = (TODAY.month - 1) // 3 + 1
+    params = {"year": TODAY.year, "quarter": quarter}
+    report = (await harness.client.get("/api/v1/stats/quarterly", headers=sup, params=params)).json()
+    assert report["received"]["total"] >= 2 and report["received"]["by_channel"]["web"] >= 2
+    assert report["disposed_by_method"].get("verification", 0) >= 1
+    assert report["steps"]["triage"] >= 2 and report["steps"]["dispose"] >= 1
+    assert {"overdue_at_end", "consultations", "handling_days", "referred_by_target"} <= set(report)
+    bad = await harness.client.get(
+        "/api/v1/stats/quarterly", headers=sup, params={"year": 2026, "quarter": 5}
+    )
+    assert bad.status_code == 422
+    earlier = (
+        await harness.client.get("/api/v1/stats/quarterly", headers=sup, params={"year": 2001, "quarter": 1})
+    ).json()
+    assert earlier["received"]["total"] == 0 and earlier["steps"] == {}

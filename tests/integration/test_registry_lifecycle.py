@@ -419,3 +419,21 @@ async def test_rule_endpoints_are_for_admins(harness: Harness) -> None:
     assert (await harness.client.delete(f"/api/v1/deadline-rules/{rule_id}", headers=adm)).status_code == 204
     assert (await harness.client.delete(f"/api/v1/deadline-rules/{rule_id}", headers=adm)).status_code == 404
     json.dumps(rule)
+
+
+async def test_notes_are_sealed_history_entries(harness: Harness) -> None:
+    world = await make_world(harness)
+    clue_id = await submit(harness, world)
+    assert (await step(harness, clue_id, world.supervisor[1], "triage")).status_code == 201
+    url = f"/api/v1/clues/{clue_id}/notes"
+    inv = auth(world.investigator[1])
+    assert (await harness.client.post(url, headers=inv, json={"text": " "})).status_code == 422
+    other = auth(world.other_investigator[1])
+    assert (await harness.client.post(url, headers=other, json={"text": "x"})).status_code == 404
+    response = await harness.client.post(url, headers=inv, json={"text": "已调取接处警记录。"})
+    assert response.status_code == 201 and response.json()["action"] == "note"
+    history = (await harness.client.get(f"/api/v1/clues/{clue_id}/history", headers=inv)).json()
+    assert history[-1]["reason"] == "已调取接处警记录。"
+    async with harness.runtime.session_factory() as session:
+        row = await session.get(ClueTransition, response.json()["id"])
+        assert "接处警" not in row.details and row.sealed
