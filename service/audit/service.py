@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,32 +71,31 @@ async def record(
     object_type: str,
     object_id: str,
     details: dict[str, Any] | None = None,
-) -> AuditEntry:
+) -> None:
     """Append one entry in the caller's transaction."""
-    (entry,) = await record_many(session, [PendingEntry(actor, action, object_type, object_id, details)])
-    return entry
+    await record_many(session, [PendingEntry(actor, action, object_type, object_id, details)])
 
 
-async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> list[AuditEntry]:
+async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> None:
     """Append entries in order, locking each touched chain's head once (batched intake uses this)."""
     chains = chain_count(session)
-    by_chain: dict[int, list[int]] = {}
-    for index, item in enumerate(pending):
-        by_chain.setdefault(chain_for(item.object_id, chains), []).append(index)
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    by_chain: dict[int, list[PendingEntry]] = {}
+    for item in pending:
+        by_chain.setdefault(chain_for(item.object_id, chains), []).append(item)
+    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     suite = session.info.get("audit_suite", DEFAULT_SUITE)
     at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    entries: list[AuditEntry | None] = [None] * len(pending)
+    rows: list[dict[str, Any]] = []
     for chain in sorted(by_chain):  # a fixed lock order, so concurrent batches cannot deadlock
         await session.execute(
-            insert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
+            upsert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
         )
-        head = (
-            await session.execute(select(AuditHead).where(AuditHead.chain == chain).with_for_update())
-        ).scalar_one()
-        seq, prev = head.seq, head.entry_hash
-        for index in by_chain[chain]:
-            item = pending[index]
+        seq, prev = (
+            await session.execute(
+                select(AuditHead.seq, AuditHead.entry_hash).where(AuditHead.chain == chain).with_for_update()
+            )
+        ).one()
+        for item in by_chain[chain]:
             seq += 1
             fields = LinkFields(
                 chain=chain,
@@ -111,11 +110,11 @@ async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> lis
                 prev_hash=prev,
             )
             prev = entry_hash(fields)
-            entries[index] = AuditEntry(**vars(fields), entry_hash=prev)
-        head.seq, head.entry_hash = seq, prev
-    session.add_all(entries)
-    await session.flush()
-    return entries  # type: ignore[return-value]
+            rows.append({**vars(fields), "entry_hash": prev})
+        await session.execute(
+            update(AuditHead).where(AuditHead.chain == chain).values(seq=seq, entry_hash=prev)
+        )
+    await session.execute(insert(AuditEntry), rows)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import service as auth_service
@@ -165,29 +166,36 @@ async def register_prepared(
     await classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
-    session.add_all(
-        Receipt(
-            clue_id=p.new.id,
-            code_hash=receipt_hash(receipt_key, p.receipt_code),
-            created_at=now,
-            read_aloud=p.read_aloud,
-        )
-        for p in prepared
+    await session.execute(
+        insert(Receipt),
+        [
+            {
+                "id": new_id(),
+                "clue_id": p.new.id,
+                "code_hash": receipt_hash(receipt_key, p.receipt_code),
+                "created_at": now,
+                "read_aloud": p.read_aloud,
+                "revoked_at": None,
+            }
+            for p in prepared
+        ],
     )
-    session.add_all(
-        ReporterKey(
-            clue_id=p.new.id,
-            public_key=p.reporter_key.public_key,
-            salt=p.reporter_key.salt,
-            wrapped_private=p.reporter_key.wrapped_private,
-            created_at=now,
-        )
-        for p in prepared
+    await session.execute(
+        insert(ReporterKey),
+        [
+            {
+                "clue_id": p.new.id,
+                "public_key": p.reporter_key.public_key,
+                "salt": p.reporter_key.salt,
+                "wrapped_private": p.reporter_key.wrapped_private,
+                "created_at": now,
+            }
+            for p in prepared
+        ],
     )
-    session.add_all(
-        ClueContact(clue_id=p.new.id, sealed=p.contact) for p in prepared if p.contact is not None
-    )
-    await session.flush()
+    contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in prepared if p.contact is not None]
+    if contacts:
+        await session.execute(insert(ClueContact), contacts)
     return [
         SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
         for clue, p in zip(clues, prepared, strict=True)
