@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EvidenceKind = Literal["term", "alias", "pattern", "counter", "negated", "hint", "model"]
@@ -25,7 +25,15 @@ class Evidence:
     kind: EvidenceKind
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Explicit rather than dataclasses.asdict, which deep-copies every field (this runs per tip).
+        return {
+            "id": self.id,
+            "category": self.category,
+            "start": self.start,
+            "end": self.end,
+            "weight": self.weight,
+            "kind": self.kind,
+        }
 
 
 @dataclass(frozen=True, slots=True)
