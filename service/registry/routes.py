@@ -24,6 +24,7 @@ from service.registry.models import (
     SOURCES,
     Clue,
     ClueState,
+    ClueTransfer,
     ClueTransition,
     DeadlineRule,
     RoutingRule,
@@ -46,6 +47,7 @@ from service.registry.schemas import (
     RoutingRuleOut,
     SearchHit,
     SupervisionIn,
+    TransferOut,
     TransitionIn,
     TransitionOut,
 )
@@ -345,6 +347,45 @@ async def delete_deadline_rule(
 
 
 # --- Supervision, consultations, search (issue 8) ----------------------------------------------------
+
+
+def _transfer_out(row: ClueTransfer) -> TransferOut:
+    return TransferOut(
+        id=row.id,
+        kind=row.kind,
+        to_unit_id=row.to_unit_id,
+        target=row.target,
+        document_number=row.document_number,
+        transferred_at=row.transferred_at,
+        expected_feedback_at=row.expected_feedback_at,
+        feedback_at=row.feedback_at,
+        created_by=row.created_by,
+    )
+
+
+@router.get("/clues/{clue_id}/transfers", response_model=list[TransferOut], responses={**ERRORS, **NOT_FOUND})
+async def list_transfers(clue_id: str, principal: CurrentStaff, session: SessionDep) -> list[TransferOut]:
+    """Every hand-off (to a unit, another organ, investigation, or an out-of-scope referral)."""
+    rows = await routing.list_transfers(session, clue_id=clue_id, principal=principal)
+    return [_transfer_out(r) for r in rows]
+
+
+@router.post(
+    "/clues/{clue_id}/transfers/{transfer_id}/feedback",
+    response_model=TransferOut,
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+)
+async def transfer_feedback(
+    clue_id: str,
+    transfer_id: str,
+    principal: Annotated[Principal, authorized(Action.decide_clue)],
+    session: SessionDep,
+) -> TransferOut:
+    """Record that the receiving unit or organ reported back (audited; late if after the expected date)."""
+    row = await routing.record_transfer_feedback(
+        session, clue_id=clue_id, transfer_id=transfer_id, principal=principal
+    )
+    return _transfer_out(row)
 
 
 @router.post("/clues/{clue_id}/notes", status_code=201, responses={**ERRORS, **NOT_FOUND})

@@ -24,7 +24,7 @@ from service.db import new_id
 from service.errors import Conflict, Invalid, NotFound
 from service.registry import lifecycle
 from service.registry.deadlines import Stage
-from service.registry.models import SOURCES, Clue, ClueState, DeadlineRule, RoutingRule
+from service.registry.models import SOURCES, Clue, ClueState, ClueTransfer, DeadlineRule, RoutingRule
 from service.runtime import Runtime
 from service.timeutil import utcnow
 
@@ -266,3 +266,47 @@ async def delete_deadline_rule(session: AsyncSession, *, rule_id: str, actor: st
 
 async def list_deadline_rules(session: AsyncSession) -> list[DeadlineRule]:
     return list((await session.execute(select(DeadlineRule).order_by(DeadlineRule.stage))).scalars())
+
+
+# --- Transfer records ---------------------------------------------------------------------------------
+
+
+async def list_transfers(session: AsyncSession, *, clue_id: str, principal: Principal) -> list[ClueTransfer]:
+    """Every hand-off of a visible clue, oldest first: the whole transfer history stays."""
+    from service.registry.service import get_visible_clue
+
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    query = select(ClueTransfer).where(ClueTransfer.clue_id == clue.id).order_by(ClueTransfer.transferred_at)
+    return list((await session.execute(query)).scalars())
+
+
+async def record_transfer_feedback(
+    session: AsyncSession, *, clue_id: str, transfer_id: str, principal: Principal
+) -> ClueTransfer:
+    """The receiving unit or organ has reported back on a hand-off."""
+    from service.registry.service import get_visible_clue
+
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    transfer = await session.get(ClueTransfer, transfer_id)
+    if transfer is None or transfer.clue_id != clue.id:
+        raise NotFound("移交记录不存在", message_en="transfer not found")
+    if transfer.kind == "referral":
+        raise Invalid("转出不属于受理范围的线索无需反馈", message_en="referrals expect no feedback")
+    if transfer.feedback_at is not None:
+        raise Conflict("已记录反馈", message_en="feedback already recorded")
+    transfer.feedback_at = utcnow()
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.transfer_feedback",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "transfer_id": transfer.id,
+            "late": bool(
+                transfer.expected_feedback_at and transfer.feedback_at > transfer.expected_feedback_at
+            ),
+        },
+    )
+    return transfer

@@ -167,3 +167,15 @@ class SearchHit(ClueSummary):
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=5000)
+
+
+class TransferOut(BaseModel):
+    id: str
+    kind: str = Field(description="unit | organ | investigation | referral")
+    to_unit_id: str | None
+    target: str | None
+    document_number: str | None
+    transferred_at: datetime
+    expected_feedback_at: datetime | None
+    feedback_at: datetime | None
+    created_by: str

@@ -353,6 +353,15 @@ async def test_transfer_keeps_history_and_respects_recusal(harness: Harness) -> 
     )
     assert response.status_code == 200, response.text
     assert (await step(harness, clue_id, world.investigator[1], "accept")).status_code == 201
+    transfers = (await harness.client.get(f"/api/v1/clues/{clue_id}/transfers", headers=auth(sup))).json()
+    assert [(t["kind"], t["to_unit_id"], t["document_number"]) for t in transfers] == [
+        ("unit", world.handling_unit, "区政法委移〔2026〕3号")
+    ]
+    assert transfers[0]["expected_feedback_at"] and transfers[0]["feedback_at"] is None
+    feedback_url = f"/api/v1/clues/{clue_id}/transfers/{transfers[0]['id']}/feedback"
+    assert (await harness.client.post(feedback_url, headers=auth(world.investigator[1]))).status_code == 403
+    assert (await harness.client.post(feedback_url, headers=auth(sup))).status_code == 200
+    assert (await harness.client.post(feedback_url, headers=auth(sup))).status_code == 409
     history = (await harness.client.get(f"/api/v1/clues/{clue_id}/history", headers=auth(sup))).json()
     assert [h["action"] for h in history] == ["triage", "transfer", "reassign", "accept"]
     assert history[2]["reason"] == "工作调整"

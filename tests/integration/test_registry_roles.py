@@ -22,6 +22,8 @@ ENDPOINTS = [
     ("GET", "/api/v1/clues/{clue}/actions", None, {"supervisor"}),
     ("GET", "/api/v1/clues/{clue}/related", None, {"supervisor"}),
     ("POST", "/api/v1/clues/{clue}/notes", {"text": "x"}, {"supervisor"}),
+    ("GET", "/api/v1/clues/{clue}/transfers", None, {"supervisor"}),
+    ("POST", "/api/v1/clues/{clue}/transfers/none/feedback", None, {"supervisor"}),
     ("GET", "/api/v1/stats/quarterly?year=2026&quarter=1", None, {"supervisor"}),
     ("POST", "/api/v1/clues/{clue}/reassign", {"assignee_id": "nobody", "reason": "x"}, {"supervisor"}),
     ("PUT", "/api/v1/clues/{clue}/supervision", {"key_clue": False, "reason": "x"}, {"supervisor"}),
