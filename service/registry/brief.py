@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from service.audit import service as audit_service
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
+from service.registry.deadlines import alert_level
 from service.registry.ledger import ExportFile, _local, private_tmpdir
 from service.registry.lifecycle import OPEN_STATUSES, STATUS_NAMES
 from service.registry.models import Clue, ClueState, Consultation
@@ -67,6 +68,11 @@ async def meeting_brief(session: AsyncSession, *, start: datetime, end: datetime
                 "received_on": _local(clue.received_at),
                 "due_on": _local(clue.due_at),
                 "overdue": clue.status in open_values and clue.due_at < now,
+                "alert": alert_level(
+                    (state.stage_started_at if state else None) or clue.registered_at, clue.due_at, now
+                ).value
+                if clue.status in open_values
+                else None,
                 "handling_unit": units.get(clue.handling_unit_id or "", ""),
                 "handler": staff.get(clue.assignee_id or "", ""),
                 "supervising_leader": staff.get((state.supervising_leader_id if state else None) or "", ""),

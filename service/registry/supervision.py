@@ -332,6 +332,10 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
             "status": clue.status,
             "due_at": clue.due_at,
             "overdue": clue.due_at < now,
+            # ok / half / warning / overdue: working days used of the stage's limit
+            "alert": deadlines.alert_level(
+                (state.stage_started_at if state else None) or clue.registered_at, clue.due_at, now
+            ).value,
             "key_clue": bool(state and state.key_clue),
             "supervising_leader_id": state.supervising_leader_id if state else None,
             "leader_takes_case": bool(state and state.leader_takes_case),

@@ -110,7 +110,7 @@ async def test_overdue_clue_gets_one_reminder_and_joins_supervision(harness: Har
         ).scalars()
         assert len(list(reminders)) == 1
     listed = (await harness.client.get("/api/v1/supervision", headers=auth(world.supervisor[1]))).json()
-    assert any(item["id"] == clue_id and item["overdue"] for item in listed)
+    assert any(item["id"] == clue_id and item["overdue"] and item["alert"] == "overdue" for item in listed)
 
 
 async def test_search_by_accused_person_links_repeat_reports(harness: Harness) -> None:
