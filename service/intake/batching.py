@@ -26,8 +26,11 @@ MAX_BATCH = 64
 
 
 # Writes a channel needs in the same transaction as its tip (e.g. the mailbox's dedupe record), given the
-# session and the registered tip; they run after the batch's registrations, before its commit.
-AlsoWrite = Callable[[Any, Any], Awaitable[None]]
+# session and the registered tip; they run after the batch's registrations, before its commit. A hook may
+# return audit entries (``audit_service.PendingEntry``): the batch appends them all with one ``record_many``
+# (one lock per chain), and a hook that only adds rows without flushing costs no round trip of its own —
+# the rows go out in the commit's flush, where a conflict fails the batch and the retry one by one.
+AlsoWrite = Callable[[Any, Any], Awaitable[list[Any] | None]]
 
 
 @dataclass
@@ -85,9 +88,14 @@ class IntakeBatcher:
             results = await register_prepared(
                 session, runtime=self._runtime, prepared=[j.prepared for j in batch]
             )
+            entries: list[Any] = []
             for job, result in zip(batch, results, strict=True):
                 if job.also is not None:
-                    await job.also(session, result)
+                    entries.extend(await job.also(session, result) or ())
+            if entries:
+                from service.audit import service as audit_service
+
+                await audit_service.record_many(session, entries)
             await session.commit()
         for job, result in zip(batch, results, strict=True):
             if not job.done.done():

@@ -253,3 +253,43 @@ async def test_database_unavailable_answers_451_then_accepts_on_postgresql(
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await admin.close()
             await running.stop()
+
+
+async def test_a_duplicate_in_a_shared_commit_fails_alone(harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from service.intake.batching import IntakeBatcher
+
+    sizes: list[int] = []
+    commit = IntakeBatcher._commit
+
+    async def recording(self, batch):  # type: ignore[no-untyped-def]
+        sizes.append(len(batch))
+        return await commit(self, batch)
+
+    monkeypatch.setattr(IntakeBatcher, "_commit", recording)
+    runtime = harness.runtime
+    fresh = [mail(f"第{i}封：法院执行局法官收受财物。", attachment=PNG if i % 2 else None) for i in range(6)]
+    assert await MailIngest(runtime)(fresh[2]) == "clue"  # received before
+    sizes.clear()
+    outcomes = await asyncio.gather(*(MailIngest(runtime)(raw) for raw in [*fresh, fresh[5]]))
+    assert max(sizes) >= 2, sizes  # they did share a transaction, which failed and was retried one by one
+    assert outcomes[2] == DUPLICATE
+    assert sorted([outcomes[5], outcomes[6]]) == ["clue", DUPLICATE]
+    assert [outcomes[i] for i in (0, 1, 3, 4)] == ["clue"] * 4
+    clue_ids = set()
+    for raw in fresh:
+        row = await row_for(harness, raw)
+        assert row is not None and row.outcome == "clue" and row.clue_id
+        clue_ids.add(row.clue_id)
+    assert len(clue_ids) == 6
+    async with runtime.session_factory() as session:
+        attached = (
+            await session.scalars(select(Attachment.clue_id).where(Attachment.clue_id.in_(clue_ids)))
+        ).all()
+        audited = (
+            await session.scalars(
+                select(AuditEntry.object_id).where(
+                    AuditEntry.action == "clue.attachments_added", AuditEntry.object_id.in_(clue_ids)
+                )
+            )
+        ).all()
+    assert len(attached) == 3 and sorted(attached) == sorted(audited)

@@ -51,6 +51,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.attachments.models import Attachment
 from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
 from service.attachments.sniff import DisallowedFileType
 from service.attachments.storage import BlobStore, LocalBlobStore
@@ -295,18 +296,29 @@ class MailIngest:
             await _discard(self.store, stored)
             raise
 
-        async def also(session: AsyncSession, submitted: SubmittedTip) -> None:
-            await self._record(session, raw, parsed, key, stored, submitted, now)
+        async def also(session: AsyncSession, submitted: SubmittedTip) -> list[audit_service.PendingEntry]:
+            return await self._record(session, raw, parsed, key, stored, submitted, now)
 
         try:
             await runtime.intake_batcher.submit(tip, also=also)
-        except _Duplicate:
-            # Definitely not committed (the dedupe check failed inside the transaction): nothing refers to
-            # the blobs. After any other failure the commit's fate may be unknown (a connection lost during
+        except IntegrityError:
+            # The batch failed and this tip, retried alone, failed again on a unique index. If that was the
+            # dedupe key, the message is already here: answer as for any redelivery. Anything else is a
+            # real failure (451, the sender retries).
+            if not await self._already_received(key):
+                raise
+            # Definitely not committed (the transaction failed before its commit): nothing refers to the
+            # blobs. After any other failure the commit's fate may be unknown (a connection lost during
             # COMMIT), so the blobs stay and the orphan sweep (``attachments.sweep_orphans``) decides later.
             await _discard(self.store, stored)
-            raise
+            raise _Duplicate from None
         return CLUE
+
+    async def _already_received(self, key: str) -> bool:
+        async with self.runtime.session_factory() as session:
+            found = await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key))
+            await session.rollback()
+        return found is not None
 
     async def _record(
         self,
@@ -317,36 +329,58 @@ class MailIngest:
         stored: list[_Stored],
         tip: SubmittedTip,
         now: datetime,
-    ) -> None:
-        """The mail channel's writes in the batch's transaction, after the tip's registration. Few round
-        trips: the batch's commit waits on each. The ``mail_received`` row goes out with the attachment rows'
-        flush; its unique ``dedupe_key`` makes a redelivery fail there (``_Duplicate``)."""
+    ) -> list[audit_service.PendingEntry]:
+        """The mail channel's writes in the batch's transaction, after the tip's registration: rows added,
+        not flushed (each round trip here would hold up the whole batch's commit). They go out, for the whole
+        batch at once, in the flush before the commit, where a redelivery's ``mail_received`` row fails on
+        the unique ``dedupe_key``; the batch is then retried tip by tip, so the duplicate fails alone.
+        Returns the attachments' audit entry, which the batch appends with its others."""
         runtime = self.runtime
         session.add(self._row(key, parsed, raw, len(stored), now, outcome=CLUE, clue_id=tip.clue_id))
-        try:
-            if stored:
-                from service.messages.service import UploadedFile, add_attachments
-
-                await add_attachments(
-                    session,
+        entries = []
+        if stored:
+            # The same rows and audit entry as ``messages.service.add_attachments`` (mail keeps no originals),
+            # without its flush and its audit lock of its own.
+            rows = []
+            for item in stored:
+                record = item.record
+                row = Attachment(
+                    id=new_id(),
                     clue_id=tip.clue_id,
                     message_id=None,
-                    files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
-                    keys=runtime.keys,
-                    actor=PUBLIC_ACTOR,
+                    blob_id=record.blob_id,
+                    kind=str(record.kind.value),
+                    size=record.size,
+                    sha256=record.sha256,
+                    wrapped_key=record.wrapped_key,
+                    removed_metadata=",".join(record.removed_metadata)[:2000],
+                    created_at=now,
                 )
-            else:
-                await session.flush()
-        except IntegrityError:
-            raise _Duplicate from None
-        addresses = parsed.identity.get("from_address") or []
-        if addresses:
-            await notify_service.queue_acknowledgement(
-                session, runtime=runtime, to_address=addresses[0], receipt=tip.receipt
+                if item.filename:
+                    row.name = runtime.keys.seal_case(
+                        item.filename.encode("utf-8"), f"attachments/{row.id}/name"
+                    )
+                rows.append(row)
+            session.add_all(rows)
+            entries.append(
+                audit_service.PendingEntry(
+                    actor=PUBLIC_ACTOR,
+                    action="clue.attachments_added",
+                    object_type="clue",
+                    object_id=tip.clue_id,
+                    details={"attachment_ids": [r.id for r in rows], "message_id": None},
+                )
             )
-        await notify_service.notify_supervisors(
-            session, runtime=runtime, event="new_clue", path=f"/staff/clues/{tip.clue_id}"
-        )
+        if notify_service.relay_configured(runtime):
+            addresses = parsed.identity.get("from_address") or []
+            if addresses:
+                await notify_service.queue_acknowledgement(
+                    session, runtime=runtime, to_address=addresses[0], receipt=tip.receipt
+                )
+            await notify_service.notify_supervisors(
+                session, runtime=runtime, event="new_clue", path=f"/staff/clues/{tip.clue_id}"
+            )
+        return entries
 
     def _row(
         self,
