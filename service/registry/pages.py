@@ -22,7 +22,7 @@ from service.classify import service as classify_service
 from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import DomainError
-from service.registry import lifecycle, supervision
+from service.registry import brief, lifecycle, supervision
 from service.registry import service as registry_service
 from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
 from service.registry.models import CHANNELS, SOURCES, ClueState
@@ -366,3 +366,52 @@ async def transition(
         )
 
     return await _after(request, principal, session, runtime, clue_id, work)
+
+
+@router.get("/brief")
+async def brief_page(
+    request: Request,
+    principal: CurrentStaffSession,
+    session: SessionDep,
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """The regular meeting's brief as a printable page (new, overdue, key and difficult clues)."""
+    require(principal.roles, Action.view_statistics)
+    today = datetime.now(LOCAL).date()
+    first = _day(start) or datetime.combine(today.replace(day=1), time.min, tzinfo=LOCAL)
+    last_day = _day(end, end=True) or datetime.combine(today, time.max, tzinfo=LOCAL)
+    message = None
+    if last_day < first or (last_day - first).days > 366:
+        message = ("日期范围无效（最长一年）。", "Invalid date range (at most a year).")
+        first, last_day = (
+            datetime.combine(today, time.min, tzinfo=LOCAL),
+            datetime.combine(today, time.max, tzinfo=LOCAL),
+        )
+    data = await brief.meeting_brief(session, start=first, end=last_day)
+    return render(
+        request,
+        "registry_brief.html",
+        {
+            "brief": data,
+            "sections": brief.SECTIONS,
+            "form": {"start": first.date().isoformat(), "end": last_day.date().isoformat()},
+            "message": message,
+            "can_export": is_allowed(principal.roles, Action.export_ledger),
+        },
+        principal=principal,
+    )
+
+
+@router.get("/supervision")
+async def supervision_page(request: Request, principal: CurrentStaffSession, session: SessionDep) -> Response:
+    """Open key clues and overdue clues with their leaders, handlers and alert levels."""
+    require(principal.roles, Action.supervise_clue)
+    items = await supervision.supervision_list(session, principal=principal)
+    units, staff = await _names(session)
+    for item in items:
+        item["unit"] = units.get(item["handling_unit_id"] or "", "")
+        item["handler"] = staff.get(item["assignee_id"] or "", "")
+        item["leader"] = staff.get(item["supervising_leader_id"] or "", "")
+        item["status_name"] = lifecycle.STATUS_NAMES.get(item["status"], item["status"])
+    return render(request, "registry_supervision.html", {"items": items}, principal=principal)

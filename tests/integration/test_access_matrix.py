@@ -171,6 +171,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/staff/sources/new"): r(A.register_staff_source),
     ("POST", "/staff/sources"): r(A.register_staff_source),
     ("GET", "/staff/registry"): r(A.list_all_clues),
+    ("GET", "/staff/registry/brief"): r(A.view_statistics),
+    ("GET", "/staff/registry/supervision"): r(A.supervise_clue),
     ("GET", "/staff/registry/clues/{clue_id}"): r(*READ_CLUE, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/assign"): r(A.assign_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/supervision"): r(A.supervise_clue, hidden_404=True),
