@@ -2,7 +2,7 @@
 attachment pipeline, submit_tip, commit on the embedded SQLite default) beside a bare aiosmtpd receiver that
 discards the message, in the same run.
 
-    /work/venv/bin/python bench/bench_smtp.py [--messages 200] [--concurrency 4]
+    /work/venv/bin/python bench/bench_smtp.py [--messages 200] [--concurrency 4] [--rounds 3] [--stages]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -53,9 +54,7 @@ def make_message(index: int, attachment: bytes) -> bytes:
         f"第{index}封：法院执行局某法官收受红包，压案不办。\r\n--b\r\n"
         'Content-Type: text/plain; charset=utf-8; name="evidence.txt"\r\n'
         'Content-Disposition: attachment; filename="evidence.txt"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-        + encoded
-        + "--b--\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "--b--\r\n"
     ).encode()
 
 
@@ -79,46 +78,161 @@ async def drive(port: int, messages: list[bytes], concurrency: int) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
+class Discard:
+    async def __call__(self, raw: bytes) -> str:
+        return "discarded"
+
+
+async def rounds(args: argparse.Namespace, runtime, attachment: bytes) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """Bare and Tipline alternately, ``--rounds`` times: on a shared machine the load changes from one
+    minute to the next, and alternating keeps each pair of figures under the same load."""
+    bare = await serve_receiver("127.0.0.1", 0, Discard(), [TIP], 4 * 1024 * 1024)
+    receiver = await serve_receiver("127.0.0.1", 0, MailIngest(runtime), [TIP], 4 * 1024 * 1024)
+    await drive(bare.port, [make_message(-i - 1, attachment) for i in range(5)], 1)  # warm up
+    await drive(
+        receiver.port, [make_message(-i - 1, attachment) for i in range(5)], 1
+    )  # and start the worker
+    results = []
+    for r in range(args.rounds):
+        bare_rate = await drive(
+            bare.port, [make_message(i, attachment) for i in range(args.messages)], args.concurrency
+        )
+        tipline_rate = await drive(
+            receiver.port,
+            [make_message(r * args.messages + i, attachment) for i in range(args.messages)],
+            args.concurrency,
+        )
+        print(
+            f"round {r + 1}: bare {bare_rate:7.1f} msg/s, tipline {tipline_rate:7.1f} msg/s, "
+            f"{tipline_rate / bare_rate:4.0%}",
+            flush=True,
+        )
+        results.append((bare_rate, tipline_rate))
+    await bare.stop()
+    await receiver.stop()
+    return results
+
+
+async def stages(runtime, attachment: bytes, n: int = 40) -> None:  # type: ignore[no-untyped-def]
+    """Per-stage cost of one message, each stage alone: CPU of the calling thread and wall time, in ms."""
+    from service.channels.email import ingest as mail_ingest
+    from service.channels.email.parse import parse_message
+    from service.intake.service import Submission, prepare_tip
+
+    raw = make_message(10**6, attachment)
+    ingest = MailIngest(runtime)
+    keys = runtime.keys
+    seals = {"case": 0, "identity": 0}
+    seal_case, seal_identity = keys.seal_case, keys.seal_identity
+
+    def count_case(data: bytes, binding: str) -> bytes:
+        seals["case"] += 1
+        return seal_case(data, binding)
+
+    def count_identity(data: bytes, binding: str) -> bytes:
+        seals["identity"] += 1
+        return seal_identity(data, binding)
+
+    async def measure(label: str, step, repeat: int = n, *, show: bool = True) -> None:  # type: ignore[no-untyped-def]
+        cpu, wall = time.thread_time(), time.perf_counter()
+        for _ in range(repeat):
+            await step()
+        cpu, wall = (time.thread_time() - cpu) / repeat, (time.perf_counter() - wall) / repeat
+        if show:
+            print(f"  {label:62s} cpu {cpu * 1000:6.2f}  wall {wall * 1000:6.2f}")
+
+    parsed = parse_message(raw)
+    submission = Submission(text=parsed.text, channel="email", submitter=dict(parsed.identity))
+
+    async def parse() -> None:
+        parse_message(raw)
+
+    async def attachments() -> None:
+        await mail_ingest._store_all(parsed, ingest.store, keys.seal_case, 10**7)
+
+    async def worker() -> None:
+        await ingest._prepare(raw)
+
+    async def prepare() -> None:
+        prepare_tip(runtime, submission, actor="public")
+
+    def batch_of(size: int):  # type: ignore[no-untyped-def]
+        async def step() -> None:
+            messages = [make_message(10**7 + len(seen) + i, attachment) for i in range(size)]
+            seen.extend(messages)
+            prepared = [await ingest._prepare(m) for m in messages]
+            started = time.thread_time(), time.perf_counter()
+            await asyncio.gather(
+                *(
+                    ingest._report(m, p, mail_ingest.dedupe_key(runtime, p.parsed))
+                    for m, p in zip(messages, prepared, strict=True)
+                )
+            )
+            timings.append((time.thread_time() - started[0], time.perf_counter() - started[1]))
+
+        return step
+
+    print("per-stage cost of one message (ms; 'cpu' is the event loop thread's):")
+    await measure("MIME parse (in this process)", parse)
+    await measure("attachment pipeline (sniff, sanitise, encrypt, write, fsync)", attachments)
+    await measure("worker round trip: parse + attachments in the worker process", worker)
+    await measure("prepare_tip (classify, mask, seal)", prepare)
+    seen: list[bytes] = []
+    for size in (1, 4, 16):
+        timings: list[tuple[float, float]] = []
+        await measure("", batch_of(size), repeat=max(2, 32 // size), show=False)
+        cpu = sum(t[0] for t in timings) / (len(timings) * size)
+        wall = sum(t[1] for t in timings) / (len(timings) * size)
+        print(
+            f"  {'prepare_tip + group commit, per message, batch of ' + str(size):62s} "
+            f"cpu {cpu * 1000:6.2f}  wall {wall * 1000:6.2f}"
+        )
+    keys.seal_case, keys.seal_identity = count_case, count_identity  # type: ignore[method-assign]
+    try:
+        await ingest(make_message(10**8, attachment))
+    finally:
+        keys.seal_case, keys.seal_identity = seal_case, seal_identity  # type: ignore[method-assign]
+    print(
+        f"  HPKE (X25519 + ML-KEM-768) seals per message with one attachment: {seals['case']} to the case "
+        f"key, {seals['identity']} to the identity key"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stages", action="store_true", help="also print the per-stage cost of one message")
     args = parser.parse_args()
     # A 100 KB text attachment (an allowed kind that the pipeline sniffs, checks and encrypts).
     attachment = make_attachment()
-    messages = [make_message(i, attachment) for i in range(args.messages)]
-
-    class Discard:
-        async def __call__(self, raw: bytes) -> str:
-            return "discarded"
-
-    bare = await serve_receiver("127.0.0.1", 0, Discard(), [TIP], 4 * 1024 * 1024)
-    bare_rate = await drive(bare.port, messages, args.concurrency)
-    await bare.stop()
-
+    print(
+        f"messages: {args.messages} x {args.rounds} rounds, attachment: 100 KB, concurrency: "
+        f"{args.concurrency}, cpus: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(data_dir=Path(data_dir), database_auto_upgrade=True)  # embedded SQLite default
         runtime = build_runtime(settings, frozenset({"mail"}))
         await ensure_schema(runtime.engine, auto_upgrade=True)
-        receiver = await serve_receiver("127.0.0.1", 0, MailIngest(runtime), [TIP], 4 * 1024 * 1024)
-        await drive(receiver.port, [make_message(-i - 1, attachment) for i in range(5)], 1)  # warm up
-        tipline_rate = await drive(
-            receiver.port, [make_message(i, attachment) for i in range(args.messages)], args.concurrency
-        )
-        await receiver.stop()
+        results = await rounds(args, runtime, attachment)
         async with runtime.session_factory() as session:
             clues = await session.scalar(select(func.count()).select_from(Clue))
             attachments = await session.scalar(select(func.count()).select_from(Attachment))
-        await runtime.close()
-        expected = args.messages + 5
+        expected = args.messages * args.rounds + 5
         assert clues == expected and attachments == expected, (clues, attachments, expected)
+        if args.stages:
+            await stages(runtime, attachment)
+        await runtime.close()
 
-    print(
-        f"messages: {args.messages}, attachment: 100 KB, concurrency: {args.concurrency}, cpus: {os.cpu_count()}"
-    )
-    print(f"bare aiosmtpd (discard): {bare_rate:8.1f} msg/s")
-    print(f"tipline receiver:        {tipline_rate:8.1f} msg/s  ({tipline_rate / bare_rate:.0%} of bare)")
+    bare_rate = statistics.median(b for b, _ in results)
+    tipline_rate = statistics.median(t for _, t in results)
+    ratio = statistics.median(t / b for b, t in results)
+    print(f"bare aiosmtpd (discard): {bare_rate:8.1f} msg/s (median)")
+    print(f"tipline receiver:        {tipline_rate:8.1f} msg/s (median); median ratio {ratio:.0%} of bare")
     print(f"stored: {clues} clues, {attachments} attachments (all messages, warm-up included)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
