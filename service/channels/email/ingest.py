@@ -200,7 +200,10 @@ class WorkerPool:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None or self._pid != os.getpid():
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             )
             self._pid = os.getpid()
         return self._pool
@@ -218,6 +221,20 @@ class WorkerPool:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In each worker: leave when the receiver's process is gone (a SIGKILLed parent cannot tell its pool
+    to stop, and a worker blocked on its job queue never sees the pipe close: it holds both ends)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class WorkerUnavailable(Exception):
