@@ -13,6 +13,7 @@ from sqlalchemy import select
 from service.attachments import orphans
 from service.attachments.models import Attachment
 from service.attachments.storage import LocalBlobStore, new_blob_id
+from service.audit import service as audit_service
 from service.channels.email.ingest import MailIngest, blob_store_for
 from service.channels.email.models import ReceivedMail
 from service.jobs.registry import JobContext
@@ -49,6 +50,19 @@ async def test_old_unreferenced_blobs_go_and_everything_else_stays(harness) -> N
 
     orphan = await write_blob(store)
     age(store, orphan)
+    # A blob named only inside a sealed record (a call recording) is found through its audit entry.
+    recording = await write_blob(store)
+    age(store, recording)
+    async with runtime.session_factory() as session:
+        await audit_service.record(
+            session,
+            actor="staff:test",
+            action="clue.recording_added",
+            object_type="clue",
+            object_id=row.clue_id,
+            details={"blob_id": recording, "size": 10},
+        )
+        await session.commit()
     young = await write_blob(store)
     stale_part = store.root / ".tmp" / f"{new_blob_id()}.deadbeef.part"
     stale_part.write_bytes(b"half")
@@ -64,7 +78,7 @@ async def test_old_unreferenced_blobs_go_and_everything_else_stays(harness) -> N
         await session.commit()
 
     assert not await store.exists(orphan)
-    assert await store.exists(kept) and await store.exists(young)
+    assert await store.exists(kept) and await store.exists(young) and await store.exists(recording)
     assert not stale_part.exists() and fresh_part.exists()
     fresh_part.unlink()
     # The referenced blob is intact.
