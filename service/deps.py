@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from service.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: a sync dependency costs a thread hop
     return request.app.state.runtime
 
 

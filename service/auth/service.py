@@ -72,16 +72,6 @@ async def find_unit(session: AsyncSession, name_or_id: str) -> Unit:
     return unit
 
 
-async def resolve_unit_ids(session: AsyncSession, names: list[str | None]) -> dict[str, str]:
-    """Map each name a reporter gave to a registered unit's id, where it matches exactly after normalising."""
-    wanted = {name: normalise_unit_name(name) for name in names if name}
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Unit.name, Unit.id).where(Unit.name.in_(set(wanted.values()))))
-    found = {name: unit_id for name, unit_id in rows}
-    return {name: found[normal] for name, normal in wanted.items() if normal in found}
-
-
 async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list[str]:
     """The unit's id and every parent's, nearest first (bounded, so a cycle cannot hang)."""
     chain: list[str] = []

@@ -7,7 +7,6 @@ envelopes; the report content only as case-key envelopes. Nothing here logs cont
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -19,13 +18,12 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.auth import service as auth_service
 from service.classification import service as classification_service
 from service.classify import service as classify_service
-from service.db import new_id
-from service.errors import Invalid
 from service.custody import service as custody_service
 from service.custody.models import ClueContact
+from service.db import new_id
+from service.errors import Invalid
 from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
 from service.messages import reporter_key as reporter_keys
@@ -88,7 +86,6 @@ class PreparedTip:
     """A submission sealed and classified, ready to register: no database work has happened yet."""
 
     new: registry_service.NewClue
-    accused_unit_name: str | None
     receipt_code: str
     reporter_key: reporter_keys.WrappedReporterKey  # opens only with the receipt code: two-way messages
     contact: bytes | None  # a real-name reporter's contact fields, for the one-custodian feedback release
@@ -132,7 +129,7 @@ def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> Prep
         classification=keys.seal_case(_json(result.to_dict()), binding(clue_id, "classification")),
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
         accused_key=accused_index(runtime, submission.accused),
-        accused_unit_id=None,  # resolved against the unit table at registration
+        accused_unit_name=submission.accused.get("unit"),
         categories=tuple(result.labels),
         needs_triage=result.needs_triage,
         taxonomy_version=result.taxonomy_version,
@@ -141,7 +138,6 @@ def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> Prep
     code = new_receipt_code()
     return PreparedTip(
         new=new,
-        accused_unit_name=submission.accused.get("unit"),
         receipt_code=code,
         reporter_key=reporter_keys.new_reporter_key(code, clue_id),
         contact=None
@@ -156,12 +152,8 @@ async def register_prepared(
     session: AsyncSession, *, runtime: Runtime, prepared: list[PreparedTip]
 ) -> list[SubmittedTip]:
     """Register prepared tips in the caller's transaction: numbers, clues, receipts, audit entries."""
-    unit_ids = await auth_service.resolve_unit_ids(session, [p.accused_unit_name for p in prepared])
-    news = [
-        dataclasses.replace(p.new, accused_unit_id=unit_ids.get(p.accused_unit_name or "")) for p in prepared
-    ]
     clues = await registry_service.register_clues(
-        session, news=news, actors=[p.actor for p in prepared], settings=runtime.settings
+        session, news=[p.new for p in prepared], actors=[p.actor for p in prepared], settings=runtime.settings
     )
     await classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
     receipt_key = runtime.lookup_key("receipt")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, insert, literal, select, tuple_
+from sqlalchemy import Select, bindparam, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -16,7 +16,7 @@ from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
-from service.auth.service import Principal
+from service.auth.service import Principal, normalise_unit_name
 from service.crypto.keys import KeyRing
 from service.db import UTCDateTime
 from service.errors import Conflict, Invalid, NotFound
@@ -43,7 +43,7 @@ class NewClue:
     classification: bytes
     identity: bytes | None
     accused_key: str | None
-    accused_unit_id: str | None
+    accused_unit_name: str | None  # as the reporter wrote it; matched against registered units
     categories: tuple[str, ...]
     needs_triage: bool
     taxonomy_version: str
@@ -87,11 +87,14 @@ async def register_clues(
             "classification": new.classification,
             "identity": new.identity,
             "accused_key": new.accused_key,
-            "accused_unit_id": new.accused_unit_id,
+            "accused_unit_name": normalise_unit_name(new.accused_unit_name or ""),
         }
         for new, year in zip(news, years, strict=True)
     ]
-    await session.execute(insert(Clue), rows)
+    # The unit a reporter named, where it matches a registered unit exactly (after normalising), is
+    # resolved inside the insert itself: no extra round trip per batch.
+    named_unit = select(Unit.id).where(Unit.name == bindparam("accused_unit_name")).scalar_subquery()
+    await session.execute(insert(Clue).values(accused_unit_id=named_unit), rows)
     categories = [{"clue_id": new.id, "category": c} for new in news for c in new.categories]
     if categories:
         await session.execute(insert(ClueCategory), categories)
