@@ -53,6 +53,7 @@ class Action(StrEnum):
     correct_classification = "correct_classification"
     view_taxonomy = "view_taxonomy"
     reload_taxonomy = "reload_taxonomy"
+    manage_legal_hold = "manage_legal_hold"
 
 
 _ALL = frozenset(Role)
@@ -94,6 +95,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.correct_classification: frozenset({Role.investigator, Role.supervisor}),
     Action.view_taxonomy: frozenset({Role.supervisor, Role.admin}),
     Action.reload_taxonomy: frozenset({Role.admin}),
+    Action.manage_legal_hold: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -174,6 +176,10 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.view_taxonomy: "See the taxonomy in force: categories, tiers, term counts, version (`GET /api/v1/taxonomy`)",
     Action.reload_taxonomy: (
         "Reload the configured taxonomy file in this process; a bad file is refused (`POST /api/v1/taxonomy/reload`)"
+    ),
+    Action.manage_legal_hold: (
+        "See, put on or lift a legal hold that stops retention purging a clue, audited "
+        "(`GET/PUT /api/v1/clues/{id}/legal-hold`)"
     ),
 }
 
