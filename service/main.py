@@ -114,6 +114,9 @@ def create_app(
         from service.classification.routes import router as classification_router
 
         app.include_router(classification_router)
+        from service.retention.routes import router as retention_router
+
+        app.include_router(retention_router)
 
         from service.auth.login_routes import router as staff_login_router
         from service.auth.web import install_login_redirect

@@ -27,6 +27,7 @@ from service.registry.models import (
     RegistryCounter,
     RoutingRule,
 )
+from service.retention.models import LegalHold
 
 __all__ = [
     "ApiToken",
@@ -50,6 +51,7 @@ __all__ = [
     "DeadlineRule",
     "ProgressRequest",
     "Job",
+    "LegalHold",
     "NotificationPreference",
     "OutboxMessage",
     "ReceivedMail",

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
         "follow up and add material. This message was sent automatically; please do not reply."
     )
     staff_link_base: str = "http://127.0.0.1:8000"  # where staff notifications point ("where", never "what")
+    # Retention per status in days, e.g. {"concluded": 1825, "archived": 1825}; a status not named is kept.
+    retention_days: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("database_url")
     @classmethod

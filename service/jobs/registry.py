@@ -40,6 +40,7 @@ TASK_MODULES: list[str] = [
     "service.auth.tasks",
     "service.classification.tasks",
     "service.attachments.tasks",
+    "service.retention.tasks",
 ]
 
 

@@ -124,6 +124,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/attachments/{attachment_id}"): r(A.download_attachment, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/classification"): r(A.read_classification, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/classification"): r(A.correct_classification, hidden_404=True),
+    ("GET", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
+    ("PUT", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
     ("GET", "/api/v1/taxonomy"): r(A.view_taxonomy),
     ("POST", "/api/v1/taxonomy/reload"): r(A.reload_taxonomy),
     # --- rules ------------------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+"""Retention per status, legal holds, and the purge.
+
+A clue whose status has a retention period (``TIPLINE_RETENTION_DAYS``, e.g. ``{"concluded": 1825}``) and
+that entered that status longer ago is purged, unless a legal hold is on it. The purge is crypto-shredding
+plus deletion:
+
+1. Attachments: the rows holding the wrapped per-file keys go first (committed), then the encrypted files.
+   Without its key a file is noise even where a copy survives (a backup, a disk block).
+2. Envelopes (content, accused, classification, identity, contact fields, messages, notes, receipts,
+   reporter keys…): the rows are deleted (every table refers to ``clues`` with ON DELETE CASCADE); sealed
+   raw mail that produced the clue is cleared. SQLite runs with ``secure_delete`` so freed pages are
+   zeroed; PostgreSQL's dead tuples are reclaimed by (auto)vacuum and never appear in a dump.
+3. One audit entry ``clue.purged`` with ids and counts only.
+
+Old backups still hold the envelopes: see docs/security.md ("Backups and retention").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.attachments.models import Attachment
+from service.audit import service as audit_service
+from service.auth.service import Principal
+from service.crypto.keys import KeyRing
+from service.errors import NotFound
+from service.messages.models import Message
+from service.registry.models import Clue, ClueState
+from service.retention.models import LegalHold
+from service.timeutil import as_utc, utcnow
+
+log = logging.getLogger("tipline.retention")
+
+
+@dataclass(frozen=True)
+class HoldView:
+    clue_id: str
+    held: bool
+    set_by: str | None = None
+    set_at: datetime | None = None
+
+
+async def _clue(session: AsyncSession, clue_id: str) -> Clue:
+    clue = await session.get(Clue, clue_id) if len(clue_id) <= 36 else None
+    if clue is None:
+        raise NotFound("没有这条线索", message_en="no such clue")
+    return clue
+
+
+async def get_hold(session: AsyncSession, *, clue_id: str) -> HoldView:
+    await _clue(session, clue_id)
+    hold = await session.get(LegalHold, clue_id)
+    if hold is None:
+        return HoldView(clue_id, False)
+    return HoldView(clue_id, True, hold.set_by, hold.set_at)
+
+
+async def set_hold(
+    session: AsyncSession, *, clue_id: str, held: bool, reason: str, principal: Principal, keys: KeyRing
+) -> HoldView:
+    """Put on or lift a legal hold (supervisors). Audited; the reason is sealed, the entry holds ids only."""
+    await _clue(session, clue_id)
+    hold = await session.get(LegalHold, clue_id)
+    if held and hold is None:
+        hold = LegalHold(
+            clue_id=clue_id,
+            set_by=principal.staff_id,
+            set_at=utcnow(),
+            reason=keys.seal_case(reason.encode(), f"legal_holds/{clue_id}/reason"),
+        )
+        session.add(hold)
+    elif not held and hold is not None:
+        await session.delete(hold)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.legal_hold_set" if held else "clue.legal_hold_lifted",
+        object_type="clue",
+        object_id=clue_id,
+    )
+    return await get_hold(session, clue_id=clue_id)
+
+
+def _since(clue: Clue, state: ClueState | None) -> datetime:
+    """When the clue entered its current status (the retention clock starts there)."""
+    moments = [clue.registered_at]
+    if state is not None:
+        moments += [m for m in (state.stage_started_at, state.concluded_at) if m is not None]
+    return max(as_utc(m) for m in moments)
+
+
+async def expired_clue_ids(
+    session: AsyncSession, *, retention_days: dict[str, int], now: datetime, limit: int = 100
+) -> list[str]:
+    if not retention_days:
+        return []
+    held = select(LegalHold.clue_id)
+    rows = await session.execute(
+        select(Clue, ClueState)
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.status.in_(list(retention_days)), ~Clue.id.in_(held))
+        .order_by(Clue.registered_at)
+    )
+    expired = []
+    for clue, state in rows.all():
+        if _since(clue, state) + timedelta(days=retention_days[clue.status]) <= now:
+            expired.append(clue.id)
+            if len(expired) >= limit:
+                break
+    return expired
+
+
+@dataclass
+class Purged:
+    clue_id: str
+    blobs: list[str] = field(default_factory=list)  # to delete once the rows are committed
+    attachments: int = 0
+    messages: int = 0
+
+
+async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) -> Purged:
+    """Delete the clue and every row that hangs off it, in the caller's transaction; returns the blob ids
+    whose files to delete after the commit (the keys die with the rows, so the files go second)."""
+    purged = Purged(clue_id)
+    attachments = (await session.execute(select(Attachment).where(Attachment.clue_id == clue_id))).scalars()
+    for attachment in attachments:
+        purged.attachments += 1
+        purged.blobs += [b for b in (attachment.blob_id, attachment.original_blob_id) if b]
+    purged.messages = (
+        await session.scalar(select(func.count()).select_from(Message).where(Message.clue_id == clue_id))
+    ) or 0
+    # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
+    await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
+    from service.channels.email.models import ReceivedMail
+
+    await session.execute(update(ReceivedMail).where(ReceivedMail.clue_id == clue_id).values(sealed=None))
+    await session.execute(delete(Clue).where(Clue.id == clue_id))
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="clue.purged",
+        object_type="clue",
+        object_id=clue_id,
+        details={"attachments": purged.attachments, "messages": purged.messages, "blobs": len(purged.blobs)},
+    )
+    return purged
+
+
+async def delete_blobs(roots: list[Path], blob_ids: list[str]) -> int:
+    from service.attachments.storage import LocalBlobStore
+
+    deleted = 0
+    for root in roots:
+        store = LocalBlobStore(root)
+        for blob_id in blob_ids:
+            if await store.exists(blob_id):
+                await store.delete(blob_id)
+                deleted += 1
+    return deleted
+
+
+__all__ = [
+    "HoldView",
+    "Purged",
+    "delete_blobs",
+    "expired_clue_ids",
+    "get_hold",
+    "purge_clue_rows",
+    "set_hold",
+]
