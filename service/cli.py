@@ -185,11 +185,12 @@ async def _in_session(settings, work: Callable[[AsyncSession], Awaitable[T]]) ->
     """One transaction for one CLI action, on a migrated database."""
     from service.db import create_engine, create_session_factory
     from service.migrations import ensure_schema
+    from service.runtime import session_info
 
     engine = create_engine(settings.effective_database_url)
     try:
         await ensure_schema(engine, auto_upgrade=False)
-        async with create_session_factory(engine, audit_chains=settings.audit_chains)() as session:
+        async with create_session_factory(engine, info=session_info(settings))() as session:
             result = await work(session)
             await session.commit()
             return result

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, String, event, text
+from sqlalchemy import DateTime, Engine, MetaData, String, event, text
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -59,11 +60,20 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def create_sqlite_writer_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for batched intake writes: a whole batch runs in one
+    worker-thread call instead of one thread hop per statement through aiosqlite."""
+    engine = sa_create_engine(url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0)
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
     """WAL for concurrent readers, real foreign keys, secure_delete so freed pages hold no old plaintext,
     and BEGIN IMMEDIATE so a transaction never fails half-way on a read-to-write lock upgrade."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -77,15 +87,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_session_factory(engine: AsyncEngine, *, audit_chains: int = 0) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=False, info={"audit_chains": audit_chains}
-    )
+def create_session_factory(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info`` carries per-deployment settings services read from the session (audit chains and suite)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=dict(info or {}))
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from service.crypto.keys import (
     KeyFileError,
@@ -26,7 +27,7 @@ from service.crypto.keys import (
     write_public_key,
 )
 from service.crypto.national import SM2PublicKey
-from service.db import create_engine, create_session_factory
+from service.db import create_engine, create_session_factory, create_sqlite_writer_engine
 from service.intake.batching import IntakeBatcher
 from service.settings import Settings
 
@@ -50,7 +51,11 @@ class Runtime:
 
     @cached_property
     def intake_batcher(self) -> IntakeBatcher:
-        return IntakeBatcher(self.session_factory, self)
+        writer = None
+        if self.settings.is_sqlite:
+            engine = create_sqlite_writer_engine(self.settings.effective_database_url)
+            writer = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=session_info(self.settings))
+        return IntakeBatcher(self.session_factory, self, sqlite_writer=writer)
 
     async def close(self) -> None:
         if "intake_batcher" in self.__dict__:
@@ -137,18 +142,19 @@ def audit_hash_suite(settings: Settings) -> str:
     return "sm3" if settings.crypto_suite == "national" else "sha256"
 
 
+def session_info(settings: Settings) -> dict[str, object]:
+    """What services read from a session: audit chain count and the hash suite for new entries (entries
+    name their suite, so a chain may switch)."""
+    return {"audit_chains": settings.audit_chains, "audit_suite": audit_hash_suite(settings)}
+
+
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     ensure_development_material(settings)
     engine = create_engine(settings.effective_database_url)
-    session_factory = create_session_factory(engine, audit_chains=settings.audit_chains)
-    # New audit entries are hashed with the suite's hash (entries name their suite; a chain may switch).
-    session_factory.configure(
-        info={"audit_chains": settings.audit_chains, "audit_suite": audit_hash_suite(settings)}
-    )
     return Runtime(
         settings=settings,
         engine=engine,
-        session_factory=session_factory,
+        session_factory=create_session_factory(engine, info=session_info(settings)),
         keys=load_keys(settings, roles),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,

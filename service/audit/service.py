@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.audit.chain import (
     DEFAULT_SUITE,
@@ -40,7 +41,7 @@ def staff_actor(staff_id: str) -> str:
     return f"staff:{staff_id}"
 
 
-def chain_count(session: AsyncSession) -> int:
+def chain_count(session: AsyncSession | Session) -> int:
     """From TIPLINE_AUDIT_CHAINS, carried in the session's info by the runtime's session factory."""
     configured = session.info.get("audit_chains", 0)
     if configured:
@@ -77,7 +78,14 @@ async def record(
 
 
 async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> None:
-    """Append entries in order, locking each touched chain's head once (batched intake uses this)."""
+    """Append entries in order in the caller's transaction (see ``record_many_sync``)."""
+    await session.run_sync(record_many_sync, pending)
+
+
+def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
+    """Append entries in order, locking each touched chain's head once (batched intake uses this).
+    Written once, synchronously: async callers run it through ``run_sync``, the SQLite intake writer in
+    its worker thread."""
     chains = chain_count(session)
     by_chain: dict[int, list[PendingEntry]] = {}
     for item in pending:
@@ -87,11 +95,11 @@ async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> Non
     at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows: list[dict[str, Any]] = []
     for chain in sorted(by_chain):  # a fixed lock order, so concurrent batches cannot deadlock
-        await session.execute(
+        session.execute(
             upsert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
         )
         seq, prev = (
-            await session.execute(
+            session.execute(
                 select(AuditHead.seq, AuditHead.entry_hash).where(AuditHead.chain == chain).with_for_update()
             )
         ).one()
@@ -111,10 +119,10 @@ async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> Non
             )
             prev = entry_hash(fields)
             rows.append({**vars(fields), "entry_hash": prev})
-        await session.execute(
+        session.execute(
             update(AuditHead).where(AuditHead.chain == chain).values(seq=seq, entry_hash=prev)
         )
-    await session.execute(insert(AuditEntry), rows)
+    session.execute(insert(AuditEntry), rows)
 
 
 @dataclass(frozen=True)

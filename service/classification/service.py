@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.audit import service as audit_service
 from service.auth.service import Principal
@@ -295,12 +296,12 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 # --- Near-duplicate links ----------------------------------------------------------------------------
 
 
-async def enqueue_near_duplicates(session: AsyncSession, clue_ids: list[str]) -> None:
+def enqueue_near_duplicates(session: Session, clue_ids: list[str]) -> None:
     """One job row for a batch of newly registered clues, in the registering transaction."""
     from service.jobs import service as jobs_service
 
     if clue_ids:
-        await jobs_service.enqueue(session, task=NEAR_DUPLICATE_TASK, payload={"clue_ids": list(clue_ids)})
+        jobs_service.enqueue_sync(session, task=NEAR_DUPLICATE_TASK, payload={"clue_ids": list(clue_ids)})
 
 
 async def link_near_duplicates(

@@ -41,6 +41,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from service.crypto import sm2
 from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
@@ -52,6 +53,13 @@ PURPOSES = ("case", "identity", "contact")
 SUITE_NAMES = {"international": "hpke-mlkem768x25519-hkdfsha256-aes256gcm", "national": "sm2-sm4gcm-hkdfsm3"}
 KEY_FORMAT = "tipline-key/1"
 HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
+# Several fields of one record under one KEM: HPKE seals a fresh 32-byte record key, bound to the record
+# ("clues/<id>"); each field is AES-256-GCM under that key with the field's full binding as associated data.
+# Every field's envelope carries the same wrapped record key, so it opens on its own. The record key exists
+# only while the record is sealed (and while one is opened), as an HPKE ephemeral key would.
+HPKE_RECORD_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm-rk"
+_RECORD_KEY_WRAP = 32 + 16  # the HPKE ciphertext of the record key (key + tag)
+_NONCE = 12
 
 _SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ENC_LENGTH = hpke.KEM.MLKEM768_X25519.enc_length()
@@ -81,6 +89,23 @@ class PublicKey:
         info = hpke_info(self.suite, self.key_id, binding)
         sealed = _SUITE.encrypt(plaintext, self.hpke_key, info=info)
         return Envelope(self.suite, self.key_id, sealed[:_ENC_LENGTH], sealed[_ENC_LENGTH:]).to_bytes()
+
+    def seal_record(self, record: str, fields: dict[str, bytes]) -> dict[str, bytes]:
+        """Seal several fields of record ``record`` (e.g. ``clues/<id>``) with one KEM operation; returns
+        one envelope per field, each bound to ``<record>/<field>``."""
+        record_key = os.urandom(32)
+        wrapped = _SUITE.encrypt(
+            record_key, self.hpke_key, info=hpke_info(HPKE_RECORD_SUITE, self.key_id, record)
+        )
+        enc, wrapped_key = wrapped[:_ENC_LENGTH], wrapped[_ENC_LENGTH:]
+        aead = AESGCM(record_key)
+        sealed = {}
+        for name, plaintext in fields.items():
+            nonce = os.urandom(_NONCE)
+            aad = hpke_info(HPKE_RECORD_SUITE, self.key_id, f"{record}/{name}")
+            ct = wrapped_key + nonce + aead.encrypt(nonce, plaintext, aad)
+            sealed[name] = Envelope(HPKE_RECORD_SUITE, self.key_id, enc, ct).to_bytes()
+        return sealed
 
 
 @dataclass(frozen=True)
@@ -112,11 +137,27 @@ class KeyPair:
         )
 
     def open(self, envelope: Envelope, binding: str) -> bytes:
-        info = hpke_info(envelope.suite, envelope.key_id, binding)
         try:
+            if envelope.suite == HPKE_RECORD_SUITE:
+                return self._open_record_field(envelope, binding)
+            info = hpke_info(envelope.suite, envelope.key_id, binding)
             return _SUITE.decrypt(envelope.enc + envelope.ct, self.hpke_key, info=info)
         except (InvalidTag, ValueError) as exc:
             raise EnvelopeError("envelope failed authentication (tampered, or bound elsewhere)") from exc
+
+    def _open_record_field(self, envelope: Envelope, binding: str) -> bytes:
+        record = binding.rsplit("/", 1)[0]
+        ct = envelope.ct
+        wrapped_key, nonce, body = (
+            ct[:_RECORD_KEY_WRAP],
+            ct[_RECORD_KEY_WRAP : _RECORD_KEY_WRAP + _NONCE],
+            ct[_RECORD_KEY_WRAP + _NONCE :],
+        )
+        record_key = _SUITE.decrypt(
+            envelope.enc + wrapped_key, self.hpke_key, info=hpke_info(envelope.suite, envelope.key_id, record)
+        )
+        aad = hpke_info(envelope.suite, envelope.key_id, binding)
+        return AESGCM(record_key).decrypt(nonce, body, aad)
 
     def private_bytes(self) -> bytes:
         """The private key as one byte string (for secret sharing): ML-KEM seed || X25519 scalar."""
@@ -317,6 +358,12 @@ class KeyRing:
     def seal_case(self, plaintext: bytes, binding: str) -> bytes:
         return self.case_public.seal(plaintext, binding)
 
+    def seal_case_record(self, record: str, fields: dict[str, bytes]) -> dict[str, bytes]:
+        """Several case-key fields of one record; one KEM operation where the suite allows it."""
+        if isinstance(self.case_public, PublicKey):
+            return self.case_public.seal_record(record, fields)
+        return {name: self.case_public.seal(data, f"{record}/{name}") for name, data in fields.items()}
+
     def seal_identity(self, plaintext: bytes, binding: str) -> bytes:
         return self.identity_public.seal(plaintext, binding)
 
@@ -325,6 +372,8 @@ class KeyRing:
         pair = self._private.get(envelope.key_id)
         if pair is None:
             raise EnvelopeError("this process holds no private key for that envelope")
-        if envelope.suite != pair.public.suite:
+        if envelope.suite != pair.public.suite and not (
+            envelope.suite == HPKE_RECORD_SUITE and pair.public.suite == HPKE_SUITE
+        ):
             raise EnvelopeError("envelope suite does not match its key")
         return pair.open(envelope, binding)

@@ -7,6 +7,10 @@ batch holds one tip and adds no latency; under heavy load batches grow and the c
 registry counter and of the audit-chain heads is shared. "201 only after commit" holds for every tip.
 
 If a batch fails, its tips are retried one by one, so a single bad tip fails alone.
+
+On SQLite a batch of plain tips is written through a synchronous engine in one worker-thread call: through
+aiosqlite every statement is a thread hop, and those hops, not SQLite, were most of the cost of a batch.
+Batches whose tips carry channel writes (``also``, e.g. the mailbox's records) go through the async session.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("tipline.intake")
 
@@ -41,9 +46,16 @@ class _Job:
 
 
 class IntakeBatcher:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], runtime: object):
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        runtime: object,
+        *,
+        sqlite_writer: sessionmaker[Session] | None = None,
+    ):
         self._session_factory = session_factory
         self._runtime = runtime
+        self._sqlite_writer = sqlite_writer
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -60,6 +72,8 @@ class IntakeBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.kw["bind"].dispose()
 
     async def _run(self) -> None:
         while True:
@@ -82,24 +96,33 @@ class IntakeBatcher:
                         self._fail(job)
 
     async def _commit(self, batch: list[_Job]) -> None:
-        from service.intake.service import register_prepared
+        from service.intake.service import register_prepared, register_prepared_sync
 
-        async with self._session_factory() as session:
-            results = await register_prepared(
-                session, runtime=self._runtime, prepared=[j.prepared for j in batch]
-            )
-            entries: list[Any] = []
-            for job, result in zip(batch, results, strict=True):
-                if job.also is not None:
-                    entries.extend(await job.also(session, result) or ())
-            if entries:
-                from service.audit import service as audit_service
+        prepared = [job.prepared for job in batch]
+        if self._sqlite_writer is not None and all(job.also is None for job in batch):
+            results = await asyncio.to_thread(self._commit_in_thread, prepared, register_prepared_sync)
+        else:
+            async with self._session_factory() as session:
+                results = await register_prepared(session, runtime=self._runtime, prepared=prepared)
+                entries: list[Any] = []
+                for job, result in zip(batch, results, strict=True):
+                    if job.also is not None:
+                        entries.extend(await job.also(session, result) or ())
+                if entries:
+                    from service.audit import service as audit_service
 
-                await audit_service.record_many(session, entries)
-            await session.commit()
+                    await audit_service.record_many(session, entries)
+                await session.commit()
         for job, result in zip(batch, results, strict=True):
             if not job.done.done():
                 job.done.set_result(result)
+
+    def _commit_in_thread(self, prepared: list[Any], register: Callable[..., list[Any]]) -> list[Any]:
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer() as session:
+            results = register(session, self._runtime, prepared)
+            session.commit()
+        return results
 
     @staticmethod
     def _fail(job: _Job) -> None:

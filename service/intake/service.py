@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.classification import service as classification_service
 from service.classify import service as classify_service
@@ -118,15 +119,23 @@ def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> Prep
         "category_hint": hint,
         "details": submission.details,
     }
+    sealed = keys.seal_case_record(
+        f"clues/{clue_id}",
+        {
+            "content": _json(content),
+            "accused": _json(submission.accused),
+            "classification": _json(result.to_dict()),
+        },
+    )
     new = registry_service.NewClue(
         id=clue_id,
         source=submission.source,
         channel=submission.channel,
         real_name=not submission.anonymous,
         received_at=submission.received_at or utcnow(),
-        content=keys.seal_case(_json(content), binding(clue_id, "content")),
-        accused=keys.seal_case(_json(submission.accused), binding(clue_id, "accused")),
-        classification=keys.seal_case(_json(result.to_dict()), binding(clue_id, "classification")),
+        content=sealed["content"],
+        accused=sealed["accused"],
+        classification=sealed["classification"],
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
         accused_key=accused_index(runtime, submission.accused),
         accused_unit_name=submission.accused.get("unit"),
@@ -152,13 +161,23 @@ async def register_prepared(
     session: AsyncSession, *, runtime: Runtime, prepared: list[PreparedTip]
 ) -> list[SubmittedTip]:
     """Register prepared tips in the caller's transaction: numbers, clues, receipts, audit entries."""
-    clues = await registry_service.register_clues(
+    return await session.run_sync(
+        lambda sync_session: register_prepared_sync(sync_session, runtime, prepared)
+    )
+
+
+def register_prepared_sync(
+    session: Session, runtime: Runtime, prepared: list[PreparedTip]
+) -> list[SubmittedTip]:
+    """The registration itself, written once and synchronously: async callers run it through ``run_sync``,
+    the SQLite intake writer runs a whole batch of it in one worker-thread call (no hop per statement)."""
+    clues = registry_service.register_clues(
         session, news=[p.new for p in prepared], actors=[p.actor for p in prepared], settings=runtime.settings
     )
-    await classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
+    classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
-    await session.execute(
+    session.execute(
         insert(Receipt),
         [
             {
@@ -172,7 +191,7 @@ async def register_prepared(
             for p in prepared
         ],
     )
-    await session.execute(
+    session.execute(
         insert(ReporterKey),
         [
             {
@@ -187,7 +206,7 @@ async def register_prepared(
     )
     contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in prepared if p.contact is not None]
     if contacts:
-        await session.execute(insert(ClueContact), contacts)
+        session.execute(insert(ClueContact), contacts)
     return [
         SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
         for clue, p in zip(clues, prepared, strict=True)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.db import new_id
 from service.jobs.models import Job
@@ -37,12 +38,17 @@ class ClaimedJob:
     run_at: datetime
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+def _insert(session: AsyncSession | Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
-async def enqueue(
-    session: AsyncSession,
+async def enqueue(session: AsyncSession, **job: Any) -> str | None:
+    """Queue work inside the caller's transaction (see ``enqueue_sync`` for the arguments)."""
+    return await session.run_sync(lambda sync_session: enqueue_sync(sync_session, **job))
+
+
+def enqueue_sync(
+    session: Session,
     *,
     task: str | Task,
     payload: dict[str, Any] | None = None,
@@ -74,7 +80,7 @@ async def enqueue(
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
-    result = await session.execute(statement)
+    result = session.execute(statement)
     return job_id if result.rowcount else None
 
 

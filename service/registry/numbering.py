@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.registry.models import RegistryCounter
 
@@ -13,9 +13,7 @@ def format_registry_number(prefix: str, year: int, value: int) -> str:
     return f"{prefix}-{year}-{value:06d}"
 
 
-async def next_registry_numbers(
-    session: AsyncSession, *, prefix: str, year: int, count: int = 1
-) -> list[str]:
+def next_registry_numbers(session: Session, *, prefix: str, year: int, count: int = 1) -> list[str]:
     """Take the next ``count`` numbers in the caller's transaction.
 
     The counter row stays locked until the transaction ends, so concurrent registrations get distinct,
@@ -33,5 +31,5 @@ async def next_registry_numbers(
         )
         .returning(RegistryCounter.last_value)
     )
-    last = (await session.execute(statement)).scalar_one()
+    last = session.execute(statement).scalar_one()
     return [format_registry_number(prefix, year, value) for value in range(last - count + 1, last + 1)]

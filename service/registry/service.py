@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, bindparam, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from service.audit import service as audit_service
 from service.auth import service as auth_service
@@ -56,8 +56,8 @@ class RegisteredClue:
     registry_number: str
 
 
-async def register_clues(
-    session: AsyncSession, *, news: list[NewClue], actors: list[str], settings: Settings
+def register_clues(
+    session: Session, *, news: list[NewClue], actors: list[str], settings: Settings
 ) -> list[RegisteredClue]:
     """Number, insert and audit several clues in the caller's transaction, with one counter update per
     year, one multi-row insert per table and one lock per audit chain: batched intake registers many
@@ -66,7 +66,7 @@ async def register_clues(
     years = [local_date(new.received_at).year for new in news]
     numbers: dict[int, list[str]] = {}
     for year in sorted(set(years)):
-        numbers[year] = await next_registry_numbers(
+        numbers[year] = next_registry_numbers(
             session, prefix=settings.registry_prefix, year=year, count=years.count(year)
         )
     rows = [
@@ -94,11 +94,11 @@ async def register_clues(
     # The unit a reporter named, where it matches a registered unit exactly (after normalising), is
     # resolved inside the insert itself: no extra round trip per batch.
     named_unit = select(Unit.id).where(Unit.name == bindparam("accused_unit_name")).scalar_subquery()
-    await session.execute(insert(Clue).values(accused_unit_id=named_unit), rows)
+    session.execute(insert(Clue).values(accused_unit_id=named_unit), rows)
     categories = [{"clue_id": new.id, "category": c} for new in news for c in new.categories]
     if categories:
-        await session.execute(insert(ClueCategory), categories)
-    await audit_service.record_many(
+        session.execute(insert(ClueCategory), categories)
+    audit_service.record_many_sync(
         session,
         [
             audit_service.PendingEntry(

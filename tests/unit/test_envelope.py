@@ -114,3 +114,24 @@ def test_bad_key_files_name_the_problem(tmp_path) -> None:  # type: ignore[no-un
         read_public_key(path)
     with pytest.raises(KeyFileError, match="not found"):
         read_public_key(tmp_path / "missing.json")
+
+
+def test_record_fields_share_one_kem_and_stay_bound_to_their_field(ring: KeyRing) -> None:
+    sealed = ring.seal_case_record("clues/7", {"content": b"text", "accused": b"name"})
+    content, accused = Envelope.from_bytes(sealed["content"]), Envelope.from_bytes(sealed["accused"])
+    assert content.suite == accused.suite == "hpke-mlkem768x25519-hkdfsha256-aes256gcm-rk"
+    assert content.enc == accused.enc  # one KEM operation for the record
+    assert ring.open(sealed["content"], "clues/7/content") == b"text"
+    assert ring.open(sealed["accused"], "clues/7/accused") == b"name"
+    for wrong in ("clues/7/accused", "clues/8/content", "clues/7", "clues/7/content/x"):
+        with pytest.raises(EnvelopeError):
+            ring.open(sealed["content"], wrong)
+    tampered = bytearray(sealed["content"])
+    tampered[-3] ^= 1
+    with pytest.raises(EnvelopeError):
+        ring.open(bytes(tampered), "clues/7/content")
+    # The wrapped record key swapped in from another record does not open either.
+    other = Envelope.from_bytes(ring.seal_case_record("clues/9", {"content": b"x"})["content"])
+    spliced = Envelope(content.suite, content.key_id, other.enc, other.ct[:48] + content.ct[48:]).to_bytes()
+    with pytest.raises(EnvelopeError):
+        ring.open(spliced, "clues/7/content")
