@@ -209,6 +209,9 @@ async def open_receipt(
     ).first()
     if row is None or not well_formed:
         throttle.record_failure(client)
+        # Give the database connection back before the (possibly long) penalty: otherwise a flood of wrong
+        # codes holds every pooled connection asleep and genuine lookups starve. Nothing was written.
+        await session.rollback()
         await _pad(started, floor_seconds + penalty)
         raise WrongCode()
     receipt, clue = row
