@@ -572,7 +572,20 @@ def _file_response(export: ledger.ExportFile) -> FileResponse:
     )
 
 
-@router.get("/ledger.{fmt}", responses={**ERRORS, 200: {"description": "The ledger as xlsx or CSV"}})
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/ledger.{fmt}",
+    response_class=FileResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The ledger as xlsx or CSV (UTF-8 with BOM)",
+            "content": {XLSX: {}, "text/csv": {}},
+        },
+    },
+)
 async def export_ledger(
     fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
     principal: Annotated[Principal, authorized(Action.export_ledger)],
@@ -644,7 +657,7 @@ async def stats_overdue(
 
 
 def _brief_range(start: date, end: date) -> tuple[datetime, datetime]:
-    if end < start or (end - start).days > 366:
+    if end < start or (end - start).days > 366 or start.year < 1900 or end.year > 9000:  # no overflow
         raise Invalid("日期范围无效（最长一年）", message_en="invalid date range (at most a year)")
     return (
         datetime.combine(start, time.min, tzinfo=LOCAL),
@@ -664,7 +677,14 @@ async def meeting_brief(
     return await brief.meeting_brief(session, start=first, end=last)
 
 
-@router.get("/brief.xlsx", responses=ERRORS)
+@router.get(
+    "/brief.xlsx",
+    response_class=FileResponse,
+    responses={
+        **ERRORS,
+        200: {"description": "The meeting brief, one sheet per section", "content": {XLSX: {}}},
+    },
+)
 async def meeting_brief_xlsx(
     principal: Annotated[Principal, authorized(Action.export_ledger)],
     session: SessionDep,

@@ -59,7 +59,11 @@ async def list_quarantine(
     )
 
 
-@router.post("/mail/quarantine/{mail_id}/read", response_model=SealedMail)
+@router.post(
+    "/mail/quarantine/{mail_id}/read",
+    response_model=SealedMail,
+    responses={404: {"description": "No such quarantined message"}},
+)
 async def read_quarantined(mail_id: str, principal: CurrentStaff, session: SessionDep) -> SealedMail:
     return SealedMail(**await mail_service.read_quarantined(session, principal=principal, mail_id=mail_id))
 
