@@ -63,12 +63,22 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 def create_sqlite_writer_engine(url: str) -> Engine:
     """A synchronous engine on the same SQLite file, for batched intake writes: a whole batch runs in one
     worker-thread call instead of one thread hop per statement through aiosqlite."""
-    engine = sa_create_engine(url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0)
+    engine = sa_create_engine(
+        url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0
+    )
     _configure_sqlite(engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
+def create_sqlite_reader_engine(url: str) -> AsyncEngine:
+    """Read-only transactions on the same SQLite file: a plain (deferred) BEGIN, so readers take no write
+    lock and never hold up intake; ``query_only`` makes any write through it fail loudly."""
+    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+    _configure_sqlite(engine, read_only=True)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine | Engine, *, read_only: bool = False) -> None:
     """WAL for concurrent readers, real foreign keys, secure_delete so freed pages hold no old plaintext,
     and BEGIN IMMEDIATE so a transaction never fails half-way on a read-to-write lock upgrade."""
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
@@ -83,13 +93,14 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
             "foreign_keys=ON",
             "busy_timeout=30000",
             "secure_delete=ON",
+            *(["query_only=ON"] if read_only else []),
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_session_factory(

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from service import observability
 from service.classification import service as classification_service
-from service.db import create_engine, create_session_factory
 from service.http import BodySizeLimit, install_error_handlers
 from service.migrations import ensure_schema
 from service.runtime import ROLES, build_runtime
@@ -39,12 +38,8 @@ def create_app(
         app.state.runtime = runtime
         app.state.session_factory = runtime.session_factory
         async with AsyncExitStack() as stack:
-            # Ledger and statistics reads may go to a replica (TIPLINE_DATABASE_READ_URL).
-            app.state.read_session_factory = runtime.session_factory
-            if settings.database_read_url:
-                read_engine = create_engine(settings.database_read_url)
-                stack.push_async_callback(read_engine.dispose)
-                app.state.read_session_factory = create_session_factory(read_engine)
+            # Ledger and statistics reads: a replica if configured; on SQLite, lock-free read transactions.
+            app.state.read_session_factory = runtime.read_session_factory
             if run_worker and "worker" in roles:
                 from service.jobs.worker import running_worker
 

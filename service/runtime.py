@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -27,7 +27,12 @@ from service.crypto.keys import (
     write_public_key,
 )
 from service.crypto.national import SM2PublicKey
-from service.db import create_engine, create_session_factory, create_sqlite_writer_engine
+from service.db import (
+    create_engine,
+    create_session_factory,
+    create_sqlite_reader_engine,
+    create_sqlite_writer_engine,
+)
 from service.intake.batching import IntakeBatcher
 from service.settings import Settings
 
@@ -44,22 +49,40 @@ class Runtime:
     keys: KeyRing
     lookup_secret: bytes
     roles: frozenset[str]
+    _extra_engines: list[AsyncEngine] = field(default_factory=list, init=False, repr=False)
 
     def lookup_key(self, label: str) -> bytes:
         """Independent keys for independent lookups, derived from the one lookup secret."""
         return hmac.new(self.lookup_secret, label.encode(), hashlib.sha256).digest()
 
     @cached_property
+    def read_session_factory(self) -> async_sessionmaker[AsyncSession]:
+        """For reads that write nothing (ledger, statistics, the read phase of heavy jobs): a replica when
+        TIPLINE_DATABASE_READ_URL is set; on SQLite, deferred read transactions that take no write lock."""
+        if self.settings.database_read_url:
+            engine = create_engine(self.settings.database_read_url)
+        elif self.settings.is_sqlite:
+            engine = create_sqlite_reader_engine(self.settings.effective_database_url)
+        else:
+            return self.session_factory
+        self._extra_engines.append(engine)
+        return create_session_factory(engine, info=session_info(self.settings))
+
+    @cached_property
     def intake_batcher(self) -> IntakeBatcher:
         writer = None
         if self.settings.is_sqlite:
             engine = create_sqlite_writer_engine(self.settings.effective_database_url)
-            writer = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=session_info(self.settings))
+            writer = sessionmaker(
+                engine, expire_on_commit=False, autoflush=False, info=session_info(self.settings)
+            )
         return IntakeBatcher(self.session_factory, self, sqlite_writer=writer)
 
     async def close(self) -> None:
         if "intake_batcher" in self.__dict__:
             await self.intake_batcher.close()
+        for engine in self._extra_engines:
+            await engine.dispose()
         await self.engine.dispose()
 
 

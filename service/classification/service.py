@@ -7,7 +7,9 @@ they are not personal data); exports carry the masked text only; links never mer
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from service.classify import service as classify_service
 from service.crypto.keys import KeyRing
 from service.db import new_id
 from service.errors import Invalid
+from service.registry.lifecycle import get_state
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.runtime import Runtime
 from service.timeutil import utcnow
@@ -314,42 +317,37 @@ async def link_near_duplicates(
 ) -> int:
     """Job: sign the masked text of each clue (the registry's ``clue_states.near_signature``), compare it
     with the most recent signatures and link the pairs at or above ``threshold``. Idempotent. Returns how
-    many new links were made."""
-    from service.registry.lifecycle import get_state
+    many new links were made.
 
-    rows = (await session.execute(select(Clue.id, Clue.content).where(Clue.id.in_(clue_ids)))).all()
-    signatures: dict[str, bytes] = {}
-    for clue_id, sealed in rows:
+    The reading, decrypting and comparing happen in a read-only transaction and a worker thread, and only
+    the results are written in the job's transaction: on SQLite that keeps the write lock, which intake
+    needs, free for all but a moment."""
+    async with runtime.read_session_factory() as reader:
+        rows = (
+            await reader.execute(
+                select(Clue.id, Clue.content, ClueState.near_signature)
+                .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+                .where(Clue.id.in_(clue_ids))
+            )
+        ).all()
+        recent = (
+            await reader.execute(
+                select(ClueState.clue_id, ClueState.near_signature)
+                .join(Clue, Clue.id == ClueState.clue_id)
+                .where(ClueState.near_signature.is_not(None))
+                .order_by(Clue.received_at.desc(), Clue.id.desc())
+                .limit(window)
+            )
+        ).all()
+    if not rows:
+        return 0
+    signatures, pairs = await asyncio.to_thread(_sign_and_compare, runtime.keys, rows, recent, threshold)
+
+    for clue_id, signature in signatures.items():
         state = await get_state(session, clue_id)
         if state.near_signature is None:
-            text = json.loads(runtime.keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
-            state.near_signature = classify_service.near_duplicate_signature(text)
-        signatures[clue_id] = state.near_signature
+            state.near_signature = signature
     await session.flush()
-    if not signatures:
-        return 0
-    recent = (
-        await session.execute(
-            select(ClueState.clue_id, ClueState.near_signature)
-            .join(Clue, Clue.id == ClueState.clue_id)
-            .where(ClueState.near_signature.is_not(None))
-            .order_by(Clue.received_at.desc(), Clue.id.desc())
-            .limit(window)
-        )
-    ).all()
-    width = len(next(iter(signatures.values())))
-    others = [(cid, sig) for cid, sig in recent if len(sig) == width]
-    if not others:
-        return 0
-    matrix = np.frombuffer(b"".join(sig for _, sig in others), dtype="<u8").reshape(len(others), -1)
-    pairs: dict[tuple[str, str], float] = {}
-    for clue_id, signature in signatures.items():
-        similarity = (matrix == np.frombuffer(signature, dtype="<u8")).mean(axis=1)
-        for index in np.nonzero(similarity >= threshold)[0]:
-            other_id = others[int(index)][0]
-            if other_id != clue_id:
-                pair = (min(clue_id, other_id), max(clue_id, other_id))
-                pairs[pair] = round(float(similarity[index]), 3)
     if not pairs:
         return 0
     involved = {cid for pair in pairs for cid in pair}
@@ -371,6 +369,30 @@ async def link_near_duplicates(
     session.add_all(new_links)
     await session.flush()
     return len(new_links)
+
+
+def _sign_and_compare(
+    keys: KeyRing, rows: Sequence[Any], recent: Sequence[Any], threshold: float
+) -> tuple[dict[str, bytes], dict[tuple[str, str], float]]:
+    """CPU only (a worker thread): signatures for the new clues, and the pairs at or above ``threshold``."""
+    signatures: dict[str, bytes] = {}
+    for clue_id, sealed, signature in rows:
+        if signature is None:
+            text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
+            signature = classify_service.near_duplicate_signature(text)
+        signatures[clue_id] = signature
+    width = len(next(iter(signatures.values())))
+    others = [(cid, sig) for cid, sig in recent if len(sig) == width and cid not in signatures]
+    others += list(signatures.items())  # the batch's own clues compare with each other too
+    matrix = np.frombuffer(b"".join(sig for _, sig in others), dtype="<u8").reshape(len(others), -1)
+    pairs: dict[tuple[str, str], float] = {}
+    for clue_id, signature in signatures.items():
+        similarity = (matrix == np.frombuffer(signature, dtype="<u8")).mean(axis=1)
+        for index in np.nonzero(similarity >= threshold)[0]:
+            other_id = others[int(index)][0]
+            if other_id != clue_id:
+                pairs[(min(clue_id, other_id), max(clue_id, other_id))] = round(float(similarity[index]), 3)
+    return signatures, pairs
 
 
 async def linked_clues(
