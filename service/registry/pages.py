@@ -88,6 +88,8 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
         day = date.fromisoformat(value)
     except ValueError:
         return None
+    if not 1900 <= day.year <= 9000:  # converting year 1 or 9999 to UTC would overflow
+        return None
     moment = datetime.combine(day, time.max if end else time.min, tzinfo=LOCAL)
     return moment
 
