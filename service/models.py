@@ -5,9 +5,9 @@ from service.audit.checkpoints import AuditCheckpoint
 from service.audit.models import AuditEntry, AuditHead
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
-from service.channels.hotline.models import ClueAddition
-from service.classification.models import ClassificationCorrection, ClueLink
 from service.channels.email.models import ReceivedMail
+from service.channels.hotline.models import ClueAddition
+from service.classification.models import ClassificationCorrection, ClueLink, NearDuplicateBand
 from service.custody.models import ClueContact, CustodyRequest
 from service.db import Base
 from service.intake.models import Receipt
@@ -38,6 +38,7 @@ __all__ = [
     "Base",
     "ClassificationCorrection",
     "ClueLink",
+    "NearDuplicateBand",
     "Clue",
     "ClueAddition",
     "ClueCategory",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, IdColumn, UTCDateTime
@@ -43,3 +43,15 @@ class ClueLink(Base):
     kind: Mapped[str] = mapped_column(String(24), primary_key=True)
     similarity: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NearDuplicateBand(Base):
+    """The LSH index of near-duplicate signatures: one row per (band, bucket) a clue's signature falls in.
+    Candidates for a new clue are the clues sharing a bucket with it; no scan over older clues."""
+
+    __tablename__ = "near_duplicate_bands"
+    __table_args__ = (Index("ix_near_duplicate_bands_clue", "clue_id"),)
+
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)

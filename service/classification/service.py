@@ -15,14 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.classification.models import ClassificationCorrection, ClueLink
+from service.classification.models import ClassificationCorrection, ClueLink, NearDuplicateBand
+from service.classify import dedup
 from service.classify import service as classify_service
 from service.crypto.keys import KeyRing
 from service.db import new_id
@@ -35,7 +35,6 @@ from service.timeutil import utcnow
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
 NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
-NEAR_DUPLICATE_WINDOW = 5000  # compare a new clue with this many of the most recent signatures
 EXPORT_BATCH = 500
 
 
@@ -313,15 +312,14 @@ async def link_near_duplicates(
     runtime: Runtime,
     clue_ids: list[str],
     threshold: float = NEAR_DUPLICATE_THRESHOLD,
-    window: int = NEAR_DUPLICATE_WINDOW,
 ) -> int:
-    """Job: sign the masked text of each clue (the registry's ``clue_states.near_signature``), compare it
-    with the most recent signatures and link the pairs at or above ``threshold``. Idempotent. Returns how
-    many new links were made.
+    """Job: sign the masked text of each clue (the registry's ``clue_states.near_signature``), index the
+    signature in the LSH band table, and link the clues it is at least ``threshold`` similar to among
+    those sharing a band bucket (all earlier clues, not a window). Idempotent. Returns how many new links
+    were made.
 
-    The reading, decrypting and comparing happen in a read-only transaction and a worker thread, and only
-    the results are written in the job's transaction: on SQLite that keeps the write lock, which intake
-    needs, free for all but a moment."""
+    The reading, decrypting and comparing happen in read-only transactions and a worker thread; only the
+    results are written in the job's transaction, so on SQLite the write lock intake needs stays free."""
     async with runtime.read_session_factory() as reader:
         rows = (
             await reader.execute(
@@ -330,23 +328,42 @@ async def link_near_duplicates(
                 .where(Clue.id.in_(clue_ids))
             )
         ).all()
-        recent = (
-            await reader.execute(
-                select(ClueState.clue_id, ClueState.near_signature)
-                .join(Clue, Clue.id == ClueState.clue_id)
-                .where(ClueState.near_signature.is_not(None))
-                .order_by(Clue.received_at.desc(), Clue.id.desc())
-                .limit(window)
-            )
-        ).all()
     if not rows:
         return 0
-    signatures, pairs = await asyncio.to_thread(_sign_and_compare, runtime.keys, rows, recent, threshold)
+    signatures = await asyncio.to_thread(_sign, runtime.keys, rows)
+    buckets = {clue_id: dedup.band_buckets(sig) for clue_id, sig in signatures.items()}
+    wanted = {pair for pairs in buckets.values() for pair in pairs}
+    async with runtime.read_session_factory() as reader:
+        candidates = (
+            await reader.execute(
+                select(ClueState.clue_id, ClueState.near_signature)
+                .join(NearDuplicateBand, NearDuplicateBand.clue_id == ClueState.clue_id)
+                .where(tuple_(NearDuplicateBand.band, NearDuplicateBand.bucket).in_(sorted(wanted)))
+                .distinct()
+            )
+        ).all()
+    pairs = await asyncio.to_thread(_compare, signatures, candidates, threshold)
 
     for clue_id, signature in signatures.items():
         state = await get_state(session, clue_id)
         if state.near_signature is None:
             state.near_signature = signature
+    await session.flush()
+    indexed = set(
+        (
+            await session.execute(
+                select(NearDuplicateBand.clue_id)
+                .where(NearDuplicateBand.clue_id.in_(list(signatures)))
+                .distinct()
+            )
+        ).scalars()
+    )
+    session.add_all(
+        NearDuplicateBand(band=band, bucket=bucket, clue_id=clue_id)
+        for clue_id, pairs_of in buckets.items()
+        if clue_id not in indexed
+        for band, bucket in set(pairs_of)
+    )
     await session.flush()
     if not pairs:
         return 0
@@ -371,28 +388,31 @@ async def link_near_duplicates(
     return len(new_links)
 
 
-def _sign_and_compare(
-    keys: KeyRing, rows: Sequence[Any], recent: Sequence[Any], threshold: float
-) -> tuple[dict[str, bytes], dict[tuple[str, str], float]]:
-    """CPU only (a worker thread): signatures for the new clues, and the pairs at or above ``threshold``."""
+def _sign(keys: KeyRing, rows: Sequence[Any]) -> dict[str, bytes]:
+    """CPU only (a worker thread): the signature of each clue's masked text, reusing stored ones."""
     signatures: dict[str, bytes] = {}
     for clue_id, sealed, signature in rows:
         if signature is None:
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
             signature = classify_service.near_duplicate_signature(text)
         signatures[clue_id] = signature
-    width = len(next(iter(signatures.values())))
-    others = [(cid, sig) for cid, sig in recent if len(sig) == width and cid not in signatures]
-    others += list(signatures.items())  # the batch's own clues compare with each other too
-    matrix = np.frombuffer(b"".join(sig for _, sig in others), dtype="<u8").reshape(len(others), -1)
+    return signatures
+
+
+def _compare(
+    signatures: dict[str, bytes], candidates: Sequence[Any], threshold: float
+) -> dict[tuple[str, str], float]:
+    """CPU only: the pairs at or above ``threshold`` among the new clues and their LSH candidates."""
+    others = {cid: sig for cid, sig in candidates if sig is not None}
+    others.update(signatures)  # the batch's own clues compare with each other too
     pairs: dict[tuple[str, str], float] = {}
     for clue_id, signature in signatures.items():
-        similarity = (matrix == np.frombuffer(signature, dtype="<u8")).mean(axis=1)
-        for index in np.nonzero(similarity >= threshold)[0]:
-            other_id = others[int(index)][0]
-            if other_id != clue_id:
-                pairs[(min(clue_id, other_id), max(clue_id, other_id))] = round(float(similarity[index]), 3)
-    return signatures, pairs
+        for other_id, other in others.items():
+            if other_id != clue_id and len(other) == len(signature):
+                score = classify_service.signature_similarity(signature, other)
+                if score >= threshold:
+                    pairs[(min(clue_id, other_id), max(clue_id, other_id))] = round(score, 3)
+    return pairs
 
 
 async def linked_clues(
