@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from service.timeutil import utcnow
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
 NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
+MAX_CANDIDATES = 200  # per job: clues sharing an LSH bucket with the new ones
 EXPORT_BATCH = 500
 
 
@@ -334,12 +335,19 @@ async def link_near_duplicates(
     buckets = {clue_id: dedup.band_buckets(sig) for clue_id, sig in signatures.items()}
     wanted = {pair for pairs in buckets.values() for pair in pairs}
     async with runtime.read_session_factory() as reader:
+        # Bounded: a flood of copies of one text must not make each new copy compare with all earlier
+        # ones (the newest MAX_CANDIDATES sharing a bucket are enough to link it to its family).
+        candidate_ids = (
+            select(NearDuplicateBand.clue_id)
+            .where(tuple_(NearDuplicateBand.band, NearDuplicateBand.bucket).in_(sorted(wanted)))
+            .limit(MAX_CANDIDATES * 4)  # index rows, before de-duplication; any such subset will do
+            .subquery()
+        )
         candidates = (
             await reader.execute(
                 select(ClueState.clue_id, ClueState.near_signature)
-                .join(NearDuplicateBand, NearDuplicateBand.clue_id == ClueState.clue_id)
-                .where(tuple_(NearDuplicateBand.band, NearDuplicateBand.bucket).in_(sorted(wanted)))
-                .distinct()
+                .where(ClueState.clue_id.in_(select(candidate_ids.c.clue_id)))
+                .limit(MAX_CANDIDATES)
             )
         ).all()
     pairs = await asyncio.to_thread(_compare, signatures, candidates, threshold)
@@ -358,13 +366,14 @@ async def link_near_duplicates(
             )
         ).scalars()
     )
-    session.add_all(
-        NearDuplicateBand(band=band, bucket=bucket, clue_id=clue_id)
+    band_rows = [
+        {"band": band, "bucket": bucket, "clue_id": clue_id}
         for clue_id, pairs_of in buckets.items()
         if clue_id not in indexed
         for band, bucket in set(pairs_of)
-    )
-    await session.flush()
+    ]
+    if band_rows:
+        await session.execute(insert(NearDuplicateBand), band_rows)
     if not pairs:
         return 0
     involved = {cid for pair in pairs for cid in pair}
