@@ -7,7 +7,12 @@ from service.auth.login_models import LoginThrottle, StaffCredential, StaffSessi
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.channels.email.models import ReceivedMail
 from service.channels.hotline.models import ClueAddition
-from service.classification.models import ClassificationCorrection, ClueLink, NearDuplicateBand
+from service.classification.models import (
+    ClassificationCorrection,
+    ClueLink,
+    NearDuplicateBand,
+    NearDuplicatePending,
+)
 from service.custody.models import ClueContact, CustodyRequest
 from service.db import Base
 from service.intake.models import Receipt
@@ -39,6 +44,7 @@ __all__ = [
     "ClassificationCorrection",
     "ClueLink",
     "NearDuplicateBand",
+    "NearDuplicatePending",
     "Clue",
     "ClueAddition",
     "ClueCategory",

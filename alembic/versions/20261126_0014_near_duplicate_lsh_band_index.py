@@ -1,4 +1,4 @@
-"""Near-duplicate LSH band index, backfilled from the signatures already stored.
+"""Near-duplicate LSH band index (backfilled from the signatures already stored) and the pending queue.
 
 Revision ID: 0014
 Revises: 0013
@@ -40,6 +40,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("band", "bucket", "clue_id", name=op.f("pk_near_duplicate_bands")),
     )
     op.create_index("ix_near_duplicate_bands_clue", "near_duplicate_bands", ["clue_id"], unique=False)
+    op.create_table(
+        "near_duplicate_pending",
+        sa.Column("clue_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clue_id"], ["clues.id"], name=op.f("fk_near_duplicate_pending_clue_id_clues"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("clue_id", name=op.f("pk_near_duplicate_pending")),
+    )
     rows = op.get_bind().execute(
         sa.text("SELECT clue_id, near_signature FROM clue_states WHERE near_signature IS NOT NULL")
     )
@@ -54,5 +62,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("near_duplicate_pending")
     op.drop_index("ix_near_duplicate_bands_clue", table_name="near_duplicate_bands")
     op.drop_table("near_duplicate_bands")

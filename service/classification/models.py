@@ -55,3 +55,12 @@ class NearDuplicateBand(Base):
     band: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
+
+
+class NearDuplicatePending(Base):
+    """Clues registered but not yet signed and indexed; intake adds a row in its own insert, the periodic
+    near-duplicate task takes them in chunks (no job row per intake batch)."""
+
+    __tablename__ = "near_duplicate_pending"
+
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)

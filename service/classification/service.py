@@ -15,13 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import delete, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.classification.models import ClassificationCorrection, ClueLink, NearDuplicateBand
+from service.classification.models import (
+    ClassificationCorrection,
+    ClueLink,
+    NearDuplicateBand,
+    NearDuplicatePending,
+)
 from service.classify import dedup
 from service.classify import service as classify_service
 from service.crypto.keys import KeyRing
@@ -299,12 +304,25 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 # --- Near-duplicate links ----------------------------------------------------------------------------
 
 
-def enqueue_near_duplicates(session: Session, clue_ids: list[str]) -> None:
-    """One job row for a batch of newly registered clues, in the registering transaction."""
-    from service.jobs import service as jobs_service
-
+def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
+    """In the registering transaction: queue the clues for the periodic near-duplicate task."""
     if clue_ids:
-        jobs_service.enqueue_sync(session, task=NEAR_DUPLICATE_TASK, payload={"clue_ids": list(clue_ids)})
+        session.execute(insert(NearDuplicatePending), [{"clue_id": clue_id} for clue_id in clue_ids])
+
+
+async def link_pending_near_duplicates(
+    session: AsyncSession, *, runtime: Runtime, chunk: int = 200, most: int = 5000
+) -> int:
+    """The periodic task: sign, index and link queued clues in chunks (at most ``most`` a run), taking
+    them off the queue. Returns how many new links were made."""
+    async with runtime.read_session_factory() as reader:
+        queued = list((await reader.execute(select(NearDuplicatePending.clue_id).limit(most))).scalars())
+    added = 0
+    for start in range(0, len(queued), chunk):
+        clue_ids = queued[start : start + chunk]
+        added += await link_near_duplicates(session, runtime=runtime, clue_ids=clue_ids)
+        await session.execute(delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids)))
+    return added
 
 
 async def link_near_duplicates(

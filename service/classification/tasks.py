@@ -9,8 +9,11 @@ from service.classification import service as classification_service
 from service.jobs.registry import JobContext, tasks
 
 
-@tasks.task(classification_service.NEAR_DUPLICATE_TASK, max_attempts=5, lease=timedelta(minutes=5))
+@tasks.periodic(
+    classification_service.NEAR_DUPLICATE_TASK, every=timedelta(seconds=10), lease=timedelta(minutes=5)
+)
 async def near_duplicates(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Sign the masked texts (the worker holds the case key) and link near-duplicates; never merges."""
-    clue_ids = [str(c) for c in payload.get("clue_ids", [])]
-    await classification_service.link_near_duplicates(ctx.session, runtime=ctx.runtime, clue_ids=clue_ids)
+    """Sign the queued clues' masked texts (the worker holds the case key), index them and link
+    near-duplicates; never merges. One run every ten seconds takes the whole queue in chunks' worth, so
+    intake adds a queue row, not a job, per batch."""
+    await classification_service.link_pending_near_duplicates(ctx.session, runtime=ctx.runtime)

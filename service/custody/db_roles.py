@@ -30,7 +30,7 @@ INTAKE_INSERT = (
     "reporter_keys",
     "attachments",
     "messages",
-    "jobs",  # intake enqueues the near-duplicate job for the clues it registers
+    "near_duplicate_pending",  # intake queues the clues it registers for the near-duplicate task
 )
 INTAKE_COUNTERS = ("audit_heads", "registry_counters")
 AUDIT_TABLES = ("audit_entries", "audit_heads")
@@ -91,8 +91,6 @@ async def apply_roles(connection: AsyncConnection, *, prefix: str = "tipline") -
             await connection.execute(text(f"GRANT INSERT ON {table} TO {intake}"))
     # INSERT … RETURNING id needs SELECT on the id column only.
     await connection.execute(text(f"GRANT SELECT (id) ON audit_entries TO {intake}"))
-    # jobs: INSERT … ON CONFLICT (dedupe_key) needs SELECT on the conflict column (keys hold ids only).
-    await connection.execute(text(f"GRANT SELECT (dedupe_key) ON jobs TO {intake}"))
     for table in INTAKE_COUNTERS:
         await connection.execute(text(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (id, name, parent_id) ON units TO {intake}"))

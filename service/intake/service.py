@@ -174,7 +174,7 @@ def register_prepared_sync(
     clues = registry_service.register_clues(
         session, news=[p.new for p in prepared], actors=[p.actor for p in prepared], settings=runtime.settings
     )
-    classification_service.enqueue_near_duplicates(session, [c.id for c in clues])  # one job row
+    classification_service.mark_for_near_duplicates(session, [c.id for c in clues])
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
     session.execute(
