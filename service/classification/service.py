@@ -310,18 +310,21 @@ def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
         session.execute(insert(NearDuplicatePending), [{"clue_id": clue_id} for clue_id in clue_ids])
 
 
-async def link_pending_near_duplicates(
-    session: AsyncSession, *, runtime: Runtime, chunk: int = 200, most: int = 5000
-) -> int:
-    """The periodic task: sign, index and link queued clues in chunks (at most ``most`` a run), taking
-    them off the queue. Returns how many new links were made."""
+async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 100, most: int = 5000) -> int:
+    """The periodic task: sign, index and link queued clues, one short transaction per chunk (so the
+    SQLite write lock is never held for long), taking them off the queue in the same transaction as their
+    links. Returns how many new links were made."""
     async with runtime.read_session_factory() as reader:
         queued = list((await reader.execute(select(NearDuplicatePending.clue_id).limit(most))).scalars())
     added = 0
     for start in range(0, len(queued), chunk):
         clue_ids = queued[start : start + chunk]
-        added += await link_near_duplicates(session, runtime=runtime, clue_ids=clue_ids)
-        await session.execute(delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids)))
+        async with runtime.session_factory() as session:
+            added += await link_near_duplicates(session, runtime=runtime, clue_ids=clue_ids)
+            await session.execute(
+                delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids))
+            )
+            await session.commit()
     return added
 
 

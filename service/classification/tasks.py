@@ -16,4 +16,4 @@ async def near_duplicates(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Sign the queued clues' masked texts (the worker holds the case key), index them and link
     near-duplicates; never merges. One run every ten seconds takes the whole queue in chunks' worth, so
     intake adds a queue row, not a job, per batch."""
-    await classification_service.link_pending_near_duplicates(ctx.session, runtime=ctx.runtime)
+    await classification_service.link_pending_near_duplicates(ctx.runtime)
