@@ -373,8 +373,14 @@ async def link_near_duplicates(
         ).all()
     pairs = await asyncio.to_thread(_compare, signatures, candidates, threshold)
 
+    states = {
+        state.clue_id: state
+        for state in (
+            await session.execute(select(ClueState).where(ClueState.clue_id.in_(list(signatures))))
+        ).scalars()
+    }
     for clue_id, signature in signatures.items():
-        state = await get_state(session, clue_id)
+        state = states.get(clue_id) or await get_state(session, clue_id)
         if state.near_signature is None:
             state.near_signature = signature
     await session.flush()
