@@ -8,11 +8,48 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from service import observability
+from service.attachments.routes import router as attachments_router
+from service.auth.login_routes import router as staff_login_router
+from service.auth.routes import router as auth_router
+from service.auth.web import install_login_redirect
+from service.channels.email.routes import router as mail_router
+from service.channels.hotline.routes import router as hotline_router
+from service.channels.hotline.uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
+from service.channels.staff_web.intake_pages import router as staff_intake_pages_router
+from service.channels.staff_web.routes import router as staff_web_router
+from service.channels.web.call_record import router as call_record_router
+from service.channels.web.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
+from service.channels.web.routes import router as web_router
+from service.channels.web.settings import WebSettings
 from service.classification import service as classification_service
+from service.classification.routes import router as classification_router
 from service.http import BodySizeLimit, install_error_handlers
+from service.intake.routes import router as intake_router
+from service.messages.routes import receipt_router
+from service.messages.routes import staff_router as messages_router
 from service.migrations import ensure_schema
+from service.registry.pages import router as registry_pages_router
+from service.registry.routes import router as registry_router
+from service.retention.routes import router as retention_router
 from service.runtime import ROLES, build_runtime
 from service.settings import Settings, get_settings
+
+# What a citizen can reach (the intake role) and what only staff can (the staff role).
+PUBLIC_ROUTERS = (intake_router, receipt_router, web_router, call_record_router)
+STAFF_ROUTERS = (
+    auth_router,
+    staff_login_router,
+    registry_router,
+    registry_pages_router,
+    messages_router,
+    attachments_router,
+    classification_router,
+    retention_router,
+    mail_router,
+    hotline_router,
+    staff_web_router,
+    staff_intake_pages_router,
+)
 
 
 def create_app(
@@ -64,70 +101,19 @@ def create_app(
     )
     install_error_handlers(app)
     observability.install(app, roles)
-    from service.channels.web.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
-
-    # The web form's upload routes parse their body as a stream and enforce their own limits.
-    exempt = WEB_UPLOAD_PATHS if "intake" in roles else ()
+    # Upload routes parse their bodies as streams and enforce their own limits; everything else is capped.
+    exempt: tuple[str, ...] = ()
     if "intake" in roles:
-        from service.channels.web.settings import WebSettings
-
         app.state.web_settings = WebSettings()  # TIPLINE_WEB_*, read once; the receipt API uses it too
-    if "staff" in roles:  # recordings and scanned letter pages are streamed and limited by their routes
-        from service.channels.hotline.uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
-
-        exempt = (*exempt, *STAFF_UPLOAD_PATHS)
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_paths=exempt)
-
-    from service.intake.routes import router as intake_router
-
-    if "intake" in roles:
-        from service.channels.web.routes import router as web_router
-        from service.messages.routes import receipt_router
-
-        app.include_router(intake_router)
-        app.include_router(receipt_router)
-        app.include_router(web_router)
-        from service.channels.web.call_record import router as call_record_router
-
-        app.include_router(call_record_router)
+        exempt += tuple(WEB_UPLOAD_PATHS)
+        for router in PUBLIC_ROUTERS:
+            app.include_router(router)
     if "staff" in roles:
-        from service.auth.routes import router as auth_router
-        from service.registry.routes import router as registry_router
-
-        app.include_router(auth_router)
-        app.include_router(registry_router)
-
-        from service.channels.email.routes import router as mail_router
-
-        app.include_router(mail_router)
-        from service.messages.routes import staff_router as messages_router
-
-        app.include_router(messages_router)
-        from service.attachments.routes import router as attachments_router
-
-        app.include_router(attachments_router)
-        from service.classification.routes import router as classification_router
-
-        app.include_router(classification_router)
-        from service.retention.routes import router as retention_router
-
-        app.include_router(retention_router)
-
-        from service.auth.login_routes import router as staff_login_router
-        from service.auth.web import install_login_redirect
-        from service.channels.hotline.routes import router as hotline_router
-        from service.channels.staff_web.routes import router as staff_web_router
-
-        app.include_router(staff_login_router)
-        app.include_router(hotline_router)
-        app.include_router(staff_web_router)
-        from service.channels.staff_web.intake_pages import router as staff_intake_pages_router
-
-        app.include_router(staff_intake_pages_router)
-        from service.registry.pages import router as registry_pages_router
-
-        app.include_router(registry_pages_router)
+        exempt += tuple(STAFF_UPLOAD_PATHS)
+        for router in STAFF_ROUTERS:
+            app.include_router(router)
         install_login_redirect(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_paths=exempt)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
