@@ -32,7 +32,6 @@ from service.classify import service as classify_service
 from service.crypto.keys import KeyRing
 from service.db import new_id
 from service.errors import Invalid
-from service.registry.lifecycle import get_state
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.runtime import Runtime
 from service.timeutil import utcnow
@@ -40,6 +39,7 @@ from service.timeutil import utcnow
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
 NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
+CHUNK_PAUSE_SECONDS = 0.05
 MAX_CANDIDATES = 200  # per job: clues sharing an LSH bucket with the new ones
 EXPORT_BATCH = 500
 
@@ -310,7 +310,7 @@ def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
         session.execute(insert(NearDuplicatePending), [{"clue_id": clue_id} for clue_id in clue_ids])
 
 
-async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 100, most: int = 5000) -> int:
+async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 25, most: int = 5000) -> int:
     """The periodic task: sign, index and link queued clues, one short transaction per chunk (so the
     SQLite write lock is never held for long), taking them off the queue in the same transaction as their
     links. Returns how many new links were made."""
@@ -325,6 +325,9 @@ async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 100, mo
                 delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids))
             )
             await session.commit()
+        # Let a writer that waited for this chunk's transaction (intake) in before the next one starts:
+        # on SQLite, back-to-back chunks would otherwise keep the write lock nearly all the time.
+        await asyncio.sleep(CHUNK_PAUSE_SECONDS)
     return added
 
 
@@ -380,7 +383,12 @@ async def link_near_duplicates(
         ).scalars()
     }
     for clue_id, signature in signatures.items():
-        state = states.get(clue_id) or await get_state(session, clue_id)
+        state = states.get(clue_id)
+        if state is None:
+            state = ClueState(
+                clue_id=clue_id, key_clue=False, leader_takes_case=False, difficult=False, cleared=False
+            )
+            session.add(state)
         if state.near_signature is None:
             state.near_signature = signature
     await session.flush()
