@@ -33,13 +33,12 @@ SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {root!r})
 from fastapi import Request
-from service.channels.web import routes as web_routes
-from service.main import create_app
+from service import main
 from service.settings import Settings
 
 # The baseline streams past the generic body limit like the real upload routes (exempt by exact path).
-web_routes.UPLOAD_PATHS = (*web_routes.UPLOAD_PATHS, "/report/__discard")
-app = create_app(Settings(database_auto_upgrade=True))
+main.WEB_UPLOAD_PATHS = (*main.WEB_UPLOAD_PATHS, "/report/__discard")
+app = main.create_app(Settings(database_auto_upgrade=True))
 
 @app.post("/report/__discard")
 async def discard(request: Request) -> dict:
