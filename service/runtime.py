@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 
 from service.crypto.keys import (
+    AnyKeyPair,
     KeyFileError,
     KeyRing,
     generate_key_pair,
@@ -142,7 +143,7 @@ def load_lookup_secret(settings: Settings) -> bytes:
 
 def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     paths = key_paths(settings)
-    private: list[KeyPair] = []
+    private: list[AnyKeyPair] = []
     if "staff" in roles:
         # Every case key pair in the keys dir opens old envelopes after a rotation.
         private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]

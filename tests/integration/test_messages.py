@@ -13,7 +13,6 @@ from service.audit.models import AuditEntry
 from service.audit.service import PUBLIC_ACTOR
 from service.intake import follow_up
 from service.intake import service as intake_service
-from service.messages import service as messages_service
 from service.messages.models import Message
 from tests.conftest import auth, unique
 from tests.integration.web_helpers import open_status
