@@ -10,8 +10,8 @@ Each figure stands beside a baseline measured in the same run:
   the real route) at p50/p95, beside the same SELECT run directly through asyncpg;
 - ``stats``: the statistics overview (and the overdue view and the monthly/handling-time trends), beside a
   bare ``count(*)``;
-- ``export``: the ledger as xlsx for N rows (default 100,000), time and peak RSS of a fresh process, beside
-  CSV of the same rows.
+- ``export``: the ledger as xlsx for N rows (default 100,000), time and peak RSS of a fresh process (and of
+  its decryption helper), beside CSV of the same rows, and both again decrypting in-process.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ async def bench_stats(iterations: int) -> dict[str, object]:
     }
 
 
-async def export_once(fmt: str, rows: int) -> dict[str, object]:
+async def export_once(fmt: str, rows: int, helper: bool = True) -> dict[str, object]:
     from service.auth.service import Principal
     from service.registry import ledger
     from service.registry.service import ClueFilters
@@ -175,6 +175,7 @@ async def export_once(fmt: str, rows: int) -> dict[str, object]:
                 principal=principal,
                 keys=runtime.keys,
                 limit=rows,
+                helper=helper,
             )
             elapsed = time.perf_counter() - started
             await session.rollback()  # a benchmark leaves no audit entry behind
@@ -183,11 +184,14 @@ async def export_once(fmt: str, rows: int) -> dict[str, object]:
     finally:
         await runtime.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    helper_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "format": fmt,
+        "decrypt": "helper process" if helper else "in-process",
         "rows": export.rows,
         "seconds": round(elapsed, 2),
         "peak_rss_mb": round(peak_mb),
+        "helper_peak_rss_mb": round(helper_mb),
         "bytes": size,
     }
 
@@ -259,9 +263,9 @@ async def export_parts(rows: int) -> dict[str, object]:
 def bench_export(rows: int) -> list[dict[str, object]]:
     """Each format in a fresh process, so peak RSS is that export's own."""
     results = []
-    for fmt in ("csv", "xlsx"):
+    for fmt, extra in (("csv", []), ("xlsx", []), ("xlsx", ["--in-process"]), ("csv", ["--in-process"])):
         output = subprocess.run(  # noqa: S603 - our own script
-            [sys.executable, __file__, "export-once", "--format", fmt, "--rows", str(rows)],
+            [sys.executable, __file__, "export-once", "--format", fmt, "--rows", str(rows), *extra],
             check=True,
             capture_output=True,
             text=True,
@@ -278,9 +282,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", default="xlsx")
+    parser.add_argument("--in-process", action="store_true", help="export-once: no decryption helper")
     args = parser.parse_args()
     if args.what == "export-once":
-        print(json.dumps(asyncio.run(export_once(args.format, args.rows))))
+        print(json.dumps(asyncio.run(export_once(args.format, args.rows, helper=not args.in_process))))
         return
     report: dict[str, object] = {}
     if args.what in ("page", "all"):

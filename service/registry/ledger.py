@@ -6,6 +6,10 @@ Invariants:
   categories, because reporters write identifying details about themselves into the text.
 - The export is audited (filters, format, row count) in the caller's transaction.
 - Rows are streamed from the database in batches and written straight out; nothing holds the whole ledger.
+- The accused envelopes (one HPKE decapsulation each, holding the GIL) are opened in a helper process
+  forked for the export (``_Opener``), so openpyxl writes batch N while batch N+1 is decrypted on the
+  other core; at most ``IN_FLIGHT`` batches are in flight. Nothing but envelopes and the decoded accused
+  fields crosses the pipe (no temp files); if the helper cannot start, the envelopes are opened in-process.
 - openpyxl's write-only mode needs a temporary file for the sheet; it and the finished file live in a
   private (0700) directory on tmpfs (``/dev/shm``) when there is one, so the plaintext never reaches a disk,
   and are deleted when the response has been sent (``ExportFile.cleanup``).
@@ -16,10 +20,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +63,8 @@ CHANNEL_NAMES = {
 }
 METHOD_NAMES = {**DISPOSAL_METHODS, **SEND_ON_KINDS}
 BATCH = 1000
+IN_FLIGHT = 2  # batches handed to the helper process ahead of the one being written
+log = logging.getLogger("tipline.registry.ledger")
 
 # The one list of ledger columns (domain.md), in its order: (Chinese header, English header).
 COLUMNS: list[tuple[str, str]] = [
@@ -143,15 +153,86 @@ def _registrar(channel: str, staff: dict[str, str], actor: str | None) -> str:
     return "系统自动登记" if channel in ("web", "email") else "工作人员登记"
 
 
+# --- Opening the accused envelopes in a helper process ------------------------------------------------
+
+_helper_keys: KeyRing | None = None
+
+
+def _helper_init(keys: KeyRing) -> None:
+    # The 'fork' context hands the parent's KeyRing over without pickling it (private keys never cross a
+    # pipe); the helper lives for one export.
+    global _helper_keys
+    _helper_keys = keys
+
+
+def _open_accused(keys: KeyRing, envelopes: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    return [json.loads(keys.open(data, f"clues/{clue_id}/accused")) for clue_id, data in envelopes]
+
+
+def _helper_open(envelopes: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    assert _helper_keys is not None  # noqa: S101 - set by the initializer
+    return _open_accused(_helper_keys, envelopes)
+
+
+class _Opener:
+    """Opens batches of accused envelopes: in a forked one-worker process pool when one can be started,
+    otherwise in this process. ``submit`` returns a future resolved with the decoded dicts."""
+
+    def __init__(self, keys: KeyRing, *, helper: bool = True):
+        self.keys = keys
+        self.pool: ProcessPoolExecutor | None = None
+        pool: ProcessPoolExecutor | None = None
+        if helper and "fork" in multiprocessing.get_all_start_methods():
+            try:
+                pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("fork"),
+                    initializer=_helper_init,
+                    initargs=(keys,),
+                )
+                pool.submit(_helper_open, []).result(timeout=10)  # started and answering
+                self.pool = pool
+            except Exception as exc:  # noqa: BLE001 - any failure: open in-process instead
+                log.warning(
+                    "ledger export: helper process unavailable (%s); decrypting in-process",
+                    type(exc).__name__,
+                )
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, envelopes: list[tuple[str, bytes]]) -> asyncio.Future[list[dict[str, Any]]]:
+        if self.pool is not None:
+            try:
+                return asyncio.wrap_future(self.pool.submit(_helper_open, envelopes))
+            except Exception as exc:  # noqa: BLE001 - the helper died: carry on in-process
+                log.warning(
+                    "ledger export: helper process lost (%s); decrypting in-process", type(exc).__name__
+                )
+                self.close()
+        done: Future[list[dict[str, Any]]] = Future()
+        try:
+            done.set_result(_open_accused(self.keys, envelopes))
+        except Exception as exc:  # noqa: BLE001
+            done.set_exception(exc)
+        return asyncio.wrap_future(done)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 async def ledger_rows(
     session: AsyncSession,
     *,
     filters: ClueFilters,
     keys: KeyRing,
     limit: int | None = None,
+    helper: bool = True,
 ) -> AsyncIterator[list[Any]]:
     """The ledger's rows in the order of ``COLUMNS``, newest first (empty cells are None). Opens only the
-    accused envelope; never touches ``clues.identity`` or the report text."""
+    accused envelope (in a helper process unless ``helper=False``); never touches ``clues.identity`` or
+    the report text."""
     lookups = await _lookups(session)
     names = {c.id: _short_name(c.name) for c in classify_service.current_taxonomy().categories}
     query = (
@@ -204,17 +285,35 @@ async def ledger_rows(
         await batches.put(None)
 
     reader = asyncio.create_task(read())
+    opener = _Opener(keys, helper=helper)
+    pending: deque[tuple[Any, dict[str, list[str]], asyncio.Future[list[dict[str, Any]]]]] = deque()
     try:
-        while (item := await batches.get()) is not None:
-            batch, categories = item
-            accused = [json.loads(keys.open(row.accused, f"clues/{row.id}/accused")) for row in batch]
+        exhausted = False
+        while True:
+            # Keep the helper IN_FLIGHT batches ahead of the writer (bounded: memory stays flat).
+            while not exhausted and len(pending) < IN_FLIGHT:
+                if pending and batches.empty():
+                    break  # don't wait for the database while a decrypted batch could be written
+                item = await batches.get()
+                if item is None:
+                    exhausted = True
+                    break
+                batch, categories = item
+                pending.append((batch, categories, opener.submit([(row.id, row.accused) for row in batch])))
+            if not pending:
+                break
+            batch, categories, opened = pending.popleft()
+            accused = await opened
             for row in _ledger_batch(batch, categories, accused, lookups=lookups, names=names):
                 yield row
             await asyncio.sleep(0)  # let the reader send its next request before the writer's turn
         await reader
     finally:
+        for _, _, opened in pending:
+            opened.cancel()
         if not reader.done():
             reader.cancel()
+        opener.close()
 
 
 def _ledger_batch(
@@ -281,6 +380,41 @@ def private_tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="tipline-export-", dir=base))
 
 
+async def _pump(
+    rows: AsyncIterator[list[Any]],
+    begin: Callable[[], Any],
+    write: Callable[[list[Any]], None],
+    finish: Callable[[], None],
+) -> int:
+    """Hand the rows to one writer thread in batches: the thread writes batch N while the event loop reads
+    and formats batch N+1 (and the helper process decrypts further ahead). ``begin``, ``write`` and
+    ``finish`` all run in that same thread (lxml's incremental writer stays in one thread); at most one
+    batch waits for it, so memory stays flat."""
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+    try:
+        await loop.run_in_executor(executor, begin)
+        pending: asyncio.Future[None] | None = None
+        chunk: list[list[Any]] = []
+        count = 0
+        async for row in rows:
+            chunk.append(row)
+            count += 1
+            if len(chunk) >= BATCH:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(executor, write, chunk)
+                chunk = []
+        if pending is not None:
+            await pending
+        if chunk:
+            await loop.run_in_executor(executor, write, chunk)
+        await loop.run_in_executor(executor, finish)
+        return count
+    finally:
+        executor.shutdown(wait=True)
+
+
 async def write_xlsx(rows: AsyncIterator[list[Any]], path: Path, *, title: str = "线索台账") -> int:
     from openpyxl import Workbook
     from openpyxl.worksheet import _writer as sheet_writer
@@ -291,27 +425,34 @@ async def write_xlsx(rows: AsyncIterator[list[Any]], path: Path, *, title: str =
     os.close(handle)
     sheet_writer.ALL_TEMP_FILES.append(sheet_xml)
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title)
-    sheet._writer = sheet_writer.WorksheetWriter(sheet, out=sheet_xml)
-    sheet._writer.write_top()
-    sheet.append([zh for zh, _ in COLUMNS])
-    count = 0
-    async for row in rows:
-        sheet.append([safe_cell(v) for v in row])
-        count += 1
-    workbook.save(path)
-    return count
+    state: dict[str, Any] = {}
+
+    def begin() -> None:
+        sheet = workbook.create_sheet(title)
+        sheet._writer = sheet_writer.WorksheetWriter(sheet, out=sheet_xml)
+        sheet._writer.write_top()
+        sheet.append([zh for zh, _ in COLUMNS])
+        state["sheet"] = sheet
+
+    def write(chunk: list[list[Any]]) -> None:
+        append = state["sheet"].append
+        for row in chunk:
+            append([safe_cell(v) for v in row])
+
+    return await _pump(rows, begin, write, lambda: workbook.save(path))
 
 
 async def write_csv(rows: AsyncIterator[list[Any]], path: Path) -> int:
-    count = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel opens it as UTF-8
+    handle = path.open("w", encoding="utf-8-sig", newline="")  # BOM: Excel opens it as UTF-8
+    try:
         writer = csv.writer(handle)
-        writer.writerow([zh for zh, _ in COLUMNS])
-        async for row in rows:
-            writer.writerow([safe_cell(v) for v in row])
-            count += 1
-    return count
+
+        def write(chunk: list[list[Any]]) -> None:
+            writer.writerows([safe_cell(v) for v in row] for row in chunk)
+
+        return await _pump(rows, lambda: writer.writerow([zh for zh, _ in COLUMNS]), write, handle.flush)
+    finally:
+        handle.close()
 
 
 async def export_ledger(
@@ -322,13 +463,14 @@ async def export_ledger(
     principal: Principal,
     keys: KeyRing,
     limit: int | None = None,
+    helper: bool = True,
 ) -> ExportFile:
     """Write the ledger to a private temporary file and audit the export; the caller streams the file and
     calls ``cleanup()`` afterwards."""
     directory = private_tmpdir()
     path = directory / f"ledger.{fmt}"
     try:
-        rows = ledger_rows(session, filters=filters, keys=keys, limit=limit)
+        rows = ledger_rows(session, filters=filters, keys=keys, limit=limit, helper=helper)
         writer: Callable[..., Any] = write_xlsx if fmt == "xlsx" else write_csv
         count = await writer(rows, path)
         await audit_service.record(
