@@ -28,6 +28,7 @@ from service.intake.routes import router as intake_router
 from service.messages.routes import receipt_router
 from service.messages.routes import staff_router as messages_router
 from service.migrations import ensure_schema
+from service.registry.admin_pages import router as registry_admin_pages_router
 from service.registry.pages import router as registry_pages_router
 from service.registry.routes import router as registry_router
 from service.retention.routes import router as retention_router
@@ -41,6 +42,7 @@ STAFF_ROUTERS = (
     staff_login_router,
     registry_router,
     registry_pages_router,
+    registry_admin_pages_router,
     messages_router,
     attachments_router,
     classification_router,

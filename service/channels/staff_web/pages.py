@@ -44,6 +44,12 @@ def nav_links(principal: Principal | None) -> list[tuple[str, str]]:
         links.append(("/staff/registry", "线索台账"))
     if is_allowed(roles, Action.register_staff_source):
         links.append(("/staff/sources/new", "登记交办/自查/坦白线索"))
+    if is_allowed(roles, Action.list_routing_rules):
+        links.append(("/staff/registry/admin/routing", "分办规则"))
+    if is_allowed(roles, Action.list_units):
+        links.append(("/staff/registry/admin/units", "单位"))
+    if is_allowed(roles, Action.view_taxonomy):
+        links.append(("/staff/registry/admin/taxonomy", "问题分类"))
     return links
 
 
