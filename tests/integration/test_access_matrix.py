@@ -179,6 +179,15 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/registry/clues/{clue_id}/assign"): r(A.assign_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/supervision"): r(A.supervise_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/transition"): r(A.handle_clue, A.decide_clue, hidden_404=True),
+    ("GET", "/staff/registry/admin/units"): r(A.list_units),
+    ("POST", "/staff/registry/admin/units"): r(A.manage_units),
+    ("GET", "/staff/registry/admin/routing"): r(A.list_routing_rules),
+    ("POST", "/staff/registry/admin/routing"): r(A.manage_routing_rules),
+    ("GET", "/staff/registry/admin/routing/{rule_id}"): r(A.manage_routing_rules),
+    ("POST", "/staff/registry/admin/routing/{rule_id}"): r(A.manage_routing_rules),
+    ("POST", "/staff/registry/admin/routing/{rule_id}/enabled"): r(A.manage_routing_rules),
+    ("GET", "/staff/registry/admin/taxonomy"): r(A.view_taxonomy),
+    ("POST", "/staff/registry/admin/taxonomy/reload"): r(A.reload_taxonomy),
 }
 
 
