@@ -286,6 +286,8 @@ async def apply_transition(
             )
         )
         state.referral_target, state.referred_at = request.target, now
+        if clue.real_name and state.acceptance_notice_at is None:
+            state.acceptance_notice_at = now  # the receipt tells the reporter where to go: that is the notice
         details.update(target=request.target, late=now > limit_due)
     elif request.action == "transfer":
         if not request.to_unit_id or not request.document_number:

@@ -95,6 +95,8 @@ class ClueState(Base):
     cleared: Mapped[bool] = mapped_column(Boolean, default=False)  # 澄清正名 record exists
     referral_target: Mapped[str | None] = mapped_column(String(24))
     referred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a real-name reporter told whether the report was accepted (15 working days; a referral counts)
+    acceptance_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     routing_rule_id: Mapped[str | None] = mapped_column(String(36))
     key_clue: Mapped[bool] = mapped_column(Boolean, default=False)  # 重点线索
     supervising_leader_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
@@ -181,6 +183,7 @@ class ClueReminder(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     handling_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    stage: Mapped[str | None] = mapped_column(String(24))  # None: clues.due_at; else a Stage
 
 
 class ProgressRequest(Base):

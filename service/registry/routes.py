@@ -429,6 +429,20 @@ async def set_supervision(
     }
 
 
+@router.post(
+    "/clues/{clue_id}/acceptance-notice", status_code=201, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+)
+async def acceptance_notice(
+    clue_id: str,
+    principal: Annotated[Principal, authorized(Action.handle_clue)],
+    session: SessionDep,
+) -> dict[str, object]:
+    """Record that the real-name reporter was told whether the report was accepted (15 working days from
+    receipt; the handler or a supervisor; audited, with a ``late`` flag). 409 for an anonymous report or
+    when already recorded."""
+    return await supervision.record_acceptance_notice(session, clue_id=clue_id, principal=principal)
+
+
 @router.get("/supervision", responses=ERRORS)
 async def supervision_list(
     principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep

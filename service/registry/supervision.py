@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from service.audit import service as audit_service
 from service.auth import service as auth_service
@@ -278,7 +279,14 @@ async def issue_overdue_reminders(
     now = now or utcnow()
     missing = (
         select(Clue.id, Clue.status, Clue.due_at, Clue.handling_unit_id, Clue.assignee_id)
-        .outerjoin(ClueReminder, and_(ClueReminder.clue_id == Clue.id, ClueReminder.due_at == Clue.due_at))
+        .outerjoin(
+            ClueReminder,
+            and_(
+                ClueReminder.clue_id == Clue.id,
+                ClueReminder.due_at == Clue.due_at,
+                ClueReminder.stage.is_(None),
+            ),
+        )
         .outerjoin(ClueState, ClueState.clue_id == Clue.id)
         .where(Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]), Clue.due_at < now)
         .where(ClueReminder.id.is_(None))
@@ -308,7 +316,100 @@ async def issue_overdue_reminders(
             details={"reminder_id": reminder.id, "status": status},
         )
         issued += 1
+    return issued + await issue_acceptance_reminders(session, now=now, limit=limit)
+
+
+# --- The acceptance notice for real-name reporters (15 working days from receipt) ----------------------
+
+
+def acceptance_due(rules: list[deadlines.RuleRow], clue: Clue, categories: tuple[str, ...] = ()) -> datetime:
+    limit = deadlines.pick_limit(
+        rules, stage=deadlines.Stage.acceptance_notice, source=clue.source, categories=categories
+    )
+    return limit.due(clue.received_at)
+
+
+async def issue_acceptance_reminders(session: AsyncSession, *, now: datetime, limit: int = 1000) -> int:
+    """A 催办单 (stage ``acceptance_notice``) for each open real-name clue whose reporter has not been told
+    within the limit whether the report was accepted. Idempotent (one per clue)."""
+    rules = await lifecycle.load_rules(session)
+    notified = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.acceptance_notice.value
+    )
+    # No working-day limit ends before as many calendar days have passed: a cheap bound for the scan.
+    shortest = min(
+        [r.working_days for r in rules if r.stage == "acceptance_notice" and r.working_days] + [15]
+    )
+    candidates = (
+        select(Clue)
+        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.real_name.is_(True), Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]))
+        .where(ClueState.acceptance_notice_at.is_(None))
+        .where(Clue.received_at < now - timedelta(days=max(shortest - 4, 0)))
+        .where(Clue.id.not_in(notified))
+        .options(selectinload(Clue.categories))
+        .order_by(Clue.received_at)
+        .limit(limit)
+    )
+    issued = 0
+    for clue in (await session.execute(candidates)).scalars().all():
+        due = acceptance_due(rules, clue, tuple(c.category for c in clue.categories))
+        if due >= now:
+            continue
+        clash = await session.scalar(
+            select(ClueReminder.id).where(ClueReminder.clue_id == clue.id, ClueReminder.due_at == due)
+        )
+        reminder = ClueReminder(
+            id=new_id(),
+            clue_id=clue.id,
+            status=clue.status,
+            # the (clue, due) pair is unique: a main deadline on the same second keeps its own notice
+            due_at=due if clash is None else due - timedelta(seconds=1),
+            issued_at=now,
+            handling_unit_id=clue.handling_unit_id,
+            assignee_id=clue.assignee_id,
+            stage=deadlines.Stage.acceptance_notice.value,
+        )
+        session.add(reminder)
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=audit_service.SYSTEM_ACTOR,
+            action="clue.reminder_issued",
+            object_type="clue",
+            object_id=clue.id,
+            details={"reminder_id": reminder.id, "status": clue.status, "stage": "acceptance_notice"},
+        )
+        issued += 1
     return issued
+
+
+async def record_acceptance_notice(
+    session: AsyncSession, *, clue_id: str, principal: Principal, now: datetime | None = None
+) -> dict[str, Any]:
+    """Record that the real-name reporter was told whether the report was accepted (the handler or a
+    supervisor; audited as ``clue.acceptance_notice`` with a ``late`` flag)."""
+    now = now or utcnow()
+    clue = await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)
+    if not clue.real_name:
+        raise Conflict("匿名举报无需告知受理情况", message_en="an anonymous report has no acceptance notice")
+    state = await lifecycle.get_state(session, clue.id)
+    if state.acceptance_notice_at is not None:
+        raise Conflict("已记录受理告知", message_en="the acceptance notice is already recorded")
+    due = acceptance_due(
+        await lifecycle.load_rules(session), clue, tuple(c.category for c in clue.categories)
+    )
+    state.acceptance_notice_at = now
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.acceptance_notice",
+        object_type="clue",
+        object_id=clue.id,
+        details={"late": now > due},
+    )
+    return {"clue_id": clue.id, "acceptance_notice_at": now, "due_at": due, "late": now > due}
 
 
 async def supervision_list(session: AsyncSession, *, principal: Principal) -> list[dict[str, Any]]:
@@ -325,6 +426,20 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
         .limit(500)
     )
     now = utcnow()
+    rules = await lifecycle.load_rules(session)
+
+    def acceptance(clue: Clue, state: ClueState | None) -> dict[str, Any] | None:
+        # Real-name clues only; categories are not loaded here, so a category-specific rule is not applied.
+        if not clue.real_name:
+            return None
+        due = acceptance_due(rules, clue)
+        given = state.acceptance_notice_at if state else None
+        return {
+            "due_at": due,
+            "given_at": given,
+            "alert": "done" if given else deadlines.alert_level(clue.received_at, due, now).value,
+        }
+
     return [
         {
             "id": clue.id,
@@ -341,6 +456,7 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
             "leader_takes_case": bool(state and state.leader_takes_case),
             "handling_unit_id": clue.handling_unit_id,
             "assignee_id": clue.assignee_id,
+            "acceptance_notice": acceptance(clue, state),
         }
         for clue, state in (await session.execute(query)).all()
     ]

@@ -22,6 +22,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/clues/{clue}/actions", None, {"supervisor"}),
     ("GET", "/api/v1/clues/{clue}/related", None, {"supervisor"}),
     ("POST", "/api/v1/clues/{clue}/notes", {"text": "x"}, {"supervisor"}),
+    ("POST", "/api/v1/clues/{clue}/acceptance-notice", None, {"supervisor"}),
     ("GET", "/api/v1/clues/{clue}/transfers", None, {"supervisor"}),
     ("POST", "/api/v1/clues/{clue}/transfers/none/feedback", None, {"supervisor"}),
     ("GET", "/api/v1/stats/quarterly?year=2026&quarter=1", None, {"supervisor"}),
