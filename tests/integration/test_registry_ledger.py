@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import date, timedelta
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -136,6 +137,49 @@ async def test_csv_ledger_has_the_same_rows(harness: Harness) -> None:
     assert rows[0] == [zh for zh, _ in COLUMNS] and len(rows) == 3
     assert any(r[0] == number and r[5] == accused for r in rows)
     assert not any(secret in response.content.decode("utf-8-sig") for secret in SUBMITTER.values())
+
+
+async def test_helper_process_and_in_process_decryption_write_the_same_ledger(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forked decryption helper, the in-process path and the fallback when no helper can start
+    (no 'fork' start method) give the same file, batch boundaries included."""
+    from service.auth.service import Principal
+    from service.registry import ledger
+    from service.registry.service import ClueFilters
+
+    await make_ledger(harness)
+    monkeypatch.setattr(ledger, "BATCH", 2)  # several batches in flight even with a few clues
+    principal = Principal(
+        staff_id="t",
+        name="t",
+        unit_id=None,
+        roles=frozenset({"supervisor"}),
+        token_id="t",  # noqa: S106
+    )
+
+    async def export(helper: bool) -> bytes:
+        async with harness.runtime.session_factory() as session:
+            out = await ledger.export_ledger(
+                session,
+                filters=ClueFilters(),
+                fmt="csv",
+                principal=principal,
+                keys=harness.runtime.keys,
+                limit=9,
+                helper=helper,
+            )
+            await session.rollback()
+        data = out.path.read_bytes()
+        out.cleanup()
+        assert not out.path.parent.exists()
+        return data
+
+    with_helper = await export(True)
+    assert len(with_helper.decode("utf-8-sig").splitlines()) >= 4
+    assert with_helper == await export(False)
+    monkeypatch.setattr(ledger.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert with_helper == await export(True)
 
 
 async def test_statistics_and_overdue_views(harness: Harness) -> None:
