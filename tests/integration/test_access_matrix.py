@@ -98,6 +98,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/clues/{clue_id}/assign"): r(A.assign_clue),
     ("POST", "/api/v1/clues/{clue_id}/reassign"): r(A.decide_clue),
     ("POST", "/api/v1/clues/{clue_id}/transitions"): r(A.handle_clue, A.decide_clue, hidden_404=True),
+    ("POST", "/api/v1/clues/{clue_id}/acceptance-notice"): r(A.handle_clue, hidden_404=True),
     ("PUT", "/api/v1/clues/{clue_id}/supervision"): r(A.supervise_clue),
     ("GET", "/api/v1/supervision"): r(A.supervise_clue),
     ("POST", "/api/v1/reminders/scan"): r(A.supervise_clue),
