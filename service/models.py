@@ -31,6 +31,7 @@ from service.registry.models import (
     ProgressRequest,
     RegistryCounter,
     RoutingRule,
+    TransferRequest,
 )
 from service.retention.models import LegalHold
 
@@ -68,6 +69,7 @@ __all__ = [
     "RegistryCounter",
     "ReporterKey",
     "RoutingRule",
+    "TransferRequest",
     "Staff",
     "StaffCredential",
     "StaffRole",

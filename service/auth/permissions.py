@@ -35,6 +35,7 @@ class Action(StrEnum):
     exchange_messages = "exchange_messages"
     decide_clue = "decide_clue"
     handle_clue = "handle_clue"
+    request_transfer = "request_transfer"
     supervise_clue = "supervise_clue"
     report_progress = "report_progress"
     record_consultation = "record_consultation"
@@ -77,6 +78,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.exchange_messages: frozenset({Role.investigator, Role.supervisor}),
     Action.decide_clue: frozenset({Role.supervisor}),
     Action.handle_clue: frozenset({Role.investigator, Role.supervisor}),
+    Action.request_transfer: frozenset({Role.investigator, Role.supervisor}),
     Action.supervise_clue: frozenset({Role.supervisor}),
     Action.report_progress: frozenset({Role.investigator, Role.supervisor}),
     Action.record_consultation: frozenset({Role.supervisor}),
@@ -124,8 +126,12 @@ DESCRIPTIONS: dict[Action, str] = {
         "Read and send messages with the reporter of a visible clue (`GET/POST /api/v1/clues/{id}/messages`)"
     ),
     Action.decide_clue: (
-        "Triage, refer out of scope, transfer, reopen, archive, reassign with a reason "
-        "(`POST /api/v1/clues/{id}/transitions`, `/reassign`)"
+        "Triage, refer out of scope, transfer, reopen, archive, reassign with a reason; decide transfer "
+        "requests (`POST /api/v1/clues/{id}/transitions`, `/reassign`, `/api/v1/transfer-requests…`)"
+    ),
+    Action.request_transfer: (
+        "Ask for a clue one handles to be transferred to another unit "
+        "(`POST /api/v1/clues/{id}/transfer-requests`)"
     ),
     Action.handle_clue: (
         "Accept, dispose (with approver), send on, conclude a clue one handles — supervisors any clue "

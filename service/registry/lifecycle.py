@@ -155,7 +155,7 @@ def _invalid(zh: str, en: str) -> Invalid:
     return Invalid(zh, message_en=en)
 
 
-def _seal(runtime: Runtime, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
+def seal(runtime: Runtime, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
     data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
 
@@ -397,7 +397,7 @@ async def apply_transition(
         details=json.dumps(
             {**details, "attachment_ids": list(request.attachment_ids)}, ensure_ascii=False, sort_keys=True
         ),
-        sealed=_seal(runtime, "clue_transitions", transition_id, "sealed", sealed),
+        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", sealed),
     )
     session.add(transition)
     await session.flush()
@@ -440,7 +440,7 @@ async def record_note_transition(
         actor=principal.actor,
         at=utcnow(),
         details=json.dumps(details, ensure_ascii=False, sort_keys=True),
-        sealed=_seal(runtime, "clue_transitions", transition_id, "sealed", {"reason": reason}),
+        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", {"reason": reason}),
     )
     session.add(transition)
     await session.flush()

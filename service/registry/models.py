@@ -214,3 +214,22 @@ class Consultation(Base):
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     record: Mapped[bytes] = mapped_column(LargeBinary)  # case key: participants, opinions, conclusion
+
+
+class TransferRequest(Base):
+    """A handler asks for their clue to go to another unit; a supervisor approves (the transfer is made,
+    with recusal) or refuses. Reasons are case-key envelopes bound to ``transfer_requests/<id>/…``."""
+
+    __tablename__ = "transfer_requests"
+    __table_args__ = (Index("ix_transfer_requests_status", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    to_unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    reason: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | refused
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from service.auth.deps import CurrentStaff, authorized
@@ -17,7 +18,7 @@ from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import Invalid
 from service.http import STAFF_ERRORS
-from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision
+from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision, transfer_requests
 from service.registry import service as registry_service
 from service.registry.models import (
     CHANNELS,
@@ -707,3 +708,95 @@ async def meeting_brief_xlsx(
 ) -> FileResponse:
     first, last = _brief_range(start, end)
     return _file_response(await brief.brief_xlsx(session, start=first, end=last, principal=principal))
+
+
+# --- Transfer requests (handlers ask, supervisors decide) ---------------------------------------------
+
+
+class TransferRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_unit_id: str = Field(max_length=36)
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+class TransferDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approve: bool
+    reason: str = Field(min_length=1, max_length=5000)
+    document_number: str | None = Field(default=None, max_length=100)
+    expected_feedback_on: date | None = None
+
+
+class TransferRequestOut(BaseModel):
+    id: str
+    clue_id: str
+    requester_id: str
+    to_unit_id: str
+    status: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+@router.post(
+    "/clues/{clue_id}/transfer-requests",
+    status_code=201,
+    response_model=TransferRequestOut,
+    responses={**ERRORS, **NOT_FOUND, 409: {"description": "A request for this clue is already pending"}},
+)
+async def request_transfer(
+    clue_id: str,
+    body: TransferRequestIn,
+    principal: Annotated[Principal, authorized(Action.request_transfer)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> TransferRequestOut:
+    """The clue's handler asks for it to go to another unit (the reason is sealed). Audited."""
+    row = await transfer_requests.request_transfer(
+        session,
+        clue_id=clue_id,
+        to_unit_id=body.to_unit_id,
+        reason=body.reason,
+        principal=principal,
+        runtime=runtime,
+    )
+    return TransferRequestOut(**transfer_requests.summary(row))
+
+
+@router.get("/transfer-requests", response_model=list[TransferRequestOut], responses=ERRORS)
+async def pending_transfer_requests(
+    principal: Annotated[Principal, authorized(Action.decide_clue)], session: SessionDep
+) -> list[TransferRequestOut]:
+    """Requests waiting for a supervisor's decision, oldest first."""
+    return [
+        TransferRequestOut(**transfer_requests.summary(r))
+        for r in await transfer_requests.list_pending(session)
+    ]
+
+
+@router.post(
+    "/transfer-requests/{request_id}/decision",
+    response_model=TransferRequestOut,
+    responses={**ERRORS, 404: {"description": "No such request"}, **CONFLICT},
+)
+async def decide_transfer_request(
+    request_id: str,
+    body: TransferDecisionIn,
+    principal: Annotated[Principal, authorized(Action.decide_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> TransferRequestOut:
+    """Approve (the transfer step is applied, with recusal and the status rules) or refuse. Audited."""
+    row = await transfer_requests.decide(
+        session,
+        request_id=request_id,
+        decision=transfer_requests.Decision(
+            approve=body.approve,
+            reason=body.reason,
+            document_number=body.document_number,
+            expected_feedback_on=body.expected_feedback_on,
+        ),
+        principal=principal,
+        runtime=runtime,
+    )
+    return TransferRequestOut(**transfer_requests.summary(row))

@@ -29,11 +29,6 @@ from service.runtime import Runtime
 from service.timeutil import LOCAL, utcnow
 
 
-def _seal(runtime: Runtime, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
-    data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
-
-
 def _open(runtime: Runtime, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
     return json.loads(runtime.keys.open(data, f"{table}/{row_id}/{name}")) if data else {}
 
@@ -110,7 +105,7 @@ async def request_progress(
         requested_by=principal.actor,
         requested_at=utcnow(),
         due_at=deadlines.end_of_local_day(due_on),
-        request=_seal(runtime, "clue_progress_requests", row_id, "request", {"note": note}),
+        request=lifecycle.seal(runtime, "clue_progress_requests", row_id, "request", {"note": note}),
     )
     session.add(row)
     await session.flush()
@@ -137,7 +132,7 @@ async def report_progress(
     if not report.strip():
         raise Invalid("请填写进展情况", message_en="the report is empty")
     row.reported_at, row.reported_by = utcnow(), principal.actor
-    row.report = _seal(runtime, "clue_progress_requests", row.id, "report", {"report": report})
+    row.report = lifecycle.seal(runtime, "clue_progress_requests", row.id, "report", {"report": report})
     await session.flush()
     await audit_service.record(
         session,
@@ -215,7 +210,7 @@ async def record_consultation(
         participant_count=len(data.participants),
         recorded_by=principal.actor,
         recorded_at=utcnow(),
-        record=_seal(
+        record=lifecycle.seal(
             runtime,
             "clue_consultations",
             row_id,
