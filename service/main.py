@@ -29,6 +29,7 @@ from service.messages.routes import receipt_router
 from service.messages.routes import staff_router as messages_router
 from service.migrations import ensure_schema
 from service.registry.admin_pages import router as registry_admin_pages_router
+from service.registry.documents import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.registry.pages import router as registry_pages_router
 from service.registry.routes import router as registry_router
 from service.retention.routes import router as retention_router
@@ -111,7 +112,7 @@ def create_app(
         for router in PUBLIC_ROUTERS:
             app.include_router(router)
     if "staff" in roles:
-        exempt += tuple(STAFF_UPLOAD_PATHS)
+        exempt += (*STAFF_UPLOAD_PATHS, *DOCUMENT_UPLOAD_PATHS)
         for router in STAFF_ROUTERS:
             app.include_router(router)
         install_login_redirect(app)

@@ -6,11 +6,13 @@ import json
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
+from service.attachments.routes import blob_store as attachments_blob_store
+from service.attachments.storage import LocalBlobStore
 from service.auth.deps import CurrentStaff, authorized
 from service.auth.permissions import Action
 from service.auth.service import Principal
@@ -18,7 +20,17 @@ from service.db import SessionDep
 from service.deps import RuntimeDep
 from service.errors import Invalid
 from service.http import STAFF_ERRORS
-from service.registry import brief, ledger, lifecycle, routing, search, stats, supervision, transfer_requests
+from service.registry import (
+    brief,
+    documents,
+    ledger,
+    lifecycle,
+    routing,
+    search,
+    stats,
+    supervision,
+    transfer_requests,
+)
 from service.registry import service as registry_service
 from service.registry.models import (
     CHANNELS,
@@ -727,6 +739,10 @@ class TransferDecisionIn(BaseModel):
     expected_feedback_on: date | None = None
 
 
+class DocumentOut(BaseModel):
+    id: str = Field(description="The attachment record; download with GET /api/v1/attachments/{id}")
+
+
 class TransferRequestOut(BaseModel):
     id: str
     clue_id: str
@@ -800,3 +816,35 @@ async def decide_transfer_request(
         runtime=runtime,
     )
     return TransferRequestOut(**transfer_requests.summary(row))
+
+
+@router.post(
+    "/clues/{clue_id}/documents",
+    status_code=201,
+    response_model=DocumentOut,
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        413: {"description": "File larger than the staff upload limit"},
+        422: {"description": "File type not allowed or damaged"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+        }
+    },
+)
+async def add_document(
+    clue_id: str,
+    request: Request,
+    principal: Annotated[Principal, authorized(Action.handle_clue)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    store: Annotated[LocalBlobStore, Depends(attachments_blob_store)],
+) -> DocumentOut:
+    """Add a document to a clue one handles (supervisors: any clue), as the raw request body, streamed:
+    the type is read from the bytes, metadata removed, the file encrypted as it arrives. Audited."""
+    attachment_id = await documents.add_document(
+        session, runtime=runtime, store=store, clue_id=clue_id, chunks=request.stream(), principal=principal
+    )
+    return DocumentOut(id=attachment_id)

@@ -100,6 +100,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/clues/{clue_id}/transitions"): r(A.handle_clue, A.decide_clue, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/acceptance-notice"): r(A.handle_clue, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/transfer-requests"): r(A.request_transfer, hidden_404=True),
+    ("POST", "/api/v1/clues/{clue_id}/documents"): r(A.handle_clue, hidden_404=True),
     ("GET", "/api/v1/transfer-requests"): r(A.decide_clue),
     ("POST", "/api/v1/transfer-requests/{request_id}/decision"): r(A.decide_clue),
     ("PUT", "/api/v1/clues/{clue_id}/supervision"): r(A.supervise_clue),

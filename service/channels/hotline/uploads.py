@@ -68,7 +68,7 @@ async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: 
     return clue
 
 
-async def _store(
+async def store_upload(
     chunks: AsyncIterable[bytes], *, store: BlobStore, wrap: WrapKey, max_size: int, allowed: tuple[str, ...]
 ) -> AttachmentRecord:
     try:
@@ -98,7 +98,7 @@ async def attach_recording(
     actor: str,
 ) -> str:
     await own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
-    record = await _store(
+    record = await store_upload(
         chunks,
         store=store,
         wrap=runtime.keys.seal_identity,
@@ -142,7 +142,7 @@ async def attach_letter_page(
     actor: str,
 ) -> str:
     await own_clue(session, clue_id=clue_id, channel="letter", actor=actor)
-    record = await _store(
+    record = await store_upload(
         chunks,
         store=store,
         wrap=runtime.keys.seal_case,

@@ -1,0 +1,56 @@
+"""Documents staff add to a clue while handling it (verification notes, statements, photos): streamed through
+the attachment pipeline (type from the bytes, metadata removed, encrypted as it arrives, key sealed with the
+case key), listed and downloaded with the clue's other attachments (``/api/v1/clues/{id}/attachments``),
+audited. Size cap: ``TIPLINE_LETTER_PAGE_MAX_BYTES`` (20 MB by default), the staff upload cap."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.attachments.storage import BlobStore
+from service.auth.permissions import Action, is_allowed
+from service.auth.service import Principal
+from service.channels.hotline.uploads import store_upload
+from service.errors import NotFound
+from service.messages import service as messages_service
+from service.registry.service import get_visible_clue
+from service.runtime import Runtime
+
+UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from the generic body limit
+ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-list decides the rest
+
+
+async def add_document(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    store: BlobStore,
+    clue_id: str,
+    chunks: AsyncIterable[bytes],
+    principal: Principal,
+) -> str:
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    if clue.assignee_id != principal.staff_id and not is_allowed(principal.roles, Action.read_any_clue):
+        raise NotFound("线索不存在", message_en="clue not found")
+    record = await store_upload(
+        chunks,
+        store=store,
+        wrap=runtime.keys.seal_case,
+        max_size=runtime.settings.letter_page_max_bytes,
+        allowed=ALLOWED,
+    )
+    try:
+        (row,) = await messages_service.add_attachments(
+            session,
+            clue_id=clue.id,
+            message_id=None,
+            files=[messages_service.UploadedFile(record=record)],
+            keys=runtime.keys,
+            actor=principal.actor,
+        )
+    except BaseException:
+        await store.delete(record.blob_id)
+        raise
+    return row.id  # add_attachments appended the audit entry
