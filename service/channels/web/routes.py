@@ -297,21 +297,30 @@ class _Refused(Exception):
         self.response = response
 
 
-@router.post("/report", response_class=HTMLResponse)
-async def submit_report(request: Request) -> Response:
-    state = web_state(request)
-    runtime: Runtime = request.app.state.runtime
-    lang = i18n.DEFAULT
+def _open_streamed_form(
+    request: Request, state: WebState, lang: str, *, back: str
+) -> StreamingForm | Response:
+    """A same-site multipart body, parsed as it streams (never spooled); or the refusal page to send."""
     if not _same_site(request):
-        return _csrf_refused(request, lang, "/report")
+        return _csrf_refused(request, lang, back)
     try:
-        form = StreamingForm(
+        return StreamingForm(
             request.stream(), request.headers.get("content-type", ""), max_body=state.settings.body_limit()
         )
     except MalformedForm:
         return problem(
             request, lang, 400, _(lang, "Something went wrong"), _(lang, "The form could not be read.")
         )
+
+
+@router.post("/report", response_class=HTMLResponse)
+async def submit_report(request: Request) -> Response:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    lang = i18n.DEFAULT
+    form = _open_streamed_form(request, state, lang, back="/report")
+    if isinstance(form, Response):
+        return form
     fields: dict[str, str] = {}
     uploads: list[UploadedFile] = []
     file_error: str | None = None
@@ -538,16 +547,9 @@ async def status_reply(request: Request) -> Response:
     state = web_state(request)
     runtime: Runtime = request.app.state.runtime
     lang = i18n.DEFAULT
-    if not _same_site(request):
-        return _csrf_refused(request, lang, "/status")
-    try:
-        form = StreamingForm(
-            request.stream(), request.headers.get("content-type", ""), max_body=state.settings.body_limit()
-        )
-    except MalformedForm:
-        return problem(
-            request, lang, 400, _(lang, "Something went wrong"), _(lang, "The form could not be read.")
-        )
+    form = _open_streamed_form(request, state, lang, back="/status")
+    if isinstance(form, Response):
+        return form
     fields: dict[str, str] = {}
     uploads: list[UploadedFile] = []
     file_error: str | None = None
