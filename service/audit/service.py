@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,6 +83,33 @@ async def record_many(session: AsyncSession, pending: list[PendingEntry]) -> Non
     await session.run_sync(record_many_sync, pending)
 
 
+# Core statements built once (per dialect): appends are on every write path, intake's included.
+_INSERT_ENTRY = insert(AuditEntry.__table__)
+
+
+@dataclass(frozen=True)
+class _HeadStatements:
+    create: Executable  # the chain's head row, if this is the chain's first entry
+    lock: Executable  # read the head, locking it (PostgreSQL) until the transaction ends
+    advance: Executable
+
+
+@cache
+def _head_statements(dialect: str) -> _HeadStatements:
+    heads = AuditHead.__table__
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    this_chain = heads.c.chain == bindparam("head_chain")
+    return _HeadStatements(
+        create=upsert(heads)
+        .values(chain=bindparam("head_chain"), seq=0, entry_hash=GENESIS)
+        .on_conflict_do_nothing(),
+        lock=select(heads.c.seq, heads.c.entry_hash).where(this_chain).with_for_update(),
+        advance=update(heads)
+        .where(this_chain)
+        .values(seq=bindparam("new_seq"), entry_hash=bindparam("new_hash")),
+    )
+
+
 def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
     """Append entries in order, locking each touched chain's head once (batched intake uses this).
     Written once, synchronously: async callers run it through ``run_sync``, the SQLite intake writer in
@@ -90,19 +118,14 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
     by_chain: dict[int, list[PendingEntry]] = {}
     for item in pending:
         by_chain.setdefault(chain_for(item.object_id, chains), []).append(item)
-    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     suite = session.info.get("audit_suite", DEFAULT_SUITE)
     at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows: list[dict[str, Any]] = []
+    statements = _head_statements(session.bind.dialect.name)
+    connection = session.connection()
     for chain in sorted(by_chain):  # a fixed lock order, so concurrent batches cannot deadlock
-        session.execute(
-            upsert(AuditHead).values(chain=chain, seq=0, entry_hash=GENESIS).on_conflict_do_nothing()
-        )
-        seq, prev = (
-            session.execute(
-                select(AuditHead.seq, AuditHead.entry_hash).where(AuditHead.chain == chain).with_for_update()
-            )
-        ).one()
+        connection.execute(statements.create, {"head_chain": chain})
+        seq, prev = connection.execute(statements.lock, {"head_chain": chain}).one()
         for item in by_chain[chain]:
             seq += 1
             fields = LinkFields(
@@ -119,10 +142,8 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
             )
             prev = entry_hash(fields)
             rows.append({**vars(fields), "entry_hash": prev})
-        session.execute(
-            update(AuditHead).where(AuditHead.chain == chain).values(seq=seq, entry_hash=prev)
-        )
-    session.execute(insert(AuditEntry), rows)
+        connection.execute(statements.advance, {"head_chain": chain, "new_seq": seq, "new_hash": prev})
+    connection.execute(_INSERT_ENTRY, rows)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from service.registry.models import RegistryCounter
 
@@ -21,15 +25,26 @@ def next_registry_numbers(session: Session, *, prefix: str, year: int, count: in
     A gap can only appear if a registered clue's row is later removed (retention purge), which the audit
     trail records.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(RegistryCounter)
-        .values(prefix=prefix, year=year, last_value=count)
-        .on_conflict_do_update(
-            index_elements=[RegistryCounter.prefix, RegistryCounter.year],
-            set_={"last_value": RegistryCounter.last_value + count},
-        )
-        .returning(RegistryCounter.last_value)
+    statement = _take_numbers(session.bind.dialect.name)
+    last = (
+        session.connection()
+        .execute(statement, {"b_prefix": prefix, "b_year": year, "b_count": count})
+        .scalar_one()
     )
-    last = session.execute(statement).scalar_one()
     return [format_registry_number(prefix, year, value) for value in range(last - count + 1, last + 1)]
+
+
+@cache
+def _take_numbers(dialect: str) -> Insert:
+    """Built once per dialect (Core, bound parameters): this runs once per intake batch."""
+    counters = RegistryCounter.__table__
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(counters)
+        .values(prefix=bindparam("b_prefix"), year=bindparam("b_year"), last_value=bindparam("b_count"))
+        .on_conflict_do_update(
+            index_elements=[counters.c.prefix, counters.c.year],
+            set_={"last_value": counters.c.last_value + bindparam("b_count")},
+        )
+        .returning(counters.c.last_value)
+    )

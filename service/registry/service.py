@@ -56,6 +56,15 @@ class RegisteredClue:
     registry_number: str
 
 
+# Built once: the registration statements are Core inserts on the tables (no ORM bulk-persistence pass,
+# no statement construction per batch). The unit a reporter named, where it matches a registered unit
+# exactly (after normalising), is resolved inside the insert itself: no extra round trip per batch.
+_INSERT_CLUE = insert(Clue.__table__).values(
+    accused_unit_id=select(Unit.id).where(Unit.name == bindparam("accused_unit_name")).scalar_subquery()
+)
+_INSERT_CATEGORY = insert(ClueCategory.__table__)
+
+
 def register_clues(
     session: Session, *, news: list[NewClue], actors: list[str], settings: Settings
 ) -> list[RegisteredClue]:
@@ -91,13 +100,12 @@ def register_clues(
         }
         for new, year in zip(news, years, strict=True)
     ]
-    # The unit a reporter named, where it matches a registered unit exactly (after normalising), is
-    # resolved inside the insert itself: no extra round trip per batch.
-    named_unit = select(Unit.id).where(Unit.name == bindparam("accused_unit_name")).scalar_subquery()
-    session.execute(insert(Clue).values(accused_unit_id=named_unit), rows)
+    session.flush()  # Core statements below do not autoflush: write what the caller added first
+    connection = session.connection()
+    connection.execute(_INSERT_CLUE, rows)
     categories = [{"clue_id": new.id, "category": c} for new in news for c in new.categories]
     if categories:
-        session.execute(insert(ClueCategory), categories)
+        connection.execute(_INSERT_CATEGORY, categories)
     audit_service.record_many_sync(
         session,
         [
