@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -307,7 +308,9 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
     """In the registering transaction: queue the clues for the periodic near-duplicate task."""
     if clue_ids:
-        session.execute(insert(NearDuplicatePending), [{"clue_id": clue_id} for clue_id in clue_ids])
+        session.connection().execute(
+            insert(NearDuplicatePending.__table__), [{"clue_id": clue_id} for clue_id in clue_ids]
+        )
 
 
 async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 25, most: int = 5000) -> int:
@@ -319,15 +322,18 @@ async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 25, mos
     added = 0
     for start in range(0, len(queued), chunk):
         clue_ids = queued[start : start + chunk]
+        began = time.monotonic()
         async with runtime.session_factory() as session:
             added += await link_near_duplicates(session, runtime=runtime, clue_ids=clue_ids)
             await session.execute(
                 delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids))
             )
             await session.commit()
-        # Let a writer that waited for this chunk's transaction (intake) in before the next one starts:
-        # on SQLite, back-to-back chunks would otherwise keep the write lock nearly all the time.
-        await asyncio.sleep(CHUNK_PAUSE_SECONDS)
+        # Background work yields to intake: a writer that waited for this chunk's transaction gets in before
+        # the next one starts (on SQLite, back-to-back chunks would keep the write lock nearly all the
+        # time), and the pause grows with the chunk's cost, so linking takes at most a quarter of a core
+        # while reports pour in; the queue is durable, so it catches up when they stop.
+        await asyncio.sleep(max(CHUNK_PAUSE_SECONDS, 3 * (time.monotonic() - began)))
     return added
 
 
