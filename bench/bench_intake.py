@@ -1,11 +1,17 @@
 """Intake throughput and latency: the real server on the embedded default (SQLite, one uvicorn worker)
 beside a bare FastAPI endpoint that only parses the same JSON, driven by the same load from a separate
-process. Two layouts of the same code:
+process. Layouts of the same code:
 
-- ``all-in-one``: ``tipline serve`` — intake, staff, mail and the job worker in one process (the
-  background near-duplicate task shares the process's core with intake);
+- ``all-in-one``: ``tipline serve`` as README starts it — intake, staff, mail and the job worker in one
+  server process, with its intake worker process (``service/intake/pipeline.py``) classifying, sealing and
+  registering beside the event loop;
+- ``all-in-one, no intake worker``: the same with ``TIPLINE_INTAKE_WORKERS=0`` (everything on the event
+  loop): the baseline for the pipeline;
 - ``split``: ``tipline serve --role intake`` plus ``tipline serve --role worker`` as a second process on
   the same SQLite file.
+
+Besides requests/s and latency it prints the CPU the server's processes used (server and intake worker
+together, in cores), so that a gain bought with a second core shows as one.
 
     python bench/bench_intake.py [--seconds 15] [--connections 16] [--rate 200]
 
@@ -71,11 +77,12 @@ def wait_ready(url: str, process: subprocess.Popen) -> None:
     raise SystemExit("server did not start")
 
 
-def start_tipline(data_dir: str, *roles: str) -> tuple[subprocess.Popen, str]:
+def start_tipline(data_dir: str, *roles: str, **settings: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")} | {
         "TIPLINE_DATA_DIR": data_dir,
         "PYTHONPATH": str(REPO),
+        **settings,
     }
     role_args = [arg for role in roles for arg in ("--role", role)]
     process = subprocess.Popen(
@@ -110,11 +117,32 @@ def start_bare() -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}/api/v1/tips"
 
 
-def measure(pool, label: str, url: str, args) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes and their children (the intake worker)."""
+    total, seen = 0.0, set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        todo.extend(int(child) for child in children)
+    return total
+
+
+def measure(pool, label: str, url: str, args, pids: list[int]) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     payload = bodies()
     pool.apply(run_in_process, ("closed", label, url, payload, 4, 2.0))  # warm-up
     opened = pool.apply(run_in_process, ("open", label, url, payload, args.rate, args.seconds))
+    before = cpu_seconds(pids)
     closed = pool.apply(run_in_process, ("closed", label, url, payload, args.connections, args.seconds))
+    closed["cores"] = (cpu_seconds(pids) - before) / closed["seconds"]
     return closed, opened
 
 
@@ -129,22 +157,28 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         bare, bare_url = start_bare()
         try:
-            results.append(measure(pool, "bare FastAPI (parse only)", bare_url, args))
+            results.append(measure(pool, "bare FastAPI (parse only)", bare_url, args, [bare.pid]))
         finally:
             bare.terminate()
             bare.wait()
-        with tempfile.TemporaryDirectory() as data_dir:
-            server, url = start_tipline(data_dir)
-            try:
-                results.append(measure(pool, "tipline all-in-one", url, args))
-            finally:
-                server.terminate()
-                server.wait()
+        for label, settings in (
+            ("tipline all-in-one", {}),
+            ("all-in-one, no intake worker", {"TIPLINE_INTAKE_WORKERS": "0"}),
+        ):
+            with tempfile.TemporaryDirectory() as data_dir:
+                server, url = start_tipline(data_dir, **settings)
+                try:
+                    results.append(measure(pool, label, url, args, [server.pid]))
+                finally:
+                    server.terminate()
+                    server.wait()
         with tempfile.TemporaryDirectory() as data_dir:
             server, url = start_tipline(data_dir, "intake")
             worker, _ = start_tipline(data_dir, "worker")
             try:
-                results.append(measure(pool, "tipline split (intake+worker)", url, args))
+                results.append(
+                    measure(pool, "tipline split (intake+worker)", url, args, [server.pid, worker.pid])
+                )
             finally:
                 for process in (server, worker):
                     process.terminate()
@@ -152,11 +186,12 @@ def main() -> None:
 
     bare_rps = results[0][0]["rps"]
     print(f"closed loop, {args.connections} connections, {args.seconds:.0f} s:")
-    print(f"  {'':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
+    print(f"  {'':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8} {'cores':>6}")
     for closed, _ in results:
         print(
             f"  {closed['label']:32} {closed['rps']:8.1f} {closed['p50_ms']:8.2f} {closed['p99_ms']:8.2f}"
-            f" {closed['errors']:7d} {closed['rps'] / bare_rps:8.1%}  {closed['statuses']}"
+            f" {closed['errors']:7d} {closed['rps'] / bare_rps:8.1%} {closed['cores']:6.2f}"
+            f"  {closed['statuses']}"
         )
     print(f"open loop at {args.rate:.0f} req/s, {args.seconds:.0f} s:")
     for _, opened in results:

@@ -26,6 +26,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if exc.status_code == 503:
+            headers = {"Retry-After": "30"}
         return JSONResponse(
             error_body(exc.code, exc.message, exc.message_en), status_code=exc.status_code, headers=headers
         )

@@ -75,6 +75,8 @@ def create_app(
         except BaseException:
             await runtime.close()
             raise
+        if roles & {"intake", "mail"}:
+            await runtime.intake.start()
         app.state.runtime = runtime
         app.state.session_factory = runtime.session_factory
         async with AsyncExitStack() as stack:

@@ -35,6 +35,7 @@ from service.db import (
     create_sqlite_writer_engine,
 )
 from service.intake.batching import IntakeBatcher
+from service.intake.pipeline import IntakePipeline, intake_worker_count
 from service.settings import Settings
 
 log = logging.getLogger("tipline")
@@ -53,8 +54,7 @@ class Runtime:
     _extra_engines: list[AsyncEngine] = field(default_factory=list, init=False, repr=False)
 
     def lookup_key(self, label: str) -> bytes:
-        """Independent keys for independent lookups, derived from the one lookup secret."""
-        return hmac.new(self.lookup_secret, label.encode(), hashlib.sha256).digest()
+        return derive_lookup_key(self.lookup_secret, label)
 
     @cached_property
     def read_session_factory(self) -> async_sessionmaker[AsyncSession]:
@@ -70,6 +70,10 @@ class Runtime:
         return create_session_factory(engine, info=session_info(self.settings))
 
     @cached_property
+    def intake(self) -> IntakePipeline:
+        return IntakePipeline(self, workers=intake_worker_count(self.settings))
+
+    @cached_property
     def intake_batcher(self) -> IntakeBatcher:
         writer = None
         if self.settings.is_sqlite:
@@ -80,11 +84,18 @@ class Runtime:
         return IntakeBatcher(self.session_factory, self, sqlite_writer=writer)
 
     async def close(self) -> None:
+        if "intake" in self.__dict__:
+            await self.intake.close()
         if "intake_batcher" in self.__dict__:
             await self.intake_batcher.close()
         for engine in self._extra_engines:
             await engine.dispose()
         await self.engine.dispose()
+
+
+def derive_lookup_key(lookup_secret: bytes, label: str) -> bytes:
+    """Independent keys for independent lookups, derived from the one lookup secret."""
+    return hmac.new(lookup_secret, label.encode(), hashlib.sha256).digest()
 
 
 def key_paths(settings: Settings) -> dict[str, Path]:
@@ -156,6 +167,11 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
         contact_public=contact,
         private=private,
     )
+    return with_data_key_window(ring, settings)
+
+
+def with_data_key_window(ring: KeyRing, settings: Settings) -> KeyRing:
+    """National suite: how long one SM2-wrapped data key seals records, from the settings."""
     for key in (ring.case_public, ring.identity_public, ring.contact_public):
         if isinstance(key, SM2PublicKey):
             key.window.seconds = settings.crypto_data_key_seconds

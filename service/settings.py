@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     registry_prefix: str = Field(default="LG", pattern=r"^[A-Z][A-Z0-9]{0,9}$")
     disposal_due_months: int = Field(default=1, ge=1, le=24)
 
+    # Worker processes that classify and seal public reports beside the event loop (docs/performance.md);
+    # unset: one per core but one, at most four, none on a single core; 0: in the server process.
+    intake_workers: int | None = Field(default=None, ge=0, le=16)
+
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
     max_text_chars: int = Field(default=20_000, ge=100)
 

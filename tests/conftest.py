@@ -85,6 +85,9 @@ async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]
 
 
 def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    """In-process preparing by default (a worker process per short-lived app would cost a spawn each); the
+    session-wide ``harness`` and the real-server tests run with intake workers, as ``tipline serve`` does."""
+    overrides.setdefault("intake_workers", 0)
     return Settings(data_dir=data_dir, database_url=database_url, **overrides)  # type: ignore[arg-type]
 
 
@@ -127,7 +130,7 @@ async def running_app(data_dir: Path, database_url: str, **overrides: object) ->
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def harness(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
-    async with running_app(tmp_path_factory.mktemp("data"), database_url) as harness:
+    async with running_app(tmp_path_factory.mktemp("data"), database_url, intake_workers=1) as harness:
         yield harness
 
 

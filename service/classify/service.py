@@ -12,7 +12,7 @@ from pathlib import Path
 from . import dedup, pii
 from .engine import Engine
 from .models import OTHER, ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
-from .taxonomy import TaxonomyError, load_taxonomy, set_configured_path
+from .taxonomy import TaxonomyError, configured_taxonomy_path, load_taxonomy, set_configured_path
 
 __all__ = [
     "ClassificationResult",
@@ -22,6 +22,7 @@ __all__ = [
     "TaxonomyError",
     "classify",
     "current_taxonomy",
+    "follow_taxonomy",
     "InvalidLabelsError",
     "find_personal_data",
     "labelled_example",
@@ -31,6 +32,7 @@ __all__ = [
     "near_duplicate_signature",
     "reload_taxonomy",
     "signature_similarity",
+    "taxonomy_in_force",
 ]
 
 
@@ -42,6 +44,8 @@ MODEL_DATA_ENV = "TIPLINE_CLASSIFY_MODEL_DATA"
 
 _lock = threading.Lock()
 _engine: Engine | None = None
+# The file the engine in force came from, and a count of engines put in force: worker processes follow it.
+_in_force: tuple[Path, int] = (Path(), 0)
 
 
 def configured_model_data() -> list[Path]:
@@ -65,12 +69,12 @@ def _build_engine(path: Path | None = None) -> Engine:
 
 
 def _current_engine() -> Engine:
-    global _engine
     engine = _engine
     if engine is None:
         with _lock:
             if _engine is None:
-                _engine = _build_engine()
+                path = configured_taxonomy_path()
+                _put_in_force(_build_engine(path), path)
             engine = _engine
     return engine
 
@@ -92,13 +96,37 @@ def reload_taxonomy(path: Path | str | None = None) -> Taxonomy:
     engine is per process: every process loads the file when it starts, and a reload reaches only the
     process that performs it.
     """
-    global _engine
-    engine = _build_engine(Path(path) if path is not None else None)
+    source = Path(path) if path is not None else configured_taxonomy_path()
+    engine = _build_engine(source)
     with _lock:
         if path is not None:
             set_configured_path(path)
-        _engine = engine
+        _put_in_force(engine, source)
     return engine.taxonomy
+
+
+def _put_in_force(engine: Engine, source: Path) -> None:
+    global _engine, _in_force
+    _engine = engine
+    _in_force = (source, _in_force[1] + 1)
+
+
+def taxonomy_in_force() -> tuple[Path, int]:
+    """Which file this process's engine came from, and which load it was: a worker process that prepares
+    tips for this one reloads when the pair changes (``follow_taxonomy``)."""
+    _current_engine()
+    return _in_force
+
+
+_followed: tuple[Path, int] | None = None
+
+
+def follow_taxonomy(in_force: tuple[Path, int]) -> None:
+    """In a worker process: put in force what the parent process has (after a reload there)."""
+    global _followed
+    if in_force != _followed:
+        reload_taxonomy(in_force[0])
+        _followed = in_force
 
 
 def validate_taxonomy_file(path: Path | str) -> Taxonomy:

@@ -199,7 +199,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(value: object, name: str, size: int, path: Path) -> bytes:
+def _unb64(value: object, name: str, size: int, path: Path | str) -> bytes:
     try:
         raw = base64.b64decode(str(value), validate=True)
     except ValueError as exc:
@@ -256,6 +256,10 @@ def _read_document(path: Path) -> dict[str, object]:
         raise KeyFileError(f"key file not found: {path}") from exc
     except (OSError, ValueError) as exc:
         raise KeyFileError(f"{path}: not a readable JSON key file") from exc
+    return _checked(document, path)
+
+
+def _checked(document: object, path: Path | str) -> dict[str, object]:
     if not isinstance(document, dict) or document.get("format") != KEY_FORMAT:
         raise KeyFileError(f"{path}: not a {KEY_FORMAT} key file")
     if document.get("suite") not in (HPKE_SUITE, NATIONAL_SUITE):
@@ -265,7 +269,7 @@ def _read_document(path: Path) -> dict[str, object]:
     return document
 
 
-def _sm2_point(public: dict[str, object], path: Path) -> bytes:
+def _sm2_point(public: dict[str, object], path: Path | str) -> bytes:
     point = _unb64(public.get("sm2"), "public.sm2", sm2.PUBLIC_SIZE, path)
     try:
         sm2.check_public(point)
@@ -275,7 +279,12 @@ def _sm2_point(public: dict[str, object], path: Path) -> bytes:
 
 
 def read_public_key(path: Path) -> AnyPublicKey:
-    document = _read_document(path)
+    return public_key_from_document(_read_document(path), path)
+
+
+def public_key_from_document(document: object, path: Path | str = "public key") -> AnyPublicKey:
+    """A public key from its ``public_key_document`` (a key file's content, or one handed to a worker)."""
+    document = _checked(document, path)
     public = document.get("public")
     if not isinstance(public, dict):
         raise KeyFileError(f"{path}: missing 'public'")
@@ -337,6 +346,23 @@ class KeyRing:
         self.identity_public = identity_public
         self.contact_public = contact_public
         self._private = {pair.public.key_id: pair for pair in private}
+
+    def public_documents(self) -> dict[str, dict[str, object] | None]:
+        """The public keys as documents (``public_key_document``): what an intake worker process gets."""
+        return {
+            "case": public_key_document(self.case_public),
+            "identity": public_key_document(self.identity_public),
+            "contact": public_key_document(self.contact_public) if self.contact_public else None,
+        }
+
+    @classmethod
+    def from_public_documents(cls, documents: dict[str, dict[str, object] | None]) -> KeyRing:
+        contact = documents.get("contact")
+        return cls(
+            case_public=public_key_from_document(documents["case"]),
+            identity_public=public_key_from_document(documents["identity"]),
+            contact_public=public_key_from_document(contact) if contact else None,
+        )
 
     def with_private(self, pairs: Iterable[AnyKeyPair]) -> KeyRing:
         """A ring that also holds ``pairs`` (e.g. an identity key rebuilt for one custodial release)."""

@@ -96,11 +96,13 @@ class IntakeBatcher:
                         self._fail(job)
 
     async def _commit(self, batch: list[_Job]) -> None:
-        from service.intake.service import register_prepared, register_prepared_sync
+        from service.intake.service import register_batch_sync, register_prepared
 
         prepared = [job.prepared for job in batch]
         if self._sqlite_writer is not None and all(job.also is None for job in batch):
-            results = await asyncio.to_thread(self._commit_in_thread, prepared, register_prepared_sync)
+            results = await asyncio.to_thread(
+                register_batch_sync, self._sqlite_writer, self._runtime, prepared
+            )
         else:
             async with self._session_factory() as session:
                 results = await register_prepared(session, runtime=self._runtime, prepared=prepared)
@@ -116,13 +118,6 @@ class IntakeBatcher:
         for job, result in zip(batch, results, strict=True):
             if not job.done.done():
                 job.done.set_result(result)
-
-    def _commit_in_thread(self, prepared: list[Any], register: Callable[..., list[Any]]) -> list[Any]:
-        assert self._sqlite_writer is not None
-        with self._sqlite_writer() as session:
-            results = register(session, self._runtime, prepared)
-            session.commit()
-        return results
 
     @staticmethod
     def _fail(job: _Job) -> None:

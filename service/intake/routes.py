@@ -23,8 +23,7 @@ ERRORS = {
 async def submit_tip(tip: TipIn, runtime: RuntimeDep) -> TipReceipt:
     """Submit a report. The answer carries the receipt code (查询码) once; it cannot be shown again.
     `201` is sent only after the report is committed."""
-    prepared = intake_service.prepare_tip(
-        runtime,
+    submitted = await runtime.intake.submit(
         intake_service.Submission(
             text=tip.text,
             channel="web",
@@ -36,5 +35,4 @@ async def submit_tip(tip: TipIn, runtime: RuntimeDep) -> TipReceipt:
         ),
         actor=PUBLIC_ACTOR,
     )
-    submitted = await runtime.intake_batcher.submit(prepared)
     return TipReceipt(receipt=format_receipt(submitted.receipt), registry_number=submitted.registry_number)

@@ -13,11 +13,11 @@ import json
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.classification import service as classification_service
 from service.classify import service as classify_service
@@ -31,8 +31,11 @@ from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
-from service.runtime import Runtime
 from service.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from service.crypto.keys import KeyRing
+    from service.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,16 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def accused_index(runtime: Runtime, accused: dict[str, str | None]) -> str | None:
+class Sealing(Protocol):
+    """What preparing a tip needs from a process: the intake role's public keys and the lookup keys. The
+    server's ``Runtime`` has them, and so has an intake worker process (``intake.pipeline``)."""
+
+    keys: KeyRing
+
+    def lookup_key(self, label: str) -> bytes: ...
+
+
+def accused_index(runtime: Sealing, accused: dict[str, str | None]) -> str | None:
     """Keyed hash of the normalised name and unit, so repeat reports link without plaintext."""
     name = _normalise_name(accused.get("name"))
     if not name:
@@ -94,9 +106,10 @@ class PreparedTip:
     actor: str
 
 
-def prepare_tip(runtime: Runtime, submission: Submission, *, actor: str) -> PreparedTip:
+def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> PreparedTip:
     """The CPU part of intake (validation, personal-data masking, classification, sealing), done before any
-    transaction starts so that database locks are held only for the writes."""
+    transaction starts so that database locks are held only for the writes. Channels call it through
+    ``runtime.intake`` (``intake.pipeline``), which runs it in a worker process."""
     if submission.source not in SOURCES or submission.channel not in CHANNELS:
         raise Invalid("来源或渠道无效", message_en="unknown source or channel")
     hint = submission.category_hint
@@ -166,6 +179,12 @@ async def register_prepared(
     )
 
 
+# Built once; Core inserts on the tables (see ``registry_service.register_clues``).
+_INSERT_RECEIPT = insert(Receipt.__table__)
+_INSERT_REPORTER_KEY = insert(ReporterKey.__table__)
+_INSERT_CONTACT = insert(ClueContact.__table__)
+
+
 def register_prepared_sync(
     session: Session, runtime: Runtime, prepared: list[PreparedTip]
 ) -> list[SubmittedTip]:
@@ -177,8 +196,9 @@ def register_prepared_sync(
     classification_service.mark_for_near_duplicates(session, [c.id for c in clues])
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
-    session.execute(
-        insert(Receipt),
+    connection = session.connection()
+    connection.execute(
+        _INSERT_RECEIPT,
         [
             {
                 "id": new_id(),
@@ -191,8 +211,8 @@ def register_prepared_sync(
             for p in prepared
         ],
     )
-    session.execute(
-        insert(ReporterKey),
+    connection.execute(
+        _INSERT_REPORTER_KEY,
         [
             {
                 "clue_id": p.new.id,
@@ -206,17 +226,28 @@ def register_prepared_sync(
     )
     contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in prepared if p.contact is not None]
     if contacts:
-        session.execute(insert(ClueContact), contacts)
+        connection.execute(_INSERT_CONTACT, contacts)
     return [
         SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
         for clue, p in zip(clues, prepared, strict=True)
     ]
 
 
+def register_batch_sync(
+    open_session: sessionmaker[Session], runtime: Any, prepared: list[PreparedTip]
+) -> list[SubmittedTip]:
+    """Register prepared tips in one transaction of their own and commit: the SQLite intake writer (a
+    worker thread of the server, or an intake worker process)."""
+    with open_session() as session:
+        results = register_prepared_sync(session, runtime, prepared)
+        session.commit()
+    return results
+
+
 async def submit_tip(
     session: AsyncSession, *, runtime: Runtime, submission: Submission, actor: str
 ) -> SubmittedTip:
     """Every channel's way in: prepare and register one tip in the caller's transaction."""
-    prepared = prepare_tip(runtime, submission, actor=actor)
+    prepared = await runtime.intake.prepare(submission, actor=actor)
     (submitted,) = await register_prepared(session, runtime=runtime, prepared=[prepared])
     return submitted

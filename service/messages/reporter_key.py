@@ -38,16 +38,17 @@ def _wrapping_key(code: str, salt: bytes, clue_id: str) -> bytes:
     return hkdf.derive(code.encode("ascii"))
 
 
-def _wrap(private_raw: bytes, code: str, clue_id: str) -> WrappedReporterKey:
+def _wrap(private: x25519.X25519PrivateKey, code: str, clue_id: str) -> WrappedReporterKey:
     salt = os.urandom(16)
     nonce = os.urandom(12)
-    public = x25519.X25519PrivateKey.from_private_bytes(private_raw).public_key().public_bytes_raw()
+    private_raw = private.private_bytes_raw()
+    public = private.public_key().public_bytes_raw()
     wrapped = nonce + AESGCM(_wrapping_key(code, salt, clue_id)).encrypt(nonce, private_raw, public)
     return WrappedReporterKey(public_key=public, salt=salt, wrapped_private=wrapped)
 
 
 def new_reporter_key(code: str, clue_id: str) -> WrappedReporterKey:
-    return _wrap(x25519.X25519PrivateKey.generate().private_bytes_raw(), code, clue_id)
+    return _wrap(x25519.X25519PrivateKey.generate(), code, clue_id)
 
 
 def unwrap(key: WrappedReporterKey, code: str, clue_id: str) -> bytes:
@@ -60,7 +61,9 @@ def unwrap(key: WrappedReporterKey, code: str, clue_id: str) -> bytes:
 
 def rewrap(key: WrappedReporterKey, old_code: str, new_code: str, clue_id: str) -> WrappedReporterKey:
     """The same key pair under a new code (a hotline code replaced on first web use)."""
-    return _wrap(unwrap(key, old_code, clue_id), new_code, clue_id)
+    return _wrap(
+        x25519.X25519PrivateKey.from_private_bytes(unwrap(key, old_code, clue_id)), new_code, clue_id
+    )
 
 
 def seal_for_reporter(public_key: bytes, plaintext: bytes, binding: str) -> bytes:

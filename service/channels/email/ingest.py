@@ -21,7 +21,7 @@
    - ``unparseable`` → quarantined: the raw message sealed whole to the identity key;
 4. commit. Only then does the caller answer ``250`` (or mark/move the IMAP message).
 
-Large messages are parsed in a worker process (``ParserPool``) so that MIME parsing, the most expensive
+Large messages are parsed in a worker process (``service.workers``) so that MIME parsing, the most expensive
 CPU step, runs beside the event loop instead of on it; the raw bytes go over a pipe, never to a file.
 
 A database that cannot be reached raises ``receiver.TemporarilyUnavailable`` (SMTP ``451``).
@@ -31,16 +31,12 @@ Nothing here logs anything about the message.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import concurrent.futures.process
 import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
 import logging
-import multiprocessing
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,10 +57,11 @@ from service.channels.email.models import CLUE, FILTERED, QUARANTINED, ReceivedM
 from service.channels.email.parse import ParsedMail, parse_message
 from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
 from service.db import new_id
-from service.intake.service import Submission, SubmittedTip, prepare_tip
+from service.intake.service import Submission, SubmittedTip
 from service.notify import service as notify_service
 from service.runtime import Runtime
 from service.timeutil import utcnow
+from service.workers import WorkerPool, WorkerUnavailable, default_worker_count
 
 log = logging.getLogger("tipline.mail")
 
@@ -185,63 +182,7 @@ async def _discard(store: BlobStore, stored: list[_Stored]) -> None:
             await store.delete(item.record.blob_id)
 
 
-class WorkerPool:
-    """Parsing and the attachment pipeline in worker processes (spawned, so they share no locks or
-    threads with this one): the most expensive CPU steps run on another core, off the event loop.
-
-    Recreated after a fork (the crash tests fork receivers) and after a worker died; when no worker can be
-    had the message is handled in this process instead, so intake never depends on the pool."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._pid = 0
-
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None or self._pid != os.getpid():
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
-            self._pid = os.getpid()
-        return self._pool
-
-    async def run(self, fn, *args):  # type: ignore[no-untyped-def]
-        """``fn(*args)`` in a worker; raises ``WorkerUnavailable`` if the pool is broken."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor(), fn, *args)
-        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:
-            self._pool = None  # a worker died (killed, out of memory): a new pool next time
-            raise WorkerUnavailable from exc
-
-    def shutdown(self) -> None:
-        if self._pool is not None and self._pid == os.getpid():
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """In each worker: leave when the receiver's process is gone (a SIGKILLed parent cannot tell its pool
-    to stop, and a worker blocked on its job queue never sees the pipe close: it holds both ends)."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-class WorkerUnavailable(Exception):
-    pass
-
-
-WORKER_POOL = WorkerPool(workers=max(1, min(4, (os.cpu_count() or 2) - 1)))
+WORKER_POOL = WorkerPool(default_worker_count())
 
 
 class MailIngest:
@@ -308,7 +249,7 @@ class MailIngest:
                 received_at=now,
                 details={"mail": {"lossy": [*parsed.lossy, *prepared.left_out], "attachments": len(stored)}},
             )
-            tip = prepare_tip(runtime, submission, actor=PUBLIC_ACTOR)
+            tip = await runtime.intake.prepare(submission, actor=PUBLIC_ACTOR)
         except BaseException:
             await _discard(self.store, stored)
             raise

@@ -418,8 +418,8 @@ async def submit_report(request: Request) -> Response:
 async def _submit(
     runtime: Runtime, tip: TipIn, uploads: Sequence[UploadedFile]
 ) -> intake_service.SubmittedTip:
-    """The same pipeline as ``POST /api/v1/tips``, plus the attachments and the reporter key, in one
-    transaction."""
+    """The same pipeline as ``POST /api/v1/tips`` (which also makes the reporter key), plus the
+    attachments, in one transaction."""
     async with runtime.session_factory() as session:
         submitted = await intake_service.submit_tip(
             session,
@@ -443,7 +443,6 @@ async def _submit(
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
         )
-        await messages_service.ensure_reporter_key(session, clue_id=submitted.clue_id, code=submitted.receipt)
         await session.commit()
     return submitted
 
