@@ -83,9 +83,12 @@ def create_app(
             # Ledger and statistics reads: a replica if configured; on SQLite, lock-free read transactions.
             app.state.read_session_factory = runtime.read_session_factory
             if run_worker and "worker" in roles:
-                from service.jobs.worker import running_worker
+                from service.jobs.worker import running_worker, running_worker_process
 
-                await stack.enter_async_context(running_worker(app, runtime))
+                if settings.worker_process:
+                    await stack.enter_async_context(running_worker_process(app, settings))
+                else:
+                    await stack.enter_async_context(running_worker(app, runtime))
             # Mail role: the SMTP receiver (and the IMAP poller, if configured) on this event loop.
             if run_smtp and "mail" in roles:
                 from service.channels.email.ingest import running_receiver

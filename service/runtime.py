@@ -1,21 +1,25 @@
 """What a running process holds: settings, database, the keys its role may use and the lookup secret.
 
-Roles decide keys: ``intake`` and ``mail`` hold public keys only; ``staff`` also loads the case private
-key(s). No server role loads the identity private key — only the custodial command line does.
+Roles decide keys: ``intake`` and ``mail`` hold public keys only; ``staff`` and ``worker`` also load the
+case private key(s). No server role loads the identity private key — only the custodial command line does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.crypto.keys import (
     AnyKeyPair,
@@ -39,6 +43,7 @@ from service.intake.pipeline import IntakePipeline, intake_worker_count
 from service.settings import Settings
 
 log = logging.getLogger("tipline")
+T = TypeVar("T")
 
 ROLES = ("intake", "mail", "staff", "worker")
 
@@ -52,6 +57,7 @@ class Runtime:
     lookup_secret: bytes
     roles: frozenset[str]
     _extra_engines: list[AsyncEngine] = field(default_factory=list, init=False, repr=False)
+    _sync_engines: list[Engine] = field(default_factory=list, init=False, repr=False)
 
     def lookup_key(self, label: str) -> bytes:
         return derive_lookup_key(self.lookup_secret, label)
@@ -74,20 +80,44 @@ class Runtime:
         return IntakePipeline(self, workers=intake_worker_count(self.settings))
 
     @cached_property
+    def sqlite_writer(self) -> sessionmaker[Session] | None:
+        """On SQLite, a synchronous connection for short write transactions done in one worker-thread call
+        (``write``): through aiosqlite every statement is a thread hop, and a transaction stretched over
+        event-loop turns holds the database's one write lock that long. None on PostgreSQL."""
+        if not self.settings.is_sqlite:
+            return None
+        engine = create_sqlite_writer_engine(self.settings.effective_database_url)
+        self._sync_engines.append(engine)
+        return sessionmaker(engine, expire_on_commit=False, autoflush=False, info=session_info(self.settings))
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in a transaction of its own, committed: synchronous code, run in one go."""
+        writer = self.sqlite_writer
+        if writer is not None:
+
+            def run() -> T:
+                with writer() as session:
+                    result = work(session)
+                    session.commit()
+                    return result
+
+            return await asyncio.to_thread(run)
+        async with self.session_factory() as session:
+            result = await session.run_sync(work)
+            await session.commit()
+            return result
+
+    @cached_property
     def intake_batcher(self) -> IntakeBatcher:
-        writer = None
-        if self.settings.is_sqlite:
-            engine = create_sqlite_writer_engine(self.settings.effective_database_url)
-            writer = sessionmaker(
-                engine, expire_on_commit=False, autoflush=False, info=session_info(self.settings)
-            )
-        return IntakeBatcher(self.session_factory, self, sqlite_writer=writer)
+        return IntakeBatcher(self.session_factory, self, sqlite_writer=self.sqlite_writer)
 
     async def close(self) -> None:
         if "intake" in self.__dict__:
             await self.intake.close()
         if "intake_batcher" in self.__dict__:
             await self.intake_batcher.close()
+        for sync_engine in self._sync_engines:
+            sync_engine.dispose()
         for engine in self._extra_engines:
             await engine.dispose()
         await self.engine.dispose()
@@ -155,11 +185,11 @@ def load_lookup_secret(settings: Settings) -> bytes:
 def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     paths = key_paths(settings)
     private: list[AnyKeyPair] = []
-    if "staff" in roles:
+    if roles & {"staff", "worker"}:  # the worker's tasks read content too (near-duplicate signatures)
         # Every case key pair in the keys dir opens old envelopes after a rotation.
         private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]
         if not private:
-            raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
+            raise KeyFileError(f"staff and worker need the case private key at {paths['case_private']}")
     contact = read_public_key(paths["contact_public"]) if paths["contact_public"].exists() else None
     ring = KeyRing(
         case_public=read_public_key(paths["case_public"]),

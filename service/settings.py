@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_read_url: str = ""
     metrics_token: SecretStr | None = None  # if set, /metrics wants "Authorization: Bearer <token>"
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=300)
+    # ``tipline serve`` with the worker role runs the job loop in a process of its own (false: in the server's
+    # event loop, where its transactions share the server's turns with HTTP).
+    worker_process: bool = True
 
     # Keys. Intake needs only the two public keys; staff also the case private key(s).
     keys_dir: Path | None = None  # default: data_dir/keys

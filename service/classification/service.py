@@ -8,6 +8,7 @@ they are not personal data); exports carry the masked text only; links never mer
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -313,26 +314,25 @@ def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
         )
 
 
-async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 25, most: int = 5000) -> int:
-    """The periodic task: sign, index and link queued clues, one short transaction per chunk (so the
-    SQLite write lock is never held for long), taking them off the queue in the same transaction as their
-    links. Returns how many new links were made."""
+async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 10, most: int = 5000) -> int:
+    """The periodic task: sign, index and link queued clues, chunk by chunk, taking them off the queue in
+    the same transaction as their links. Returns how many new links were made.
+
+    Everything slow — reading, decrypting, signing, comparing — happens before a chunk's transaction; the
+    transaction itself is one synchronous call (on SQLite through the runtime's writer connection, in one
+    worker-thread call), so the write lock intake needs is held for the writes alone, never across event
+    loop turns."""
     async with runtime.read_session_factory() as reader:
         queued = list((await reader.execute(select(NearDuplicatePending.clue_id).limit(most))).scalars())
     added = 0
     for start in range(0, len(queued), chunk):
         clue_ids = queued[start : start + chunk]
         began = time.monotonic()
-        async with runtime.session_factory() as session:
-            added += await link_near_duplicates(session, runtime=runtime, clue_ids=clue_ids)
-            await session.execute(
-                delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(clue_ids))
-            )
-            await session.commit()
+        found = await _find_near_duplicates(runtime, clue_ids, NEAR_DUPLICATE_THRESHOLD)
+        added += await runtime.write(functools.partial(_record_sync, found=found, dequeue=clue_ids))
         # Background work yields to intake: a writer that waited for this chunk's transaction gets in before
-        # the next one starts (on SQLite, back-to-back chunks would keep the write lock nearly all the
-        # time), and the pause grows with the chunk's cost, so linking takes at most a quarter of a core
-        # while reports pour in; the queue is durable, so it catches up when they stop.
+        # the next one starts, and the pause grows with the chunk's cost, so linking takes at most a quarter
+        # of a core while reports pour in; the queue is durable, so it catches up when they stop.
         await asyncio.sleep(max(CHUNK_PAUSE_SECONDS, 3 * (time.monotonic() - began)))
     return added
 
@@ -344,13 +344,24 @@ async def link_near_duplicates(
     clue_ids: list[str],
     threshold: float = NEAR_DUPLICATE_THRESHOLD,
 ) -> int:
-    """Job: sign the masked text of each clue (the registry's ``clue_states.near_signature``), index the
+    """Sign the masked text of each clue (the registry's ``clue_states.near_signature``), index the
     signature in the LSH band table, and link the clues it is at least ``threshold`` similar to among
-    those sharing a band bucket (all earlier clues, not a window). Idempotent. Returns how many new links
-    were made.
+    those sharing a band bucket (all earlier clues, not a window), in the caller's transaction.
+    Idempotent. Returns how many new links were made."""
+    found = await _find_near_duplicates(runtime, clue_ids, threshold)
+    return await session.run_sync(_record_sync, found=found, dequeue=[])
 
-    The reading, decrypting and comparing happen in read-only transactions and a worker thread; only the
-    results are written in the job's transaction, so on SQLite the write lock intake needs stays free."""
+
+@dataclass(frozen=True)
+class _Found:
+    signatures: dict[str, bytes]
+    buckets: dict[str, list[tuple[int, int]]]
+    pairs: dict[tuple[str, str], float]
+
+
+async def _find_near_duplicates(runtime: Runtime, clue_ids: list[str], threshold: float) -> _Found:
+    """The reading, decrypting and comparing: in read-only transactions and a worker thread (no write
+    lock on SQLite)."""
     async with runtime.read_session_factory() as reader:
         rows = (
             await reader.execute(
@@ -360,7 +371,7 @@ async def link_near_duplicates(
             )
         ).all()
     if not rows:
-        return 0
+        return _Found({}, {}, {})
     signatures = await asyncio.to_thread(_sign, runtime.keys, rows)
     buckets = {clue_id: dedup.band_buckets(sig) for clue_id, sig in signatures.items()}
     wanted = {pair for pairs in buckets.values() for pair in pairs}
@@ -381,11 +392,20 @@ async def link_near_duplicates(
             )
         ).all()
     pairs = await asyncio.to_thread(_compare, signatures, candidates, threshold)
+    return _Found(signatures, buckets, pairs)
 
+
+def _record_sync(session: Session, *, found: _Found, dequeue: list[str]) -> int:
+    """The writes: signatures, band index rows, new links, and the queue rows taken off. Idempotent."""
+    signatures, buckets, pairs = found.signatures, found.buckets, found.pairs
+    if dequeue:
+        session.execute(delete(NearDuplicatePending).where(NearDuplicatePending.clue_id.in_(dequeue)))
+    if not signatures:
+        return 0
     states = {
         state.clue_id: state
-        for state in (
-            await session.execute(select(ClueState).where(ClueState.clue_id.in_(list(signatures))))
+        for state in session.execute(
+            select(ClueState).where(ClueState.clue_id.in_(list(signatures)))
         ).scalars()
     }
     for clue_id, signature in signatures.items():
@@ -397,14 +417,12 @@ async def link_near_duplicates(
             session.add(state)
         if state.near_signature is None:
             state.near_signature = signature
-    await session.flush()
+    session.flush()
     indexed = set(
-        (
-            await session.execute(
-                select(NearDuplicateBand.clue_id)
-                .where(NearDuplicateBand.clue_id.in_(list(signatures)))
-                .distinct()
-            )
+        session.execute(
+            select(NearDuplicateBand.clue_id)
+            .where(NearDuplicateBand.clue_id.in_(list(signatures)))
+            .distinct()
         ).scalars()
     )
     band_rows = [
@@ -414,27 +432,29 @@ async def link_near_duplicates(
         for band, bucket in set(pairs_of)
     ]
     if band_rows:
-        await session.execute(insert(NearDuplicateBand), band_rows)
+        session.execute(insert(NearDuplicateBand.__table__), band_rows)
     if not pairs:
         return 0
-    involved = {cid for pair in pairs for cid in pair}
-    existing = set(
-        (
-            await session.execute(
-                select(ClueLink.clue_id, ClueLink.other_id).where(
-                    ClueLink.kind == NEAR_DUPLICATE, ClueLink.clue_id.in_(involved)
-                )
+    # Every pair has one of this chunk's clues in it: only their links can already exist (from an earlier
+    # run), not the thousands a flood's old copies have among themselves.
+    chunk_ids = list(signatures)
+    existing = {
+        (a, b)
+        for a, b in session.execute(
+            select(ClueLink.clue_id, ClueLink.other_id).where(
+                ClueLink.kind == NEAR_DUPLICATE,
+                or_(ClueLink.clue_id.in_(chunk_ids), ClueLink.other_id.in_(chunk_ids)),
             )
-        ).all()
-    )
+        )
+    }
     now = utcnow()
     new_links = [
-        ClueLink(clue_id=a, other_id=b, kind=NEAR_DUPLICATE, similarity=score, created_at=now)
+        {"clue_id": a, "other_id": b, "kind": NEAR_DUPLICATE, "similarity": score, "created_at": now}
         for (a, b), score in sorted(pairs.items())
         if (a, b) not in existing
     ]
-    session.add_all(new_links)
-    await session.flush()
+    if new_links:  # Core: a flood of copies links each new one to up to MAX_CANDIDATES others
+        session.execute(insert(ClueLink.__table__), new_links)
     return len(new_links)
 
 

@@ -72,8 +72,6 @@ class IntakeBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._sqlite_writer is not None:
-            self._sqlite_writer.kw["bind"].dispose()
 
     async def _run(self) -> None:
         while True:

@@ -8,7 +8,6 @@ hides a clue: it only lists the others.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -136,24 +135,3 @@ async def related_clues(
     linked = await classification_service.linked_clues(session, clue_id=clue.id)
     near = linked + [item for item in near if item["id"] not in {link["id"] for link in linked}]
     return {"same_accused": same, "near_duplicates": near}
-
-
-async def index_near_signatures(session: AsyncSession, *, runtime: Runtime, limit: int = 500) -> int:
-    """Job: compute the MinHash signature of clues that have none yet (opens content with the case key)."""
-    rows = await session.execute(
-        select(Clue.id, Clue.content)
-        .outerjoin(ClueState, ClueState.clue_id == Clue.id)
-        .where((ClueState.clue_id.is_(None)) | (ClueState.near_signature.is_(None)))
-        .order_by(Clue.received_at.desc())  # the newest first: they are the ones staff look at now
-        .limit(limit)
-    )
-    from service.registry.lifecycle import get_state
-
-    done = 0
-    for clue_id, content in rows.all():
-        text = json.loads(runtime.keys.open(content, f"clues/{clue_id}/content")).get("text") or ""
-        state = await get_state(session, clue_id)
-        state.near_signature = classify_service.near_duplicate_signature(text)
-        done += 1
-    await session.flush()
-    return done

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.jobs.registry import JobContext, tasks
-from service.registry import search, supervision
+from service.registry import supervision
 from service.registry.models import ClueReminder
 
 
@@ -38,8 +38,3 @@ async def deadline_alerts(ctx: JobContext, payload: dict[str, Any]) -> None:
     await notify_service.notify_supervisors(
         ctx.session, runtime=ctx.runtime, event="deadline_near", path="/staff/registry?status="
     )
-
-
-@tasks.periodic("registry.near_signatures", every=timedelta(minutes=10))
-async def near_signatures(ctx: JobContext, payload: dict[str, Any]) -> None:
-    await search.index_near_signatures(ctx.session, runtime=ctx.runtime, limit=500)

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from service.registry import search as registry_search
+from service.classification import service as classification_service
 from service.registry import supervision
 from service.registry.models import Clue, ClueReminder, ClueState
 from tests.conftest import Harness, auth, unique
@@ -150,15 +150,13 @@ async def test_search_by_accused_person_links_repeat_reports(harness: Harness) -
 
     async with harness.runtime.session_factory() as session:
         clue_id = await session.scalar(select(Clue.id).where(Clue.registry_number == ids[0]))
-        while await registry_search.index_near_signatures(session, runtime=harness.runtime):
-            pass
-        await session.commit()
+    await classification_service.link_pending_near_duplicates(harness.runtime)  # the worker's task
     related = (await harness.client.get(f"/api/v1/clues/{clue_id}/related", headers=sup)).json()
     assert len(related["same_accused"]) == 2
     assert {r["registry_number"] for r in related["near_duplicates"]} & set(ids[1:])
 
 
-async def test_worker_tasks_issue_notices_and_signatures(harness: Harness) -> None:
+async def test_worker_tasks_issue_notices(harness: Harness) -> None:
     from service.jobs.registry import JobContext
     from service.registry import tasks
     from service.timeutil import utcnow
@@ -174,8 +172,6 @@ async def test_worker_tasks_issue_notices_and_signatures(harness: Harness) -> No
             session=session, runtime=harness.runtime, job_id="t", attempt=1, scheduled_for=utcnow()
         )
         await tasks.deadline_alerts(ctx, {})
-        await tasks.near_signatures(ctx, {})
         await session.commit()
     async with harness.runtime.session_factory() as session:
         assert await session.scalar(select(ClueReminder.id).where(ClueReminder.clue_id == clue_id))
-        assert (await session.get(ClueState, clue_id)).near_signature
