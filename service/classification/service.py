@@ -42,6 +42,8 @@ NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
 NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
 CHUNK_PAUSE_SECONDS = 0.05
+# After each chunk the task pauses this many times as long as the chunk took: at most 1/(1+factor) of a core.
+BACKGROUND_PAUSE_FACTOR = 7
 MAX_CANDIDATES = 200  # per job: clues sharing an LSH bucket with the new ones
 EXPORT_BATCH = 500
 
@@ -331,9 +333,9 @@ async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 10, mos
         found = await _find_near_duplicates(runtime, clue_ids, NEAR_DUPLICATE_THRESHOLD)
         added += await runtime.write(functools.partial(_record_sync, found=found, dequeue=clue_ids))
         # Background work yields to intake: a writer that waited for this chunk's transaction gets in before
-        # the next one starts, and the pause grows with the chunk's cost, so linking takes at most a quarter
+        # the next one starts, and the pause grows with the chunk's cost, so linking takes at most an eighth
         # of a core while reports pour in; the queue is durable, so it catches up when they stop.
-        await asyncio.sleep(max(CHUNK_PAUSE_SECONDS, 3 * (time.monotonic() - began)))
+        await asyncio.sleep(max(CHUNK_PAUSE_SECONDS, BACKGROUND_PAUSE_FACTOR * (time.monotonic() - began)))
     return added
 
 

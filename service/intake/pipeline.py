@@ -48,7 +48,7 @@ log = logging.getLogger("tipline.intake")
 
 MAX_BATCH = 32
 # Batches handed to each worker at once: the next one waits in its queue, so it never idles between them.
-IN_FLIGHT_PER_WORKER = 2
+IN_FLIGHT_PER_WORKER = 3
 PREPARE, SUBMIT = "prepare", "submit"
 
 
