@@ -3,9 +3,15 @@
 ``tipline db roles`` (as the owner that runs migrations) creates or updates two login roles:
 
 - ``<prefix>_intake``: may INSERT new reports (clues, categories, receipts, contact envelopes, audit
-  entries), advance the registry counter and the audit heads, read unit names to link the accused's unit,
-  and look up a receipt's status only through ``tipline_receipt_status(code_hash)``, a SECURITY DEFINER
-  function that returns one status word. It can SELECT no report content, no receipt table, no staff table.
+  entries, messages, attachments), advance the registry counter and the audit heads, and read unit names to
+  link the accused's unit. What a receipt holder's pages read — the clue's status, the message thread's
+  reporter copies, the reporter key, the call record's reporter copies — it may read only for the receipt
+  the transaction acts for: the process sets ``tipline.receipt`` to the code's keyed hash
+  (``follow_up.scope_to_receipt``) and row-level security policies show it the rows of that receipt's clue
+  (``tipline_receipt_clue()``, a SECURITY DEFINER function) and nothing else. Column grants keep every
+  case-key column out of its reach: it can SELECT no report content, no message body, no staff table, and
+  without a code it sees no clue at all, not even how many there are. ``tipline_receipt_status(code_hash)``
+  answers one status word for a hash.
 - ``<prefix>_staff``: reads and writes the application's tables, owns nothing; on the audit trail it may only
   INSERT and SELECT (heads: also UPDATE). Not being the owner, it can neither drop nor disable the
   append-only trigger, and UPDATE/DELETE on ``audit_entries`` is not granted at all.
@@ -31,9 +37,37 @@ INTAKE_INSERT = (
     "attachments",
     "messages",
     "near_duplicate_pending",  # intake queues the clues it registers for the near-duplicate task
+    "clue_additions",  # a caller's confirmation of the operator's record
 )
 INTAKE_COUNTERS = ("audit_heads", "registry_counters")
+# What the receipt holder's side reads (and, for two, updates) — of the receipt's own clue only (RLS).
+INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # table: (the column naming the clue, columns it may SELECT, columns it may UPDATE)
+    "receipts": (
+        "clue_id",
+        ("id", "clue_id", "code_hash", "created_at", "read_aloud", "revoked_at"),
+        ("revoked_at",),
+    ),
+    "clues": ("id", ("id", "status", "assignee_id", "channel"), ()),
+    "messages": ("clue_id", ("id", "clue_id", "direction", "reporter_copy", "created_at"), ()),
+    "attachments": ("clue_id", ("id", "clue_id", "message_id", "kind", "size", "created_at"), ()),
+    "reporter_keys": (
+        "clue_id",
+        ("clue_id", "public_key", "salt", "wrapped_private", "created_at"),
+        ("salt", "wrapped_private"),
+    ),
+    "clue_additions": ("clue_id", ("id", "clue_id", "kind", "reporter_copy", "created_at"), ()),
+}
 AUDIT_TABLES = ("audit_entries", "audit_heads")
+
+RECEIPT_CLUE_FUNCTION = """
+CREATE OR REPLACE FUNCTION tipline_receipt_clue() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT r.clue_id FROM receipts r
+    WHERE r.code_hash = decode(nullif(current_setting('tipline.receipt', true), ''), 'hex')
+      AND r.revoked_at IS NULL
+$$
+"""
 
 RECEIPT_STATUS_FUNCTION = """
 CREATE OR REPLACE FUNCTION tipline_receipt_status(p_code_hash bytea) RETURNS text
@@ -96,9 +130,40 @@ async def apply_roles(connection: AsyncConnection, *, prefix: str = "tipline") -
     await connection.execute(text(f"GRANT SELECT (id, name, parent_id) ON units TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (version_num) ON alembic_version TO {intake}"))
 
+    await connection.execute(text(RECEIPT_CLUE_FUNCTION))
+    await connection.execute(text("REVOKE ALL ON FUNCTION tipline_receipt_clue() FROM PUBLIC"))
+    await connection.execute(text(f"GRANT EXECUTE ON FUNCTION tipline_receipt_clue() TO {intake}"))
+    for table, (clue_column, readable, updatable) in INTAKE_SCOPED.items():
+        if table not in tables:
+            continue
+        await connection.execute(text(f"GRANT SELECT ({', '.join(readable)}) ON {table} TO {intake}"))
+        if updatable:
+            await connection.execute(text(f"GRANT UPDATE ({', '.join(updatable)}) ON {table} TO {intake}"))
+        await _scope_rows(connection, table, clue_column, intake=intake, staff=staff, update=bool(updatable))
     await connection.execute(text(RECEIPT_STATUS_FUNCTION))
     await connection.execute(text("REVOKE ALL ON FUNCTION tipline_receipt_status(bytea) FROM PUBLIC"))
     await connection.execute(
         text(f"GRANT EXECUTE ON FUNCTION tipline_receipt_status(bytea) TO {intake}, {staff}")
     )
     return intake, staff
+
+
+async def _scope_rows(
+    connection: AsyncConnection, table: str, clue_column: str, *, intake: str, staff: str, update: bool
+) -> None:
+    """Row-level security on a table the receipt holder's side reads: the intake role sees (and updates)
+    the rows of the receipt's clue only, may insert freely (new reports); the staff role is unaffected.
+    The owner, which runs migrations and the custodial command line, bypasses it."""
+    await connection.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+    policies = {
+        f"{intake}_read": f"FOR SELECT TO {intake} USING ({clue_column} = tipline_receipt_clue())",
+        f"{intake}_insert": f"FOR INSERT TO {intake} WITH CHECK (true)",
+        f"{staff}_all": f"FOR ALL TO {staff} USING (true) WITH CHECK (true)",
+    }
+    if update:
+        policies[f"{intake}_update"] = (
+            f"FOR UPDATE TO {intake} USING ({clue_column} = tipline_receipt_clue()) WITH CHECK (true)"
+        )
+    for name, rule in policies.items():
+        await connection.execute(text(f"DROP POLICY IF EXISTS {name} ON {table}"))
+        await connection.execute(text(f"CREATE POLICY {name} ON {table} {rule}"))

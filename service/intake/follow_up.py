@@ -20,7 +20,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
@@ -29,12 +29,12 @@ from service.errors import NotFound
 from service.intake.models import Receipt
 from service.intake.receipts import MalformedReceipt, new_receipt_code, normalise_receipt, receipt_hash
 from service.messages import service as messages_service
-from service.registry import service as registry_service
 from service.registry.models import Clue
 from service.runtime import Runtime
 from service.timeutil import utcnow
 
 _DUMMY_CODE = "0" * 25
+RECEIPT_SETTING = "tipline.receipt"  # PostgreSQL: the receipt hash a transaction acts for (hex)
 
 
 class WrongCode(NotFound):
@@ -50,7 +50,7 @@ class WrongCode(NotFound):
 # --- Plain-words status ------------------------------------------------------------------------------
 
 # The one place that turns internal states into what a reporter reads. Internal detail (who handles it,
-# which disposal) is never shown. Used only when the registry offers no ``public_status(clue)``.
+# which disposal) is never shown.
 _PLAIN: dict[str, tuple[str, str]] = {
     "received": ("已收到，正在登记", "Received; being registered"),
     "registered": ("已受理，正在安排办理", "Accepted; being passed to an investigator"),
@@ -71,20 +71,17 @@ class PlainStatus:
     en: str
 
 
-def plain_status(clue: Clue) -> PlainStatus:
-    public = getattr(registry_service, "public_status", None)
-    if public is not None:
-        value = public(clue)
-        if isinstance(value, PlainStatus):
-            return value
-        if isinstance(value, tuple) and len(value) == 2:
-            return PlainStatus(str(value[0]), str(value[1]))
-        zh = getattr(value, "zh", None) or getattr(value, "message", None)
-        en = getattr(value, "en", None) or getattr(value, "message_en", None)
-        if zh:
-            return PlainStatus(str(zh), str(en or zh))
-        if isinstance(value, str) and value in _PLAIN:
-            return PlainStatus(*_PLAIN[value])
+@dataclass(frozen=True)
+class ReceiptClue:
+    """What a receipt holder's side reads of the clue: no content (the intake role may read no more)."""
+
+    id: str
+    status: str
+    assignee_id: str | None
+    channel: str
+
+
+def plain_status(clue: ReceiptClue) -> PlainStatus:
     status = clue.status
     if status == "registered" and clue.assignee_id:
         status = "assigned"
@@ -172,10 +169,24 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted_hops: int
 
 @dataclass(frozen=True)
 class OpenedReceipt:
-    clue: Clue
+    clue: ReceiptClue
     code: str  # the code that now opens the clue (the replacement, if one was made)
+    code_hash: bytes
     replaced: bool  # True: ``code`` is new and must be shown on this screen only
     status: PlainStatus
+
+
+async def scope_to_receipt(session: AsyncSession, code_hash: bytes) -> None:
+    """PostgreSQL: the receipt this transaction acts for. The intake role's row-level policies
+    (``custody/db_roles.py``) let it see only that receipt's clue — its status, thread and reporter key —
+    and nothing of any other. Lasts until the transaction ends; nothing to do on SQLite."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.set_config(RECEIPT_SETTING, code_hash.hex(), True)))
+
+
+async def resume(session: AsyncSession, opened: OpenedReceipt) -> None:
+    """In a later transaction for a receipt already opened (and checked) in this request."""
+    await scope_to_receipt(session, opened.code_hash)
 
 
 async def open_receipt(
@@ -200,9 +211,10 @@ async def open_receipt(
     except MalformedReceipt:
         code, well_formed = _DUMMY_CODE, False
     digest = receipt_hash(runtime.lookup_key("receipt"), code)
+    await scope_to_receipt(session, digest)
     row = (
         await session.execute(
-            select(Receipt, Clue)
+            select(Receipt, Clue.id, Clue.status, Clue.assignee_id, Clue.channel)
             .join(Clue, Clue.id == Receipt.clue_id)
             .where(Receipt.code_hash == digest, Receipt.revoked_at.is_(None))
         )
@@ -214,20 +226,15 @@ async def open_receipt(
         await session.rollback()
         await _pad(started, floor_seconds + penalty)
         raise WrongCode()
-    receipt, clue = row
+    receipt, clue = row[0], ReceiptClue(*row[1:])
     replaced = False
     if receipt.read_aloud and channel == "web":
         new_code = new_receipt_code()
         receipt.revoked_at = utcnow()
-        session.add(
-            Receipt(
-                clue_id=clue.id,
-                code_hash=receipt_hash(runtime.lookup_key("receipt"), new_code),
-                created_at=utcnow(),
-                read_aloud=False,
-            )
-        )
+        digest = receipt_hash(runtime.lookup_key("receipt"), new_code)
+        session.add(Receipt(clue_id=clue.id, code_hash=digest, created_at=utcnow(), read_aloud=False))
         await session.flush()
+        await scope_to_receipt(session, digest)  # the old code no longer opens anything
         await messages_service.rewrap_reporter_key(session, clue_id=clue.id, old_code=code, new_code=new_code)
         await audit_service.record(
             session,
@@ -241,7 +248,7 @@ async def open_receipt(
     else:
         await messages_service.ensure_reporter_key(session, clue_id=clue.id, code=code)
     await _pad(started, floor_seconds + penalty)
-    return OpenedReceipt(clue=clue, code=code, replaced=replaced, status=plain_status(clue))
+    return OpenedReceipt(clue=clue, code=code, code_hash=digest, replaced=replaced, status=plain_status(clue))
 
 
 async def _pad(started: float, seconds: float) -> None:

@@ -252,11 +252,11 @@ async def reporter_list(session: AsyncSession, *, clue_id: str, code: str) -> li
     is shown as unavailable rather than opened with the case key (intake holds no case private key)."""
     key = await ensure_reporter_key(session, clue_id=clue_id, code=code)
     private = rk.unwrap(_wrapped(key), code, clue_id)
-    rows = (
-        await session.execute(
-            select(Message).where(Message.clue_id == clue_id).order_by(Message.created_at, Message.id)
-        )
-    ).scalars()
+    rows = await session.execute(  # not the case-key body: the reporter's side may not read it
+        select(Message.id, Message.direction, Message.reporter_copy, Message.created_at)
+        .where(Message.clue_id == clue_id)
+        .order_by(Message.created_at, Message.id)
+    )
     files = await _attachments_by_message(session, clue_id)
     views = []
     for m in rows:

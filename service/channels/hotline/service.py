@@ -311,13 +311,11 @@ async def operator_record_for_caller(session: AsyncSession, clue_id: str, *, cod
     left out."""
     key = await messages_service.ensure_reporter_key(session, clue_id=clue_id, code=code)
     private = rk.unwrap(messages_service._wrapped(key), code, clue_id)  # noqa: SLF001
-    rows = (
-        await session.execute(
-            select(ClueAddition)
-            .where(ClueAddition.clue_id == clue_id, ClueAddition.reporter_copy.is_not(None))
-            .order_by(ClueAddition.created_at, ClueAddition.id)
-        )
-    ).scalars()
+    rows = await session.execute(  # not the case-key content: the caller's side may not read it
+        select(ClueAddition.id, ClueAddition.kind, ClueAddition.reporter_copy, ClueAddition.created_at)
+        .where(ClueAddition.clue_id == clue_id, ClueAddition.reporter_copy.is_not(None))
+        .order_by(ClueAddition.created_at, ClueAddition.id)
+    )
     views = [
         AdditionView(
             r.id,

@@ -624,6 +624,7 @@ async def status_reply(request: Request) -> Response:
     elif len(text) > messages_service.MAX_MESSAGE_CHARS:
         errors["text"] = _(lang, "This is too long.")
     async with runtime.session_factory() as session:
+        await follow_up.resume(session, opened)  # a new transaction for the receipt opened above
         if errors:
             await _forget(state, uploads)
             response = await _status_view(
