@@ -1,7 +1,8 @@
 """What a running process holds: settings, database, the keys its role may use and the lookup secret.
 
-Roles decide keys: ``intake`` and ``mail`` hold public keys only; ``staff`` and ``worker`` also load the
-case private key(s). No server role loads the identity private key — only the custodial command line does.
+Roles decide keys: ``intake`` and ``mail`` hold public keys only; ``staff`` also loads the case private
+key(s), and ``worker`` loads them where they are mounted. No server role loads the identity private key —
+only the custodial command line does.
 """
 
 from __future__ import annotations
@@ -185,11 +186,12 @@ def load_lookup_secret(settings: Settings) -> bytes:
 def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     paths = key_paths(settings)
     private: list[AnyKeyPair] = []
-    if roles & {"staff", "worker"}:  # the worker's tasks read content too (near-duplicate signatures)
-        # Every case key pair in the keys dir opens old envelopes after a rotation.
+    # Every case key pair in the keys dir opens old envelopes after a rotation. Staff must have one; the
+    # worker loads them where they are mounted (its near-duplicate task reads content).
+    if roles & {"staff", "worker"}:
         private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]
-        if not private:
-            raise KeyFileError(f"staff and worker need the case private key at {paths['case_private']}")
+    if "staff" in roles and not private:
+        raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
     contact = read_public_key(paths["contact_public"]) if paths["contact_public"].exists() else None
     ring = KeyRing(
         case_public=read_public_key(paths["case_public"]),
