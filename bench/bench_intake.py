@@ -5,6 +5,7 @@ process. Layouts of the same code:
 - ``all-in-one``: ``tipline serve`` as README starts it — intake, staff, mail and the job worker in one
   server process, with its intake worker process (``service/intake/pipeline.py``) classifying, sealing and
   registering beside the event loop;
+- ``all-in-one, national suite``: the same sealing with SM2/SM4-GCM/SM3 (``TIPLINE_CRYPTO_SUITE``);
 - ``all-in-one, no intake worker``: the same with ``TIPLINE_INTAKE_WORKERS=0`` (everything on the event
   loop): the baseline for the pipeline;
 - ``split``: ``tipline serve --role intake`` plus ``tipline serve --role worker`` as a second process on
@@ -163,6 +164,7 @@ def main() -> None:
             bare.wait()
         for label, settings in (
             ("tipline all-in-one", {}),
+            ("all-in-one, national suite", {"TIPLINE_CRYPTO_SUITE": "national"}),
             ("all-in-one, no intake worker", {"TIPLINE_INTAKE_WORKERS": "0"}),
         ):
             with tempfile.TemporaryDirectory() as data_dir:
