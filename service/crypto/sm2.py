@@ -1,7 +1,7 @@
-"""SM2 public-key encryption and signatures (GB/T 32918), on the curve arithmetic of ``gmssl``.
+"""SM2 public-key encryption and signatures (GB/T 32918): the curve's constants from ``gmssl``, the point
+arithmetic our own (below).
 
-``gmssl`` (pure Python) supplies the elliptic-curve point multiplication. What it gets wrong for our use is
-done here instead, and must stay here:
+What ``gmssl`` gets wrong for our use is done here instead, and must stay here:
 
 - Randomness: ``gmssl`` draws the ephemeral scalar from :mod:`random` (Mersenne Twister, predictable);
   a predictable ``k`` reveals the plaintext of an encryption and the private key from a signature. Every
@@ -9,6 +9,8 @@ done here instead, and must stay here:
 - Decryption: ``gmssl`` computes but never compares the check value ``C3``, and does not check that ``C1``
   lies on the curve. Here both are checked (``C3`` in constant time) before any plaintext is returned.
 - Signatures: ``r`` and ``s`` are range-checked before verification.
+- Point multiplication: its Jacobian arithmetic now and then loses a coordinate's leading digits and fails
+  (seen verifying a valid signature); ours is plain affine double-and-add.
 
 Ciphertext layout is the current standard order ``C1 || C3 || C2`` (GB/T 35276), with ``C1`` as an
 uncompressed point (``04 || x || y``, 65 bytes) and ``C3`` the 32-byte SM3 check value. OpenSSL writes the
@@ -40,16 +42,47 @@ class SM2Error(ValueError):
     """An SM2 key, ciphertext or signature is malformed or fails its check. Never carries key material."""
 
 
-def _curve(public_hex: str = "") -> _gmssl_sm2.CryptSM2:
-    return _gmssl_sm2.CryptSM2(private_key="", public_key=public_hex)
+Point = tuple[int, int] | None  # affine (x, y); None is the point at infinity
+
+
+def _add(p1: Point, p2: Point) -> Point:
+    if p1 is None:
+        return p2
+    if p2 is None:
+        return p1
+    (x1, y1), (x2, y2) = p1, p2
+    if x1 == x2:
+        if (y1 + y2) % P == 0:
+            return None
+        slope = (3 * x1 * x1 + A) * pow(2 * y1, -1, P) % P
+    else:
+        slope = (y2 - y1) * pow(x2 - x1, -1, P) % P
+    x3 = (slope * slope - x1 - x2) % P
+    return x3, (slope * (x1 - x3) - y1) % P
+
+
+def _times(k: int, point: Point) -> Point:
+    """k * point by double-and-add. Our own rather than gmssl's: its Jacobian arithmetic now and then loses a
+    coordinate's leading digits and fails (seen on a valid signature's verification)."""
+    result: Point = None
+    while k:
+        if k & 1:
+            result = _add(result, point)
+        point = _add(point, point)
+        k >>= 1
+    return result
+
+
+def _from_hex(point_hex: str) -> Point:
+    return int(point_hex[:64], 16), int(point_hex[64:128], 16)
 
 
 def _mul(k: int, point_hex: str) -> str:
-    """k * point, both as gmssl's 128-hex-digit x||y strings."""
-    result = _curve()._kg(k, point_hex)
-    if result is None or len(result) != 128:
-        raise SM2Error("point multiplication failed")
-    return result
+    """k * point, both as 128-hex-digit x||y strings."""
+    result = _times(k, _from_hex(point_hex))
+    if result is None:
+        raise SM2Error("point multiplication gave the point at infinity")
+    return f"{result[0]:064x}{result[1]:064x}"
 
 
 def _on_curve(x: int, y: int) -> bool:
@@ -177,9 +210,8 @@ def verify(public: bytes, message: bytes, signature: bytes, *, signer_id: bytes 
     t = (r + s) % N
     if t == 0:
         return False
-    curve = _curve(point)
-    # gmssl's verify does (s*G + t*P) and compares x with r - e; it handles P1 == P2 itself.
-    return bool(curve.verify(f"{r:064x}{s:064x}", e.to_bytes(32, "big")))
+    summed = _add(_times(s, _from_hex(_G_HEX)), _times(t, _from_hex(point)))
+    return summed is not None and (e + summed[0]) % N == r
 
 
 # --- DER forms, as OpenSSL reads and writes them -------------------------------------------------------
