@@ -110,7 +110,8 @@ def _kill_under_load(env: dict[str, str], log_dir: Path) -> list[dict[str, str]]
     for round_ in range(KILLS):
         with tipline_server(env, log_dir / f"server-{round_ % 2}.log", *NO_SMTP) as server:
             with Load(server.base_url) as load:
-                time.sleep(rng.uniform(0.05, 0.5))
+                # The server starts its intake worker and job process too: give each round time to get going.
+                time.sleep(rng.uniform(0.2, 0.8))
                 os.kill(server.process.pid, signal.SIGKILL)
                 server.process.wait()
             acknowledged.extend(load.acknowledged)
