@@ -4,19 +4,30 @@ on another core beside the event loop instead of on it.
 Workers are spawned (they share no locks or threads with the server), leave when the server's process is
 gone, and are recreated after a fork and after a worker died. A caller that gets ``WorkerUnavailable``
 does the work in its own process instead, so nothing ever depends on a pool being there.
+
+Each worker talks to the server over a socket pair that the event loop itself reads and writes: no helper
+threads in the server (a thread handing a result to the event loop waits for the GIL, up to the switch
+interval, while the loop is busy; under load that wait was most of a call's round trip). A worker runs its
+calls one at a time, in the order sent, and answers each with its call's id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import concurrent.futures.process
+import contextlib
 import multiprocessing
 import os
+import pickle
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+# A frame: its length, the call's id, whether it succeeded (answers only), then the pickled call or value.
+_HEAD = struct.Struct("!IQ?")
+_READY = 0  # the call id of a worker's first message: it has loaded what its initializer loads
 
 
 class WorkerUnavailable(Exception):
@@ -40,51 +51,226 @@ class WorkerPool:
         self.workers = workers
         self._initializer = initializer
         self._initargs = initargs
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._pid = 0
-
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None or self._pid != os.getpid():
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(os.getpid(), self._initializer, self._initargs),
-            )
-            self._pid = os.getpid()
-        return self._pool
+        self._live: list[_Worker] = []
+        self._pid = os.getpid()
+        self._next_id = _READY
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a worker; raises ``WorkerUnavailable`` if the pool is broken."""
+        """``fn(*args)`` in a worker; raises ``WorkerUnavailable`` if no worker finished it."""
         loop = asyncio.get_running_loop()
+        self._next_id += 1
+        call_id = self._next_id
         try:
-            future = loop.run_in_executor(self._executor(), fn, *args)
-        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:
-            self._pool = None  # a worker died earlier (killed, out of memory): a new pool next time
+            frame = _frame(call_id, True, (fn, args))
+            worker = self._least_busy()
+        except (OSError, pickle.PicklingError) as exc:  # cannot start a process, or cannot send the call
             raise WorkerUnavailable(started=False) from exc
-        try:
-            return await future
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            self._pool = None  # a worker died while the call was queued or running
-            raise WorkerUnavailable(started=True) from exc
+        return await worker.call(loop, call_id, frame)
 
     def pids(self) -> list[int]:
         """The live workers' process ids (operations and tests: which processes hold what)."""
-        if self._pool is None or self._pid != os.getpid():
+        if self._pid != os.getpid():
             return []
-        return [process.pid for process in (self._pool._processes or {}).values() if process.is_alive()]
+        return [worker.process.pid for worker in self._live if worker.alive and worker.process.pid]
 
     def shutdown(self) -> None:
-        if self._pool is not None and self._pid == os.getpid():
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        if self._pid == os.getpid():
+            for worker in self._live:
+                worker.stop()
+        self._live = []
+
+    def _least_busy(self) -> _Worker:
+        if self._pid != os.getpid():  # forked: the parent's workers belong to the parent
+            self._live, self._pid = [], os.getpid()
+        self._live = [worker for worker in self._live if worker.alive]
+        if len(self._live) < self.workers:
+            self._live.append(_Worker.start(self._initializer, self._initargs))
+        return min(self._live, key=lambda worker: len(worker.pending))
 
 
-def _start_worker(
-    parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+class _Worker:
+    """The server's side of one worker process: its socket, and the calls it has not answered yet."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, sock: socket.socket) -> None:
+        self.process = process
+        self.sock = sock
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.alive = True
+        self._ready = False
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def start(cls, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> _Worker:
+        ours, theirs = socket.socketpair()
+        process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(theirs, os.getpid(), initializer, initargs), daemon=True
+        )
+        try:
+            process.start()
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return cls(process, ours)
+
+    async def call(self, loop: asyncio.AbstractEventLoop, call_id: int, frame: bytes) -> Any:
+        self._attach(loop)
+        future = loop.create_future()
+        self.pending[call_id] = future
+        self._send(frame)
+        try:
+            return await future
+        finally:
+            self.pending.pop(call_id, None)
+
+    def stop(self) -> None:
+        """Close the socket: the worker finishes its call, finds the end of its input and leaves."""
+        self._gone()
+        with contextlib.suppress(Exception):
+            self.process.join(timeout=0)
+
+    # --- on the event loop --------------------------------------------------------------------------
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read on the loop that waits for the answers (tests run more than one loop in a process)."""
+        if self._loop is loop:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop.remove_writer(self.sock.fileno())
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+        if self._outbox:
+            loop.add_writer(self.sock.fileno(), self._writable)
+
+    def _send(self, frame: bytes) -> None:
+        if not self._outbox:
+            try:
+                sent = self.sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._gone()
+                return
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+            assert self._loop is not None
+            self._loop.add_writer(self.sock.fileno(), self._writable)
+        self._outbox += frame
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self._outbox)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._gone()
+            return
+        del self._outbox[:sent]
+        if not self._outbox and self._loop is not None:
+            self._loop.remove_writer(self.sock.fileno())
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker is gone (killed, out of memory, or its initializer failed)
+            self._gone()
+            return
+        self._inbox += data
+        while len(self._inbox) >= _HEAD.size:
+            length, call_id, ok = _HEAD.unpack_from(self._inbox)
+            if len(self._inbox) < _HEAD.size + length:
+                break
+            payload = bytes(self._inbox[_HEAD.size : _HEAD.size + length])
+            del self._inbox[: _HEAD.size + length]
+            self._deliver(call_id, ok, payload)
+
+    def _deliver(self, call_id: int, ok: bool, payload: bytes) -> None:
+        if call_id == _READY:
+            self._ready = True
+            return
+        future = self.pending.pop(call_id, None)
+        if future is None or future.done():
+            return  # its caller gave up (cancelled)
+        try:
+            value = pickle.loads(payload)  # noqa: S301 - from our own child, over a private socket pair
+        except Exception as exc:  # noqa: BLE001 - e.g. an exception class that takes other arguments
+            future.set_exception(RuntimeError(f"worker answer unreadable: {type(exc).__name__}"))
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def _gone(self) -> None:
+        """Fail what is outstanding. Calls run in order: only the oldest can have begun, and only once the
+        worker had loaded what it needs."""
+        if not self.alive:
+            return
+        self.alive = False
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop.remove_writer(self.sock.fileno())
+        self.sock.close()
+        oldest = min(self.pending, default=None)
+        for call_id, future in self.pending.items():
+            if not future.done():
+                future.set_exception(WorkerUnavailable(started=self._ready and call_id == oldest))
+        self.pending.clear()
+
+
+def _frame(call_id: int, ok: bool, value: Any) -> bytes:
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(len(payload), call_id, ok) + payload
+
+
+# --- In a worker process --------------------------------------------------------------------------------
+
+
+def _serve(
+    sock: socket.socket,
+    parent_pid: int,
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
 ) -> None:
-    """In each worker: leave when the server's process is gone (a SIGKILLed parent cannot tell its pool to
-    stop, and a worker blocked on its job queue never sees the pipe close: it holds both ends)."""
+    """Run calls one at a time until the server closes the socket or its process is gone."""
+    _watch_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)  # if this fails the worker exits: the server sees the socket close
+    incoming = sock.makefile("rb")
+    sock.sendall(_frame(_READY, True, None))
+    while True:
+        head = incoming.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            return  # the server closed the socket
+        length, call_id, _ = _HEAD.unpack(head)
+        try:
+            fn, args = pickle.loads(incoming.read(length))  # noqa: S301 - from our own parent, ditto
+            answer = _frame(call_id, True, fn(*args))
+        except Exception as exc:  # noqa: BLE001 - the caller gets it
+            answer = _error_frame(call_id, exc)
+        try:
+            sock.sendall(answer)
+        except OSError:
+            return
+
+
+def _error_frame(call_id: int, exc: Exception) -> bytes:
+    try:
+        return _frame(call_id, False, exc)
+    except Exception:  # noqa: BLE001 - an exception that does not pickle: its type is all that travels
+        return _frame(call_id, False, RuntimeError(f"worker call failed: {type(exc).__name__}"))
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Leave when the server's process is gone (a SIGKILLed parent cannot say so, and the socket may be
+    held open by another of its children)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -92,5 +278,3 @@ def _start_worker(
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-    if initializer is not None:
-        initializer(*initargs)
