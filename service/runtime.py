@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -124,6 +124,7 @@ class Runtime:
         await self.engine.dispose()
 
 
+@lru_cache(maxsize=64)  # on every report's path; the secret itself is in memory anyway
 def derive_lookup_key(lookup_secret: bytes, label: str) -> bytes:
     """Independent keys for independent lookups, derived from the one lookup secret."""
     return hmac.new(lookup_secret, label.encode(), hashlib.sha256).digest()

@@ -31,7 +31,9 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -39,9 +41,10 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.crypto import sm2
 from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
@@ -53,13 +56,43 @@ PURPOSES = ("case", "identity", "contact")
 SUITE_NAMES = {"international": "hpke-mlkem768x25519-hkdfsha256-aes256gcm", "national": "sm2-sm4gcm-hkdfsm3"}
 KEY_FORMAT = "tipline-key/1"
 HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
-# Several fields of one record under one KEM: HPKE seals a fresh 32-byte record key, bound to the record
-# ("clues/<id>"); each field is AES-256-GCM under that key with the field's full binding as associated data.
-# Every field's envelope carries the same wrapped record key, so it opens on its own. The record key exists
-# only while the record is sealed (and while one is opened), as an HPKE ephemeral key would.
+# Many records under one KEM operation (a batch: the fields of one record, or the tips an intake worker
+# prepares together). HPKE seals a fresh 32-byte batch key once per public key; every field gets its own key
+# derived from it, bound to the field's full binding, and that binding is the associated data too::
+#
+#     info       = hpke_info(suite, key_id, binding)
+#     field_key  = HKDF-SHA256(ikm=batch_key, salt=16 random bytes, info="tipline/field-key" 0x00 info)
+#     enc || w   = HPKE seal of batch_key, info = hpke_info(suite, key_id, "batch")   (w: 48 bytes)
+#     ct         = w || salt || nonce (12) || AES-256-GCM(field_key, nonce, aad=info)
+#
+# Every envelope carries the wrapped batch key, so it opens on its own, and cannot be moved to another record
+# or field. The batch key lives only while its batch is sealed — while the same process holds the batch's
+# plaintexts anyway — so a compromised intake process learns nothing it would not see by watching.
+HPKE_BATCH_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm-bk"
+# Before batches: one key per record, HPKE-bound to the record ("clues/<id>"); opened, no longer sealed.
 HPKE_RECORD_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm-rk"
-_RECORD_KEY_WRAP = 32 + 16  # the HPKE ciphertext of the record key (key + tag)
+_KEY_WRAP = 32 + 16  # the HPKE ciphertext of a 32-byte batch or record key (key + tag)
+_SALT = 16
 _NONCE = 12
+_FIELD_KEY_INFO = b"tipline/field-key\x00"
+_BATCH_INFO = "batch"
+_BATCH: ContextVar[dict[str, tuple[bytes, bytes]] | None] = ContextVar("tipline_seal_batch", default=None)
+
+
+@contextmanager
+def sealing_batch() -> Iterator[None]:
+    """Inside, each public key seals under one batch key (one KEM operation for the whole batch); the batch
+    keys are dropped at the end. Nested batches join the outer one. Per context: other tasks and threads
+    are not part of it."""
+    if _BATCH.get() is not None:
+        yield
+        return
+    token = _BATCH.set({})
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+
 
 _SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ENC_LENGTH = hpke.KEM.MLKEM768_X25519.enc_length()
@@ -85,27 +118,27 @@ class PublicKey:
         )
 
     def seal(self, plaintext: bytes, binding: str) -> bytes:
-        """Encrypt ``plaintext`` for this key, bound to ``binding`` (e.g. ``clues/<id>/content``)."""
-        info = hpke_info(self.suite, self.key_id, binding)
-        sealed = _SUITE.encrypt(plaintext, self.hpke_key, info=info)
-        return Envelope(self.suite, self.key_id, sealed[:_ENC_LENGTH], sealed[_ENC_LENGTH:]).to_bytes()
+        """Encrypt ``plaintext`` for this key, bound to ``binding`` (e.g. ``clues/<id>/content``): plain
+        HPKE, or under the batch key inside ``sealing_batch()``."""
+        batch = _BATCH.get()
+        if batch is None:
+            info = hpke_info(self.suite, self.key_id, binding)
+            sealed = _SUITE.encrypt(plaintext, self.hpke_key, info=info)
+            return Envelope(self.suite, self.key_id, sealed[:_ENC_LENGTH], sealed[_ENC_LENGTH:]).to_bytes()
+        if self.key_id not in batch:
+            batch_key = os.urandom(32)
+            info = hpke_info(HPKE_BATCH_SUITE, self.key_id, _BATCH_INFO)
+            batch[self.key_id] = (batch_key, _SUITE.encrypt(batch_key, self.hpke_key, info=info))
+        batch_key, wrapped = batch[self.key_id]
+        info = hpke_info(HPKE_BATCH_SUITE, self.key_id, binding)
+        salt, nonce = os.urandom(_SALT), os.urandom(_NONCE)
+        body = AESGCM(_field_key(batch_key, salt, info)).encrypt(nonce, plaintext, info)
+        ct = wrapped[_ENC_LENGTH:] + salt + nonce + body
+        return Envelope(HPKE_BATCH_SUITE, self.key_id, wrapped[:_ENC_LENGTH], ct).to_bytes()
 
-    def seal_record(self, record: str, fields: dict[str, bytes]) -> dict[str, bytes]:
-        """Seal several fields of record ``record`` (e.g. ``clues/<id>``) with one KEM operation; returns
-        one envelope per field, each bound to ``<record>/<field>``."""
-        record_key = os.urandom(32)
-        wrapped = _SUITE.encrypt(
-            record_key, self.hpke_key, info=hpke_info(HPKE_RECORD_SUITE, self.key_id, record)
-        )
-        enc, wrapped_key = wrapped[:_ENC_LENGTH], wrapped[_ENC_LENGTH:]
-        aead = AESGCM(record_key)
-        sealed = {}
-        for name, plaintext in fields.items():
-            nonce = os.urandom(_NONCE)
-            aad = hpke_info(HPKE_RECORD_SUITE, self.key_id, f"{record}/{name}")
-            ct = wrapped_key + nonce + aead.encrypt(nonce, plaintext, aad)
-            sealed[name] = Envelope(HPKE_RECORD_SUITE, self.key_id, enc, ct).to_bytes()
-        return sealed
+
+def _field_key(batch_key: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt, _FIELD_KEY_INFO + info).derive(batch_key)
 
 
 @dataclass(frozen=True)
@@ -138,6 +171,8 @@ class KeyPair:
 
     def open(self, envelope: Envelope, binding: str) -> bytes:
         try:
+            if envelope.suite == HPKE_BATCH_SUITE:
+                return self._open_batch_field(envelope, binding)
             if envelope.suite == HPKE_RECORD_SUITE:
                 return self._open_record_field(envelope, binding)
             info = hpke_info(envelope.suite, envelope.key_id, binding)
@@ -145,13 +180,25 @@ class KeyPair:
         except (InvalidTag, ValueError) as exc:
             raise EnvelopeError("envelope failed authentication (tampered, or bound elsewhere)") from exc
 
+    def _open_batch_field(self, envelope: Envelope, binding: str) -> bytes:
+        ct = envelope.ct
+        wrapped, salt = ct[:_KEY_WRAP], ct[_KEY_WRAP : _KEY_WRAP + _SALT]
+        nonce, body = ct[_KEY_WRAP + _SALT : _KEY_WRAP + _SALT + _NONCE], ct[_KEY_WRAP + _SALT + _NONCE :]
+        batch_key = _SUITE.decrypt(
+            envelope.enc + wrapped,
+            self.hpke_key,
+            info=hpke_info(envelope.suite, envelope.key_id, _BATCH_INFO),
+        )
+        info = hpke_info(envelope.suite, envelope.key_id, binding)
+        return AESGCM(_field_key(batch_key, salt, info)).decrypt(nonce, body, info)
+
     def _open_record_field(self, envelope: Envelope, binding: str) -> bytes:
         record = binding.rsplit("/", 1)[0]
         ct = envelope.ct
         wrapped_key, nonce, body = (
-            ct[:_RECORD_KEY_WRAP],
-            ct[_RECORD_KEY_WRAP : _RECORD_KEY_WRAP + _NONCE],
-            ct[_RECORD_KEY_WRAP + _NONCE :],
+            ct[:_KEY_WRAP],
+            ct[_KEY_WRAP : _KEY_WRAP + _NONCE],
+            ct[_KEY_WRAP + _NONCE :],
         )
         record_key = _SUITE.decrypt(
             envelope.enc + wrapped_key, self.hpke_key, info=hpke_info(envelope.suite, envelope.key_id, record)
@@ -385,10 +432,9 @@ class KeyRing:
         return self.case_public.seal(plaintext, binding)
 
     def seal_case_record(self, record: str, fields: dict[str, bytes]) -> dict[str, bytes]:
-        """Several case-key fields of one record; one KEM operation where the suite allows it."""
-        if isinstance(self.case_public, PublicKey):
-            return self.case_public.seal_record(record, fields)
-        return {name: self.case_public.seal(data, f"{record}/{name}") for name, data in fields.items()}
+        """Several case-key fields of one record, as one batch (at most one KEM operation)."""
+        with sealing_batch():
+            return {name: self.case_public.seal(data, f"{record}/{name}") for name, data in fields.items()}
 
     def seal_identity(self, plaintext: bytes, binding: str) -> bytes:
         return self.identity_public.seal(plaintext, binding)
@@ -399,7 +445,7 @@ class KeyRing:
         if pair is None:
             raise EnvelopeError("this process holds no private key for that envelope")
         if envelope.suite != pair.public.suite and not (
-            envelope.suite == HPKE_RECORD_SUITE and pair.public.suite == HPKE_SUITE
+            envelope.suite in (HPKE_BATCH_SUITE, HPKE_RECORD_SUITE) and pair.public.suite == HPKE_SUITE
         ):
             raise EnvelopeError("envelope suite does not match its key")
         return pair.open(envelope, binding)

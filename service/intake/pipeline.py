@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from service.crypto.keys import sealing_batch
 from service.errors import DomainError, TemporarilyUnavailable
 from service.workers import WorkerPool, WorkerUnavailable, default_worker_count
 
@@ -257,7 +258,8 @@ def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, st
 
     assert _worker is not None
     classify_service.follow_taxonomy(taxonomy)
-    results = [_prepared_or_error(_worker, submission, actor) for _, submission, actor in items]
+    with sealing_batch():  # one KEM operation per public key for the whole batch
+        results = [_prepared_or_error(_worker, submission, actor) for _, submission, actor in items]
     to_register = [
         i for i, (kind, _, _) in enumerate(items) if kind == SUBMIT and isinstance(results[i], PreparedTip)
     ]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.crypto.envelope import Envelope
-from service.crypto.keys import HPKE_RECORD_SUITE
+from service.crypto.keys import HPKE_BATCH_SUITE
 from service.crypto.national import NATIONAL_SUITE
 from service.registry.models import Clue
 from tests.conftest import auth, running_app, unique
@@ -41,7 +41,7 @@ async def test_switch_to_national_suite(fresh_database_url: str, tmp_path: Path)
             clues = {c.registry_number: c for c in (await session.execute(select(Clue))).scalars()}
             entries = (await session.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars().all()
             report = await audit_service.verify(session)
-        assert Envelope.from_bytes(clues[old_number].content).suite == HPKE_RECORD_SUITE
+        assert Envelope.from_bytes(clues[old_number].content).suite == HPKE_BATCH_SUITE
         for field in ("content", "accused", "classification", "identity"):
             assert Envelope.from_bytes(getattr(clues[new_number], field)).suite == NATIONAL_SUITE
         assert {e.suite for e in entries} == {"sha256", "sm3"}

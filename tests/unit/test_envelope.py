@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.crypto.envelope import Envelope, EnvelopeError
+from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
 from service.crypto.keys import (
+    _SUITE,
+    HPKE_BATCH_SUITE,
+    HPKE_RECORD_SUITE,
     HPKE_SUITE,
     KeyFileError,
     KeyPair,
     KeyRing,
     read_key_pair,
     read_public_key,
+    sealing_batch,
     write_key_pair,
     write_public_key,
 )
@@ -119,7 +125,7 @@ def test_bad_key_files_name_the_problem(tmp_path) -> None:  # type: ignore[no-un
 def test_record_fields_share_one_kem_and_stay_bound_to_their_field(ring: KeyRing) -> None:
     sealed = ring.seal_case_record("clues/7", {"content": b"text", "accused": b"name"})
     content, accused = Envelope.from_bytes(sealed["content"]), Envelope.from_bytes(sealed["accused"])
-    assert content.suite == accused.suite == "hpke-mlkem768x25519-hkdfsha256-aes256gcm-rk"
+    assert content.suite == accused.suite == HPKE_BATCH_SUITE
     assert content.enc == accused.enc  # one KEM operation for the record
     assert ring.open(sealed["content"], "clues/7/content") == b"text"
     assert ring.open(sealed["accused"], "clues/7/accused") == b"name"
@@ -130,8 +136,52 @@ def test_record_fields_share_one_kem_and_stay_bound_to_their_field(ring: KeyRing
     tampered[-3] ^= 1
     with pytest.raises(EnvelopeError):
         ring.open(bytes(tampered), "clues/7/content")
-    # The wrapped record key swapped in from another record does not open either.
+    # The wrapped batch key swapped in from another batch does not open either.
     other = Envelope.from_bytes(ring.seal_case_record("clues/9", {"content": b"x"})["content"])
+    assert other.enc != content.enc  # outside a batch, each record is a batch of its own
     spliced = Envelope(content.suite, content.key_id, other.enc, other.ct[:48] + content.ct[48:]).to_bytes()
     with pytest.raises(EnvelopeError):
         ring.open(spliced, "clues/7/content")
+
+
+def test_a_sealing_batch_shares_one_kem_per_key_and_keeps_every_field_bound(ring: KeyRing) -> None:
+    with sealing_batch():
+        first = ring.seal_case_record("clues/1", {"content": b"one"})["content"]
+        with sealing_batch():  # nested: joins the outer batch
+            second = ring.seal_case(b"two", "clues/2/content")
+        identity = ring.seal_identity(b"13800138000", "clues/2/identity")
+    after = ring.seal_case(b"three", "clues/3/content")
+    envelopes = [Envelope.from_bytes(data) for data in (first, second, identity, after)]
+    assert envelopes[0].enc == envelopes[1].enc  # one encapsulation to the case key for the batch
+    assert envelopes[2].enc != envelopes[0].enc  # the identity key gets its own
+    assert [e.suite for e in envelopes] == [HPKE_BATCH_SUITE] * 3 + [HPKE_SUITE]  # batch over: plain HPKE
+    assert ring.open(first, "clues/1/content") == b"one"
+    assert ring.open(second, "clues/2/content") == b"two"
+    assert ring.open(identity, "clues/2/identity") == b"13800138000"
+    with pytest.raises(EnvelopeError):  # a record's field moved onto another record of the same batch
+        ring.open(first, "clues/2/content")
+    # Another record's salt and body spliced behind this record's wrapped key: still bound to its field.
+    one, two = envelopes[0], envelopes[1]
+    spliced = Envelope(one.suite, one.key_id, one.enc, one.ct[:48] + two.ct[48:]).to_bytes()
+    with pytest.raises(EnvelopeError):
+        ring.open(spliced, "clues/1/content")
+    assert ring.open(spliced, "clues/2/content") == b"two"  # (it is simply record 2's envelope)
+    relabelled = Envelope(HPKE_SUITE, one.key_id, one.enc, one.ct).to_bytes()
+    with pytest.raises(EnvelopeError):
+        ring.open(relabelled, "clues/1/content")
+
+
+def test_record_key_envelopes_sealed_before_batches_still_open(ring: KeyRing) -> None:
+    """The earlier record-key layout (one HPKE-wrapped key per record) stays readable."""
+    case = ring.case_public
+    record_key, nonce = os.urandom(32), os.urandom(12)
+    wrapped = _SUITE.encrypt(
+        record_key, case.hpke_key, info=hpke_info(HPKE_RECORD_SUITE, case.key_id, "clues/5")
+    )
+    body = AESGCM(record_key).encrypt(
+        nonce, b"old", hpke_info(HPKE_RECORD_SUITE, case.key_id, "clues/5/content")
+    )
+    old = Envelope(HPKE_RECORD_SUITE, case.key_id, wrapped[:1120], wrapped[1120:] + nonce + body).to_bytes()
+    assert ring.open(old, "clues/5/content") == b"old"
+    with pytest.raises(EnvelopeError):
+        ring.open(old, "clues/6/content")
