@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 GENESIS = "0" * 64
 DEFAULT_SUITE = "sha256"
 
+
 def _sm3_hex(data: bytes) -> str:
     digest = hashes.Hash(hashes.SM3())
     digest.update(data)

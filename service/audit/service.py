@@ -32,6 +32,7 @@ from service.audit.chain import (
     verify_chain,
 )
 from service.audit.models import AuditEntry, AuditHead
+from service.db import execute_many
 from service.timeutil import utcnow
 
 PUBLIC_ACTOR = "public"  # a citizen: never an address, never a receipt
@@ -124,7 +125,7 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
     statements = _head_statements(session.bind.dialect.name)
     connection = session.connection()
     for chain in sorted(by_chain):  # a fixed lock order, so concurrent batches cannot deadlock
-        connection.execute(statements.create, {"head_chain": chain})
+        execute_many(connection, statements.create, [{"head_chain": chain}])
         seq, prev = connection.execute(statements.lock, {"head_chain": chain}).one()
         for item in by_chain[chain]:
             seq += 1
@@ -142,8 +143,10 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
             )
             prev = entry_hash(fields)
             rows.append({**vars(fields), "entry_hash": prev})
-        connection.execute(statements.advance, {"head_chain": chain, "new_seq": seq, "new_hash": prev})
-    connection.execute(_INSERT_ENTRY, rows)
+        execute_many(
+            connection, statements.advance, [{"head_chain": chain, "new_seq": seq, "new_hash": prev}]
+        )
+    execute_many(connection, _INSERT_ENTRY, rows)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from service.classification.models import (
 from service.classify import dedup
 from service.classify import service as classify_service
 from service.crypto.keys import KeyRing
-from service.db import new_id
+from service.db import execute_many, new_id
 from service.errors import Invalid
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.runtime import Runtime
@@ -308,12 +308,12 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 # --- Near-duplicate links ----------------------------------------------------------------------------
 
 
+_INSERT_PENDING = insert(NearDuplicatePending.__table__)
+
+
 def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
     """In the registering transaction: queue the clues for the periodic near-duplicate task."""
-    if clue_ids:
-        session.connection().execute(
-            insert(NearDuplicatePending.__table__), [{"clue_id": clue_id} for clue_id in clue_ids]
-        )
+    execute_many(session.connection(), _INSERT_PENDING, [{"clue_id": clue_id} for clue_id in clue_ids])
 
 
 async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 10, most: int = 5000) -> int:

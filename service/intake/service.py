@@ -23,7 +23,7 @@ from service.classification import service as classification_service
 from service.classify import service as classify_service
 from service.custody import service as custody_service
 from service.custody.models import ClueContact
-from service.db import new_id
+from service.db import execute_many, new_id
 from service.errors import Invalid
 from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
@@ -197,7 +197,8 @@ def register_prepared_sync(
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
     connection = session.connection()
-    connection.execute(
+    execute_many(
+        connection,
         _INSERT_RECEIPT,
         [
             {
@@ -211,7 +212,8 @@ def register_prepared_sync(
             for p in prepared
         ],
     )
-    connection.execute(
+    execute_many(
+        connection,
         _INSERT_REPORTER_KEY,
         [
             {
@@ -225,8 +227,7 @@ def register_prepared_sync(
         ],
     )
     contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in prepared if p.contact is not None]
-    if contacts:
-        connection.execute(_INSERT_CONTACT, contacts)
+    execute_many(connection, _INSERT_CONTACT, contacts)
     return [
         SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
         for clue, p in zip(clues, prepared, strict=True)

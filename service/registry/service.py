@@ -18,7 +18,7 @@ from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
 from service.crypto.keys import KeyRing
-from service.db import UTCDateTime
+from service.db import UTCDateTime, execute_many
 from service.errors import Conflict, Invalid, NotFound
 from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
@@ -102,10 +102,12 @@ def register_clues(
     ]
     session.flush()  # Core statements below do not autoflush: write what the caller added first
     connection = session.connection()
-    connection.execute(_INSERT_CLUE, rows)
-    categories = [{"clue_id": new.id, "category": c} for new in news for c in new.categories]
-    if categories:
-        connection.execute(_INSERT_CATEGORY, categories)
+    execute_many(connection, _INSERT_CLUE, rows)
+    execute_many(
+        connection,
+        _INSERT_CATEGORY,
+        [{"clue_id": new.id, "category": c} for new in news for c in new.categories],
+    )
     audit_service.record_many_sync(
         session,
         [
