@@ -8,7 +8,10 @@ does the work in its own process instead, so nothing ever depends on a pool bein
 Each worker talks to the server over a socket pair that the event loop itself reads and writes: no helper
 threads in the server (a thread handing a result to the event loop waits for the GIL, up to the switch
 interval, while the loop is busy; under load that wait was most of a call's round trip). A worker runs its
-calls one at a time, in the order sent, and answers each with its call's id.
+calls in the order sent and answers each with its call's id. Calls of a ``mergeable`` function that are
+waiting together when the worker gets to them run as one (intake: one transaction for several batches).
+Before it runs anything the worker says which calls it begins, so that if it dies the server knows exactly
+which calls may have had effects.
 """
 
 from __future__ import annotations
@@ -23,11 +26,26 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 # A frame: its length, the call's id, whether it succeeded (answers only), then the pickled call or value.
 _HEAD = struct.Struct("!IQ?")
-_READY = 0  # the call id of a worker's first message: it has loaded what its initializer loads
+_BEGAN = 0  # the "call id" of the worker's notice listing the calls it begins
+_MERGERS: dict[Callable[..., Any], Callable[[list[tuple[Any, ...]]], list[Any]]] = {}
+_MOST_MERGED = 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def mergeable(merge: Callable[[list[tuple[Any, ...]]], list[Any]]) -> Callable[[F], F]:
+    """Calls of the decorated function that wait together in a worker run as ``merge([args, ...])``, which
+    returns one result per call, in order (and raises for all of them)."""
+
+    def register(fn: F) -> F:
+        _MERGERS[fn] = merge
+        return fn
+
+    return register
 
 
 class WorkerUnavailable(Exception):
@@ -53,7 +71,7 @@ class WorkerPool:
         self._initargs = initargs
         self._live: list[_Worker] = []
         self._pid = os.getpid()
-        self._next_id = _READY
+        self._next_id = _BEGAN
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker; raises ``WorkerUnavailable`` if no worker finished it."""
@@ -96,7 +114,7 @@ class _Worker:
         self.sock = sock
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.alive = True
-        self._ready = False
+        self._began: set[int] = set()
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -192,9 +210,10 @@ class _Worker:
             self._deliver(call_id, ok, payload)
 
     def _deliver(self, call_id: int, ok: bool, payload: bytes) -> None:
-        if call_id == _READY:
-            self._ready = True
+        if call_id == _BEGAN:
+            self._began.update(pickle.loads(payload))  # noqa: S301 - from our own child, as below
             return
+        self._began.discard(call_id)
         future = self.pending.pop(call_id, None)
         if future is None or future.done():
             return  # its caller gave up (cancelled)
@@ -209,8 +228,7 @@ class _Worker:
             future.set_exception(value)
 
     def _gone(self) -> None:
-        """Fail what is outstanding. Calls run in order: only the oldest can have begun, and only once the
-        worker had loaded what it needs."""
+        """Fail what is outstanding, saying which calls the worker had begun."""
         if not self.alive:
             return
         self.alive = False
@@ -218,10 +236,9 @@ class _Worker:
             self._loop.remove_reader(self.sock.fileno())
             self._loop.remove_writer(self.sock.fileno())
         self.sock.close()
-        oldest = min(self.pending, default=None)
         for call_id, future in self.pending.items():
             if not future.done():
-                future.set_exception(WorkerUnavailable(started=self._ready and call_id == oldest))
+                future.set_exception(WorkerUnavailable(started=call_id in self._began))
         self.pending.clear()
 
 
@@ -239,26 +256,89 @@ def _serve(
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
 ) -> None:
-    """Run calls one at a time until the server closes the socket or its process is gone."""
+    """Run calls until the server closes the socket or its process is gone."""
     _watch_parent(parent_pid)
     if initializer is not None:
         initializer(*initargs)  # if this fails the worker exits: the server sees the socket close
-    incoming = sock.makefile("rb")
-    sock.sendall(_frame(_READY, True, None))
+    inbox = _Inbox(sock)
     while True:
-        head = incoming.read(_HEAD.size)
-        if len(head) < _HEAD.size:
+        calls = inbox.calls()
+        if calls is None:
             return  # the server closed the socket
-        length, call_id, _ = _HEAD.unpack(head)
+        while calls:
+            group = [calls.pop(0)]
+            merge = _MERGERS.get(group[0][1])
+            while merge and calls and calls[0][1] is group[0][1] and len(group) < _MOST_MERGED:
+                group.append(calls.pop(0))
+            try:
+                sock.sendall(_frame(_BEGAN, True, [call_id for call_id, _, _ in group]))
+                for answer in _run(group, merge):
+                    sock.sendall(answer)
+            except OSError:
+                return
+
+
+def _run(group: list[tuple[int, Any, tuple[Any, ...]]], merge: Any) -> list[bytes]:
+    """One call, or several merged: an answer frame for each."""
+    try:
+        if len(group) == 1:
+            call_id, fn, args = group[0]
+            return [_frame(call_id, True, fn(*args))]
+        results = merge([args for _, _, args in group])
+        return [_frame(call_id, True, result) for (call_id, _, _), result in zip(group, results, strict=True)]
+    except Exception as exc:  # noqa: BLE001 - the callers get it
+        return [_error_frame(call_id, exc) for call_id, _, _ in group]
+
+
+class _Inbox:
+    """The worker's side of the socket: calls as they arrive, and everything that has arrived meanwhile."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def calls(self) -> list[tuple[int, Any, tuple[Any, ...]]] | None:
+        """At least one call (waiting for it), plus all others already here; None once the server is gone."""
+        calls = self._parse()
+        while not calls:
+            if not self._receive(wait=True):
+                return None
+            calls = self._parse()
+        while self._receive(wait=False):
+            calls += self._parse()
+        return calls
+
+    def _receive(self, *, wait: bool) -> bool:
+        self._sock.setblocking(wait)
         try:
-            fn, args = pickle.loads(incoming.read(length))  # noqa: S301 - from our own parent, ditto
-            answer = _frame(call_id, True, fn(*args))
-        except Exception as exc:  # noqa: BLE001 - the caller gets it
-            answer = _error_frame(call_id, exc)
-        try:
-            sock.sendall(answer)
-        except OSError:
-            return
+            data = self._sock.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        finally:
+            self._sock.setblocking(True)
+        if not data:
+            return False
+        self._buffer += data
+        return True
+
+    def _parse(self) -> list[tuple[int, Any, tuple[Any, ...]]]:
+        calls = []
+        while len(self._buffer) >= _HEAD.size:
+            length, call_id, _ = _HEAD.unpack_from(self._buffer)
+            if len(self._buffer) < _HEAD.size + length:
+                break
+            payload = bytes(self._buffer[_HEAD.size : _HEAD.size + length])
+            del self._buffer[: _HEAD.size + length]
+            try:
+                fn, args = pickle.loads(payload)  # noqa: S301 - from our own parent, ditto
+            except Exception:  # noqa: BLE001 - e.g. a function this worker cannot import: answered as an error
+                fn, args = _unreadable_call, ()
+            calls.append((call_id, fn, args))
+        return calls
+
+
+def _unreadable_call() -> None:
+    raise RuntimeError("worker could not read the call")
 
 
 def _error_frame(call_id: int, exc: Exception) -> bytes:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.crypto.keys import sealing_batch
 from service.errors import DomainError, TemporarilyUnavailable
-from service.workers import WorkerPool, WorkerUnavailable, default_worker_count
+from service.workers import WorkerPool, WorkerUnavailable, default_worker_count, mergeable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -250,6 +250,19 @@ def _ready(taxonomy: tuple[Path, int]) -> bool:
     return _worker is not None
 
 
+def _run_batches(calls: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Batches that waited in the worker together: prepared and registered as one (one commit, one KEM
+    operation per key); each batch gets its own results back."""
+    items = [item for _, batch in calls for item in batch]
+    results = _run_batch(calls[-1][0], items)  # the newest taxonomy generation
+    answers, start = [], 0
+    for _, batch in calls:
+        answers.append(results[start : start + len(batch)])
+        start += len(batch)
+    return answers
+
+
+@mergeable(_run_batches)
 def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, str]]) -> list[Any]:
     """Prepare every item; register the ``submit`` ones in one transaction (one by one if that fails, so a
     bad tip fails alone). Returns, per item, a PreparedTip, a SubmittedTip or an error."""

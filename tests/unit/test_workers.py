@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from service.workers import WorkerPool, WorkerUnavailable
+from service.workers import WorkerPool, WorkerUnavailable, mergeable
 
 
 def _add(a: int, b: int) -> int:
@@ -41,6 +41,17 @@ def _raise_unpicklable() -> None:
 
 def _big(size: int) -> bytes:
     return b"x" * size
+
+
+def _merged_lengths(calls: list[tuple[float, str]]) -> list[tuple[str, int]]:
+    """Each call's answer says how many calls ran together with it."""
+    time.sleep(max(seconds for seconds, _ in calls))
+    return [(label, len(calls)) for _, label in calls]
+
+
+@mergeable(_merged_lengths)
+def _labelled(seconds: float, label: str) -> tuple[str, int]:
+    return _merged_lengths([(seconds, label)])[0]
 
 
 async def test_calls_run_in_another_process_and_errors_come_back() -> None:
@@ -79,6 +90,28 @@ async def test_a_killed_worker_fails_what_it_held_and_is_replaced() -> None:
         assert pool.pids() == []
         new_pid = await pool.run(_pid)  # a new worker
         assert new_pid != pid and pool.pids() == [new_pid]
+    finally:
+        pool.shutdown()
+
+
+async def test_calls_waiting_together_are_merged_and_all_count_as_begun() -> None:
+    pool = WorkerPool(1)
+    try:
+        (pid,) = [await pool.run(_pid)]  # the worker is up
+        first = asyncio.ensure_future(pool.run(_labelled, 1.0, "first"))
+        await asyncio.sleep(0.3)  # the first is running
+        waiting = [asyncio.ensure_future(pool.run(_labelled, 0.0, label)) for label in ("a", "b", "c")]
+        assert await first == ("first", 1)
+        assert await asyncio.gather(*waiting) == [("a", 3), ("b", 3), ("c", 3)]  # one run for the three
+        # A worker killed during a merged run: every call in that run may have had effects.
+        blocker = asyncio.ensure_future(pool.run(_labelled, 1.0, "blocker"))
+        await asyncio.sleep(0.3)
+        merged = [asyncio.ensure_future(pool.run(_labelled, 3.0, label)) for label in ("x", "y")]
+        await asyncio.sleep(1.2)  # the blocker is answered; x and y run together now
+        assert await blocker == ("blocker", 1)
+        os.kill(pid, signal.SIGKILL)
+        outcomes = await asyncio.gather(*merged, return_exceptions=True)
+        assert all(isinstance(o, WorkerUnavailable) and o.started for o in outcomes)
     finally:
         pool.shutdown()
 
