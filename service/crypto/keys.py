@@ -225,6 +225,12 @@ def generate_key_pair(purpose: Purpose, suite: str = "international") -> AnyKeyP
     raise KeyFileError(f"unknown crypto suite {suite!r}")
 
 
+def key_suite(envelope_suite: str) -> str:
+    """The suite of the key that opens envelopes of ``envelope_suite`` (batch and record-key envelopes are
+    opened by the plain HPKE key)."""
+    return HPKE_SUITE if envelope_suite in (HPKE_BATCH_SUITE, HPKE_RECORD_SUITE) else envelope_suite
+
+
 def key_pair_from_private_bytes(purpose: Purpose, suite: str, private: bytes) -> AnyKeyPair:
     """Inverse of ``private_bytes()`` / ``SM2KeyPair.private``: rebuild a pair from its private half."""
     if suite == HPKE_SUITE and len(private) == 96:
@@ -444,8 +450,6 @@ class KeyRing:
         pair = self._private.get(envelope.key_id)
         if pair is None:
             raise EnvelopeError("this process holds no private key for that envelope")
-        if envelope.suite != pair.public.suite and not (
-            envelope.suite in (HPKE_BATCH_SUITE, HPKE_RECORD_SUITE) and pair.public.suite == HPKE_SUITE
-        ):
+        if key_suite(envelope.suite) != pair.public.suite:
             raise EnvelopeError("envelope suite does not match its key")
         return pair.open(envelope, binding)

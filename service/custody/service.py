@@ -25,7 +25,7 @@ from service.auth import service as auth_service
 from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Role
 from service.crypto.envelope import Envelope, EnvelopeError
-from service.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes
+from service.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes, key_suite
 from service.custody import shamir
 from service.custody.ceremony import wipe
 from service.custody.models import ClueContact, CustodyRequest
@@ -221,7 +221,7 @@ async def release_identity(
             raise Invalid("份额不足", message_en=f"{threshold} custodians' shares are needed")
         secret = bytearray(shamir.combine(pieces))
         try:
-            pair = key_pair_from_private_bytes("identity", envelope.suite, bytes(secret))
+            pair = key_pair_from_private_bytes("identity", key_suite(envelope.suite), bytes(secret))
         except (KeyFileError, ValueError):
             pair = None
         if pair is None or pair.public.key_id != envelope.key_id:
@@ -265,7 +265,7 @@ async def release_contact(
     secret = bytearray(opened.secret)
     try:
         envelope = Envelope.from_bytes(contact.sealed)
-        pair = key_pair_from_private_bytes("contact", envelope.suite, bytes(secret))
+        pair = key_pair_from_private_bytes("contact", key_suite(envelope.suite), bytes(secret))
         fields = json.loads(keys.with_private([pair]).open(contact.sealed, contact_binding(clue_id)))
     except (KeyFileError, EnvelopeError) as exc:
         raise Invalid(
