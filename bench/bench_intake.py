@@ -14,7 +14,13 @@ process. Layouts of the same code:
 Besides requests/s and latency it prints the CPU the server's processes used (server and intake worker
 together, in cores), so that a gain bought with a second core shows as one.
 
-    python bench/bench_intake.py [--seconds 15] [--connections 16] [--rate 200]
+The bare endpoint stays up for the whole run, and each layout is measured in ``--rounds`` rounds, each round
+the bare endpoint then the layout, back to back: this machine's speed drifts by a third over minutes, so each
+layout is compared with the baseline measured beside it (medians over the rounds), never with one measured
+minutes earlier. Before each bare measurement the layout's processes are left to finish their background
+work (near-duplicate linking of what was just submitted), so that it is not charged to the baseline.
+
+    python bench/bench_intake.py [--seconds 15] [--rounds 3] [--connections 16] [--rate 200]
 
 Targets (Foundation I): intake throughput >= 20% of the bare endpoint; p99 < 50 ms at 200 requests/s.
 """
@@ -25,6 +31,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,19 +144,54 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def measure(pool, label: str, url: str, args, pids: list[int]) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+def wait_idle(pids: list[int], *, most: float = 60.0) -> None:
+    """Until these processes use under 5% of a core (their background work is done), at most ``most`` s."""
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pids)
+        time.sleep(1.0)
+        if cpu_seconds(pids) - before < 0.05:
+            return
+
+
+def closed(pool, label: str, url: str, args, pids: list[int]) -> dict:  # type: ignore[no-untyped-def]
+    before = cpu_seconds(pids)
+    result = pool.apply(run_in_process, ("closed", label, url, bodies(), args.connections, args.seconds))
+    result["cores"] = (cpu_seconds(pids) - before) / result["seconds"]
+    return result
+
+
+def measure(pool, label: str, url: str, args, pids: list[int], bare: tuple[str, int]) -> dict:  # type: ignore[no-untyped-def]
+    """Open loop once, then rounds of (bare, this layout) closed loops; medians and the ratio."""
     payload = bodies()
     pool.apply(run_in_process, ("closed", label, url, payload, 4, 2.0))  # warm-up
     opened = pool.apply(run_in_process, ("open", label, url, payload, args.rate, args.seconds))
-    before = cpu_seconds(pids)
-    closed = pool.apply(run_in_process, ("closed", label, url, payload, args.connections, args.seconds))
-    closed["cores"] = (cpu_seconds(pids) - before) / closed["seconds"]
-    return closed, opened
+    bare_runs, runs = [], []
+    for _ in range(args.rounds):
+        wait_idle(pids)
+        bare_runs.append(closed(pool, "bare", bare[0], args, [bare[1]]))
+        runs.append(closed(pool, label, url, args, pids))
+    median = statistics.median
+    return {
+        "label": label,
+        "rps": median(r["rps"] for r in runs),
+        "p50_ms": median(r["p50_ms"] for r in runs),
+        "p99_ms": median(r["p99_ms"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "cores": median(r["cores"] for r in runs),
+        "bare_rps": median(r["rps"] for r in bare_runs),
+        "ratios": [r["rps"] / b["rps"] for r, b in zip(runs, bare_runs, strict=True)],
+        "statuses": {
+            k: sum(r["statuses"].get(k, 0) for r in runs) for k in {k for r in runs for k in r["statuses"]}
+        },
+        "open": opened,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200)
     args = parser.parse_args()
@@ -158,47 +200,51 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         bare, bare_url = start_bare()
         try:
-            results.append(measure(pool, "bare FastAPI (parse only)", bare_url, args, [bare.pid]))
+            pool.apply(run_in_process, ("closed", "warm-up", bare_url, bodies(), 4, 2.0))
+            bare_open = pool.apply(
+                run_in_process, ("open", "bare", bare_url, bodies(), args.rate, args.seconds)
+            )
+            for label, roles, settings in (
+                ("tipline all-in-one", (), {}),
+                ("all-in-one, national suite", (), {"TIPLINE_CRYPTO_SUITE": "national"}),
+                ("all-in-one, no intake worker", (), {"TIPLINE_INTAKE_WORKERS": "0"}),
+                ("tipline split (intake+worker)", ("intake", "worker"), {}),
+            ):
+                with tempfile.TemporaryDirectory() as data_dir:
+                    servers = []
+                    try:
+                        for role in roles or (None,):
+                            servers.append(start_tipline(data_dir, *([role] if role else []), **settings))
+                        url = servers[0][1]
+                        pids = [process.pid for process, _ in servers]
+                        results.append(measure(pool, label, url, args, pids, (bare_url, bare.pid)))
+                    finally:
+                        for process, _ in servers:
+                            process.terminate()
+                            process.wait()
         finally:
             bare.terminate()
             bare.wait()
-        for label, settings in (
-            ("tipline all-in-one", {}),
-            ("all-in-one, national suite", {"TIPLINE_CRYPTO_SUITE": "national"}),
-            ("all-in-one, no intake worker", {"TIPLINE_INTAKE_WORKERS": "0"}),
-        ):
-            with tempfile.TemporaryDirectory() as data_dir:
-                server, url = start_tipline(data_dir, **settings)
-                try:
-                    results.append(measure(pool, label, url, args, [server.pid]))
-                finally:
-                    server.terminate()
-                    server.wait()
-        with tempfile.TemporaryDirectory() as data_dir:
-            server, url = start_tipline(data_dir, "intake")
-            worker, _ = start_tipline(data_dir, "worker")
-            try:
-                results.append(
-                    measure(pool, "tipline split (intake+worker)", url, args, [server.pid, worker.pid])
-                )
-            finally:
-                for process in (server, worker):
-                    process.terminate()
-                    process.wait()
 
-    bare_rps = results[0][0]["rps"]
-    print(f"closed loop, {args.connections} connections, {args.seconds:.0f} s:")
-    print(f"  {'':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8} {'cores':>6}")
-    for closed, _ in results:
+    print(
+        f"closed loop, {args.connections} connections, {args.seconds:.0f} s, median of {args.rounds} rounds"
+    )
+    print("(each round: the bare endpoint, then the layout; vs bare = median of the rounds' ratios)")
+    columns = ("req/s", "p50 ms", "p99 ms", "errors", "bare", "vs bare")
+    print(f"  {'':32} " + " ".join(f"{column:>8}" for column in columns) + f" {'cores':>6}")
+    for r in results:
+        ratios = " ".join(f"{ratio:.1%}" for ratio in r["ratios"])
         print(
-            f"  {closed['label']:32} {closed['rps']:8.1f} {closed['p50_ms']:8.2f} {closed['p99_ms']:8.2f}"
-            f" {closed['errors']:7d} {closed['rps'] / bare_rps:8.1%} {closed['cores']:6.2f}"
-            f"  {closed['statuses']}"
+            f"  {r['label']:32} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}"
+            f" {r['bare_rps']:8.1f} {statistics.median(r['ratios']):8.1%} {r['cores']:6.2f}  rounds: {ratios}"
+            f"  {r['statuses']}"
         )
     print(f"open loop at {args.rate:.0f} req/s, {args.seconds:.0f} s:")
-    for _, opened in results:
+    for label, opened in [("bare FastAPI (parse only)", bare_open)] + [
+        (r["label"], r["open"]) for r in results
+    ]:
         print(
-            f"  {opened['label']:32} achieved {opened['rps']:7.1f} req/s  p50 {opened['p50_ms']:.2f} ms"
+            f"  {label:32} achieved {opened['rps']:7.1f} req/s  p50 {opened['p50_ms']:.2f} ms"
             f"  p99 {opened['p99_ms']:.2f} ms  {opened['statuses']}"
         )
     print("targets: intake >= 20% of bare; p99 < 50 ms at 200 req/s")
