@@ -17,8 +17,8 @@ together, in cores), so that a gain bought with a second core shows as one.
 The bare endpoint stays up for the whole run, and each layout is measured in ``--rounds`` rounds, each round
 the bare endpoint then the layout, back to back: this machine's speed drifts by a third over minutes, so each
 layout is compared with the baseline measured beside it (medians over the rounds), never with one measured
-minutes earlier. Before each bare measurement the layout's processes are left to finish their background
-work (near-duplicate linking of what was just submitted), so that it is not charged to the baseline.
+minutes earlier. While the bare endpoint is measured the layout's processes are stopped (SIGSTOP), so that
+their background work (near-duplicate linking of what was just submitted) is not charged to the baseline.
 
     python bench/bench_intake.py [--seconds 15] [--rounds 3] [--connections 16] [--rate 200]
 
@@ -28,14 +28,17 @@ Targets (Foundation I): intake throughput >= 20% of the bare endpoint; p99 < 50 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -144,14 +147,32 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def wait_idle(pids: list[int], *, most: float = 60.0) -> None:
-    """Until these processes use under 5% of a core (their background work is done), at most ``most`` s."""
-    deadline = time.monotonic() + most
-    while time.monotonic() < deadline:
-        before = cpu_seconds(pids)
-        time.sleep(1.0)
-        if cpu_seconds(pids) - before < 0.05:
-            return
+def process_tree(pids: list[int]) -> list[int]:
+    """These processes and their children (intake worker, job process), recursively."""
+    tree, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in tree:
+            continue
+        tree.append(pid)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+    return tree
+
+
+@contextlib.contextmanager
+def frozen(pids: list[int]) -> Iterator[None]:
+    """The layout's processes stopped (SIGSTOP) while the baseline is measured: their background work (linking
+    what was just submitted) is not charged to the bare endpoint, and is not skipped either."""
+    tree = process_tree(pids)
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in tree:
+            os.kill(pid, signal.SIGCONT)
 
 
 def closed(pool, label: str, url: str, args, pids: list[int]) -> dict:  # type: ignore[no-untyped-def]
@@ -168,8 +189,8 @@ def measure(pool, label: str, url: str, args, pids: list[int], bare: tuple[str, 
     opened = pool.apply(run_in_process, ("open", label, url, payload, args.rate, args.seconds))
     bare_runs, runs = [], []
     for _ in range(args.rounds):
-        wait_idle(pids)
-        bare_runs.append(closed(pool, "bare", bare[0], args, [bare[1]]))
+        with frozen(pids):
+            bare_runs.append(closed(pool, "bare", bare[0], args, [bare[1]]))
         runs.append(closed(pool, label, url, args, pids))
     median = statistics.median
     return {
