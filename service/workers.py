@@ -81,7 +81,7 @@ class WorkerPool:
         try:
             frame = _frame(call_id, True, (fn, args))
             worker = self._least_busy()
-        except (OSError, pickle.PicklingError) as exc:  # cannot start a process, or cannot send the call
+        except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:  # no process, or no pickle
             raise WorkerUnavailable(started=False) from exc
         return await worker.call(loop, call_id, frame)
 
