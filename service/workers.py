@@ -25,7 +25,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 # A frame: its length, the call's id, whether it succeeded (answers only), then the pickled call or value.
@@ -201,12 +201,7 @@ class _Worker:
             self._gone()
             return
         self._inbox += data
-        while len(self._inbox) >= _HEAD.size:
-            length, call_id, ok = _HEAD.unpack_from(self._inbox)
-            if len(self._inbox) < _HEAD.size + length:
-                break
-            payload = bytes(self._inbox[_HEAD.size : _HEAD.size + length])
-            del self._inbox[: _HEAD.size + length]
+        for call_id, ok, payload in _take_frames(self._inbox):
             self._deliver(call_id, ok, payload)
 
     def _deliver(self, call_id: int, ok: bool, payload: bytes) -> None:
@@ -240,6 +235,17 @@ class _Worker:
             if not future.done():
                 future.set_exception(WorkerUnavailable(started=call_id in self._began))
         self.pending.clear()
+
+
+def _take_frames(buffer: bytearray) -> Iterator[tuple[int, bool, bytes]]:
+    """The complete frames at the start of ``buffer``, taken off it; a partial one stays for later."""
+    while len(buffer) >= _HEAD.size:
+        length, call_id, ok = _HEAD.unpack_from(buffer)
+        if len(buffer) < _HEAD.size + length:
+            return
+        payload = bytes(buffer[_HEAD.size : _HEAD.size + length])
+        del buffer[: _HEAD.size + length]
+        yield call_id, ok, payload
 
 
 def _frame(call_id: int, ok: bool, value: Any) -> bytes:
@@ -323,12 +329,7 @@ class _Inbox:
 
     def _parse(self) -> list[tuple[int, Any, tuple[Any, ...]]]:
         calls = []
-        while len(self._buffer) >= _HEAD.size:
-            length, call_id, _ = _HEAD.unpack_from(self._buffer)
-            if len(self._buffer) < _HEAD.size + length:
-                break
-            payload = bytes(self._buffer[_HEAD.size : _HEAD.size + length])
-            del self._buffer[: _HEAD.size + length]
+        for call_id, _, payload in _take_frames(self._buffer):
             try:
                 fn, args = pickle.loads(payload)  # noqa: S301 - from our own parent, ditto
             except Exception:  # noqa: BLE001 - e.g. a function this worker cannot import: answered as an error
