@@ -7,8 +7,8 @@ import asyncio
 from sqlalchemy.engine import Connection
 
 from alembic import context
-from service.db import create_engine
-from service.models import Base
+from service.app.models import Base
+from service.platform.db import create_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -40,7 +40,7 @@ def main() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from service.settings import load_settings
+        from service.platform.settings import load_settings
 
         url = load_settings().effective_database_url
     asyncio.run(_run_online(url))

@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.classify import dedup, pii  # noqa: E402
-from service.classify.engine import Engine  # noqa: E402
-from service.classify.normalize import to_simplified  # noqa: E402
-from service.classify.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy, parse_taxonomy  # noqa: E402
+from service.classification import dedup, pii  # noqa: E402
+from service.classification.engine import Engine  # noqa: E402
+from service.classification.normalize import to_simplified  # noqa: E402
+from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy, parse_taxonomy  # noqa: E402
 
 REPORT_CHARS = 500
 FILLER = (

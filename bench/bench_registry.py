@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from service.settings import load_settings
+    from service.platform.settings import load_settings
 
     return load_settings()
 
@@ -46,9 +46,9 @@ async def bench_page(iterations: int) -> dict[str, object]:
     import httpx
     from sqlalchemy import func, select
 
+    from service.app.main import create_app
     from service.auth import service as auth_service
     from service.auth.models import Staff
-    from service.main import create_app
     from service.registry.models import Clue
 
     settings = _settings()
@@ -112,7 +112,7 @@ async def bench_page(iterations: int) -> dict[str, object]:
 async def bench_stats(iterations: int) -> dict[str, object]:
     from sqlalchemy import func, select
 
-    from service.db import create_engine, create_session_factory
+    from service.platform.db import create_engine, create_session_factory
     from service.registry import stats
     from service.registry.models import Clue
 
@@ -151,10 +151,10 @@ async def bench_stats(iterations: int) -> dict[str, object]:
 
 
 async def export_once(fmt: str, rows: int, helper: bool = True) -> dict[str, object]:
+    from service.app.runtime import build_runtime
     from service.auth.service import Principal
     from service.registry import ledger
     from service.registry.service import ClueFilters
-    from service.runtime import build_runtime
 
     settings = _settings()
     runtime = build_runtime(settings, frozenset({"staff"}))
@@ -204,8 +204,8 @@ async def export_parts(rows: int) -> dict[str, object]:
     from openpyxl import Workbook
     from sqlalchemy import select
 
+    from service.app.runtime import build_runtime
     from service.registry.models import Clue
-    from service.runtime import build_runtime
 
     runtime = build_runtime(_settings(), frozenset({"staff"}))
     envelopes: list[tuple[str, bytes]] = []

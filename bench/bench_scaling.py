@@ -161,8 +161,8 @@ async def intake_curve(seconds: float, concurrency: int, max_workers: int) -> li
             check=True,
             capture_output=True,
         )
-        from service.runtime import ensure_development_material
-        from service.settings import Settings
+        from service.app.runtime import ensure_development_material
+        from service.platform.settings import Settings
 
         ensure_development_material(Settings(data_dir=data_dir, database_url=db_url))
         for workers in range(1, max_workers + 1):
@@ -358,8 +358,8 @@ async def replica_read_path(seconds: float, seed: int) -> dict:
         db_url = f"postgresql+asyncpg://postgres@127.0.0.1:{p_port}/tipline"
         data_dir = base / "data"
 
-        from service.main import create_app
-        from service.settings import Settings
+        from service.app.main import create_app
+        from service.platform.settings import Settings
 
         app = create_app(Settings(data_dir=data_dir, database_url=db_url), frozenset({"intake"}))
         async with app.router.lifespan_context(app):

@@ -23,14 +23,14 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from service.app.models import *  # noqa: E402,F403 - every table, for the counts
+from service.app.runtime import build_runtime  # noqa: E402
 from service.attachments.models import Attachment  # noqa: E402
-from service.channels.email.ingest import MailIngest  # noqa: E402
-from service.channels.email.receiver import serve_receiver  # noqa: E402
-from service.migrations import ensure_schema  # noqa: E402
-from service.models import *  # noqa: E402,F403 - every table, for the counts
+from service.mail.ingest import MailIngest  # noqa: E402
+from service.mail.receiver import serve_receiver  # noqa: E402
+from service.platform.migrations import ensure_schema  # noqa: E402
+from service.platform.settings import Settings  # noqa: E402
 from service.registry.models import Clue  # noqa: E402
-from service.runtime import build_runtime  # noqa: E402
-from service.settings import Settings  # noqa: E402
 
 TIP = "jubao@tipline.local"
 
@@ -128,9 +128,9 @@ async def rounds(args: argparse.Namespace, runtime, attachment: bytes) -> list[t
 
 async def stages(runtime, attachment: bytes, n: int = 40) -> None:  # type: ignore[no-untyped-def]
     """Per-stage cost of one message, each stage alone: CPU of the calling thread and wall time, in ms."""
-    from service.channels.email import ingest as mail_ingest
-    from service.channels.email.parse import parse_message
     from service.intake.service import Submission, prepare_tip
+    from service.mail import ingest as mail_ingest
+    from service.mail.parse import parse_message
 
     raw = make_message(10**6, attachment)
     ingest = MailIngest(runtime)

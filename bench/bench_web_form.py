@@ -33,8 +33,8 @@ SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {root!r})
 from fastapi import Request
-from service import main
-from service.settings import Settings
+from service.app import main
+from service.platform.settings import Settings
 
 # The baseline streams past the generic body limit like the real upload routes (exempt by exact path).
 main.WEB_UPLOAD_PATHS = (*main.WEB_UPLOAD_PATHS, "/report/__discard")
@@ -170,7 +170,7 @@ def main() -> None:
                     f"p95 {statistics.quantiles(base_t, n=20)[-1]:.2f} ms"
                 )
 
-                from service.channels.web.guard import solve
+                from service.citizen.guard import solve
                 from tests.integration.web_helpers import hidden_fields
 
                 discard_s, discard_mb = upload(client, "/report/__discard", {"text": "x"}, total, process.pid)

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from service.app.main import create_app
+from service.app.runtime import Runtime
 from service.auth import service as auth_service
-from service.main import create_app
-from service.runtime import Runtime
-from service.settings import Settings
+from service.platform.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("TIPLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]

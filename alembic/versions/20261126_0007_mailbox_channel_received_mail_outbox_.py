@@ -8,8 +8,8 @@ Create Date: 2026-11-26 07:20:18.922107
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 
 revision: str = "0007"
 down_revision: str | None = "0003"

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0014"
@@ -16,7 +17,7 @@ down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# As service.classify.dedup.band_buckets at this revision (kept here so the migration never changes).
+# As service.classification.dedup.band_buckets at this revision (kept here so the migration never changes).
 BANDS, ROWS = 21, 6
 
 

@@ -8,8 +8,8 @@ Create Date: 2026-11-26 09:00:27.580635
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 
 revision: str = "0022"
 down_revision: str | None = "0021"

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, IdColumn, UTCDateTime, new_id
+from service.platform.db import Base, IdColumn, UTCDateTime, new_id
 
 
 class Attachment(Base):

@@ -37,7 +37,7 @@ _CHUNK = 500  # ids per reference query (well under any bind-parameter limit)
 def blob_roots(runtime) -> list[Path]:  # type: ignore[no-untyped-def]
     """Every directory a channel stores blobs in: the web channel's (TIPLINE_WEB_BLOB_DIR, shared by mail
     and staff uploads) and ``<data_dir>/blobs`` (the hotline's)."""
-    from service.channels.web.settings import WebSettings
+    from service.citizen.settings import WebSettings
 
     default = Path(runtime.settings.data_dir) / "blobs"
     configured = WebSettings().blob_dir or default

@@ -30,10 +30,10 @@ from service.attachments.storage import BlobStore, BlobStoreError
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
-from service.crypto.envelope import EnvelopeError
-from service.crypto.keys import KeyRing
-from service.crypto.stream import StreamError, decrypt_stream
-from service.errors import DomainError, NotFound
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import KeyRing
+from service.platform.crypto.stream import StreamError, decrypt_stream
+from service.platform.errors import DomainError, NotFound
 from service.registry import service as registry_service
 
 log = logging.getLogger("tipline.attachments")

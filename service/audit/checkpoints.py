@@ -38,9 +38,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.audit import service as audit_service
 from service.audit.chain import canonical_json
 from service.audit.models import AuditEntry, AuditHead
-from service.crypto import sm2
-from service.db import Base, UTCDateTime
-from service.timeutil import utcnow
+from service.platform.crypto import sm2
+from service.platform.db import Base, UTCDateTime
+from service.platform.timeutil import utcnow
 
 FORMAT = "tipline-checkpoint/1"
 KEY_FORMAT = "tipline-signing-key/1"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.platform.db import Base
 
 
 class AuditEntry(Base):

@@ -32,8 +32,8 @@ from service.audit.chain import (
     verify_chain,
 )
 from service.audit.models import AuditEntry, AuditHead
-from service.db import execute_many
-from service.timeutil import utcnow
+from service.platform.db import execute_many
+from service.platform.timeutil import utcnow
 
 PUBLIC_ACTOR = "public"  # a citizen: never an address, never a receipt
 SYSTEM_ACTOR = "system"

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import Base, IdColumn, UTCDateTime, new_id
+from service.platform.db import Base, IdColumn, UTCDateTime, new_id
 
 
 class Unit(Base):

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.errors import Invalid
+from service.platform.errors import Invalid
 
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 256  # bounds the hashing work an attacker can ask for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from service.errors import Forbidden
+from service.platform.errors import Forbidden
 
 
 class Role(StrEnum):

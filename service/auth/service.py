@@ -14,8 +14,8 @@ from service.audit import service as audit_service
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.auth.permissions import Role
 from service.auth.tokens import new_token, token_hash
-from service.errors import Conflict, Invalid, NotFound, Unauthenticated
-from service.timeutil import utcnow
+from service.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
+from service.platform.timeutil import utcnow
 
 
 @dataclass(frozen=True)

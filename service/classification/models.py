@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, IdColumn, UTCDateTime
+from service.platform.db import Base, IdColumn, UTCDateTime
 
 
 class ClassificationCorrection(Base):

@@ -21,22 +21,22 @@ from sqlalchemy import delete, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.service import Principal
+from service.classification import classifier as classify_service
+from service.classification import dedup
 from service.classification.models import (
     ClassificationCorrection,
     ClueLink,
     NearDuplicateBand,
     NearDuplicatePending,
 )
-from service.classify import dedup
-from service.classify import service as classify_service
-from service.crypto.keys import KeyRing
-from service.db import execute_many, new_id
-from service.errors import Invalid
+from service.platform.crypto.keys import KeyRing
+from service.platform.db import execute_many, new_id
+from service.platform.errors import Invalid
+from service.platform.timeutil import utcnow
 from service.registry.models import Clue, ClueCategory, ClueState
-from service.runtime import Runtime
-from service.timeutil import utcnow
 
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
@@ -270,7 +270,7 @@ def taxonomy_summary() -> dict[str, Any]:
 
 def configure_taxonomy(path: Path | None) -> None:
     """At process start: put the settings' taxonomy file in force (a bad file stops the start)."""
-    from service.classify.taxonomy import set_configured_path
+    from service.classification.taxonomy import set_configured_path
 
     set_configured_path(path)
     classify_service.reload_taxonomy()

@@ -26,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.crypto.keys import (
+from service.custody import shamir
+from service.custody.shares import CustodyFile, check_passphrase, write_custody_file
+from service.platform.crypto.keys import (
     AnyKeyPair,
     KeyFileError,
     generate_key_pair,
@@ -35,8 +37,6 @@ from service.crypto.keys import (
     write_key_pair,
     write_public_key,
 )
-from service.custody import shamir
-from service.custody.shares import CustodyFile, check_passphrase, write_custody_file
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def rotate_keys(
 
 def export_public(*, keys_dir: Path, suite: str) -> dict[str, object]:
     """The three current public key documents, for intake servers and for anyone verifying key ids."""
-    from service.crypto.keys import public_key_document
+    from service.platform.crypto.keys import public_key_document
 
     tag = _tag(suite)
     return {

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
-from service.crypto.envelope import Envelope
-from service.crypto.keys import KeyRing
+from service.platform.crypto.envelope import Envelope
+from service.platform.crypto.keys import KeyRing
 from service.registry.models import Clue
 
 CASE_FIELDS = ("content", "accused", "classification")

@@ -24,16 +24,16 @@ from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Role
-from service.crypto.envelope import Envelope, EnvelopeError
-from service.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes, key_suite
 from service.custody import shamir
 from service.custody.ceremony import wipe
 from service.custody.models import ClueContact, CustodyRequest
 from service.custody.shares import CustodyFileError, read_custody_file
-from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.crypto.envelope import Envelope, EnvelopeError
+from service.platform.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes, key_suite
+from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.timeutil import utcnow
 from service.registry.models import Clue
 from service.registry.service import _enforce_recusal
-from service.timeutil import utcnow
 
 CONTACT_FIELDS = ("phone", "email", "address")
 DEFAULT_WINDOW = timedelta(hours=1)

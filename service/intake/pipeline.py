@@ -31,19 +31,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from service.crypto.keys import sealing_batch
-from service.errors import DomainError, TemporarilyUnavailable
-from service.workers import WorkerPool, WorkerUnavailable, default_worker_count, mergeable
+from service.platform.crypto.keys import sealing_batch
+from service.platform.errors import DomainError, TemporarilyUnavailable
+from service.platform.workers import WorkerPool, WorkerUnavailable, default_worker_count, mergeable
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
 
-    from service.crypto.keys import KeyRing
+    from service.app.runtime import Runtime
     from service.intake.service import PreparedTip, Submission, SubmittedTip
-    from service.runtime import Runtime
-    from service.settings import Settings
+    from service.platform.crypto.keys import KeyRing
+    from service.platform.settings import Settings
 
 log = logging.getLogger("tipline.intake")
 
@@ -94,7 +94,7 @@ class IntakePipeline:
 
     async def start(self) -> None:
         """Start the workers now (keys, taxonomy and database loaded), not when the first report arrives."""
-        from service.classify import service as classify_service
+        from service.classification import classifier as classify_service
 
         if self._pool is not None:
             with contextlib.suppress(WorkerUnavailable):
@@ -135,7 +135,7 @@ class IntakePipeline:
 
     async def _dispatch(self) -> None:
         """Take whatever has gathered, hand it to a worker as one batch, answer each job."""
-        from service.classify import service as classify_service
+        from service.classification import classifier as classify_service
 
         assert self._pool is not None
         while True:
@@ -215,7 +215,7 @@ class _Worker:
     writer: sessionmaker[Session] | None
 
     def lookup_key(self, label: str) -> bytes:
-        from service.runtime import derive_lookup_key
+        from service.app.runtime import derive_lookup_key
 
         return derive_lookup_key(self.lookup_secret, label)
 
@@ -231,9 +231,9 @@ def _start_worker(
     global _worker
     from sqlalchemy.orm import sessionmaker
 
-    from service.crypto.keys import KeyRing
-    from service.db import create_sqlite_writer_engine
-    from service.runtime import session_info, with_data_key_window
+    from service.app.runtime import session_info, with_data_key_window
+    from service.platform.crypto.keys import KeyRing
+    from service.platform.db import create_sqlite_writer_engine
 
     writer = None
     if settings.is_sqlite:
@@ -244,7 +244,7 @@ def _start_worker(
 
 
 def _ready(taxonomy: tuple[Path, int]) -> bool:
-    from service.classify import service as classify_service
+    from service.classification import classifier as classify_service
 
     classify_service.follow_taxonomy(taxonomy)
     return _worker is not None
@@ -266,7 +266,7 @@ def _run_batches(calls: list[tuple[Any, ...]]) -> list[list[Any]]:
 def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, str]]) -> list[Any]:
     """Prepare every item; register the ``submit`` ones in one transaction (one by one if that fails, so a
     bad tip fails alone). Returns, per item, a PreparedTip, a SubmittedTip or an error."""
-    from service.classify import service as classify_service
+    from service.classification import classifier as classify_service
     from service.intake.service import PreparedTip, register_batch_sync
 
     assert _worker is not None

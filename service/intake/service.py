@@ -19,23 +19,23 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.classification import classifier as classify_service
 from service.classification import service as classification_service
-from service.classify import service as classify_service
 from service.custody import service as custody_service
 from service.custody.models import ClueContact
-from service.db import execute_many, new_id
-from service.errors import Invalid
 from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
 from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
+from service.platform.db import execute_many, new_id
+from service.platform.errors import Invalid
+from service.platform.timeutil import utcnow
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
-from service.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from service.crypto.keys import KeyRing
-    from service.runtime import Runtime
+    from service.app.runtime import Runtime
+    from service.platform.crypto.keys import KeyRing
 
 
 @dataclass(frozen=True)

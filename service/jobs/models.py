@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, IdColumn, UTCDateTime
+from service.platform.db import Base, IdColumn, UTCDateTime
 
 
 class Job(Base):

@@ -28,13 +28,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.runtime import Runtime
+from service.app.runtime import Runtime
 
 # Modules that register tasks when imported. Add yours here (one line).
 TASK_MODULES: list[str] = [
     "service.jobs.builtin",
     "service.notify.tasks",
-    "service.channels.email.tasks",
+    "service.mail.tasks",
     "service.registry.tasks",
     "service.custody.tasks",
     "service.auth.tasks",

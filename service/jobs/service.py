@@ -19,10 +19,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from service.db import new_id
 from service.jobs.models import Job
 from service.jobs.registry import Registry, Task, tasks
-from service.timeutil import as_utc, utcnow
+from service.platform.db import new_id
+from service.platform.timeutil import as_utc, utcnow
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 STATUSES = (QUEUED, RUNNING, DONE, DEAD)

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from service.app.runtime import Runtime
 from service.jobs import service as jobs_service
 from service.jobs.registry import JobContext, Registry, load_task_modules
-from service.runtime import Runtime
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 
 log = logging.getLogger("tipline.jobs")
 
@@ -200,9 +200,9 @@ def _worker_process_main(settings: Any, last_tick: Any, parent_pid: int) -> None
     import signal
     import threading
 
-    from service import observability
+    from service.app import observability
+    from service.app.runtime import build_runtime
     from service.classification import service as classification_service
-    from service.runtime import build_runtime
 
     observability.configure_logging()
     classification_service.configure_taxonomy(settings.taxonomy_path)

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, IdColumn, UTCDateTime, new_id
+from service.platform.db import Base, IdColumn, UTCDateTime, new_id
 
 TO_REPORTER = "to_reporter"
 FROM_REPORTER = "from_reporter"

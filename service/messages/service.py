@@ -23,13 +23,13 @@ from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
-from service.crypto.keys import KeyRing
-from service.db import new_id
-from service.errors import Invalid
 from service.messages import reporter_key as rk
 from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
+from service.platform.crypto.keys import KeyRing
+from service.platform.db import new_id
+from service.platform.errors import Invalid
+from service.platform.timeutil import utcnow
 from service.registry import service as registry_service
-from service.timeutil import utcnow
 
 MAX_MESSAGE_CHARS = 10_000
 

@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from service.crypto.keys import (
+from service.platform.crypto.keys import (
     HPKE_SUITE,
     KEY_FORMAT,
     KeyFileError,
@@ -24,7 +24,7 @@ from service.crypto.keys import (
     write_key_pair,
     write_public_key,
 )
-from service.settings import Settings
+from service.platform.settings import Settings
 
 log = logging.getLogger("tipline.notify")
 PURPOSE = "outbound"

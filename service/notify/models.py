@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, IdColumn, UTCDateTime, new_id
+from service.platform.db import Base, IdColumn, UTCDateTime, new_id
 
 ACK, STAFF, DIGEST = "ack", "staff", "digest"
 PENDING, HELD, SENT, FAILED, DIGESTED = "pending", "held", "sent", "failed", "digested"

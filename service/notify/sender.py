@@ -7,7 +7,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from service.settings import Settings
+from service.platform.settings import Settings
 
 
 class Sender(Protocol):

@@ -19,10 +19,9 @@ from email.utils import make_msgid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.models import StaffRole
-from service.db import new_id
-from service.errors import Invalid
 from service.jobs import service as jobs_service
 from service.notify import keys as outbound_keys
 from service.notify.models import (
@@ -42,8 +41,9 @@ from service.notify.models import (
     sealed_binding,
 )
 from service.notify.sender import Sender
-from service.runtime import Runtime
-from service.timeutil import utcnow
+from service.platform.db import new_id
+from service.platform.errors import Invalid
+from service.platform.timeutil import utcnow
 
 SEND_TASK = "notify.send"
 SEND_ATTEMPTS = 8  # 10 s, 20 s, 40 s … about 21 minutes of retries before giving up

@@ -16,11 +16,11 @@ from sqlalchemy.orm import selectinload
 from service.audit import service as audit_service
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
+from service.platform.timeutil import utcnow
 from service.registry.deadlines import alert_level
 from service.registry.ledger import ExportFile, _local, private_tmpdir
 from service.registry.lifecycle import OPEN_STATUSES, STATUS_NAMES
 from service.registry.models import Clue, ClueState, Consultation
-from service.timeutil import utcnow
 
 SECTIONS = {
     "new": "新收线索",

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.app.runtime import Runtime
 from service.attachments.storage import BlobStore
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
-from service.channels.hotline.uploads import store_upload
-from service.errors import NotFound
+from service.intake.assisted_uploads import store_upload
 from service.messages import service as messages_service
+from service.platform.errors import NotFound
 from service.registry.service import get_visible_clue
-from service.runtime import Runtime
 
 UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from the generic body limit
 ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-list decides the rest

@@ -40,12 +40,12 @@ from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
-from service.classify import service as classify_service
-from service.crypto.keys import KeyRing
+from service.classification import classifier as classify_service
+from service.platform.crypto.keys import KeyRing
+from service.platform.timeutil import LOCAL, as_utc
 from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.service import ClueFilters, _apply_filters
-from service.timeutil import LOCAL, as_utc
 
 SOURCE_NAMES = {
     "public_report": "群众举报",

@@ -24,18 +24,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
-from service.db import new_id
-from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.db import new_id
+from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import deadlines
 from service.registry.deadlines import Stage
 from service.registry.models import Clue, ClueState, ClueTransfer, ClueTransition, DeadlineRule
-from service.runtime import Runtime
-from service.timeutil import LOCAL, as_utc, utcnow
 
 
 class Status(StrEnum):

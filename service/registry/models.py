@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import Base, IdColumn, UTCDateTime
+from service.platform.db import Base, IdColumn, UTCDateTime
 
 SOURCES = ("public_report", "superior_assigned", "self_inspection", "voluntary_confession")
 CHANNELS = ("web", "email", "hotline", "letter", "visit", "staff")

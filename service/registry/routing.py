@@ -14,19 +14,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
 from service.auth.permissions import Role
 from service.auth.service import Principal
-from service.crypto.keys import KeyRing
-from service.db import new_id
-from service.errors import Conflict, Invalid, NotFound
+from service.platform.crypto.keys import KeyRing
+from service.platform.db import new_id
+from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.timeutil import utcnow
 from service.registry import lifecycle
 from service.registry.deadlines import Stage
 from service.registry.models import SOURCES, Clue, ClueState, ClueTransfer, DeadlineRule, RoutingRule
-from service.runtime import Runtime
-from service.timeutil import utcnow
 
 
 async def _active_investigator(session: AsyncSession, staff_id: str) -> Staff:
@@ -99,7 +99,7 @@ class RuleInput:
 
 
 async def _validate_rule(session: AsyncSession, data: RuleInput) -> None:
-    from service.classify import service as classify_service
+    from service.classification import classifier as classify_service
 
     if data.category is not None and data.category not in classify_service.current_taxonomy().category_ids:
         raise Invalid("问题类别不存在", message_en=f"unknown category {data.category!r}")
@@ -207,7 +207,7 @@ async def add_deadline_rule(
     months: int | None,
     actor: str,
 ) -> DeadlineRule:
-    from service.classify import service as classify_service
+    from service.classification import classifier as classify_service
 
     if stage not in {s.value for s in Stage}:
         raise Invalid("环节无效", message_en=f"stage must be one of {', '.join(s.value for s in Stage)}")

@@ -16,13 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.classify import service as classify_service
-from service.errors import Invalid
+from service.classification import classifier as classify_service
+from service.platform.errors import Invalid
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.service import get_visible_clue
-from service.runtime import Runtime
 
 NEAR_DUPLICATE_THRESHOLD = 0.6
 NEAR_DUPLICATE_WINDOW = 5000  # compare with the most recent clues that have a signature

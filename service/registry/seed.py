@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
-from service.crypto.keys import KeyRing
+from service.platform.crypto.keys import KeyRing
 from service.registry.models import Clue, ClueCategory, ClueState, RegistryCounter
 
 log = logging.getLogger("tipline.registry.seed")

@@ -17,16 +17,16 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
-from service.crypto.keys import KeyRing
-from service.db import UTCDateTime, execute_many
-from service.errors import Conflict, Invalid, NotFound
+from service.platform.crypto.keys import KeyRing
+from service.platform.db import UTCDateTime, execute_many
+from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.settings import Settings
+from service.platform.timeutil import add_months_local, as_utc, local_date, utcnow
 from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
-from service.settings import Settings
-from service.timeutil import add_months_local, as_utc, local_date, utcnow
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    from service.app.runtime import Runtime
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,17 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
-from service.db import new_id
-from service.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.db import new_id
+from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.timeutil import utcnow
 from service.registry import lifecycle
 from service.registry.models import TransferRequest
 from service.registry.service import get_visible_clue
-from service.runtime import Runtime
-from service.timeutil import utcnow
 
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
 

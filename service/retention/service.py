@@ -28,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.attachments.models import Attachment
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.crypto.keys import KeyRing
-from service.errors import NotFound
 from service.messages.models import Message
+from service.platform.crypto.keys import KeyRing
+from service.platform.errors import NotFound
+from service.platform.timeutil import as_utc, utcnow
 from service.registry.models import Clue, ClueState
 from service.retention.models import LegalHold
-from service.timeutil import as_utc, utcnow
 
 log = logging.getLogger("tipline.retention")
 
@@ -138,7 +138,7 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
     ) or 0
     # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
     await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
-    from service.channels.email.models import ReceivedMail
+    from service.mail.models import ReceivedMail
 
     await session.execute(update(ReceivedMail).where(ReceivedMail.clue_id == clue_id).values(sealed=None))
     await session.execute(delete(Clue).where(Clue.id == clue_id))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.app.runtime import Runtime
 from service.attachments import orphans
 from service.jobs.registry import JobContext, tasks
 from service.retention import service as retention_service
-from service.runtime import Runtime
 
 
 async def purge_expired(runtime: Runtime, *, now: datetime, batch: int = 100) -> list[str]:

@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from service.auth.models import ApiToken
 from service.auth.permissions import PERMISSIONS, Action, Role
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 from tests.conftest import Harness, auth, unique
 from tests.integration.test_staff_login import log_in, make_web_staff
 
@@ -259,7 +259,7 @@ def is_page(path: str) -> bool:
 
 # Where who may act depends on the object (visibility, handling), the route must load it first; these bodies
 # pass validation so the answer shows the authorisation, not a 422. Every other route checks the role before
-# the body (``service.auth.deps.authorized``), so an empty body is enough.
+# the body (``service.http.staff_auth.authorized``), so an empty body is enough.
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/clues/{clue_id}/messages"): {"text": "矩阵测试"},
     ("POST", "/api/v1/clues/{clue_id}/transitions"): {"action": "accept", "reason": "矩阵测试"},
@@ -363,7 +363,7 @@ async def test_role_endpoint_matrix(harness: Harness) -> None:
 
 def _csrf_of_session(harness: Harness, browser: httpx.AsyncClient) -> str:
     from service.auth import sessions as session_service
-    from service.auth.web import session_cookie_name
+    from service.staff_site.session import session_cookie_name
 
     token = browser.cookies.get(session_cookie_name(harness.runtime.settings))
     assert token

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from service.db import create_engine
+from service.platform.db import create_engine
 from tests.conftest import Harness, auth, cli_env, run_cli, running_app, unique
 
 

@@ -14,10 +14,10 @@ from service.attachments import orphans
 from service.attachments.models import Attachment
 from service.attachments.storage import LocalBlobStore, new_blob_id
 from service.audit import service as audit_service
-from service.channels.email.ingest import MailIngest, blob_store_for
-from service.channels.email.models import ReceivedMail
 from service.jobs.registry import JobContext
-from service.timeutil import utcnow
+from service.mail.ingest import MailIngest, blob_store_for
+from service.mail.models import ReceivedMail
+from service.platform.timeutil import utcnow
 from tests.integration.test_mail_ingest import PNG, mail, row_for
 
 OLD = time.time() - 3 * 3600

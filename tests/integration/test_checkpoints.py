@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from service.audit import checkpoints
 from service.audit.chain import GENESIS, LinkFields, canonical_json, entry_hash
 from service.audit.models import AuditEntry, AuditHead
-from service.db import create_engine, create_session_factory
-from service.timeutil import utcnow
+from service.platform.db import create_engine, create_session_factory
+from service.platform.timeutil import utcnow
 from tests.conftest import auth, cli_env, run_cli, running_app, unique
 from tests.integration.test_audit_tamper import drop_triggers, execute, fill
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
+from service.classification import classifier as classify_service
 from service.classification import service as classification_service
 from service.classification.models import ClassificationCorrection, ClueLink
-from service.classify import service as classify_service
-from service.classify.taxonomy import DEFAULT_TAXONOMY_PATH, set_configured_path
+from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, set_configured_path
 from service.jobs.registry import Registry
 from service.jobs.worker import Worker
 from service.registry.models import Clue, ClueCategory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from service.settings import SettingsError, load_settings
+from service.platform.settings import SettingsError, load_settings
 from tests.conftest import cli_env, run_cli
 from tests.helpers import tipline_server
 

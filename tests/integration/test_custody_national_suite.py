@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
-from service.crypto.envelope import Envelope
-from service.crypto.keys import HPKE_BATCH_SUITE
-from service.crypto.national import NATIONAL_SUITE
+from service.platform.crypto.envelope import Envelope
+from service.platform.crypto.keys import HPKE_BATCH_SUITE
+from service.platform.crypto.national import NATIONAL_SUITE
 from service.registry.models import Clue
 from tests.conftest import auth, running_app, unique
 

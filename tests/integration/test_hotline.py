@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text, update
 
 from service.audit.models import AuditEntry
-from service.channels.hotline import service as hotline_service
-from service.channels.hotline.models import ClueAddition
+from service.intake import assisted as hotline_service
 from service.intake.models import Receipt
+from service.registry.additions import ClueAddition
 from service.registry.models import Clue
 from tests.conftest import Harness, auth, unique
 

@@ -6,8 +6,8 @@ import json
 import secrets
 from datetime import datetime, timedelta
 
+from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from service.timeutil import LOCAL
 from tests.conftest import Harness, auth, unique
 from tests.integration.test_hotline import assert_absent_from_database
 

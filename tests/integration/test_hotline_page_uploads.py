@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 
 from service.attachments.models import Attachment
-from service.channels.hotline.models import ClueAddition
-from service.timeutil import LOCAL
+from service.platform.timeutil import LOCAL
+from service.registry.additions import ClueAddition
 from tests.conftest import Harness, auth
 from tests.integration.test_hotline import call_body
 from tests.integration.test_hotline_uploads import png_bytes, wav_bytes

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from service.intake.models import Receipt
+from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from service.timeutil import LOCAL
 from tests.conftest import Harness
 from tests.integration.test_hotline import assert_absent_from_database, caller_number
 from tests.integration.test_staff_login import csrf_of, log_in, make_web_staff

@@ -12,9 +12,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.channels.hotline.models import ClueAddition
-from service.crypto.envelope import Envelope
-from service.timeutil import LOCAL
+from service.platform.crypto.envelope import Envelope
+from service.platform.timeutil import LOCAL
+from service.registry.additions import ClueAddition
 from tests.conftest import Harness, auth, unique
 from tests.integration.test_hotline import call_body
 

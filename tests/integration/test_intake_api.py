@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEntry

@@ -36,7 +36,7 @@ async def test_one_bad_tip_does_not_sink_its_batch(harness: Harness) -> None:
 
 
 async def test_validation_happens_before_anything_is_queued(harness: Harness) -> None:
-    from service.errors import Invalid
+    from service.platform.errors import Invalid
 
     with pytest.raises(Invalid):
         intake_service.prepare_tip(

@@ -16,13 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from service.audit import service as audit_service
-from service.classify import service as classify_service
-from service.classify.taxonomy import DEFAULT_TAXONOMY_PATH
-from service.errors import Invalid, TemporarilyUnavailable
+from service.classification import classifier as classify_service
+from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
 from service.intake import pipeline
 from service.intake.service import PreparedTip, Submission
+from service.platform.errors import Invalid, TemporarilyUnavailable
+from service.platform.workers import WorkerUnavailable
 from service.registry.models import Clue
-from service.workers import WorkerUnavailable
 from tests.conftest import running_app
 
 REPORT = "派出所民警收受红包后对报案不予立案，第{}次反映。"

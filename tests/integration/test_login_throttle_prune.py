@@ -10,7 +10,7 @@ from service.auth import sessions as session_service
 from service.auth.login_models import LoginThrottle
 from service.jobs.registry import Registry, load_task_modules
 from service.jobs.worker import Worker
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 from tests.conftest import Harness, unique
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.channels.email.ingest import MailIngest, dedupe_key
-from service.channels.email.models import ReceivedMail
-from service.channels.email.parse import parse_message
+from service.mail.ingest import MailIngest, dedupe_key
+from service.mail.models import ReceivedMail
+from service.mail.parse import parse_message
 from service.registry.models import Clue
 from tests.conftest import make_settings, running_app
 from tests.helpers import free_port
@@ -36,8 +36,8 @@ POINTS = ("before_commit", "after_commit", "mid_data")
 
 
 def _child(data_dir: str, database_url: str, port: int, conn) -> None:  # type: ignore[no-untyped-def]
-    from service.channels.email.receiver import serve_receiver
-    from service.runtime import build_runtime
+    from service.app.runtime import build_runtime
+    from service.mail.receiver import serve_receiver
 
     async def main() -> None:
         runtime = build_runtime(make_settings(Path(data_dir), database_url), frozenset({"mail"}))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from service.channels.email.imap import poll_once
-from service.channels.email.ingest import DUPLICATE, MailIngest
+from service.mail.imap import poll_once
+from service.mail.ingest import DUPLICATE, MailIngest
 from tests.conftest import unique
 
 

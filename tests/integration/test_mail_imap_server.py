@@ -12,11 +12,11 @@ from types import SimpleNamespace
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from service.channels.email.imap import AioImapClient, poll_once, running_poller
-from service.channels.email.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.channels.email.models import ReceivedMail
-from service.channels.email.parse import parse_message
-from service.channels.email.receiver import TemporarilyUnavailable
+from service.mail.imap import AioImapClient, poll_once, running_poller
+from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
+from service.mail.models import ReceivedMail
+from service.mail.parse import parse_message
+from service.mail.receiver import TemporarilyUnavailable
 from tests.imap_server import ImapServer
 from tests.integration.test_mail_imap import raw
 

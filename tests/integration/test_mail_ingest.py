@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.channels.email import service as mail_service
-from service.channels.email.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.channels.email.models import ReceivedMail
-from service.channels.email.parse import parse_message
-from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.mail import service as mail_service
+from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
+from service.mail.models import ReceivedMail
+from service.mail.parse import parse_message
+from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.platform.timeutil import utcnow
 from service.registry.models import Clue
-from service.timeutil import utcnow
 from tests.conftest import auth, unique
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ async def test_database_unavailable_answers_451_on_sqlite(harness, tmp_path) -> 
         pytest.skip("the PostgreSQL case is in test_mail_unavailable")
     from dataclasses import replace
 
-    from service.db import create_engine, create_session_factory
+    from service.platform.db import create_engine, create_session_factory
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
     broken = replace(harness.runtime, engine=engine, session_factory=create_session_factory(engine))

@@ -9,16 +9,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from service.db import create_engine
-from service.main import create_app
-from service.migrations import (
+from service.app.main import create_app
+from service.app.models import Base
+from service.platform.db import create_engine
+from service.platform.migrations import (
     SchemaOutOfDate,
     alembic_config,
     current_revision,
     head_revision,
     run_migrations,
 )
-from service.models import Base
 from tests.conftest import cli_env, make_settings, run_cli
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from service.main import create_app
+from service.app.main import create_app
 from service.registry.models import Clue
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 

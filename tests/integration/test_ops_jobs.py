@@ -13,7 +13,7 @@ from service.jobs import service as jobs_service
 from service.jobs.models import Job
 from service.jobs.registry import JobContext, Registry
 from service.jobs.worker import Worker
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 from tests.conftest import unique
 
 

@@ -7,8 +7,8 @@ import json
 import logging
 import re
 
-from service import observability
-from service.db import create_engine
+from service.app import observability
+from service.platform.db import create_engine
 from tests.conftest import Harness
 
 PRIVATE_NAME = "赵观察"
@@ -110,7 +110,7 @@ async def test_json_logs_carry_the_request_id_and_never_exception_messages(harne
 async def test_only_the_staff_side_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import httpx
 
-    from service.main import create_app
+    from service.app.main import create_app
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/x.db"), frozenset({"intake"}))

@@ -15,15 +15,15 @@ from datetime import timedelta
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from service.channels.email.ingest import MailIngest
-from service.channels.email.models import ReceivedMail
 from service.intake.models import Receipt
 from service.intake.receipts import receipt_hash
 from service.jobs.worker import Worker
+from service.mail.ingest import MailIngest
+from service.mail.models import ReceivedMail
 from service.notify import service as notify_service
 from service.notify.models import OutboxMessage
 from service.notify.sender import MemorySender
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 from tests.conftest import auth, running_app, unique
 from tests.helpers import free_port
 

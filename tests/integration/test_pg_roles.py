@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from service.custody.db_roles import apply_roles
-from service.db import create_engine, create_session_factory
 from service.intake import service as intake_service
 from service.intake.receipts import receipt_hash
+from service.platform.db import create_engine, create_session_factory
 from tests.conftest import _pg_admin, create_pg_database, drop_pg_database, running_app
 
 
@@ -115,8 +115,8 @@ async def test_the_public_side_runs_as_the_intake_role(roles_db, tmp_path: Path)
     import httpx
     from sqlalchemy import update
 
+    from service.app.main import create_app
     from service.intake.models import Receipt
-    from service.main import create_app
     from tests.conftest import make_settings
     from tests.integration.web_helpers import open_status, post_reply, post_report, receipt_from
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from service.timeutil import LOCAL
+from service.platform.timeutil import LOCAL
 from tests.conftest import auth, cli_env, run_cli
 from tests.helpers import files_under, find_canaries, free_port, pg_dump, tipline_server
 from tests.integration.web_helpers import post_report, receipt_from

@@ -158,8 +158,8 @@ async def test_search_by_accused_person_links_repeat_reports(harness: Harness) -
 
 async def test_worker_tasks_issue_notices(harness: Harness) -> None:
     from service.jobs.registry import JobContext
+    from service.platform.timeutil import utcnow
     from service.registry import tasks
-    from service.timeutil import utcnow
 
     world = await make_world(harness)
     clue_id = await submit(harness, world)

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.main import create_app
+from service.app.main import create_app
 from tests.conftest import cli_env, create_pg_database, drop_pg_database, make_settings, run_cli
 
 MAX_EXAMPLES = 20  # per operation as a supervisor

@@ -17,8 +17,8 @@ import aiosmtplib
 import pytest
 import pytest_asyncio
 
-from service.channels.email.parse import parse_message
-from service.channels.email.receiver import (
+from service.mail.parse import parse_message
+from service.mail.receiver import (
     RunningReceiver,
     TemporarilyUnavailable,
     serve_receiver,
@@ -334,7 +334,7 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
 
 
 async def test_starttls_when_a_certificate_is_given(receiver_factory: StartReceiver, tmp_path: Path) -> None:
-    from service.channels.email.receiver import tls_context_from_files
+    from service.mail.receiver import tls_context_from_files
 
     receiver, recorder = await receiver_factory(tls_context=tls_context_from_files(*_self_signed(tmp_path)))
     client_context = ssl.create_default_context()

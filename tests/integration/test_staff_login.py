@@ -22,7 +22,7 @@ from service.audit.models import AuditEntry
 from service.auth import service as auth_service
 from service.auth import sessions as session_service
 from service.auth.login_models import StaffSession
-from service.timeutil import utcnow
+from service.platform.timeutil import utcnow
 from tests.conftest import Harness, auth, unique
 
 PASSWORD = "correct horse battery 九"
@@ -201,7 +201,7 @@ async def test_lockout_after_repeated_failures_and_names_do_not_leak(harness: Ha
 
 
 async def test_backoff_doubles() -> None:
-    from service.settings import Settings
+    from service.platform.settings import Settings
 
     settings = Settings(
         staff_login_max_failures=3, staff_lockout_base_seconds=60, staff_lockout_max_seconds=3600

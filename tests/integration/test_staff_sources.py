@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
+from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from service.timeutil import LOCAL
 from tests.conftest import Harness, auth, unique
 from tests.integration.test_hotline import assert_absent_from_database
 

@@ -10,8 +10,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.crypto.stream import decrypt_stream
 from service.intake.models import Receipt
+from service.platform.crypto.stream import decrypt_stream
 from service.registry.models import Clue
 from tests.conftest import unique
 from tests.integration.web_helpers import (

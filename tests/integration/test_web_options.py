@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from service.app.main import create_app
+from service.app.runtime import key_paths
 from service.attachments.models import Attachment
-from service.crypto.envelope import EnvelopeError
-from service.crypto.keys import read_key_pair
-from service.crypto.stream import decrypt_stream
 from service.intake.models import Receipt
-from service.main import create_app
-from service.runtime import key_paths
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import read_key_pair
+from service.platform.crypto.stream import decrypt_stream
 from tests.conftest import make_settings, unique
 from tests.integration.test_web_form import jpeg_with_gps
 from tests.integration.web_helpers import hidden_fields, post_report, receipt_from

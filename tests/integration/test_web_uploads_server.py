@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.channels.web.guard import solve
+from service.citizen.guard import solve
 from tests.helpers import files_under, find_canaries, tipline_server
 from tests.integration.web_helpers import hidden_fields
 

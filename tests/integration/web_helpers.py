@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from service.channels.web.guard import solve
+from service.citizen.guard import solve
 
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"')
 CODE = re.compile(r'<p class="code"[^>]*>(.*?)</p>', re.S)

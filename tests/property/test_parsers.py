@@ -8,11 +8,11 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.channels.email.parse import MAX_SUBJECT_CHARS, MAX_TEXT_CHARS, parse_message
-from service.classify.normalize import SEPARATOR, fold, normalize
-from service.classify.pii import MASK_MARKERS, find_personal_data, mask_personal_data
-from service.crypto.envelope import Envelope, EnvelopeError
+from service.classification.normalize import SEPARATOR, fold, normalize
+from service.classification.pii import MASK_MARKERS, find_personal_data, mask_personal_data
 from service.intake.receipts import DIGITS, MalformedReceipt, format_receipt, normalise_receipt
+from service.mail.parse import MAX_SUBJECT_CHARS, MAX_TEXT_CHARS, parse_message
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PIECES = st.sampled_from(
@@ -193,7 +193,7 @@ _ENVELOPE: list[bytes] = []
 
 def _real_envelope() -> bytes:
     if not _ENVELOPE:
-        from service.crypto.keys import KeyPair, KeyRing
+        from service.platform.crypto.keys import KeyPair, KeyRing
 
         case, identity = KeyPair.generate("case"), KeyPair.generate("identity")
         ring = KeyRing(case_public=case.public, identity_public=identity.public, private=[case, identity])

@@ -12,7 +12,7 @@ from PIL import Image
 from service.attachments.pipeline import AttachmentTooLarge, attachment_binding, store_attachment
 from service.attachments.sniff import DisallowedFileType, FileKind
 from service.attachments.storage import LocalBlobStore, MemoryBlobStore
-from service.crypto.stream import StreamAuthenticationError, decrypt_stream
+from service.platform.crypto.stream import StreamAuthenticationError, decrypt_stream
 
 CANARY = b"LISI-PLAINTEXT-CANARY-0815"
 WRAP = bytes(range(32))

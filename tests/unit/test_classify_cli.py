@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.classify import cli
+from service.cli import classify as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_eval_rejects_unlabelled_or_missing_files(tmp_path):
 
 def test_module_entry_point_reads_stdin():
     completed = subprocess.run(
-        [sys.executable, "-m", "service.classify.cli"],
+        [sys.executable, "-m", "service.cli.classify"],
         input='{"id": "x", "text": "所长是黑社会的保护伞"}\n',
         capture_output=True,
         text=True,
@@ -82,7 +82,7 @@ def test_module_entry_point_reads_stdin():
 
 
 def test_eval_accepts_several_files_such_as_exported_corrections(tmp_path):
-    from service.classify import service as classify_service
+    from service.classification import classifier as classify_service
 
     dev = tmp_path / "dev.jsonl"
     dev.write_text(

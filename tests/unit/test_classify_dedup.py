@@ -1,6 +1,6 @@
 import pytest
 
-from service.classify import service as classify_service
+from service.classification import classifier as classify_service
 
 REPORT = "我们镇派出所所长是黑社会的保护伞，每次检查之前都有人提前通风报信，赌场照常营业，请领导严查。"
 

@@ -1,10 +1,10 @@
 import json
 import random
 
-from service.classify import service as classify_service
-from service.classify.engine import Engine
-from service.classify.normalize import normalize, to_simplified
-from service.classify.taxonomy import DEFAULT_TAXONOMY_PATH, parse_taxonomy
+from service.classification import classifier as classify_service
+from service.classification.engine import Engine
+from service.classification.normalize import normalize, to_simplified
+from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, parse_taxonomy
 
 
 def _fired(result, category=None):

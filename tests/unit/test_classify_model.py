@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.classify import service as classify_service
+from service.classification import classifier as classify_service
 
 pytest.importorskip("sklearn")
 

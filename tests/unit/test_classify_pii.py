@@ -1,7 +1,7 @@
 import pytest
 
-from service.classify import service as classify_service
-from service.classify.pii import id_check_digit_valid, luhn_valid
+from service.classification import classifier as classify_service
+from service.classification.pii import id_check_digit_valid, luhn_valid
 
 VALID_ID = "11010519491231002X"
 
@@ -77,7 +77,7 @@ def test_mask_replaces_each_span_with_a_marker_and_keeps_the_rest():
 
 
 def test_mask_handles_overlapping_spans():
-    from service.classify.models import PersonalDataSpan
+    from service.classification.results import PersonalDataSpan
 
     text = "abcdefgh"
     spans = [PersonalDataSpan(1, 5, "mobile"), PersonalDataSpan(3, 7, "email")]

@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.classify import service as classify_service
-from service.classify.normalize import normalize
+from service.classification import classifier as classify_service
+from service.classification.normalize import normalize
 
 ALPHABET = st.sampled_from(
     list("派出所所長法官收紅包保護傘没有但是，。！？ 　ＡＢ１２３abc138０-_*（）【】\n\t")

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from service.classify import service as classify_service
-from service.classify.evaluation import evaluate
+from service.classification import classifier as classify_service
+from service.classification.evaluation import evaluate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "classify"
 TOLERANCE = 0.02

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from service.classify import service as classify_service
-from service.classify.taxonomy import (
+from service.classification import classifier as classify_service
+from service.classification.taxonomy import (
     DEFAULT_TAXONOMY_PATH,
     TAXONOMY_PATH_ENV,
     TaxonomyError,

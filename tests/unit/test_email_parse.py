@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.channels.email.parse import (
+from service.mail.parse import (
     IDENTITY_KEYS,
     ParsedMail,
     html_to_text,

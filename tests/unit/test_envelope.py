@@ -8,8 +8,8 @@ import os
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.crypto.envelope import Envelope, EnvelopeError, hpke_info
-from service.crypto.keys import (
+from service.platform.crypto.envelope import Envelope, EnvelopeError, hpke_info
+from service.platform.crypto.keys import (
     _SUITE,
     HPKE_BATCH_SUITE,
     HPKE_RECORD_SUITE,

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from service.db import UTCDateTime, execute_many
+from service.platform.db import UTCDateTime, execute_many
 
 metadata = MetaData()
 things = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from service.db import new_id
+from service.platform.db import new_id
 
 
 def test_ids_are_uuid7_ordered_by_time_and_distinct() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.auth.permissions import PERMISSIONS, Action, Role, is_allowed, require, roles_markdown
-from service.errors import Forbidden
+from service.platform.errors import Forbidden
 
 ROLES_DOC = Path(__file__).resolve().parents[2] / "docs" / "roles.md"
 

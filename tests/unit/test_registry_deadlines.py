@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 import pytest
 
+from service.platform.timeutil import LOCAL, local_date
 from service.registry import deadlines
 from service.registry.deadlines import (
     AlertLevel,
@@ -21,7 +22,6 @@ from service.registry.deadlines import (
     pick_limit,
     working_days_between,
 )
-from service.timeutil import LOCAL, local_date
 
 
 def local(y: int, m: int, d: int, hh: int = 10) -> datetime:

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from service.audit.chain import GENESIS, LinkFields, StoredLink, entry_hash, verify_chain
-from service.crypto import sm2
-from service.crypto.envelope import Envelope, EnvelopeError
-from service.crypto.keys import (
+from service.platform.crypto import sm2
+from service.platform.crypto.envelope import Envelope, EnvelopeError
+from service.platform.crypto.keys import (
     HPKE_SUITE,
     KeyFileError,
     KeyRing,
@@ -28,7 +28,7 @@ from service.crypto.keys import (
     write_key_pair,
     write_public_key,
 )
-from service.crypto.national import NATIONAL_SUITE, SM2KeyPair
+from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair
 
 VECTORS = Path(cryptography_vectors.__file__).parent
 needs_openssl_sm2 = pytest.mark.skipif(

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from service.crypto.stream import (
+from service.platform.crypto.stream import (
     HEADER_SIZE,
     TAG_SIZE,
     StreamAuthenticationError,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service.timeutil import add_months_local, local_date
+from service.platform.timeutil import add_months_local, local_date
 
 
 def test_year_follows_shanghai_not_utc() -> None:

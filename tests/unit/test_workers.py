@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from service.workers import WorkerPool, WorkerUnavailable, mergeable
+from service.platform.workers import WorkerPool, WorkerUnavailable, mergeable
 
 
 def _add(a: int, b: int) -> int:

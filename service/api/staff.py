@@ -1,0 +1,142 @@
+"""Staff accounts API: who am I, units, staff and tokens (admins manage; supervisors may list)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from service.api.staff_schemas import MeOut, StaffIn, StaffOut, TokenOut, UnitIn, UnitOut
+from service.auth import service as auth_service
+from service.auth.models import Staff, Unit
+from service.auth.permissions import Action
+from service.auth.service import Principal
+from service.http.deps import RuntimeDep
+from service.http.errors import STAFF_ERRORS
+from service.http.staff_auth import authorized
+from service.platform.db import SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["staff accounts"], responses=STAFF_ERRORS)
+AUTH_ERRORS = STAFF_ERRORS
+
+
+def _staff_out(staff: Staff) -> StaffOut:
+    return StaffOut(
+        id=staff.id,
+        name=staff.name,
+        roles=sorted(r.role for r in staff.roles),
+        unit_id=staff.unit_id,
+        disabled=staff.disabled,
+    )
+
+
+@router.get("/me", response_model=MeOut, responses=AUTH_ERRORS)
+async def me(
+    principal: Annotated[Principal, authorized(Action.read_own_profile)], session: SessionDep
+) -> MeOut:
+    unit = await session.get(Unit, principal.unit_id) if principal.unit_id else None
+    return MeOut(
+        id=principal.staff_id,
+        name=principal.name,
+        roles=sorted(principal.roles),
+        unit=UnitOut.model_validate(unit) if unit else None,
+    )
+
+
+@router.get("/units", response_model=list[UnitOut], responses=AUTH_ERRORS)
+async def list_units(
+    principal: Annotated[Principal, authorized(Action.list_units)], session: SessionDep
+) -> list[UnitOut]:
+    return [UnitOut.model_validate(u) for u in await auth_service.list_units(session)]
+
+
+@router.post(
+    "/units",
+    status_code=201,
+    response_model=UnitOut,
+    responses={
+        **AUTH_ERRORS,
+        404: {"description": "Parent unit not found"},
+        409: {"description": "Name taken"},
+    },
+)
+async def add_unit(
+    body: UnitIn, principal: Annotated[Principal, authorized(Action.manage_units)], session: SessionDep
+) -> UnitOut:
+    unit = await auth_service.add_unit(
+        session, name=body.name, kind=body.kind, parent_id=body.parent_id, actor=principal.actor
+    )
+    return UnitOut.model_validate(unit)
+
+
+@router.get("/staff", response_model=list[StaffOut], responses=AUTH_ERRORS)
+async def list_staff(
+    principal: Annotated[Principal, authorized(Action.list_staff)], session: SessionDep
+) -> list[StaffOut]:
+    return [_staff_out(s) for s in await auth_service.list_staff(session)]
+
+
+@router.post(
+    "/staff",
+    status_code=201,
+    response_model=StaffOut,
+    responses={**AUTH_ERRORS, 404: {"description": "Unit not found"}, 409: {"description": "Name taken"}},
+)
+async def add_staff(
+    body: StaffIn, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> StaffOut:
+    staff = await auth_service.add_staff(
+        session,
+        name=body.name,
+        roles=[r.value for r in body.roles],
+        unit_id=body.unit_id,
+        actor=principal.actor,
+    )
+    return _staff_out(await auth_service.get_staff(session, staff.id))
+
+
+@router.post(
+    "/staff/{staff_id}/disable",
+    response_model=StaffOut,
+    responses={**AUTH_ERRORS, 404: {"description": "No such account"}},
+)
+async def disable_staff(
+    staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> StaffOut:
+    staff = await auth_service.get_staff(session, staff_id)
+    await auth_service.disable_staff(session, staff=staff, actor=principal.actor)
+    return _staff_out(staff)
+
+
+@router.post(
+    "/staff/{staff_id}/tokens",
+    status_code=201,
+    response_model=TokenOut,
+    responses={
+        **AUTH_ERRORS,
+        404: {"description": "No such account"},
+        409: {"description": "Account disabled"},
+    },
+)
+async def issue_token(
+    staff_id: str,
+    principal: Annotated[Principal, authorized(Action.manage_staff)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> TokenOut:
+    staff = await auth_service.get_staff(session, staff_id)
+    row, token = await auth_service.issue_token(
+        session, staff=staff, ttl_days=runtime.settings.token_ttl_days, actor=principal.actor
+    )
+    return TokenOut(id=row.id, expires_at=row.expires_at, token=token)
+
+
+@router.post(
+    "/tokens/{token_id}/revoke",
+    status_code=204,
+    responses={**AUTH_ERRORS, 404: {"description": "No such token"}},
+)
+async def revoke_token(
+    token_id: str, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+) -> None:
+    await auth_service.revoke_token(session, token_id=token_id, actor=principal.actor)

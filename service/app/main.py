@@ -1,0 +1,141 @@
+"""The ASGI application: ``create_app()`` builds one for the roles a process runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.attachments import router as attachments_router
+from service.api.classification import router as classification_router
+from service.api.hotline import router as hotline_router
+from service.api.mail import router as mail_router
+from service.api.messages import receipt_router
+from service.api.messages import staff_router as messages_router
+from service.api.registry import router as registry_router
+from service.api.retention import router as retention_router
+from service.api.staff import router as auth_router
+from service.api.tips import router as intake_router
+from service.app import observability
+from service.app.runtime import ROLES, build_runtime
+from service.citizen.call_record import router as call_record_router
+from service.citizen.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
+from service.citizen.routes import router as web_router
+from service.citizen.settings import WebSettings
+from service.classification import service as classification_service
+from service.http.errors import BodySizeLimit, install_error_handlers
+from service.intake.assisted_uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
+from service.platform.migrations import ensure_schema
+from service.platform.settings import Settings, get_settings
+from service.registry.documents import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
+from service.staff_site.admin_pages import router as registry_admin_pages_router
+from service.staff_site.intake_pages import router as staff_intake_pages_router
+from service.staff_site.login import router as staff_login_router
+from service.staff_site.registry_pages import router as registry_pages_router
+from service.staff_site.routes import router as staff_web_router
+from service.staff_site.session import install_login_redirect
+
+# What a citizen can reach (the intake role) and what only staff can (the staff role).
+PUBLIC_ROUTERS = (intake_router, receipt_router, web_router, call_record_router)
+STAFF_ROUTERS = (
+    auth_router,
+    staff_login_router,
+    registry_router,
+    registry_pages_router,
+    registry_admin_pages_router,
+    messages_router,
+    attachments_router,
+    classification_router,
+    retention_router,
+    mail_router,
+    hotline_router,
+    staff_web_router,
+    staff_intake_pages_router,
+)
+
+
+def create_app(
+    settings: Settings | None = None,
+    roles: frozenset[str] = frozenset(ROLES),
+    *,
+    run_worker: bool = False,
+    run_smtp: bool = False,
+) -> FastAPI:
+    """``run_worker``: run the job loop in this process (``tipline serve`` with the worker role);
+    tests leave it off and drive ``service.jobs.worker.Worker.run_once`` themselves."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        classification_service.configure_taxonomy(settings.taxonomy_path)  # per process, at every start
+        runtime = build_runtime(settings, roles)
+        try:
+            await ensure_schema(runtime.engine, auto_upgrade=settings.database_auto_upgrade)
+        except BaseException:
+            await runtime.close()
+            raise
+        if roles & {"intake", "mail"}:
+            await runtime.intake.start()
+        app.state.runtime = runtime
+        app.state.session_factory = runtime.session_factory
+        async with AsyncExitStack() as stack:
+            # Ledger and statistics reads: a replica if configured; on SQLite, lock-free read transactions.
+            app.state.read_session_factory = runtime.read_session_factory
+            if run_worker and "worker" in roles:
+                from service.jobs.worker import running_worker, running_worker_process
+
+                if settings.worker_process:
+                    await stack.enter_async_context(running_worker_process(app, settings))
+                else:
+                    await stack.enter_async_context(running_worker(app, runtime))
+            # Mail role: the SMTP receiver (and the IMAP poller, if configured) on this event loop.
+            if run_smtp and "mail" in roles:
+                from service.mail.ingest import running_receiver
+
+                await stack.enter_async_context(running_receiver(app, runtime))
+                if settings.imap_host:
+                    from service.mail.imap import running_poller
+
+                    await stack.enter_async_context(running_poller(runtime))
+            yield
+        await runtime.close()
+
+    app = FastAPI(
+        title="Tipline",
+        version="0.1.0",
+        description="举报受理与线索台账 API · Tip intake and clue registry API",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    observability.install(app, roles)
+    # Upload routes parse their bodies as streams and enforce their own limits; everything else is capped.
+    exempt: tuple[str, ...] = ()
+    if "intake" in roles:
+        app.state.web_settings = WebSettings()  # TIPLINE_WEB_*, read once; the receipt API uses it too
+        exempt += tuple(WEB_UPLOAD_PATHS)
+        for router in PUBLIC_ROUTERS:
+            app.include_router(router)
+    if "staff" in roles:
+        exempt += (*STAFF_UPLOAD_PATHS, *DOCUMENT_UPLOAD_PATHS)
+        for router in STAFF_ROUTERS:
+            app.include_router(router)
+        install_login_redirect(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_paths=exempt)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory --workers N`` (``tipline serve --workers N``): roles from
+    TIPLINE_SERVE_ROLES (comma-separated; default all), settings from the environment."""
+    import os
+
+    names = [r for r in os.environ.get("TIPLINE_SERVE_ROLES", "").split(",") if r]
+    roles = frozenset(names or ROLES)
+    observability.configure_logging()  # a fresh process per worker: uvicorn's log_config is off
+    return create_app(get_settings(), roles, run_worker="worker" in roles)

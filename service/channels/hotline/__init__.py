@@ -1,1 +1,0 @@
-"""The hotline, letters and visits, and the staff-entered sources: clues that staff type in."""

@@ -1,0 +1,650 @@
+"""The public pages: landing, report form, receipt, status and reply. Server-rendered; no JavaScript needed.
+
+Uploads are parsed from the request stream (``multipart.StreamingForm``) and each file goes straight into
+``service.attachments.pipeline.store_attachment`` (sniff, strip metadata, encrypt, store), so no plaintext
+touches a disk. Reports go through ``service.intake.service.submit_tip``, the same pipeline as the API.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from service.app.runtime import Runtime
+from service.attachments.pipeline import AttachmentTooLarge, store_attachment
+from service.attachments.sniff import DisallowedFileType
+from service.attachments.storage import LocalBlobStore
+from service.audit.service import PUBLIC_ACTOR
+from service.citizen import i18n
+from service.citizen.guard import (
+    CSRF_COOKIE,
+    FairQueue,
+    ProofOfWork,
+    QueueFull,
+    csrf_field,
+    csrf_ok,
+    new_csrf_cookie,
+    origin_ok,
+)
+from service.citizen.settings import WebSettings
+from service.classification import classifier as classify_service
+from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
+from service.intake import follow_up
+from service.intake import service as intake_service
+from service.intake.receipts import format_receipt
+from service.intake.schemas import TipIn
+from service.messages import service as messages_service
+from service.messages.service import UploadedFile
+from service.platform.errors import DomainError
+
+router = APIRouter(include_in_schema=False)
+
+UPLOAD_PATHS = ("/report", "/status/reply")  # parsed as streams; exempt from the generic body-size limit
+STATIC = {name: (Path(__file__).parent / "static" / name).read_bytes() for name in ("web.css", "web.js")}
+STATIC_TYPES = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+REPORT_FIELDS = (
+    "csrf", "lang", "pow_challenge", "pow_nonce", "accused_name", "accused_unit", "accused_position",
+    "accused_rank", "accused_region", "text", "incident_time", "incident_place", "category_hint", "identity",
+    "contact_name", "contact_phone", "contact_email", "contact_address",
+)  # fmt: skip
+REPLY_FIELDS = ("csrf", "lang", "code", "text")
+_ = i18n.gettext
+
+
+@dataclass
+class WebState:
+    settings: WebSettings
+    pow: ProofOfWork
+    queue: FairQueue
+    throttle: follow_up.FailureThrottle
+    store: LocalBlobStore
+
+
+def web_state(request: Request) -> WebState:
+    state = getattr(request.app.state, "web", None)
+    if state is None:
+        runtime: Runtime = request.app.state.runtime
+        settings = getattr(request.app.state, "web_settings", None) or WebSettings()
+        state = WebState(
+            settings=settings,
+            pow=ProofOfWork(
+                runtime.lookup_key("web-pow"), bits=settings.pow_bits, max_age=settings.pow_max_age_seconds
+            ),
+            queue=FairQueue(
+                concurrency=settings.queue_concurrency,
+                waiting=settings.queue_waiting,
+                wait_seconds=settings.queue_wait_seconds,
+            ),
+            throttle=follow_up.shared_throttle(request.app.state, settings),
+            store=LocalBlobStore(settings.blob_dir or runtime.settings.data_dir / "blobs"),
+        )
+        request.app.state.web = state
+    return state
+
+
+def _same_site(request: Request) -> bool:
+    headers = request.headers
+    return origin_ok(headers.get("origin"), headers.get("host"), headers.get("sec-fetch-site"))
+
+
+def _client(request: Request) -> str:
+    """The keyed-throttle input: the peer, or the X-Forwarded-For entry the trusted proxies vouch for."""
+    return follow_up.client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        web_state(request).settings.trusted_proxy_hops,
+    )
+
+
+# --- Rendering --------------------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, *, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    cookie = request.cookies.get(CSRF_COOKIE)
+    fresh = not cookie or len(cookie) > 64
+    if fresh:
+        cookie = new_csrf_cookie()
+    base = {
+        "lang": lang,
+        "html_lang": i18n.HTML_LANG[lang],
+        "lang_query": "?lang=en" if lang == "en" else "",
+        "path": request.url.path if request.method == "GET" else "/",
+        "site_name": i18n.gettext(lang, "Political-legal officer misconduct reports"),
+        "web": state.settings,
+        "max_mb": state.settings.attachment_max_bytes // (1024 * 1024) or 1,
+        "csrf": csrf_field(runtime.lookup_key("web-csrf"), cookie or ""),
+        "errors": {},
+        "field_ids": {},
+        "with_script": True,
+    }
+    base.update(context)
+    base["field_ids"] = {name: f"f-{name}" for name in base["errors"]}
+    html = i18n.environment(lang).get_template(template).render(**base)
+    response = HTMLResponse(html, status_code=status)
+    secure(response)
+    if fresh:
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie or "",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+    return response
+
+
+def secure(response: Response, *, no_store: bool = True) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if no_store:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def problem(request: Request, lang: str, status: int, title: str, text: str, back: str = "/") -> HTMLResponse:
+    response = render(request, "problem.html", lang=lang, status=status, title=title, text=text, back=back)
+    if status == 503:
+        response.headers["Retry-After"] = "30"
+    return response
+
+
+def _categories() -> list[Any]:
+    return [c for c in classify_service.current_taxonomy().categories if c.id != "other"]
+
+
+# --- Pages ------------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def landing(request: Request, lang: str | None = None) -> HTMLResponse:
+    return render(request, "landing.html", lang=i18n.pick(lang), categories=_categories())
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        return secure(Response(status_code=404))
+    response = Response(STATIC[name], media_type=STATIC_TYPES[name])
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return secure(response, no_store=False)
+
+
+@router.get("/report", response_class=HTMLResponse)
+async def report_form(request: Request, lang: str | None = None) -> HTMLResponse:
+    return _report_page(request, i18n.pick(lang), form={}, errors={})
+
+
+def _report_page(
+    request: Request, lang: str, *, form: dict[str, str], errors: dict[str, str], status: int = 200
+) -> HTMLResponse:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    return render(
+        request,
+        "report.html",
+        lang=lang,
+        status=status,
+        form=form,
+        errors=errors,
+        categories=_categories(),
+        max_text=runtime.settings.max_text_chars,
+        pow_bits=state.settings.pow_bits,
+        pow_challenge=state.pow.challenge() if state.settings.pow_bits else "",
+    )
+
+
+_ERROR_FIELDS = {
+    ("text",): "text",
+    ("category_hint",): "category_hint",
+    **{("accused", k): f"accused_{k}" for k in ("name", "unit", "position", "rank", "region")},
+    **{("incident", k): f"incident_{k}" for k in ("time", "place")},
+    **{("submitter", k): f"contact_{k}" for k in ("name", "phone", "email", "address")},
+}
+
+
+def validate_report(form: dict[str, str], lang: str, max_text: int) -> tuple[TipIn | None, dict[str, str]]:
+    """The form's fields as the API's ``TipIn``, or errors by field name (values never echoed in logs)."""
+    real_name = form.get("identity") == "real_name"
+    tip_data: dict[str, Any] = {
+        "text": form.get("text", ""),
+        "anonymous": not real_name,
+        "accused": {
+            k: form.get(f"accused_{k}") or None for k in ("name", "unit", "position", "rank", "region")
+        },
+        "incident": {k: form.get(f"incident_{k}") or None for k in ("time", "place")},
+        "category_hint": form.get("category_hint") or None,
+        # An anonymous report drops anything typed into the contact fields.
+        "submitter": {k: form.get(f"contact_{k}") or None for k in ("name", "phone", "email", "address")}
+        if real_name
+        else {},
+    }
+    errors: dict[str, str] = {}
+    tip = None
+    try:
+        tip = TipIn.model_validate(tip_data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = _ERROR_FIELDS.get(tuple(str(p) for p in err["loc"]), "text")
+            kind = err["type"]
+            if name == "text" and kind in ("string_too_short", "missing"):
+                errors.setdefault(name, _(lang, "Please describe what happened."))
+            elif kind == "string_too_long":
+                errors.setdefault(name, _(lang, "This is too long."))
+            elif name == "contact_email":
+                errors.setdefault(name, _(lang, "Enter an email address like name@example.com."))
+            elif name == "contact_phone":
+                errors.setdefault(name, _(lang, "A phone number has digits, spaces and + - ( ) only."))
+            else:
+                errors.setdefault(name, _(lang, "Please check this field."))
+    if not errors.get("text") and len((form.get("text") or "").strip()) > max_text:
+        errors["text"] = _(lang, "This is too long.")
+    hint = form.get("category_hint")
+    if hint and hint not in classify_service.current_taxonomy().category_ids:
+        errors["category_hint"] = _(lang, "Please choose a type from the list.")
+    if real_name:
+        if not (form.get("contact_name") or "").strip():
+            errors.setdefault("contact_name", _(lang, "For a real-name report, enter your name."))
+        if not (form.get("contact_phone") or "").strip() and not (form.get("contact_email") or "").strip():
+            errors.setdefault("contact_phone", _(lang, "Enter a phone number or an email address."))
+    return (None if errors else tip), errors
+
+
+async def _store_file(part: Part, state: WebState, runtime: Runtime) -> UploadedFile:
+    record = await store_attachment(
+        part.chunks(),
+        store=state.store,
+        wrap_key=runtime.keys.seal_case,
+        max_size=state.settings.attachment_max_bytes,
+        # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
+        wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
+    )
+    return UploadedFile(record=record, filename=(part.filename or "")[:255] or None, original=record.original)
+
+
+async def _forget(state: WebState, uploads: Sequence[UploadedFile]) -> None:
+    for upload in uploads:
+        await state.store.delete(upload.record.blob_id)
+        if upload.original is not None:
+            await state.store.delete(upload.original.blob_id)
+
+
+class _Refused(Exception):
+    def __init__(self, response: HTMLResponse) -> None:
+        self.response = response
+
+
+def _open_streamed_form(
+    request: Request, state: WebState, lang: str, *, back: str
+) -> StreamingForm | Response:
+    """A same-site multipart body, parsed as it streams (never spooled); or the refusal page to send."""
+    if not _same_site(request):
+        return _csrf_refused(request, lang, back)
+    try:
+        return StreamingForm(
+            request.stream(), request.headers.get("content-type", ""), max_body=state.settings.body_limit()
+        )
+    except MalformedForm:
+        return problem(
+            request, lang, 400, _(lang, "Something went wrong"), _(lang, "The form could not be read.")
+        )
+
+
+@router.post("/report", response_class=HTMLResponse)
+async def submit_report(request: Request) -> Response:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    lang = i18n.DEFAULT
+    form = _open_streamed_form(request, state, lang, back="/report")
+    if isinstance(form, Response):
+        return form
+    fields: dict[str, str] = {}
+    uploads: list[UploadedFile] = []
+    file_error: str | None = None
+    checked: tuple[TipIn | None, dict[str, str]] | None = None
+    files_seen = 0
+
+    async def before_files(stack: AsyncExitStack) -> tuple[TipIn | None, dict[str, str]]:
+        """Runs once, before the first file is stored (or at the end): CSRF, validation, then the gate."""
+        nonlocal lang
+        lang = i18n.pick(fields.get("lang"))
+        if not csrf_ok(runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+            raise _Refused(_csrf_refused(request, lang, "/report"))
+        tip, errors = validate_report(fields, lang, runtime.settings.max_text_chars)
+        if tip is not None and not (
+            state.settings.pow_bits == 0
+            or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
+        ):
+            try:
+                await stack.enter_async_context(state.queue.slot(_client(request)))
+            except QueueFull:
+                raise _Refused(_busy(request, lang)) from None
+        return tip, errors
+
+    async with AsyncExitStack() as stack:
+        try:
+            async for part in form.parts():
+                if not part.is_file:
+                    if part.name in REPORT_FIELDS and part.name not in fields:
+                        fields[part.name] = (await part.read_text(state.settings.field_bytes_limit())).strip()
+                    continue
+                if not part.filename:
+                    continue  # an empty file input
+                files_seen += 1
+                if checked is None:
+                    checked = await before_files(stack)
+                if checked[0] is None or file_error:
+                    continue  # the form will be shown again: do not store files for it
+                if len(uploads) >= state.settings.attachment_max_count:
+                    file_error = _(
+                        lang, "Too many files: at most %(n)s.", n=state.settings.attachment_max_count
+                    )
+                    continue
+                try:
+                    uploads.append(await _store_file(part, state, runtime))
+                except AttachmentTooLarge:
+                    file_error = _(lang, "File %(n)s is too large.", n=files_seen)
+                except DisallowedFileType:
+                    file_error = _(lang, "File %(n)s is not an allowed type, or is damaged.", n=files_seen)
+            if checked is None:
+                checked = await before_files(stack)
+        except _Refused as refused:
+            await _forget(state, uploads)
+            return refused.response
+        except BodyTooLarge:
+            await _forget(state, uploads)
+            return problem(
+                request, lang, 413, _(lang, "Too large"), _(lang, "The files are larger than allowed.")
+            )
+        except (MalformedForm, FieldTooLarge):
+            await _forget(state, uploads)
+            return problem(
+                request, lang, 400, _(lang, "Something went wrong"), _(lang, "The form could not be read.")
+            )
+        except BaseException:
+            await _forget(state, uploads)
+            raise
+        tip, errors = checked
+        if file_error:
+            errors = {**errors, "files": file_error}
+        if tip is None or file_error:
+            await _forget(state, uploads)
+            if files_seen:
+                errors.setdefault("files", _(lang, "Files were not kept. Please choose them again."))
+            return _report_page(request, lang, form=fields, errors=errors, status=422)
+        try:
+            submitted = await _submit(runtime, tip, uploads)
+        except DomainError as exc:
+            await _forget(state, uploads)
+            message = exc.message if lang != "en" else exc.message_en
+            return problem(
+                request, lang, exc.status_code, _(lang, "Something went wrong"), message, "/report"
+            )
+        except BaseException:
+            await _forget(state, uploads)
+            raise
+    return render(
+        request,
+        "receipt.html",
+        lang=lang,
+        code_groups=format_receipt(submitted.receipt).split(),
+        attachments=len(uploads),
+    )
+
+
+async def _submit(
+    runtime: Runtime, tip: TipIn, uploads: Sequence[UploadedFile]
+) -> intake_service.SubmittedTip:
+    """The same pipeline as ``POST /api/v1/tips`` (which also makes the reporter key), plus the
+    attachments, in one transaction."""
+    async with runtime.session_factory() as session:
+        submitted = await intake_service.submit_tip(
+            session,
+            runtime=runtime,
+            submission=intake_service.Submission(
+                text=tip.text,
+                channel="web",
+                anonymous=tip.anonymous,
+                accused=tip.accused.model_dump(),
+                incident=tip.incident.model_dump(),
+                category_hint=tip.category_hint,
+                submitter=tip.submitter.model_dump(),
+            ),
+            actor=PUBLIC_ACTOR,
+        )
+        await messages_service.add_attachments(
+            session,
+            clue_id=submitted.clue_id,
+            message_id=None,
+            files=uploads,
+            keys=runtime.keys,
+            actor=PUBLIC_ACTOR,
+        )
+        await session.commit()
+    return submitted
+
+
+def _csrf_refused(request: Request, lang: str, back: str) -> HTMLResponse:
+    return problem(
+        request,
+        lang,
+        403,
+        _(lang, "Please try again"),
+        _(
+            lang,
+            "The form expired or came from elsewhere. Nothing was stored. Open the page again and resend.",
+        ),
+        back,
+    )
+
+
+def _busy(request: Request, lang: str) -> HTMLResponse:
+    return problem(
+        request,
+        lang,
+        503,
+        _(lang, "Busy"),
+        _(lang, "Many reports are arriving right now. Nothing was stored. Please try again in a minute."),
+        "/report",
+    )
+
+
+# --- Status and replies -----------------------------------------------------------------------------
+
+
+@router.get("/status", response_class=HTMLResponse)
+async def status_form(request: Request, lang: str | None = None) -> HTMLResponse:
+    return render(request, "status_lookup.html", lang=i18n.pick(lang))
+
+
+@router.post("/status", response_class=HTMLResponse)
+async def status_lookup(request: Request) -> Response:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    body = await request.body()
+    fields = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items() if v}
+    lang = i18n.pick(fields.get("lang"))
+    if not _same_site(request) or not csrf_ok(
+        runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")
+    ):
+        return _csrf_refused(request, lang, "/status")
+    async with runtime.session_factory() as session:
+        try:
+            opened = await follow_up.open_receipt(
+                session,
+                runtime=runtime,
+                code_text=fields.get("code", "")[:100],
+                client=_client(request),
+                throttle=state.throttle,
+                floor_seconds=state.settings.lookup_floor_seconds,
+            )
+        except follow_up.WrongCode:
+            return _wrong_code(request, lang)
+        response = await _status_view(request, session, opened, lang)
+        await session.commit()
+    return response
+
+
+def _wrong_code(request: Request, lang: str) -> HTMLResponse:
+    errors = {"code": _(lang, "The receipt code is not correct or no longer valid. Check it and try again.")}
+    return render(request, "status_lookup.html", lang=lang, status=404, errors=errors)
+
+
+async def _status_view(
+    request: Request,
+    session: Any,
+    opened: follow_up.OpenedReceipt,
+    lang: str,
+    *,
+    sent: bool = False,
+    errors: dict[str, str] | None = None,
+    reply_text: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
+    return render(
+        request,
+        "status_view.html",
+        lang=lang,
+        status=status,
+        status_text=opened.status.en if lang == "en" else opened.status.zh,
+        messages=thread,
+        code=format_receipt(opened.code),
+        new_code_groups=format_receipt(opened.code).split() if opened.replaced else None,
+        sent=sent,
+        errors=errors or {},
+        reply_text=reply_text,
+        call_record=opened.clue.channel == "hotline",  # the caller may read and confirm it (call_record.py)
+    )
+
+
+@router.post("/status/reply", response_class=HTMLResponse)
+async def status_reply(request: Request) -> Response:
+    state = web_state(request)
+    runtime: Runtime = request.app.state.runtime
+    lang = i18n.DEFAULT
+    form = _open_streamed_form(request, state, lang, back="/status")
+    if isinstance(form, Response):
+        return form
+    fields: dict[str, str] = {}
+    uploads: list[UploadedFile] = []
+    file_error: str | None = None
+    opened: follow_up.OpenedReceipt | None = None
+    files_seen = 0
+
+    async def open_code() -> follow_up.OpenedReceipt:
+        nonlocal lang
+        lang = i18n.pick(fields.get("lang"))
+        if not csrf_ok(runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+            raise _Refused(_csrf_refused(request, lang, "/status"))
+        async with runtime.session_factory() as session:
+            try:
+                found = await follow_up.open_receipt(
+                    session,
+                    runtime=runtime,
+                    code_text=fields.get("code", "")[:100],
+                    client=_client(request),
+                    throttle=state.throttle,
+                    floor_seconds=state.settings.lookup_floor_seconds,
+                )
+            except follow_up.WrongCode:
+                raise _Refused(_wrong_code(request, lang)) from None
+            await session.commit()
+        return found
+
+    try:
+        async for part in form.parts():
+            if not part.is_file:
+                if part.name in REPLY_FIELDS and part.name not in fields:
+                    fields[part.name] = (await part.read_text(state.settings.field_bytes_limit())).strip()
+                continue
+            if not part.filename:
+                continue
+            files_seen += 1
+            if opened is None:
+                opened = await open_code()
+            if file_error:
+                continue
+            if len(uploads) >= state.settings.attachment_max_count:
+                file_error = _(lang, "Too many files: at most %(n)s.", n=state.settings.attachment_max_count)
+                continue
+            try:
+                uploads.append(await _store_file(part, state, runtime))
+            except AttachmentTooLarge:
+                file_error = _(lang, "File %(n)s is too large.", n=files_seen)
+            except DisallowedFileType:
+                file_error = _(lang, "File %(n)s is not an allowed type, or is damaged.", n=files_seen)
+        if opened is None:
+            opened = await open_code()
+    except _Refused as refused:
+        await _forget(state, uploads)
+        return refused.response
+    except BodyTooLarge:
+        await _forget(state, uploads)
+        return problem(
+            request, lang, 413, _(lang, "Too large"), _(lang, "The files are larger than allowed.")
+        )
+    except (MalformedForm, FieldTooLarge):
+        await _forget(state, uploads)
+        return problem(
+            request, lang, 400, _(lang, "Something went wrong"), _(lang, "The form could not be read.")
+        )
+    except BaseException:
+        await _forget(state, uploads)
+        raise
+    text = fields.get("text", "")
+    errors: dict[str, str] = {}
+    if file_error:
+        errors["files"] = file_error
+    elif not text and not uploads:
+        errors["text"] = _(lang, "Write a message or choose a file.")
+    elif len(text) > messages_service.MAX_MESSAGE_CHARS:
+        errors["text"] = _(lang, "This is too long.")
+    async with runtime.session_factory() as session:
+        await follow_up.resume(session, opened)  # a new transaction for the receipt opened above
+        if errors:
+            await _forget(state, uploads)
+            response = await _status_view(
+                request, session, opened, lang, errors=errors, reply_text=text, status=422
+            )
+            await session.commit()
+            return response
+        try:
+            await messages_service.reporter_send(
+                session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=text, files=uploads
+            )
+            response = await _status_view(request, session, opened, lang, sent=True)
+            await session.commit()
+        except BaseException:
+            await _forget(state, uploads)
+            raise
+    return response
+
+
+@router.get("/receipt")
+async def no_receipt_page() -> Response:
+    """A receipt is shown once, in the answer to the report; there is nothing to come back to."""
+    return secure(RedirectResponse("/status", status_code=303))

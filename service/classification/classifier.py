@@ -1,0 +1,183 @@
+"""The classify domain's public interface. Other domains import only this module.
+
+Invariants: results never contain report text beyond offsets; nothing here logs text or personal data.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from service.classification import dedup, pii
+from service.classification.engine import Engine
+from service.classification.results import OTHER, ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
+from service.classification.taxonomy import (
+    TaxonomyError,
+    configured_taxonomy_path,
+    load_taxonomy,
+    set_configured_path,
+)
+
+__all__ = [
+    "ClassificationResult",
+    "Evidence",
+    "PersonalDataSpan",
+    "Taxonomy",
+    "TaxonomyError",
+    "classify",
+    "current_taxonomy",
+    "follow_taxonomy",
+    "InvalidLabelsError",
+    "find_personal_data",
+    "labelled_example",
+    "validate_labels",
+    "validate_taxonomy_file",
+    "mask_personal_data",
+    "near_duplicate_signature",
+    "reload_taxonomy",
+    "signature_similarity",
+    "taxonomy_in_force",
+]
+
+
+class InvalidLabelsError(ValueError):
+    """A staff correction names unknown categories, repeats one, or puts `other` beside another label."""
+
+
+MODEL_DATA_ENV = "TIPLINE_CLASSIFY_MODEL_DATA"
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+# The file the engine in force came from, and a count of engines put in force: worker processes follow it.
+_in_force: tuple[Path, int] = (Path(), 0)
+
+
+def configured_model_data() -> list[Path]:
+    """Labelled JSONL files to train the optional statistical model on; empty (the default) means off.
+
+    The one place that reads the setting; rewire to the settings object here.
+    """
+    raw = os.environ.get(MODEL_DATA_ENV, "").strip()
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def _build_engine(path: Path | None = None) -> Engine:
+    taxonomy = load_taxonomy(path)
+    model_data = configured_model_data()
+    if not model_data:
+        return Engine(taxonomy)
+    from service.classification import model
+
+    trained = model.train(model.load_labelled(model_data), taxonomy.category_ids)
+    return Engine(taxonomy, model=trained, model_weight=model.DEFAULT_WEIGHT)
+
+
+def _current_engine() -> Engine:
+    engine = _engine
+    if engine is None:
+        with _lock:
+            if _engine is None:
+                path = configured_taxonomy_path()
+                _put_in_force(_build_engine(path), path)
+            engine = _engine
+    return engine
+
+
+def classify(text: str, category_hint: str | None = None) -> ClassificationResult:
+    """Classify one report. ``category_hint`` is the category the reporter picked, if any: a weak prior."""
+    return _current_engine().classify(text, category_hint=category_hint)
+
+
+def current_taxonomy() -> Taxonomy:
+    return _current_engine().taxonomy
+
+
+def reload_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Load the configured taxonomy file (and model data) again; ``path`` (e.g. ``Settings.taxonomy_path``)
+    becomes the configured file when it loads.
+
+    On error the old engine (and the old configured path) stay in force and the error is raised. The
+    engine is per process: every process loads the file when it starts, and a reload reaches only the
+    process that performs it.
+    """
+    source = Path(path) if path is not None else configured_taxonomy_path()
+    engine = _build_engine(source)
+    with _lock:
+        if path is not None:
+            set_configured_path(path)
+        _put_in_force(engine, source)
+    return engine.taxonomy
+
+
+def _put_in_force(engine: Engine, source: Path) -> None:
+    global _engine, _in_force
+    _engine = engine
+    _in_force = (source, _in_force[1] + 1)
+
+
+def taxonomy_in_force() -> tuple[Path, int]:
+    """Which file this process's engine came from, and which load it was: a worker process that prepares
+    tips for this one reloads when the pair changes (``follow_taxonomy``)."""
+    _current_engine()
+    return _in_force
+
+
+_followed: tuple[Path, int] | None = None
+
+
+def follow_taxonomy(in_force: tuple[Path, int]) -> None:
+    """In a worker process: put in force what the parent process has (after a reload there)."""
+    global _followed
+    if in_force != _followed:
+        reload_taxonomy(in_force[0])
+        _followed = in_force
+
+
+def validate_taxonomy_file(path: Path | str) -> Taxonomy:
+    """Parse and validate a taxonomy file without putting it in force (raises TaxonomyError)."""
+    taxonomy = load_taxonomy(path)
+    Engine(taxonomy)  # patterns and terms must also build
+    return taxonomy
+
+
+def find_personal_data(text: str) -> list[PersonalDataSpan]:
+    return pii.find_personal_data(text)
+
+
+def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
+    return pii.mask_personal_data(text, spans)
+
+
+def near_duplicate_signature(text: str) -> bytes:
+    return dedup.near_duplicate_signature(text)
+
+
+def signature_similarity(a: bytes, b: bytes) -> float:
+    return dedup.signature_similarity(a, b)
+
+
+def validate_labels(labels: list[str]) -> list[str]:
+    """Check a staff correction against the current taxonomy; return the labels in taxonomy order.
+
+    An empty list is allowed (it means "back to triage").
+    """
+    known = current_taxonomy().category_ids
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise InvalidLabelsError(f"unknown categories: {', '.join(sorted(set(unknown)))}")
+    if len(set(labels)) != len(labels):
+        raise InvalidLabelsError("a category is given twice")
+    if OTHER in labels and len(labels) > 1:
+        raise InvalidLabelsError(f"{OTHER!r} stands alone")
+    return [c for c in known if c in labels]
+
+
+def labelled_example(*, example_id: str, text: str, labels: list[str]) -> dict[str, object]:
+    """A corrected report as one line of labelled data, the format ``tipline classify --eval`` reads.
+
+    The registry stores corrections (with the reason, in the audit log); exporting them through this
+    function lets the evaluation command score the classifier on them. The text is personal data:
+    exports belong in the encrypted store, never in the repository.
+    """
+    return {"id": example_id, "text": text, "labels": validate_labels(labels)}

@@ -1,0 +1,70 @@
+"""Near-duplicate signatures: MinHash over character shingles of the normalised text.
+
+A signature is the little-endian uint64 hash values, ``NUM_PERM`` of them; only signatures made with the
+same ``NUM_PERM``/``SEED`` compare. Linking duplicates on a clue is the registry's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+import numpy as np
+from datasketch import MinHash
+
+from service.classification.normalize import SEPARATOR, normalize
+
+NUM_PERM = 128
+SEED = 20210301
+SHINGLE = 3
+
+
+SCHEME = "affine32"
+
+
+@lru_cache(maxsize=1)
+def _permutations():
+    # Generating permutations costs more than hashing a report: make them once.
+    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME).permutations
+
+
+def _shingles(text: str) -> set[bytes]:
+    compact = normalize(text).text.replace(SEPARATOR, "")
+    if len(compact) <= SHINGLE:
+        return {compact.encode("utf-8")} if compact else set()
+    return {compact[i : i + SHINGLE].encode("utf-8") for i in range(len(compact) - SHINGLE + 1)}
+
+
+def near_duplicate_signature(text: str) -> bytes:
+    minhash = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_permutations(), scheme=SCHEME)
+    shingles = _shingles(text)
+    if shingles:
+        minhash.update_batch(list(shingles))
+    return np.asarray(minhash.hashvalues, dtype="<u8").tobytes()
+
+
+def signature_similarity(a: bytes, b: bytes) -> float:
+    """Estimated Jaccard similarity of the two texts' shingle sets, 0.0 to 1.0."""
+    if len(a) != len(b) or len(a) % 8:
+        raise ValueError("signatures were made with different parameters")
+    left = np.frombuffer(a, dtype="<u8")
+    right = np.frombuffer(b, dtype="<u8")
+    return float(np.count_nonzero(left == right)) / len(left)
+
+
+# Locality-sensitive hashing over the signature: BANDS bands of ROWS values each. Two texts share at least
+# one band bucket with probability 1 - (1 - s**ROWS)**BANDS at similarity s: about 50% at s = 0.6 and 99%
+# at s = 0.8 (threshold ≈ (1/BANDS)**(1/ROWS) ≈ 0.60), so candidates come from an index, not a scan.
+BANDS = 21
+ROWS = 6
+
+
+def band_buckets(signature: bytes) -> list[tuple[int, int]]:
+    """(band, bucket) pairs for the LSH index; bucket is a signed 63-bit hash of the band's values."""
+    values = np.frombuffer(signature, dtype="<u8")
+    out = []
+    for band in range(BANDS):
+        chunk = values[band * ROWS : (band + 1) * ROWS].tobytes()
+        digest = int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little") >> 1
+        out.append((band, digest))
+    return out

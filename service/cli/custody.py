@@ -1,0 +1,245 @@
+"""``tipline keys …`` and ``tipline custody …``: the custodial command line.
+
+Passphrases are prompted for on the terminal (not echoed), or read one per line from a file descriptor with
+``--passphrase-fd N`` (for scripted ceremonies and tests); never from an argument, which ``ps`` would show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CLI_ACTOR = "cli"
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    keys = sub.add_parser("keys", help="key ceremony: init, rotate, export-public, reencrypt")
+    ks = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (("init", "generate production keys"), ("rotate", "new keys; old private kept")):
+        p = ks.add_parser(name, help=text)
+        p.add_argument("--custodian", action="append", required=True, help="custodian account name (repeat)")
+        p.add_argument("--threshold", type=int, default=2, help="shares needed to open an identity (>= 2)")
+        p.add_argument("--custody-dir", type=Path, help="where custodian files go (default data_dir/custody)")
+        p.add_argument("--passphrase-fd", type=int, help="read one passphrase per custodian, a line each")
+    export = ks.add_parser("export-public", help="print the current public keys as JSON")
+    export.add_argument("--out", type=Path, help="write to this file instead")
+    reenc = ks.add_parser("reencrypt", help="re-seal case envelopes to the current case key (resumable)")
+    reenc.add_argument("--batch", type=int, default=200)
+
+    custody = sub.add_parser("custody", help="identity releases (two people) and contact releases (one)")
+    cs = custody.add_subparsers(dest="custody_command", required=True)
+    req = cs.add_parser("request", help="ask to open a clue's reporter identity")
+    req.add_argument("--clue", required=True)
+    req.add_argument("--as", dest="actor", required=True, help="your account name")
+    req.add_argument("--reason", required=True)
+    for name in ("approve", "refuse"):
+        p = cs.add_parser(name, help=f"{name} a pending request (a second custodian or a supervisor)")
+        p.add_argument("request_id")
+        p.add_argument("--as", dest="actor", required=True)
+        if name == "approve":
+            p.add_argument("--window-minutes", type=int, default=60, help="how long the approval holds")
+    rel = cs.add_parser("release", help="open an approved identity with custodians' shares")
+    rel.add_argument("request_id")
+    rel.add_argument("--as", dest="actor", required=True, help="the requester")
+    rel.add_argument("--share", type=Path, action="append", required=True, help="a custodian's share file")
+    rel.add_argument("--passphrase-fd", type=int)
+    con = cs.add_parser("contact", help="statutory feedback: open only a reporter's contact fields")
+    con.add_argument("--clue", required=True)
+    con.add_argument("--as", dest="actor", required=True)
+    con.add_argument("--reason", required=True)
+    con.add_argument("--key", type=Path, required=True, help="your contact key file")
+    con.add_argument("--passphrase-fd", type=int)
+    cs.add_parser("list", help="list requests (ids, statuses, times)")
+
+
+def _passphrases(fd: int | None, labels: list[str]) -> list[str]:
+    if fd is not None:
+        with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as fh:
+            lines = [line.rstrip("\n") for line in fh]
+        if len(lines) < len(labels):
+            raise SystemExit(f"tipline: {len(labels)} passphrases needed on fd {fd}, got {len(lines)}")
+        return lines[: len(labels)]
+    return [getpass.getpass(f"passphrase for {label}: ") for label in labels]
+
+
+async def keys_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.custody import ceremony
+
+    keys_dir = settings.effective_keys_dir
+    if args.keys_command == "export-public":
+        text = json.dumps(ceremony.export_public(keys_dir=keys_dir, suite=settings.crypto_suite), indent=2)
+        if args.out:
+            args.out.write_text(text + "\n", encoding="utf-8")
+        else:
+            print(text)
+        return 0
+    if args.keys_command == "reencrypt":
+        return await _reencrypt(args, settings)
+    names = [n.strip() for value in args.custodian for n in value.split(",") if n.strip()]
+    custody_dir = args.custody_dir or settings.data_dir / "custody"
+    phrases = _passphrases(args.passphrase_fd, names)
+    people = [ceremony.Custodian(n, p) for n, p in zip(names, phrases, strict=True)]
+
+    async def check_custodians(session: AsyncSession) -> None:
+        from service.custody.service import _staff
+
+        for name in names:
+            _, roles = await _staff(session, name)
+            if "custodian" not in roles:
+                raise SystemExit(f"tipline: {name} is not a custodian")
+
+    await _in_session(settings, check_custodians)
+    make = ceremony.init_keys if args.keys_command == "init" else ceremony.rotate_keys
+    result = make(
+        keys_dir=keys_dir,
+        custody_dir=custody_dir,
+        suite=settings.crypto_suite,
+        custodians=people,
+        threshold=args.threshold,
+    )
+
+    async def audit(session: AsyncSession) -> None:
+        from service.audit import service as audit_service
+
+        await audit_service.record(
+            session,
+            actor=CLI_ACTOR,
+            action=f"keys.{args.keys_command}",
+            object_type="keys",
+            object_id=result.identity_key_id,
+            details={
+                "case_key_id": result.case_key_id,
+                "identity_key_id": result.identity_key_id,
+                "contact_key_id": result.contact_key_id,
+                "threshold": args.threshold,
+                "custodians": len(people),
+                "suite": settings.crypto_suite,
+            },
+        )
+
+    await _in_session(settings, audit)
+    print(
+        f"case key {result.case_key_id}, identity key {result.identity_key_id} "
+        f"({args.threshold} of {len(people)}), contact key {result.contact_key_id}"
+    )
+    for path in result.files:
+        print(f"  wrote {path}")
+    print("Hand each custodian their two files and delete them from this machine.")
+    return 0
+
+
+async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.app.runtime import load_keys
+    from service.custody import rotation
+
+    keys = load_keys(settings, frozenset({"staff"}))
+    total = 0
+    while True:
+        done = await _in_session(settings, lambda s: rotation.reencrypt_batch(s, keys=keys, limit=args.batch))
+        total += done
+        if done < args.batch:
+            break
+    print(f"re-sealed {total} clue(s) to {keys.case_public.key_id}")
+    return 0
+
+
+async def custody_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from service.app.runtime import load_keys
+    from service.custody import service as custody
+
+    roles = (
+        frozenset({"staff"}) if any(settings.effective_keys_dir.glob("case*.private.json")) else frozenset()
+    )
+    keys = load_keys(settings, roles)
+
+    async def work(session: AsyncSession) -> list[str]:
+        cmd = args.custody_command
+        if cmd == "request":
+            row = await custody.request_release(
+                session,
+                clue_id=args.clue,
+                requester=args.actor,
+                reason=args.reason,
+                kind="identity",
+                keys=keys,
+            )
+            return [f"request {row.id} pending: a second custodian or a supervisor must approve it"]
+        if cmd in ("approve", "refuse"):
+            window = timedelta(minutes=getattr(args, "window_minutes", 60))
+            row = await custody.decide(
+                session,
+                request_id=args.request_id,
+                approver=args.actor,
+                approve=cmd == "approve",
+                keys=keys,
+                window=window,
+            )
+            return [
+                f"request {row.id} {row.status}"
+                + (f" until {row.expires_at:%Y-%m-%d %H:%M} UTC" if row.expires_at else "")
+            ]
+        if cmd == "release":
+            phrases = _passphrases(args.passphrase_fd, [str(p) for p in args.share])
+            shares = [custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)]
+            identity = await custody.release_identity(
+                session, request_id=args.request_id, receiver=args.actor, shares=shares, keys=keys
+            )
+            return [json.dumps(identity, ensure_ascii=False, indent=2)]
+        if cmd == "contact":
+            (phrase,) = _passphrases(args.passphrase_fd, [str(args.key)])
+            contact = await custody.release_contact(
+                session,
+                clue_id=args.clue,
+                custodian=args.actor,
+                reason=args.reason,
+                key_file=custody.ShareInput(args.key, phrase),
+                keys=keys,
+            )
+            return [json.dumps(contact, ensure_ascii=False, indent=2)]
+        return [
+            f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
+            for r in await custody.list_requests(session)
+        ]
+
+    from service.platform.errors import DomainError
+
+    try:
+        lines = await _in_session(settings, work)
+    except DomainError as exc:
+        if args.custody_command in ("release", "contact"):
+            await _record_failure(settings, args, exc)
+        raise
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+async def _record_failure(settings, args: argparse.Namespace, exc: Exception) -> None:  # type: ignore[no-untyped-def]
+    """A failed release attempt (wrong passphrase, too few shares, recusal) is audited on its own, since
+    the attempt's own transaction was rolled back."""
+    from service.audit import service as audit_service
+
+    async def work(session: AsyncSession) -> None:
+        await audit_service.record(
+            session,
+            actor=CLI_ACTOR,
+            action=f"custody.{args.custody_command}_failed",
+            object_type="custody",
+            object_id=getattr(args, "request_id", None) or args.clue,
+            details={"error": type(exc).__name__},
+        )
+
+    await _in_session(settings, work)
+
+
+async def _in_session(settings, work):  # type: ignore[no-untyped-def]
+    from service.cli.main import _in_session as in_session
+
+    return await in_session(settings, work)

@@ -1,0 +1,172 @@
+"""Files staff attach to a clue they have just registered: a call's recording, a letter's scanned pages.
+
+Invariants:
+- Only the staff member who registered the clue may attach to it (checked against the audit trail before
+  a byte is stored), and only to a clue of the right channel; anything else is the same 404.
+- A recording identifies the caller by voice: its file key is wrapped with the IDENTITY key, and that
+  envelope is kept inside the case-key record of a ``call_recording`` addition. Staff see that a
+  recording exists (kind, size, digest); only the custodial process can open it.
+- Scanned pages go through the same pipeline as web uploads (sniff, strip metadata, encrypt, store) and
+  become ordinary case-key ``attachments`` rows.
+- The body is streamed into the pipeline; the size limit holds on the bytes received. A failure after the
+  blob was stored deletes it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.app.runtime import Runtime
+from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
+from service.attachments.sniff import DisallowedFileType
+from service.attachments.storage import BlobStore, LocalBlobStore
+from service.audit import service as audit_service
+from service.audit.models import AuditEntry
+from service.intake import assisted as hotline_service
+from service.messages import service as messages_service
+from service.platform.errors import DomainError, Invalid, NotFound
+from service.registry.models import Clue
+
+CALL_RECORDING = "call_recording"
+# Streamed: exempt from the generic body limit (exact route templates; see service.http.errors.BodySizeLimit).
+UPLOAD_PATHS = (
+    "/api/v1/hotline/calls/{clue_id}/recording",
+    "/api/v1/letters/{clue_id}/pages",
+    "/staff/hotline/calls/{clue_id}/recording",  # the staff pages' multipart forms
+    "/staff/letters/{clue_id}/pages",
+)
+
+
+class TooLarge(DomainError):
+    status_code = 413
+    code = "too_large"
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
+def blob_store(runtime: Runtime) -> BlobStore:
+    """The same directory the web channel stores its uploads in (``<data dir>/blobs``)."""
+    return LocalBlobStore(Path(runtime.settings.data_dir) / "blobs")
+
+
+async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: str) -> Clue:
+    clue = await session.get(Clue, clue_id)
+    registered_by = await session.scalar(
+        select(AuditEntry.actor).where(
+            AuditEntry.object_id == clue_id, AuditEntry.action == "clue.registered"
+        )
+    )
+    if clue is None or clue.channel != channel or registered_by != actor:
+        raise NotFound("线索不存在，或不是您登记的", message_en="no such clue registered by you")
+    return clue
+
+
+async def store_upload(
+    chunks: AsyncIterable[bytes], *, store: BlobStore, wrap: WrapKey, max_size: int, allowed: tuple[str, ...]
+) -> AttachmentRecord:
+    try:
+        record = await store_attachment(chunks, store=store, wrap_key=wrap, max_size=max_size)
+    except AttachmentTooLarge as exc:
+        raise TooLarge(
+            f"文件太大（上限 {_size(exc.limit)}）",
+            message_en=f"file larger than {exc.limit} bytes",
+        ) from None
+    except DisallowedFileType:
+        raise Invalid(
+            "不支持的文件类型或文件已损坏", message_en="file type not allowed or file damaged"
+        ) from None
+    if not str(record.kind.value).startswith(allowed):
+        await store.delete(record.blob_id)
+        raise Invalid("此处不接受这种文件", message_en=f"expected {', '.join(allowed)}")
+    return record
+
+
+async def attach_recording(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    store: BlobStore,
+    clue_id: str,
+    chunks: AsyncIterable[bytes],
+    actor: str,
+) -> str:
+    await own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
+    record = await store_upload(
+        chunks,
+        store=store,
+        wrap=runtime.keys.seal_identity,
+        max_size=runtime.settings.hotline_recording_max_bytes,
+        allowed=("audio/",),
+    )
+    try:
+        row = await hotline_service._add(  # noqa: SLF001 - same package
+            session,
+            runtime=runtime,
+            clue_id=clue_id,
+            kind=CALL_RECORDING,
+            content={
+                "blob_id": record.blob_id,
+                "kind": str(record.kind.value),
+                "size": record.size,
+                "sha256": record.sha256,
+                "removed_metadata": list(record.removed_metadata),
+                # HPKE envelope to the identity key: only the custodial process can open the recording.
+                "identity_wrapped_key": base64.b64encode(record.wrapped_key).decode("ascii"),
+            },
+            actor=actor,
+            reporter_code=None,
+            audit_action="clue.recording_added",
+            audit_details={"blob_id": record.blob_id, "size": record.size},
+            for_reporter=False,
+        )
+    except BaseException:
+        await store.delete(record.blob_id)
+        raise
+    return row.id
+
+
+async def attach_letter_page(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    store: BlobStore,
+    clue_id: str,
+    chunks: AsyncIterable[bytes],
+    actor: str,
+) -> str:
+    await own_clue(session, clue_id=clue_id, channel="letter", actor=actor)
+    record = await store_upload(
+        chunks,
+        store=store,
+        wrap=runtime.keys.seal_case,
+        max_size=runtime.settings.letter_page_max_bytes,
+        allowed=("image/", "application/pdf"),
+    )
+    try:
+        rows = await messages_service.add_attachments(
+            session,
+            clue_id=clue_id,
+            message_id=None,
+            files=[messages_service.UploadedFile(record=record)],
+            keys=runtime.keys,
+            actor=actor,
+        )
+    except BaseException:
+        await store.delete(record.blob_id)
+        raise
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="letter.page_scanned",
+        object_type="clue",
+        object_id=clue_id,
+        details={"attachment_id": rows[0].id},
+    )
+    return rows[0].id

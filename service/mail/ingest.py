@@ -1,0 +1,507 @@
+"""From raw mail to a durable outcome: a clue, filtered mail, or quarantine — committed before returning.
+
+``MailIngest(runtime)`` is the receiver's (and the IMAP poller's) ``ingest(raw)`` callback:
+
+1. parse (``parse.parse_message``: never raises);
+2. deduplicate: ``dedupe_key`` is HMAC(lookup_key("mail-dedupe"), Message-ID digest ‖ SHA-256 of the raw
+   bytes), unique, checked inside the committing transaction. A sending server that retries after a crash
+   between our commit and our ``250`` sends the same bytes, finds the row, and gets ``250`` without a
+   second clue. A concurrent duplicate loses on the unique index and is treated the same way;
+3. by kind:
+   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then the
+     intake's group commit (``runtime.intake_batcher``): the tip is prepared (classified, sealed) outside
+     any transaction, and the batcher registers it together with whatever other tips (mail or web) are
+     waiting, in one transaction. Our own writes — the ``mail_received`` row (the dedupe check),
+     attachment rows, the acknowledgement and notifications — run in that same transaction through the
+     batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
+     duplicate fails alone and the others commit. The submitter is the parsed identity (identity key), the
+     parser's lossy notes go in ``details`` (case key);
+   - ``auto_reply`` / ``bounce`` / ``spam`` → filtered: subject and body sealed to the case key, kept for
+     ``TIPLINE_MAIL_FILTERED_RETENTION_HOURS`` (the purge task destroys the envelope), counted;
+   - ``unparseable`` → quarantined: the raw message sealed whole to the identity key;
+4. commit. Only then does the caller answer ``250`` (or mark/move the IMAP message).
+
+Large messages are parsed in a worker process (``service.platform.workers``) so that MIME parsing, the most expensive
+CPU step, runs beside the event loop instead of on it; the raw bytes go over a pipe, never to a file.
+
+A database that cannot be reached raises ``receiver.TemporarilyUnavailable`` (SMTP ``451``).
+Nothing here logs anything about the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.app.runtime import Runtime
+from service.attachments.models import Attachment
+from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
+from service.attachments.sniff import DisallowedFileType
+from service.attachments.storage import BlobStore, LocalBlobStore
+from service.audit import service as audit_service
+from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR
+from service.intake.service import Submission, SubmittedTip
+from service.mail.models import CLUE, FILTERED, QUARANTINED, ReceivedMail, sealed_binding
+from service.mail.parse import ParsedMail, parse_message
+from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.notify import service as notify_service
+from service.platform.db import new_id
+from service.platform.timeutil import utcnow
+from service.platform.workers import WorkerPool, WorkerUnavailable, default_worker_count
+
+log = logging.getLogger("tipline.mail")
+
+DUPLICATE = "duplicate"
+NO_TEXT = "（邮件没有正文 / the mail has no text）"
+# Parse (and store attachments) in a worker process above this size: off the event loop, on another core.
+# Smaller messages are handled faster here than the round trip to the worker costs.
+POOL_BYTES = 32 * 1024
+_UNAVAILABLE = (OperationalError, PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+def dedupe_key(runtime: Runtime, parsed: ParsedMail) -> str:
+    key = runtime.lookup_key("mail-dedupe")
+    material = f"{parsed.message_id_digest or '-'}\x00{parsed.content_hash}".encode()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()
+
+
+def blob_store_for(runtime: Runtime) -> BlobStore:
+    """The same store the web channel uses (TIPLINE_WEB_BLOB_DIR, default <data_dir>/blobs)."""
+    from service.citizen.settings import WebSettings
+
+    root: Path = WebSettings().blob_dir or runtime.settings.data_dir / "blobs"
+    return LocalBlobStore(root)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    record: AttachmentRecord
+    filename: str
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    step = 256 * 1024
+    for start in range(0, len(data), step):
+        yield data[start : start + step]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A parsed message and its attachments already stored as ciphertext (report mail only)."""
+
+    parsed: ParsedMail
+    stored: list[_Stored]
+    left_out: list[str]
+
+
+@dataclass(frozen=True)
+class _Unwrapped:
+    """An attachment stored by a worker process; its file key travels back to be wrapped here."""
+
+    record: AttachmentRecord  # wrapped_key empty
+    file_key: bytes
+    filename: str
+
+
+def _keep_key(file_key: bytes, binding: str) -> bytes:
+    return file_key
+
+
+_WORKER_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _worker_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker process, kept (a new one per message would start new threads each time)."""
+    global _WORKER_LOOP
+    if _WORKER_LOOP is None:
+        _WORKER_LOOP = asyncio.new_event_loop()
+    return _WORKER_LOOP
+
+
+def _prepare_in_worker(
+    raw: bytes, store_root: str, max_size: int
+) -> tuple[ParsedMail, list[_Unwrapped], list[str]]:
+    """In a worker process: parse, and store a report's attachments (sniff, sanitise, encrypt, write, fsync).
+    The attachments' plaintext stays in the worker; the parent wraps each file key to the case key."""
+    parsed = parse_message(raw)
+    if parsed.kind != "report" or not parsed.attachments:
+        return parsed, [], []
+    stored, left_out = _worker_loop().run_until_complete(
+        _store_all(parsed, LocalBlobStore(store_root), _keep_key, max_size)
+    )
+    unwrapped = [
+        _Unwrapped(dataclasses.replace(item.record, wrapped_key=b""), item.record.wrapped_key, item.filename)
+        for item in stored
+    ]
+    return dataclasses.replace(parsed, attachments=()), unwrapped, left_out
+
+
+async def _store_all(
+    parsed: ParsedMail, store: BlobStore, wrap_key: WrapKey, limit: int
+) -> tuple[list[_Stored], list[str]]:
+    """Each attachment through the web channel's pipeline; refused ones are left out with a note. On any
+    other failure no blob of this message stays behind."""
+    stored: list[_Stored] = []
+    left_out: list[str] = []
+    try:
+        for attachment in parsed.attachments:
+            try:
+                record = await store_attachment(
+                    _one_chunk(attachment.data), store=store, wrap_key=wrap_key, max_size=limit
+                )
+            except DisallowedFileType:
+                left_out.append("an attachment of a type that is not accepted was left out")
+                continue
+            except AttachmentTooLarge:
+                left_out.append("an attachment over the size limit was left out")
+                continue
+            stored.append(_Stored(record, attachment.filename))
+    except BaseException:
+        await _discard(store, stored)
+        raise
+    return stored, left_out
+
+
+async def _discard(store: BlobStore, stored: list[_Stored]) -> None:
+    for item in stored:  # nothing refers to them: do not leave ciphertext behind
+        with contextlib.suppress(Exception):
+            await store.delete(item.record.blob_id)
+
+
+WORKER_POOL = WorkerPool(default_worker_count())
+
+
+class MailIngest:
+    """``await ingest(raw)`` → "clue", "filtered", "quarantined" or "duplicate", after the commit."""
+
+    def __init__(self, runtime: Runtime, *, store: BlobStore | None = None, via: str = "smtp") -> None:
+        self.runtime = runtime
+        self.store = store or blob_store_for(runtime)
+        self.via = via
+
+    async def __call__(self, raw: bytes) -> str:
+        prepared = await self._prepare(raw)
+        parsed = prepared.parsed
+        key = dedupe_key(self.runtime, parsed)
+        try:
+            if parsed.kind == "report":
+                return await self._report(raw, prepared, key)
+            return await self._commit_other(raw, parsed, key)
+        except _Duplicate:
+            return DUPLICATE
+        except (*_UNAVAILABLE, DBAPIError) as exc:
+            # Unreachable, gone, refusing connections, locked: the sender must retry (451). Anything else
+            # that goes wrong is answered 451 by the receiver too, so mail is never lost either way.
+            raise TemporarilyUnavailable(type(exc).__name__) from None
+
+    async def _prepare(self, raw: bytes) -> _Prepared:
+        """Parse, and store a report's attachments: in a worker process for large messages."""
+        if len(raw) > POOL_BYTES and isinstance(self.store, LocalBlobStore):
+            limit = self.runtime.settings.mail_attachment_max_bytes
+            try:
+                parsed, unwrapped, left_out = await WORKER_POOL.run(
+                    _prepare_in_worker, raw, str(self.store.root), limit
+                )
+            except WorkerUnavailable:
+                pass
+            else:
+                seal_case = self.runtime.keys.seal_case
+                stored = [
+                    _Stored(
+                        dataclasses.replace(
+                            item.record, wrapped_key=seal_case(item.file_key, item.record.binding)
+                        ),
+                        item.filename,
+                    )
+                    for item in unwrapped
+                ]
+                return _Prepared(parsed, stored, left_out)
+        parsed = parse_message(raw)
+        if parsed.kind != "report":
+            return _Prepared(parsed, [], [])
+        limit = self.runtime.settings.mail_attachment_max_bytes
+        stored, left_out = await _store_all(parsed, self.store, self.runtime.keys.seal_case, limit)
+        return _Prepared(parsed, stored, left_out)
+
+    async def _report(self, raw: bytes, prepared: _Prepared, key: str) -> str:
+        runtime = self.runtime
+        now = utcnow()
+        parsed, stored = prepared.parsed, prepared.stored
+        try:
+            submission = Submission(
+                text=parsed.text or NO_TEXT,
+                channel="email",
+                submitter=dict(parsed.identity),
+                received_at=now,
+                details={"mail": {"lossy": [*parsed.lossy, *prepared.left_out], "attachments": len(stored)}},
+            )
+            tip = await runtime.intake.prepare(submission, actor=PUBLIC_ACTOR)
+        except BaseException:
+            await _discard(self.store, stored)
+            raise
+
+        async def also(session: AsyncSession, submitted: SubmittedTip) -> list[audit_service.PendingEntry]:
+            return await self._record(session, raw, parsed, key, stored, submitted, now)
+
+        try:
+            await runtime.intake_batcher.submit(tip, also=also)
+        except IntegrityError:
+            # The batch failed and this tip, retried alone, failed again on a unique index. If that was the
+            # dedupe key, the message is already here: answer as for any redelivery. Anything else is a
+            # real failure (451, the sender retries).
+            if not await self._already_received(key):
+                raise
+            # Definitely not committed (the transaction failed before its commit): nothing refers to the
+            # blobs. After any other failure the commit's fate may be unknown (a connection lost during
+            # COMMIT), so the blobs stay and the orphan sweep (``attachments.sweep_orphans``) decides later.
+            await _discard(self.store, stored)
+            raise _Duplicate from None
+        return CLUE
+
+    async def _already_received(self, key: str) -> bool:
+        async with self.runtime.session_factory() as session:
+            found = await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key))
+            await session.rollback()
+        return found is not None
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        raw: bytes,
+        parsed: ParsedMail,
+        key: str,
+        stored: list[_Stored],
+        tip: SubmittedTip,
+        now: datetime,
+    ) -> list[audit_service.PendingEntry]:
+        """The mail channel's writes in the batch's transaction, after the tip's registration: rows added,
+        not flushed (each round trip here would hold up the whole batch's commit). They go out, for the whole
+        batch at once, in the flush before the commit, where a redelivery's ``mail_received`` row fails on
+        the unique ``dedupe_key``; the batch is then retried tip by tip, so the duplicate fails alone.
+        Returns the attachments' audit entry, which the batch appends with its others."""
+        runtime = self.runtime
+        session.add(self._row(key, parsed, raw, len(stored), now, outcome=CLUE, clue_id=tip.clue_id))
+        entries = []
+        if stored:
+            # The same rows and audit entry as ``messages.service.add_attachments`` (mail keeps no originals),
+            # without its flush and its audit lock of its own.
+            rows = []
+            for item in stored:
+                record = item.record
+                row = Attachment(
+                    id=new_id(),
+                    clue_id=tip.clue_id,
+                    message_id=None,
+                    blob_id=record.blob_id,
+                    kind=str(record.kind.value),
+                    size=record.size,
+                    sha256=record.sha256,
+                    wrapped_key=record.wrapped_key,
+                    removed_metadata=",".join(record.removed_metadata)[:2000],
+                    created_at=now,
+                )
+                if item.filename:
+                    row.name = runtime.keys.seal_case(
+                        item.filename.encode("utf-8"), f"attachments/{row.id}/name"
+                    )
+                rows.append(row)
+            session.add_all(rows)
+            entries.append(
+                audit_service.PendingEntry(
+                    actor=PUBLIC_ACTOR,
+                    action="clue.attachments_added",
+                    object_type="clue",
+                    object_id=tip.clue_id,
+                    details={"attachment_ids": [r.id for r in rows], "message_id": None},
+                )
+            )
+        if notify_service.relay_configured(runtime):
+            addresses = parsed.identity.get("from_address") or []
+            if addresses:
+                await notify_service.queue_acknowledgement(
+                    session, runtime=runtime, to_address=addresses[0], receipt=tip.receipt
+                )
+            await notify_service.notify_supervisors(
+                session, runtime=runtime, event="new_clue", path=f"/staff/clues/{tip.clue_id}"
+            )
+        return entries
+
+    def _row(
+        self,
+        key: str,
+        parsed: ParsedMail,
+        raw: bytes,
+        attachments: int,
+        now: datetime,
+        *,
+        outcome: str,
+        clue_id: str | None = None,
+    ) -> ReceivedMail:
+        return ReceivedMail(
+            id=new_id(),
+            dedupe_key=key,
+            kind=parsed.kind,
+            reason=(parsed.kind_reason or "")[:120],
+            via=self.via,
+            size=len(raw),
+            attachments=attachments,
+            outcome=outcome,
+            clue_id=clue_id,
+            received_at=now,
+        )
+
+    async def _claim(
+        self,
+        session: AsyncSession,
+        key: str,
+        parsed: ParsedMail,
+        raw: bytes,
+        attachments: int,
+        now: datetime,
+        *,
+        outcome: str,
+        clue_id: str | None = None,
+    ) -> ReceivedMail:
+        """Insert this message's ``mail_received`` row, or raise ``_Duplicate`` if it was already received.
+        Checked inside the committing transaction (a second transaction per message would cost a lock and
+        a sync on SQLite); a concurrent duplicate in another transaction loses on the unique index."""
+        if await session.scalar(select(ReceivedMail.id).where(ReceivedMail.dedupe_key == key)):
+            raise _Duplicate
+        row = self._row(key, parsed, raw, attachments, now, outcome=outcome, clue_id=clue_id)
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise _Duplicate from None
+        return row
+
+    async def _commit_other(self, raw: bytes, parsed: ParsedMail, key: str) -> str:
+        """Filtered or quarantined mail: no tip, so one transaction of its own."""
+        runtime = self.runtime
+        now = utcnow()
+        async with runtime.session_factory() as session:
+            try:
+                row = await self._claim(
+                    session,
+                    key,
+                    parsed,
+                    raw,
+                    0,
+                    now,
+                    outcome=QUARANTINED if parsed.kind == "unparseable" else FILTERED,
+                )
+                if row.outcome == QUARANTINED:
+                    row.sealed = runtime.keys.seal_identity(raw, sealed_binding(row.id))
+                else:
+                    content = {"kind": parsed.kind, "subject": parsed.subject, "body": parsed.body}
+                    row.sealed = runtime.keys.seal_case(_json(content), sealed_binding(row.id))
+                    row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
+                await session.flush()
+                if row.outcome == QUARANTINED:
+                    await audit_service.record(
+                        session,
+                        actor=SYSTEM_ACTOR,
+                        action="mail.quarantined",
+                        object_type="mail",
+                        object_id=row.id,
+                        details={"size": row.size},
+                    )
+                    await notify_service.notify_supervisors(
+                        session, runtime=runtime, event="mail_quarantined", path="/api/v1/mail/quarantine"
+                    )
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise _Duplicate from None
+            except _Duplicate:
+                await session.rollback()
+                raise
+            return row.outcome
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def tls_context(runtime: Runtime):  # type: ignore[no-untyped-def]
+    settings = runtime.settings
+    if settings.smtp_tls_cert and settings.smtp_tls_key:
+        from service.mail.receiver import tls_context_from_files
+
+        return tls_context_from_files(str(settings.smtp_tls_cert), str(settings.smtp_tls_key))
+    return None
+
+
+async def start(runtime: Runtime, *, port: int | None = None) -> RunningReceiver:
+    """The SMTP receiver on the running loop, ingesting into this runtime's database."""
+    settings = runtime.settings
+    receiver = await serve_receiver(
+        settings.smtp_host,
+        settings.smtp_port if port is None else port,
+        MailIngest(runtime),
+        settings.mail_accepted_addresses,
+        settings.smtp_max_bytes,
+        tls_context(runtime),
+        server_hostname=settings.smtp_hostname,
+    )
+    log.info("SMTP receiver listening", extra={"port": receiver.port})
+    return receiver
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(app: object, runtime: Runtime) -> AsyncIterator[RunningReceiver]:
+    """For an app's lifespan (``tipline serve`` with the mail role)."""
+    receiver = await start(runtime)
+    if app is not None:
+        app.state.smtp_receiver = receiver  # type: ignore[attr-defined]
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+async def run_standalone(settings, *, smtp_port: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """``tipline mail-receiver``: the SMTP receiver (and the IMAP poller when TIPLINE_IMAP_HOST is set) in
+    a process of their own, until SIGTERM or SIGINT."""
+    import signal
+
+    from service.app.runtime import build_runtime
+    from service.platform.migrations import ensure_schema
+
+    runtime = build_runtime(settings, frozenset({"mail"}))
+    try:
+        await ensure_schema(runtime.engine, auto_upgrade=settings.database_auto_upgrade)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with contextlib.AsyncExitStack() as stack:
+            if smtp_port != 0:
+                receiver = await start(runtime, port=smtp_port)
+                stack.push_async_callback(receiver.stop)
+                print(f"SMTP receiver listening on port {receiver.port}", flush=True)
+            if settings.imap_host:
+                from service.mail.imap import running_poller
+
+                await stack.enter_async_context(running_poller(runtime))
+            await stop.wait()
+    finally:
+        await runtime.close()

@@ -1,0 +1,218 @@
+"""Database: declarative base, engine and session factories, the per-request session dependency."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, DateTime, Engine, Executable, MetaData, String, event, text
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from service.platform.timeutil import as_utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def new_id() -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Time-ordered, so a batch of
+    new rows lands on the last page of each index instead of one random page per row (on SQLite every
+    touched page is written to the WAL at commit); still unguessable. The creation time it carries is no
+    more than ``received_at``/``created_at`` beside it already say."""
+    random = int.from_bytes(os.urandom(10), "big") & _RANDOM_BITS
+    return str(uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | _VERSION_AND_VARIANT | random))
+
+
+_RANDOM_BITS = (0xFFF << 64) | ((1 << 62) - 1)  # rand_a (12 bits) and rand_b (62 bits)
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+
+
+IdColumn = String(36)
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # each row parameter's name and processor
+    constants: dict[str, Any]  # values written into the statement itself (``values(seq=0)``), processed
+
+
+_driver_statements: dict[tuple[Executable, type, tuple[str, ...]], _DriverStatement] = {}
+
+
+def execute_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``connection.execute(statement, rows)`` for the write statements on every report's path (inserts,
+    the audit head's update), without SQLAlchemy's per-execution work on SQLite: the statement is compiled
+    once for the driver and the rows go straight to the DB-API cursor's ``executemany``, values converted
+    by the same bind processors SQLAlchemy would use (times, booleans). Same transaction, same connection;
+    small intake batches spent more time in statement execution than in SQLite. Every row must carry every
+    parameter: a column left to a Python-side default fails loudly at compile time instead."""
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(statement, rows)
+        return
+    key = (statement, type(connection.dialect), tuple(rows[0]))
+    driver = _driver_statements.get(key)
+    if driver is None:
+        driver = _driver_statements[key] = _compile_for_driver(statement, connection.dialect, key[2])
+    binds, constants = driver.binds, driver.constants
+    parameters = [
+        tuple(
+            constants[name] if name in constants else row[name] if process is None else process(row[name])
+            for name, process in binds
+        )
+        for row in rows
+    ]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(driver.sql, parameters)
+    except connection.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it, without the values
+        raise DBAPIError.instance(
+            driver.sql, None, exc, connection.dialect.loaded_dbapi.Error, hide_parameters=True
+        ) from exc
+    finally:
+        cursor.close()
+
+
+def _compile_for_driver(statement: Executable, dialect: Any, keys: tuple[str, ...]) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if compiled.insert_prefetch or compiled.update_prefetch or compiled.positiontup is None:
+        raise ValueError(f"execute_many needs every value given and positional parameters: {statement}")
+    processors = compiled._bind_processors
+    binds = tuple((name, processors.get(name)) for name in compiled.positiontup)
+    constants = {}
+    for name, process in binds:
+        if name not in keys:
+            value = compiled.binds[name].effective_value
+            constants[name] = value if process is None else process(value)
+    return _DriverStatement(str(compiled), binds, constants)
+
+
+def create_sqlite_writer_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for batched intake writes: a whole batch runs in one
+    worker-thread call instead of one thread hop per statement through aiosqlite."""
+    engine = sa_create_engine(
+        url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0
+    )
+    _configure_sqlite(engine)
+    return engine
+
+
+def create_sqlite_reader_engine(url: str) -> AsyncEngine:
+    """Read-only transactions on the same SQLite file: a plain (deferred) BEGIN, so readers take no write
+    lock and never hold up intake; ``query_only`` makes any write through it fail loudly."""
+    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+    _configure_sqlite(engine, read_only=True)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine | Engine, *, read_only: bool = False) -> None:
+    """WAL for concurrent readers, real foreign keys, secure_delete so freed pages hold no old plaintext,
+    and BEGIN IMMEDIATE so a transaction never fails half-way on a read-to-write lock upgrade."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+            "secure_delete=ON",
+            *(["query_only=ON"] if read_only else []),
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info`` carries per-deployment settings services read from the session (audit chains and suite)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=dict(info or {}))
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request owns the transaction: commit on success, roll back on any error."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a 2xx always means "durably stored".
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only session for ledger listings and statistics: on the replica when
+    TIPLINE_DATABASE_READ_URL is set, else on the primary. On PostgreSQL the transaction is READ ONLY, so a
+    write through it fails loudly; it is always rolled back. Reads of content need an audit entry in the
+    same transaction, so they use ``SessionDep``, never this."""
+    factory: async_sessionmaker[AsyncSession] = getattr(
+        request.app.state, "read_session_factory", request.app.state.session_factory
+    )
+    async with factory() as session:
+        try:
+            if session.bind.dialect.name == "postgresql":
+                await session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+        finally:
+            await session.rollback()
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
