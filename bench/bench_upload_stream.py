@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.attachments.pipeline import store_attachment  # noqa: E402
-from service.attachments.storage import LocalBlobStore, MemoryBlobStore  # noqa: E402
+from service.platform.blobs import LocalBlobStore, MemoryBlobStore  # noqa: E402
 
 CHUNK = 64 * 1024
 

@@ -4,17 +4,16 @@ Thin: one service call each; the service authorises, audits and verifies."""
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from service.attachments import service as attachments_service
-from service.attachments.storage import LocalBlobStore
 from service.http.deps import RuntimeDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
+from service.platform.blobs import LocalBlobStore
 from service.platform.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"], responses=STAFF_ERRORS)
@@ -32,12 +31,8 @@ class AttachmentOut(BaseModel):
     created_at: datetime
 
 
-def blob_store(request: Request, runtime: RuntimeDep) -> LocalBlobStore:
-    """Where the web channel stores uploads: ``TIPLINE_WEB_BLOB_DIR``, else ``<data dir>/blobs``."""
-    from service.citizen.settings import WebSettings
-
-    settings = getattr(request.app.state, "web_settings", None) or WebSettings()
-    return LocalBlobStore(settings.blob_dir or Path(runtime.settings.data_dir) / "blobs")
+def blob_store(runtime: RuntimeDep) -> LocalBlobStore:
+    return runtime.blobs
 
 
 @router.get("/clues/{clue_id}/attachments", response_model=list[AttachmentOut], responses=NOT_FOUND)
@@ -76,7 +71,7 @@ async def download_attachment(
         attachment_id=attachment_id,
         principal=principal,
         keys=runtime.keys,
-        store=blob_store(request, runtime),
+        store=runtime.blobs,
     )
     return StreamingResponse(
         download.chunks,

@@ -173,7 +173,7 @@ async def upload_recording(
     addition_id = await uploads.attach_recording(
         session,
         runtime=runtime,
-        store=uploads.blob_store(runtime),
+        store=runtime.blobs,
         clue_id=clue_id,
         chunks=request.stream(),
         actor=principal.actor,
@@ -203,7 +203,7 @@ async def upload_letter_page(
     attachment_id = await uploads.attach_letter_page(
         session,
         runtime=runtime,
-        store=uploads.blob_store(runtime),
+        store=runtime.blobs,
         clue_id=clue_id,
         chunks=request.stream(),
         actor=principal.actor,

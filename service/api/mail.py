@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.auth.permissions import Action, require
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
-from service.mail import service as mail_service
+from service.mailbox import service as mail_service
 from service.notify import service as notify_service
 from service.platform.db import SessionDep
 

@@ -118,7 +118,7 @@ def _code(header: str | None, body: ReceiptIn | None) -> str:
 async def _open(
     request: Request, session: SessionDep, runtime: RuntimeDep, code: str
 ) -> follow_up.OpenedReceipt:
-    web = getattr(request.app.state, "web_settings", None)
+    web = runtime.settings.web
     return await follow_up.open_receipt(
         session,
         runtime=runtime,
@@ -126,10 +126,10 @@ async def _open(
         client=follow_up.client_address(
             request.client.host if request.client else None,
             request.headers.getlist("x-forwarded-for"),
-            int(getattr(web, "trusted_proxy_hops", 0)),
+            web.trusted_proxy_hops,
         ),
         throttle=follow_up.shared_throttle(request.app.state, web),
-        floor_seconds=float(getattr(web, "lookup_floor_seconds", 0.25)),
+        floor_seconds=web.lookup_floor_seconds,
     )
 
 

@@ -34,18 +34,19 @@ from service.api.registry_schemas import (
     TransitionIn,
     TransitionOut,
 )
-from service.attachments.storage import LocalBlobStore
+from service.attachments import documents
 from service.auth.permissions import Action
 from service.auth.service import Principal
+from service.classification import service as classification_service
 from service.http.deps import RuntimeDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff, authorized
+from service.platform.blobs import LocalBlobStore
 from service.platform.db import SessionDep
 from service.platform.errors import Invalid
 from service.platform.timeutil import LOCAL
 from service.registry import (
     brief,
-    documents,
     ledger,
     lifecycle,
     routing,
@@ -266,7 +267,7 @@ async def reassign_clue(
     runtime: RuntimeDep,
 ) -> ClueSummary:
     """Reassign with a reason (kept sealed in the history). Recusal applies."""
-    clue = await routing.reassign_clue(
+    clue = await lifecycle.reassign_clue(
         session,
         clue_id=clue_id,
         assignee_id=body.assignee_id,
@@ -583,7 +584,7 @@ async def related_clues(
     clue_id: str, principal: Annotated[Principal, authorized(Action.search_clues)], session: SessionDep
 ) -> dict[str, object]:
     """Other clues about the same accused person, and near-duplicate texts (linked, never merged)."""
-    return await search.related_clues(session, clue_id=clue_id, principal=principal)
+    return await classification_service.related_clues(session, clue_id=clue_id, principal=principal)
 
 
 # --- Ledger export, statistics, the meeting brief (issue 8) ------------------------------------------

@@ -18,17 +18,20 @@ from service.api.retention import router as retention_router
 from service.api.staff import router as auth_router
 from service.api.tips import router as intake_router
 from service.app import observability
+from service.app.processes import running_worker_process
 from service.app.runtime import ROLES, build_runtime
+from service.attachments.documents import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.citizen.call_record import router as call_record_router
 from service.citizen.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
 from service.citizen.routes import router as web_router
-from service.citizen.settings import WebSettings
-from service.classification import service as classification_service
+from service.classification import classifier
 from service.http.errors import BodySizeLimit, install_error_handlers
 from service.intake.assisted_uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
+from service.jobs.worker import running_worker
+from service.mail.imap import running_poller
+from service.mail.ingest import running_receiver
 from service.platform.migrations import ensure_schema
 from service.platform.settings import Settings, get_settings
-from service.registry.documents import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.staff_site.admin_pages import router as registry_admin_pages_router
 from service.staff_site.intake_pages import router as staff_intake_pages_router
 from service.staff_site.login import router as staff_login_router
@@ -68,7 +71,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        classification_service.configure_taxonomy(settings.taxonomy_path)  # per process, at every start
+        classifier.configure_taxonomy(settings.taxonomy_path)  # per process, at every start
         runtime = build_runtime(settings, roles)
         try:
             await ensure_schema(runtime.engine, auto_upgrade=settings.database_auto_upgrade)
@@ -83,20 +86,14 @@ def create_app(
             # Ledger and statistics reads: a replica if configured; on SQLite, lock-free read transactions.
             app.state.read_session_factory = runtime.read_session_factory
             if run_worker and "worker" in roles:
-                from service.jobs.worker import running_worker, running_worker_process
-
                 if settings.worker_process:
                     await stack.enter_async_context(running_worker_process(app, settings))
                 else:
                     await stack.enter_async_context(running_worker(app, runtime))
             # Mail role: the SMTP receiver (and the IMAP poller, if configured) on this event loop.
             if run_smtp and "mail" in roles:
-                from service.mail.ingest import running_receiver
-
                 await stack.enter_async_context(running_receiver(app, runtime))
                 if settings.imap_host:
-                    from service.mail.imap import running_poller
-
                     await stack.enter_async_context(running_poller(runtime))
             yield
         await runtime.close()
@@ -112,7 +109,6 @@ def create_app(
     # Upload routes parse their bodies as streams and enforce their own limits; everything else is capped.
     exempt: tuple[str, ...] = ()
     if "intake" in roles:
-        app.state.web_settings = WebSettings()  # TIPLINE_WEB_*, read once; the receipt API uses it too
         exempt += tuple(WEB_UPLOAD_PATHS)
         for router in PUBLIC_ROUTERS:
             app.include_router(router)

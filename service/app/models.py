@@ -14,7 +14,7 @@ from service.classification.models import (
 from service.custody.models import ClueContact, CustodyRequest
 from service.intake.models import Receipt
 from service.jobs.models import Job
-from service.mail.models import ReceivedMail
+from service.mailbox.models import ReceivedMail
 from service.messages.models import Message, ReporterKey
 from service.notify.models import NotificationPreference, OutboxMessage
 from service.platform.db import Base

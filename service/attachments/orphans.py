@@ -27,21 +27,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments.models import Attachment
-from service.attachments.storage import LocalBlobStore
 from service.audit.models import AuditEntry
+from service.platform.blobs import LocalBlobStore
 
 ORPHAN_MIN_AGE = timedelta(hours=1)
 _CHUNK = 500  # ids per reference query (well under any bind-parameter limit)
 
 
 def blob_roots(runtime) -> list[Path]:  # type: ignore[no-untyped-def]
-    """Every directory a channel stores blobs in: the web channel's (TIPLINE_WEB_BLOB_DIR, shared by mail
-    and staff uploads) and ``<data_dir>/blobs`` (the hotline's)."""
-    from service.citizen.settings import WebSettings
-
+    """Every directory blobs may be in: the store (``Settings.blob_dir``) and ``<data_dir>/blobs``, where
+    staff uploads went before they followed ``TIPLINE_WEB_BLOB_DIR`` too."""
     default = Path(runtime.settings.data_dir) / "blobs"
-    configured = WebSettings().blob_dir or default
-    return list(dict.fromkeys([Path(configured), default]))
+    return list(dict.fromkeys([runtime.settings.blob_dir, default]))
 
 
 async def referenced(session: AsyncSession, blob_ids: Iterable[str]) -> set[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from service.attachments.sanitize import DEFAULT_WHOLE_FILE_LIMIT, WholeFileLimitExceeded, sanitize_stream
 from service.attachments.sniff import SNIFF_WINDOW, FileKind, sniff
-from service.attachments.storage import BlobStore, BlobWriter, new_blob_id
+from service.platform.blobs import BlobStore, BlobWriter, new_blob_id
 from service.platform.crypto.stream import DEFAULT_SEGMENT_SIZE, StreamEncryptor, generate_file_key
 
 WrapKey = Callable[[bytes, str], bytes]

@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,16 +24,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments.models import Attachment
-from service.attachments.pipeline import attachment_binding
-from service.attachments.sniff import FileKind
-from service.attachments.storage import BlobStore, BlobStoreError
+from service.attachments.pipeline import (
+    AttachmentRecord,
+    AttachmentTooLarge,
+    WrapKey,
+    attachment_binding,
+    store_attachment,
+)
+from service.attachments.sniff import DisallowedFileType, FileKind
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
+from service.platform.blobs import BlobStore, BlobStoreError
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
-from service.platform.errors import DomainError, NotFound
+from service.platform.db import new_id
+from service.platform.errors import DomainError, Invalid, NotFound, TooLarge
+from service.platform.timeutil import utcnow
 from service.registry import service as registry_service
 
 log = logging.getLogger("tipline.attachments")
@@ -176,3 +184,83 @@ async def _rest(attachment_id: str, first: bytes, plain: AsyncIterator[bytes]) -
         raise
     finally:
         await plain.aclose()  # type: ignore[attr-defined]
+
+
+# --- Adding files to a clue: the one writer of attachment rows ---------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A stored upload waiting to be linked: the pipeline's record and the name the device gave it."""
+
+    record: AttachmentRecord
+    filename: str | None = None
+    original: AttachmentRecord | None = None  # kept original, key wrapped to the identity key
+
+
+def _size_text(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
+async def store_upload(
+    chunks: AsyncIterable[bytes], *, store: BlobStore, wrap: WrapKey, max_size: int, allowed: tuple[str, ...]
+) -> AttachmentRecord:
+    try:
+        record = await store_attachment(chunks, store=store, wrap_key=wrap, max_size=max_size)
+    except AttachmentTooLarge as exc:
+        raise TooLarge(
+            f"文件太大（上限 {_size_text(exc.limit)}）",
+            message_en=f"file larger than {exc.limit} bytes",
+        ) from None
+    except DisallowedFileType:
+        raise Invalid(
+            "不支持的文件类型或文件已损坏", message_en="file type not allowed or file damaged"
+        ) from None
+    if not str(record.kind.value).startswith(allowed):
+        await store.delete(record.blob_id)
+        raise Invalid("此处不接受这种文件", message_en=f"expected {', '.join(allowed)}")
+    return record
+
+
+async def add_attachments(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    message_id: str | None,
+    files: Sequence[UploadedFile],
+    keys: KeyRing,
+    actor: str,
+) -> list[Attachment]:
+    rows = []
+    now = utcnow()
+    for upload in files:
+        record = upload.record
+        row = Attachment(
+            id=new_id(),
+            clue_id=clue_id,
+            message_id=message_id,
+            blob_id=record.blob_id,
+            kind=str(record.kind.value),
+            size=record.size,
+            sha256=record.sha256,
+            wrapped_key=record.wrapped_key,
+            removed_metadata=",".join(record.removed_metadata)[:2000],
+            original_blob_id=upload.original.blob_id if upload.original else None,
+            original_wrapped_key=upload.original.wrapped_key if upload.original else None,
+            created_at=now,
+        )
+        if upload.filename:
+            row.name = keys.seal_case(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
+        rows.append(row)
+        session.add(row)
+    if rows:
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=actor,
+            action="clue.attachments_added",
+            object_type="clue",
+            object_id=clue_id,
+            details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
+        )
+    return rows

@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from service.attachments import orphans
-from service.attachments.storage import LocalBlobStore
 from service.audit import service as audit_service
 from service.jobs.registry import JobContext, tasks
+from service.platform.blobs import LocalBlobStore
 
 
 @tasks.periodic("attachments.sweep_orphans", every=timedelta(minutes=30))

@@ -26,13 +26,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import passwords
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import Staff
 from service.auth.service import Principal
 from service.platform.errors import Conflict, Unauthenticated
+from service.platform.runtime import Runtime
 from service.platform.settings import Settings
 from service.platform.timeutil import as_utc, utcnow
 

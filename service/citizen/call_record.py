@@ -21,7 +21,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.citizen import i18n
 from service.citizen.guard import CSRF_COOKIE, csrf_ok
 from service.citizen.routes import _client, _csrf_refused, _same_site, _wrong_code, render, web_state
@@ -29,6 +28,7 @@ from service.intake import assisted as hotline_service
 from service.intake import follow_up
 from service.intake.receipts import format_receipt
 from service.platform.errors import Invalid
+from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL
 
 router = APIRouter(include_in_schema=False)

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from service.app.runtime import Runtime
+from service.attachments import service as attachments_service
 from service.attachments.pipeline import AttachmentTooLarge, store_attachment
+from service.attachments.service import UploadedFile
 from service.attachments.sniff import DisallowedFileType
-from service.attachments.storage import LocalBlobStore
 from service.audit.service import PUBLIC_ACTOR
 from service.citizen import i18n
 from service.citizen.guard import (
@@ -34,7 +34,6 @@ from service.citizen.guard import (
     new_csrf_cookie,
     origin_ok,
 )
-from service.citizen.settings import WebSettings
 from service.classification import classifier as classify_service
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import follow_up
@@ -42,8 +41,10 @@ from service.intake import service as intake_service
 from service.intake.receipts import format_receipt
 from service.intake.schemas import TipIn
 from service.messages import service as messages_service
-from service.messages.service import UploadedFile
+from service.platform.blobs import LocalBlobStore
 from service.platform.errors import DomainError
+from service.platform.runtime import Runtime
+from service.platform.settings import WebSettings
 
 router = APIRouter(include_in_schema=False)
 
@@ -85,7 +86,7 @@ def web_state(request: Request) -> WebState:
     state = getattr(request.app.state, "web", None)
     if state is None:
         runtime: Runtime = request.app.state.runtime
-        settings = getattr(request.app.state, "web_settings", None) or WebSettings()
+        settings = runtime.settings.web
         state = WebState(
             settings=settings,
             pow=ProofOfWork(
@@ -97,7 +98,7 @@ def web_state(request: Request) -> WebState:
                 wait_seconds=settings.queue_wait_seconds,
             ),
             throttle=follow_up.shared_throttle(request.app.state, settings),
-            store=LocalBlobStore(settings.blob_dir or runtime.settings.data_dir / "blobs"),
+            store=runtime.blobs,
         )
         request.app.state.web = state
     return state
@@ -435,7 +436,7 @@ async def _submit(
             ),
             actor=PUBLIC_ACTOR,
         )
-        await messages_service.add_attachments(
+        await attachments_service.add_attachments(
             session,
             clue_id=submitted.clue_id,
             message_id=None,

@@ -18,6 +18,7 @@ from service.classification.taxonomy import (
     load_taxonomy,
     set_configured_path,
 )
+from service.registry import categories as registry_categories
 
 __all__ = [
     "ClassificationResult",
@@ -91,6 +92,12 @@ def classify(text: str, category_hint: str | None = None) -> ClassificationResul
 
 def current_taxonomy() -> Taxonomy:
     return _current_engine().taxonomy
+
+
+def configure_taxonomy(path: Path | None) -> None:
+    """At process start: put the settings' taxonomy file in force (a bad file stops the start)."""
+    set_configured_path(path)
+    reload_taxonomy()
 
 
 def reload_taxonomy(path: Path | str | None = None) -> Taxonomy:
@@ -181,3 +188,6 @@ def labelled_example(*, example_id: str, text: str, labels: list[str]) -> dict[s
     exports belong in the encrypted store, never in the repository.
     """
     return {"id": example_id, "text": text, "labels": validate_labels(labels)}
+
+
+registry_categories.use(current_taxonomy)  # the registry reads the taxonomy in force through this

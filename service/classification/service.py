@@ -21,7 +21,6 @@ from sqlalchemy import delete, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.service import Principal
 from service.classification import classifier as classify_service
@@ -35,12 +34,16 @@ from service.classification.models import (
 from service.platform.crypto.keys import KeyRing
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
+from service.registry.lifecycle import lock_visible_clue
 from service.registry.models import Clue, ClueCategory, ClueState
+from service.registry.service import get_visible_clue
 
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
-NEAR_DUPLICATE_THRESHOLD = 0.6  # the registry's related-clues view uses the same figure
+NEAR_DUPLICATE_THRESHOLD = 0.6  # stored links and the related-clues view alike
+NEAR_DUPLICATE_WINDOW = 5000  # the related-clues view compares with the most recent clues that have a signature
 CHUNK_PAUSE_SECONDS = 0.05
 # After each chunk the task pauses this many times as long as the chunk took: at most 1/(1+factor) of a core.
 BACKGROUND_PAUSE_FACTOR = 7
@@ -96,8 +99,6 @@ async def correct_classification(
     keys: KeyRing,
 ) -> CorrectionView:
     """Replace a visible clue's categories with ``labels`` (validated against the taxonomy in force)."""
-    from service.registry.lifecycle import lock_visible_clue
-
     reason = reason.strip()
     if not reason:
         raise Invalid("请填写更正理由", message_en="a reason is required")
@@ -155,8 +156,6 @@ async def read_classification(
     session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
 ) -> ClassificationView:
     """The classification in force with the classifier's evidence and every correction (reasons opened)."""
-    from service.registry.service import get_visible_clue
-
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     machine = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
     rows = (
@@ -266,14 +265,6 @@ def taxonomy_summary() -> dict[str, Any]:
             for c in taxonomy.categories
         ],
     }
-
-
-def configure_taxonomy(path: Path | None) -> None:
-    """At process start: put the settings' taxonomy file in force (a bad file stops the start)."""
-    from service.classification.taxonomy import set_configured_path
-
-    set_configured_path(path)
-    classify_service.reload_taxonomy()
 
 
 async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: str) -> dict[str, Any]:
@@ -514,3 +505,47 @@ async def linked_clues(
         for cid, number, channel, status in clues.all()
     ]
     return sorted(linked, key=lambda item: (-item["similarity"], item["registry_number"]))
+
+
+async def related_clues(
+    session: AsyncSession, *, clue_id: str, principal: Principal
+) -> dict[str, list[dict[str, Any]]]:
+    """Other clues about the same accused person (any channel), and near-duplicate texts."""
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    same: list[dict[str, Any]] = []
+    if clue.accused_key:
+        rows = await session.execute(
+            select(Clue.id, Clue.registry_number, Clue.channel, Clue.status, Clue.received_at)
+            .where(Clue.accused_key == clue.accused_key, Clue.id != clue.id)
+            .order_by(Clue.received_at)
+        )
+        same = [dict(r._mapping) for r in rows.all()]
+    near: list[dict[str, Any]] = []
+    state = await session.get(ClueState, clue.id)
+    if state is not None and state.near_signature:
+        rows = await session.execute(
+            select(
+                ClueState.clue_id, ClueState.near_signature, Clue.registry_number, Clue.channel, Clue.status
+            )
+            .join(Clue, Clue.id == ClueState.clue_id)
+            .where(ClueState.near_signature.is_not(None), ClueState.clue_id != clue.id)
+            .order_by(Clue.received_at.desc())
+            .limit(NEAR_DUPLICATE_WINDOW)
+        )
+        for other_id, signature, number, channel, status in rows.all():
+            score = classify_service.signature_similarity(state.near_signature, signature)
+            if score >= NEAR_DUPLICATE_THRESHOLD:
+                near.append(
+                    {
+                        "id": other_id,
+                        "registry_number": number,
+                        "channel": channel,
+                        "status": status,
+                        "similarity": round(score, 2),
+                    }
+                )
+        near.sort(key=lambda item: -item["similarity"])
+    # Near-duplicate links stored by the classification job: shown first, marked.
+    linked = await linked_clues(session, clue_id=clue.id)
+    near = linked + [item for item in near if item["id"] not in {link["id"] for link in linked}]
+    return {"same_accused": same, "near_duplicates": near}

@@ -1,13 +1,13 @@
 """Loading and validating the taxonomy data file.
 
-The default file ships inside this package; a deployment points ``TIPLINE_TAXONOMY_PATH`` (later: the
-settings object) at its own file to rename, add or re-weight categories without code changes.
+The default file ships inside this package; a deployment points ``TIPLINE_TAXONOMY_PATH`` at its own file
+to rename, add or re-weight categories without code changes. Which file is in force is decided once, by the
+composition root from the settings (``set_configured_path``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 from service.classification.results import OTHER, Category, Negation, Pattern, Taxonomy, Thresholds
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.json")
-TAXONOMY_PATH_ENV = "TIPLINE_TAXONOMY_PATH"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 _CONCEPT_REF = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
@@ -28,27 +27,15 @@ _configured_path: Path | None = None
 
 
 def set_configured_path(path: Path | str | None) -> None:
-    """What ``Settings.taxonomy_path`` says for this process (the app's lifespan and the CLI call this).
-
-    ``None`` means "not set by a settings object": the environment (``TIPLINE_TAXONOMY_PATH``, read through
-    the settings class) or else the packaged default decides.
-    """
+    """What ``Settings.taxonomy_path`` says for this process (the app's lifespan, the job process and the
+    CLI call this); ``None``: the packaged default."""
     global _configured_path
     _configured_path = Path(path) if path is not None else None
 
 
 def configured_taxonomy_path() -> Path:
-    """The one place that decides which file to load: the settings' ``taxonomy_path``, else the default."""
-    if _configured_path is not None:
-        return _configured_path
-    try:
-        from service.platform.settings import load_settings
-
-        from_settings = load_settings().taxonomy_path
-    except Exception:  # noqa: BLE001 - unrelated settings errors must not stop classification
-        raw = os.environ.get(TAXONOMY_PATH_ENV, "").strip()
-        from_settings = Path(raw) if raw else None
-    return from_settings if from_settings else DEFAULT_TAXONOMY_PATH
+    """The file in force: the configured one, else the packaged default."""
+    return _configured_path or DEFAULT_TAXONOMY_PATH
 
 
 def load_taxonomy(path: Path | str | None = None) -> Taxonomy:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-CLI_ACTOR = "cli"
+from service.cli.common import CLI_ACTOR, in_session
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -95,7 +95,7 @@ async def keys_command(args: argparse.Namespace, settings) -> int:  # type: igno
             if "custodian" not in roles:
                 raise SystemExit(f"tipline: {name} is not a custodian")
 
-    await _in_session(settings, check_custodians)
+    await in_session(settings, check_custodians)
     make = ceremony.init_keys if args.keys_command == "init" else ceremony.rotate_keys
     result = make(
         keys_dir=keys_dir,
@@ -124,7 +124,7 @@ async def keys_command(args: argparse.Namespace, settings) -> int:  # type: igno
             },
         )
 
-    await _in_session(settings, audit)
+    await in_session(settings, audit)
     print(
         f"case key {result.case_key_id}, identity key {result.identity_key_id} "
         f"({args.threshold} of {len(people)}), contact key {result.contact_key_id}"
@@ -142,7 +142,7 @@ async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore
     keys = load_keys(settings, frozenset({"staff"}))
     total = 0
     while True:
-        done = await _in_session(settings, lambda s: rotation.reencrypt_batch(s, keys=keys, limit=args.batch))
+        done = await in_session(settings, lambda s: rotation.reencrypt_batch(s, keys=keys, limit=args.batch))
         total += done
         if done < args.batch:
             break
@@ -211,7 +211,7 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
     from service.platform.errors import DomainError
 
     try:
-        lines = await _in_session(settings, work)
+        lines = await in_session(settings, work)
     except DomainError as exc:
         if args.custody_command in ("release", "contact"):
             await _record_failure(settings, args, exc)
@@ -236,10 +236,4 @@ async def _record_failure(settings, args: argparse.Namespace, exc: Exception) ->
             details={"error": type(exc).__name__},
         )
 
-    await _in_session(settings, work)
-
-
-async def _in_session(settings, work):  # type: ignore[no-untyped-def]
-    from service.cli.main import _in_session as in_session
-
-    return await in_session(settings, work)
+    await in_session(settings, work)

@@ -7,16 +7,20 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.classification import classifier
+from service.cli import registry as registry_cli
+from service.cli.classification import add_parsers as add_classification_parsers
+from service.cli.classification import taxonomy_command
+from service.cli.classify import run as run_classify
+from service.cli.common import CLI_ACTOR, in_session
+from service.cli.custody import add_parsers as add_custody_parsers
+from service.cli.custody import custody_command, keys_command
+from service.cli.registry import add_subcommands as add_registry_subcommands
 from service.platform.settings import SettingsError, load_settings
-
-T = TypeVar("T")
-CLI_ACTOR = "cli"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,18 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     unit_add.add_argument("--parent", help="parent unit name or id")
     unit.add_parser("list", help="list units")
 
-    from service.cli.custody import add_parsers as add_custody_parsers
-
     add_custody_parsers(sub)  # keys …, custody …
 
     sub.add_parser(
         "classify", help="classify JSON Lines from stdin (see --help of the subcommand)", add_help=False
     )
-    from service.cli.classification import add_parsers as add_classification_parsers
-
     add_classification_parsers(sub)  # taxonomy validate|reload
-    from service.cli.registry import add_subcommands as add_registry_subcommands
-
     add_registry_subcommands(sub)
     return parser
 
@@ -113,16 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if argv[:1] == ["classify"]:
-        from service.cli.classify import run as run_classify
-
-        return run_classify(argv[1:], sys.stdin, sys.stdout)
-    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 2
+    classifier.set_configured_path(settings.taxonomy_path)  # loaded when first used
+    if argv[:1] == ["classify"]:
+        return run_classify(argv[1:], sys.stdin, sys.stdout)
+    args = _parser().parse_args(argv)
     from service.platform.crypto.keys import KeyFileError
     from service.platform.errors import DomainError
     from service.platform.migrations import SchemaOutOfDate
@@ -131,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args, settings)
         if args.command == "mail-receiver":
-            from service.mail.ingest import run_standalone
+            from service.app.processes import run_mail_receiver
 
-            asyncio.run(run_standalone(settings, smtp_port=args.smtp_port))
+            asyncio.run(run_mail_receiver(settings, smtp_port=args.smtp_port))
             return 0
         if args.command == "mail-outbound-key":
             from service.notify.keys import generate
@@ -181,23 +178,6 @@ def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     return 0
 
 
-async def _in_session(settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:  # type: ignore[no-untyped-def]
-    """One transaction for one CLI action, on a migrated database."""
-    from service.app.runtime import session_info
-    from service.platform.db import create_engine, create_session_factory
-    from service.platform.migrations import ensure_schema
-
-    engine = create_engine(settings.effective_database_url)
-    try:
-        await ensure_schema(engine, auto_upgrade=False)
-        async with create_session_factory(engine, info=session_info(settings))() as session:
-            result = await work(session)
-            await session.commit()
-            return result
-    finally:
-        await engine.dispose()
-
-
 async def _db(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from service.platform.db import create_engine
     from service.platform.migrations import current_revision, head_revision, run_migrations
@@ -239,14 +219,14 @@ async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             print(f"tipline: cannot read checkpoint {args.checkpoint}", file=sys.stderr)
             return 2
         trusted = checkpoints.trusted_public_key(settings.effective_keys_dir)
-        problems = await _in_session(
+        problems = await in_session(
             settings, lambda s: checkpoints.verify_against(s, document, trusted=trusted)
         )
         for problem in problems:
             print(f"audit trail does NOT match the checkpoint: {problem}", file=sys.stderr)
         if problems:
             return 1
-    report = await _in_session(settings, audit_service.verify)
+    report = await in_session(settings, audit_service.verify)
     if report.problem:
         print(f"audit trail BROKEN at {report.problem.describe()}", file=sys.stderr)
         return 1
@@ -290,7 +270,7 @@ async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             for s in await auth_service.list_staff(session)
         ]
 
-    for line in await _in_session(settings, work):
+    for line in await in_session(settings, work):
         print(line)
     return 0
 
@@ -327,7 +307,7 @@ async def _staff_login(args: argparse.Namespace, settings) -> int:  # type: igno
         uri = await session_service.enrol_totp(session, totp_key=key, staff=staff, actor=CLI_ACTOR)
         return [f"TOTP enrolled for {staff.name}; scan this URI (shown once):", uri]
 
-    for line in await _in_session(settings, work):
+    for line in await in_session(settings, work):
         print(line)
     return 0
 
@@ -347,14 +327,12 @@ async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-u
             for u in await auth_service.list_units(session)
         ]
 
-    for line in await _in_session(settings, work):
+    for line in await in_session(settings, work):
         print(line)
     return 0
 
 
 async def _registry(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.cli import registry as registry_cli
-
     commands = {"dev": registry_cli.run_dev, "routing": registry_cli.run_routing, "deadlines": registry_cli.run_deadlines}
     return await commands[args.command](args, settings)
 
@@ -366,7 +344,7 @@ async def _audit_checkpoint(args: argparse.Namespace, settings) -> int:  # type:
     from service.audit import checkpoints
 
     key = checkpoints.load_or_create_signing_key(settings.effective_keys_dir, settings.crypto_suite)
-    document = await _in_session(
+    document = await in_session(
         settings, lambda s: checkpoints.create_checkpoint(s, key=key, actor=CLI_ACTOR)
     )
     args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -375,14 +353,10 @@ async def _audit_checkpoint(args: argparse.Namespace, settings) -> int:  # type:
 
 
 async def _keys(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.cli.custody import keys_command
-
     return await keys_command(args, settings)
 
 
 async def _custody(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.cli.custody import custody_command
-
     return await custody_command(args, settings)
 
 
@@ -390,8 +364,6 @@ _COMMANDS.update(keys=_keys, custody=_custody)
 
 
 async def _taxonomy(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.cli.classification import taxonomy_command
-
     return await taxonomy_command(args, settings)
 
 

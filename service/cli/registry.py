@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-CLI_ACTOR = "cli"
+from service.cli.common import CLI_ACTOR, in_session
 
 
 def add_subcommands(sub: Any) -> None:
@@ -87,7 +87,6 @@ async def run_dev(args: argparse.Namespace, settings: Any) -> int:
 
 async def run_routing(args: argparse.Namespace, settings: Any) -> int:
     from service.auth import service as auth_service
-    from service.cli.main import _in_session
     from service.registry import routing
 
     async def work(session: Any) -> list[str]:
@@ -130,13 +129,12 @@ async def run_routing(args: argparse.Namespace, settings: Any) -> int:
             for r in await routing.list_rules(session)
         ]
 
-    for line in await _in_session(settings, work):
+    for line in await in_session(settings, work):
         print(line)
     return 0
 
 
 async def run_deadlines(args: argparse.Namespace, settings: Any) -> int:
-    from service.cli.main import _in_session
     from service.registry import routing
     from service.registry.deadlines import DEFAULT_LIMITS
 
@@ -167,6 +165,6 @@ async def run_deadlines(args: argparse.Namespace, settings: Any) -> int:
             )
         return lines
 
-    for line in await _in_session(settings, work):
+    for line in await in_session(settings, work):
         print(line)
     return 0

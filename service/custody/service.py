@@ -33,7 +33,7 @@ from service.platform.crypto.keys import KeyFileError, KeyRing, key_pair_from_pr
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue
-from service.registry.service import _enforce_recusal
+from service.registry.service import enforce_recusal
 
 CONTACT_FIELDS = ("phone", "email", "address")
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -71,7 +71,7 @@ async def _clue(session: AsyncSession, clue_id: str) -> Clue:
 async def _recuse(session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing) -> None:
     """Nobody in the accused person's unit (or a part of it) may request, approve or receive."""
     try:
-        await _enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys)
+        await enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys)
     except EnvelopeError:
         # Without the case private key the free-text unit cannot be compared; the unit id check still ran.
         if clue.accused_unit_id is not None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.app.runtime import Runtime
+from service.platform.runtime import Runtime
 
 
 async def get_runtime(request: Request) -> Runtime:  # async: a sync dependency costs a thread hop

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.intake import assisted_schemas as schemas
@@ -30,6 +29,7 @@ from service.messages import reporter_key as rk
 from service.messages import service as messages_service
 from service.platform.db import new_id
 from service.platform.errors import Invalid, NotFound
+from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry.additions import ClueAddition
 

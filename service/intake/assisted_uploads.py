@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterable
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
-from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
-from service.attachments.sniff import DisallowedFileType
-from service.attachments.storage import BlobStore, LocalBlobStore
+from service.attachments import service as attachments_service
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.intake import assisted as hotline_service
-from service.messages import service as messages_service
-from service.platform.errors import DomainError, Invalid, NotFound
+from service.platform.blobs import BlobStore
+from service.platform.errors import NotFound
+from service.platform.runtime import Runtime
 from service.registry.models import Clue
 
 CALL_RECORDING = "call_recording"
@@ -40,20 +37,6 @@ UPLOAD_PATHS = (
     "/staff/hotline/calls/{clue_id}/recording",  # the staff pages' multipart forms
     "/staff/letters/{clue_id}/pages",
 )
-
-
-class TooLarge(DomainError):
-    status_code = 413
-    code = "too_large"
-
-
-def _size(limit: int) -> str:
-    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
-
-
-def blob_store(runtime: Runtime) -> BlobStore:
-    """The same directory the web channel stores its uploads in (``<data dir>/blobs``)."""
-    return LocalBlobStore(Path(runtime.settings.data_dir) / "blobs")
 
 
 async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: str) -> Clue:
@@ -68,26 +51,6 @@ async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: 
     return clue
 
 
-async def store_upload(
-    chunks: AsyncIterable[bytes], *, store: BlobStore, wrap: WrapKey, max_size: int, allowed: tuple[str, ...]
-) -> AttachmentRecord:
-    try:
-        record = await store_attachment(chunks, store=store, wrap_key=wrap, max_size=max_size)
-    except AttachmentTooLarge as exc:
-        raise TooLarge(
-            f"文件太大（上限 {_size(exc.limit)}）",
-            message_en=f"file larger than {exc.limit} bytes",
-        ) from None
-    except DisallowedFileType:
-        raise Invalid(
-            "不支持的文件类型或文件已损坏", message_en="file type not allowed or file damaged"
-        ) from None
-    if not str(record.kind.value).startswith(allowed):
-        await store.delete(record.blob_id)
-        raise Invalid("此处不接受这种文件", message_en=f"expected {', '.join(allowed)}")
-    return record
-
-
 async def attach_recording(
     session: AsyncSession,
     *,
@@ -98,7 +61,7 @@ async def attach_recording(
     actor: str,
 ) -> str:
     await own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
-    record = await store_upload(
+    record = await attachments_service.store_upload(
         chunks,
         store=store,
         wrap=runtime.keys.seal_identity,
@@ -142,7 +105,7 @@ async def attach_letter_page(
     actor: str,
 ) -> str:
     await own_clue(session, clue_id=clue_id, channel="letter", actor=actor)
-    record = await store_upload(
+    record = await attachments_service.store_upload(
         chunks,
         store=store,
         wrap=runtime.keys.seal_case,
@@ -150,11 +113,11 @@ async def attach_letter_page(
         allowed=("image/", "application/pdf"),
     )
     try:
-        rows = await messages_service.add_attachments(
+        rows = await attachments_service.add_attachments(
             session,
             clue_id=clue_id,
             message_id=None,
-            files=[messages_service.UploadedFile(record=record)],
+            files=[attachments_service.UploadedFile(record=record)],
             keys=runtime.keys,
             actor=actor,
         )

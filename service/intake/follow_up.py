@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.intake.models import Receipt
 from service.intake.receipts import MalformedReceipt, new_receipt_code, normalise_receipt, receipt_hash
 from service.messages import service as messages_service
 from service.platform.errors import NotFound
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue
 

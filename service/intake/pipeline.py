@@ -1,12 +1,15 @@
 """The intake pipeline: preparing tips (personal-data masking, classification, sealing — the CPU part of
 intake) and, on the embedded default, registering them, in worker processes beside the event loop.
 
-- ``runtime.intake.submit(submission, actor=...)``: a report registered in a transaction of its own (the
-  public API). On SQLite the worker prepares a whole batch and registers it in one transaction on its own
-  write connection; the server process is left with HTTP. On PostgreSQL the worker prepares and the
-  server's group commit (``IntakeBatcher``) registers.
-- ``runtime.intake.prepare(submission, actor=...)``: a prepared tip, for channels that register it in a
-  transaction together with writes of their own (mail, hotline, letters, staff sources, the web form).
+This is the one intake entry: every channel turns what arrived into a ``Submission`` and calls it.
+
+- ``runtime.intake.submit(submission, actor=..., also=...)``: a report registered in a transaction of its
+  own; ``also`` adds the channel's own writes (a mail record, a call's addition) to that transaction. On
+  SQLite the worker prepares a whole batch and registers it in one transaction on its own write
+  connection; the server process is left with HTTP. On PostgreSQL the worker prepares and the server's
+  group commit (``IntakeBatcher``) registers.
+- ``runtime.intake.prepare(submission, actor=...)`` then ``runtime.intake.register(prepared, also=...)``:
+  the same in two steps, for a channel that must know the outcome of preparing before it writes.
 
 Submissions that arrive while a worker is busy wait together and go to it as one batch: one pipe round
 trip and one commit for many tips. Workers hold what the intake role holds — the public keys and the lookup
@@ -30,20 +33,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
-from service.platform.crypto.keys import sealing_batch
+from service.classification import classifier as classify_service
+from service.intake.batching import AlsoWrite, IntakeBatcher
+from service.intake.service import PreparedTip, Submission, SubmittedTip, prepare_tip, register_batch_sync
+from service.platform.crypto.keys import KeyRing, sealing_batch
+from service.platform.db import create_sqlite_writer_engine
 from service.platform.errors import DomainError, TemporarilyUnavailable
+from service.platform.runtime import Runtime, derive_lookup_key, session_info, with_data_key_window
+from service.platform.settings import Settings
 from service.platform.workers import WorkerPool, WorkerUnavailable, default_worker_count, mergeable
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from service.app.runtime import Runtime
-    from service.intake.service import PreparedTip, Submission, SubmittedTip
-    from service.platform.crypto.keys import KeyRing
-    from service.platform.settings import Settings
 
 log = logging.getLogger("tipline.intake")
 
@@ -89,13 +92,12 @@ class IntakePipeline:
             if workers
             else None
         )
+        self._batcher = IntakeBatcher(runtime.session_factory, runtime, sqlite_writer=runtime.sqlite_writer)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._dispatchers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Start the workers now (keys, taxonomy and database loaded), not when the first report arrives."""
-        from service.classification import classifier as classify_service
-
         if self._pool is not None:
             with contextlib.suppress(WorkerUnavailable):
                 await self._pool.run(_ready, classify_service.taxonomy_in_force())
@@ -109,12 +111,18 @@ class IntakePipeline:
             return _prepare_here(self._runtime, submission, actor)
         return await self._enqueue(PREPARE, submission, actor)
 
-    async def submit(self, submission: Submission, *, actor: str) -> SubmittedTip:
+    async def submit(
+        self, submission: Submission, *, actor: str, also: AlsoWrite | None = None
+    ) -> SubmittedTip:
         """Prepare and register one submission in a transaction of its own; returns once committed."""
-        if self._pool is not None and self.worker_registers:
+        if self._pool is not None and self.worker_registers and also is None:
             return await self._enqueue(SUBMIT, submission, actor)
         prepared = await self.prepare(submission, actor=actor)
-        return await self._runtime.intake_batcher.submit(prepared)
+        return await self.register(prepared, also=also)
+
+    async def register(self, prepared: PreparedTip, *, also: AlsoWrite | None = None) -> SubmittedTip:
+        """Register a prepared tip through the group commit, with ``also``'s writes in its transaction."""
+        return await self._batcher.submit(prepared, also=also)  # type: ignore[return-value]
 
     async def close(self) -> None:
         for task in self._dispatchers:
@@ -124,6 +132,7 @@ class IntakePipeline:
         self._dispatchers = []
         if self._pool is not None:
             self._pool.shutdown()
+        await self._batcher.close()
 
     async def _enqueue(self, kind: str, submission: Submission, actor: str) -> Any:
         self._dispatchers = [task for task in self._dispatchers if not task.done()]
@@ -135,8 +144,6 @@ class IntakePipeline:
 
     async def _dispatch(self) -> None:
         """Take whatever has gathered, hand it to a worker as one batch, answer each job."""
-        from service.classification import classifier as classify_service
-
         assert self._pool is not None
         while True:
             batch = [await self._queue.get()]
@@ -171,14 +178,12 @@ class IntakePipeline:
         if job.kind == PREPARE or isinstance(prepared, Exception):
             return prepared
         try:
-            return await self._runtime.intake_batcher.submit(prepared)
+            return await self.register(prepared)
         except Exception as exc:  # noqa: BLE001 - answered to this job alone
             return exc
 
 
 def _prepare_here(sealing: Any, submission: Submission, actor: str) -> PreparedTip:
-    from service.intake.service import prepare_tip
-
     return prepare_tip(sealing, submission, actor=actor)
 
 
@@ -215,8 +220,6 @@ class _Worker:
     writer: sessionmaker[Session] | None
 
     def lookup_key(self, label: str) -> bytes:
-        from service.app.runtime import derive_lookup_key
-
         return derive_lookup_key(self.lookup_secret, label)
 
 
@@ -229,12 +232,6 @@ def _start_worker(
     """The server process's own public keys and lookup secret (not re-read from disk: the worker seals
     exactly as the server would), and on SQLite a write connection of its own."""
     global _worker
-    from sqlalchemy.orm import sessionmaker
-
-    from service.app.runtime import session_info, with_data_key_window
-    from service.platform.crypto.keys import KeyRing
-    from service.platform.db import create_sqlite_writer_engine
-
     writer = None
     if settings.is_sqlite:
         engine = create_sqlite_writer_engine(settings.effective_database_url)
@@ -244,8 +241,6 @@ def _start_worker(
 
 
 def _ready(taxonomy: tuple[Path, int]) -> bool:
-    from service.classification import classifier as classify_service
-
     classify_service.follow_taxonomy(taxonomy)
     return _worker is not None
 
@@ -266,9 +261,6 @@ def _run_batches(calls: list[tuple[Any, ...]]) -> list[list[Any]]:
 def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, str]]) -> list[Any]:
     """Prepare every item; register the ``submit`` ones in one transaction (one by one if that fails, so a
     bad tip fails alone). Returns, per item, a PreparedTip, a SubmittedTip or an error."""
-    from service.classification import classifier as classify_service
-    from service.intake.service import PreparedTip, register_batch_sync
-
     assert _worker is not None
     classify_service.follow_taxonomy(taxonomy)
     with sealing_batch():  # one KEM operation per public key for the whole batch

@@ -7,10 +7,7 @@ envelopes; the report content only as case-key envelopes. Nothing here logs cont
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,12 +27,13 @@ from service.messages.models import ReporterKey
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
 from service.platform.timeutil import utcnow
+from service.registry import search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 
 if TYPE_CHECKING:
-    from service.app.runtime import Runtime
     from service.platform.crypto.keys import KeyRing
+    from service.platform.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -77,21 +75,6 @@ class Sealing(Protocol):
     keys: KeyRing
 
     def lookup_key(self, label: str) -> bytes: ...
-
-
-def accused_index(runtime: Sealing, accused: dict[str, str | None]) -> str | None:
-    """Keyed hash of the normalised name and unit, so repeat reports link without plaintext."""
-    name = _normalise_name(accused.get("name"))
-    if not name:
-        return None
-    unit = _normalise_name(accused.get("unit"))
-    key = runtime.lookup_key("accused-index")
-    return hmac.new(key, f"{name}\x00{unit}".encode(), hashlib.sha256).hexdigest()
-
-
-def _normalise_name(value: str | None) -> str:
-    text = unicodedata.normalize("NFKC", value or "")
-    return "".join(ch for ch in text if not ch.isspace()).lower()
 
 
 @dataclass(frozen=True)
@@ -150,7 +133,7 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         accused=sealed["accused"],
         classification=sealed["classification"],
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
-        accused_key=accused_index(runtime, submission.accused),
+        accused_key=search.accused_index(runtime, submission.accused),
         accused_unit_name=submission.accused.get("unit"),
         categories=tuple(result.labels),
         needs_triage=result.needs_triage,

@@ -28,13 +28,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
+from service.platform.runtime import Runtime
 
 # Modules that register tasks when imported. Add yours here (one line).
 TASK_MODULES: list[str] = [
     "service.jobs.builtin",
     "service.notify.tasks",
-    "service.mail.tasks",
+    "service.mailbox.tasks",
     "service.registry.tasks",
     "service.custody.tasks",
     "service.auth.tasks",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import secrets
 import socket
@@ -19,9 +18,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from service.app.runtime import Runtime
 from service.jobs import service as jobs_service
 from service.jobs.registry import JobContext, Registry, load_task_modules
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 
 log = logging.getLogger("tipline.jobs")
@@ -154,103 +153,3 @@ async def running_worker(app: Any, runtime: Runtime) -> AsyncIterator[Worker]:
     finally:
         stop.set()
         await loop_task
-
-
-class WorkerProcess:
-    """The job loop in a process of its own, started by ``tipline serve``: background work (near-duplicate
-    linking, reminders, purges, mail) then never shares the server's event loop, and its write transactions
-    are not stretched by the server's HTTP load while other writers (intake) wait for the SQLite lock.
-
-    Replaced if it dies; its liveness (the loop's last turn) is shared, so ``/livez`` still tells."""
-
-    def __init__(self, settings: Any) -> None:
-        self._context = multiprocessing.get_context("spawn")
-        self._settings = settings
-        self.poll_interval = float(settings.worker_poll_seconds)
-        self._last_tick = self._context.Value("d", time.monotonic(), lock=False)
-        self._process: Any = None
-
-    def start(self) -> None:
-        self._last_tick.value = time.monotonic()
-        self._process = self._context.Process(
-            target=_worker_process_main,
-            args=(self._settings, self._last_tick, os.getpid()),
-            name="tipline-jobs",
-        )
-        self._process.start()
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
-    def stalled(self, factor: float = 30.0) -> bool:
-        stale = time.monotonic() - self._last_tick.value > max(60.0, factor * self.poll_interval)
-        return not self.alive() or stale
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()  # SIGTERM: the loop finishes its job and stops
-        self._process.join(timeout)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-
-
-def _worker_process_main(settings: Any, last_tick: Any, parent_pid: int) -> None:
-    import signal
-    import threading
-
-    from service.app import observability
-    from service.app.runtime import build_runtime
-    from service.classification import service as classification_service
-
-    observability.configure_logging()
-    classification_service.configure_taxonomy(settings.taxonomy_path)
-
-    async def main() -> None:
-        runtime = build_runtime(settings, frozenset({"worker"}))
-        worker = Worker(runtime, poll_interval=float(settings.worker_poll_seconds))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-
-        async def share_liveness() -> None:
-            while not stop.is_set():
-                last_tick.value = worker.last_tick
-                if os.getppid() != parent_pid:  # the server is gone (SIGKILLed): leave too
-                    stop.set()
-                await asyncio.sleep(1.0)
-
-        sharing = asyncio.create_task(share_liveness())
-        try:
-            await worker.run_forever(stop)
-        finally:
-            sharing.cancel()
-            await runtime.close()
-
-    threading.current_thread().name = "tipline-jobs"
-    asyncio.run(main())
-
-
-@contextlib.asynccontextmanager
-async def running_worker_process(app: Any, settings: Any) -> AsyncIterator[WorkerProcess]:
-    """``tipline serve`` with the worker role: the job loop in its own process, replaced if it dies."""
-    process = WorkerProcess(settings)
-    process.start()
-    app.state.worker = process
-
-    async def replace_when_dead() -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            if not process.alive():
-                log.warning("job worker process ended; starting a new one")
-                process.start()
-
-    watcher = asyncio.create_task(replace_when_dead(), name="tipline-jobs-watch")
-    try:
-        yield process
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        await asyncio.to_thread(process.stop)

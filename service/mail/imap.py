@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from service.app.runtime import Runtime
+from service.platform.runtime import Runtime
 
 log = logging.getLogger("tipline.mail.imap")
 Ingest = Callable[[bytes], Awaitable[str]]

@@ -8,8 +8,9 @@
    between our commit and our ``250`` sends the same bytes, finds the row, and gets ``250`` without a
    second clue. A concurrent duplicate loses on the unique index and is treated the same way;
 3. by kind:
-   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then the
-     intake's group commit (``runtime.intake_batcher``): the tip is prepared (classified, sealed) outside
+   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then
+     the intake entry's group commit (``runtime.intake.register``): the tip is prepared (classified,
+     sealed) outside
      any transaction, and the batcher registers it together with whatever other tips (mail or web) are
      waiting, in one transaction. Our own writes — the ``mail_received`` row (the dedupe check),
      attachment rows, the acknowledgement and notifications — run in that same transaction through the
@@ -40,26 +41,25 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.attachments.models import Attachment
 from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
 from service.attachments.sniff import DisallowedFileType
-from service.attachments.storage import BlobStore, LocalBlobStore
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR
 from service.intake.service import Submission, SubmittedTip
-from service.mail.models import CLUE, FILTERED, QUARANTINED, ReceivedMail, sealed_binding
 from service.mail.parse import ParsedMail, parse_message
 from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.mailbox.models import CLUE, FILTERED, QUARANTINED, ReceivedMail, sealed_binding
 from service.notify import service as notify_service
+from service.platform.blobs import BlobStore, LocalBlobStore
 from service.platform.db import new_id
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 from service.platform.workers import WorkerPool, WorkerUnavailable, default_worker_count
 
@@ -77,14 +77,6 @@ def dedupe_key(runtime: Runtime, parsed: ParsedMail) -> str:
     key = runtime.lookup_key("mail-dedupe")
     material = f"{parsed.message_id_digest or '-'}\x00{parsed.content_hash}".encode()
     return hmac.new(key, material, hashlib.sha256).hexdigest()
-
-
-def blob_store_for(runtime: Runtime) -> BlobStore:
-    """The same store the web channel uses (TIPLINE_WEB_BLOB_DIR, default <data_dir>/blobs)."""
-    from service.citizen.settings import WebSettings
-
-    root: Path = WebSettings().blob_dir or runtime.settings.data_dir / "blobs"
-    return LocalBlobStore(root)
 
 
 @dataclass(frozen=True)
@@ -190,7 +182,7 @@ class MailIngest:
 
     def __init__(self, runtime: Runtime, *, store: BlobStore | None = None, via: str = "smtp") -> None:
         self.runtime = runtime
-        self.store = store or blob_store_for(runtime)
+        self.store = store or runtime.blobs
         self.via = via
 
     async def __call__(self, raw: bytes) -> str:
@@ -258,7 +250,7 @@ class MailIngest:
             return await self._record(session, raw, parsed, key, stored, submitted, now)
 
         try:
-            await runtime.intake_batcher.submit(tip, also=also)
+            await runtime.intake.register(tip, also=also)
         except IntegrityError:
             # The batch failed and this tip, retried alone, failed again on a unique index. If that was the
             # dedupe key, the message is already here: answer as for any redelivery. Anything else is a
@@ -476,32 +468,3 @@ async def running_receiver(app: object, runtime: Runtime) -> AsyncIterator[Runni
         yield receiver
     finally:
         await receiver.stop()
-
-
-async def run_standalone(settings, *, smtp_port: int | None = None) -> None:  # type: ignore[no-untyped-def]
-    """``tipline mail-receiver``: the SMTP receiver (and the IMAP poller when TIPLINE_IMAP_HOST is set) in
-    a process of their own, until SIGTERM or SIGINT."""
-    import signal
-
-    from service.app.runtime import build_runtime
-    from service.platform.migrations import ensure_schema
-
-    runtime = build_runtime(settings, frozenset({"mail"}))
-    try:
-        await ensure_schema(runtime.engine, auto_upgrade=settings.database_auto_upgrade)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with contextlib.AsyncExitStack() as stack:
-            if smtp_port != 0:
-                receiver = await start(runtime, port=smtp_port)
-                stack.push_async_callback(receiver.stop)
-                print(f"SMTP receiver listening on port {receiver.port}", flush=True)
-            if settings.imap_host:
-                from service.mail.imap import running_poller
-
-                await stack.enter_async_context(running_poller(runtime))
-            await stop.wait()
-    finally:
-        await runtime.close()

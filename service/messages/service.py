@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.attachments import service as attachments_service
 from service.attachments.models import Attachment
-from service.attachments.pipeline import AttachmentRecord
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.auth.permissions import Action, require
@@ -51,15 +51,6 @@ class MessageView:
     attachments: tuple[AttachmentInfo, ...] = ()
 
 
-@dataclass(frozen=True)
-class UploadedFile:
-    """A stored upload waiting to be linked: the pipeline's record and the name the device gave it."""
-
-    record: AttachmentRecord
-    filename: str | None = None
-    original: AttachmentRecord | None = None  # kept original, key wrapped to the identity key
-
-
 def body_binding(message_id: str) -> str:
     return f"messages/{message_id}/body"
 
@@ -82,50 +73,6 @@ def clean_text(text: str) -> str:
 
 
 # --- Attachments ------------------------------------------------------------------------------------
-
-
-async def add_attachments(
-    session: AsyncSession,
-    *,
-    clue_id: str,
-    message_id: str | None,
-    files: Sequence[UploadedFile],
-    keys: KeyRing,
-    actor: str,
-) -> list[Attachment]:
-    rows = []
-    now = utcnow()
-    for upload in files:
-        record = upload.record
-        row = Attachment(
-            id=new_id(),
-            clue_id=clue_id,
-            message_id=message_id,
-            blob_id=record.blob_id,
-            kind=str(record.kind.value),
-            size=record.size,
-            sha256=record.sha256,
-            wrapped_key=record.wrapped_key,
-            removed_metadata=",".join(record.removed_metadata)[:2000],
-            original_blob_id=upload.original.blob_id if upload.original else None,
-            original_wrapped_key=upload.original.wrapped_key if upload.original else None,
-            created_at=now,
-        )
-        if upload.filename:
-            row.name = keys.seal_case(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
-        rows.append(row)
-        session.add(row)
-    if rows:
-        await session.flush()
-        await audit_service.record(
-            session,
-            actor=actor,
-            action="clue.attachments_added",
-            object_type="clue",
-            object_id=clue_id,
-            details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
-        )
-    return rows
 
 
 async def _attachments_by_message(
@@ -275,7 +222,7 @@ async def reporter_send(
     code: str,
     keys: KeyRing,
     text: str,
-    files: Sequence[UploadedFile] = (),
+    files: Sequence[attachments_service.UploadedFile] = (),
 ) -> MessageView:
     text = clean_text(text) if (text or "").strip() or not files else (text or "").strip()
     await ensure_reporter_key(session, clue_id=clue_id, code=code)
@@ -293,7 +240,7 @@ async def reporter_send(
         object_id=clue_id,
         details={"message_id": message.id, "attachments": len(files)},
     )
-    rows = await add_attachments(
+    rows = await attachments_service.add_attachments(
         session, clue_id=clue_id, message_id=message.id, files=files, keys=keys, actor=PUBLIC_ACTOR
     )
     infos = tuple(AttachmentInfo(r.id, r.kind, r.size) for r in rows)

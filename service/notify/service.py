@@ -19,7 +19,6 @@ from email.utils import make_msgid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.models import StaffRole
 from service.jobs import service as jobs_service
@@ -43,6 +42,7 @@ from service.notify.models import (
 from service.notify.sender import Sender
 from service.platform.db import new_id
 from service.platform.errors import Invalid
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 
 SEND_TASK = "notify.send"

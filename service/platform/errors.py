@@ -41,3 +41,8 @@ class Invalid(DomainError):
 class TemporarilyUnavailable(DomainError):
     status_code = 503
     code = "temporarily_unavailable"
+
+
+class TooLarge(DomainError):
+    status_code = 413
+    code = "too_large"

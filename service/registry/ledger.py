@@ -40,9 +40,9 @@ from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
-from service.classification import classifier as classify_service
 from service.platform.crypto.keys import KeyRing
 from service.platform.timeutil import LOCAL, as_utc
+from service.registry import categories as taxonomy_categories
 from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.service import ClueFilters, _apply_filters
@@ -234,7 +234,7 @@ async def ledger_rows(
     accused envelope (in a helper process unless ``helper=False``); never touches ``clues.identity`` or
     the report text."""
     lookups = await _lookups(session)
-    names = {c.id: _short_name(c.name) for c in classify_service.current_taxonomy().categories}
+    names = {id_: _short_name(name) for id_, name in taxonomy_categories.category_names().items()}
     query = (
         select(
             Clue.id,

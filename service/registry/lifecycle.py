@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Unit
@@ -32,10 +31,12 @@ from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, as_utc, utcnow
-from service.registry import deadlines
+from service.registry import deadlines, routing
 from service.registry.deadlines import Stage
 from service.registry.models import Clue, ClueState, ClueTransfer, ClueTransition, DeadlineRule
+from service.registry.service import assign_clue, enforce_recusal, get_visible_clue
 
 
 class Status(StrEnum):
@@ -266,8 +267,6 @@ async def apply_transition(
         stage = Stage.referral if labels == {"other"} else Stage.disposal
         clue.due_at = await stage_due(session, clue, stage, clue.received_at)
         if request.route and clue.assignee_id is None:
-            from service.registry import routing
-
             fired = await routing.route_clue(session, clue=clue, state=state, keys=runtime.keys)
             details["routing_rule_id"] = fired
     elif request.action == "refer":
@@ -294,9 +293,7 @@ async def apply_transition(
             raise _invalid("移交须填写承办单位和文号", "a transfer needs to_unit_id and document_number")
         if await session.get(Unit, request.to_unit_id) is None:
             raise _invalid("承办单位不存在", "unknown unit")
-        from service.registry.service import _enforce_recusal
-
-        await _enforce_recusal(session, clue=clue, assignee_unit_id=request.to_unit_id, keys=runtime.keys)
+        await enforce_recusal(session, clue=clue, assignee_unit_id=request.to_unit_id, keys=runtime.keys)
         expected = (
             _local_end(request.expected_feedback_on)
             if request.expected_feedback_on
@@ -480,8 +477,6 @@ async def history(
     session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
 ) -> list[HistoryEntry]:
     """A clue's whole history with its sealed texts opened; the read is audited."""
-    from service.registry.service import get_visible_clue
-
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     rows = (
         await session.execute(
@@ -555,3 +550,40 @@ async def public_status_for(session: AsyncSession, clue_id: str) -> dict[str, An
     if clue is None:
         raise NotFound("查询码无效", message_en="unknown receipt")
     return public_status(clue, await session.get(ClueState, clue_id))
+
+
+async def reassign_clue(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    assignee_id: str,
+    reason: str,
+    principal: Principal,
+    runtime: Runtime,
+) -> Clue:
+    """Manual reassignment with a (sealed) reason; recusal as for every assignment."""
+    if not reason.strip():
+        raise Invalid("请填写改派理由", message_en="a reason is required")
+    previous = (await lock_visible_clue(session, clue_id=clue_id, principal=principal)).assignee_id
+    clue = await assign_clue(
+        session,
+        clue_id=clue_id,
+        assignee_id=assignee_id,
+        principal=principal,
+        keys=runtime.keys,
+        runtime=runtime,
+    )
+    await record_note_transition(
+        session,
+        clue=clue,
+        action="reassign",
+        reason=reason,
+        details={
+            "assignee_id": assignee_id,
+            "previous_assignee_id": previous,
+            "unit_id": clue.handling_unit_id,
+        },
+        principal=principal,
+        runtime=runtime,
+    )
+    return clue

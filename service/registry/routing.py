@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
@@ -24,9 +23,10 @@ from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.timeutil import utcnow
-from service.registry import lifecycle
+from service.registry import categories
 from service.registry.deadlines import Stage
 from service.registry.models import SOURCES, Clue, ClueState, ClueTransfer, DeadlineRule, RoutingRule
+from service.registry.service import enforce_recusal, get_visible_clue
 
 
 async def _active_investigator(session: AsyncSession, staff_id: str) -> Staff:
@@ -43,8 +43,6 @@ async def _active_investigator(session: AsyncSession, staff_id: str) -> Staff:
 
 async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, keys: KeyRing) -> str | None:
     """Apply the first matching rule that respects recusal; returns its id (stored on the clue's state)."""
-    from service.registry.service import _enforce_recusal
-
     rules = (
         await session.execute(
             select(RoutingRule)
@@ -64,7 +62,7 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
         if rule.accused_unit_id is not None and rule.accused_unit_id not in accused_chain:
             continue
         try:
-            await _enforce_recusal(session, clue=clue, assignee_unit_id=rule.handling_unit_id, keys=keys)
+            await enforce_recusal(session, clue=clue, assignee_unit_id=rule.handling_unit_id, keys=keys)
         except Conflict:
             continue
         clue.handling_unit_id = rule.handling_unit_id
@@ -78,7 +76,7 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
                 and Role.investigator in {r.role for r in assignee.roles}
             ):
                 try:
-                    await _enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+                    await enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
                 except Conflict:
                     pass
                 else:
@@ -99,9 +97,7 @@ class RuleInput:
 
 
 async def _validate_rule(session: AsyncSession, data: RuleInput) -> None:
-    from service.classification import classifier as classify_service
-
-    if data.category is not None and data.category not in classify_service.current_taxonomy().category_ids:
+    if data.category is not None and data.category not in categories.category_ids():
         raise Invalid("问题类别不存在", message_en=f"unknown category {data.category!r}")
     for unit_id in (data.handling_unit_id, data.accused_unit_id):
         if unit_id is not None:
@@ -155,45 +151,6 @@ async def list_rules(session: AsyncSession) -> list[RoutingRule]:
     return list((await session.execute(query)).scalars())
 
 
-async def reassign_clue(
-    session: AsyncSession,
-    *,
-    clue_id: str,
-    assignee_id: str,
-    reason: str,
-    principal: Principal,
-    runtime: Runtime,
-) -> Clue:
-    """Manual reassignment with a (sealed) reason; recusal as for every assignment."""
-    from service.registry.service import assign_clue
-
-    if not reason.strip():
-        raise Invalid("请填写改派理由", message_en="a reason is required")
-    previous = (await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)).assignee_id
-    clue = await assign_clue(
-        session,
-        clue_id=clue_id,
-        assignee_id=assignee_id,
-        principal=principal,
-        keys=runtime.keys,
-        runtime=runtime,
-    )
-    await lifecycle.record_note_transition(
-        session,
-        clue=clue,
-        action="reassign",
-        reason=reason,
-        details={
-            "assignee_id": assignee_id,
-            "previous_assignee_id": previous,
-            "unit_id": clue.handling_unit_id,
-        },
-        principal=principal,
-        runtime=runtime,
-    )
-    return clue
-
-
 # --- Deadline rules --------------------------------------------------------------------------------
 
 
@@ -207,13 +164,11 @@ async def add_deadline_rule(
     months: int | None,
     actor: str,
 ) -> DeadlineRule:
-    from service.classification import classifier as classify_service
-
     if stage not in {s.value for s in Stage}:
         raise Invalid("环节无效", message_en=f"stage must be one of {', '.join(s.value for s in Stage)}")
     if source is not None and source not in SOURCES:
         raise Invalid("来源无效", message_en="unknown source")
-    if category is not None and category not in classify_service.current_taxonomy().category_ids:
+    if category is not None and category not in categories.category_ids():
         raise Invalid("问题类别不存在", message_en=f"unknown category {category!r}")
     if (working_days is None) == (months is None):
         raise Invalid("请只填写工作日或月数其中之一", message_en="give exactly one of working_days or months")
@@ -273,8 +228,6 @@ async def list_deadline_rules(session: AsyncSession) -> list[DeadlineRule]:
 
 async def list_transfers(session: AsyncSession, *, clue_id: str, principal: Principal) -> list[ClueTransfer]:
     """Every hand-off of a visible clue, oldest first: the whole transfer history stays."""
-    from service.registry.service import get_visible_clue
-
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     query = select(ClueTransfer).where(ClueTransfer.clue_id == clue.id).order_by(ClueTransfer.transferred_at)
     return list((await session.execute(query)).scalars())
@@ -284,8 +237,6 @@ async def record_transfer_feedback(
     session: AsyncSession, *, clue_id: str, transfer_id: str, principal: Principal
 ) -> ClueTransfer:
     """The receiving unit or organ has reported back on a hand-off."""
-    from service.registry.service import get_visible_clue
-
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     transfer = await session.get(ClueTransfer, transfer_id)
     if transfer is None or transfer.clue_id != clue.id:

@@ -8,24 +8,22 @@ hides a clue: it only lists the others.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.classification import classifier as classify_service
 from service.platform.errors import Invalid
-from service.registry.models import Clue, ClueCategory, ClueState
-from service.registry.service import get_visible_clue
-
-NEAR_DUPLICATE_THRESHOLD = 0.6
-NEAR_DUPLICATE_WINDOW = 5000  # compare with the most recent clues that have a signature
+from service.platform.runtime import Runtime
+from service.registry.models import Clue, ClueCategory
 
 
 @dataclass(frozen=True)
@@ -44,8 +42,6 @@ async def search_clues(
     session: AsyncSession, *, query: SearchQuery, principal: Principal, runtime: Runtime, limit: int = 100
 ) -> list[tuple[Clue, int]]:
     """Matching clues, newest first, each with how many clues name the same accused person."""
-    from service.intake.service import accused_index
-
     if not any(vars(query).values()):
         raise Invalid("请至少填写一个查询条件", message_en="give at least one search field")
     statement = select(Clue)
@@ -91,47 +87,21 @@ async def repeat_counts(session: AsyncSession, keys: list[str]) -> dict[str, int
     return {key: count for key, count in rows.all()}
 
 
-async def related_clues(
-    session: AsyncSession, *, clue_id: str, principal: Principal
-) -> dict[str, list[dict[str, Any]]]:
-    """Other clues about the same accused person (any channel), and near-duplicate texts."""
-    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
-    same: list[dict[str, Any]] = []
-    if clue.accused_key:
-        rows = await session.execute(
-            select(Clue.id, Clue.registry_number, Clue.channel, Clue.status, Clue.received_at)
-            .where(Clue.accused_key == clue.accused_key, Clue.id != clue.id)
-            .order_by(Clue.received_at)
-        )
-        same = [dict(r._mapping) for r in rows.all()]
-    near: list[dict[str, Any]] = []
-    state = await session.get(ClueState, clue.id)
-    if state is not None and state.near_signature:
-        rows = await session.execute(
-            select(
-                ClueState.clue_id, ClueState.near_signature, Clue.registry_number, Clue.channel, Clue.status
-            )
-            .join(Clue, Clue.id == ClueState.clue_id)
-            .where(ClueState.near_signature.is_not(None), ClueState.clue_id != clue.id)
-            .order_by(Clue.received_at.desc())
-            .limit(NEAR_DUPLICATE_WINDOW)
-        )
-        for other_id, signature, number, channel, status in rows.all():
-            score = classify_service.signature_similarity(state.near_signature, signature)
-            if score >= NEAR_DUPLICATE_THRESHOLD:
-                near.append(
-                    {
-                        "id": other_id,
-                        "registry_number": number,
-                        "channel": channel,
-                        "status": status,
-                        "similarity": round(score, 2),
-                    }
-                )
-        near.sort(key=lambda item: -item["similarity"])
-    # Near-duplicate links stored by the classification job (service/classification): shown first, marked.
-    from service.classification import service as classification_service
+class LookupKeys(Protocol):
+    def lookup_key(self, label: str) -> bytes: ...
 
-    linked = await classification_service.linked_clues(session, clue_id=clue.id)
-    near = linked + [item for item in near if item["id"] not in {link["id"] for link in linked}]
-    return {"same_accused": same, "near_duplicates": near}
+
+def accused_index(runtime: LookupKeys, accused: dict[str, str | None]) -> str | None:
+    """Keyed hash of the normalised name and unit, so repeat reports link without plaintext (intake writes
+    it, search looks it up)."""
+    name = _normalise_name(accused.get("name"))
+    if not name:
+        return None
+    unit = _normalise_name(accused.get("unit"))
+    key = runtime.lookup_key("accused-index")
+    return hmac.new(key, f"{name}\x00{unit}".encode(), hashlib.sha256).hexdigest()
+
+
+def _normalise_name(value: str | None) -> str:
+    text = unicodedata.normalize("NFKC", value or "")
+    return "".join(ch for ch in text if not ch.isspace()).lower()

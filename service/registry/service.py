@@ -17,6 +17,7 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
+from service.notify import service as notify_service
 from service.platform.crypto.keys import KeyRing
 from service.platform.db import UTCDateTime, execute_many
 from service.platform.errors import Conflict, Invalid, NotFound
@@ -26,7 +27,7 @@ from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
 
 if TYPE_CHECKING:
-    from service.app.runtime import Runtime
+    from service.platform.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ async def assign_clue(
     assignee = await auth_service.get_staff(session, assignee_id)
     if assignee.disabled or Role.investigator not in {r.role for r in assignee.roles}:
         raise Invalid("只能交给在岗的核查人员", message_en="the assignee must be an active investigator")
-    await _enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+    await enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
     previous = clue.assignee_id
     clue.assignee_id = assignee.id
     clue.handling_unit_id = assignee.unit_id
@@ -294,8 +295,6 @@ async def assign_clue(
         details={"assignee_id": assignee.id, "previous_assignee_id": previous, "unit_id": assignee.unit_id},
     )
     if runtime is not None and assignee.id != previous:
-        from service.notify import service as notify_service
-
         await notify_service.notify_staff(
             session,
             runtime=runtime,
@@ -306,7 +305,7 @@ async def assign_clue(
     return clue
 
 
-async def _enforce_recusal(
+async def enforce_recusal(
     session: AsyncSession, *, clue: Clue, assignee_unit_id: str | None, keys: KeyRing
 ) -> None:
     """Nobody in the accused person's unit (or in a part of it) may handle the clue."""

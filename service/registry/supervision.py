@@ -16,13 +16,13 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry import deadlines, lifecycle
 from service.registry.models import Clue, ClueReminder, ClueState, Consultation, ProgressRequest

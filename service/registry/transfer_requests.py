@@ -10,13 +10,13 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.audit import service as audit_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
+from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 from service.registry import lifecycle
 from service.registry.models import TransferRequest

@@ -138,7 +138,7 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
     ) or 0
     # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
     await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
-    from service.mail.models import ReceivedMail
+    from service.mailbox.models import ReceivedMail
 
     await session.execute(update(ReceivedMail).where(ReceivedMail.clue_id == clue_id).values(sealed=None))
     await session.execute(delete(Clue).where(Clue.id == clue_id))
@@ -154,7 +154,7 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
 
 
 async def delete_blobs(roots: list[Path], blob_ids: list[str]) -> int:
-    from service.attachments.storage import LocalBlobStore
+    from service.platform.blobs import LocalBlobStore
 
     deleted = 0
     for root in roots:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.app.runtime import Runtime
 from service.attachments import orphans
 from service.jobs.registry import JobContext, tasks
+from service.platform.runtime import Runtime
 from service.retention import service as retention_service
 
 

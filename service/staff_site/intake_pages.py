@@ -17,9 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
 from service.attachments.models import Attachment
-from service.attachments.storage import BlobStore
 from service.auth import sessions as session_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
@@ -31,8 +29,10 @@ from service.intake import assisted_schemas as schemas
 from service.intake import assisted_uploads as uploads
 from service.intake.assisted import addition_binding
 from service.intake.receipts import GROUP
+from service.platform.blobs import BlobStore
 from service.platform.db import SessionDep
 from service.platform.errors import DomainError
+from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL
 from service.registry.additions import ClueAddition
 from service.staff_site.pages import render
@@ -486,7 +486,7 @@ async def _receive_files(
     if not is_allowed(principal.roles, kind.action):
         return _forbidden(request, principal)
     cap = _upload_cap(kind, runtime)
-    store = uploads.blob_store(runtime)
+    store = runtime.blobs
     kept: list[str] = []  # blob ids stored by this request, deleted again if the form is refused
     csrf_checked = False
     try:

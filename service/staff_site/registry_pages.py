@@ -255,11 +255,10 @@ async def assign(
 ) -> Response:
     async def work() -> None:
         require(principal.roles, Action.assign_clue)
-        from service.registry import routing
 
         clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
         if clue.assignee_id and reason.strip():
-            await routing.reassign_clue(
+            await lifecycle.reassign_clue(
                 session,
                 clue_id=clue_id,
                 assignee_id=assignee_id,

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from service.app.runtime import Runtime
 from service.auth import sessions as session_service
 from service.http.deps import RuntimeDep
 from service.platform.db import SessionDep
+from service.platform.runtime import Runtime
 from service.staff_site.pages import HERE, render
 from service.staff_site.session import (
     CsrfProtected,

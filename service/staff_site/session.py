@@ -16,13 +16,13 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from service.app.runtime import Runtime
 from service.auth import sessions as session_service
 from service.auth.service import Principal
 from service.http.deps import RuntimeDep
 from service.http.errors import error_body
 from service.platform.db import SessionDep
 from service.platform.errors import Forbidden, Unauthenticated
+from service.platform.runtime import Runtime
 from service.platform.settings import Settings
 
 LOGIN_PATH = "/staff/login"

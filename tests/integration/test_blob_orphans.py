@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from service.attachments import orphans
 from service.attachments.models import Attachment
-from service.attachments.storage import LocalBlobStore, new_blob_id
 from service.audit import service as audit_service
 from service.jobs.registry import JobContext
-from service.mail.ingest import MailIngest, blob_store_for
-from service.mail.models import ReceivedMail
+from service.mail.ingest import MailIngest
+from service.mailbox.models import ReceivedMail
+from service.platform.blobs import LocalBlobStore, new_blob_id
 from service.platform.timeutil import utcnow
 from tests.integration.test_mail_ingest import PNG, mail, row_for
 
@@ -38,7 +38,7 @@ def age(store: LocalBlobStore, blob_id: str) -> None:
 
 async def test_old_unreferenced_blobs_go_and_everything_else_stays(harness) -> None:  # type: ignore[no-untyped-def]
     runtime = harness.runtime
-    store = blob_store_for(runtime)
+    store = runtime.blobs
     raw = mail("看守所民警收受家属财物，违规传递物品。", attachment=PNG)
     assert await MailIngest(runtime, store=store)(raw) == "clue"
     row: ReceivedMail | None = await row_for(harness, raw)

@@ -92,7 +92,7 @@ async def test_validation_errors_name_the_field_and_store_nothing(harness: Harne
         "/api/v1/tips", json={"text": "x", "category_hint": "no_such_category"}
     )
     assert response.status_code == 422
-    for raw in (b"{not json", b"", b"[]", '{"text": "\\ud800"}'.encode()):
+    for raw in (b"{not json", b"", b"[]", b'{"text": "\\ud800"}'):
         response = await harness.client.post(
             "/api/v1/tips", content=raw, headers={"content-type": "application/json"}
         )

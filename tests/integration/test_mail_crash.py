@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.mail.ingest import MailIngest, dedupe_key
-from service.mail.models import ReceivedMail
 from service.mail.parse import parse_message
+from service.mailbox.models import ReceivedMail
 from service.registry.models import Clue
 from tests.conftest import make_settings, running_app
 from tests.helpers import free_port

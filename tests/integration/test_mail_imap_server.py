@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from service.mail.imap import AioImapClient, poll_once, running_poller
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.mail.models import ReceivedMail
 from service.mail.parse import parse_message
 from service.mail.receiver import TemporarilyUnavailable
+from service.mailbox.models import ReceivedMail
 from tests.imap_server import ImapServer
 from tests.integration.test_mail_imap import raw
 

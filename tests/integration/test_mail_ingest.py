@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.mail import service as mail_service
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.mail.models import ReceivedMail
 from service.mail.parse import parse_message
 from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.mailbox import service as mail_service
+from service.mailbox.models import ReceivedMail
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue
 from tests.conftest import auth, unique

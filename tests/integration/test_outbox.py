@@ -19,7 +19,7 @@ from service.intake.models import Receipt
 from service.intake.receipts import receipt_hash
 from service.jobs.worker import Worker
 from service.mail.ingest import MailIngest
-from service.mail.models import ReceivedMail
+from service.mailbox.models import ReceivedMail
 from service.notify import service as notify_service
 from service.notify.models import OutboxMessage
 from service.notify.sender import MemorySender

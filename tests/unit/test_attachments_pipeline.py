@@ -11,7 +11,7 @@ from PIL import Image
 
 from service.attachments.pipeline import AttachmentTooLarge, attachment_binding, store_attachment
 from service.attachments.sniff import DisallowedFileType, FileKind
-from service.attachments.storage import LocalBlobStore, MemoryBlobStore
+from service.platform.blobs import LocalBlobStore, MemoryBlobStore
 from service.platform.crypto.stream import StreamAuthenticationError, decrypt_stream
 
 CANARY = b"LISI-PLAINTEXT-CANARY-0815"

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from service.attachments.storage import (
+from service.platform.blobs import (
     BlobExists,
     BlobNotFound,
     BlobStore,

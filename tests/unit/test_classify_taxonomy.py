@@ -6,10 +6,10 @@ import pytest
 from service.classification import classifier as classify_service
 from service.classification.taxonomy import (
     DEFAULT_TAXONOMY_PATH,
-    TAXONOMY_PATH_ENV,
     TaxonomyError,
     load_taxonomy,
     parse_taxonomy,
+    set_configured_path,
 )
 
 DEFAULT_IDS = [
@@ -94,7 +94,7 @@ def test_concepts_expand_inside_patterns():
 
 def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, monkeypatch):
     path = _write(tmp_path, _minimal())
-    monkeypatch.setenv(TAXONOMY_PATH_ENV, str(path))
+    set_configured_path(path)  # as the composition root does with TIPLINE_TAXONOMY_PATH
     try:
         taxonomy = classify_service.reload_taxonomy()
         assert taxonomy.version == "test-1"
@@ -116,7 +116,7 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
             "a bad file must not replace a good one"
         )
     finally:
-        monkeypatch.delenv(TAXONOMY_PATH_ENV)
+        set_configured_path(None)
         classify_service.reload_taxonomy()
     assert classify_service.current_taxonomy().category_ids == DEFAULT_IDS
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
-from service.mail.models import FILTERED, QUARANTINED, ReceivedMail, sealed_binding
+from service.mailbox.models import FILTERED, QUARANTINED, ReceivedMail, sealed_binding
 from service.platform.errors import NotFound
 from service.platform.timeutil import utcnow
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from service.jobs.registry import JobContext, tasks
-from service.mail import service as mail_service
+from service.mailbox import service as mail_service
 
 
 @tasks.periodic("mail.purge_filtered", every=timedelta(minutes=15))

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.app.runtime import Runtime
-from service.attachments.storage import BlobStore
+from service.attachments import service as attachments_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
-from service.intake.assisted_uploads import store_upload
-from service.messages import service as messages_service
+from service.platform.blobs import BlobStore
 from service.platform.errors import NotFound
+from service.platform.runtime import Runtime
 from service.registry.service import get_visible_clue
 
 UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from the generic body limit
@@ -34,7 +33,7 @@ async def add_document(
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     if clue.assignee_id != principal.staff_id and not is_allowed(principal.roles, Action.read_any_clue):
         raise NotFound("线索不存在", message_en="clue not found")
-    record = await store_upload(
+    record = await attachments_service.store_upload(
         chunks,
         store=store,
         wrap=runtime.keys.seal_case,
@@ -42,11 +41,11 @@ async def add_document(
         allowed=ALLOWED,
     )
     try:
-        (row,) = await messages_service.add_attachments(
+        (row,) = await attachments_service.add_attachments(
             session,
             clue_id=clue.id,
             message_id=None,
-            files=[messages_service.UploadedFile(record=record)],
+            files=[attachments_service.UploadedFile(record=record)],
             keys=runtime.keys,
             actor=principal.actor,
         )
