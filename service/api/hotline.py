@@ -36,12 +36,11 @@ def receipt_groups(code: str) -> list[str]:
 async def register_call(
     principal: Annotated[Principal, authorized(Action.register_call)],
     call: schemas.CallIn,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.CallReceipt:
     """Register a call (operators). The caller's number and name are sealed with the identity key; the
     answer carries the receipt code once, grouped for reading aloud."""
-    done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
+    done = await hotline_service.register_call(runtime=runtime, call=call, actor=principal.actor)
     return schemas.CallReceipt(
         clue_id=done.clue_id,
         registry_number=done.registry_number,
@@ -74,13 +73,10 @@ async def add_to_clue(
 async def register_letter(
     principal: Annotated[Principal, authorized(Action.register_letter_visit)],
     letter: schemas.LetterIn,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a letter (operators). The writer's details are sealed with the identity key."""
-    done = await hotline_service.register_letter(
-        session, runtime=runtime, letter=letter, actor=principal.actor
-    )
+    done = await hotline_service.register_letter(runtime=runtime, letter=letter, actor=principal.actor)
     return schemas.RegisteredOut(
         clue_id=done.clue_id, registry_number=done.registry_number, receipt=format_receipt(done.receipt)
     )
@@ -90,11 +86,10 @@ async def register_letter(
 async def register_visit(
     principal: Annotated[Principal, authorized(Action.register_letter_visit)],
     visit: schemas.VisitIn,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a visit (operators). The visitor's details are sealed with the identity key."""
-    done = await hotline_service.register_visit(session, runtime=runtime, visit=visit, actor=principal.actor)
+    done = await hotline_service.register_visit(runtime=runtime, visit=visit, actor=principal.actor)
     return schemas.RegisteredOut(
         clue_id=done.clue_id, registry_number=done.registry_number, receipt=format_receipt(done.receipt)
     )
@@ -104,14 +99,11 @@ async def register_visit(
 async def register_staff_source(
     principal: Annotated[Principal, authorized(Action.register_staff_source)],
     entry: Annotated[schemas.StaffSourceIn, Body()],
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.RegisteredOut:
     """Register a superior assignment (上级交办), self-inspection finding (本级自查) or voluntary confession
     (干警主动坦白) — supervisors. Classified, numbered and audited like a public report."""
-    done = await hotline_service.register_staff_source(
-        session, runtime=runtime, entry=entry, actor=principal.actor
-    )
+    done = await hotline_service.register_staff_source(runtime=runtime, entry=entry, actor=principal.actor)
     return schemas.RegisteredOut(clue_id=done.clue_id, registry_number=done.registry_number)
 
 

@@ -13,7 +13,7 @@ from service.api.hotline import router as hotline_router
 from service.api.mail import router as mail_router
 from service.api.messages import receipt_router
 from service.api.messages import staff_router as messages_router
-from service.api.registry import router as registry_router
+from service.api.registry import ROUTERS as REGISTRY_ROUTERS
 from service.api.retention import router as retention_router
 from service.api.staff import router as auth_router
 from service.api.tips import router as intake_router
@@ -44,7 +44,7 @@ PUBLIC_ROUTERS = (intake_router, receipt_router, web_router, call_record_router)
 STAFF_ROUTERS = (
     auth_router,
     staff_login_router,
-    registry_router,
+    *REGISTRY_ROUTERS,
     registry_pages_router,
     registry_admin_pages_router,
     messages_router,

@@ -35,7 +35,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.jobs import service as jobs_service
 from service.platform.timeutil import utcnow
+from service.registry import models as registry_models
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -113,8 +115,6 @@ class DatabaseCollector:
         self.snapshot = Snapshot()
 
     async def refresh(self, session_factory: Any) -> None:
-        from service.jobs import service as jobs_service
-        from service.registry import models as registry_models
 
         Clue, ClueCategory = registry_models.Clue, registry_models.ClueCategory
         closed = getattr(registry_models, "CLOSED_STATUSES", ("concluded", "archived"))

@@ -222,7 +222,7 @@ async def store_upload(
     return record
 
 
-async def add_attachments(
+def stage_attachments(
     session: AsyncSession,
     *,
     clue_id: str,
@@ -230,7 +230,10 @@ async def add_attachments(
     files: Sequence[UploadedFile],
     keys: KeyRing,
     actor: str,
-) -> list[Attachment]:
+) -> tuple[list[Attachment], audit_service.PendingEntry | None]:
+    """The one writer of attachment rows: adds a clue's rows to the session without a round trip (they go
+    out with the transaction's next flush) and returns them with their audit entry for the caller to
+    append, so a batch of registrations appends all its entries under one lock per chain."""
     rows = []
     now = utcnow()
     for upload in files:
@@ -252,15 +255,32 @@ async def add_attachments(
         if upload.filename:
             row.name = keys.seal_case(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
         rows.append(row)
-        session.add(row)
-    if rows:
+    if not rows:
+        return [], None
+    session.add_all(rows)
+    return rows, audit_service.PendingEntry(
+        actor=actor,
+        action="clue.attachments_added",
+        object_type="clue",
+        object_id=clue_id,
+        details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
+    )
+
+
+async def add_attachments(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    message_id: str | None,
+    files: Sequence[UploadedFile],
+    keys: KeyRing,
+    actor: str,
+) -> list[Attachment]:
+    """``stage_attachments``, flushed and audited now."""
+    rows, entry = stage_attachments(
+        session, clue_id=clue_id, message_id=message_id, files=files, keys=keys, actor=actor
+    )
+    if entry is not None:
         await session.flush()
-        await audit_service.record(
-            session,
-            actor=actor,
-            action="clue.attachments_added",
-            object_type="clue",
-            object_id=clue_id,
-            details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
-        )
+        await audit_service.record_many(session, [entry])
     return rows

@@ -2,7 +2,7 @@
 
 Uploads are parsed from the request stream (``multipart.StreamingForm``) and each file goes straight into
 ``service.attachments.pipeline.store_attachment`` (sniff, strip metadata, encrypt, store), so no plaintext
-touches a disk. Reports go through ``service.intake.service.submit_tip``, the same pipeline as the API.
+touches a disk. Reports go through the one intake entry (``runtime.intake``), as the API's do.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments import service as attachments_service
 from service.attachments.pipeline import AttachmentTooLarge, store_attachment
@@ -419,24 +420,11 @@ async def submit_report(request: Request) -> Response:
 async def _submit(
     runtime: Runtime, tip: TipIn, uploads: Sequence[UploadedFile]
 ) -> intake_service.SubmittedTip:
-    """The same pipeline as ``POST /api/v1/tips`` (which also makes the reporter key), plus the
-    attachments, in one transaction."""
-    async with runtime.session_factory() as session:
-        submitted = await intake_service.submit_tip(
-            session,
-            runtime=runtime,
-            submission=intake_service.Submission(
-                text=tip.text,
-                channel="web",
-                anonymous=tip.anonymous,
-                accused=tip.accused.model_dump(),
-                incident=tip.incident.model_dump(),
-                category_hint=tip.category_hint,
-                submitter=tip.submitter.model_dump(),
-            ),
-            actor=PUBLIC_ACTOR,
-        )
-        await attachments_service.add_attachments(
+    """The one intake entry, as ``POST /api/v1/tips`` (which also makes the reporter key), with the
+    attachment rows written in the registration's own transaction."""
+
+    async def add_uploads(session: AsyncSession, submitted: intake_service.SubmittedTip) -> list[Any]:
+        _, entry = attachments_service.stage_attachments(
             session,
             clue_id=submitted.clue_id,
             message_id=None,
@@ -444,8 +432,21 @@ async def _submit(
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
         )
-        await session.commit()
-    return submitted
+        return [entry] if entry is not None else []
+
+    return await runtime.intake.submit(
+        intake_service.Submission(
+            text=tip.text,
+            channel="web",
+            anonymous=tip.anonymous,
+            accused=tip.accused.model_dump(),
+            incident=tip.incident.model_dump(),
+            category_hint=tip.category_hint,
+            submitter=tip.submitter.model_dump(),
+        ),
+        actor=PUBLIC_ACTOR,
+        also=add_uploads if uploads else None,
+    )
 
 
 def _csrf_refused(request: Request, lang: str, back: str) -> HTMLResponse:

@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from service.classification import dedup, pii
+from service.classification import dedup, model, pii
 from service.classification.engine import Engine
 from service.classification.results import OTHER, ClassificationResult, Evidence, PersonalDataSpan, Taxonomy
 from service.classification.taxonomy import (
@@ -68,7 +68,6 @@ def _build_engine(path: Path | None = None) -> Engine:
     model_data = configured_model_data()
     if not model_data:
         return Engine(taxonomy)
-    from service.classification import model
 
     trained = model.train(model.load_labelled(model_data), taxonomy.category_ids)
     return Engine(taxonomy, model=trained, model_weight=model.DEFAULT_WEIGHT)

@@ -17,7 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from service.classification.engine import Engine
+from service.classification.evaluation import evaluate
 from service.classification.normalize import SEPARATOR, normalize
+from service.classification.taxonomy import load_taxonomy
 
 DEFAULT_WEIGHT = 1.0
 
@@ -64,9 +67,6 @@ def train(items: Sequence[dict[str, Any]], categories: Sequence[str]) -> CharNgr
 
 def cross_validate(items: list[dict[str, Any]], *, folds: int = 5, weights=(0.5, 1.0, 2.0), seed: int = 3):
     """Macro-F1 of the rules alone and of rules+model for each weight, over the same folds."""
-    from service.classification.engine import Engine
-    from service.classification.evaluation import evaluate
-    from service.classification.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
     order = list(range(len(items)))

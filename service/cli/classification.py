@@ -110,3 +110,6 @@ async def _export(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> i
         file=sys.stderr,
     )
     return 0
+
+
+COMMANDS = {"taxonomy": taxonomy_command}

@@ -237,3 +237,6 @@ async def _record_failure(settings, args: argparse.Namespace, exc: Exception) ->
         )
 
     await in_session(settings, work)
+
+
+COMMANDS = {"keys": keys_command, "custody": custody_command}

@@ -9,7 +9,7 @@ from typing import Any
 from service.cli.common import CLI_ACTOR, in_session
 
 
-def add_subcommands(sub: Any) -> None:
+def add_parsers(sub: Any) -> None:
     dev = sub.add_parser("dev", help="development helpers").add_subparsers(dest="dev_command", required=True)
     seed = dev.add_parser("seed", help="fill the database with realistic sealed clues (never in production)")
     seed.add_argument("--clues", type=int, required=True, help="how many clues")
@@ -168,3 +168,6 @@ async def run_deadlines(args: argparse.Namespace, settings: Any) -> int:
     for line in await in_session(settings, work):
         print(line)
     return 0
+
+
+COMMANDS = {"dev": run_dev, "routing": run_routing, "deadlines": run_deadlines}

@@ -33,6 +33,7 @@ from service.platform.crypto.keys import (
     KeyFileError,
     generate_key_pair,
     private_bytes,
+    public_key_document,
     read_public_key,
     write_key_pair,
     write_public_key,
@@ -171,7 +172,6 @@ def rotate_keys(
 
 def export_public(*, keys_dir: Path, suite: str) -> dict[str, object]:
     """The three current public key documents, for intake servers and for anyone verifying key ids."""
-    from service.platform.crypto.keys import public_key_document
 
     tag = _tag(suite)
     return {

@@ -1,5 +1,6 @@
 """Clues that staff type in: hotline calls, letters, visits, and the three staff sources. Every one goes
-through ``intake.service.submit_tip`` (the one pipeline); this module only shapes the submission.
+through the one intake entry (``runtime.intake.submit``); this module only shapes the submission and adds
+the operator's record in the registration's own transaction.
 
 Invariants:
 - A caller's number and name, a writer's or visitor's details, a confessing officer's identity go only
@@ -27,6 +28,7 @@ from service.intake.models import Receipt
 from service.intake.receipts import MalformedReceipt, normalise_receipt, receipt_hash
 from service.messages import reporter_key as rk
 from service.messages import service as messages_service
+from service.messages.models import ReporterKey
 from service.platform.db import new_id
 from service.platform.errors import Invalid, NotFound
 from service.platform.runtime import Runtime
@@ -93,9 +95,7 @@ class Registered:
     receipt: str
 
 
-async def register_call(
-    session: AsyncSession, *, runtime: Runtime, call: schemas.CallIn, actor: str
-) -> Registered:
+async def register_call(*, runtime: Runtime, call: schemas.CallIn, actor: str) -> Registered:
     _not_in_future(call.call_started_at, "call_started_at")
     submitter = _clean(
         {
@@ -112,10 +112,31 @@ async def register_call(
             "callback_how": call.callback_how,
         }
     }
-    submitted = await intake_service.submit_tip(
-        session,
-        runtime=runtime,
-        submission=intake_service.Submission(
+    # The operator's record, sealed also to the reporter key so the caller can read it back with the code:
+    # written in the registration's own transaction.
+    record = {
+        "summary": call.summary,
+        "caller_words": call.caller_words,
+        "call_started_at": call.call_started_at.isoformat(),
+        "duration_seconds": call.duration_seconds,
+        "callback_allowed": call.callback_allowed,
+        "callback_how": call.callback_how,
+    }
+
+    async def add_record(session: AsyncSession, submitted: intake_service.SubmittedTip) -> None:
+        await _add(
+            session,
+            runtime=runtime,
+            clue_id=submitted.clue_id,
+            kind=CALL_RECORD,
+            content=record,
+            actor=actor,
+            reporter_code=submitted.receipt,
+            audit_action=None,
+        )
+
+    submitted = await runtime.intake.submit(
+        intake_service.Submission(
             text=call_text(call),
             channel="hotline",
             anonymous=call.anonymous,
@@ -127,25 +148,7 @@ async def register_call(
             details=details,
         ),
         actor=actor,
-    )
-    # The operator's record, sealed also to the reporter key so the caller can read it back with the code.
-    record = {
-        "summary": call.summary,
-        "caller_words": call.caller_words,
-        "call_started_at": call.call_started_at.isoformat(),
-        "duration_seconds": call.duration_seconds,
-        "callback_allowed": call.callback_allowed,
-        "callback_how": call.callback_how,
-    }
-    await _add(
-        session,
-        runtime=runtime,
-        clue_id=submitted.clue_id,
-        kind=CALL_RECORD,
-        content=record,
-        actor=actor,
-        reporter_code=submitted.receipt,
-        audit_action=None,
+        also=add_record,
     )
     return Registered(submitted.clue_id, submitted.registry_number, submitted.receipt)
 
@@ -170,8 +173,6 @@ async def _add(
         key = await messages_service.ensure_reporter_key(session, clue_id=clue_id, code=reporter_code)
         reporter_copy = rk.seal_for_reporter(key.public_key, plaintext, reporter_copy_binding(addition_id))
     elif for_reporter:
-        from service.messages.models import ReporterKey
-
         key_row = await session.get(ReporterKey, clue_id)
         if key_row is not None:
             reporter_copy = rk.seal_for_reporter(
@@ -368,19 +369,15 @@ async def list_additions(
 # --- Letters and visits ------------------------------------------------------------------------------
 
 
-async def register_letter(
-    session: AsyncSession, *, runtime: Runtime, letter: schemas.LetterIn, actor: str
-) -> Registered:
+async def register_letter(*, runtime: Runtime, letter: schemas.LetterIn, actor: str) -> Registered:
     _not_in_future(letter.postmark_date, "postmark_date")
     received = letter.received_date or datetime.now(LOCAL).date()
     _not_in_future(received, "received_date")
     writer = letter.writer.model_dump()
     if letter.anonymous:
         writer.pop("name", None)
-    submitted = await intake_service.submit_tip(
-        session,
-        runtime=runtime,
-        submission=intake_service.Submission(
+    submitted = await runtime.intake.submit(
+        intake_service.Submission(
             text=letter.text,
             channel="letter",
             anonymous=letter.anonymous,
@@ -402,18 +399,14 @@ async def register_letter(
     return Registered(submitted.clue_id, submitted.registry_number, submitted.receipt)
 
 
-async def register_visit(
-    session: AsyncSession, *, runtime: Runtime, visit: schemas.VisitIn, actor: str
-) -> Registered:
+async def register_visit(*, runtime: Runtime, visit: schemas.VisitIn, actor: str) -> Registered:
     _not_in_future(visit.visit_date, "visit_date")
     visitor = visit.visitor.model_dump()
     if visit.anonymous:
         visitor.pop("name", None)
     today = datetime.now(LOCAL).date()
-    submitted = await intake_service.submit_tip(
-        session,
-        runtime=runtime,
-        submission=intake_service.Submission(
+    submitted = await runtime.intake.submit(
+        intake_service.Submission(
             text=visit.text,
             channel="visit",
             anonymous=visit.anonymous,
@@ -435,7 +428,6 @@ LENIENCY_POLICY = "自查从宽"
 
 
 async def register_staff_source(
-    session: AsyncSession,
     *,
     runtime: Runtime,
     entry: schemas.SuperiorAssignedIn | schemas.SelfInspectionIn | schemas.VoluntaryConfessionIn,
@@ -486,10 +478,8 @@ async def register_staff_source(
             },
             "leniency_policy": LENIENCY_POLICY,
         }
-    submitted = await intake_service.submit_tip(
-        session,
-        runtime=runtime,
-        submission=intake_service.Submission(
+    submitted = await runtime.intake.submit(
+        intake_service.Submission(
             text=entry.text,
             channel="staff",
             source=entry.source,

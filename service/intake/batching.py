@@ -25,6 +25,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.audit import service as audit_service
+from service.intake.service import register_batch_sync, register_prepared
+
 log = logging.getLogger("tipline.intake")
 
 MAX_BATCH = 64
@@ -94,7 +97,6 @@ class IntakeBatcher:
                         self._fail(job)
 
     async def _commit(self, batch: list[_Job]) -> None:
-        from service.intake.service import register_batch_sync, register_prepared
 
         prepared = [job.prepared for job in batch]
         if self._sqlite_writer is not None and all(job.also is None for job in batch):
@@ -109,8 +111,6 @@ class IntakeBatcher:
                     if job.also is not None:
                         entries.extend(await job.also(session, result) or ())
                 if entries:
-                    from service.audit import service as audit_service
-
                     await audit_service.record_many(session, entries)
                 await session.commit()
         for job, result in zip(batch, results, strict=True):

@@ -1,5 +1,7 @@
-"""The one submission pipeline. Every channel (web form, API, mail, hotline, staff sources) calls
-``submit_tip``: seal what identifies, classify, register, issue a receipt, audit — in one transaction.
+"""Preparing and registering a submission: validate, mask, classify, seal what identifies (``prepare_tip``,
+CPU only), then number, register, issue a receipt and audit (``register_prepared``) — for a whole batch in
+one transaction. Channels do not call this directly: they call the one intake entry, ``runtime.intake``
+(``intake.pipeline``), which runs these in a worker process and the group commit.
 
 Invariant: the submitter's details and the unmasked text leave this function only as identity-key
 envelopes; the report content only as case-key envelopes. Nothing here logs content or identity.
@@ -226,12 +228,3 @@ def register_batch_sync(
         results = register_prepared_sync(session, runtime, prepared)
         session.commit()
     return results
-
-
-async def submit_tip(
-    session: AsyncSession, *, runtime: Runtime, submission: Submission, actor: str
-) -> SubmittedTip:
-    """Every channel's way in: prepare and register one tip in the caller's transaction."""
-    prepared = await runtime.intake.prepare(submission, actor=actor)
-    (submitted,) = await register_prepared(session, runtime=runtime, prepared=[prepared])
-    return submitted

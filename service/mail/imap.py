@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from service.mail.ingest import MailIngest
 from service.platform.runtime import Runtime
 
 log = logging.getLogger("tipline.mail.imap")
@@ -114,7 +115,6 @@ async def poll_once(client: ImapClient, ingest: Ingest) -> int:
 
 @contextlib.asynccontextmanager
 async def running_poller(runtime: Runtime) -> AsyncIterator[None]:
-    from service.mail.ingest import MailIngest
 
     ingest = MailIngest(runtime, via="imap")
     stop = asyncio.Event()

@@ -47,14 +47,20 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.attachments.models import Attachment
+from service.attachments import service as attachments_service
 from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
+from service.attachments.service import UploadedFile
 from service.attachments.sniff import DisallowedFileType
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR
 from service.intake.service import Submission, SubmittedTip
 from service.mail.parse import ParsedMail, parse_message
-from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
+from service.mail.receiver import (
+    RunningReceiver,
+    TemporarilyUnavailable,
+    serve_receiver,
+    tls_context_from_files,
+)
 from service.mailbox.models import CLUE, FILTERED, QUARANTINED, ReceivedMail, sealed_binding
 from service.notify import service as notify_service
 from service.platform.blobs import BlobStore, LocalBlobStore
@@ -287,40 +293,15 @@ class MailIngest:
         Returns the attachments' audit entry, which the batch appends with its others."""
         runtime = self.runtime
         session.add(self._row(key, parsed, raw, len(stored), now, outcome=CLUE, clue_id=tip.clue_id))
-        entries = []
-        if stored:
-            # The same rows and audit entry as ``messages.service.add_attachments`` (mail keeps no originals),
-            # without its flush and its audit lock of its own.
-            rows = []
-            for item in stored:
-                record = item.record
-                row = Attachment(
-                    id=new_id(),
-                    clue_id=tip.clue_id,
-                    message_id=None,
-                    blob_id=record.blob_id,
-                    kind=str(record.kind.value),
-                    size=record.size,
-                    sha256=record.sha256,
-                    wrapped_key=record.wrapped_key,
-                    removed_metadata=",".join(record.removed_metadata)[:2000],
-                    created_at=now,
-                )
-                if item.filename:
-                    row.name = runtime.keys.seal_case(
-                        item.filename.encode("utf-8"), f"attachments/{row.id}/name"
-                    )
-                rows.append(row)
-            session.add_all(rows)
-            entries.append(
-                audit_service.PendingEntry(
-                    actor=PUBLIC_ACTOR,
-                    action="clue.attachments_added",
-                    object_type="clue",
-                    object_id=tip.clue_id,
-                    details={"attachment_ids": [r.id for r in rows], "message_id": None},
-                )
-            )
+        _, entry = attachments_service.stage_attachments(
+            session,
+            clue_id=tip.clue_id,
+            message_id=None,
+            files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
+            keys=runtime.keys,
+            actor=PUBLIC_ACTOR,
+        )
+        entries = [entry] if entry is not None else []
         if notify_service.relay_configured(runtime):
             addresses = parsed.identity.get("from_address") or []
             if addresses:
@@ -436,8 +417,6 @@ def _json(value: object) -> bytes:
 def tls_context(runtime: Runtime):  # type: ignore[no-untyped-def]
     settings = runtime.settings
     if settings.smtp_tls_cert and settings.smtp_tls_key:
-        from service.mail.receiver import tls_context_from_files
-
         return tls_context_from_files(str(settings.smtp_tls_cert), str(settings.smtp_tls_key))
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -196,3 +197,34 @@ def load_settings() -> Settings:
 @lru_cache
 def get_settings() -> Settings:
     return load_settings()
+
+
+def settings_markdown() -> str:
+    """Every ``TIPLINE_*`` variable with its type and default: docs/settings.md is this text (a test keeps
+    them equal), so the list cannot drift from the one ``Settings``."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `service/platform/settings.py` by `settings_markdown()`; a test keeps this file equal to",
+        "it. What each one means: the README's table and the docs of each area (web, mail, staff login,",
+        "operations, security).",
+        "",
+        "| variable | type | default |",
+        "|---|---|---|",
+    ]
+
+    def rows(model: type[BaseSettings], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            if name == "web":
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "—" if default in (None, "") else str(default).replace("\n", " ").replace("|", "\\|")
+            if len(shown) > 60:
+                shown = shown[:57] + "…"
+            kind = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", str(field.annotation))
+            kind = re.sub(r"(?:typing|pathlib|pydantic\.types)\.", "", kind).replace("|", "\\|")
+            lines.append(f"| `{prefix}{name.upper()}` | {kind} | {shown} |")
+
+    rows(Settings, "TIPLINE_")
+    rows(WebSettings, "TIPLINE_WEB_")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import chinese_calendar
 
-from service.platform.timeutil import LOCAL, as_utc, local_date
+from service.platform.timeutil import LOCAL, add_months_local, as_utc, local_date
 
 log = logging.getLogger("tipline.registry.deadlines")
 _warned_years: set[int] = set()
@@ -82,7 +82,6 @@ class Limit:
     months: int | None = None
 
     def due(self, start: datetime) -> datetime:
-        from service.platform.timeutil import add_months_local
 
         if self.months is not None:
             return add_months_local(start, self.months)

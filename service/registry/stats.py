@@ -10,9 +10,9 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.models import Staff, Unit
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import LOCAL, utcnow
 from service.registry.lifecycle import OPEN_STATUSES
-from service.registry.models import Clue, ClueCategory, ClueState
+from service.registry.models import Clue, ClueCategory, ClueState, ClueTransition, Consultation
 
 AT_RISK_DAYS = 3  # an open clue due within this many days is at risk
 
@@ -164,9 +164,6 @@ async def quarterly(session: AsyncSession, *, year: int, quarter: int) -> dict[s
     """The quarterly results report (督导检查): what came in, how it was disposed of and concluded, what was
     referred, what is overdue at the quarter's end, and handling times. Counts only."""
     from datetime import time as day_time
-
-    from service.platform.timeutil import LOCAL
-    from service.registry.models import ClueTransition, Consultation
 
     start = datetime.combine(datetime(year, 3 * quarter - 2, 1).date(), day_time.min, tzinfo=LOCAL)
     end = (

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.jobs.registry import JobContext, tasks
+from service.notify import service as notify_service
 from service.registry import supervision
 from service.registry.models import ClueReminder
 
@@ -17,7 +18,6 @@ from service.registry.models import ClueReminder
 async def deadline_alerts(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Issue a notice for every open clue past its deadline, and tell its handler and the supervisors
     (a link only: no number, no category, no text)."""
-    from service.notify import service as notify_service
 
     issued = await supervision.issue_overdue_reminders(ctx.session)
     if not issued:

@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.attachments.models import Attachment
 from service.audit import service as audit_service
 from service.auth.service import Principal
+from service.mailbox.models import ReceivedMail
 from service.messages.models import Message
+from service.platform.blobs import LocalBlobStore
 from service.platform.crypto.keys import KeyRing
 from service.platform.errors import NotFound
 from service.platform.timeutil import as_utc, utcnow
@@ -138,7 +140,6 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
     ) or 0
     # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
     await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
-    from service.mailbox.models import ReceivedMail
 
     await session.execute(update(ReceivedMail).where(ReceivedMail.clue_id == clue_id).values(sealed=None))
     await session.execute(delete(Clue).where(Clue.id == clue_id))
@@ -154,7 +155,6 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
 
 
 async def delete_blobs(roots: list[Path], blob_ids: list[str]) -> int:
-    from service.platform.blobs import LocalBlobStore
 
     deleted = 0
     for root in roots:

@@ -16,7 +16,7 @@ from service.auth.service import Principal
 from service.classification import service as classification_service
 from service.http.deps import RuntimeDep
 from service.platform.db import SessionDep
-from service.platform.errors import DomainError, Invalid
+from service.platform.errors import DomainError, Invalid, NotFound
 from service.registry import routing
 from service.registry.models import RoutingRule
 from service.staff_site.pages import render
@@ -265,7 +265,6 @@ async def _rule_edit_page(
 
 
 async def _get_rule(session: Any, rule_id: str) -> RoutingRule:
-    from service.platform.errors import NotFound
 
     rule = await session.get(RoutingRule, rule_id)
     if rule is None:

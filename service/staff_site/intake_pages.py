@@ -176,7 +176,7 @@ async def call_submit(
         )
 
     async def register(call: schemas.CallIn) -> Response:
-        done = await hotline_service.register_call(session, runtime=runtime, call=call, actor=principal.actor)
+        done = await hotline_service.register_call(runtime=runtime, call=call, actor=principal.actor)
         context = {
             "registry_number": done.registry_number,
             "groups": _groups(done.receipt),
@@ -275,9 +275,7 @@ async def letter_submit(
         )
 
     async def register(letter: schemas.LetterIn) -> Response:
-        done = await hotline_service.register_letter(
-            session, runtime=runtime, letter=letter, actor=principal.actor
-        )
+        done = await hotline_service.register_letter(runtime=runtime, letter=letter, actor=principal.actor)
         context = {
             "registry_number": done.registry_number,
             "groups": _groups(done.receipt),
@@ -322,9 +320,7 @@ async def visit_submit(
         )
 
     async def register(visit: schemas.VisitIn) -> Response:
-        done = await hotline_service.register_visit(
-            session, runtime=runtime, visit=visit, actor=principal.actor
-        )
+        done = await hotline_service.register_visit(runtime=runtime, visit=visit, actor=principal.actor)
         context = {"registry_number": done.registry_number, "groups": _groups(done.receipt), "kind": "visit"}
         return render(request, "registered.html", context, principal=principal, status_code=201)
 
@@ -410,7 +406,7 @@ async def source_submit(
 
     async def register(entry: Any) -> Response:
         done = await hotline_service.register_staff_source(
-            session, runtime=runtime, entry=entry, actor=principal.actor
+            runtime=runtime, entry=entry, actor=principal.actor
         )
         context = {"registry_number": done.registry_number, "groups": None, "kind": source}
         return render(request, "registered.html", context, principal=principal, status_code=201)

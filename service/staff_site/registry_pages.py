@@ -17,7 +17,7 @@ from service.auth.service import Principal
 from service.classification import classifier as classify_service
 from service.http.deps import RuntimeDep
 from service.platform.db import SessionDep
-from service.platform.errors import DomainError
+from service.platform.errors import DomainError, Invalid
 from service.platform.timeutil import LOCAL
 from service.registry import brief, lifecycle, supervision
 from service.registry import service as registry_service
@@ -328,8 +328,6 @@ async def transition(
         try:
             decided = date.fromisoformat(decision_on) if decision_on else None
         except ValueError:
-            from service.platform.errors import Invalid
-
             raise Invalid(
                 "集体研究日期格式应为 YYYY-MM-DD", message_en="decision_on must be YYYY-MM-DD"
             ) from None

@@ -19,6 +19,7 @@ from service.intake import service as intake_service
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import KeyRing, read_public_key
 from service.platform.errors import Conflict, Forbidden, Invalid
+from service.registry.models import Clue
 from tests.conftest import Harness, unique
 
 PASSPHRASES = {"a": "correct horse battery A", "b": "correct horse battery B", "c": "correct horse battery C"}
@@ -89,15 +90,11 @@ async def _submit(world: World, harness: Harness, *, unit_id: str | None = None)
         accused={"name": "李某"},
         submitter=submitter,
     )
-    async with harness.runtime.session_factory() as session:
-        tip = await intake_service.submit_tip(
-            session, runtime=world.runtime, submission=submission, actor="public"
-        )
-        if unit_id:
-            from service.registry.models import Clue
-
+    tip = await world.runtime.intake.submit(submission, actor="public")
+    if unit_id:
+        async with harness.runtime.session_factory() as session:
             (await session.get(Clue, tip.clue_id)).accused_unit_id = unit_id
-        await session.commit()
+            await session.commit()
     return tip.clue_id
 
 

@@ -22,14 +22,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 async def _tip(harness, *, channel: str = "web") -> tuple[str, str]:
     """A tip through the one pipeline, which makes the reporter key with the receipt."""
-    async with harness.runtime.session_factory() as session:
-        submitted = await intake_service.submit_tip(
-            session,
-            runtime=harness.runtime,
-            submission=intake_service.Submission(text=unique("监狱干警收钱办减刑"), channel=channel),
-            actor=PUBLIC_ACTOR if channel == "web" else "staff:test",
-        )
-        await session.commit()
+    submitted = await harness.runtime.intake.submit(
+        intake_service.Submission(text=unique("监狱干警收钱办减刑"), channel=channel),
+        actor=PUBLIC_ACTOR if channel == "web" else "staff:test",
+    )
     return submitted.clue_id, submitted.receipt
 
 

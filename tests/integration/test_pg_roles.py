@@ -62,9 +62,8 @@ async def test_intake_inserts_but_reads_no_content(roles_db, tmp_path: Path) -> 
         try:
             async with create_session_factory(engine)() as session:
                 submission = intake_service.Submission(text="派出所民警收红包后不立案。", channel="web")
-                tip = await intake_service.submit_tip(
-                    session, runtime=runtime, submission=submission, actor="public"
-                )
+                prepared = await runtime.intake.prepare(submission, actor="public")
+                (tip,) = await intake_service.register_prepared(session, runtime=runtime, prepared=[prepared])
                 await session.commit()
         finally:
             await engine.dispose()

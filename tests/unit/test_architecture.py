@@ -21,3 +21,10 @@ def test_layers_contract_holds() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_settings_reference_is_generated_from_the_one_settings() -> None:
+    from service.platform.settings import settings_markdown
+
+    reference = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert reference == settings_markdown(), "regenerate docs/settings.md from settings_markdown()"

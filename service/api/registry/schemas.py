@@ -179,3 +179,7 @@ class TransferOut(BaseModel):
     expected_feedback_at: datetime | None
     feedback_at: datetime | None
     created_by: str
+
+
+class DocumentOut(BaseModel):
+    id: str = Field(description="The attachment record; download with GET /api/v1/attachments/{id}")
