@@ -18,7 +18,7 @@ from service.channels.email.ingest import MailIngest, blob_store_for
 from service.channels.email.models import ReceivedMail
 from service.jobs.registry import JobContext
 from service.timeutil import utcnow
-from tests.integration.test_mail_ingest import PNG, mail, row_for
+from tests.helpers.mail import PNG, mail, row_for
 
 OLD = time.time() - 3 * 3600
 

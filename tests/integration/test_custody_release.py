@@ -19,7 +19,7 @@ from service.custody.ceremony import Custodian, init_keys, rotate_keys
 from service.custody.models import CustodyRequest
 from service.errors import Conflict, Forbidden, Invalid
 from service.intake import service as intake_service
-from tests.conftest import Harness, unique
+from tests.helpers.app import Harness, unique
 
 PASSPHRASES = {"a": "correct horse battery A", "b": "correct horse battery B", "c": "correct horse battery C"}
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from service.registry.models import Clue
 from service.timeutil import LOCAL
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import assert_absent_from_database
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import assert_absent_from_database
 
 
 def today():  # type: ignore[no-untyped-def]

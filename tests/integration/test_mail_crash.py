@@ -27,8 +27,8 @@ from service.channels.email.ingest import MailIngest, dedupe_key
 from service.channels.email.models import ReceivedMail
 from service.channels.email.parse import parse_message
 from service.registry.models import Clue
-from tests.conftest import make_settings, running_app
 from tests.helpers import free_port
+from tests.helpers.app import make_settings, running_app
 
 TIP = "jubao@tipline.local"
 KILLS_PER_POINT = 17  # x 3 points = 51 kills per database

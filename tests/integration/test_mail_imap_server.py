@@ -17,8 +17,8 @@ from service.channels.email.ingest import DUPLICATE, MailIngest, dedupe_key
 from service.channels.email.models import ReceivedMail
 from service.channels.email.parse import parse_message
 from service.channels.email.receiver import TemporarilyUnavailable
-from tests.imap_server import ImapServer
-from tests.integration.test_mail_imap import raw
+from tests.helpers.imap_server import ImapServer
+from tests.helpers.mail import raw
 
 
 def imap_settings(harness, server: ImapServer, **overrides: object):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
@@ -26,36 +25,11 @@ from service.channels.email.parse import parse_message
 from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
 from service.registry.models import Clue
 from service.timeutil import utcnow
-from tests.conftest import auth, unique
+from tests.helpers.app import auth, unique
+from tests.helpers.mail import PNG, TIP, mail, row_for, send
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
-TIP = "jubao@tipline.local"
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
-
-
-def mail(text: str, *, subject: str = "举报", headers: str = "", attachment: bytes | None = None) -> bytes:
-    tag = unique("m")
-    head = (
-        f"From: 举报人 <sender.{tag}@example.cn>\r\nTo: {TIP}\r\nSubject: {subject}\r\n"
-        f"Message-ID: <{tag}@example.cn>\r\nMIME-Version: 1.0\r\n{headers}"
-    )
-    if attachment is None:
-        return (
-            head
-            + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            + text
-            + "\r\n"
-        ).encode()
-    encoded = base64.encodebytes(attachment).decode().replace("\n", "\r\n")
-    return (
-        head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n"
-        '--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename="证据.png"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "--b1--\r\n"
-    ).encode()
 
 
 class Recording(MailIngest):
@@ -76,27 +50,6 @@ async def receiver(harness) -> AsyncIterator[RunningReceiver]:  # type: ignore[n
     running.received = ingest.received  # type: ignore[attr-defined]
     yield running
     await running.stop()
-
-
-async def send(port: int, raw: bytes) -> tuple[int, str]:
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
-    await client.connect()
-    try:
-        errors, message = await client.sendmail("s@example.cn", [TIP], raw)
-        return 250, message
-    except aiosmtplib.SMTPResponseException as exc:
-        return exc.code, exc.message
-    finally:
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            client.close()
-
-
-async def row_for(harness, raw: bytes) -> ReceivedMail | None:  # type: ignore[no-untyped-def]
-    key = dedupe_key(harness.runtime, parse_message(raw))
-    async with harness.runtime.session_factory() as session:
-        return await session.scalar(select(ReceivedMail).where(ReceivedMail.dedupe_key == key))
 
 
 async def test_report_with_attachment_becomes_a_clue_seen_by_staff(harness, receiver) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +186,8 @@ async def test_database_unavailable_answers_451_then_accepts_on_postgresql(
         pytest.skip("SQLite's case is above")
     import asyncpg
 
-    from tests.conftest import PG_ADMIN_DSN, running_app
+    from tests.helpers.app import running_app
+    from tests.helpers.database import PG_ADMIN_DSN
 
     name = fresh_database_url.rsplit("/", 1)[1]
     async with running_app(tmp_path, fresh_database_url) as h:

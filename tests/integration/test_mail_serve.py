@@ -16,8 +16,8 @@ import aiosmtplib
 import httpx
 import pytest
 
-from tests.conftest import auth, cli_env, run_cli
 from tests.helpers import files_under, find_canaries, free_port, pg_dump, tipline_server
+from tests.helpers.app import auth, cli_env, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"

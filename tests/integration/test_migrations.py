@@ -19,7 +19,7 @@ from service.migrations import (
     run_migrations,
 )
 from service.models import Base
-from tests.conftest import cli_env, make_settings, run_cli
+from tests.helpers.app import cli_env, make_settings, run_cli
 
 
 def _diff(connection) -> list:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from service.main import create_app
 from service.registry.models import Clue
-from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.helpers.app import make_settings
+from tests.helpers.database import create_pg_database, drop_pg_database
 
 REPORT = "备份恢复测试：看守所民警孙某收了钱给在押人员办保外就医，材料是假的。"
 ACCUSED = "孙备份"

@@ -20,8 +20,8 @@ from service.messages.models import Message
 from service.registry.models import Clue
 from service.retention.tasks import purge_expired
 from service.timeutil import LOCAL, utcnow
-from tests.conftest import auth, running_app, unique
 from tests.helpers import files_under, pg_dump
+from tests.helpers.app import auth, running_app, unique
 
 OLD = utcnow() - timedelta(days=400)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from service.audit.models import AuditEntry
 from service.registry.models import Clue
 from service.timeutil import LOCAL
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import assert_absent_from_database
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import assert_absent_from_database
 
 URL = "/api/v1/staff-sources"
 

@@ -19,9 +19,9 @@ from service.crypto.stream import decrypt_stream
 from service.intake.models import Receipt
 from service.main import create_app
 from service.runtime import key_paths
-from tests.conftest import make_settings, unique
-from tests.integration.test_web_form import jpeg_with_gps
-from tests.integration.web_helpers import hidden_fields, post_report, receipt_from
+from tests.helpers.app import make_settings, unique
+from tests.helpers.media import jpeg_with_gps
+from tests.helpers.web import hidden_fields, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

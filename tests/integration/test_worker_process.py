@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from service.classification.models import NearDuplicatePending
 from service.jobs.worker import WorkerProcess
 from service.main import create_app
-from tests.conftest import make_settings
+from tests.helpers.app import make_settings
 
 TEXT = "交警大队某中队长的老婆开了一家拖车场，事故车辆都被指定拖到她那里，收费很高。第{}次。"
 

@@ -1,3 +1,4 @@
+# ruff: noqa: S603, S607 - the tests run our own command line and PostgreSQL's client
 """Test tools shared across suites: a real server process, canary searching."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
