@@ -126,6 +126,7 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
 
     # The caller phones again with the new code: the operator adds to the clue (add-only).
     page.goto(base_url + "/staff/hotline/add")
+    page.locator("input[name=receipt]:focus").wait_for()  # the code field has focus (autofocus)
     page.keyboard.type(new_code)
     page.get_by_label(re.compile("补充内容")).fill("补充：撤案后吴某还请家属吃了饭。")
     page.get_by_role("button", name=re.compile("记录补充")).click()
