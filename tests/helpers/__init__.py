@@ -110,8 +110,11 @@ def files_under(*roots: Path) -> Iterator[Path]:
 
 def pg_dump(database_url: str) -> bytes:
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    from tests.helpers.tools import apt, require_executable
+
+    executable = require_executable("pg_dump", apt("postgresql-client"))
     return subprocess.run(
-        ["pg_dump", "--no-owner", "--data-only", "--inserts", dsn],
+        [executable, "--no-owner", "--data-only", "--inserts", dsn],
         capture_output=True,
         check=True,
         timeout=120,

@@ -15,6 +15,11 @@ from typing import NoReturn
 import pytest
 
 TRUE_VALUES = {"1", "true", "yes", "on", "y", "t"}
+PIP = "pip install -e '.[test]' (scripts/test.sh installs the test extras)"
+
+
+def apt(package: str) -> str:
+    return f"apt-get install {package} (scripts/test.sh installs it when run as root)"
 
 
 def under_ci() -> bool:
@@ -25,7 +30,7 @@ def missing(what: str, how: str) -> NoReturn:
     """Skip (locally) or fail (under CI) because ``what`` is not there; ``how`` says how to get it."""
     message = f"{what} is missing; {how}"
     if under_ci():
-        pytest.fail(f"{message} (required under CI: scripts/test.sh installs it)", pytrace=False)
+        pytest.fail(f"{message} (required under CI, where nothing may be skipped)", pytrace=False)
     pytest.skip(message)
 
 
@@ -37,6 +42,17 @@ def require_executable(name: str, how: str) -> str:
         if beside.exists():
             found = str(beside)
     if found is None:
+        missing(f"the `{name}` command", how)
+    return found
+
+
+def optional_executable(name: str, how: str) -> str | None:
+    """For a test that does more with the command and still checks the rest without it: the path, or None
+    locally; under CI a missing command fails the test."""
+    found = shutil.which(name) or (
+        str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None
+    )
+    if found is None and under_ci():
         missing(f"the `{name}` command", how)
     return found
 

@@ -10,7 +10,6 @@ import base64
 import smtplib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -25,11 +24,10 @@ from service.channels.email.parse import parse_message
 from service.channels.email.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
 from service.registry.models import Clue
 from service.timeutil import utcnow
-from tests.helpers.app import auth, unique
+from tests.helpers.app import auth, running_app, unique
+from tests.helpers.conformance import conformance_files
+from tests.helpers.database import PG_ADMIN_DSN
 from tests.helpers.mail import PNG, TIP, mail, row_for, send
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
 
 
 class Recording(MailIngest):
@@ -142,7 +140,7 @@ async def test_unparseable_mail_is_quarantined_for_supervisors(harness, receiver
 
 
 async def test_every_conformance_message_has_one_outcome_or_a_rejection(harness, receiver) -> None:  # type: ignore[no-untyped-def]
-    files = sorted(CONFORMANCE.glob("*.eml"))
+    files = conformance_files()
     assert len(files) >= 17
     for path in files:
         raw = path.read_bytes()
@@ -157,56 +155,61 @@ async def test_every_conformance_message_has_one_outcome_or_a_rejection(harness,
             assert code == 554 and row is None, (path.name, code, message)
 
 
-async def test_database_unavailable_answers_451_on_sqlite(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    if harness.runtime.settings.is_sqlite is False:
-        pytest.skip("the PostgreSQL case is in test_mail_unavailable")
+async def test_database_unavailable_answers_451_then_accepts(backend, tmp_path, fresh_database_url) -> None:  # type: ignore[no-untyped-def]
+    """The database away: the receiver answers 451 (the sender keeps the message and retries) and nothing
+    is stored; the database back, the retry is accepted and registered. SQLite: a database file that cannot
+    be opened; PostgreSQL: connections refused and the open ones ended."""
+    async with running_app(tmp_path, fresh_database_url) as h:
+        if backend == "sqlite":
+            await _unavailable_then_back_on_sqlite(h, tmp_path)
+        else:
+            await _unavailable_then_back_on_postgresql(h, fresh_database_url)
+
+
+async def _unavailable_then_back_on_sqlite(h, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     from service.db import create_engine, create_session_factory
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
-    broken = replace(harness.runtime, engine=engine, session_factory=create_session_factory(engine))
+    broken = replace(h.runtime, engine=engine, session_factory=create_session_factory(engine))
+    raw = mail("看守所所长收钱。")
     running = await serve_receiver("127.0.0.1", 0, MailIngest(broken), [TIP], 1024 * 1024)
     try:
-        raw = mail("看守所所长收钱。")
         with pytest.raises(TemporarilyUnavailable):
             await MailIngest(broken)(raw)
-        code, _ = await send(running.port, raw)
-        assert code == 451
+        assert (await send(running.port, raw))[0] == 451
     finally:
         await running.stop()
         await engine.dispose()
-    assert await row_for(harness, raw) is None
+    assert await row_for(h, raw) is None
+    running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
+    try:
+        assert (await send(running.port, raw))[0] == 250  # the sender's retry
+    finally:
+        await running.stop()
+    assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
 
 
-async def test_database_unavailable_answers_451_then_accepts_on_postgresql(
-    backend, tmp_path, fresh_database_url
-) -> None:  # type: ignore[no-untyped-def]
-    if backend != "postgresql":
-        pytest.skip("SQLite's case is above")
+async def _unavailable_then_back_on_postgresql(h, database_url: str) -> None:  # type: ignore[no-untyped-def]
     import asyncpg
 
-    from tests.helpers.app import running_app
-    from tests.helpers.database import PG_ADMIN_DSN
-
-    name = fresh_database_url.rsplit("/", 1)[1]
-    async with running_app(tmp_path, fresh_database_url) as h:
-        running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            raw = mail("监狱管理人员收钱办理假释。")
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-            assert (await send(running.port, raw))[0] == 451
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            assert (await send(running.port, raw))[0] == 250  # the sender's retry
-            assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
-        finally:
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await admin.close()
-            await running.stop()
+    name = database_url.rsplit("/", 1)[1]
+    running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        raw = mail("监狱管理人员收钱办理假释。")
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        assert (await send(running.port, raw))[0] == 451
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert await row_for(h, raw) is None
+        assert (await send(running.port, raw))[0] == 250  # the sender's retry
+        assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await running.stop()
 
 
 async def test_a_duplicate_in_a_shared_commit_fails_alone(harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
