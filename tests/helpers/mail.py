@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,17 +79,23 @@ def raw(text: str) -> bytes:
 
 @dataclass
 class Relay:
+    """A throwaway outbound relay (aiosmtpd): what it was handed, and whether over TLS."""
+
     messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+    over_tls: list[bool] = field(default_factory=list)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
         self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
+        self.over_tls.append(session.ssl is not None)
         return "250 OK"
 
 
 @contextmanager
-def relay_on(port: int) -> Iterator[Relay]:
+def relay_on(port: int, tls_context: ssl.SSLContext | None = None) -> Iterator[Relay]:
+    """The relay on 127.0.0.1:``port``; with ``tls_context`` it offers STARTTLS and requires it."""
     relay = Relay()
-    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    tls = {} if tls_context is None else {"tls_context": tls_context, "require_starttls": True}
+    controller = Controller(relay, hostname="127.0.0.1", port=port, **tls)
     controller.start()
     try:
         yield relay
