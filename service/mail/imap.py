@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -39,9 +40,19 @@ class AioImapClient:
         import aioimaplib
 
         s = self.settings
-        factory = aioimaplib.IMAP4_SSL if s.imap_tls else aioimaplib.IMAP4
-        self.client = factory(host=s.imap_host, port=s.imap_port)
-        await self.client.wait_hello_from_server()
+        if s.imap_tls:  # the certificate is verified, against TIPLINE_IMAP_TLS_CA_FILE or the system store
+            ca_file = str(s.imap_tls_ca_file) if s.imap_tls_ca_file else None
+            context = ssl.create_default_context(cafile=ca_file)
+            self.client = aioimaplib.IMAP4_SSL(host=s.imap_host, port=s.imap_port, ssl_context=context)
+        else:
+            self.client = aioimaplib.IMAP4(host=s.imap_host, port=s.imap_port)
+        try:
+            await self.client.wait_hello_from_server()
+        except ssl.SSLCertVerificationError as exc:
+            raise ImapTlsUntrusted(
+                f"the IMAP server's certificate is not trusted ({exc.verify_message}); "
+                "TIPLINE_IMAP_TLS_CA_FILE names the CA to trust"
+            ) from exc
         password = s.imap_password.get_secret_value() if s.imap_password else ""
         _expect_ok(await self.client.login(s.imap_username, password), "LOGIN")
         _expect_ok(await self.client.select(s.imap_mailbox), "SELECT")
@@ -86,6 +97,10 @@ class AioImapClient:
             await self.client.logout()
 
 
+class ImapTlsUntrusted(Exception):
+    """The IMAP server's certificate does not verify: nothing was fetched or marked."""
+
+
 class ImapCommandFailed(Exception):
     """The server answered NO or BAD. The message names the command only, never the server's text (which
     may quote a mailbox name or an address)."""
@@ -125,6 +140,8 @@ async def running_poller(runtime: Runtime) -> AsyncIterator[None]:
             try:
                 await client.connect()
                 await poll_once(client, ingest)
+            except ImapTlsUntrusted as exc:  # a setting to fix, not a server away: say so (and retry)
+                log.error("imap poll failed: %s", exc, extra={"error": type(exc).__name__})
             except Exception as exc:  # noqa: BLE001 - the server may be away; try again next round
                 log.warning("imap poll failed", extra={"error": type(exc).__name__})
             finally:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ZONE = "Asia/Shanghai"  # registry-number years and every deadline are counted in this zone
@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     imap_host: str = ""
     imap_port: int = Field(default=993, ge=1, le=65535)
     imap_tls: bool = True
+    imap_tls_ca_file: FilePath | None = None  # PEM CA(s) to verify the server with; default: system store
     imap_username: str = ""
     imap_password: SecretStr | None = None
     imap_mailbox: str = "INBOX"
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     relay_host: str = ""
     relay_port: int = Field(default=587, ge=1, le=65535)
     relay_starttls: bool = True
+    relay_tls_ca_file: FilePath | None = None  # PEM CA(s) to verify the relay with; default: system store
     relay_username: str = ""
     relay_password: SecretStr | None = None
     relay_from: str = "jubao@tipline.local"

@@ -1,89 +1,51 @@
-"""An operator's shift in a real browser (Debian chromium via Playwright), JavaScript off: log in with
-password and TOTP, record a call with the caller's number, read the grouped code; the number is nowhere in
-the database files in plaintext; the caller replaces the read-aloud code on the status page (the old one
-stops working) and confirms the operator's record of the call; the caller phones again and the operator adds to the clue with the new code; a supervisor
-sees the new clue and the caller's confirmation through the API.
+"""An operator's shift in a real browser (Debian chromium via Playwright), JavaScript off, on SQLite and on
+PostgreSQL: log in with password and TOTP, record a call with the caller's number, read the grouped code; the
+number is nowhere in the stored data in plaintext; the caller replaces the read-aloud code on the status page
+(the old one stops working) and confirms the operator's record of the call; the caller phones again and the
+operator adds to the clue with the new code; a supervisor sees the new clue and the caller's confirmation
+through the API.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
 
-from tests.helpers import REPO_ROOT, files_under, find_canaries, tipline_server
+from tests.helpers import files_under, find_canaries, pg_dump
+from tests.helpers.browser import browser_server, cli, launch_chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "browser shift password 42"  # noqa: S105
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
-        [sys.executable, "-m", "service", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium missing")
-        pytest.skip("chromium missing (apt-get install chromium)")
-    data = tmp_path_factory.mktemp("hotline-browser")
-    env = {
-        **os.environ,
-        "TIPLINE_DATA_DIR": str(data),
-        "TIPLINE_DATABASE_AUTO_UPGRADE": "true",
-        "TIPLINE_WEB_LOOKUP_FLOOR_SECONDS": "0.05",
-    }
-    env.pop("TIPLINE_DATABASE_URL", None)
-    with tipline_server(env, data / "server.log", "--upgrade") as proc:
-        _cli(env, "staff", "add", "--name", "hotline-op", "--role", "operator")
-        _cli(env, "staff", "set-password", "hotline-op", "--stdin", stdin=PASSWORD + "\n")
-        uri = _cli(env, "staff", "enrol-totp", "hotline-op").strip().splitlines()[-1]
-        supervisor_token = _cli(env, "staff", "add", "--name", "hotline-sup", "--role", "supervisor").split()[
-            -1
-        ]
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    require_chromium()
+    data = tmp_path_factory.mktemp(f"hotline-browser-{backend}")
+    with browser_server(backend, data, web_lookup_floor_seconds="0.05") as (proc, env):
+        cli(env, "staff", "add", "--name", "hotline-op", "--role", "operator")
+        cli(env, "staff", "set-password", "hotline-op", "--stdin", stdin=PASSWORD + "\n")
+        uri = cli(env, "staff", "enrol-totp", "hotline-op").strip().splitlines()[-1]
+        supervisor = cli(env, "staff", "add", "--name", "hotline-sup", "--role", "supervisor")
+        supervisor_token = supervisor.split()[-1]
         # Chromium treats localhost as a secure origin, so the Secure __Host- cookie works over http there.
-        yield proc.base_url.replace("127.0.0.1", "localhost"), pyotp.parse_uri(uri), supervisor_token, data
+        base_url = proc.base_url.replace("127.0.0.1", "localhost")
+        yield base_url, pyotp.parse_uri(uri), supervisor_token, data, env["TIPLINE_DATABASE_URL"]
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+def browser(server):  # type: ignore[no-untyped-def]
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-untyped-def]
-    base_url, totp, supervisor_token, data = server
+    base_url, totp, supervisor_token, data, database_url = server
     number = "137" + "".join(secrets.choice("0123456789") for _ in range(8))
     context = browser.new_context(java_script_enabled=False, locale="zh-CN")
     foreign: list[str] = []
@@ -126,10 +88,12 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     registry_number = re.search(r"LG-\d{4}-\d{6}", page.content()).group(0)
     page.screenshot(path=str(data / "call-done.png"))
 
-    # The caller's number is nowhere in the stored data.
+    # The caller's number is nowhere in the stored data (the files, and on PostgreSQL a dump of the rows).
     stored = b"".join(
         p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png")
     )
+    if database_url.startswith("postgresql"):
+        stored += pg_dump(database_url)
     assert find_canaries(stored, [number, code]) == []
 
     # The caller uses the read-aloud code on the web: it is replaced; the old one stops working.
@@ -162,6 +126,7 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
 
     # The caller phones again with the new code: the operator adds to the clue (add-only).
     page.goto(base_url + "/staff/hotline/add")
+    page.locator("input[name=receipt]:focus").wait_for()  # the code field has focus (autofocus)
     page.keyboard.type(new_code)
     page.get_by_label(re.compile("补充内容")).fill("补充：撤案后吴某还请家属吃了饭。")
     page.get_by_role("button", name=re.compile("记录补充")).click()

@@ -1,10 +1,10 @@
-"""A supervisor's morning in a real browser (Debian chromium via Playwright, JavaScript off): log in, filter
-the ledger, open a clue (its history shows), assign it to an investigator, mark it a key clue with a
-supervising leader; the API then shows the assignment and the supervision; a wrong step shows the error."""
+"""A supervisor's morning in a real browser (Debian chromium via Playwright, JavaScript off), on SQLite and
+on PostgreSQL: log in, filter the ledger, open a clue (its history shows), assign it to an investigator, mark
+it a key clue with a supervising leader; the API then shows the assignment and the supervision; a wrong step
+shows the error."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -12,39 +12,30 @@ import httpx
 import pyotp
 import pytest
 
-from tests.browser.test_hotline_browser import ARGS, CHROMIUM, _cli
-from tests.helpers import tipline_server
+from tests.helpers.browser import browser_server, cli, launch_chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 PASSWORD = "registry console password 7"  # noqa: S105
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium missing")
-        pytest.skip("chromium missing (apt-get install chromium)")
-    data = tmp_path_factory.mktemp("registry-browser")
-    env = {**os.environ, "TIPLINE_DATA_DIR": str(data), "TIPLINE_DATABASE_AUTO_UPGRADE": "true"}
-    env.pop("TIPLINE_DATABASE_URL", None)
-    with tipline_server(env, data / "server.log", "--upgrade") as proc:
-        _cli(env, "unit", "add", "--name", "区纪委监委")
-        token = _cli(env, "staff", "add", "--name", "台账主任", "--role", "supervisor").split()[-1]
-        _cli(env, "staff", "set-password", "台账主任", "--stdin", stdin=PASSWORD + "\n")
-        uri = _cli(env, "staff", "enrol-totp", "台账主任").strip().splitlines()[-1]
-        _cli(env, "staff", "add", "--name", "核查员甲", "--role", "investigator", "--unit", "区纪委监委")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    require_chromium()
+    data = tmp_path_factory.mktemp(f"registry-browser-{backend}")
+    with browser_server(backend, data) as (proc, env):
+        cli(env, "unit", "add", "--name", "区纪委监委")
+        token = cli(env, "staff", "add", "--name", "台账主任", "--role", "supervisor").split()[-1]
+        cli(env, "staff", "set-password", "台账主任", "--stdin", stdin=PASSWORD + "\n")
+        uri = cli(env, "staff", "enrol-totp", "台账主任").strip().splitlines()[-1]
+        cli(env, "staff", "add", "--name", "核查员甲", "--role", "investigator", "--unit", "区纪委监委")
+        # Chromium treats localhost as a secure origin, so the Secure __Host- cookie works over http there.
         yield proc.base_url.replace("127.0.0.1", "localhost"), pyotp.parse_uri(uri), token
 
 
 @pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+def browser(server):  # type: ignore[no-untyped-def]
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_supervisor_filters_opens_assigns_and_supervises(server, browser) -> None:  # type: ignore[no-untyped-def]

@@ -1,101 +1,44 @@
 """The citizen's whole journey in a real browser (Debian chromium through Playwright), once with
-JavaScript and once without: report (anonymous, then real-name) with an attachment, read the receipt,
-open the status page with the code, see an investigator's message sent through the staff API, reply.
+JavaScript and once without, on SQLite and on PostgreSQL: report (anonymous, then real-name) with an
+attachment, read the receipt, open the status page with the code, see an investigator's message sent through
+the staff API, reply.
 
 Also: no request leaves the app's origin; axe-core (npm, tests/browser/package.json) finds no serious or
-critical violation on any public page; pages fit a 320 px screen. Screenshots go to test-artifacts/web/.
+critical violation on any public page; pages fit a 320 px screen. Screenshots go to test-artifacts/web/
+(named by backend).
 """
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import REPO_ROOT, tipline_server
+from tests.helpers import REPO_ROOT
+from tests.helpers.browser import AXE, browser_server, cli, launch_chromium, require_axe, require_chromium
+from tests.helpers.media import jpeg_with_gps
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _require(path: Path, what: str) -> None:
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} missing at {path}")
-        pytest.skip(f"{what} missing at {path}")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    _require(CHROMIUM, "chromium (apt-get install chromium)")
-    _require(AXE, "axe-core (cd tests/browser && npm install)")
-    data = tmp_path_factory.mktemp("web-browser")
-    env = {
-        **os.environ,
-        "TIPLINE_DATA_DIR": str(data),
-        "TIPLINE_DATABASE_AUTO_UPGRADE": "true",
-        "TIPLINE_WEB_POW_BITS": "12",
-        "TIPLINE_WEB_LOOKUP_FLOOR_SECONDS": "0.05",
-    }
-    with tipline_server(env, data / "server.log", "--upgrade") as proc:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "staff",
-                "add",
-                "--name",
-                "browser-sup",
-                "--role",
-                "supervisor",
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        token = out.stdout.strip().splitlines()[-1].split()[-1]
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    require_chromium()
+    require_axe()
+    data = tmp_path_factory.mktemp(f"web-browser-{backend}")
+    with browser_server(backend, data, web_pow_bits="12", web_lookup_floor_seconds="0.05") as (proc, env):
+        out = cli(env, "staff", "add", "--name", "browser-sup", "--role", "supervisor")
+        token = out.strip().splitlines()[-1].split()[-1]
         yield proc.base_url, token, data
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+def browser(server):  # type: ignore[no-untyped-def]
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def jpeg_with_gps() -> bytes:
-    from PIL import Image
-
-    image = Image.new("RGB", (16, 16), (0, 90, 200))
-    exif = Image.Exif()
-    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 47.0)}
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif.tobytes())
-    return out.getvalue()
 
 
 def check_axe(browser, base_url: str, page, name: str) -> None:
@@ -123,9 +66,9 @@ def shoot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize(("javascript", "identity"), [(True, "anonymous"), (False, "real_name")])
-def test_citizen_journey(server, browser, tmp_path, javascript, identity):
+def test_citizen_journey(server, browser, backend, tmp_path, javascript, identity):
     base_url, token, _data = server
-    mode = "js" if javascript else "nojs"
+    mode = f"{backend}-{'js' if javascript else 'nojs'}"
     foreign: list[str] = []
     context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
 

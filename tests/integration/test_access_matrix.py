@@ -22,8 +22,8 @@ from sqlalchemy import update
 from service.auth.models import ApiToken
 from service.auth.permissions import PERMISSIONS, Action, Role
 from service.platform.timeutil import utcnow
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_staff_login import log_in, make_web_staff
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.staff_web import log_in, make_web_staff
 
 PUBLIC = "public"  # no account needed (intake, status page, login form, health, static files)
 ANY_STAFF = "any-staff"  # any signed-in staff member

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.intake.models import Receipt
 from service.platform.crypto.stream import StreamAuthenticationError
-from tests.conftest import auth, unique
-from tests.integration.test_web_form import jpeg_with_gps
-from tests.integration.web_helpers import open_status, post_reply, post_report, receipt_from
+from service.intake.models import Receipt
+from tests.helpers.app import auth, unique
+from tests.helpers.media import jpeg_with_gps
+from tests.helpers.web import open_status, post_reply, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,8 +16,8 @@ from service.audit.chain import GENESIS, LinkFields, canonical_json, entry_hash
 from service.audit.models import AuditEntry, AuditHead
 from service.platform.db import create_engine, create_session_factory
 from service.platform.timeutil import utcnow
-from tests.conftest import auth, cli_env, run_cli, running_app, unique
-from tests.integration.test_audit_tamper import drop_triggers, execute, fill
+from tests.helpers.app import auth, cli_env, run_cli, running_app, unique
+from tests.helpers.audit import drop_triggers, execute, fill
 
 
 async def rewrite_whole_chain(url: str) -> None:

@@ -17,8 +17,8 @@ from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, set_configure
 from service.jobs.registry import Registry
 from service.jobs.worker import Worker
 from service.registry.models import Clue, ClueCategory
-from tests.conftest import Harness, auth, cli_env, run_cli, running_app, unique
-from tests.integration.test_registry_lifecycle import make_world
+from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
+from tests.helpers.registry import make_world
 
 PHONE = "13912345678"
 TEXT = f"我叫王小明，手机{PHONE}。派出所民警收了对方的红包，还打招呼让案子不立案。"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from service.platform.settings import SettingsError, load_settings
-from tests.conftest import cli_env, run_cli
 from tests.helpers import tipline_server
+from tests.helpers.app import cli_env, run_cli
 
 
 def test_bad_settings_fail_with_the_variable_named(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from tests.conftest import REPO_ROOT, cli_env, run_cli, running_app, unique
+from tests.helpers import REPO_ROOT
+from tests.helpers.app import cli_env, run_cli, running_app, unique
 
 
 def run_with_passphrases(

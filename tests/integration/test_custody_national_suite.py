@@ -13,7 +13,7 @@ from service.platform.crypto.envelope import Envelope
 from service.platform.crypto.keys import HPKE_BATCH_SUITE
 from service.platform.crypto.national import NATIONAL_SUITE
 from service.registry.models import Clue
-from tests.conftest import auth, running_app, unique
+from tests.helpers.app import auth, running_app, unique
 
 
 async def _submit(client, text: str) -> str:  # type: ignore[no-untyped-def]

@@ -28,8 +28,8 @@ from service.audit.models import AuditEntry
 from service.intake.models import Receipt
 from service.intake.receipts import normalise_receipt, receipt_hash
 from service.registry.models import Clue
-from tests.conftest import cli_env, run_cli, running_app
 from tests.helpers import tipline_server
+from tests.helpers.app import cli_env, run_cli, running_app
 
 KILLS = 50
 LETTERS = str.maketrans("0123456789", "ghijklmnop")  # digits in a marker could be masked as a phone number
@@ -136,9 +136,9 @@ def _tip(client: httpx.Client, marker: str) -> httpx.Response:
 
 
 async def _pg_admin_execute(*statements: str) -> None:
-    from tests.conftest import _pg_admin
+    from tests.helpers.database import pg_admin
 
-    admin = await _pg_admin()
+    admin = await pg_admin()
     try:
         for statement in statements:
             await admin.execute(statement)

@@ -8,9 +8,9 @@ import re
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import call_body
-from tests.integration.web_helpers import hidden_fields, open_status, post_report, receipt_from
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import call_body
+from tests.helpers.web import hidden_fields, open_status, post_report, receipt_from
 
 FORM = re.compile(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', re.S)
 

@@ -6,10 +6,10 @@ import json
 import secrets
 from datetime import datetime, timedelta
 
-from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import assert_absent_from_database
+from service.platform.timeutil import LOCAL
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import assert_absent_from_database
 
 
 def today():  # type: ignore[no-untyped-def]

@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 
 from service.attachments.models import Attachment
-from service.platform.timeutil import LOCAL
 from service.registry.additions import ClueAddition
-from tests.conftest import Harness, auth
-from tests.integration.test_hotline import call_body
-from tests.integration.test_hotline_uploads import png_bytes, wav_bytes
-from tests.integration.test_staff_login import csrf_of, log_in, make_web_staff
+from service.platform.timeutil import LOCAL
+from tests.helpers.app import Harness, auth
+from tests.helpers.hotline import call_body
+from tests.helpers.media import png_bytes, wav_bytes
+from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 
 def _blobs(harness: Harness) -> int:

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from service.intake.models import Receipt
-from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from tests.conftest import Harness
-from tests.integration.test_hotline import assert_absent_from_database, caller_number
-from tests.integration.test_staff_login import csrf_of, log_in, make_web_staff
+from service.platform.timeutil import LOCAL
+from tests.helpers.app import Harness
+from tests.helpers.hotline import assert_absent_from_database, caller_number
+from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 RECEIPT_RE = re.compile(r'<p class="receipt"[^>]*>((?:<span>\d{5}</span>){5})</p>')
 NUMBER_RE = re.compile(r"LG-\d{4}-\d{6}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import call_body
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import call_body
 
 # (path, the role that may post there, a role that may not)
 ROUTES = [

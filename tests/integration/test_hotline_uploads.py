@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
-import wave
 from datetime import datetime
 
-from PIL import Image
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
+from service.registry.additions import ClueAddition
 from service.platform.crypto.envelope import Envelope
 from service.platform.timeutil import LOCAL
-from service.registry.additions import ClueAddition
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import call_body
-
-
-def wav_bytes(seconds: float = 0.2) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x00\x01" * int(8000 * seconds))
-    return out.getvalue()
-
-
-def png_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (20, 30), (250, 250, 240)).save(out, "PNG")
-    return out.getvalue()
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import call_body
+from tests.helpers.media import png_bytes, wav_bytes
 
 
 async def test_recording_key_is_wrapped_to_the_identity_key(harness: Harness) -> None:

@@ -12,7 +12,7 @@ from service.audit.models import AuditEntry
 from service.intake.models import Receipt
 from service.intake.receipts import normalise_receipt, receipt_hash
 from service.registry.models import Clue
-from tests.conftest import Harness
+from tests.helpers.app import Harness
 
 
 async def count_rows(harness: Harness) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.intake import service as intake_service
 from service.registry.models import Clue
-from tests.conftest import Harness
+from tests.helpers.app import Harness
 
 
 async def test_one_bad_tip_does_not_sink_its_batch(harness: Harness) -> None:

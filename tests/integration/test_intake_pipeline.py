@@ -18,12 +18,12 @@ from sqlalchemy.exc import OperationalError
 from service.audit import service as audit_service
 from service.classification import classifier as classify_service
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
+from service.platform.errors import Invalid, TemporarilyUnavailable
 from service.intake import pipeline
 from service.intake.service import PreparedTip, Submission
-from service.platform.errors import Invalid, TemporarilyUnavailable
-from service.platform.workers import WorkerUnavailable
 from service.registry.models import Clue
-from tests.conftest import running_app
+from service.platform.workers import WorkerUnavailable
+from tests.helpers.app import running_app
 
 REPORT = "派出所民警收受红包后对报案不予立案，第{}次反映。"
 
@@ -172,7 +172,7 @@ def test_errors_cross_the_pipe_without_their_messages() -> None:
 
 @pytest.mark.parametrize("workers, expected", [(0, 0), (3, 3)])
 def test_worker_count_is_configurable(tmp_path: Path, workers: int, expected: int) -> None:
-    from tests.conftest import make_settings
+    from tests.helpers.app import make_settings
 
     settings = make_settings(tmp_path, "sqlite+aiosqlite:///x.db", intake_workers=workers)
     assert pipeline.intake_worker_count(settings) == expected

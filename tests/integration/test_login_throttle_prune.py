@@ -11,7 +11,7 @@ from service.auth.login_models import LoginThrottle
 from service.jobs.registry import Registry, load_task_modules
 from service.jobs.worker import Worker
 from service.platform.timeutil import utcnow
-from tests.conftest import Harness, unique
+from tests.helpers.app import Harness, unique
 
 
 async def _rows(harness: Harness, keys: list[str]) -> set[str]:

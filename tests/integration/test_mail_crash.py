@@ -27,8 +27,8 @@ from service.mail.ingest import MailIngest, dedupe_key
 from service.mail.parse import parse_message
 from service.mailbox.models import ReceivedMail
 from service.registry.models import Clue
-from tests.conftest import make_settings, running_app
 from tests.helpers import free_port
+from tests.helpers.app import make_settings, running_app
 
 TIP = "jubao@tipline.local"
 KILLS_PER_POINT = 17  # x 3 points = 51 kills per database

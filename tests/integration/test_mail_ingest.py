@@ -10,52 +10,24 @@ import base64
 import smtplib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import aiosmtplib
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
+from service.mailbox import service as mail_service
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
+from service.mailbox.models import ReceivedMail
 from service.mail.parse import parse_message
 from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
-from service.mailbox import service as mail_service
-from service.mailbox.models import ReceivedMail
-from service.platform.timeutil import utcnow
 from service.registry.models import Clue
-from tests.conftest import auth, unique
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
-TIP = "jubao@tipline.local"
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
-
-
-def mail(text: str, *, subject: str = "举报", headers: str = "", attachment: bytes | None = None) -> bytes:
-    tag = unique("m")
-    head = (
-        f"From: 举报人 <sender.{tag}@example.cn>\r\nTo: {TIP}\r\nSubject: {subject}\r\n"
-        f"Message-ID: <{tag}@example.cn>\r\nMIME-Version: 1.0\r\n{headers}"
-    )
-    if attachment is None:
-        return (
-            head
-            + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            + text
-            + "\r\n"
-        ).encode()
-    encoded = base64.encodebytes(attachment).decode().replace("\n", "\r\n")
-    return (
-        head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n"
-        '--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename="证据.png"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "--b1--\r\n"
-    ).encode()
+from service.platform.timeutil import utcnow
+from tests.helpers.app import auth, running_app, unique
+from tests.helpers.conformance import conformance_files
+from tests.helpers.database import PG_ADMIN_DSN
+from tests.helpers.mail import PNG, TIP, mail, row_for, send
 
 
 class Recording(MailIngest):
@@ -76,27 +48,6 @@ async def receiver(harness) -> AsyncIterator[RunningReceiver]:  # type: ignore[n
     running.received = ingest.received  # type: ignore[attr-defined]
     yield running
     await running.stop()
-
-
-async def send(port: int, raw: bytes) -> tuple[int, str]:
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
-    await client.connect()
-    try:
-        errors, message = await client.sendmail("s@example.cn", [TIP], raw)
-        return 250, message
-    except aiosmtplib.SMTPResponseException as exc:
-        return exc.code, exc.message
-    finally:
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            client.close()
-
-
-async def row_for(harness, raw: bytes) -> ReceivedMail | None:  # type: ignore[no-untyped-def]
-    key = dedupe_key(harness.runtime, parse_message(raw))
-    async with harness.runtime.session_factory() as session:
-        return await session.scalar(select(ReceivedMail).where(ReceivedMail.dedupe_key == key))
 
 
 async def test_report_with_attachment_becomes_a_clue_seen_by_staff(harness, receiver) -> None:  # type: ignore[no-untyped-def]
@@ -189,7 +140,7 @@ async def test_unparseable_mail_is_quarantined_for_supervisors(harness, receiver
 
 
 async def test_every_conformance_message_has_one_outcome_or_a_rejection(harness, receiver) -> None:  # type: ignore[no-untyped-def]
-    files = sorted(CONFORMANCE.glob("*.eml"))
+    files = conformance_files()
     assert len(files) >= 17
     for path in files:
         raw = path.read_bytes()
@@ -204,55 +155,61 @@ async def test_every_conformance_message_has_one_outcome_or_a_rejection(harness,
             assert code == 554 and row is None, (path.name, code, message)
 
 
-async def test_database_unavailable_answers_451_on_sqlite(harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    if harness.runtime.settings.is_sqlite is False:
-        pytest.skip("the PostgreSQL case is in test_mail_unavailable")
+async def test_database_unavailable_answers_451_then_accepts(backend, tmp_path, fresh_database_url) -> None:  # type: ignore[no-untyped-def]
+    """The database away: the receiver answers 451 (the sender keeps the message and retries) and nothing
+    is stored; the database back, the retry is accepted and registered. SQLite: a database file that cannot
+    be opened; PostgreSQL: connections refused and the open ones ended."""
+    async with running_app(tmp_path, fresh_database_url) as h:
+        if backend == "sqlite":
+            await _unavailable_then_back_on_sqlite(h, tmp_path)
+        else:
+            await _unavailable_then_back_on_postgresql(h, fresh_database_url)
+
+
+async def _unavailable_then_back_on_sqlite(h, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     from service.platform.db import create_engine, create_session_factory
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
-    broken = replace(harness.runtime, engine=engine, session_factory=create_session_factory(engine))
+    broken = replace(h.runtime, engine=engine, session_factory=create_session_factory(engine))
+    raw = mail("看守所所长收钱。")
     running = await serve_receiver("127.0.0.1", 0, MailIngest(broken), [TIP], 1024 * 1024)
     try:
-        raw = mail("看守所所长收钱。")
         with pytest.raises(TemporarilyUnavailable):
             await MailIngest(broken)(raw)
-        code, _ = await send(running.port, raw)
-        assert code == 451
+        assert (await send(running.port, raw))[0] == 451
     finally:
         await running.stop()
         await engine.dispose()
-    assert await row_for(harness, raw) is None
+    assert await row_for(h, raw) is None
+    running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
+    try:
+        assert (await send(running.port, raw))[0] == 250  # the sender's retry
+    finally:
+        await running.stop()
+    assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
 
 
-async def test_database_unavailable_answers_451_then_accepts_on_postgresql(
-    backend, tmp_path, fresh_database_url
-) -> None:  # type: ignore[no-untyped-def]
-    if backend != "postgresql":
-        pytest.skip("SQLite's case is above")
+async def _unavailable_then_back_on_postgresql(h, database_url: str) -> None:  # type: ignore[no-untyped-def]
     import asyncpg
 
-    from tests.conftest import PG_ADMIN_DSN, running_app
-
-    name = fresh_database_url.rsplit("/", 1)[1]
-    async with running_app(tmp_path, fresh_database_url) as h:
-        running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            raw = mail("监狱管理人员收钱办理假释。")
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-            assert (await send(running.port, raw))[0] == 451
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            assert (await send(running.port, raw))[0] == 250  # the sender's retry
-            assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
-        finally:
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await admin.close()
-            await running.stop()
+    name = database_url.rsplit("/", 1)[1]
+    running = await serve_receiver("127.0.0.1", 0, MailIngest(h.runtime), [TIP], 1024 * 1024)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        raw = mail("监狱管理人员收钱办理假释。")
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        assert (await send(running.port, raw))[0] == 451
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert await row_for(h, raw) is None
+        assert (await send(running.port, raw))[0] == 250  # the sender's retry
+        assert (await row_for(h, raw)).outcome == "clue"  # type: ignore[union-attr]
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await running.stop()
 
 
 async def test_a_duplicate_in_a_shared_commit_fails_alone(harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]

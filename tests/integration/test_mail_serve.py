@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import re
-import shutil
 import smtplib
 from pathlib import Path
 
@@ -16,11 +14,12 @@ import aiosmtplib
 import httpx
 import pytest
 
-from tests.conftest import auth, cli_env, run_cli
 from tests.helpers import files_under, find_canaries, free_port, pg_dump, tipline_server
+from tests.helpers.app import auth, cli_env, run_cli
+from tests.helpers.conformance import conformance_files
+from tests.helpers.tools import apt, optional_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
 TIP = "jubao@tipline.local"
 
 SENDER = "canary.mailer.5150@example.cn"
@@ -47,7 +46,7 @@ def canary_mail(client: str) -> bytes:
 def conformance_canaries() -> list[str]:
     """From addresses and public Received IPs of the conformance mail."""
     found: set[str] = set()
-    for path in CONFORMANCE.glob("*.eml"):
+    for path in conformance_files():
         text = path.read_bytes().decode("latin-1")
         headers = text.split("\n\n", 1)[0]
         for match in re.finditer(r"(?im)^from:.*?([\w.+-]+@[\w-]+(?:\.[\w-]+)+)", headers):
@@ -85,9 +84,7 @@ async def test_mail_to_tipline_serve_becomes_clues_and_leaves_no_trace(
 
         await asyncio.to_thread(by_smtplib)
         sent = 2
-        swaks = shutil.which("swaks")
-        if swaks is None and os.environ.get("CI") == "true":
-            pytest.fail("swaks is required under CI=true")
+        swaks = optional_executable("swaks", apt("swaks"))
         if swaks:
             message = tmp_path / "swaks.eml"
             message.write_bytes(canary_mail("swaks"))
@@ -109,7 +106,7 @@ async def test_mail_to_tipline_serve_becomes_clues_and_leaves_no_trace(
             assert await asyncio.wait_for(process.wait(), 30) == 0
             message.unlink()
             sent += 1
-        for path in sorted(CONFORMANCE.glob("*.eml")):  # the real-world mail, for the privacy check
+        for path in conformance_files():  # the real-world mail, for the privacy check
             try:
                 await aiosmtplib.send(
                     path.read_bytes(),

@@ -14,8 +14,8 @@ from service.audit.service import PUBLIC_ACTOR
 from service.intake import follow_up
 from service.intake import service as intake_service
 from service.messages.models import Message
-from tests.conftest import auth, unique
-from tests.integration.web_helpers import open_status
+from tests.helpers.app import auth, unique
+from tests.helpers.web import open_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -9,9 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from service.app.main import create_app
-from service.app.models import Base
 from service.platform.db import create_engine
+from service.app.main import create_app
 from service.platform.migrations import (
     SchemaOutOfDate,
     alembic_config,
@@ -19,7 +18,8 @@ from service.platform.migrations import (
     head_revision,
     run_migrations,
 )
-from tests.conftest import cli_env, make_settings, run_cli
+from service.app.models import Base
+from tests.helpers.app import cli_env, make_settings, run_cli
 
 
 def _diff(connection) -> list:  # type: ignore[no-untyped-def]

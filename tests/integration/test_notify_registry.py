@@ -11,13 +11,13 @@ from sqlalchemy import select
 from service.jobs.registry import JobContext
 from service.jobs.worker import Worker
 from service.notify.models import STAFF, OutboxMessage
-from service.platform.timeutil import utcnow
 from service.registry import tasks as registry_tasks
 from service.registry.models import Clue
-from tests.conftest import auth, running_app
+from service.platform.timeutil import utcnow
 from tests.helpers import free_port
-from tests.integration.test_outbox import body_of, relay_on
-from tests.integration.test_registry_lifecycle import make_world, submit
+from tests.helpers.app import auth, running_app
+from tests.helpers.mail import body_of, relay_on
+from tests.helpers.registry import make_world, submit
 
 
 async def staff_notices(runtime, staff_id: str) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]

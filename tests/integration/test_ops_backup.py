@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from service.app.main import create_app
 from service.registry.models import Clue
-from tests.conftest import create_pg_database, drop_pg_database, make_settings
+from tests.helpers.app import make_settings
+from tests.helpers.database import create_pg_database, drop_pg_database
+from tests.helpers.tools import apt, require_executable
 
 REPORT = "备份恢复测试：看守所民警孙某收了钱给在押人员办保外就医，材料是假的。"
 ACCUSED = "孙备份"
@@ -32,8 +32,9 @@ async def _count(app) -> int:  # type: ignore[no-untyped-def]
         return await session.scalar(select(func.count()).select_from(Clue))
 
 
-@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="pg_dump not installed")
 async def test_dump_restore_into_a_fresh_database_keeps_the_audit_chain(tmp_path: Path) -> None:
+    pg_dump = require_executable("pg_dump", apt("postgresql-client"))
+    pg_restore = require_executable("pg_restore", apt("postgresql-client"))
     source_url = await create_pg_database()
     restored_url = await create_pg_database()
     data_dir = tmp_path / "data"
@@ -53,7 +54,7 @@ async def test_dump_restore_into_a_fresh_database_keeps_the_audit_chain(tmp_path
         # -Z0: uncompressed, so the plaintext check below reads the real bytes.
         await asyncio.to_thread(
             subprocess.run,
-            ["pg_dump", "-Fc", "-Z0", "--no-owner", "-f", str(dump), _libpq(source_url)],  # noqa: S607
+            [pg_dump, "-Fc", "-Z0", "--no-owner", "-f", str(dump), _libpq(source_url)],
             check=True,
             timeout=60,
         )
@@ -62,7 +63,7 @@ async def test_dump_restore_into_a_fresh_database_keeps_the_audit_chain(tmp_path
 
         await asyncio.to_thread(
             subprocess.run,
-            ["pg_restore", "--no-owner", "--exit-on-error", "-d", _libpq(restored_url), str(dump)],  # noqa: S607
+            [pg_restore, "--no-owner", "--exit-on-error", "-d", _libpq(restored_url), str(dump)],
             check=True,
             timeout=60,
         )

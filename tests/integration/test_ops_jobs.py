@@ -14,7 +14,7 @@ from service.jobs.models import Job
 from service.jobs.registry import JobContext, Registry
 from service.jobs.worker import Worker
 from service.platform.timeutil import utcnow
-from tests.conftest import unique
+from tests.helpers.app import unique
 
 
 async def _job(harness, job_id: str) -> Job:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import re
 
 from service.app import observability
 from service.platform.db import create_engine
-from tests.conftest import Harness
+from tests.helpers.app import Harness
 
 PRIVATE_NAME = "赵观察"
 PRIVATE_TEXT = "观测专用举报内容收了红包压案不查"
@@ -111,7 +111,7 @@ async def test_only_the_staff_side_serves_metrics(tmp_path) -> None:  # type: ig
     import httpx
 
     from service.app.main import create_app
-    from tests.conftest import make_settings
+    from tests.helpers.app import make_settings
 
     app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/x.db"), frozenset({"intake"}))
     async with app.router.lifespan_context(app):

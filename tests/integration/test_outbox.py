@@ -5,50 +5,26 @@ daily digest for those who prefer it."""
 
 from __future__ import annotations
 
-import email
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
 
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from service.mail.ingest import MailIngest
+from service.mailbox.models import ReceivedMail
 from service.intake.models import Receipt
 from service.intake.receipts import receipt_hash
 from service.jobs.worker import Worker
-from service.mail.ingest import MailIngest
-from service.mailbox.models import ReceivedMail
 from service.notify import service as notify_service
 from service.notify.models import OutboxMessage
 from service.notify.sender import MemorySender
 from service.platform.timeutil import utcnow
-from tests.conftest import auth, running_app, unique
 from tests.helpers import free_port
+from tests.helpers.app import auth, running_app, unique
+from tests.helpers.mail import body_of, relay_on
 
 TIP = "jubao@tipline.local"
 REPORT = "看守所民警收钱给在押人员传递消息，违规安排会见。"
-
-
-@dataclass
-class Relay:
-    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
-        return "250 OK"
-
-
-@contextmanager
-def relay_on(port: int) -> Iterator[Relay]:
-    relay = Relay()
-    controller = Controller(relay, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield relay
-    finally:
-        controller.stop()
 
 
 def tip_mail(sender: str) -> bytes:
@@ -57,11 +33,6 @@ def tip_mail(sender: str) -> bytes:
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
         f"{REPORT}\r\n"
     ).encode()
-
-
-def body_of(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    return message.get_content()  # type: ignore[union-attr]
 
 
 async def outbox_rows(runtime, kind: str) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]

@@ -13,10 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from service.custody.db_roles import apply_roles
+from service.platform.db import create_engine, create_session_factory
 from service.intake import service as intake_service
 from service.intake.receipts import receipt_hash
-from service.platform.db import create_engine, create_session_factory
-from tests.conftest import _pg_admin, create_pg_database, drop_pg_database, running_app
+from tests.helpers.app import running_app
+from tests.helpers.database import create_pg_database, drop_pg_database, pg_admin
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -33,7 +34,7 @@ async def roles_db(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
         yield url, intake, staff
     finally:
         await drop_pg_database(url)
-        admin = await _pg_admin()
+        admin = await pg_admin()
         for role in (f"{prefix}_intake", f"{prefix}_staff"):
             await admin.execute(f"DROP ROLE IF EXISTS {role}")
         await admin.close()
@@ -114,10 +115,10 @@ async def test_the_public_side_runs_as_the_intake_role(roles_db, tmp_path: Path)
     import httpx
     from sqlalchemy import update
 
-    from service.app.main import create_app
     from service.intake.models import Receipt
-    from tests.conftest import make_settings
-    from tests.integration.web_helpers import open_status, post_reply, post_report, receipt_from
+    from service.app.main import create_app
+    from tests.helpers.app import make_settings
+    from tests.helpers.web import open_status, post_reply, post_report, receipt_from
 
     url, intake, _ = roles_db
     app = create_app(make_settings(tmp_path, as_role(url, intake)), frozenset({"intake"}))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import cli_env
 from tests.helpers import canary_forms, files_under, find_canaries, pg_dump, tipline_server
+from tests.helpers.app import cli_env
 
 NAME = "金丝雀丙丁戊"
 PHONE = "13912345678"

@@ -11,19 +11,18 @@ since staff see them. Phone-shaped digits inside text are masked by PII detectio
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import smtplib
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from PIL import Image
 
 from service.platform.timeutil import LOCAL
-from tests.conftest import auth, cli_env, run_cli
 from tests.helpers import files_under, find_canaries, free_port, pg_dump, tipline_server
-from tests.integration.web_helpers import post_report, receipt_from
+from tests.helpers.app import auth, cli_env, run_cli
+from tests.helpers.media import jpeg_with_gps
+from tests.helpers.web import post_report, receipt_from
 
 TIP = "jubao@tipline.local"
 
@@ -102,16 +101,6 @@ MARKERS = {  # letters only: digits in a marker could be masked as a phone numbe
 }
 
 
-def jpeg_with_gps_and_artist() -> bytes:
-    image = Image.new("RGB", (32, 32), (10, 200, 10))
-    exif = Image.Exif()
-    exif[0x013B] = WEB["exif_artist"]  # Artist
-    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 47.0)}
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif.tobytes())
-    return out.getvalue()
-
-
 def canary_mail() -> bytes:
     return (
         f"Received: from [{MAIL['received_ip']}] (unknown [{MAIL['received_ip']}]) by mx.example.cn\r\n"
@@ -152,7 +141,7 @@ async def feed_every_channel(
             "accused_unit": "某某派出所",
         },
         files=[
-            ("photo.jpg", jpeg_with_gps_and_artist()),
+            ("photo.jpg", jpeg_with_gps(artist=WEB["exif_artist"])),
             (
                 f"{WEB['file_name']}.txt",
                 f"补充材料：知情人{WEB['file_text']}，电话{WEB['file_phone']}。".encode(),

@@ -11,8 +11,8 @@ import time
 
 import httpx
 
-from tests.conftest import cli_env
 from tests.helpers import files_under, pg_dump, tipline_server
+from tests.helpers.app import cli_env
 
 FLOOD_SECONDS = 10.0
 FLOOD_CONCURRENCY = 24

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from service.platform.timeutil import LOCAL, utcnow
 from service.registry import deadlines, lifecycle, supervision
 from service.registry.models import Clue, ClueReminder, ClueState
-from tests.conftest import Harness, auth
-from tests.integration.test_registry_lifecycle import make_world, step, submit
-from tests.integration.test_staff_login import log_in, make_web_staff
+from service.platform.timeutil import LOCAL, utcnow
+from tests.helpers.app import Harness, auth
+from tests.helpers.registry import make_world, step, submit
+from tests.helpers.staff_web import log_in, make_web_staff
 
 
 async def _age(harness: Harness, clue_id: str, days: int) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from service.audit.models import AuditEntry
 from service.auth.models import Unit
 from service.registry.models import RoutingRule
-from tests.conftest import Harness
-from tests.integration.test_registry_lifecycle import make_world
-from tests.integration.test_staff_login import csrf_of, log_in, make_web_staff
+from tests.helpers.app import Harness
+from tests.helpers.registry import make_world
+from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 
 async def _count(harness: Harness, model: type, *where: object) -> int:

@@ -9,17 +9,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from tests.conftest import Harness, auth
-from tests.integration.test_registry_lifecycle import make_world, step, submit
-
-
-def jpeg_with_gps() -> bytes:
-    image = Image.new("RGB", (8, 8), "white")
-    exif = Image.Exif()
-    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 0.0)}  # GPSInfo
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", exif=exif)
-    return buffer.getvalue()
+from tests.helpers.app import Harness, auth
+from tests.helpers.media import jpeg_with_gps
+from tests.helpers.registry import make_world, step, submit
 
 
 async def test_handler_adds_a_document_others_cannot(harness: Harness) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from service.audit.models import AuditEntry
 from service.registry.ledger import COLUMNS
 from service.registry.models import Clue
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_registry_lifecycle import make_world, step
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.registry import make_world, step
 
 TODAY = date.today()
 SUBMITTER = {"name": "李四维", "phone": "13912345678", "email": "lisiwei@example.com", "address": "幸福路8号"}

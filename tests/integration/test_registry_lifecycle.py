@@ -4,7 +4,6 @@ approvals, shelving and reopening, referral with the reporter's status, transfer
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
 
 import pytest
@@ -14,79 +13,10 @@ from service.audit.models import AuditEntry
 from service.registry import lifecycle
 from service.registry.lifecycle import TRANSITIONS, allowed_actions
 from service.registry.models import Clue, ClueState, ClueTransition
-from tests.conftest import Harness, auth, unique
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.registry import make_world, step, submit
 
 TODAY = date.today().isoformat()
-
-
-@dataclass
-class World:
-    accused_unit: str
-    accused_unit_name: str
-    handling_unit: str
-    other_unit: str
-    supervisor: tuple[str, str]
-    approver: tuple[str, str]
-    investigator: tuple[str, str]
-    other_investigator: tuple[str, str]
-    operator: tuple[str, str]
-    admin: tuple[str, str]
-
-
-async def make_world(harness: Harness) -> World:
-    accused_name = unique("城东派出所")
-    accused_unit = await harness.add_unit(accused_name)
-    handling_unit = await harness.add_unit(unique("区纪委监委"))
-    other_unit = await harness.add_unit(unique("督查室"))
-    world = World(
-        accused_unit=accused_unit,
-        accused_unit_name=accused_name,
-        handling_unit=handling_unit,
-        other_unit=other_unit,
-        supervisor=await harness.add_staff(unique("sup"), ["supervisor"], other_unit),
-        approver=await harness.add_staff(unique("lead"), ["supervisor"], other_unit),
-        investigator=await harness.add_staff(unique("inv"), ["investigator"], handling_unit),
-        other_investigator=await harness.add_staff(unique("inv2"), ["investigator"], other_unit),
-        operator=await harness.add_staff(unique("op"), ["operator"]),
-        admin=await harness.add_staff(unique("adm"), ["admin"]),
-    )
-    response = await harness.client.post(
-        "/api/v1/routing-rules",
-        headers=auth(world.admin[1]),
-        json={
-            "handling_unit_id": handling_unit,
-            "accused_unit_id": accused_unit,
-            "default_assignee_id": world.investigator[0],
-            "priority": 10,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return world
-
-
-async def submit(harness: Harness, world: World, anonymous: bool = True) -> str:
-    response = await harness.client.post(
-        "/api/v1/tips",
-        json={
-            "text": "派出所民警收了对方的红包，还打招呼让案子不立案。",
-            "accused": {"name": unique("张"), "unit": world.accused_unit_name, "position": "民警"},
-            "anonymous": anonymous,
-            **({} if anonymous else {"submitter": {"name": "李四", "phone": "13800138000"}}),
-        },
-    )
-    assert response.status_code == 201, response.text
-    async with harness.runtime.session_factory() as session:
-        return await session.scalar(
-            select(Clue.id).where(Clue.registry_number == response.json()["registry_number"])
-        )
-
-
-async def step(harness: Harness, clue_id: str, token: str, action: str, **fields: object):  # type: ignore[no-untyped-def]
-    return await harness.client.post(
-        f"/api/v1/clues/{clue_id}/transitions",
-        headers=auth(token),
-        json={"action": action, "reason": f"理由：{action}", **fields},
-    )
 
 
 async def assert_only_allowed(harness: Harness, clue_id: str, token: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tests.conftest import running_app
+from tests.helpers.app import running_app
 
 
 async def test_200_concurrent_submissions_get_200_distinct_numbers(tmp_path, fresh_database_url: str) -> None:  # type: ignore[no-untyped-def]

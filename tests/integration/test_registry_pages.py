@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Harness
-from tests.integration.test_registry_lifecycle import make_world, submit
-from tests.integration.test_staff_login import log_in, make_web_staff
+from tests.helpers.app import Harness
+from tests.helpers.registry import make_world, submit
+from tests.helpers.staff_web import log_in, make_web_staff
 
 
 async def test_pages_render_for_a_supervisor_and_refuse_others(harness: Harness) -> None:

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from tests.conftest import Harness, auth, unique
+from tests.helpers.app import Harness, auth, unique
 
 ROLES = ["operator", "investigator", "supervisor", "custodian", "admin"]
 TODAY = date.today().isoformat()

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from service.registry.models import Clue
 from service.registry.seed import seed_clues
-from tests.conftest import Harness, auth, unique
+from tests.helpers.app import Harness, auth, unique
 
 
 async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:

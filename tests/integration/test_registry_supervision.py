@@ -9,8 +9,8 @@ from sqlalchemy import select
 from service.classification import service as classification_service
 from service.registry import supervision
 from service.registry.models import Clue, ClueReminder, ClueState
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_registry_lifecycle import make_world, step, submit
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.registry import make_world, step, submit
 
 TODAY = date.today()
 

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEntry
 from service.registry.models import Clue, TransferRequest
-from tests.conftest import Harness, auth
-from tests.integration.test_registry_lifecycle import make_world, step, submit
+from tests.helpers.app import Harness, auth
+from tests.helpers.registry import make_world, step, submit
 
 
 async def test_handler_asks_supervisor_approves_or_refuses(harness: Harness) -> None:

@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.app.main import create_app
-from tests.conftest import cli_env, create_pg_database, drop_pg_database, make_settings, run_cli
+from tests.helpers.app import cli_env, make_settings, run_cli
+from tests.helpers.database import create_pg_database, drop_pg_database
 
 MAX_EXAMPLES = 20  # per operation as a supervisor
 ANONYMOUS_EXAMPLES = 5  # anonymous calls to staff operations stop at authentication, whatever the input

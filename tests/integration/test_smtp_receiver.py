@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import os
-import shutil
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,10 +22,11 @@ from service.mail.receiver import (
     serve_receiver,
     start_receiver,
 )
+from tests.helpers.conformance import conformance_file, conformance_files
+from tests.helpers.tools import apt, require_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = REPO_ROOT / "tests" / "data" / "email" / "corpus"
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
 TIP_ADDRESS = "jubao@tipline.local"
 SENDER = "canary.sender.7f3a@example.cn"
 KINDS = {"report", "auto_reply", "bounce", "spam", "unparseable"}
@@ -244,7 +243,7 @@ async def test_every_conformance_message_over_smtplib(
     receiver_factory: StartReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    cases = sorted(CONFORMANCE.glob("*.eml"))
+    cases = conformance_files()
     assert len(cases) >= 15
     receiver, recorder = await receiver_factory(max_size=4 * 1024 * 1024)
 
@@ -273,11 +272,7 @@ async def test_every_conformance_message_over_smtplib(
 
 
 async def test_swaks(receiver_factory: StartReceiver) -> None:
-    swaks = shutil.which("swaks")
-    if swaks is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("swaks is required under CI=true (apt-get install -y swaks)")
-        pytest.skip("swaks not installed")
+    swaks = require_executable("swaks", apt("swaks"))
     receiver, recorder = await receiver_factory()
     base = [
         swaks,
@@ -298,7 +293,7 @@ async def test_swaks(receiver_factory: StartReceiver) -> None:
         return await asyncio.wait_for(process.wait(), 20)
 
     assert await run("--to", TIP_ADDRESS, "--data", str(CORPUS / "01-utf8-plain.eml")) == 0
-    assert await run("--to", TIP_ADDRESS, "--data", str(CONFORMANCE / "mail_test_9.eml")) == 0
+    assert await run("--to", TIP_ADDRESS, "--data", str(conformance_file("mail_test_9.eml"))) == 0
     assert await run("--to", "someone@example.org") != 0
     assert len(recorder.calls) == 2
     assert "张法官收了被执行人的红包" in parse_message(recorder.calls[0]).body

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
-from tests.conftest import Harness, auth, unique
+from tests.helpers.app import Harness, auth, unique
 
 
 async def submit(harness: Harness, **extra: object) -> str:

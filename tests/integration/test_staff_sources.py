@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
-from tests.conftest import Harness, auth, unique
-from tests.integration.test_hotline import assert_absent_from_database
+from service.platform.timeutil import LOCAL
+from tests.helpers.app import Harness, auth, unique
+from tests.helpers.hotline import assert_absent_from_database
 
 URL = "/api/v1/staff-sources"
 

@@ -13,8 +13,9 @@ from service.attachments.models import Attachment
 from service.intake.models import Receipt
 from service.platform.crypto.stream import decrypt_stream
 from service.registry.models import Clue
-from tests.conftest import unique
-from tests.integration.web_helpers import (
+from tests.helpers.app import unique
+from tests.helpers.media import jpeg_with_gps, pdf_with_author
+from tests.helpers.web import (
     hidden_fields,
     open_status,
     post_reply,
@@ -24,29 +25,6 @@ from tests.integration.web_helpers import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def jpeg_with_gps() -> bytes:
-    image = Image.new("RGB", (32, 32), (200, 10, 10))
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"
-    gps = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 47.0)}
-    exif[0x8825] = gps
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif.tobytes())
-    return out.getvalue()
-
-
-def pdf_with_author() -> bytes:
-    import pikepdf
-
-    pdf = pikepdf.new()
-    pdf.add_blank_page()
-    pdf.docinfo["/Author"] = "Zhang San"
-    pdf.docinfo["/Producer"] = "SecretTool"
-    out = io.BytesIO()
-    pdf.save(out)
-    return out.getvalue()
 
 
 async def test_pages_have_security_headers_and_only_csrf_cookie(harness):

@@ -15,7 +15,7 @@ import pytest
 
 from service.citizen.guard import solve
 from tests.helpers import files_under, find_canaries, tipline_server
-from tests.integration.web_helpers import hidden_fields
+from tests.helpers.web import hidden_fields
 
 pytestmark = pytest.mark.slow
 

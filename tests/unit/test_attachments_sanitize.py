@@ -10,6 +10,7 @@ from PIL import Image
 
 from service.attachments.sanitize import MalformedFile, WholeFileLimitExceeded, sanitize_stream
 from service.attachments.sniff import DisallowedFileType, FileKind, sniff
+from tests.helpers.media import jpeg_with_gps
 
 CANARY = "ZHANGSAN-CANARY-4711"
 
@@ -24,16 +25,6 @@ async def sanitize(kind: FileKind, data: bytes, step: int = 1000, **kw) -> tuple
     out = b"".join([c async for c in stream])
     assert stream.report.complete
     return out, stream.report.removed, stream.report.kind
-
-
-def jpeg_with_gps() -> bytes:
-    img = Image.new("RGB", (64, 48), (200, 30, 30))
-    exif = Image.Exif()
-    exif[0x010F] = CANARY  # Make
-    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}  # GPS IFD
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", exif=exif, comment=CANARY.encode())
-    return buf.getvalue()
 
 
 def png_with_text() -> bytes:
@@ -88,7 +79,7 @@ def mp3_with_tags(frames: int = 50) -> bytes:
 
 
 def test_sniff_allow_list() -> None:
-    assert sniff(jpeg_with_gps()) is FileKind.JPEG
+    assert sniff(jpeg_with_gps(make=CANARY)) is FileKind.JPEG
     assert sniff(png_with_text()) is FileKind.PNG
     assert sniff(pdf_with_author()) is FileKind.PDF
     assert sniff(docx_with_author()) is FileKind.DOCX
@@ -153,7 +144,7 @@ async def test_office_zip_bomb_and_fake_office_rejected_by_sanitizer() -> None:
 
 @pytest.mark.parametrize("step", [1, 7, 1000, 10**9])
 async def test_jpeg_gps_and_comment_removed(step: int) -> None:
-    original = jpeg_with_gps()
+    original = jpeg_with_gps(size=(64, 48), make=CANARY, comment=CANARY)
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(0x8825)
     out, removed, _ = await sanitize(FileKind.JPEG, original, step=step)
     assert CANARY.encode() not in out
@@ -167,7 +158,7 @@ async def test_jpeg_gps_and_comment_removed(step: int) -> None:
 
 
 async def test_jpeg_trailer_dropped_and_truncation_rejected() -> None:
-    original = jpeg_with_gps()
+    original = jpeg_with_gps(size=(64, 48), make=CANARY, comment=CANARY)
     out, removed, _ = await sanitize(FileKind.JPEG, original + CANARY.encode())
     assert CANARY.encode() not in out and "jpeg:trailing-data" in removed
     with pytest.raises(MalformedFile):

@@ -2,11 +2,8 @@
 
 from pathlib import Path
 
-import pytest
-
 from service.classification import classifier as classify_service
-
-pytest.importorskip("sklearn")
+from tests.helpers.tools import require_module
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "classify" / "dev.jsonl"
 
@@ -17,6 +14,7 @@ def test_model_is_off_by_default():
 
 
 def test_model_adds_evidence_when_switched_on(monkeypatch):
+    require_module("sklearn", "pip install -e '.[test]' or '.[model]' (scikit-learn)")
     monkeypatch.setenv(classify_service.MODEL_DATA_ENV, str(DEV))
     try:
         classify_service.reload_taxonomy()

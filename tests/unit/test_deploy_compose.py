@@ -7,8 +7,9 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
-import pytest
 import yaml
+
+from tests.helpers.tools import PIP, require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
@@ -16,10 +17,8 @@ SERVER_ROLES = ("intake", "mail", "staff", "worker")
 
 
 def _schema() -> dict:
-    try:
-        vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
-    except ModuleNotFoundError:
-        pytest.skip("check-jsonschema (bundles the compose-spec schema) not installed")
+    require_module("check_jsonschema", PIP + "; check-jsonschema bundles the compose-spec schema")
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
     return json.loads((vendor / "compose-spec.json").read_text())
 
 

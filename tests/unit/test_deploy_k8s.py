@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.tools import PIP, require_module
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.30.0"
 DOCS = [
@@ -26,7 +28,7 @@ def _kind(kind: str) -> dict[str, dict]:
     ("name", "doc"), DOCS, ids=[f"{n}:{d['kind']}/{d['metadata']['name']}" for n, d in DOCS]
 )
 def test_manifest_is_valid(name: str, doc: dict) -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate = require_module("kubernetes_validate", PIP)
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 

@@ -15,14 +15,14 @@ from service.mail.parse import (
     parse_message,
     sanitize_filename,
 )
+from tests.helpers import REPO_ROOT
+from tests.helpers.conformance import conformance_file, conformance_files, conformance_params
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = REPO_ROOT / "tests" / "data" / "email" / "corpus"
-CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance" / "email" / "mail-parser"
 KINDS = {"report", "auto_reply", "bounce", "spam", "unparseable"}
 
 CORPUS_CASES = sorted(CORPUS.glob("*.eml"))
-CONFORMANCE_CASES = sorted(CONFORMANCE.glob("*.eml")) if CONFORMANCE.is_dir() else []
+CONFORMANCE_NAMES = conformance_params()
 
 
 def _identity_values(parsed: ParsedMail) -> list[str]:
@@ -80,8 +80,7 @@ def test_corpus_message(case: Path) -> None:
         assert parsed.message_id == expected["message_id"]
 
 
-@pytest.mark.parametrize("case", CORPUS_CASES + CONFORMANCE_CASES, ids=lambda path: path.name)
-def test_identity_never_leaks_into_report_text(case: Path) -> None:
+def _assert_identity_not_in_text(case: Path) -> None:
     parsed = parse_message(case.read_bytes())
     if parsed.kind != "report":
         return
@@ -93,13 +92,23 @@ def test_identity_never_leaks_into_report_text(case: Path) -> None:
         assert line not in parsed.text.split("\n")
 
 
+@pytest.mark.parametrize("case", CORPUS_CASES, ids=lambda path: path.name)
+def test_identity_never_leaks_into_report_text(case: Path) -> None:
+    _assert_identity_not_in_text(case)
+
+
+@pytest.mark.parametrize("name", CONFORMANCE_NAMES)
+def test_identity_never_leaks_into_report_text_of_conformance_mail(name: str) -> None:
+    _assert_identity_not_in_text(conformance_file(name))
+
+
 def test_conformance_folder_is_present() -> None:
-    assert len(CONFORMANCE_CASES) >= 15, f"expected conformance mail in {CONFORMANCE}"
+    assert len(conformance_files()) >= 15
 
 
-@pytest.mark.parametrize("case", CONFORMANCE_CASES, ids=lambda path: path.name)
-def test_conformance_message_parses_quickly_to_a_kind(case: Path) -> None:
-    raw = case.read_bytes()
+@pytest.mark.parametrize("name", CONFORMANCE_NAMES)
+def test_conformance_message_parses_quickly_to_a_kind(name: str) -> None:
+    raw = conformance_file(name).read_bytes()
     started = time.monotonic()
     parsed = parse_message(raw)
     assert time.monotonic() - started < 2.0
@@ -111,16 +120,16 @@ def test_conformance_message_parses_quickly_to_a_kind(case: Path) -> None:
 
 
 def test_outlook_binary_is_unparseable() -> None:
-    assert parse_message((CONFORMANCE / "mail_outlook_1.eml").read_bytes()).kind == "unparseable"
+    assert parse_message(conformance_file("mail_outlook_1.eml").read_bytes()).kind == "unparseable"
 
 
 def test_gtube_is_spam_and_dsn_is_bounce() -> None:
-    assert parse_message((CONFORMANCE / "mail_test_16.eml").read_bytes()).kind == "spam"
-    assert parse_message((CONFORMANCE / "mail_malformed_2.eml").read_bytes()).kind == "bounce"
+    assert parse_message(conformance_file("mail_test_16.eml").read_bytes()).kind == "spam"
+    assert parse_message(conformance_file("mail_malformed_2.eml").read_bytes()).kind == "bounce"
 
 
 def test_received_ips_go_to_identity_not_text() -> None:
-    parsed = parse_message((CONFORMANCE / "mail_test_9.eml").read_bytes())
+    parsed = parse_message(conformance_file("mail_test_9.eml").read_bytes())
     identity = "\n".join(_identity_values(parsed))
     for ip in ("218.15.33.11", "223.152.177.168"):
         assert ip in identity

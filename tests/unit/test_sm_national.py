@@ -5,7 +5,6 @@ key files, both suites in one ring, SM3 audit chains."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -29,16 +28,21 @@ from service.platform.crypto.keys import (
     write_public_key,
 )
 from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair
+from tests.helpers.tools import apt, missing, require_executable
 
 VECTORS = Path(cryptography_vectors.__file__).parent
-needs_openssl_sm2 = pytest.mark.skipif(
-    shutil.which("openssl") is None
-    or "SM2"
-    not in subprocess.run(
-        ["openssl", "list", "-public-key-algorithms"], capture_output=True, text=True
-    ).stdout,
-    reason="this OpenSSL has no SM2",
-)
+
+
+@pytest.fixture(scope="module")
+def openssl_sm2() -> None:
+    """The OpenSSL command line with SM2 (Debian's openssl 3 has it)."""
+    openssl = require_executable("openssl", apt("openssl"))
+    algorithms = subprocess.run([openssl, "list", "-public-key-algorithms"], capture_output=True, text=True)
+    if "SM2" not in algorithms.stdout:
+        missing("SM2 in this OpenSSL (`openssl list -public-key-algorithms`)", apt("openssl") + ", OpenSSL 3")
+
+
+needs_openssl_sm2 = pytest.mark.usefixtures("openssl_sm2")
 
 
 def _nist_records(path: Path) -> list[dict[str, str]]:

@@ -1,3 +1,4 @@
+# ruff: noqa: S603, S607 - the tests run our own command line and PostgreSQL's client
 """Test tools shared across suites: a real server process, canary searching."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -109,8 +110,11 @@ def files_under(*roots: Path) -> Iterator[Path]:
 
 def pg_dump(database_url: str) -> bytes:
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    from tests.helpers.tools import apt, require_executable
+
+    executable = require_executable("pg_dump", apt("postgresql-client"))
     return subprocess.run(
-        ["pg_dump", "--no-owner", "--data-only", "--inserts", dsn],
+        [executable, "--no-owner", "--data-only", "--inserts", dsn],
         capture_output=True,
         check=True,
         timeout=120,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from dataclasses import dataclass, field
 
 CAPABILITIES = "IMAP4rev1 MOVE UIDPLUS"
@@ -56,8 +57,10 @@ def _unquote(value: str) -> str:
 
 
 class ImapServer:
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context``: IMAP over TLS (implicit TLS, as on port 993) with this server context."""
         self.username, self.password = username, password
+        self.ssl_context = ssl_context
         self.mailboxes: dict[str, Mailbox] = {"INBOX": Mailbox(), "Processed": Mailbox()}
         self.events: list[str] = []
         self.connections = 0
@@ -74,7 +77,7 @@ class ImapServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> ImapServer:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0, ssl=self.ssl_context)
         return self
 
     async def stop(self) -> None:
