@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from service.auth import service as auth_service
 from service.app.main import create_app
 from service.app.runtime import Runtime
+from service.auth import service as auth_service
 from service.platform.settings import Settings
 from tests.helpers import REPO_ROOT
 

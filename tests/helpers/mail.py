@@ -15,8 +15,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from service.mail.ingest import dedupe_key
-from service.mailbox.models import ReceivedMail
 from service.mail.parse import parse_message
+from service.mailbox.models import ReceivedMail
 from tests.helpers.app import unique
 
 TIP = "jubao@tipline.local"

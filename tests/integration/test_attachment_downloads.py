@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.platform.crypto.stream import StreamAuthenticationError
 from service.intake.models import Receipt
+from service.platform.crypto.stream import StreamAuthenticationError
 from tests.helpers.app import auth, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.web import open_status, post_reply, post_report, receipt_from

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from service.platform.crypto.envelope import EnvelopeError
-from service.platform.crypto.keys import KeyRing, read_public_key
 from service.custody import service as custody
 from service.custody.ceremony import Custodian, init_keys, rotate_keys
 from service.custody.models import CustodyRequest
-from service.platform.errors import Conflict, Forbidden, Invalid
 from service.intake import service as intake_service
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import KeyRing, read_public_key
+from service.platform.errors import Conflict, Forbidden, Invalid
 from service.registry.models import Clue
 from tests.helpers.app import Harness, unique
 

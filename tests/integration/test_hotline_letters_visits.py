@@ -6,8 +6,8 @@ import json
 import secrets
 from datetime import datetime, timedelta
 
-from service.registry.models import Clue
 from service.platform.timeutil import LOCAL
+from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import assert_absent_from_database
 

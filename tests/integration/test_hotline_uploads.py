@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.registry.additions import ClueAddition
 from service.platform.crypto.envelope import Envelope
 from service.platform.timeutil import LOCAL
+from service.registry.additions import ClueAddition
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import call_body
 from tests.helpers.media import png_bytes, wav_bytes

@@ -18,11 +18,11 @@ from sqlalchemy.exc import OperationalError
 from service.audit import service as audit_service
 from service.classification import classifier as classify_service
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
-from service.platform.errors import Invalid, TemporarilyUnavailable
 from service.intake import pipeline
 from service.intake.service import PreparedTip, Submission
-from service.registry.models import Clue
+from service.platform.errors import Invalid, TemporarilyUnavailable
 from service.platform.workers import WorkerUnavailable
+from service.registry.models import Clue
 from tests.helpers.app import running_app
 
 REPORT = "派出所民警收受红包后对报案不予立案，第{}次反映。"

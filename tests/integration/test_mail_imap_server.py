@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from service.mail.imap import AioImapClient, poll_once, running_poller
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.mailbox.models import ReceivedMail
 from service.mail.parse import parse_message
 from service.mail.receiver import TemporarilyUnavailable
+from service.mailbox.models import ReceivedMail
 from tests.helpers.imap_server import ImapServer
 from tests.helpers.mail import raw
 

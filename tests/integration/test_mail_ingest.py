@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.mailbox import service as mail_service
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
-from service.mailbox.models import ReceivedMail
 from service.mail.parse import parse_message
 from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
-from service.registry.models import Clue
+from service.mailbox import service as mail_service
+from service.mailbox.models import ReceivedMail
 from service.platform.timeutil import utcnow
+from service.registry.models import Clue
 from tests.helpers.app import auth, running_app, unique
 from tests.helpers.conformance import conformance_files
 from tests.helpers.database import PG_ADMIN_DSN

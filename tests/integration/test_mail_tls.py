@@ -17,12 +17,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from service.mail.imap import AioImapClient, ImapTlsUntrusted, poll_once, running_poller
-from service.mail.ingest import MailIngest, dedupe_key
-from service.mailbox.models import ReceivedMail
-from service.mail.parse import parse_message
 from service.jobs.models import Job
 from service.jobs.worker import Worker
+from service.mail.imap import AioImapClient, ImapTlsUntrusted, poll_once, running_poller
+from service.mail.ingest import MailIngest, dedupe_key
+from service.mail.parse import parse_message
+from service.mailbox.models import ReceivedMail
 from service.notify import service as notify_service
 from service.notify.models import OutboxMessage
 from service.notify.sender import RelayTlsUntrusted, SmtpRelaySender

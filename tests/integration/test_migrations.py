@@ -9,8 +9,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from service.platform.db import create_engine
 from service.app.main import create_app
+from service.app.models import Base
+from service.platform.db import create_engine
 from service.platform.migrations import (
     SchemaOutOfDate,
     alembic_config,
@@ -18,7 +19,6 @@ from service.platform.migrations import (
     head_revision,
     run_migrations,
 )
-from service.app.models import Base
 from tests.helpers.app import cli_env, make_settings, run_cli
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from service.jobs.registry import JobContext
 from service.jobs.worker import Worker
 from service.notify.models import STAFF, OutboxMessage
+from service.platform.timeutil import utcnow
 from service.registry import tasks as registry_tasks
 from service.registry.models import Clue
-from service.platform.timeutil import utcnow
 from tests.helpers import free_port
 from tests.helpers.app import auth, running_app
 from tests.helpers.mail import body_of, relay_on

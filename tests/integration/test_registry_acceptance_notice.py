@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
+from service.platform.timeutil import LOCAL, utcnow
 from service.registry import deadlines, lifecycle, supervision
 from service.registry.models import Clue, ClueReminder, ClueState
-from service.platform.timeutil import LOCAL, utcnow
 from tests.helpers.app import Harness, auth
 from tests.helpers.registry import make_world, step, submit
 from tests.helpers.staff_web import log_in, make_web_staff

@@ -17,9 +17,9 @@ from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.custody.models import ClueContact
 from service.messages.models import Message
+from service.platform.timeutil import LOCAL, utcnow
 from service.registry.models import Clue
 from service.retention.tasks import purge_expired
-from service.platform.timeutil import LOCAL, utcnow
 from tests.helpers import files_under, pg_dump
 from tests.helpers.app import auth, running_app, unique
 

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from service.registry.models import Clue
 from service.platform.timeutil import LOCAL
+from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import assert_absent_from_database
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from service.classification.models import NearDuplicatePending
-from service.app.processes import WorkerProcess
 from service.app.main import create_app
+from service.app.processes import WorkerProcess
+from service.classification.models import NearDuplicatePending
 from tests.helpers.app import make_settings
 
 TEXT = "交警大队某中队长的老婆开了一家拖车场，事故车辆都被指定拖到她那里，收费很高。第{}次。"

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from service.attachments import orphans
 from service.attachments.models import Attachment
-from service.platform.blobs import LocalBlobStore, new_blob_id
 from service.audit import service as audit_service
+from service.jobs.registry import JobContext
 from service.mail.ingest import MailIngest
 from service.mailbox.models import ReceivedMail
-from service.jobs.registry import JobContext
+from service.platform.blobs import LocalBlobStore, new_blob_id
 from service.platform.timeutil import utcnow
 from tests.helpers.mail import PNG, mail, row_for
 

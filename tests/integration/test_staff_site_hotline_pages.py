@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from service.intake.models import Receipt
-from service.registry.models import Clue
 from service.platform.timeutil import LOCAL
+from service.registry.models import Clue
 from tests.helpers.app import Harness
 from tests.helpers.hotline import assert_absent_from_database, caller_number
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff

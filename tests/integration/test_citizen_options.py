@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from service.app.main import create_app
+from service.app.runtime import key_paths
 from service.attachments.models import Attachment
+from service.intake.models import Receipt
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import read_key_pair
 from service.platform.crypto.stream import decrypt_stream
-from service.intake.models import Receipt
-from service.app.main import create_app
-from service.app.runtime import key_paths
 from tests.helpers.app import make_settings, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.web import hidden_fields, post_report, receipt_from

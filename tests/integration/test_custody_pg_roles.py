@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from service.custody.db_roles import apply_roles
-from service.platform.db import create_engine, create_session_factory
 from service.intake import service as intake_service
 from service.intake.receipts import receipt_hash
+from service.platform.db import create_engine, create_session_factory
 from tests.helpers.app import running_app
 from tests.helpers.database import create_pg_database, drop_pg_database, pg_admin
 
@@ -115,8 +115,8 @@ async def test_the_public_side_runs_as_the_intake_role(roles_db, tmp_path: Path)
     import httpx
     from sqlalchemy import update
 
-    from service.intake.models import Receipt
     from service.app.main import create_app
+    from service.intake.models import Receipt
     from tests.helpers.app import make_settings
     from tests.helpers.web import open_status, post_reply, post_report, receipt_from
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 
 from service.attachments.models import Attachment
-from service.registry.additions import ClueAddition
 from service.platform.timeutil import LOCAL
+from service.registry.additions import ClueAddition
 from tests.helpers.app import Harness, auth
 from tests.helpers.hotline import call_body
 from tests.helpers.media import png_bytes, wav_bytes

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from service.mail.ingest import MailIngest
-from service.mailbox.models import ReceivedMail
 from service.intake.models import Receipt
 from service.intake.receipts import receipt_hash
 from service.jobs.worker import Worker
+from service.mail.ingest import MailIngest
+from service.mailbox.models import ReceivedMail
 from service.notify import service as notify_service
 from service.notify.models import OutboxMessage
 from service.notify.sender import MemorySender
