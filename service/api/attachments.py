@@ -10,11 +10,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from service.attachments import service as attachments_service
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
 from service.platform.blobs import LocalBlobStore
-from service.platform.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"], responses=STAFF_ERRORS)
 

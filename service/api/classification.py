@@ -11,10 +11,9 @@ from service.api.classification_schemas import ClassificationOut, CorrectionIn, 
 from service.auth.permissions import Action
 from service.auth.service import Principal
 from service.classification import service as classification_service
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
-from service.platform.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["classification"], responses=STAFF_ERRORS)
 

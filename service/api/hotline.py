@@ -9,15 +9,17 @@ from fastapi import APIRouter, Body, Request
 
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
 from service.intake import assisted as hotline_service
 from service.intake import assisted_schemas as schemas
 from service.intake import assisted_uploads as uploads
 from service.intake.receipts import GROUP, format_receipt
-from service.platform.db import SessionDep
 from service.registry import service as registry_service
+
+# Streamed: exempt from the generic body limit (exact route templates; see service.http.errors.BodySizeLimit).
+UPLOAD_PATHS = ("/api/v1/hotline/calls/{clue_id}/recording", "/api/v1/letters/{clue_id}/pages")
 
 router = APIRouter(prefix="/api/v1", tags=["hotline, letters, visits, staff sources"], responses=STAFF_ERRORS)
 

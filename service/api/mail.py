@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth.permissions import Action, require
+from service.http.deps import SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
 from service.mailbox import service as mail_service
 from service.notify import service as notify_service
-from service.platform.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["mail"], responses=STAFF_ERRORS)
 

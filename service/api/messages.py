@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
 from service.intake import follow_up
 from service.messages import service as messages_service
-from service.platform.db import SessionDep
 from service.platform.errors import Invalid
 
 staff_router = APIRouter(prefix="/api/v1", tags=["messages"], responses=STAFF_ERRORS)

@@ -10,10 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
-from service.platform.db import SessionDep
 from service.retention import service as retention_service
 
 router = APIRouter(prefix="/api/v1", tags=["retention"], responses=STAFF_ERRORS)

@@ -11,10 +11,9 @@ from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
-from service.platform.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["staff accounts"], responses=STAFF_ERRORS)
 AUTH_ERRORS = STAFF_ERRORS

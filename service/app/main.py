@@ -9,30 +9,31 @@ from fastapi import FastAPI
 
 from service.api.attachments import router as attachments_router
 from service.api.classification import router as classification_router
+from service.api.hotline import UPLOAD_PATHS as HOTLINE_UPLOAD_PATHS
 from service.api.hotline import router as hotline_router
 from service.api.mail import router as mail_router
 from service.api.messages import receipt_router
 from service.api.messages import staff_router as messages_router
 from service.api.registry import ROUTERS as REGISTRY_ROUTERS
+from service.api.registry.clues import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.api.retention import router as retention_router
 from service.api.staff import router as auth_router
 from service.api.tips import router as intake_router
 from service.app import observability
 from service.app.processes import running_worker_process
 from service.app.runtime import ROLES, build_runtime
-from service.attachments.documents import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.citizen.call_record import router as call_record_router
 from service.citizen.routes import UPLOAD_PATHS as WEB_UPLOAD_PATHS
 from service.citizen.routes import router as web_router
 from service.classification import classifier
 from service.http.errors import BodySizeLimit, install_error_handlers
-from service.intake.assisted_uploads import UPLOAD_PATHS as STAFF_UPLOAD_PATHS
 from service.jobs.worker import running_worker
 from service.mail.imap import running_poller
 from service.mail.ingest import running_receiver
 from service.platform.migrations import ensure_schema
 from service.platform.settings import Settings, get_settings
 from service.staff_site.admin_pages import router as registry_admin_pages_router
+from service.staff_site.intake_pages import UPLOAD_PATHS as STAFF_PAGE_UPLOAD_PATHS
 from service.staff_site.intake_pages import router as staff_intake_pages_router
 from service.staff_site.login import router as staff_login_router
 from service.staff_site.registry_pages import router as registry_pages_router
@@ -113,7 +114,7 @@ def create_app(
         for router in PUBLIC_ROUTERS:
             app.include_router(router)
     if "staff" in roles:
-        exempt += (*STAFF_UPLOAD_PATHS, *DOCUMENT_UPLOAD_PATHS)
+        exempt += (*HOTLINE_UPLOAD_PATHS, *DOCUMENT_UPLOAD_PATHS, *STAFF_PAGE_UPLOAD_PATHS)
         for router in STAFF_ROUTERS:
             app.include_router(router)
         install_login_redirect(app)

@@ -17,7 +17,6 @@ from service.platform.errors import NotFound
 from service.platform.runtime import Runtime
 from service.registry.service import get_visible_clue
 
-UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from the generic body limit
 ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-list decides the rest
 
 

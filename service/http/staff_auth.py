@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service.auth import service as auth_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
-from service.platform.db import SessionDep
+from service.http.deps import SessionDep
 from service.platform.errors import Unauthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="Staff API token (`tipline staff add` prints one)")

@@ -30,13 +30,6 @@ from service.platform.runtime import Runtime
 from service.registry.models import Clue
 
 CALL_RECORDING = "call_recording"
-# Streamed: exempt from the generic body limit (exact route templates; see service.http.errors.BodySizeLimit).
-UPLOAD_PATHS = (
-    "/api/v1/hotline/calls/{clue_id}/recording",
-    "/api/v1/letters/{clue_id}/pages",
-    "/staff/hotline/calls/{clue_id}/recording",  # the staff pages' multipart forms
-    "/staff/letters/{clue_id}/pages",
-)
 
 
 async def own_clue(session: AsyncSession, *, clue_id: str, channel: str, actor: str) -> Clue:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import Connection, DateTime, Engine, Executable, MetaData, String, event, text
+from sqlalchemy import Connection, DateTime, Engine, Executable, MetaData, String, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -181,38 +180,3 @@ def create_session_factory(
     """``info`` carries per-deployment settings services read from the session (audit chains and suite)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=dict(info or {}))
 
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit on success, roll back on any error."""
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-# scope="function": commit before the response is sent, so a 2xx always means "durably stored".
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only session for ledger listings and statistics: on the replica when
-    TIPLINE_DATABASE_READ_URL is set, else on the primary. On PostgreSQL the transaction is READ ONLY, so a
-    write through it fails loudly; it is always rolled back. Reads of content need an audit entry in the
-    same transaction, so they use ``SessionDep``, never this."""
-    factory: async_sessionmaker[AsyncSession] = getattr(
-        request.app.state, "read_session_factory", request.app.state.session_factory
-    )
-    async with factory() as session:
-        try:
-            if session.bind.dialect.name == "postgresql":
-                await session.execute(text("SET TRANSACTION READ ONLY"))
-            yield session
-        finally:
-            await session.rollback()
-
-
-ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]

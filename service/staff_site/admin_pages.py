@@ -14,8 +14,7 @@ from service.auth import service as auth_service
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
 from service.classification import service as classification_service
-from service.http.deps import RuntimeDep
-from service.platform.db import SessionDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid, NotFound
 from service.registry import routing
 from service.registry.models import RoutingRule

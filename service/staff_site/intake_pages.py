@@ -22,7 +22,7 @@ from service.auth import sessions as session_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
 from service.classification import classifier as classify_service
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import assisted as hotline_service
 from service.intake import assisted_schemas as schemas
@@ -30,13 +30,15 @@ from service.intake import assisted_uploads as uploads
 from service.intake.assisted import addition_binding
 from service.intake.receipts import GROUP
 from service.platform.blobs import BlobStore
-from service.platform.db import SessionDep
 from service.platform.errors import DomainError
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL
 from service.registry.additions import ClueAddition
 from service.staff_site.pages import render
 from service.staff_site.session import CSRF_FIELD, CsrfProtected, CurrentStaffSession
+
+# The multipart upload forms, parsed as streams: exempt from the generic body limit.
+UPLOAD_PATHS = ("/staff/hotline/calls/{clue_id}/recording", "/staff/letters/{clue_id}/pages")
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 

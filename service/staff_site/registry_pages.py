@@ -15,8 +15,7 @@ from service.auth.models import Staff, StaffRole, Unit
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
 from service.classification import classifier as classify_service
-from service.http.deps import RuntimeDep
-from service.platform.db import SessionDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid
 from service.platform.timeutil import LOCAL
 from service.registry import brief, lifecycle, supervision

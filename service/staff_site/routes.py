@@ -12,8 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from service.auth import sessions as session_service
-from service.http.deps import RuntimeDep
-from service.platform.db import SessionDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.platform.runtime import Runtime
 from service.staff_site.pages import HERE, render
 from service.staff_site.session import (

@@ -18,9 +18,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from service.auth import sessions as session_service
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import error_body
-from service.platform.db import SessionDep
 from service.platform.errors import Forbidden, Unauthenticated
 from service.platform.runtime import Runtime
 from service.platform.settings import Settings

@@ -29,12 +29,13 @@ from service.api.registry.schemas import (
 from service.attachments import documents
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff, authorized
 from service.platform.blobs import LocalBlobStore
-from service.platform.db import SessionDep
 from service.registry import service as registry_service
+
+UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from the generic body limit
 
 router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 

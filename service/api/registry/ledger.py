@@ -18,10 +18,9 @@ from service.api.registry.common import (
 )
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import ReadSessionDep, RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
-from service.platform.db import SessionDep
 from service.platform.errors import Invalid
 from service.platform.timeutil import LOCAL
 from service.registry import (
@@ -90,7 +89,7 @@ async def export_ledger(
 @router.get("/stats/overview", responses=ERRORS)
 async def stats_overview(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
-    session: SessionDep,
+    session: ReadSessionDep,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
 ) -> dict[str, object]:
@@ -101,7 +100,7 @@ async def stats_overview(
 @router.get("/stats/trends", responses=ERRORS)
 async def stats_trends(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
-    session: SessionDep,
+    session: ReadSessionDep,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
 ) -> dict[str, object]:
@@ -112,7 +111,7 @@ async def stats_trends(
 @router.get("/stats/quarterly", responses=ERRORS)
 async def stats_quarterly(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
-    session: SessionDep,
+    session: ReadSessionDep,
     year: Annotated[int, Query(ge=2000, le=2100)],
     quarter: Annotated[int, Query(ge=1, le=4)],
 ) -> dict[str, object]:
@@ -122,7 +121,7 @@ async def stats_quarterly(
 
 @router.get("/stats/overdue", responses=ERRORS)
 async def stats_overdue(
-    principal: Annotated[Principal, authorized(Action.view_statistics)], session: SessionDep
+    principal: Annotated[Principal, authorized(Action.view_statistics)], session: ReadSessionDep
 ) -> dict[str, object]:
     """Overdue and at-risk open clues per unit and handler."""
     return await stats.overdue_by_unit_and_handler(session)
@@ -140,7 +139,7 @@ def _brief_range(start: date, end: date) -> tuple[datetime, datetime]:
 @router.get("/brief", responses=ERRORS)
 async def meeting_brief(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
-    session: SessionDep,
+    session: ReadSessionDep,
     start: date,
     end: date,
 ) -> dict[str, object]:

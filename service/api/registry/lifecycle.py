@@ -25,10 +25,9 @@ from service.api.registry.schemas import (
 )
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import RuntimeDep
+from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff, authorized
-from service.platform.db import SessionDep
 from service.registry import (
     lifecycle,
     routing,

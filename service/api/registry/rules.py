@@ -17,9 +17,9 @@ from service.api.registry.schemas import (
 )
 from service.auth.permissions import Action
 from service.auth.service import Principal
+from service.http.deps import SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
-from service.platform.db import SessionDep
 from service.registry import (
     routing,
 )
