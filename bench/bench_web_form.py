@@ -171,7 +171,7 @@ def main() -> None:
                 )
 
                 from service.citizen.guard import solve
-                from tests.integration.web_helpers import hidden_fields
+                from tests.helpers.web import hidden_fields
 
                 discard_s, discard_mb = upload(client, "/report/__discard", {"text": "x"}, total, process.pid)
                 hidden = hidden_fields(client.get("/report").text)

@@ -35,7 +35,7 @@ from service.citizen.guard import (
     new_csrf_cookie,
     origin_ok,
 )
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import follow_up
 from service.intake import service as intake_service
@@ -175,7 +175,7 @@ def problem(request: Request, lang: str, status: int, title: str, text: str, bac
 
 
 def _categories() -> list[Any]:
-    return [c for c in classify_service.current_taxonomy().categories if c.id != "other"]
+    return [c for c in classifier.current_taxonomy().categories if c.id != "other"]
 
 
 # --- Pages ------------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def validate_report(form: dict[str, str], lang: str, max_text: int) -> tuple[Tip
     if not errors.get("text") and len((form.get("text") or "").strip()) > max_text:
         errors["text"] = _(lang, "This is too long.")
     hint = form.get("category_hint")
-    if hint and hint not in classify_service.current_taxonomy().category_ids:
+    if hint and hint not in classifier.current_taxonomy().category_ids:
         errors["category_hint"] = _(lang, "Please choose a type from the list.")
     if real_name:
         if not (form.get("contact_name") or "").strip():

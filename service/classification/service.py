@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import service as audit_service
 from service.auth.service import Principal
-from service.classification import classifier as classify_service
-from service.classification import dedup
+from service.classification import classifier, dedup
 from service.classification.models import (
     ClassificationCorrection,
     ClueLink,
@@ -60,7 +59,7 @@ def _labels(raw: str) -> list[str]:
 
 
 def _in_taxonomy_order(labels: set[str]) -> list[str]:
-    known = classify_service.current_taxonomy().category_ids
+    known = classifier.current_taxonomy().category_ids
     return [c for c in known if c in labels] + sorted(labels - set(known))
 
 
@@ -106,14 +105,14 @@ async def correct_classification(
     if not labels:
         raise Invalid("请至少选择一个问题类别", message_en="give at least one category")
     try:
-        new = classify_service.validate_labels(labels)
-    except classify_service.InvalidLabelsError as exc:
+        new = classifier.validate_labels(labels)
+    except classifier.InvalidLabelsError as exc:
         raise Invalid(
             "问题类别无效：类别须存在、不重复，“不属于受理范围”不能与其他类别同选",
             message_en=f"invalid labels: {exc}",
         ) from exc
     old = _in_taxonomy_order({c.category for c in clue.categories})
-    version = classify_service.current_taxonomy().version
+    version = classifier.current_taxonomy().version
     correction_id = new_id()
     now = utcnow()
     correction = ClassificationCorrection(
@@ -222,10 +221,10 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
         for clue_id, sealed in sorted(contents.all()):
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
             try:
-                line = classify_service.labelled_example(
+                line = classifier.labelled_example(
                     example_id=clue_id, text=text, labels=latest[clue_id]
                 )
-            except classify_service.InvalidLabelsError:
+            except classifier.InvalidLabelsError:
                 skipped += 1
                 continue
             if not line["labels"]:
@@ -248,7 +247,7 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
 
 
 def taxonomy_summary() -> dict[str, Any]:
-    taxonomy = classify_service.current_taxonomy()
+    taxonomy = classifier.current_taxonomy()
     return {
         "version": taxonomy.version,
         "categories": [
@@ -269,10 +268,10 @@ def taxonomy_summary() -> dict[str, Any]:
 
 async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: str) -> dict[str, Any]:
     """Load the configured file again in THIS process; a bad file is refused and the old one stays."""
-    previous = classify_service.current_taxonomy().version
+    previous = classifier.current_taxonomy().version
     try:
-        taxonomy = classify_service.reload_taxonomy(path)
-    except classify_service.TaxonomyError as exc:
+        taxonomy = classifier.reload_taxonomy(path)
+    except classifier.TaxonomyError as exc:
         raise Invalid(
             "分类体系文件无效，原分类体系继续有效", message_en=f"invalid taxonomy, the old one stays: {exc}"
         ) from exc
@@ -457,7 +456,7 @@ def _sign(keys: KeyRing, rows: Sequence[Any]) -> dict[str, bytes]:
     for clue_id, sealed, signature in rows:
         if signature is None:
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
-            signature = classify_service.near_duplicate_signature(text)
+            signature = classifier.near_duplicate_signature(text)
         signatures[clue_id] = signature
     return signatures
 
@@ -472,7 +471,7 @@ def _compare(
     for clue_id, signature in signatures.items():
         for other_id, other in others.items():
             if other_id != clue_id and len(other) == len(signature):
-                score = classify_service.signature_similarity(signature, other)
+                score = classifier.signature_similarity(signature, other)
                 if score >= threshold:
                     pairs[(min(clue_id, other_id), max(clue_id, other_id))] = round(score, 3)
     return pairs
@@ -533,7 +532,7 @@ async def related_clues(
             .limit(NEAR_DUPLICATE_WINDOW)
         )
         for other_id, signature, number, channel, status in rows.all():
-            score = classify_service.signature_similarity(state.near_signature, signature)
+            score = classifier.signature_similarity(state.near_signature, signature)
             if score >= NEAR_DUPLICATE_THRESHOLD:
                 near.append(
                     {

@@ -25,14 +25,14 @@ def add_parsers(sub: Any) -> None:
 
 
 async def taxonomy_command(args: argparse.Namespace, settings: Any) -> int:
-    from service.classification import classifier as classify_service
+    from service.classification import classifier
 
     try:
         if args.taxonomy_command == "validate":
-            taxonomy = classify_service.validate_taxonomy_file(args.file)
+            taxonomy = classifier.validate_taxonomy_file(args.file)
         else:
-            taxonomy = classify_service.reload_taxonomy(settings.taxonomy_path)
-    except classify_service.TaxonomyError as exc:
+            taxonomy = classifier.reload_taxonomy(settings.taxonomy_path)
+    except classifier.TaxonomyError as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import IO
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.evaluation import evaluate
 from service.classification.taxonomy import TaxonomyError
 
@@ -40,7 +40,7 @@ def run(argv: list[str], stdin: IO[str], stdout: IO[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        classify_service.current_taxonomy()
+        classifier.current_taxonomy()
     except TaxonomyError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -65,7 +65,7 @@ def _run_batch(stdin: IO[str], stdout: IO[str]) -> int:
             stdout.write(json.dumps({"id": None, "line": line_number, "error": reason}) + "\n")
             continue
         hint = item.get("category_hint")
-        result = classify_service.classify(text, category_hint=hint if isinstance(hint, str) else None)
+        result = classifier.classify(text, category_hint=hint if isinstance(hint, str) else None)
         stdout.write(json.dumps({"id": item.get("id"), **result.to_dict()}, ensure_ascii=False) + "\n")
     stdout.flush()
     return status
@@ -94,7 +94,7 @@ def _score_file(path: str, pairs: list[tuple[list[str], list[str]]]) -> int:
                     print(f"{path}:{line_number}: needs string 'text' and list 'labels'", file=sys.stderr)
                     return 2
                 hint = item.get("category_hint")
-                result = classify_service.classify(
+                result = classifier.classify(
                     item["text"], category_hint=hint if isinstance(hint, str) else None
                 )
                 pairs.append((item["labels"], result.labels))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.intake.batching import AlsoWrite, IntakeBatcher
 from service.intake.service import PreparedTip, Submission, SubmittedTip, prepare_tip, register_batch_sync
 from service.platform.crypto.keys import KeyRing, sealing_batch
@@ -100,7 +100,7 @@ class IntakePipeline:
         """Start the workers now (keys, taxonomy and database loaded), not when the first report arrives."""
         if self._pool is not None:
             with contextlib.suppress(WorkerUnavailable):
-                await self._pool.run(_ready, classify_service.taxonomy_in_force())
+                await self._pool.run(_ready, classifier.taxonomy_in_force())
 
     def worker_pids(self) -> list[int]:
         return self._pool.pids() if self._pool is not None else []
@@ -154,7 +154,7 @@ class IntakePipeline:
                 continue
             items = [(job.kind, job.submission, job.actor) for job in batch]
             try:
-                results = await self._pool.run(_run_batch, classify_service.taxonomy_in_force(), items)
+                results = await self._pool.run(_run_batch, classifier.taxonomy_in_force(), items)
             except WorkerUnavailable as exc:
                 log.warning("intake worker unavailable: preparing in the server process")
                 results = [await self._here(job, committed_unknown=exc.started) for job in batch]
@@ -241,7 +241,7 @@ def _start_worker(
 
 
 def _ready(taxonomy: tuple[Path, int]) -> bool:
-    classify_service.follow_taxonomy(taxonomy)
+    classifier.follow_taxonomy(taxonomy)
     return _worker is not None
 
 
@@ -262,7 +262,7 @@ def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, st
     """Prepare every item; register the ``submit`` ones in one transaction (one by one if that fails, so a
     bad tip fails alone). Returns, per item, a PreparedTip, a SubmittedTip or an error."""
     assert _worker is not None
-    classify_service.follow_taxonomy(taxonomy)
+    classifier.follow_taxonomy(taxonomy)
     with sealing_batch():  # one KEM operation per public key for the whole batch
         results = [_prepared_or_error(_worker, submission, actor) for _, submission, actor in items]
     to_register = [

@@ -18,7 +18,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification import service as classification_service
 from service.custody import service as custody_service
 from service.custody.models import ClueContact
@@ -98,15 +98,15 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
     if submission.source not in SOURCES or submission.channel not in CHANNELS:
         raise Invalid("来源或渠道无效", message_en="unknown source or channel")
     hint = submission.category_hint
-    if hint is not None and hint not in classify_service.current_taxonomy().category_ids:
+    if hint is not None and hint not in classifier.current_taxonomy().category_ids:
         raise Invalid("所选问题类别不存在", message_en=f"unknown category_hint {hint!r}")
 
     clue_id = new_id()
     keys = runtime.keys
     # Personal data the reporter wrote into the text is a submitter detail: staff see it masked.
-    spans = classify_service.find_personal_data(submission.text)
-    masked_text = classify_service.mask_personal_data(submission.text, spans) if spans else submission.text
-    result = classify_service.classify(masked_text, category_hint=hint)
+    spans = classifier.find_personal_data(submission.text)
+    masked_text = classifier.mask_personal_data(submission.text, spans) if spans else submission.text
+    result = classifier.classify(masked_text, category_hint=hint)
 
     identity: dict[str, Any] = {k: v for k, v in submission.submitter.items() if v}
     if spans:

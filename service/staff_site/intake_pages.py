@@ -21,7 +21,7 @@ from service.attachments.models import Attachment
 from service.auth import sessions as session_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.http.deps import RuntimeDep, SessionDep
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import assisted as hotline_service
@@ -92,7 +92,7 @@ def _errors(exc: ValidationError) -> dict[str, str]:
 
 
 def _page_context(form: dict[str, Any], errors: dict[str, str] | None = None) -> dict[str, Any]:
-    taxonomy = classify_service.current_taxonomy()
+    taxonomy = classifier.current_taxonomy()
     return {
         "form": form,
         "errors": errors or {},

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from service.auth.models import Staff, StaffRole, Unit
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.http.deps import RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid
 from service.platform.timeutil import LOCAL
@@ -45,7 +45,7 @@ ACTION_NAMES = {
 def _category_names() -> dict[str, str]:
     return {
         c.id: c.name.split("(")[0].split("（")[0].strip()
-        for c in classify_service.current_taxonomy().categories
+        for c in classifier.current_taxonomy().categories
     }
 
 
@@ -141,7 +141,7 @@ async def ledger_page(
             "statuses": list(lifecycle.STATUS_NAMES.items()),
             "sources": list(SOURCE_NAMES.items()),
             "channels": list(CHANNEL_NAMES.items()),
-            "categories": [(c.id, c.name) for c in classify_service.current_taxonomy().categories],
+            "categories": [(c.id, c.name) for c in classifier.current_taxonomy().categories],
             "can_export": is_allowed(principal.roles, Action.export_ledger),
         },
         principal=principal,

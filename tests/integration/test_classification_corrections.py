@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification import service as classification_service
 from service.classification.models import ClassificationCorrection, ClueLink
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, set_configured_path
@@ -88,7 +88,7 @@ async def test_staff_correct_a_classification_with_a_sealed_reason(harness: Harn
     correction = response.json()
     assert correction["new_labels"] == ["interference", "case_suppression"]  # taxonomy order
     assert correction["old_labels"] == [
-        c for c in classify_service.current_taxonomy().category_ids if c in before
+        c for c in classifier.current_taxonomy().category_ids if c in before
     ]
     assert await _categories(harness, clue_id) == {"interference", "case_suppression"}
 
@@ -109,7 +109,7 @@ async def test_staff_correct_a_classification_with_a_sealed_reason(harness: Harn
     assert [c["reason"] for c in view["corrections"]] == [body["reason"], "核实为邻里纠纷"]
     assert view["corrections"][1]["old_labels"] == ["interference", "case_suppression"]
     machine = view["machine"]
-    assert machine["taxonomy_version"] == classify_service.current_taxonomy().version
+    assert machine["taxonomy_version"] == classifier.current_taxonomy().version
     assert machine["evidence"] and {"id", "category", "start", "end", "weight", "kind"} <= set(
         machine["evidence"][0]
     )
@@ -196,18 +196,18 @@ async def test_taxonomy_api_and_reload_without_restart(harness: Harness, tmp_pat
     response = await harness.client.get("/api/v1/taxonomy", headers=auth(sup[1]))
     assert response.status_code == 200
     listed = response.json()
-    assert [c["id"] for c in listed["categories"]] == classify_service.current_taxonomy().category_ids
+    assert [c["id"] for c in listed["categories"]] == classifier.current_taxonomy().category_ids
     assert listed["categories"][0]["tier"] == "6" and listed["categories"][0]["terms"] > 0
     assert (await harness.client.get("/api/v1/taxonomy", headers=auth(inv[1]))).status_code == 403
     assert (await harness.client.post("/api/v1/taxonomy/reload", headers=auth(sup[1]))).status_code == 403
 
     path = tmp_path / "taxonomy.json"
     shutil.copy(DEFAULT_TAXONOMY_PATH, path)
-    original = classify_service.current_taxonomy().version
+    original = classifier.current_taxonomy().version
     try:
         # Same database and keys as the harness, the taxonomy file from settings (TIPLINE_TAXONOMY_PATH).
         async with running_app(harness.data_dir, harness.database_url, taxonomy_path=path) as app:
-            assert classify_service.current_taxonomy().version == original
+            assert classifier.current_taxonomy().version == original
             path.write_text(json.dumps(_renamed_taxonomy("local-2026.1"), ensure_ascii=False), "utf-8")
             response = await app.client.post("/api/v1/taxonomy/reload", headers=auth(admin[1]))
             assert response.status_code == 200, response.text
@@ -239,7 +239,7 @@ async def test_taxonomy_api_and_reload_without_restart(harness: Harness, tmp_pat
             assert (
                 await app.client.post("/api/v1/taxonomy/reload", headers=auth(admin[1]))
             ).status_code == 422
-            assert classify_service.current_taxonomy().version == "local-2026.1"
+            assert classifier.current_taxonomy().version == "local-2026.1"
             async with app.runtime.session_factory() as session:
                 reloads = (
                     await session.scalars(
@@ -260,8 +260,8 @@ async def test_taxonomy_api_and_reload_without_restart(harness: Harness, tmp_pat
             assert result.returncode == 0 and "this process only" in result.stdout
     finally:
         set_configured_path(None)
-        classify_service.reload_taxonomy()
-    assert classify_service.current_taxonomy().version == original
+        classifier.reload_taxonomy()
+    assert classifier.current_taxonomy().version == original
 
 
 async def test_near_duplicates_are_linked_by_the_worker_and_shown_as_related(harness: Harness) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from service.audit import service as audit_service
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
 from service.intake import pipeline
 from service.intake.service import PreparedTip, Submission
@@ -92,10 +92,10 @@ async def test_a_taxonomy_reload_reaches_the_worker(tmp_path: Path, fresh_databa
     async with running_app(tmp_path, fresh_database_url, intake_workers=1) as harness:
         before = await harness.client.post("/api/v1/tips", json={"text": REPORT.format(1)})
         try:
-            classify_service.reload_taxonomy(changed)  # what the admin's reload does, in this process
+            classifier.reload_taxonomy(changed)  # what the admin's reload does, in this process
             after = await harness.client.post("/api/v1/tips", json={"text": REPORT.format(2)})
         finally:
-            classify_service.reload_taxonomy(DEFAULT_TAXONOMY_PATH)
+            classifier.reload_taxonomy(DEFAULT_TAXONOMY_PATH)
         async with harness.runtime.session_factory() as session:
             versions = dict(
                 (await session.execute(select(Clue.registry_number, Clue.taxonomy_version))).all()

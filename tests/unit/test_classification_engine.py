@@ -1,7 +1,7 @@
 import json
 import random
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.engine import Engine
 from service.classification.normalize import normalize, to_simplified
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, parse_taxonomy
@@ -23,7 +23,7 @@ def test_normalisation_is_simplified_halfwidth_lowercase_and_maps_offsets_back()
 
 def test_evidence_spans_point_into_the_original_text():
     text = "派出所所長是黑社會的保護傘，每次檢查前都提前收到消息。"
-    result = classify_service.classify(text)
+    result = classifier.classify(text)
     assert result.labels == ["gang_protection"]
     spans = {text[e.start : e.end] for e in result.evidence}
     assert "保護傘" in spans and "黑社會" in spans
@@ -31,76 +31,76 @@ def test_evidence_spans_point_into_the_original_text():
 
 
 def test_pinyin_initials_and_homophones_match_as_aliases():
-    result = classify_service.classify("派出所所长就是那个赌场的bhs，抓赌永远抓不到")
+    result = classifier.classify("派出所所长就是那个赌场的bhs，抓赌永远抓不到")
     assert "gang_protection" in result.labels
     assert ("保护伞", "alias") in _fired(result, "gang_protection")
-    result = classify_service.classify("所长放ggd，月息十分")
+    result = classifier.classify("所长放ggd，月息十分")
     assert ("高利贷", "alias") in _fired(result, "illegal_equity_lending")
 
 
 def test_ascii_alias_does_not_fire_inside_a_longer_word():
-    result = classify_service.classify("我的邮箱是abhsx@example.com，请回复")
+    result = classifier.classify("我的邮箱是abhsx@example.com，请回复")
     assert ("保护伞", "alias") not in _fired(result)
 
 
 def test_negation_and_denial_cancel_a_term_but_a_contrast_reopens_the_scope():
-    denied = classify_service.classify("派出所的民警没有打人，也没有收钱，态度很好，我只想问问案子进展")
+    denied = classifier.classify("派出所的民警没有打人，也没有收钱，态度很好，我只想问问案子进展")
     assert "enforcement_misconduct" not in denied.labels
     assert any(e.kind == "negated" for e in denied.evidence)
-    contrast = classify_service.classify("法官没收红包，但是收红包的是他的书记员，收了对方的钱")
+    contrast = classifier.classify("法官没收红包，但是收红包的是他的书记员，收了对方的钱")
     kinds = [e.kind for e in contrast.evidence if e.id == "收红包"]
     assert kinds == ["negated", "term"]
 
 
 def test_negation_exceptions_do_not_negate():
-    result = classify_service.classify("没想到法官收红包，吃了原告吃被告")
+    result = classifier.classify("没想到法官收红包，吃了原告吃被告")
     assert "interference" in result.labels
 
 
 def test_counter_terms_take_a_term_used_in_another_sense():
-    result = classify_service.classify("我们公司是做保护伞公司品牌的雨具，有人冒用商标")
+    result = classifier.classify("我们公司是做保护伞公司品牌的雨具，有人冒用商标")
     assert "gang_protection" not in result.labels
     assert any(e.kind == "counter" for e in result.evidence)
 
 
 def test_other_has_its_own_signals_and_stands_alone():
-    result = classify_service.classify("楼上邻居装修噪音太大，物业也不管")
+    result = classifier.classify("楼上邻居装修噪音太大，物业也不管")
     assert result.labels == ["other"]
     assert result.needs_triage is False
 
 
 def test_unplaceable_report_goes_to_triage_with_no_label():
-    result = classify_service.classify("我要反映一个情况，请尽快联系我")
+    result = classifier.classify("我要反映一个情况，请尽快联系我")
     assert result.labels == []
     assert result.needs_triage is True
 
 
 def test_multi_label_report():
     text = "派出所所长既是赌场的后台，每次检查前都提前通风报信，自己还天天在赌场赌钱，输赢几十万"
-    result = classify_service.classify(text)
+    result = classifier.classify(text)
     assert {"gang_protection", "vice"} <= set(result.labels)
     assert "other" not in result.labels
 
 
 def test_category_hint_is_a_weak_prior_only():
-    assert classify_service.classify("请尽快处理", category_hint="vice").labels == []
-    hinted = classify_service.classify("所长天天打牌", category_hint="vice")
+    assert classifier.classify("请尽快处理", category_hint="vice").labels == []
+    hinted = classifier.classify("所长天天打牌", category_hint="vice")
     assert ("hint:vice", "hint") in _fired(hinted, "vice")
-    assert classify_service.classify("随便写写", category_hint="no_such_category").labels == []
+    assert classifier.classify("随便写写", category_hint="no_such_category").labels == []
 
 
 def test_result_is_json_serialisable_and_complete():
-    result = classify_service.classify("法官收红包")
+    result = classifier.classify("法官收红包")
     payload = result.to_dict()
     assert set(payload) == {"labels", "needs_triage", "scores", "evidence", "taxonomy_version"}
-    assert set(payload["scores"]) == set(classify_service.current_taxonomy().category_ids)
+    assert set(payload["scores"]) == set(classifier.current_taxonomy().category_ids)
     assert all(0.0 <= v < 1.0 for v in payload["scores"].values())
     json.dumps(payload, ensure_ascii=False)
     assert set(payload["evidence"][0]) == {"id", "category", "start", "end", "weight", "kind"}
 
 
 def test_labels_and_scores_agree():
-    result = classify_service.classify("交二十万就能把人办出来，判了五年一天牢都没坐")
+    result = classifier.classify("交二十万就能把人办出来，判了五年一天牢都没坐")
     assert result.labels[0] == max(result.scores, key=result.scores.get)
 
 

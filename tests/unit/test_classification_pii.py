@@ -1,13 +1,13 @@
 import pytest
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.pii import id_check_digit_valid, luhn_valid
 
 VALID_ID = "11010519491231002X"
 
 
 def _kinds(text):
-    return [(s.kind, text[s.start : s.end]) for s in classify_service.find_personal_data(text)]
+    return [(s.kind, text[s.start : s.end]) for s in classifier.find_personal_data(text)]
 
 
 def test_validators():
@@ -68,12 +68,12 @@ def test_near_misses_are_not_personal_data(text):
 
 def test_mask_replaces_each_span_with_a_marker_and_keeps_the_rest():
     text = f"我叫张伟，手机13812345678，身份证{VALID_ID}，邮箱a@b.cn，车牌粤B12345。民警打人。"
-    spans = classify_service.find_personal_data(text)
-    masked = classify_service.mask_personal_data(text, spans)
+    spans = classifier.find_personal_data(text)
+    masked = classifier.mask_personal_data(text, spans)
     assert (
         masked == "我叫［姓名］，手机［手机号］，身份证［身份证号］，邮箱［邮箱］，车牌［车牌号］。民警打人。"
     )
-    assert classify_service.mask_personal_data(text, []) == text
+    assert classifier.mask_personal_data(text, []) == text
 
 
 def test_mask_handles_overlapping_spans():
@@ -81,7 +81,7 @@ def test_mask_handles_overlapping_spans():
 
     text = "abcdefgh"
     spans = [PersonalDataSpan(1, 5, "mobile"), PersonalDataSpan(3, 7, "email")]
-    assert classify_service.mask_personal_data(text, spans) == "a［手机号］h"
+    assert classifier.mask_personal_data(text, spans) == "a［手机号］h"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.normalize import normalize
 
 ALPHABET = st.sampled_from(
@@ -16,7 +16,7 @@ TEXT = st.lists(ALPHABET, max_size=60).map("".join) | st.text(max_size=80)
 @settings(max_examples=150, deadline=None)
 @given(TEXT)
 def test_classify_never_fails_and_spans_are_in_range(text):
-    result = classify_service.classify(text)
+    result = classifier.classify(text)
     assert result.needs_triage == (result.labels == [])
     assert "other" not in result.labels or result.labels == ["other"]
     for e in result.evidence:
@@ -38,9 +38,9 @@ def test_normalised_offsets_point_at_kept_characters(text):
 @settings(max_examples=150, deadline=None)
 @given(TEXT)
 def test_personal_data_spans_are_in_range_and_disjoint(text):
-    spans = classify_service.find_personal_data(text)
+    spans = classifier.find_personal_data(text)
     previous_end = 0
     for span in spans:
         assert previous_end <= span.start < span.end <= len(text)
         previous_end = span.end
-    classify_service.mask_personal_data(text, spans)
+    classifier.mask_personal_data(text, spans)

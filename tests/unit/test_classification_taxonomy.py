@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from service.classification import classifier as classify_service
+from service.classification import classifier
 from service.classification.taxonomy import (
     DEFAULT_TAXONOMY_PATH,
     TaxonomyError,
@@ -96,9 +96,9 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
     path = _write(tmp_path, _minimal())
     set_configured_path(path)  # as the composition root does with TIPLINE_TAXONOMY_PATH
     try:
-        taxonomy = classify_service.reload_taxonomy()
+        taxonomy = classifier.reload_taxonomy()
         assert taxonomy.version == "test-1"
-        result = classify_service.classify("楼道里天天吵闹")
+        result = classifier.classify("楼道里天天吵闹")
         assert result.labels == ["noise"]
         assert result.taxonomy_version == "test-1"
 
@@ -106,30 +106,30 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
         data["version"] = "test-2"
         data["categories"][0]["name"] = "噪声扰民"
         _write(tmp_path, data)
-        assert classify_service.reload_taxonomy().version == "test-2"
-        assert classify_service.current_taxonomy().category("noise").name == "噪声扰民"
+        assert classifier.reload_taxonomy().version == "test-2"
+        assert classifier.current_taxonomy().category("noise").name == "噪声扰民"
 
         path.write_text("[]", encoding="utf-8")
         with pytest.raises(TaxonomyError):
-            classify_service.reload_taxonomy()
-        assert classify_service.current_taxonomy().version == "test-2", (
+            classifier.reload_taxonomy()
+        assert classifier.current_taxonomy().version == "test-2", (
             "a bad file must not replace a good one"
         )
     finally:
         set_configured_path(None)
-        classify_service.reload_taxonomy()
-    assert classify_service.current_taxonomy().category_ids == DEFAULT_IDS
+        classifier.reload_taxonomy()
+    assert classifier.current_taxonomy().category_ids == DEFAULT_IDS
 
 
 def test_staff_corrections_are_validated_against_the_taxonomy():
-    assert classify_service.validate_labels(["vice", "interference"]) == ["interference", "vice"]
-    assert classify_service.validate_labels([]) == []
+    assert classifier.validate_labels(["vice", "interference"]) == ["interference", "vice"]
+    assert classifier.validate_labels([]) == []
     for bad, message in (
         (["nope"], "unknown"),
         (["vice", "vice"], "twice"),
         (["other", "vice"], "stands alone"),
     ):
-        with pytest.raises(classify_service.InvalidLabelsError, match=message):
-            classify_service.validate_labels(bad)
-    example = classify_service.labelled_example(example_id="r1", text="文本", labels=["vice"])
+        with pytest.raises(classifier.InvalidLabelsError, match=message):
+            classifier.validate_labels(bad)
+    example = classifier.labelled_example(example_id="r1", text="文本", labels=["vice"])
     assert example == {"id": "r1", "text": "文本", "labels": ["vice"]}

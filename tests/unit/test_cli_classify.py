@@ -82,14 +82,14 @@ def test_module_entry_point_reads_stdin():
 
 
 def test_eval_accepts_several_files_such_as_exported_corrections(tmp_path):
-    from service.classification import classifier as classify_service
+    from service.classification import classifier
 
     dev = tmp_path / "dev.jsonl"
     dev.write_text(
         json.dumps({"id": 1, "text": "楼上邻居装修噪音太大", "labels": ["other"]}) + "\n", encoding="utf-8"
     )
     corrections = tmp_path / "corrections.jsonl"
-    line = classify_service.labelled_example(
+    line = classifier.labelled_example(
         example_id="c1", text="所长是黑社会的保护伞", labels=["gang_protection"]
     )
     corrections.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
