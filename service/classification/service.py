@@ -42,7 +42,8 @@ from service.registry.service import get_visible_clue
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
 NEAR_DUPLICATE_THRESHOLD = 0.6  # stored links and the related-clues view alike
-NEAR_DUPLICATE_WINDOW = 5000  # the related-clues view compares with the most recent clues that have a signature
+# The related-clues view compares with this many of the most recent clues that have a signature.
+NEAR_DUPLICATE_WINDOW = 5000
 CHUNK_PAUSE_SECONDS = 0.05
 # After each chunk the task pauses this many times as long as the chunk took: at most 1/(1+factor) of a core.
 BACKGROUND_PAUSE_FACTOR = 7

@@ -10,8 +10,7 @@
 3. by kind:
    - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then
      the intake entry's group commit (``runtime.intake.register``): the tip is prepared (classified,
-     sealed) outside
-     any transaction, and the batcher registers it together with whatever other tips (mail or web) are
+     sealed) outside any transaction, and the batcher registers it together with whatever other tips (mail or web) are
      waiting, in one transaction. Our own writes — the ``mail_received`` row (the dedupe check),
      attachment rows, the acknowledgement and notifications — run in that same transaction through the
      batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
@@ -22,8 +21,9 @@
    - ``unparseable`` → quarantined: the raw message sealed whole to the identity key;
 4. commit. Only then does the caller answer ``250`` (or mark/move the IMAP message).
 
-Large messages are parsed in a worker process (``service.platform.workers``) so that MIME parsing, the most expensive
-CPU step, runs beside the event loop instead of on it; the raw bytes go over a pipe, never to a file.
+Large messages are parsed in a worker process (``service.platform.workers``) so that MIME parsing, the most
+expensive CPU step, runs beside the event loop instead of on it; the raw bytes go over a pipe, never to a
+file.
 
 A database that cannot be reached raises ``receiver.TemporarilyUnavailable`` (SMTP ``451``).
 Nothing here logs anything about the message.

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        """The one file store every channel writes to (``TIPLINE_WEB_BLOB_DIR``, else ``<data_dir>/blobs``)."""
+        """The one file store every channel writes to: ``TIPLINE_WEB_BLOB_DIR``, else ``<data_dir>/blobs``."""
         return self.web.blob_dir or self.data_dir / "blobs"
 
     @property
@@ -207,9 +207,9 @@ def settings_markdown() -> str:
     lines = [
         "# Settings",
         "",
-        "Generated from `service/platform/settings.py` by `settings_markdown()`; a test keeps this file equal to",
-        "it. What each one means: the README's table and the docs of each area (web, mail, staff login,",
-        "operations, security).",
+        "Generated from `service/platform/settings.py` by `settings_markdown()`; a test keeps this file",
+        "equal to it. What each one means: the README's table and the docs of each area (web, mail, staff",
+        "login, operations, security).",
         "",
         "| variable | type | default |",
         "|---|---|---|",

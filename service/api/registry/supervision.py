@@ -1,4 +1,5 @@
-"""Registry API: Supervision, notes, acceptance notices, reminders, progress requests, consultations, search."""
+"""Registry API: supervision, notes, acceptance notices, reminders, progress requests, consultations,
+search."""
 
 from __future__ import annotations
 

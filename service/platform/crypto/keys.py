@@ -17,9 +17,9 @@ Key file format (JSON, UTF-8), one key pair or public key per file::
 HPKE ML-KEM-768+X25519 KEM defines it. ``key_id`` is the purpose plus the first 16 hex digits of
 SHA-256 over the two public halves, so it names the key without revealing anything.
 
-The national suite (``sm2-sm4gcm-hkdfsm3``, see ``service.platform.crypto.national``) uses the same file format with
-``"public": {"sm2": ...}`` and ``"private": {"sm2": ...}``. ``TIPLINE_CRYPTO_SUITE`` chooses which suite new
-envelopes are sealed with; a key ring opens envelopes of both suites, as each names its suite and key.
+The national suite (``sm2-sm4gcm-hkdfsm3``, see ``service.platform.crypto.national``) uses the same file
+format with ``"public": {"sm2": ...}`` and ``"private": {"sm2": ...}``. ``TIPLINE_CRYPTO_SUITE`` chooses
+which suite new envelopes are sealed with; a key ring opens envelopes of both suites, as each names its suite and key.
 
 A third purpose, ``contact``, holds the contact fields of a real-name reporter apart from their identity,
 so statutory feedback needs one custodian, not two (``service.custody``).
