@@ -109,6 +109,10 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
         keys=load_keys(settings, roles),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,
+        intake_factory=intake_entry,
     )
-    runtime.intake = IntakePipeline(runtime, workers=intake_worker_count(settings))
     return runtime
+
+
+def intake_entry(runtime: Runtime) -> IntakePipeline:
+    return IntakePipeline(runtime, workers=intake_worker_count(runtime.settings))

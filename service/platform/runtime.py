@@ -59,10 +59,17 @@ class Runtime:
     keys: KeyRing
     lookup_secret: bytes
     roles: frozenset[str]
-    # Attached by the composition root right after the runtime is built (it needs the runtime itself).
-    intake: IntakeEntry = field(default=None, repr=False)  # type: ignore[assignment]
+    # How the composition root makes this runtime's intake entry (it needs the runtime itself); a copy made
+    # with ``dataclasses.replace`` (other keys, another engine) gets an entry of its own.
+    intake_factory: Callable[[Runtime], IntakeEntry] | None = field(default=None, repr=False)
     _extra_engines: list[AsyncEngine] = field(default_factory=list, init=False, repr=False)
     _sync_engines: list[Engine] = field(default_factory=list, init=False, repr=False)
+
+    @cached_property
+    def intake(self) -> IntakeEntry:
+        if self.intake_factory is None:
+            raise RuntimeError("no intake entry: service.app.runtime.build_runtime makes one")
+        return self.intake_factory(self)
 
     def lookup_key(self, label: str) -> bytes:
         return derive_lookup_key(self.lookup_secret, label)
@@ -114,7 +121,7 @@ class Runtime:
             return result
 
     async def close(self) -> None:
-        if self.intake is not None:
+        if "intake" in self.__dict__:
             await self.intake.close()
         for sync_engine in self._sync_engines:
             sync_engine.dispose()
