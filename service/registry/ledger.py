@@ -464,13 +464,15 @@ async def export_ledger(
     keys: KeyRing,
     limit: int | None = None,
     helper: bool = True,
+    read_session: AsyncSession | None = None,
 ) -> ExportFile:
     """Write the ledger to a private temporary file and audit the export; the caller streams the file and
-    calls ``cleanup()`` afterwards."""
+    calls ``cleanup()`` afterwards. The rows are read through ``read_session`` when given (the replica),
+    the audit entry is written through ``session``."""
     directory = private_tmpdir()
     path = directory / f"ledger.{fmt}"
     try:
-        rows = ledger_rows(session, filters=filters, keys=keys, limit=limit, helper=helper)
+        rows = ledger_rows(read_session or session, filters=filters, keys=keys, limit=limit, helper=helper)
         writer: Callable[..., Any] = write_xlsx if fmt == "xlsx" else write_csv
         count = await writer(rows, path)
         await audit_service.record(

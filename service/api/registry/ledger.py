@@ -61,6 +61,7 @@ async def export_ledger(
     fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
     principal: Annotated[Principal, authorized(Action.export_ledger)],
     session: SessionDep,
+    read_session: ReadSessionDep,
     runtime: RuntimeDep,
     status: Status = None,
     category: Category = None,
@@ -81,7 +82,7 @@ async def export_ledger(
         received_to=received_to,
     )
     export = await ledger.export_ledger(
-        session, filters=filters, fmt=fmt, principal=principal, keys=runtime.keys
+        session, filters=filters, fmt=fmt, principal=principal, keys=runtime.keys, read_session=read_session
     )
     return _file_response(export)
 
