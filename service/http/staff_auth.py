@@ -21,7 +21,11 @@ async def current_staff(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or len(credentials.credentials) > 200:
         raise Unauthenticated("需要有效的登录凭据", message_en="a valid token is required")
-    return await auth_service.authenticate(session, credentials.credentials)
+    principal = await auth_service.authenticate(session, credentials.credentials)
+    # End the lookup's transaction now: on SQLite every transaction holds the one write lock, and the
+    # handler may register a report through the intake entry's own connection.
+    await session.commit()
+    return principal
 
 
 CurrentStaff = Annotated[Principal, Depends(current_staff)]

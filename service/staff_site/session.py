@@ -78,6 +78,9 @@ async def current_staff_session(request: Request, session: SessionDep, runtime: 
     request.state.staff_session_token = token
     request.state.staff_session_row = row
     request.state.staff_principal = principal
+    # The session's activity is recorded and the transaction ended now: on SQLite every transaction holds
+    # the one write lock, and the handler may register a report through the intake entry's connection.
+    await session.commit()
     return principal
 
 
