@@ -24,7 +24,7 @@ async def test_one_bad_tip_does_not_sink_its_batch(harness: Harness) -> None:
     good = [prepared(f"批量第{i}条：法官私下会见当事人。") for i in range(10)]
     duplicate = good[3]  # the same clue id twice: the second must fail on its own
     results = await asyncio.gather(
-        *(runtime.intake_batcher.submit(p) for p in [*good, duplicate]), return_exceptions=True
+        *(runtime.intake.register(p) for p in [*good, duplicate]), return_exceptions=True
     )
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1 and isinstance(failures[0], IntegrityError)
