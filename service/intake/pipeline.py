@@ -246,6 +246,10 @@ def _start_worker(
 def _ready(taxonomy: tuple[Path, int]) -> bool:
     from service.classify import service as classify_service
 
+    # Imported now, while the server starts, not by the first batch: that import took the first reports
+    # after a restart ~0.6 s (seconds on a busy machine) where the next ones take tens of milliseconds.
+    from service.intake import service as intake_service  # noqa: F401
+
     classify_service.follow_taxonomy(taxonomy)
     return _worker is not None
 
