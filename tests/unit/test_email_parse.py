@@ -15,6 +15,7 @@ from service.channels.email.parse import (
     parse_message,
     sanitize_filename,
 )
+from tests.pace import cpu_pace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = REPO_ROOT / "tests" / "data" / "email" / "corpus"
@@ -102,7 +103,7 @@ def test_conformance_message_parses_quickly_to_a_kind(case: Path) -> None:
     raw = case.read_bytes()
     started = time.monotonic()
     parsed = parse_message(raw)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < cpu_pace().limit(2.0)  # 2 s on the reference machine
     assert parsed.kind in KINDS
     assert set(parsed.identity) <= set(IDENTITY_KEYS)
     assert len(parsed.content_hash) == 64
@@ -154,7 +155,7 @@ def test_received_ips_go_to_identity_not_text() -> None:
 def test_hostile_input_never_raises_or_hangs(raw: bytes) -> None:
     started = time.monotonic()
     parsed = parse_message(raw)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < cpu_pace().limit(2.0)  # 2 s on the reference machine
     assert parsed.kind in KINDS
 
 
