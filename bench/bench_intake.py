@@ -198,6 +198,7 @@ def measure(pool, label: str, url: str, args, pids: list[int], bare: tuple[str, 
         "rps": median(r["rps"] for r in runs),
         "p50_ms": median(r["p50_ms"] for r in runs),
         "p99_ms": median(r["p99_ms"] for r in runs),
+        "failures": sum(r["failures"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "cores": median(r["cores"] for r in runs),
         "bare_rps": median(r["rps"] for r in bare_runs),
@@ -251,12 +252,14 @@ def main() -> None:
         f"closed loop, {args.connections} connections, {args.seconds:.0f} s, median of {args.rounds} rounds"
     )
     print("(each round: the bare endpoint, then the layout; vs bare = median of the rounds' ratios)")
-    columns = ("req/s", "p50 ms", "p99 ms", "errors", "bare", "vs bare")
+    print("(req/s and latencies: 2xx answers only; failed: other answers; errors: no answer)")
+    columns = ("req/s", "p50 ms", "p99 ms", "failed", "errors", "bare", "vs bare")
     print(f"  {'':32} " + " ".join(f"{column:>8}" for column in columns) + f" {'cores':>6}")
     for r in results:
         ratios = " ".join(f"{ratio:.1%}" for ratio in r["ratios"])
         print(
-            f"  {r['label']:32} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}"
+            f"  {r['label']:32} {r['rps']:8.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['failures']:8d}"
+            f" {r['errors']:8d}"
             f" {r['bare_rps']:8.1f} {statistics.median(r['ratios']):8.1%} {r['cores']:6.2f}  rounds: {ratios}"
             f"  {r['statuses']}"
         )
@@ -266,7 +269,8 @@ def main() -> None:
     ]:
         print(
             f"  {label:32} achieved {opened['rps']:7.1f} req/s  p50 {opened['p50_ms']:.2f} ms"
-            f"  p99 {opened['p99_ms']:.2f} ms  {opened['statuses']}"
+            f"  p99 {opened['p99_ms']:.2f} ms  failed {opened['failures']}, errors {opened['errors']}"
+            f"  {opened['statuses']}"
         )
     print("targets: intake >= 20% of bare; p99 < 50 ms at 200 req/s")
 

@@ -3,6 +3,9 @@
 Two modes: ``closed`` (N connections send back to back for T seconds: throughput) and ``open`` (a fixed
 request rate, each request on the next free connection: latency at that rate). Run it in its own process so
 it does not share a core's event loop with the server under test.
+
+Throughput and latency count successful answers (2xx) only: a server that answers 503 or 429 quickly must
+not look fast. Other answers are ``failures``, broken connections ``errors``, both reported beside.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from urllib.parse import urlsplit
 @dataclass
 class LoadResult:
     label: str
-    requests: int
-    errors: int
+    requests: int  # successful (2xx) answers
+    failures: int  # other answers
+    errors: int  # no answer (connection errors)
     seconds: float
-    rps: float
-    p50_ms: float
+    rps: float  # successful answers a second
+    p50_ms: float  # of the successful answers
     p99_ms: float
     statuses: dict[str, int]
+
+
+def _ok(status: int) -> bool:
+    return 200 <= status < 300
 
 
 class Connection:
@@ -69,6 +77,7 @@ def _summarise(
     return LoadResult(
         label=label,
         requests=len(latencies),
+        failures=sum(count for status, count in statuses.items() if not _ok(int(status))),
         errors=errors,
         seconds=round(seconds, 2),
         rps=round(len(latencies) / seconds, 1),
@@ -102,7 +111,8 @@ async def closed_loop(
                 conn.close()
                 conn = await Connection.open(host, port)
                 continue
-            latencies.append(time.perf_counter() - started)
+            if _ok(status):
+                latencies.append(time.perf_counter() - started)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
         conn.close()
 
@@ -134,7 +144,8 @@ async def open_loop(
             conn.close()
             idle.put_nowait(await Connection.open(host, port))
             return
-        latencies.append(time.perf_counter() - scheduled)
+        if _ok(status):
+            latencies.append(time.perf_counter() - scheduled)
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         idle.put_nowait(conn)
 

@@ -22,6 +22,7 @@ from service.mail.imap import running_poller
 from service.mail.ingest import start as start_receiver
 from service.platform.migrations import ensure_schema
 from service.platform.settings import Settings
+from service.platform.workers import spawn_helper
 
 log = logging.getLogger("tipline")
 
@@ -48,10 +49,13 @@ class WorkerProcess:
 
     def start(self) -> None:
         self._last_tick.value = time.monotonic()
-        self._process = self._context.Process(
-            target=_worker_process_main,
-            args=(self._settings, self._last_tick, os.getpid()),
+        self._process = spawn_helper(
+            _worker_process_main,
+            self._settings,
+            self._last_tick,
+            os.getpid(),
             name="tipline-jobs",
+            daemon=False,
         )
         self._process.start()
 
@@ -81,6 +85,11 @@ def _worker_process_main(settings: Any, last_tick: Any, parent_pid: int) -> None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        # Where there is no parent-death signal: the pipe from the server reads end of file once it is gone.
+        # Then go at once, as a SIGKILL would (a job's transaction is rolled back, its lease runs out).
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            loop.add_reader(parent.sentinel, os._exit, 0)
 
         async def share_liveness() -> None:
             while not stop.is_set():

@@ -1,9 +1,9 @@
 """Worker processes for CPU-heavy steps (mail parsing, intake classification and sealing), so that they run
 on another core beside the event loop instead of on it.
 
-Workers are spawned (they share no locks or threads with the server), leave when the server's process is
-gone, and are recreated after a fork and after a worker died. A caller that gets ``WorkerUnavailable``
-does the work in its own process instead, so nothing ever depends on a pool being there.
+Workers are spawned (they share no locks or threads with the server), die with the server's process
+(``spawn_helper``), and are recreated after a fork and after a worker died. A caller that gets
+``WorkerUnavailable`` does the work in its own process instead, so nothing ever depends on a pool being there.
 
 Each worker talks to the server over a socket pair that the event loop itself reads and writes: no helper
 threads in the server (a thread handing a result to the event loop waits for the GIL, up to the switch
@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import importlib
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,9 +126,8 @@ class _Worker:
     @classmethod
     def start(cls, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> _Worker:
         ours, theirs = socket.socketpair()
-        process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(theirs, os.getpid(), initializer, initargs), daemon=True
-        )
+        init = _name_of(initializer) if initializer is not None else None
+        process = spawn_helper(_serve, theirs, os.getpid(), init, initargs)
         try:
             process.start()
         finally:
@@ -253,19 +256,68 @@ def _frame(call_id: int, ok: bool, value: Any) -> bytes:
     return _HEAD.pack(len(payload), call_id, ok) + payload
 
 
+# --- Helper processes that die with the server ---------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def spawn_helper(
+    target: Callable[..., Any], *args: Any, name: str | None = None, daemon: bool = True
+) -> multiprocessing.process.BaseProcess:
+    """A spawned (not yet started) process running ``target(*args)`` that dies with this one.
+
+    A SIGKILLed server cannot stop its helpers; left running they kept its database connections, locks
+    and job leases and took the CPU from the server that replaced it (seconds each, on every restart).
+    So the child asks the kernel to SIGKILL it when its parent dies, before it imports ``target``'s
+    module (that import can take seconds). The signal follows the *thread* that spawned the child: spawn
+    helpers from the event loop's thread, which lives as long as the server."""
+    return multiprocessing.get_context("spawn").Process(
+        target=_helper_main, args=(os.getpid(), _name_of(target), args), name=name, daemon=daemon
+    )
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a helper, first thing: be SIGKILLed when the parent dies (Linux), and leave now if it already
+    has (it may have died before the request took effect: then nobody would send the signal)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _name_of(fn: Callable[..., Any]) -> tuple[str, str]:
+    """A module-level function by name, imported in the child only when asked for."""
+    return fn.__module__, fn.__qualname__
+
+
+def _imported(name: tuple[str, str]) -> Callable[..., Any]:
+    module, qualname = name
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found  # type: ignore[no-any-return]
+
+
+def _helper_main(parent_pid: int, target: tuple[str, str], args: tuple[Any, ...]) -> None:
+    die_with_parent(parent_pid)
+    _imported(target)(*args)
+
+
 # --- In a worker process --------------------------------------------------------------------------------
 
 
 def _serve(
     sock: socket.socket,
     parent_pid: int,
-    initializer: Callable[..., None] | None,
+    initializer: tuple[str, str] | None,
     initargs: tuple[Any, ...],
 ) -> None:
     """Run calls until the server closes the socket or its process is gone."""
     _watch_parent(parent_pid)
     if initializer is not None:
-        initializer(*initargs)  # if this fails the worker exits: the server sees the socket close
+        _imported(initializer)(*initargs)  # if this fails the worker exits: the server sees the socket close
     inbox = _Inbox(sock)
     while True:
         calls = inbox.calls()
@@ -350,8 +402,8 @@ def _error_frame(call_id: int, exc: Exception) -> bytes:
 
 
 def _watch_parent(parent_pid: int) -> None:
-    """Leave when the server's process is gone (a SIGKILLed parent cannot say so, and the socket may be
-    held open by another of its children)."""
+    """Leave when the server's process is gone, where there is no parent-death signal (not Linux) and the
+    socket's end of file does not tell (the worker is busy, or another process holds the socket open)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
+    """A port the OS has just handed out, for a listener that cannot bind port 0 itself and report what it
+    got (the SMTP receiver, where ``--smtp-port 0`` means "off"). Prefer port 0 where a server supports it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -37,29 +40,38 @@ class ServerProcess:
         return self.log_path.read_bytes()
 
 
+_LISTENING = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
 @contextmanager
 def tipline_server(env: dict[str, str], log_path: Path, *extra: str) -> Iterator[ServerProcess]:
-    """`tipline serve` as a real process on a free loopback port; stdout and stderr go to ``log_path``."""
-    port = free_port()
+    """`tipline serve` as a real process on a loopback port the OS chooses (``--port 0``; the server logs
+    the one it got); stdout and stderr go to ``log_path``. No SMTP receiver unless ``extra`` asks for one
+    with ``--smtp-port``: its default port (2525) may be taken by anything else on the machine."""
+    if "--smtp-port" not in extra:
+        extra = (*extra, "--smtp-port", "0")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", "0", *extra],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
+        base_url = None
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if base_url is None and (found := _LISTENING.search(log_path.read_bytes())):
+                base_url = found.group(1).decode()
+            if base_url is not None:
+                try:
+                    if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in time")
             time.sleep(0.1)

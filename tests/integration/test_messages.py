@@ -15,6 +15,7 @@ from service.intake import follow_up
 from service.intake import service as intake_service
 from service.messages.models import Message
 from tests.helpers.app import auth, unique
+from tests.helpers.pace import cpu_pace
 from tests.helpers.web import open_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -109,7 +110,8 @@ async def test_wrong_codes_same_answer_and_timing(harness):
                 )
             durations.append(time.monotonic() - started)
             assert caught.value.message_en.startswith("The receipt code is not correct")
-    assert min(durations) >= 0.15 and max(durations) - min(durations) < 0.08, durations
+    # The floor holds anywhere; the spread allowed is 80 ms on the reference machine.
+    assert min(durations) >= 0.15 and max(durations) - min(durations) < cpu_pace().limit(0.08), durations
 
 
 async def test_repeated_failures_are_slowed_per_keyed_client(harness):

@@ -1,7 +1,10 @@
 """The receipt flood (issue 9): one client sends wrong receipt codes to the JSON API and the status page as
 fast as it can for a bounded time, against a real server. Genuine lookups from elsewhere keep working (at
 least 95 % answered 200 within 5 s), and nothing about the flooding client (its address, its headers) is
-retained in the database or the logs."""
+retained in the database or the logs.
+
+The 5 s and the flood's least strength (50 wrong codes in 10 s) are the reference machine's (tests/pace.py):
+on a slower or busier one they are scaled by the server's pace, measured just before the flood."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import httpx
 
 from tests.helpers import files_under, pg_dump, tipline_server
 from tests.helpers.app import cli_env
+from tests.helpers.pace import async_request_seconds, healthz_pace
 
 FLOOD_SECONDS = 10.0
 FLOOD_CONCURRENCY = 24
@@ -40,6 +44,8 @@ async def test_wrong_code_flood_leaves_genuine_lookups_working_and_no_trace(
             made = await genuine.post("/api/v1/tips", json={"text": "派出所副所长收受赌场老板好处费。"})
             assert made.status_code == 201
             code = made.json()["receipt"]
+            pace = healthz_pace(await async_request_seconds(lambda: genuine.get("/healthz")))
+            answered_within = pace.limit(5.0)
             genuine_headers = {"X-Forwarded-For": GENUINE}
 
             flood_headers = {
@@ -85,7 +91,7 @@ async def test_wrong_code_flood_leaves_genuine_lookups_working_and_no_trace(
                             "/status", data={**form, "code": code}, headers=genuine_headers
                         )
                     took = time.monotonic() - began
-                    results.append(took if response.status_code == 200 and took <= 5 else None)
+                    results.append(took if response.status_code == 200 and took <= answered_within else None)
                     await asyncio.sleep(0.2)
                 return results
 
@@ -94,12 +100,15 @@ async def test_wrong_code_flood_leaves_genuine_lookups_working_and_no_trace(
             await asyncio.gather(*flooding)
 
     ok = [r for r in results if r is not None]
-    assert len(results) >= 10
+    assert len(results) >= pace.floor(
+        10
+    )  # about 20 on the reference machine: 0.2 s apart, 0.25 s each at least
     assert len(ok) / len(results) >= 0.95, f"{len(ok)}/{len(results)} genuine lookups succeeded"
-    assert sent >= 50, f"the flood was too weak: {sent} requests"
+    least = pace.floor(50)
+    assert sent >= least, f"the flood was too weak: {sent} requests (at least {least:.0f} here, {pace})"
     print(
-        f"{backend}: {sent} wrong codes in {FLOOD_SECONDS:.0f}s; genuine {len(ok)}/{len(results)} ok, "
-        f"slowest {max(ok):.2f}s"
+        f"{backend}: {sent} wrong codes in {FLOOD_SECONDS:.0f}s (at least {least:.0f}); genuine "
+        f"{len(ok)}/{len(results)} ok, slowest {max(ok):.2f}s (within {answered_within:.1f}s)"
     )
 
     if backend == "sqlite":

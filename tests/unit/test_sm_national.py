@@ -28,6 +28,7 @@ from service.platform.crypto.keys import (
     write_public_key,
 )
 from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair
+from tests.helpers.pace import cpu_pace
 from tests.helpers.tools import apt, missing, require_executable
 
 VECTORS = Path(cryptography_vectors.__file__).parent
@@ -363,4 +364,5 @@ def test_national_seal_throughput() -> None:
     for i in range(2000):
         pair.public.seal(payload, f"clues/{i}/content")
     rate = 2000 / (time.perf_counter() - start)
-    assert rate > 2000, f"{rate:.0f} seals/s"
+    floor = cpu_pace().floor(2000)  # 2000 a second on the reference machine
+    assert rate > floor, f"{rate:.0f} seals/s (at least {floor:.0f} on this machine now)"
