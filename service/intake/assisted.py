@@ -54,7 +54,15 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
+def _plausible(day: date, field: str) -> None:
+    """A date a person could mean: before 1900 or after 2200 is a typing error (and would overflow the
+    conversions to UTC and the deadline arithmetic)."""
+    if not 1900 <= day.year <= 2200:
+        raise Invalid(f"{field} 日期不合理", message_en=f"{field} must be a date between 1900 and 2200")
+
+
 def _not_in_future(moment: datetime | date, field: str) -> None:
+    _plausible(moment.date() if isinstance(moment, datetime) else moment, field)
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise Invalid(f"{field} 需要带时区", message_en=f"{field} needs a time zone (e.g. +08:00)")
@@ -439,6 +447,7 @@ async def register_staff_source(
     anonymous = True
     if isinstance(entry, schemas.SuperiorAssignedIn):
         _not_in_future(entry.received_date, "received_date")
+        _plausible(entry.deadline, "deadline")
         accused = entry.accused.model_dump()
         received_at = start_of_local_day(entry.received_date)
         due_at = end_of_local_day(entry.deadline)

@@ -59,10 +59,10 @@ async def _plain(key: bytes, blob_id: str, store: Path) -> bytes:
     return b"".join([c async for c in decrypt_stream(key, f"attachment/{blob_id}", chunks())])
 
 
-async def test_originals_kept_with_the_identity_key_when_asked(database_url: str, tmp_path: Path) -> None:
+async def test_originals_kept_with_the_identity_key_when_asked(fresh_database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     photo = jpeg_with_gps()
-    async with app_with(data_dir, database_url, TIPLINE_WEB_KEEP_ORIGINALS="true") as (app, client):
+    async with app_with(data_dir, fresh_database_url, TIPLINE_WEB_KEEP_ORIGINALS="true") as (app, client):
         runtime = app.state.runtime  # type: ignore[attr-defined]
         response = await post_report(client, {"text": unique("民警收红包")}, files=[("photo.jpg", photo)])
         assert response.status_code == 200, response.text
@@ -118,9 +118,9 @@ async def _wrong_code(client: httpx.AsyncClient, forwarded: str) -> None:
 
 
 @pytest.mark.parametrize("hops", [0, 1])
-async def test_throttle_key_behind_a_proxy(database_url: str, tmp_path: Path, hops: int) -> None:
+async def test_throttle_key_behind_a_proxy(fresh_database_url: str, tmp_path: Path, hops: int) -> None:
     env = {"TIPLINE_WEB_LOOKUP_FLOOR_SECONDS": "0", "TIPLINE_WEB_TRUSTED_PROXY_HOPS": str(hops)}
-    async with app_with(tmp_path / "data", database_url, **env) as (app, client):
+    async with app_with(tmp_path / "data", fresh_database_url, **env) as (app, client):
         await _wrong_code(client, "6.6.6.6, 203.0.113.5")
         await _wrong_code(client, "203.0.113.6")
         throttle = app.state.receipt_throttle  # type: ignore[attr-defined]

@@ -145,6 +145,20 @@ async def test_required_fields_and_validation_errors(harness: Harness) -> None:
     )
     response = await harness.client.post(URL, json=future, headers=auth(supervisor))
     assert response.status_code == 422 and response.json()["error"]["message_en"]
+    # Dates nobody means (found by fuzzing: they overflowed the conversion to UTC with a 500) are refused.
+    for body in (
+        superior(received_date="0001-01-01"),
+        superior(deadline="9999-12-31"),
+        {
+            "source": "voluntary_confession",
+            "text": "本人主动交代收受购物卡。",
+            "officer": {"name": "某", "unit": "某某区法院"},
+            "confession_date": "0001-01-02",
+            "received_by": "纪检组李某",
+        },
+    ):
+        response = await harness.client.post(URL, json=body, headers=auth(supervisor))
+        assert response.status_code == 422 and "1900" in response.json()["error"]["message_en"], response.text
 
 
 async def test_only_supervisors_register_staff_sources(harness: Harness) -> None:
