@@ -48,7 +48,9 @@ async def _categories(harness: Harness, clue_id: str) -> set[str]:
 async def _audit(harness: Harness, clue_id: str, action: str) -> list[dict]:
     async with harness.runtime.session_factory() as session:
         rows = await session.scalars(
-            select(AuditEntry.details).where(AuditEntry.object_id == clue_id, AuditEntry.action == action)
+            select(AuditEntry.details)
+            .where(AuditEntry.object_id == clue_id, AuditEntry.action == action)
+            .order_by(AuditEntry.at, AuditEntry.id)  # in the order they happened, whatever chain holds them
         )
         return [json.loads(d) for d in rows.all()]
 
