@@ -35,6 +35,8 @@ __all__ = [
     "validate_labels",
     "validate_taxonomy_file",
     "mask_personal_data",
+    "MaskedTexts",
+    "mask_texts",
     "near_duplicate_signature",
     "reload_taxonomy",
     "signature_similarity",
@@ -153,6 +155,13 @@ def find_personal_data(text: str) -> list[PersonalDataSpan]:
 
 def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
     return pii.mask_personal_data(text, spans)
+
+
+MaskedTexts = pii.MaskedTexts
+
+
+def mask_texts(texts: dict[str, str | None]) -> MaskedTexts:
+    return pii.mask_texts(texts)
 
 
 def near_duplicate_signature(text: str) -> bytes:

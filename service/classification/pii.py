@@ -9,6 +9,8 @@ Spans refer to the original text; the detector never logs the text or what it fo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 
 from service.classification.normalize import fold
@@ -178,3 +180,28 @@ def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
         cursor = span.end
     out.append(text[cursor:])
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class MaskedTexts:
+    """Reporter-written texts as staff see them, and the originals of those that masking changed (the
+    caller seals these with the identity key; they are submitter details)."""
+
+    texts: dict[str, str | None]
+    originals: dict[str, str]
+
+
+def mask_texts(texts: Mapping[str, str | None]) -> MaskedTexts:
+    """Mask each reporter-written text by name: the report body, a follow-up, an operator's record, a
+    call-back instruction. One rule for every channel and every later addition."""
+    masked: dict[str, str | None] = {}
+    originals: dict[str, str] = {}
+    for name, text in texts.items():
+        spans = find_personal_data(text) if text else []
+        if spans:
+            assert text is not None
+            masked[name] = mask_personal_data(text, spans)
+            originals[name] = text
+        else:
+            masked[name] = text
+    return MaskedTexts(masked, originals)

@@ -53,6 +53,9 @@ class Submission:
     received_at: datetime | None = None
     due_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)  # channel- or source-specific, case key
+    # Further texts the reporter wrote (a caller's call-back instructions): masked like ``text``, staff read
+    # them as the content's ``notes``, the originals go under the identity key.
+    notes: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,20 +106,25 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
 
     clue_id = new_id()
     keys = runtime.keys
-    # Personal data the reporter wrote into the text is a submitter detail: staff see it masked.
-    spans = classifier.find_personal_data(submission.text)
-    masked_text = classifier.mask_personal_data(submission.text, spans) if spans else submission.text
+    # Personal data the reporter wrote is a submitter detail: staff see it masked, the originals are sealed
+    # with the identity key.
+    masked = classifier.mask_texts({"text": submission.text, **submission.notes})
+    masked_text = masked.texts.pop("text") or ""
     result = classifier.classify(masked_text, category_hint=hint)
 
     identity: dict[str, Any] = {k: v for k, v in submission.submitter.items() if v}
-    if spans:
-        identity["unmasked_text"] = submission.text
-    content = {
+    if "text" in masked.originals:
+        identity["unmasked_text"] = masked.originals.pop("text")
+    if masked.originals:
+        identity["unmasked_notes"] = masked.originals
+    content: dict[str, Any] = {
         "text": masked_text,
         "incident": submission.incident,
         "category_hint": hint,
         "details": submission.details,
     }
+    if masked.texts:
+        content["notes"] = masked.texts
     sealed = keys.seal_case_record(
         f"clues/{clue_id}",
         {

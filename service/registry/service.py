@@ -228,6 +228,7 @@ class ClueView:
     accused: dict[str, Any]
     category_hint: str | None
     classification: dict[str, Any]
+    notes: dict[str, str | None]  # other reporter-written texts, masked
 
 
 async def get_visible_clue(session: AsyncSession, *, clue_id: str, principal: Principal) -> Clue:
@@ -262,6 +263,7 @@ async def read_clue(session: AsyncSession, *, clue_id: str, principal: Principal
         accused=accused,
         category_hint=content.get("category_hint"),
         classification=classification,
+        notes=content.get("notes") or {},
     )
 
 
