@@ -13,8 +13,16 @@ Checkpoint file (JSON, ``tipline-checkpoint/1``)::
      "signature": "<base64 over the canonical JSON of every other field>"}
 
 The signing key (``<keys dir>/audit-signing[.national].private.json``; Ed25519, or SM2 under the national
-suite) is made on first use. Verification trusts the public key in ``audit-signing*.public.json`` when it is
-there (copy it off the server too), else the key in the file itself, which proves only integrity.
+suite) is made on first use. Verification trusts only the public keys in ``audit-signing*.public.json`` of
+the keys directory (copy them off the server too): a checkpoint signed by any other key is refused, and
+with no trusted key configured nothing is accepted (the key embedded in a file proves only that the file
+is whole, not who made it).
+
+Checkpoints are taken automatically (``audit.checkpoint``, every ``TIPLINE_AUDIT_CHECKPOINT_MINUTES``) and
+written as files, one per checkpoint, created exclusively and read-only, to
+``TIPLINE_AUDIT_CHECKPOINT_DIR``: a directory on the application server that the database (and its role)
+cannot write. Someone who deletes audit entries in the database can then hide at most the entries of the
+last interval: ``tipline audit verify`` compares with the newest file and names what is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +157,47 @@ def trusted_public_key(keys_dir: Path) -> dict[str, tuple[str, bytes]]:
     return out
 
 
+def write_checkpoint_file(directory: Path, document: dict[str, Any]) -> Path:
+    """One new file per checkpoint, never overwritten: created exclusively, read-only (0400), in a 0700
+    directory. Named by its time, so the newest sorts last."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = str(document["created_at"]).replace("-", "").replace(":", "").replace(".", "")
+    path = directory / f"checkpoint-{stamp}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(document, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
+
+
+def newest_checkpoint_file(directory: Path) -> Path | None:
+    files = sorted(directory.glob("checkpoint-*.json")) if directory.is_dir() else []
+    return files[-1] if files else None
+
+
+def checkpoint_time(path: Path) -> datetime | None:
+    try:
+        created = json.loads(path.read_text(encoding="utf-8"))["created_at"]
+        return datetime.strptime(created, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def take_checkpoint_if_due(
+    session: AsyncSession, *, key: SigningKey, directory: Path, every: timedelta, now: datetime
+) -> Path | None:
+    """Sign the chain heads and write the file when the newest file is at least ``every`` old (a little
+    slack, so a job that runs a few seconds early in its slot still takes it)."""
+    newest = newest_checkpoint_file(directory)
+    last = checkpoint_time(newest) if newest is not None else None
+    if last is not None and now - last < every - timedelta(seconds=30):
+        return None
+    document = await create_checkpoint(session, key=key)
+    return write_checkpoint_file(directory, document)
+
+
 def _signed_part(document: dict[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in document.items() if k != "signature"}).encode("utf-8")
 
@@ -206,10 +255,11 @@ async def verify_against(
         heads = {int(c): (int(v[0]), str(v[1])) for c, v in document["heads"].items()}
     except (KeyError, ValueError, TypeError, IndexError):
         return ["checkpoint file is malformed"]
+    if not trusted:
+        return ["no trusted audit signing key is configured: the checkpoint's own key proves nothing"]
+    if key_id not in trusted or trusted[key_id] != (algorithm, public):
+        return [f"checkpoint signed by {key_id}, which is not a trusted audit signing key"]
     problems: list[str] = []
-    if trusted:
-        if key_id not in trusted or trusted[key_id] != (algorithm, public):
-            problems.append(f"checkpoint signed by {key_id}, which is not a trusted audit signing key")
     if not verify_signature(algorithm, public, _signed_part(document), signature):
         return [*problems, "checkpoint signature does not verify (file altered)"]
     report = await audit_service.verify(session)
@@ -230,7 +280,27 @@ async def verify_against(
 
 # --- Alerts: one account reading or exporting unusually many clues -------------------------------------
 
-READ_ACTIONS = ("clue.read", "ledger.exported", "clue.exported", "clues.exported", "search.performed")
+# Every audited action by which staff read what a clue holds. Per object: the entry's object is the clue
+# (or the quarantined mail) that was read. In bulk: one entry stands for many clues, and its details count
+# them (``rows`` or ``results``), so each clue exported or listed counts once, not the export as one.
+# ``tests/integration/test_audit_reading_alerts.py`` checks that every read action the code audits is here.
+READ_ACTIONS = (
+    "clue.read",
+    "clue.additions_read",
+    "clue.classification_read",
+    "clue.consultations_read",
+    "clue.history_read",
+    "clue.progress_read",
+    "message.read",
+    "attachment.downloaded",
+    "mail.quarantine_read",
+)
+BULK_READ_ACTIONS = {
+    "clue.search": "results",
+    "ledger.exported": "rows",
+    "brief.exported": "rows",
+    "classification.corrections_exported": "rows",
+}
 
 
 @dataclass(frozen=True)
@@ -243,15 +313,42 @@ class UnusualReading:
 async def unusual_reading(
     session: AsyncSession, *, since: datetime, threshold: int, actions: tuple[str, ...] = READ_ACTIONS
 ) -> list[UnusualReading]:
-    """Accounts whose reads and exports since ``since`` touch more than ``threshold`` distinct objects."""
+    """Accounts whose reads and exports since ``since`` touch more than ``threshold`` clues: the distinct
+    objects read one by one plus every row of each search and export."""
     stamp = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    recent = (AuditEntry.at >= stamp, AuditEntry.actor.like("staff:%"))
+    counts: dict[str, list[int]] = {}
     rows = await session.execute(
         select(AuditEntry.actor, func.count(), func.count(AuditEntry.object_id.distinct()))
-        .where(AuditEntry.action.in_(actions), AuditEntry.at >= stamp, AuditEntry.actor.like("staff:%"))
+        .where(AuditEntry.action.in_(actions), *recent)
         .group_by(AuditEntry.actor)
-        .having(func.count(AuditEntry.object_id.distinct()) > threshold)
     )
-    return [UnusualReading(actor, count, distinct) for actor, count, distinct in rows]
+    for actor, entries, distinct in rows:
+        counts[actor] = [entries, distinct]
+    bulk = await session.execute(
+        select(AuditEntry.actor, AuditEntry.action, AuditEntry.details).where(
+            AuditEntry.action.in_(list(BULK_READ_ACTIONS)), *recent
+        )
+    )
+    for actor, action, details in bulk:
+        item = counts.setdefault(actor, [0, 0])
+        item[0] += 1
+        item[1] += _bulk_count(details, BULK_READ_ACTIONS[action])
+    return [
+        UnusualReading(actor, entries, distinct)
+        for actor, (entries, distinct) in sorted(counts.items())
+        if distinct > threshold
+    ]
+
+
+def _bulk_count(details: str, field: str) -> int:
+    """How many clues one search or export entry stands for; one if its details do not say (never zero:
+    an entry that cannot be read must not hide reading)."""
+    try:
+        value = json.loads(details).get(field)
+    except (ValueError, AttributeError):
+        return 1
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 async def raise_reading_alerts(

@@ -14,7 +14,11 @@ from service.cli.common import CLI_ACTOR, in_session
 def add_parsers(sub: Any) -> None:
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad entry")
-    verify.add_argument("--checkpoint", type=Path, help="also compare with this exported signed checkpoint")
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="compare with this exported signed checkpoint (default: the newest in TIPLINE_AUDIT_CHECKPOINT_DIR)",
+    )
     checkpoint = audit.add_parser("checkpoint", help="sign the chain heads now and export the checkpoint")
     checkpoint.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
 
@@ -25,11 +29,15 @@ async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
 
     if args.audit_command == "checkpoint":
         return await _audit_checkpoint(args, settings)
-    if args.checkpoint is not None:
+    # Without a file named, the newest automatic checkpoint: entries deleted from before it are noticed.
+    checkpoint = args.checkpoint or checkpoints.newest_checkpoint_file(
+        settings.effective_audit_checkpoint_dir
+    )
+    if checkpoint is not None:
         try:
-            document = json.loads(args.checkpoint.read_text(encoding="utf-8"))
+            document = json.loads(checkpoint.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            print(f"tipline: cannot read checkpoint {args.checkpoint}", file=sys.stderr)
+            print(f"tipline: cannot read checkpoint {checkpoint}", file=sys.stderr)
             return 2
         trusted = checkpoints.trusted_public_key(settings.effective_keys_dir)
         problems = await in_session(
@@ -39,6 +47,7 @@ async def _audit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             print(f"audit trail does NOT match the checkpoint: {problem}", file=sys.stderr)
         if problems:
             return 1
+        print(f"audit trail matches checkpoint {checkpoint.name} of {document.get('created_at')}")
     report = await in_session(settings, audit_service.verify)
     if report.problem:
         print(f"audit trail BROKEN at {report.problem.describe()}", file=sys.stderr)

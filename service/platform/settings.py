@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ZONE = "Asia/Shanghai"  # registry-number years and every deadline are counted in this zone
@@ -42,6 +42,9 @@ class WebSettings(BaseSettings):
     # client. N: the client is the Nth X-Forwarded-For entry from the right. Used only as HMAC input for
     # the in-memory throttle and queue; never stored or logged.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # Address ranges (CIDR) of the organisations under supervision (police, court, procuratorate
+    # intranets): a report arriving from one gets a warning before it is sent. Checked in memory only.
+    supervised_networks: list[IPvAnyNetwork] = Field(default_factory=list)
 
     def field_bytes_limit(self) -> int:
         return 256 * 1024
@@ -100,6 +103,10 @@ class Settings(BaseSettings):
     hotline_recording_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=4 * 1024**3)
     letter_page_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
     audit_chains: int = Field(default=0, ge=0, le=64)  # 0: 1 on SQLite, 8 on PostgreSQL
+    # Signed audit checkpoints, taken automatically this often and written as files to a directory the
+    # database role cannot touch (docs/security.md); `tipline audit verify` compares with the newest.
+    audit_checkpoint_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    audit_checkpoint_dir: Path | None = None  # default: <data_dir>/audit-checkpoints
     taxonomy_path: Path | None = None
 
     # Mailbox channel (docs/mail.md). The receiver accepts mail for these addresses only (never a relay).
@@ -178,6 +185,10 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         """The one file store every channel writes to: ``TIPLINE_WEB_BLOB_DIR``, else ``<data_dir>/blobs``."""
         return self.web.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def effective_audit_checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
     def is_sqlite(self) -> bool:

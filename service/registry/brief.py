@@ -18,7 +18,7 @@ from service.auth.models import Staff, Unit
 from service.auth.service import Principal
 from service.platform.timeutil import utcnow
 from service.registry.deadlines import alert_level
-from service.registry.ledger import ExportFile, _local, private_tmpdir
+from service.registry.ledger import ExportFile, _local, private_tmpdir, safe_cell
 from service.registry.lifecycle import OPEN_STATUSES, STATUS_NAMES
 from service.registry.models import Clue, ClueState, Consultation
 
@@ -118,7 +118,9 @@ async def brief_xlsx(
         sheet._writer.write_top()
         sheet.append([zh for _, zh in COLUMNS])
         for item in brief["sections"][name]:
-            sheet.append(["、".join(item[k]) if k == "categories" else item[k] for k, _ in COLUMNS])
+            sheet.append(
+                [safe_cell("、".join(item[k]) if k == "categories" else item[k]) for k, _ in COLUMNS]
+            )
     workbook.save(path)
     await audit_service.record(
         session,
@@ -126,7 +128,13 @@ async def brief_xlsx(
         action="brief.exported",
         object_type="registry",
         object_id="brief",
-        details={"from": brief["from"], "to": brief["to"], "counts": brief["counts"]},
+        details={
+            "from": brief["from"],
+            "to": brief["to"],
+            "counts": brief["counts"],
+            # clues in the file, each once (a clue may be in several sections): the reading alert counts them
+            "rows": len({item["id"] for items in brief["sections"].values() for item in items}),
+        },
     )
     return ExportFile(
         path,

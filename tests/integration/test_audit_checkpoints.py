@@ -140,3 +140,68 @@ async def test_unusual_reading_alert_is_content_free(harness) -> None:  # type: 
         )
         assert quiet == []
     assert canonical_json(details)  # ids and counts only
+
+
+async def test_entries_deleted_before_the_automatic_checkpoint_are_noticed(
+    backend: str, tmp_path: Path, fresh_database_url: str
+) -> None:
+    """The periodic job writes a signed checkpoint file to a directory the database cannot touch; someone who
+    then deletes the newest entries (and winds the chain head back, so the chain alone verifies) is caught
+    by a plain `tipline audit verify`."""
+    env = cli_env(tmp_path, fresh_database_url)
+    directory = tmp_path / "audit-checkpoints"
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        await fill(harness)
+        settings = harness.runtime.settings
+        assert settings.audit_checkpoint_minutes == 10  # the default interval
+        key = checkpoints.load_or_create_signing_key(settings.effective_keys_dir, settings.crypto_suite)
+        async with harness.runtime.session_factory() as session:
+            now = utcnow()
+            made = await checkpoints.take_checkpoint_if_due(
+                session, key=key, directory=directory, every=timedelta(minutes=10), now=now
+            )
+            again = await checkpoints.take_checkpoint_if_due(
+                session,
+                key=key,
+                directory=directory,
+                every=timedelta(minutes=10),
+                now=now + timedelta(minutes=5),
+            )
+            await session.commit()
+    assert made is not None and made.parent == directory and again is None  # one per interval
+    assert oct(made.stat().st_mode & 0o777) == "0o400" and oct(directory.stat().st_mode & 0o777) == "0o700"
+    ok = run_cli(["audit", "verify"], env)
+    assert ok.returncode == 0, ok.stderr
+    assert made.name in ok.stdout
+
+    # Truncate the busiest chain by three entries and make its head point at what is left.
+    heads = json.loads(made.read_text())["heads"]
+    chain, (seq, _) = max(heads.items(), key=lambda item: item[1][0])
+    cut = seq - 2
+    await execute(fresh_database_url, *drop_triggers(backend))
+    await execute(
+        fresh_database_url,
+        f"DELETE FROM audit_entries WHERE chain = {int(chain)} AND seq >= {cut}",
+        f"UPDATE audit_heads SET seq = {cut - 1}, entry_hash = (SELECT entry_hash FROM audit_entries "
+        f"WHERE chain = {int(chain)} AND seq = {cut - 1}) WHERE chain = {int(chain)}",
+    )
+    caught = run_cli(["audit", "verify"], env)
+    assert caught.returncode == 1
+    assert f"chain {chain}: entry seq {seq} of the checkpoint is gone (history removed)" in caught.stderr
+
+
+async def test_checkpoint_is_refused_without_a_configured_trusted_key(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """A checkpoint carries its own public key; that proves the file is whole, not who signed it. With no
+    trusted key configured (`audit-signing*.public.json` in the keys directory), nothing is accepted."""
+    env = cli_env(tmp_path, fresh_database_url)
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        await fill(harness)
+    out = tmp_path / "checkpoint.json"
+    assert run_cli(["audit", "checkpoint", "--out", str(out)], env).returncode == 0
+    for public in (tmp_path / "keys").glob("audit-signing*.public.json"):
+        public.unlink()
+    refused = run_cli(["audit", "verify", "--checkpoint", str(out)], env)
+    assert refused.returncode == 1
+    assert "no trusted audit signing key is configured" in refused.stderr
