@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.platform.db import Base, IdColumn, UTCDateTime, new_id
@@ -18,6 +18,7 @@ class Unit(Base):
     kind: Mapped[str] = mapped_column(String(32), default="other")
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    aliases: Mapped[str | None] = mapped_column(Text)  # JSON list: other names reporters use (recusal)
 
 
 class Staff(Base):

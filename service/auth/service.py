@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +38,15 @@ def normalise_unit_name(name: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", name) if not ch.isspace())
 
 
-async def add_unit(session: AsyncSession, *, name: str, kind: str, parent_id: str | None, actor: str) -> Unit:
+async def add_unit(
+    session: AsyncSession,
+    *,
+    name: str,
+    kind: str,
+    parent_id: str | None,
+    actor: str,
+    aliases: list[str] | tuple[str, ...] = (),
+) -> Unit:
     name = normalise_unit_name(name)
     if not name:
         raise Invalid("单位名称不能为空", message_en="unit name is empty")
@@ -45,7 +54,9 @@ async def add_unit(session: AsyncSession, *, name: str, kind: str, parent_id: st
         raise Conflict("同名单位已存在", message_en="a unit with that name exists")
     if parent_id is not None and await session.get(Unit, parent_id) is None:
         raise NotFound("上级单位不存在", message_en="parent unit not found")
-    unit = Unit(name=name, kind=kind, parent_id=parent_id, created_at=utcnow())
+    unit = Unit(
+        name=name, kind=kind, parent_id=parent_id, created_at=utcnow(), aliases=_aliases_json(aliases)
+    )
     session.add(unit)
     await session.flush()
     await audit_service.record(
@@ -55,6 +66,28 @@ async def add_unit(session: AsyncSession, *, name: str, kind: str, parent_id: st
         object_type="unit",
         object_id=unit.id,
         details={"parent_id": parent_id},
+    )
+    return unit
+
+
+def _aliases_json(aliases: list[str] | tuple[str, ...]) -> str:
+    cleaned = sorted({normalise_unit_name(a) for a in aliases} - {""})
+    if any(len(a) < 2 or len(a) > 100 for a in cleaned):
+        raise Invalid("单位别名须为2至100个字", message_en="an alias is 2 to 100 characters")
+    return json.dumps(cleaned, ensure_ascii=False)
+
+
+async def set_unit_aliases(session: AsyncSession, *, unit: Unit, aliases: list[str], actor: str) -> Unit:
+    """Other names reporters use for the unit; recusal matches them like its name."""
+    unit.aliases = _aliases_json(aliases)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="unit.aliases_set",
+        object_type="unit",
+        object_id=unit.id,
+        details={"aliases": len(json.loads(unit.aliases))},
     )
     return unit
 

@@ -17,7 +17,7 @@ def add_parsers(sub: Any) -> None:
     verify.add_argument(
         "--checkpoint",
         type=Path,
-        help="compare with this exported signed checkpoint (default: the newest in TIPLINE_AUDIT_CHECKPOINT_DIR)",
+        help="compare with this signed checkpoint (default: the newest in TIPLINE_AUDIT_CHECKPOINT_DIR)",
     )
     checkpoint = audit.add_parser("checkpoint", help="sign the chain heads now and export the checkpoint")
     checkpoint.add_argument("--out", type=Path, required=True, help="checkpoint file to write")

@@ -46,6 +46,10 @@ def add_parsers(sub: Any) -> None:
     unit_add.add_argument("--name", required=True)
     unit_add.add_argument("--kind", default="other")
     unit_add.add_argument("--parent", help="parent unit name or id")
+    unit_add.add_argument("--alias", action="append", default=[], help="another name reporters use (repeat)")
+    unit_alias = unit.add_parser("alias", help="set the other names of a unit (recusal matches them)")
+    unit_alias.add_argument("--unit", required=True, help="unit name or id")
+    unit_alias.add_argument("--alias", action="append", default=[], help="an alias (repeat; none: clear)")
     unit.add_parser("list", help="list units")
 
 
@@ -134,9 +138,18 @@ async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-u
         if args.unit_command == "add":
             parent_id = (await auth_service.find_unit(session, args.parent)).id if args.parent else None
             unit = await auth_service.add_unit(
-                session, name=args.name, kind=args.kind, parent_id=parent_id, actor=CLI_ACTOR
+                session,
+                name=args.name,
+                kind=args.kind,
+                parent_id=parent_id,
+                actor=CLI_ACTOR,
+                aliases=args.alias,
             )
             return [f"created unit {unit.name} ({unit.id})"]
+        if args.unit_command == "alias":
+            unit = await auth_service.find_unit(session, args.unit)
+            await auth_service.set_unit_aliases(session, unit=unit, aliases=args.alias, actor=CLI_ACTOR)
+            return [f"unit {unit.name}: aliases {unit.aliases}"]
         return [
             f"{u.id}  {u.name}  {u.kind}  parent={u.parent_id or '-'}"
             for u in await auth_service.list_units(session)

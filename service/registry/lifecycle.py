@@ -150,6 +150,7 @@ class TransitionRequest:
     false_report_note: str | None = None  # looks knowingly false (诬告), only with 不属实
     attachment_ids: tuple[str, ...] = field(default_factory=tuple)
     route: bool = True  # triage: apply the routing rules
+    confirm_recusal: bool = False  # transfer: the supervisor confirms where the accused unit only resembles
 
 
 def _invalid(zh: str, en: str) -> Invalid:
@@ -293,7 +294,14 @@ async def apply_transition(
             raise _invalid("移交须填写承办单位和文号", "a transfer needs to_unit_id and document_number")
         if await session.get(Unit, request.to_unit_id) is None:
             raise _invalid("承办单位不存在", "unknown unit")
-        await enforce_recusal(session, clue=clue, assignee_unit_id=request.to_unit_id, keys=runtime.keys)
+        if await enforce_recusal(
+            session,
+            clue=clue,
+            assignee_unit_id=request.to_unit_id,
+            keys=runtime.keys,
+            confirmed=request.confirm_recusal,
+        ):
+            details["recusal_confirmed"] = True
         expected = (
             _local_end(request.expected_feedback_on)
             if request.expected_feedback_on
@@ -560,6 +568,7 @@ async def reassign_clue(
     reason: str,
     principal: Principal,
     runtime: Runtime,
+    confirm_recusal: bool = False,
 ) -> Clue:
     """Manual reassignment with a (sealed) reason; recusal as for every assignment."""
     if not reason.strip():
@@ -572,6 +581,7 @@ async def reassign_clue(
         principal=principal,
         keys=runtime.keys,
         runtime=runtime,
+        confirm_recusal=confirm_recusal,
     )
     await record_note_transition(
         session,

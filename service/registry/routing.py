@@ -73,6 +73,7 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
             if (
                 assignee is not None
                 and not assignee.disabled
+                and assignee.unit_id is not None
                 and Role.investigator in {r.role for r in assignee.roles}
             ):
                 try:

@@ -23,6 +23,7 @@ from service.platform.db import UTCDateTime, execute_many
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
 from service.platform.timeutil import add_months_local, as_utc, local_date, utcnow
+from service.registry import recusal
 from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
 
@@ -275,14 +276,23 @@ async def assign_clue(
     principal: Principal,
     keys: KeyRing,
     runtime: Runtime | None = None,
+    confirm_recusal: bool = False,
 ) -> Clue:
-    """Assign to an active investigator (recusal applies), audited; with ``runtime`` the assignee is also
-    notified (content-free: a link, by their notification preference)."""
+    """Assign to an active investigator of a unit (recusal applies; ``confirm_recusal`` is the supervisor's
+    decision where the accused unit as written only resembles the assignee's), audited; with ``runtime``
+    the assignee is also notified (content-free: a link, by their notification preference)."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     assignee = await auth_service.get_staff(session, assignee_id)
     if assignee.disabled or Role.investigator not in {r.role for r in assignee.roles}:
         raise Invalid("只能交给在岗的核查人员", message_en="the assignee must be an active investigator")
-    await enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+    if assignee.unit_id is None:  # recusal cannot be checked for someone of no unit: fail closed
+        raise Invalid(
+            "承办人未归属任何单位，不能交办线索",
+            message_en="the assignee belongs to no unit and cannot be assigned",
+        )
+    confirmed = await enforce_recusal(
+        session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys, confirmed=confirm_recusal
+    )
     previous = clue.assignee_id
     clue.assignee_id = assignee.id
     clue.handling_unit_id = assignee.unit_id
@@ -294,7 +304,12 @@ async def assign_clue(
         action="clue.assigned",
         object_type="clue",
         object_id=clue.id,
-        details={"assignee_id": assignee.id, "previous_assignee_id": previous, "unit_id": assignee.unit_id},
+        details={
+            "assignee_id": assignee.id,
+            "previous_assignee_id": previous,
+            "unit_id": assignee.unit_id,
+            **({"recusal_confirmed": True} if confirmed else {}),
+        },
     )
     if runtime is not None and assignee.id != previous:
         await notify_service.notify_staff(
@@ -307,23 +322,47 @@ async def assign_clue(
     return clue
 
 
+class RecusalUnconfirmed(Conflict):
+    """The reporter's words come close to the assignee's unit without naming it: a person must decide."""
+
+    code = "recusal_unconfirmed"
+
+
 async def enforce_recusal(
-    session: AsyncSession, *, clue: Clue, assignee_unit_id: str | None, keys: KeyRing
-) -> None:
-    """Nobody in the accused person's unit (or in a part of it) may handle the clue."""
+    session: AsyncSession,
+    *,
+    clue: Clue,
+    assignee_unit_id: str | None,
+    keys: KeyRing,
+    confirmed: bool = False,
+) -> bool:
+    """Nobody in the accused person's unit (or in a part of it) may handle the clue. Fails closed: the
+    accused unit is whatever registered unit the reporter's words name, by name, alias or containment
+    (``registry.recusal``); where the words only come close to the assignee's unit, the caller must have
+    ``confirmed`` (a supervisor's explicit decision). Returns whether that confirmation was needed, so the
+    caller audits it."""
     if assignee_unit_id is None:
-        return
-    assignee_units = await auth_service.unit_and_ancestors(session, assignee_unit_id)
-    if clue.accused_unit_id is not None:
-        conflict = clue.accused_unit_id in assignee_units
-    else:
-        # The reporter named the unit in free text; compare it with the assignee's unit names.
-        accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
-        named = auth_service.normalise_unit_name(accused.get("unit") or "")
-        names = (await session.execute(select(Unit.name).where(Unit.id.in_(assignee_units)))).scalars()
-        conflict = bool(named) and named in set(names)
-    if conflict:
-        raise Conflict(
-            "回避：被举报人所在单位的人员不能办理此线索",
-            message_en="recusal: staff of the accused person's unit cannot handle this clue",
-        )
+        return False
+    assignee_units = set(await auth_service.unit_and_ancestors(session, assignee_unit_id))
+    if clue.accused_unit_id is not None and clue.accused_unit_id in assignee_units:
+        raise _recused()
+    accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
+    match = await recusal.match_accused(session, accused)
+    if match.named & assignee_units:
+        raise _recused()
+    if match.near & assignee_units:
+        if not confirmed:
+            raise RecusalUnconfirmed(
+                "被举报单位的写法与承办人所在单位相近，请核实承办人不属被举报单位后确认",
+                message_en="the accused unit as reported resembles the assignee's unit: confirm the "
+                "assignee is not of the accused's unit (confirm_recusal)",
+            )
+        return True
+    return False
+
+
+def _recused() -> Conflict:
+    return Conflict(
+        "回避：被举报人所在单位的人员不能办理此线索",
+        message_en="recusal: staff of the accused person's unit cannot handle this clue",
+    )

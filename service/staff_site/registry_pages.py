@@ -251,6 +251,7 @@ async def assign(
     runtime: RuntimeDep,
     assignee_id: Annotated[str, Form(max_length=36)],
     reason: Annotated[str, Form(max_length=2000)] = "",
+    confirm_recusal: Annotated[bool, Form()] = False,
 ) -> Response:
     async def work() -> None:
         require(principal.roles, Action.assign_clue)
@@ -264,6 +265,7 @@ async def assign(
                 reason=reason,
                 principal=principal,
                 runtime=runtime,
+                confirm_recusal=confirm_recusal,
             )
         else:
             await registry_service.assign_clue(
@@ -273,6 +275,7 @@ async def assign(
                 principal=principal,
                 keys=runtime.keys,
                 runtime=runtime,
+                confirm_recusal=confirm_recusal,
             )
 
     return await _after(request, principal, session, runtime, clue_id, work)

@@ -38,7 +38,10 @@ class Harness:
     database_url: str
 
     async def add_staff(self, name: str, roles: list[str], unit_id: str | None = None) -> tuple[str, str]:
-        """Create a staff account straight through the service; returns (staff id, token)."""
+        """Create a staff account straight through the service; returns (staff id, token). An investigator
+        given no unit gets a unit of their own: staff of no unit cannot be assigned clues (recusal)."""
+        if unit_id is None and "investigator" in roles:
+            unit_id = await self.add_unit(unique("核查单位"))
         async with self.runtime.session_factory() as session:
             staff = await auth_service.add_staff(
                 session, name=name, roles=roles, unit_id=unit_id, actor="test"

@@ -271,3 +271,101 @@ async def test_role_is_checked_before_the_body(harness: Harness) -> None:
     assert response.status_code == 403
     response = await harness.client.post("/api/v1/units", json={"nonsense": True})
     assert response.status_code == 401
+
+
+async def _assign(harness: Harness, token: str, clue_id: str, assignee_id: str, **extra: object):  # type: ignore[no-untyped-def]
+    return await harness.client.post(
+        f"/api/v1/clues/{clue_id}/assign", json={"assignee_id": assignee_id, **extra}, headers=auth(token)
+    )
+
+
+async def test_recusal_catches_spelling_variants_of_the_accused_unit(harness: Harness) -> None:
+    """A unit's name anywhere in what the reporter wrote counts: before/after words and punctuation, and the
+    parent bureau named in front; an alias counts like the name."""
+    station = unique("城关派出所")
+    bureau_name = unique("县公安局")
+    bureau = await harness.add_unit(bureau_name)
+    station_id = await harness.add_unit(station, parent_id=bureau)
+    outside = await harness.add_unit(unique("区纪委监委"))
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"], outside)
+    insider_id, _ = await harness.add_staff(unique("所内核查员"), ["investigator"], station_id)
+    for written in (f"县公安局{station}", f"{station}民警", f"{station}。", f" {station} ", f"{bureau_name}"):
+        number = await submit(harness, accused={"name": "李某", "unit": written})
+        clue_id = await clue_id_for(harness, supervisor, number)
+        refused = await _assign(harness, supervisor, clue_id, insider_id)
+        assert refused.status_code == 409, written
+        assert refused.json()["error"]["code"] == "conflict" and "回避" in refused.json()["error"]["message"]
+        # Confirming does not override a unit that is named.
+        assert (
+            await _assign(harness, supervisor, clue_id, insider_id, confirm_recusal=True)
+        ).status_code == 409
+    # The unit named in the position field counts too.
+    number = await submit(harness, accused={"name": "李某", "position": f"{station}副所长"})
+    clue_id = await clue_id_for(harness, supervisor, number)
+    assert (await _assign(harness, supervisor, clue_id, insider_id)).status_code == 409
+
+    # An alias, set by the administrator, counts like the name.
+    alias = unique("城关所")
+    async with harness.runtime.session_factory() as session:
+        from service.auth import service as auth_service
+
+        unit = await auth_service.find_unit(session, station_id)
+        await auth_service.set_unit_aliases(session, unit=unit, aliases=[alias], actor="test")
+        await session.commit()
+    number = await submit(harness, accused={"name": "李某", "unit": f"{alias}的民警"})
+    clue_id = await clue_id_for(harness, supervisor, number)
+    assert (await _assign(harness, supervisor, clue_id, insider_id)).status_code == 409
+
+
+async def test_an_ambiguous_unit_needs_the_supervisors_confirmation(harness: Harness) -> None:
+    """Words that come close to the assignee's unit without naming it ("城关所" for "城关派出所") need the
+    supervisor's explicit confirmation, which is audited."""
+    core = unique("城关")
+    station_id = await harness.add_unit(f"{core}派出所")
+    outside = await harness.add_unit(unique("区纪委监委"))
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"], outside)
+    near_id, _ = await harness.add_staff(unique("核查员"), ["investigator"], station_id)
+    far_id, _ = await harness.add_staff(unique("核查员"), ["investigator"], outside)
+    number = await submit(harness, accused={"name": "李某", "unit": f"{core}所"})
+    clue_id = await clue_id_for(harness, supervisor, number)
+    unconfirmed = await _assign(harness, supervisor, clue_id, near_id)
+    assert unconfirmed.status_code == 409
+    assert unconfirmed.json()["error"]["code"] == "recusal_unconfirmed"
+    assert (await _assign(harness, supervisor, clue_id, far_id)).status_code == 200  # not near: no question
+    confirmed = await _assign(harness, supervisor, clue_id, near_id, confirm_recusal=True)
+    assert confirmed.status_code == 200
+    async with harness.runtime.session_factory() as session:
+        details = (
+            (
+                await session.execute(
+                    select(AuditEntry.details).where(
+                        AuditEntry.object_id == clue_id, AuditEntry.action == "clue.assigned"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert any('"recusal_confirmed":true' in d for d in details)
+    assert sum('"recusal_confirmed":true' in d for d in details) == 1  # only the confirmed one
+
+
+async def test_staff_of_no_unit_cannot_be_assigned(harness: Harness) -> None:
+    outside = await harness.add_unit(unique("区纪委监委"))
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"], outside)
+    async with harness.runtime.session_factory() as session:
+        from service.auth import service as auth_service
+
+        loner = await auth_service.add_staff(
+            session, name=unique("无单位核查员"), roles=["investigator"], unit_id=None, actor="test"
+        )
+        await session.commit()
+    number = await submit(harness, accused={"name": "李某", "unit": unique("某派出所")})
+    clue_id = await clue_id_for(harness, supervisor, number)
+    refused = await _assign(harness, supervisor, clue_id, loner.id)
+    assert refused.status_code == 422 and "未归属" in refused.json()["error"]["message"]
+    async with harness.runtime.session_factory() as session:
+        assigned = await session.scalar(
+            select(AuditEntry.id).where(AuditEntry.object_id == clue_id, AuditEntry.action == "clue.assigned")
+        )
+    assert assigned is None

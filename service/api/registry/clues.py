@@ -111,7 +111,10 @@ async def read_clue(
     responses={
         **ERRORS,
         **NOT_FOUND,
-        409: {"description": "Recusal: the assignee works in the accused person's unit"},
+        409: {
+            "description": "Recusal: the assignee works in the accused person's unit (conflict), or the unit "
+            "as reported resembles the assignee's and confirm_recusal was not given (recusal_unconfirmed)"
+        },
     },
 )
 async def assign_clue(
@@ -129,6 +132,7 @@ async def assign_clue(
         principal=principal,
         keys=runtime.keys,
         runtime=runtime,
+        confirm_recusal=body.confirm_recusal,
     )
     return clue_summary(clue)
 

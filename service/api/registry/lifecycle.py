@@ -106,6 +106,7 @@ async def reassign_clue(
         reason=body.reason,
         principal=principal,
         runtime=runtime,
+        confirm_recusal=body.confirm_recusal,
     )
     return clue_summary(clue)
 

@@ -54,6 +54,11 @@ class ClueDetail(ClueSummary):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee_id: str
+    confirm_recusal: bool = Field(
+        default=False,
+        description="The supervisor confirms the assignee is not of the accused's unit, where the unit as "
+        "reported resembles the assignee's (otherwise 409 recusal_unconfirmed). Audited.",
+    )
 
 
 # --- Lifecycle, routing, supervision (issue 8) -------------------------------------------------------
@@ -77,6 +82,7 @@ class TransitionIn(BaseModel):
     to_unit_id: str | None = Field(default=None, max_length=36)
     document_number: str | None = Field(default=None, max_length=64)
     expected_feedback_on: date | None = None
+    confirm_recusal: bool = False  # transfer: as for an assignment
     finding: str | None = Field(default=None, max_length=16)
     summary: str | None = Field(default=None, max_length=5000)
     feedback: str | None = Field(default=None, max_length=5000)
@@ -109,6 +115,7 @@ class ReassignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee_id: str = Field(max_length=36)
     reason: str = Field(min_length=1, max_length=2000)
+    confirm_recusal: bool = False  # as for an assignment
 
 
 class RoutingRuleIn(BaseModel):
