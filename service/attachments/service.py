@@ -41,7 +41,7 @@ from service.platform.crypto.keys import KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
 from service.platform.errors import DomainError, Invalid, NotFound, TooLarge
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import hour_floor, utcnow
 from service.registry import service as registry_service
 
 log = logging.getLogger("tipline.attachments")
@@ -230,16 +230,18 @@ def stage_attachments(
     files: Sequence[UploadedFile],
     keys: KeyRing,
     actor: str,
+    hour_only: bool = False,
 ) -> tuple[list[Attachment], audit_service.PendingEntry | None]:
     """The one writer of attachment rows: adds a clue's rows to the session without a round trip (they go
     out with the transaction's next flush) and returns them with their audit entry for the caller to
-    append, so a batch of registrations appends all its entries under one lock per chain."""
+    append, so a batch of registrations appends all its entries under one lock per chain. ``hour_only``:
+    the files came with an anonymous report, whose rows keep no finer time than the hour."""
     rows = []
-    now = utcnow()
+    now = hour_floor(utcnow()) if hour_only else utcnow()
     for upload in files:
         record = upload.record
         row = Attachment(
-            id=new_id(),
+            id=new_id(hour_only=hour_only),
             clue_id=clue_id,
             message_id=message_id,
             blob_id=record.blob_id,
@@ -264,6 +266,7 @@ def stage_attachments(
         object_type="clue",
         object_id=clue_id,
         details={"attachment_ids": [r.id for r in rows], "message_id": message_id},
+        hour_only=hour_only,
     )
 
 

@@ -33,7 +33,7 @@ from service.audit.chain import (
 )
 from service.audit.models import AuditEntry, AuditHead
 from service.platform.db import execute_many
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import hour_floor, utcnow
 
 PUBLIC_ACTOR = "public"  # a citizen: never an address, never a receipt
 SYSTEM_ACTOR = "system"
@@ -64,6 +64,7 @@ class PendingEntry:
     object_type: str
     object_id: str
     details: dict[str, Any] | None = None
+    hour_only: bool = False  # about an anonymous report's arrival: its time is kept to the hour
 
 
 async def record(
@@ -120,7 +121,9 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
     for item in pending:
         by_chain.setdefault(chain_for(item.object_id, chains), []).append(item)
     suite = session.info.get("audit_suite", DEFAULT_SUITE)
-    at = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = utcnow()
+    at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at_hour = hour_floor(now).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows: list[dict[str, Any]] = []
     statements = _head_statements(session.bind.dialect.name)
     connection = session.connection()
@@ -132,7 +135,7 @@ def record_many_sync(session: Session, pending: list[PendingEntry]) -> None:
             fields = LinkFields(
                 chain=chain,
                 seq=seq,
-                at=at,
+                at=at_hour if item.hour_only else at,
                 actor=item.actor,
                 action=item.action,
                 object_type=item.object_type,

@@ -431,6 +431,7 @@ async def _submit(
             files=uploads,
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
+            hour_only=tip.anonymous,
         )
         return [entry] if entry is not None else []
 

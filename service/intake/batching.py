@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from service.intake.service import register_batch_sync, register_prepared
 log = logging.getLogger("tipline.intake")
 
 MAX_BATCH = 64
+_shuffle = secrets.SystemRandom().shuffle
 
 
 # Writes a channel needs in the same transaction as its tip (e.g. the mailbox's dedupe record), given the
@@ -97,7 +99,10 @@ class IntakeBatcher:
                         self._fail(job)
 
     async def _commit(self, batch: list[_Job]) -> None:
-
+        # Not in arrival order: the channels' own rows and audit entries (``also``) follow this order, and
+        # nothing in the database may tell who of one batch came first. Each job keeps its own result.
+        batch = list(batch)
+        _shuffle(batch)
         prepared = [job.prepared for job in batch]
         if self._sqlite_writer is not None and all(job.also is None for job in batch):
             results = await asyncio.to_thread(

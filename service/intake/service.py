@@ -10,6 +10,7 @@ envelopes; the report content only as case-key envelopes. Nothing here logs cont
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,7 +29,7 @@ from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import hour_floor, utcnow
 from service.registry import search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
@@ -94,6 +95,11 @@ class PreparedTip:
     actor: str
 
 
+def _received_at(submission: Submission) -> datetime:
+    received = submission.received_at or utcnow()
+    return hour_floor(received) if submission.anonymous else received
+
+
 def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> PreparedTip:
     """The CPU part of intake (validation, personal-data masking, classification, sealing), done before any
     transaction starts so that database locks are held only for the writes. Channels call it through
@@ -104,7 +110,8 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
     if hint is not None and hint not in classifier.current_taxonomy().category_ids:
         raise Invalid("所选问题类别不存在", message_en=f"unknown category_hint {hint!r}")
 
-    clue_id = new_id()
+    # An anonymous report keeps no finer time than the hour it arrived in: not in its id, not in its times.
+    clue_id = new_id(hour_only=submission.anonymous)
     keys = runtime.keys
     # Personal data the reporter wrote is a submitter detail: staff see it masked, the originals are sealed
     # with the identity key.
@@ -138,7 +145,7 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         source=submission.source,
         channel=submission.channel,
         real_name=not submission.anonymous,
-        received_at=submission.received_at or utcnow(),
+        received_at=_received_at(submission),
         content=sealed["content"],
         accused=sealed["accused"],
         classification=sealed["classification"],
@@ -182,11 +189,21 @@ def register_prepared_sync(
     session: Session, runtime: Runtime, prepared: list[PreparedTip]
 ) -> list[SubmittedTip]:
     """The registration itself, written once and synchronously: async callers run it through ``run_sync``,
-    the SQLite intake writer runs a whole batch of it in one worker-thread call (no hop per statement)."""
-    clues = registry_service.register_clues(
-        session, news=[p.new for p in prepared], actors=[p.actor for p in prepared], settings=runtime.settings
+    the SQLite intake writer runs a whole batch of it in one worker-thread call (no hop per statement).
+
+    The batch is registered in a random order, not the order the reports arrived in: numbers, audit entries
+    and row order say nothing about who came first within one group commit. Results come back in the
+    caller's order."""
+    order = list(range(len(prepared)))
+    _shuffle(order)
+    shuffled = [prepared[i] for i in order]
+    registered = registry_service.register_clues(
+        session, news=[p.new for p in shuffled], actors=[p.actor for p in shuffled], settings=runtime.settings
     )
-    classification_service.mark_for_near_duplicates(session, [c.id for c in clues])
+    classification_service.mark_for_near_duplicates(session, [c.id for c in registered])
+    clues: list[registry_service.RegisteredClue] = [registered[0]] * len(prepared)
+    for position, clue in zip(order, registered, strict=True):
+        clues[position] = clue
     receipt_key = runtime.lookup_key("receipt")
     now = utcnow()
     connection = session.connection()
@@ -195,14 +212,14 @@ def register_prepared_sync(
         _INSERT_RECEIPT,
         [
             {
-                "id": new_id(),
+                "id": new_id(hour_only=not p.new.real_name),
                 "clue_id": p.new.id,
                 "code_hash": receipt_hash(receipt_key, p.receipt_code),
-                "created_at": now,
+                "created_at": _stamp(now, p),
                 "read_aloud": p.read_aloud,
                 "revoked_at": None,
             }
-            for p in prepared
+            for p in shuffled
         ],
     )
     execute_many(
@@ -214,17 +231,24 @@ def register_prepared_sync(
                 "public_key": p.reporter_key.public_key,
                 "salt": p.reporter_key.salt,
                 "wrapped_private": p.reporter_key.wrapped_private,
-                "created_at": now,
+                "created_at": _stamp(now, p),
             }
-            for p in prepared
+            for p in shuffled
         ],
     )
-    contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in prepared if p.contact is not None]
+    contacts = [{"clue_id": p.new.id, "sealed": p.contact} for p in shuffled if p.contact is not None]
     execute_many(connection, _INSERT_CONTACT, contacts)
     return [
         SubmittedTip(clue_id=clue.id, registry_number=clue.registry_number, receipt=p.receipt_code)
         for clue, p in zip(clues, prepared, strict=True)
     ]
+
+
+def _stamp(now: datetime, prepared: PreparedTip) -> datetime:
+    return now if prepared.new.real_name else hour_floor(now)
+
+
+_shuffle = secrets.SystemRandom().shuffle
 
 
 def register_batch_sync(

@@ -48,13 +48,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
-def new_id() -> str:
+def new_id(*, hour_only: bool = False) -> str:
     """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Time-ordered, so a batch of
     new rows lands on the last page of each index instead of one random page per row (on SQLite every
-    touched page is written to the WAL at commit); still unguessable. The creation time it carries is no
-    more than ``received_at``/``created_at`` beside it already say."""
+    touched page is written to the WAL at commit); still unguessable.
+
+    ``hour_only`` (the rows of an anonymous report): the time part is the start of the hour, the rest
+    random, so the id says no more about when the report arrived than the hour its stored times keep;
+    such rows still land in the newest hour's stretch of each index rather than anywhere in it."""
+    millis = time.time_ns() // 1_000_000
+    if hour_only:
+        millis -= millis % 3_600_000
     random = int.from_bytes(os.urandom(10), "big") & _RANDOM_BITS
-    return str(uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | _VERSION_AND_VARIANT | random))
+    return str(uuid.UUID(int=millis << 80 | _VERSION_AND_VARIANT | random))
 
 
 _RANDOM_BITS = (0xFFF << 64) | ((1 << 62) - 1)  # rand_a (12 bits) and rand_b (62 bits)
@@ -179,4 +185,3 @@ def create_session_factory(
 ) -> async_sessionmaker[AsyncSession]:
     """``info`` carries per-deployment settings services read from the session (audit chains and suite)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=dict(info or {}))
-

@@ -15,6 +15,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def hour_floor(moment: datetime) -> datetime:
+    """The start of the hour (UTC; Asia/Shanghai is a whole number of hours off UTC, so also local): what
+    is kept of when an anonymous report arrived."""
+    return as_utc(moment).replace(minute=0, second=0, microsecond=0)
+
+
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -22,7 +22,7 @@ from service.platform.crypto.keys import KeyRing
 from service.platform.db import UTCDateTime, execute_many
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
-from service.platform.timeutil import add_months_local, as_utc, local_date, utcnow
+from service.platform.timeutil import add_months_local, as_utc, hour_floor, local_date, utcnow
 from service.registry import recusal
 from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
@@ -89,7 +89,7 @@ def register_clues(
             "status": "registered",
             "real_name": new.real_name,
             "received_at": new.received_at,
-            "registered_at": now,
+            "registered_at": now if new.real_name else hour_floor(now),  # anonymous: the hour only
             "due_at": new.due_at or add_months_local(new.received_at, settings.disposal_due_months),
             "needs_triage": new.needs_triage,
             "taxonomy_version": new.taxonomy_version,
@@ -125,6 +125,7 @@ def register_clues(
                     "categories": sorted(new.categories),
                     "needs_triage": row["needs_triage"],
                 },
+                hour_only=not new.real_name,
             )
             for row, new, actor in zip(rows, news, actors, strict=True)
         ],

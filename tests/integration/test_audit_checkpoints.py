@@ -179,11 +179,12 @@ async def test_entries_deleted_before_the_automatic_checkpoint_are_noticed(
     chain, (seq, _) = max(heads.items(), key=lambda item: item[1][0])
     cut = seq - 2
     await execute(fresh_database_url, *drop_triggers(backend))
+    chain_no = int(chain)  # integers only in the statements below
     await execute(
         fresh_database_url,
-        f"DELETE FROM audit_entries WHERE chain = {int(chain)} AND seq >= {cut}",
-        f"UPDATE audit_heads SET seq = {cut - 1}, entry_hash = (SELECT entry_hash FROM audit_entries "
-        f"WHERE chain = {int(chain)} AND seq = {cut - 1}) WHERE chain = {int(chain)}",
+        f"DELETE FROM audit_entries WHERE chain = {chain_no} AND seq >= {cut}",  # noqa: S608
+        f"UPDATE audit_heads SET seq = {cut - 1}, entry_hash = (SELECT entry_hash FROM audit_entries "  # noqa: S608
+        f"WHERE chain = {chain_no} AND seq = {cut - 1}) WHERE chain = {chain_no}",
     )
     caught = run_cli(["audit", "verify"], env)
     assert caught.returncode == 1
