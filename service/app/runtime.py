@@ -4,6 +4,7 @@ a development machine's first run), the database engine and the intake entry att
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -18,13 +19,14 @@ from service.platform.crypto.keys import (
     write_key_pair,
     write_public_key,
 )
-from service.platform.db import create_engine, create_session_factory
+from service.platform.db import create_engine, create_session_factory, private_directory
 from service.platform.runtime import ROLES, Runtime, session_info, with_data_key_window
 from service.platform.settings import Settings
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
 
 log = logging.getLogger("tipline")
+
 
 def key_paths(settings: Settings) -> dict[str, Path]:
     """Where each key file lives. The national suite's files carry ``.national`` in their names, so both
@@ -62,9 +64,10 @@ def ensure_development_material(settings: Settings) -> None:
         )
     secret_file = settings.data_dir / "secrets" / "lookup.key"
     if settings.lookup_secret is None and not secret_file.exists():
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        secret_file.write_text(secrets.token_hex(32))
-        secret_file.chmod(0o600)
+        private_directory(secret_file.parent)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
         log.warning(
             "DEVELOPMENT LOOKUP SECRET GENERATED at %s; set TIPLINE_LOOKUP_SECRET in production.", secret_file
         )
@@ -100,6 +103,7 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
 
 
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
+    private_directory(settings.data_dir)  # 0700: database, keys, secrets, blobs live under it
     ensure_development_material(settings)
     engine = create_engine(settings.effective_database_url)
     runtime = Runtime(

@@ -15,6 +15,7 @@ from service.cli.classify import run as run_classify
 from service.platform.crypto.keys import KeyFileError
 from service.platform.errors import DomainError
 from service.platform.migrations import SchemaOutOfDate
+from service.platform.db import private_directory
 from service.platform.settings import SettingsError, load_settings
 
 GROUPS = (server, db, audit, auth, custody, classification, registry)
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 2
+    if settings.data_dir.is_dir():
+        private_directory(settings.data_dir)  # 0700 whatever the umask (the database may be made here)
     classifier.set_configured_path(settings.taxonomy_path)  # loaded when first used
     if argv[:1] == ["classify"]:
         return run_classify(argv[1:], sys.stdin, sys.stdout)

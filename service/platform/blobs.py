@@ -156,7 +156,11 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._tmp = self.root / ".tmp"
-        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # 0700 whatever the umask (mkdir's mode is only a ceiling, and parents=True ignores it); every blob
+        # is created 0600 (``open_writer``).
+        for directory in (self.root, self._tmp):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
 
     def _path(self, blob_id: str) -> Path:
         validate_blob_id(blob_id)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, Executable, MetaData, String, event
@@ -70,8 +71,39 @@ _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 IdColumn = String(36)
 
 
+def private_directory(path: Path) -> Path:
+    """A directory only this account may enter (0700), whatever the umask: made so, or made so now."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def private_sqlite_file(url: str) -> None:
+    """The SQLite database, its WAL, shared-memory and journal files readable by this account alone (0600),
+    whatever the umask. SQLite creates its WAL and SHM files with the database file's mode, so a database
+    file made 0600 before SQLite first opens it keeps them so too; existing ones are corrected."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is a new database
+    for name in ("", "-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + name)
+        if companion.exists():
+            companion.chmod(0o600)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    rest = url.split(":///", 1)[1] if ":///" in url else ""
+    rest = rest.split("?", 1)[0]
+    return None if rest in ("", ":memory:") else Path(rest)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
         _configure_sqlite(engine)
         return engine
@@ -140,6 +172,7 @@ def _compile_for_driver(statement: Executable, dialect: Any, keys: tuple[str, ..
 def create_sqlite_writer_engine(url: str) -> Engine:
     """A synchronous engine on the same SQLite file, for batched intake writes: a whole batch runs in one
     worker-thread call instead of one thread hop per statement through aiosqlite."""
+    private_sqlite_file(url)
     engine = sa_create_engine(
         url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0
     )
