@@ -13,9 +13,9 @@ from service.classification import classifier
 from service.cli import audit, auth, classification, custody, db, registry, server
 from service.cli.classify import run as run_classify
 from service.platform.crypto.keys import KeyFileError
+from service.platform.db import private_directory
 from service.platform.errors import DomainError
 from service.platform.migrations import SchemaOutOfDate
-from service.platform.db import private_directory
 from service.platform.settings import SettingsError, load_settings
 
 GROUPS = (server, db, audit, auth, custody, classification, registry)
