@@ -37,7 +37,7 @@ from service.citizen.guard import (
 )
 from service.classification import classifier
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
-from service.intake import follow_up
+from service.intake import follow_up, networks
 from service.intake import service as intake_service
 from service.intake.receipts import format_receipt
 from service.intake.schemas import TipIn
@@ -216,6 +216,8 @@ def _report_page(
         max_text=runtime.settings.max_text_chars,
         pow_bits=state.settings.pow_bits,
         pow_challenge=state.pow.challenge() if state.settings.pow_bits else "",
+        # In memory only: the address is neither stored, logged nor counted, nor is the answer.
+        supervised_network=networks.on_supervised_network(_client(request), state.settings.supervised_networks),
     )
 
 

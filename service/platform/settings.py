@@ -210,7 +210,10 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "TIPLINE_" + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else "settings"
+            parts = [str(p) for p in error["loc"] if not isinstance(p, int)]  # a list item's index: no
+            if parts and parts[0] in WebSettings.model_fields and parts[0] not in Settings.model_fields:
+                parts.insert(0, "web")  # the web channel's settings are built inside Settings
+            name = "TIPLINE_" + "_".join(parts).upper() if parts else "settings"
             problems.append(f"{name}: {error['msg']}")
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
 
