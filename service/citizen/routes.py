@@ -217,7 +217,9 @@ def _report_page(
         pow_bits=state.settings.pow_bits,
         pow_challenge=state.pow.challenge() if state.settings.pow_bits else "",
         # In memory only: the address is neither stored, logged nor counted, nor is the answer.
-        supervised_network=networks.on_supervised_network(_client(request), state.settings.supervised_networks),
+        supervised_network=networks.on_supervised_network(
+            _client(request), state.settings.supervised_networks
+        ),
     )
 
 
