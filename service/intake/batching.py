@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit import service as audit_service
 from service.intake.service import register_batch_sync, register_prepared
+from service.platform.db import id_batch
 
 log = logging.getLogger("tipline.intake")
 
@@ -109,15 +110,17 @@ class IntakeBatcher:
                 register_batch_sync, self._sqlite_writer, self._runtime, prepared
             )
         else:
-            async with self._session_factory() as session:
-                results = await register_prepared(session, runtime=self._runtime, prepared=prepared)
-                entries: list[Any] = []
-                for job, result in zip(batch, results, strict=True):
-                    if job.also is not None:
-                        entries.extend(await job.also(session, result) or ())
-                if entries:
-                    await audit_service.record_many(session, entries)
-                await session.commit()
+            # The channels' rows (web-form attachments) share the batch's id stamp (``db.new_id``).
+            with id_batch():
+                async with self._session_factory() as session:
+                    results = await register_prepared(session, runtime=self._runtime, prepared=prepared)
+                    entries: list[Any] = []
+                    for job, result in zip(batch, results, strict=True):
+                        if job.also is not None:
+                            entries.extend(await job.also(session, result) or ())
+                    if entries:
+                        await audit_service.record_many(session, entries)
+                    await session.commit()
         for job, result in zip(batch, results, strict=True):
             if not job.done.done():
                 job.done.set_result(result)

@@ -39,7 +39,7 @@ from service.classification import classifier
 from service.intake.batching import AlsoWrite, IntakeBatcher
 from service.intake.service import PreparedTip, Submission, SubmittedTip, prepare_tip, register_batch_sync
 from service.platform.crypto.keys import KeyRing, sealing_batch
-from service.platform.db import create_sqlite_writer_engine
+from service.platform.db import create_sqlite_writer_engine, id_batch
 from service.platform.errors import DomainError, TemporarilyUnavailable
 from service.platform.runtime import Runtime, derive_lookup_key, session_info, with_data_key_window
 from service.platform.settings import Settings
@@ -263,7 +263,9 @@ def _run_batch(taxonomy: tuple[Path, int], items: list[tuple[str, Submission, st
     bad tip fails alone). Returns, per item, a PreparedTip, a SubmittedTip or an error."""
     assert _worker is not None
     classifier.follow_taxonomy(taxonomy)
-    with sealing_batch():  # one KEM operation per public key for the whole batch
+    # One KEM operation per public key for the whole batch; one id stamp (anonymous reports' ids follow
+    # earlier batches' in the indexes, in no order among themselves).
+    with sealing_batch(), id_batch():
         results = [_prepared_or_error(_worker, submission, actor) for _, submission, actor in items]
     to_register = [
         i for i, (kind, _, _) in enumerate(items) if kind == SUBMIT and isinstance(results[i], PreparedTip)

@@ -27,7 +27,7 @@ from service.intake.models import Receipt
 from service.intake.receipts import new_receipt_code, receipt_hash
 from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
-from service.platform.db import execute_many, new_id
+from service.platform.db import execute_many, id_batch, new_id
 from service.platform.errors import Invalid
 from service.platform.timeutil import hour_floor, utcnow
 from service.registry import search
@@ -194,6 +194,11 @@ def register_prepared_sync(
     The batch is registered in a random order, not the order the reports arrived in: numbers, audit entries
     and row order say nothing about who came first within one group commit. Results come back in the
     caller's order."""
+    with id_batch():
+        return _register_shuffled(session, runtime, prepared)
+
+
+def _register_shuffled(session: Session, runtime: Runtime, prepared: list[PreparedTip]) -> list[SubmittedTip]:
     order = list(range(len(prepared)))
     _shuffle(order)
     shuffled = [prepared[i] for i in order]

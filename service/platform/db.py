@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,14 +58,42 @@ def new_id(*, hour_only: bool = False) -> str:
     new rows lands on the last page of each index instead of one random page per row (on SQLite every
     touched page is written to the WAL at commit); still unguessable.
 
-    ``hour_only`` (the rows of an anonymous report): the time part is the start of the hour, the rest
-    random, so the id says no more about when the report arrived than the hour its stored times keep;
-    such rows still land in the newest hour's stretch of each index rather than anywhere in it."""
+    ``hour_only`` (the rows of an anonymous report): the time part is the start of the hour, so the id says
+    no more about when the report arrived than the hour its stored times keep. Inside ``id_batch()`` the
+    next 32 bits are the batch's stamp — one per batch, increasing from a random start each hour — and the
+    last 42 random: a batch's rows still land after the previous batch's in each index (locality), but in
+    no order among themselves, and the stamp counts batches, which the registry numbers show anyway.
+    Outside a batch the 74 bits are all random."""
     millis = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big") & _RANDOM_BITS
     if hour_only:
         millis -= millis % 3_600_000
-    random = int.from_bytes(os.urandom(10), "big") & _RANDOM_BITS
+        stamp = _batch_stamp.get()
+        if stamp is not None:
+            random = (stamp >> 20) << 64 | (stamp & 0xFFFFF) << 42 | (random & ((1 << 42) - 1))
     return str(uuid.UUID(int=millis << 80 | _VERSION_AND_VARIANT | random))
+
+
+_batch_stamp: ContextVar[int | None] = ContextVar("id_batch_stamp", default=None)
+_stamps = {"hour": -1, "next": 0}
+_stamps_lock = threading.Lock()
+
+
+@contextmanager
+def id_batch() -> Iterator[None]:
+    """The anonymous-report rows made inside share one stamp (see ``new_id``): one preparing or registering
+    batch."""
+    hour = time.time_ns() // 1_000_000 // 3_600_000
+    with _stamps_lock:
+        if _stamps["hour"] != hour:  # a fresh random start each hour: the stamp says nothing across hours
+            _stamps["hour"], _stamps["next"] = hour, secrets.randbelow(1 << 31)
+        _stamps["next"] += 1
+        stamp = _stamps["next"] & 0xFFFFFFFF
+    token = _batch_stamp.set(stamp)
+    try:
+        yield
+    finally:
+        _batch_stamp.reset(token)
 
 
 _RANDOM_BITS = (0xFFF << 64) | ((1 << 62) - 1)  # rand_a (12 bits) and rand_b (62 bits)
