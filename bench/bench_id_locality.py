@@ -1,7 +1,8 @@
 """Index locality of row ids on SQLite: full UUIDv7 against UUIDv7 with the time part cut to the hour (the
-rows of anonymous reports), all random after it or with the batch stamp of ``id_batch``. A table with a 36-character primary key and one more index holds 200,000 older
-rows and HOUR_ROWS rows of the current hour (default 20,000: a flood of 5 reports a second for an hour);
-then 200 commits of 64 new rows each (group commits). Prints the time and the WAL bytes written for each.
+rows of anonymous reports), all random after it or with the batch stamp of ``id_batch``. A table with a
+36-character primary key and one more index holds 200,000 older rows and HOUR_ROWS rows of the current
+hour (default 20,000: a flood of 5 reports a second for an hour); then 200 commits of 64 new rows each
+(group commits). Prints the time and the WAL bytes written for each.
 
     python bench/bench_id_locality.py [HOUR_ROWS] [DIRECTORY]
 """
@@ -75,7 +76,8 @@ def main() -> None:
     for mode in ("v7", "hour", "batch", "v7", "hour", "batch"):
         elapsed, wal = run(mode, os.path.join(directory, f"ids-{mode}.db"), hour_rows)
         print(
-            f"{mode:5s} {hour_rows} rows in the hour, 200 commits x 64 rows: {elapsed:.2f} s, WAL {wal / 1e6:.1f} MB"
+            f"{mode:5s} {hour_rows} rows in the hour, 200 commits x 64 rows: "
+            f"{elapsed:.2f} s, WAL {wal / 1e6:.1f} MB"
         )
 
 
