@@ -23,6 +23,21 @@ def receipt_from(html: str) -> str:
     return "".join(re.findall(r"<span>(\d+)</span>", match.group(1)))
 
 
+async def clue_of_receipt(harness, code: str) -> str:  # type: ignore[no-untyped-def]
+    """The clue a receipt code opens (anonymous reports keep only the hour: "the newest" cannot be told)."""
+    from sqlalchemy import select
+
+    from service.intake.models import Receipt
+    from service.intake.receipts import receipt_hash
+
+    async with harness.runtime.session_factory() as session:
+        return await session.scalar(
+            select(Receipt.clue_id).where(
+                Receipt.code_hash == receipt_hash(harness.runtime.lookup_key("receipt"), code)
+            )
+        )
+
+
 async def report_form(client: httpx.AsyncClient, *, lang: str = "") -> dict[str, str]:
     page = await client.get("/report" + (f"?lang={lang}" if lang else ""))
     assert page.status_code == 200

@@ -10,12 +10,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.intake.models import Receipt
 from service.platform.crypto.stream import decrypt_stream
 from service.registry.models import Clue
 from tests.helpers.app import unique
 from tests.helpers.media import jpeg_with_gps, pdf_with_author
 from tests.helpers.web import (
+    clue_of_receipt,
     hidden_fields,
     open_status,
     post_reply,
@@ -69,10 +69,8 @@ async def test_anonymous_report_with_attachments_strips_metadata(harness):
     code = receipt_from(response.text)
     assert len(code) == 25
     runtime = harness.runtime
+    clue_id = await clue_of_receipt(harness, code)
     async with runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
         clue = await session.get(Clue, clue_id)
         assert clue.channel == "web" and clue.real_name is False and clue.identity is None
         rows = list(
@@ -147,10 +145,8 @@ async def test_anonymous_drops_contact_fields(harness):
         harness.client, {"text": unique("检察官吃请"), "identity": "anonymous", "contact_name": "不该保存"}
     )
     assert ok.status_code == 200
+    clue_id = await clue_of_receipt(harness, receipt_from(ok.text))
     async with harness.runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
         clue = await session.get(Clue, clue_id)
     assert clue.identity is None and clue.real_name is False
 
@@ -186,10 +182,7 @@ async def test_status_page_messages_and_reply(harness):
     client = harness.client
     response = await post_report(client, {"text": unique("民警收保护费")})
     code = receipt_from(response.text)
-    async with harness.runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
+    clue_id = await clue_of_receipt(harness, code)
     _, token = await harness.add_staff(unique("sup"), ["supervisor"])
     sent = await client.post(
         f"/api/v1/clues/{clue_id}/messages",
