@@ -13,11 +13,10 @@ from sqlalchemy import select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
-from service.intake.models import Receipt
 from service.platform.crypto.stream import StreamAuthenticationError
 from tests.helpers.app import auth, unique
 from tests.helpers.media import jpeg_with_gps
-from tests.helpers.web import open_status, post_reply, post_report, receipt_from
+from tests.helpers.web import clue_of_receipt, open_status, post_reply, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -37,10 +36,8 @@ async def _reported(harness) -> tuple[str, list[Attachment]]:  # noqa: ANN001
     page = await open_status(client, code)
     reply = await post_reply(client, page.text, "补充一份材料", files=[("more.txt", "补充材料".encode())])
     assert reply.status_code == 200, reply.text
+    clue_id = await clue_of_receipt(harness, code)
     async with harness.runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
         rows = list(
             (
                 await session.execute(

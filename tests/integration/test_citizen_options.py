@@ -16,6 +16,7 @@ from service.app.main import create_app
 from service.app.runtime import key_paths
 from service.attachments.models import Attachment
 from service.intake.models import Receipt
+from service.intake.receipts import receipt_hash
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import read_key_pair
 from service.platform.crypto.stream import decrypt_stream
@@ -40,11 +41,14 @@ async def app_with(
             yield app, client
 
 
-async def _attachments_of_latest(runtime) -> list[Attachment]:  # noqa: ANN001
+async def _attachments_of(runtime, code: str) -> list[Attachment]:  # noqa: ANN001
+    """The attachments of the report this receipt code opens."""
     async with runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
+        clue_id = await session.scalar(
+            select(Receipt.clue_id).where(
+                Receipt.code_hash == receipt_hash(runtime.lookup_key("receipt"), code)
+            )
+        )
         return list(
             (await session.execute(select(Attachment).where(Attachment.clue_id == clue_id))).scalars()
         )
@@ -59,15 +63,16 @@ async def _plain(key: bytes, blob_id: str, store: Path) -> bytes:
     return b"".join([c async for c in decrypt_stream(key, f"attachment/{blob_id}", chunks())])
 
 
-async def test_originals_kept_with_the_identity_key_when_asked(fresh_database_url: str, tmp_path: Path) -> None:
+async def test_originals_kept_with_the_identity_key_when_asked(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     photo = jpeg_with_gps()
     async with app_with(data_dir, fresh_database_url, TIPLINE_WEB_KEEP_ORIGINALS="true") as (app, client):
         runtime = app.state.runtime  # type: ignore[attr-defined]
         response = await post_report(client, {"text": unique("民警收红包")}, files=[("photo.jpg", photo)])
         assert response.status_code == 200, response.text
-        receipt_from(response.text)
-        [row] = await _attachments_of_latest(runtime)
+        [row] = await _attachments_of(runtime, receipt_from(response.text))
     assert row.original_blob_id and row.original_wrapped_key and row.original_blob_id != row.blob_id
     store = data_dir / "blobs"
     original_binding = f"attachment/{row.original_blob_id}"
@@ -97,7 +102,7 @@ async def test_originals_not_kept_by_default(harness) -> None:  # noqa: ANN001
         harness.client, {"text": unique("民警收红包")}, files=[("p.jpg", jpeg_with_gps())]
     )
     assert response.status_code == 200, response.text
-    [row] = await _attachments_of_latest(harness.runtime)
+    [row] = await _attachments_of(harness.runtime, receipt_from(response.text))
     assert row.original_blob_id is None and row.original_wrapped_key is None
     blobs = [p.name for p in (harness.data_dir / "blobs").rglob("*") if p.is_file() and len(p.name) == 32]
     assert row.blob_id in blobs
