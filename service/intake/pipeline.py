@@ -211,7 +211,7 @@ def _portable(exc: Exception) -> Exception:
 
 @dataclass
 class _Worker:
-    """What a worker holds: the intake role's keys (see ``intake.service.Sealing``) and, on SQLite, its
+    """What a worker holds: the intake role's keys (see ``platform.runtime.Sealing``) and, on SQLite, its
     own write connection."""
 
     settings: Settings

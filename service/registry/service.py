@@ -27,7 +27,7 @@ from service.registry.models import Clue, ClueCategory
 from service.registry.numbering import next_registry_numbers
 
 if TYPE_CHECKING:
-    from service.platform.runtime import Runtime
+    from service.platform.runtime import Configured
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ async def assign_clue(
     assignee_id: str,
     principal: Principal,
     keys: KeyRing,
-    runtime: Runtime | None = None,
+    runtime: Configured | None = None,
 ) -> Clue:
     """Assign to an active investigator (recusal applies), audited; with ``runtime`` the assignee is also
     notified (content-free: a link, by their notification preference)."""

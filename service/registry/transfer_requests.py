@@ -16,7 +16,7 @@ from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import utcnow
 from service.registry import lifecycle
 from service.registry.models import TransferRequest
@@ -40,7 +40,7 @@ async def request_transfer(
     to_unit_id: str,
     reason: str,
     principal: Principal,
-    runtime: Runtime,
+    runtime: Configured,
 ) -> TransferRequest:
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     if clue.assignee_id != principal.staff_id and not is_allowed(principal.roles, Action.decide_clue):
@@ -87,7 +87,7 @@ async def list_pending(session: AsyncSession) -> list[TransferRequest]:
 
 
 async def decide(
-    session: AsyncSession, *, request_id: str, decision: Decision, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, request_id: str, decision: Decision, principal: Principal, runtime: Configured
 ) -> TransferRequest:
     row = await session.get(TransferRequest, request_id, with_for_update=True)
     if row is None:
