@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.classification import dedup, model, pii
@@ -149,8 +150,8 @@ def validate_taxonomy_file(path: Path | str) -> Taxonomy:
     return taxonomy
 
 
-def find_personal_data(text: str) -> list[PersonalDataSpan]:
-    return pii.find_personal_data(text)
+def find_personal_data(text: str, accused: Sequence[str] = ()) -> list[PersonalDataSpan]:
+    return pii.find_personal_data(text, accused)
 
 
 def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
@@ -160,8 +161,9 @@ def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
 MaskedTexts = pii.MaskedTexts
 
 
-def mask_texts(texts: dict[str, str | None]) -> MaskedTexts:
-    return pii.mask_texts(texts)
+def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
+    """``accused``: the names in the clue's accused field, which stay readable."""
+    return pii.mask_texts(texts, accused)
 
 
 def near_duplicate_signature(text: str) -> bytes:
