@@ -39,6 +39,7 @@ __all__ = [
     "MaskedTexts",
     "mask_texts",
     "near_duplicate_signature",
+    "NEAR_DUPLICATE_KEY_LABEL",
     "reload_taxonomy",
     "signature_similarity",
     "taxonomy_in_force",
@@ -166,8 +167,12 @@ def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> Mas
     return pii.mask_texts(texts, accused)
 
 
-def near_duplicate_signature(text: str) -> bytes:
-    return dedup.near_duplicate_signature(text)
+def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
+    """``key``: ``runtime.lookup_key(NEAR_DUPLICATE_KEY_LABEL)``; other keys never match."""
+    return dedup.near_duplicate_signature(text, key=key)
+
+
+NEAR_DUPLICATE_KEY_LABEL = dedup.KEY_LABEL
 
 
 def signature_similarity(a: bytes, b: bytes) -> float:
