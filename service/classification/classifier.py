@@ -39,6 +39,7 @@ __all__ = [
     "MaskedTexts",
     "mask_texts",
     "near_duplicate_signature",
+    "load_name_segmenter",
     "NEAR_DUPLICATE_KEY_LABEL",
     "reload_taxonomy",
     "signature_similarity",
@@ -165,6 +166,11 @@ MaskedTexts = pii.MaskedTexts
 def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
     """``accused``: the names in the clue's accused field, which stay readable."""
     return pii.mask_texts(texts, accused)
+
+
+def load_name_segmenter() -> None:
+    """At a worker's start: the name detector's dictionary, loaded before the first report needs it."""
+    pii.load_name_segmenter()
 
 
 def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
