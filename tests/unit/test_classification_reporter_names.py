@@ -116,6 +116,22 @@ def test_places_units_titles_and_officials_are_not_names_of_the_reporter(text):
     assert not [s for s in classifier.find_personal_data(text) if s.kind == "name"]
 
 
+def test_the_segmenter_cache_lives_in_a_directory_only_this_user_can_write(tmp_path, monkeypatch):
+    import os
+    import stat
+    import tempfile
+
+    from service.classification import pii
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made = pii._private_cache_dir()
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
+    assert pii._private_cache_dir() == made  # reused across processes
+    os.chmod(made, 0o777)  # noqa: S103 - opened to others (or planted): jieba would load their cache
+    fresh = pii._private_cache_dir()
+    assert fresh != made and stat.S_IMODE(os.stat(fresh).st_mode) == 0o700
+
+
 if __name__ == "__main__":
     everything = _load()
     for half in ("dev", "test"):
