@@ -403,7 +403,8 @@ def _reporter_names(folded: str, accused: Sequence[str]) -> list[tuple[int, int]
     for m in _LEADING_NAME.finditer(folded):
         spans.add((m.start("name"), m.end("name")))
     spans.update(_signature(folded))
-    kept = [fold(name) for name in accused if name and name.strip()]
+    # A one-character "name" (a bare surname) protects nothing: it would shield every reporter so named.
+    kept = [fold(name.strip()) for name in accused if name and len(name.strip()) >= 2]
     protected = [(m.start(), m.end()) for name in kept for m in re.finditer(re.escape(name), folded)]
     names = {folded[s:e] for s, e in spans}
     # Every mention of a reporter's name, not only the one after the cue.

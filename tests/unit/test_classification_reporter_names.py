@@ -102,6 +102,11 @@ def test_the_accused_named_after_a_cue_stays_readable():
     assert "张三" not in classifier.mask_texts({"text": text}).texts["text"]
 
 
+def test_a_bare_surname_as_the_accused_name_shields_no_reporter():
+    masked = classifier.mask_texts({"text": "我叫王芳，王所长打人。"}, accused=["王", " "]).texts["text"]
+    assert masked == "我叫［姓名］，王所长打人。"
+
+
 @pytest.mark.parametrize(
     "text",
     [
