@@ -372,6 +372,10 @@ def _signature(folded: str) -> list[tuple[int, int]]:
     start = max(start, len(folded) - 60)
     if start >= len(folded) or start == 0 and "\n" not in folded:
         return []  # a one-sentence report has no signature
+    if not any(ch in _SINGLE_SURNAMES for ch in folded[start:]) and not any(
+        name in folded[start:] for name in _COMPOUND_SURNAME_LIST
+    ):
+        return []
     words = _words(folded, start, len(folded))
     found = []
     for i in range(len(words)):
