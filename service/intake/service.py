@@ -99,7 +99,9 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
     keys = runtime.keys
     # Personal data the reporter wrote is a submitter detail: staff see it masked, the originals are sealed
     # with the identity key.
-    masked = classifier.mask_texts({"text": submission.text, **submission.notes})
+    masked = classifier.mask_texts(
+        {"text": submission.text, **submission.notes}, accused=[submission.accused.get("name") or ""]
+    )
     masked_text = masked.texts.pop("text") or ""
     result = classifier.classify(masked_text, category_hint=hint)
 
