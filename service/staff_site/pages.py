@@ -47,8 +47,12 @@ def nav_links(principal: Principal | None) -> list[tuple[str, str]]:
     if is_allowed(roles, Action.register_letter_visit):
         links.append(("/staff/letters/new", "登记来信"))
         links.append(("/staff/visits/new", "登记来访"))
+    if is_allowed(roles, Action.list_assigned_clues):
+        links.append(("/staff/registry/mine", "我的线索"))
     if is_allowed(roles, Action.list_all_clues):
         links.append(("/staff/registry", "线索台账"))
+    if is_allowed(roles, Action.decide_clue):
+        links.append(("/staff/registry/transfer-requests", "移交申请"))
     if is_allowed(roles, Action.register_staff_source):
         links.append(("/staff/sources/new", "登记交办/自查/坦白线索"))
     if is_allowed(roles, Action.list_routing_rules):
