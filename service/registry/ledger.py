@@ -443,8 +443,13 @@ def prepare_sheet(sheet: Any, headers: list[str], widths: dict[str, int], title:
     sheet.freeze_panes = "A3" if title else "A2"
     sheet._writer.write_top()
     if title:
-        sheet.append([WriteOnlyCell(sheet, value=title, font=Font(bold=True, size=13))])
-    sheet.append([WriteOnlyCell(sheet, value=h, font=Font(bold=True)) for h in headers])
+        sheet.append([_styled(WriteOnlyCell(sheet, value=title), Font(bold=True, size=13))])
+    sheet.append([_styled(WriteOnlyCell(sheet, value=h), Font(bold=True)) for h in headers])
+
+
+def _styled(cell: Any, font: Any) -> Any:
+    cell.font = font
+    return cell
 
 
 def export_title(name: str, filters: dict[str, str], moment: datetime) -> str:

@@ -285,7 +285,7 @@ async def clue_page_response(
             "handles": handles(principal, clue),
             "may_request_transfer": is_allowed(roles, Action.request_transfer)
             and clue.assignee_id == principal.staff_id
-            and clue.status in desk.OPEN,
+            and "transfer" in lifecycle.allowed_actions(clue.status, method),
             "supervisors": supervisors,
             "approvers": [(i, n) for i, n in supervisors if i != principal.staff_id],
             "methods": list(lifecycle.DISPOSAL_METHODS.items()),

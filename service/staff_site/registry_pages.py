@@ -56,6 +56,8 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
 
 def _ledger_filters(form: dict[str, str], now: datetime) -> registry_service.ClueFilters:
     """The ledger's filters from the page's query (unknown values are ignored, as absurd dates are)."""
+    open_only = form["assign"] == "none"
+    unassigned: dict[str, Any] = {"unassigned": True, "statuses": desk.OPEN} if open_only else {}
     return registry_service.ClueFilters(
         status=form["status"] or None,
         category=form["category"] or None,
@@ -63,9 +65,7 @@ def _ledger_filters(form: dict[str, str], now: datetime) -> registry_service.Clu
         channel=form["channel"] if form["channel"] in CHANNELS else None,
         received_from=_day(form["received_from"]),
         received_to=_day(form["received_to"], end=True),
-        unassigned=True if form["assign"] == "none" else None,
-        **({"statuses": desk.OPEN} if form["assign"] == "none" else {}),
-        **desk.due_window(form["due"] or None, now),
+        **{**unassigned, **desk.due_window(form["due"] or None, now)},
     )
 
 
@@ -222,9 +222,8 @@ async def my_clues(
     now = utcnow()
     due = due if due in desk.DUE_KINDS else None
     show_all = show == "all" and not due
-    filters = registry_service.ClueFilters(
-        **({} if show_all else {"statuses": desk.OPEN}), **desk.due_window(due, now)
-    )
+    scope: dict[str, Any] = {} if show_all else {"statuses": desk.OPEN}
+    filters = registry_service.ClueFilters(**{**scope, **desk.due_window(due, now)})
     page = await registry_service.list_assigned(
         session, assignee_id=principal.staff_id, filters=filters, limit=PAGE_SIZE, cursor=cursor or None
     )
@@ -294,7 +293,7 @@ async def decide_transfer_request(
     principal: CsrfProtected,
     session: SessionDep,
     runtime: RuntimeDep,
-    decision: Annotated[str, Form(max_length=8)],
+    decision: Annotated[str, Form(max_length=8)] = "",
     reason: Annotated[str, Form(max_length=5000)] = "",
     document_number: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
