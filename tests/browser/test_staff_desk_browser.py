@@ -91,6 +91,7 @@ def new_context(browser, base_url: str, foreign: list[str]):  # type: ignore[no-
 
 
 def review(browser, base_url: str, page, backend: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_load_state("load")
     check_axe(browser, base_url, page, name)
     shoot_both(page, ARTIFACTS, f"{backend}-{name}")
 
@@ -110,6 +111,7 @@ def clue_id_of(base_url: str, token: str, number: str) -> str:
 
 def one_line(page, selector: str) -> None:  # type: ignore[no-untyped-def]
     """Every matching cell is one line high (no registry number or status broken character by character)."""
+    page.wait_for_load_state("load")  # a click returns once the page commits: wait for the stylesheet
     heights = page.eval_on_selector_all(
         selector,
         "cells => cells.map(c => [c.getBoundingClientRect().height,"

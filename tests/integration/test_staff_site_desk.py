@@ -298,3 +298,39 @@ async def test_hotline_additions_show_on_the_clue_page(harness: Harness) -> None
         page = await client.get(f"/staff/registry/clues/{clue_id}")
         assert page.status_code == 200 and 'id="additions"' in page.text and "来电记录" in page.text
         assert await audit_count(harness, "clue.additions_read", supervisor.id, clue_id) == before + 1
+
+
+async def test_investigator_answers_a_progress_request(harness: Harness) -> None:
+    world = await make_world(harness)
+    sup = world.supervisor[1]
+    investigator = await make_web_staff(harness, ["investigator"], world.handling_unit)
+    clue_id = await submit(harness, world)
+    assert (await step(harness, clue_id, sup, "triage", route=False)).status_code == 201
+    assigned = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/assign", json={"assignee_id": investigator.id}, headers=auth(sup)
+    )
+    assert assigned.status_code == 200
+    due_on = (utcnow() + timedelta(days=5)).date().isoformat()
+    asked = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/progress-requests",
+        json={"due_on": due_on, "note": "请于周五前报告核查进展"},
+        headers=auth(sup),
+    )
+    assert asked.status_code == 201, asked.text
+    request_id = asked.json()["id"]
+    async with log_in(harness, investigator) as client:
+        page = await client.get(f"/staff/registry/clues/{clue_id}")
+        assert "请于周五前报告核查进展" in page.text and f"/progress/{request_id}" in page.text
+        token = csrf_of(page.text)
+        empty = await client.post(
+            f"/staff/registry/clues/{clue_id}/progress/{request_id}", data={"csrf_token": token, "report": ""}
+        )
+        assert empty.status_code == 422
+        done = await client.post(
+            f"/staff/registry/clues/{clue_id}/progress/{request_id}",
+            data={"csrf_token": token, "report": "已调取监控，正在比对。"},
+        )
+        assert done.status_code == 303
+        page = await client.get(f"/staff/registry/clues/{clue_id}")
+        assert "已报告" in page.text and "已调取监控，正在比对。" in page.text
+        assert f"/progress/{request_id}" not in page.text
