@@ -144,7 +144,7 @@ def summary(row: TransferRequest) -> dict[str, str | datetime | None]:
 
 
 async def pending_with_reasons(
-    session: AsyncSession, *, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, principal: Principal, runtime: Configured
 ) -> list[tuple[TransferRequest, str]]:
     """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited."""
     if not is_allowed(principal.roles, Action.decide_clue):
