@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ templates.env.filters["local"] = lambda moment: (
 templates.env.filters["localdate"] = lambda moment: (
     as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d") if moment else ""
 )
+
+
+def _iso_local(text: str | None) -> str:
+    """An ISO timestamp kept inside a sealed record, shown in local time ("" if absent or unreadable)."""
+    try:
+        return templates.env.filters["local"](datetime.fromisoformat(text)) if text else ""
+    except ValueError:
+        return ""
+
+
+templates.env.filters["isolocal"] = _iso_local
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

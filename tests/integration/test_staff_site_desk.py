@@ -297,6 +297,7 @@ async def test_hotline_additions_show_on_the_clue_page(harness: Harness) -> None
         before = await audit_count(harness, "clue.additions_read", supervisor.id, clue_id)
         page = await client.get(f"/staff/registry/clues/{clue_id}")
         assert page.status_code == 200 and 'id="additions"' in page.text and "来电记录" in page.text
+        assert "交了两万块钱" in page.text and "同意回访" in page.text and "来电时间 20" in page.text
         assert await audit_count(harness, "clue.additions_read", supervisor.id, clue_id) == before + 1
 
 
