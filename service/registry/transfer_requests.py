@@ -4,6 +4,7 @@ key; every request and decision is audited in the same transaction."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -140,3 +141,26 @@ def summary(row: TransferRequest) -> dict[str, str | datetime | None]:
         "decided_by": row.decided_by,
         "decided_at": row.decided_at,
     }
+
+
+async def pending_with_reasons(
+    session: AsyncSession, *, principal: Principal, runtime: Configured
+) -> list[tuple[TransferRequest, str]]:
+    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited."""
+    if not is_allowed(principal.roles, Action.decide_clue):
+        raise Forbidden("您的角色无权进行此操作", message_en="your role may not decide_clue")
+    rows = await list_pending(session)
+    opened = [
+        (row, json.loads(runtime.keys.open(row.reason, f"transfer_requests/{row.id}/reason"))["reason"])
+        for row in rows
+    ]
+    if rows:
+        await audit_service.record(
+            session,
+            actor=principal.actor,
+            action="transfer_requests.read",
+            object_type="registry",
+            object_id="transfer_requests",
+            details={"transfer_request_ids": [row.id for row in rows]},
+        )
+    return opened
