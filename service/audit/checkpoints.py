@@ -300,6 +300,7 @@ BULK_READ_ACTIONS = {
     "ledger.exported": "rows",
     "brief.exported": "rows",
     "classification.corrections_exported": "rows",
+    "transfer_requests.read": "transfer_request_ids",  # the pending requests' reasons, one per request
 }
 
 
@@ -348,6 +349,8 @@ def _bulk_count(details: str, field: str) -> int:
         value = json.loads(details).get(field)
     except (ValueError, AttributeError):
         return 1
+    if isinstance(value, list):
+        value = len(value)
     return value if isinstance(value, int) and value > 0 else 1
 
 
