@@ -37,10 +37,10 @@ async def test_the_meeting_brief_writes_no_formula(harness) -> None:  # type: ig
     )
     assert response.status_code == 201
     number = response.json()["registry_number"]
-    listed = (
-        await harness.client.get("/api/v1/clues", params={"limit": 50}, headers=auth(supervisor))
-    ).json()
-    clue_id = next(item["id"] for item in listed["items"] if item["registry_number"] == number)
+    found = await harness.client.get(
+        "/api/v1/clue-search", params={"registry_number": number}, headers=auth(supervisor)
+    )
+    clue_id = next(item["id"] for item in found.json() if item["registry_number"] == number)
     assigned = await harness.client.post(
         f"/api/v1/clues/{clue_id}/assign", json={"assignee_id": handler_id}, headers=auth(supervisor)
     )
