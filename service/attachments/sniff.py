@@ -48,6 +48,10 @@ class FileKind(enum.StrEnum):
     WAV = "audio/wav"
     AMR = "audio/amr"
     OGG = "audio/ogg"
+    MP4 = "video/mp4"
+    MOV = "video/quicktime"
+    THREE_GP = "video/3gpp"
+    HEIC = "image/heic"
     TEXT_UTF8 = "text/plain; charset=utf-8"
     TEXT_GB18030 = "text/plain; charset=gb18030"
 
@@ -59,11 +63,42 @@ class FileKind(enum.StrEnum):
             return "audio"
         if self.value.startswith("text/"):
             return "text"
+        if self.value.startswith("video/"):
+            return "video"
         return "document"
 
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"F4A "}
+# ISO-BMFF major brands of what phones and cameras produce (the "ftyp" box at the start of the file).
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_MOV_BRANDS = {b"qt  "}
+_3GP_BRANDS = {
+    b"3gp4",
+    b"3gp5",
+    b"3gp6",
+    b"3gp7",
+    b"3gs7",
+    b"3ge6",
+    b"3ge7",
+    b"3gg6",
+    b"3g2a",
+    b"3g2b",
+    b"3g2c",
+}
+_MP4_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"avc1",
+    b"MSNV",
+    b"dash",
+    b"M4V ",
+}
 _OFFICE_PREFIXES = {"word/": FileKind.DOCX, "xl/": FileKind.XLSX, "ppt/": FileKind.PPTX}
 _MARKUP_STARTS = ("<!doctype", "<html", "<?xml", "<svg", "<script", "<head", "<body", "<iframe", "<!--")
 # Bytes that never occur in plain text: C0 controls other than tab, LF, FF, CR and ESC, and DEL.
@@ -95,10 +130,17 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
     if head.startswith(_OLE_MAGIC):
         return FileKind.LEGACY_OFFICE
     if head[4:8] == b"ftyp":
-        if head[8:12] in _M4A_BRANDS:
+        brand = head[8:12]
+        if brand in _M4A_BRANDS:
             return FileKind.M4A
-        # HEIC/HEIF, video and other ISO-BMFF brands: not accepted (HEIC metadata removal needs a codec
-        # library this service does not ship).
+        if brand in _HEIC_BRANDS:
+            return FileKind.HEIC
+        if brand in _MOV_BRANDS:
+            return FileKind.MOV
+        if brand in _3GP_BRANDS:
+            return FileKind.THREE_GP
+        if brand in _MP4_BRANDS:
+            return FileKind.MP4
         raise DisallowedFileType("media container not allowed")
     if head.startswith((b"#!AMR\n", b"#!AMR-WB\n")):
         return FileKind.AMR
