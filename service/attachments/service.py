@@ -70,7 +70,7 @@ class AttachmentSealed(DomainError):
         super().__init__(
             f"此附件未能可靠地去除元数据，已封存（仅身份密钥可开启），不提供下载："
             f"{sealed_reason_text(reason)}",
-            message_en=f"This file could not be cleaned with confidence; it is sealed, not served ({reason}).",
+            message_en=f"This file cannot be cleaned with confidence; it is sealed, not served ({reason}).",
         )
 
 

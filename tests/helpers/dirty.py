@@ -4,6 +4,7 @@ SID, EXIF in embedded images and thumbnails, an Office sensitivity-label GUID in
 annotation authors, XMP on image XObjects, an embedded file with a user path, JavaScript). Every planted
 value is one of ``CANARIES``, which the oracle (``tests/helpers/oracle.py``) looks for after cleaning."""
 
+# ruff: noqa: E501 - the XML parts below are data, kept one element a line as Word writes them
 from __future__ import annotations
 
 import io
@@ -154,3 +155,71 @@ def dirty_pdf() -> bytes:
     out = io.BytesIO()
     pdf.save(out)
     return out.getvalue()
+
+
+def text_pdf(text: str = "EVIDENCE LINE 2026") -> bytes:
+    """A one-page PDF whose page draws ``text`` with a standard font, an author in /Info."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(300, 200))
+    page = pdf.pages[0]
+    font = pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica
+    )
+    page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    page.Contents = pdf.make_stream(f"BT /F1 18 Tf 20 100 Td ({text}) Tj ET".encode())
+    pdf.docinfo["/Author"] = AUTHOR
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def dirty_video(ffmpeg: str, container: str) -> bytes:
+    """A one-second clip (``mp4``, ``mov`` or ``3gp``) with title, artist, comment, location and a
+    per-stream handler name planted, made by ffmpeg itself."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / f"clip.{container}"
+        subprocess.run(  # noqa: S603 - our own argument list
+            [
+                ffmpeg,
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=176x144:rate=10",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=duration=1:sample_rate=8000",
+                "-c:v",
+                "mpeg4",
+                "-c:a",
+                "aac",
+                "-ac",
+                "1",
+                "-metadata",
+                f"title={AUTHOR}",
+                "-metadata",
+                f"artist={ARTIST}",
+                "-metadata",
+                f"comment={SERIAL}",
+                "-metadata",
+                "location=+39.9042+116.4074/",
+                "-metadata:s:v",
+                f"handler_name={COMPANY}",
+                "-movflags",
+                "+use_metadata_tags",
+                str(target),
+            ],  # fmt: skip
+            check=True,
+            timeout=60,
+        )
+        return target.read_bytes()
