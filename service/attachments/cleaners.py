@@ -48,7 +48,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from service.attachments import ooxml
-from service.attachments.sniff import FileKind
+from service.attachments.sniff import DisallowedFileType, FileKind
 
 CLEAN_TIMEOUT_SECONDS = 300
 MAT2 = "mat2"
@@ -64,6 +64,7 @@ _SUFFIX = {
     FileKind.HEIC: ".heic", FileKind.MP4: ".mp4", FileKind.MOV: ".mov", FileKind.THREE_GP: ".3gp",
     FileKind.LEGACY_OFFICE: ".bin",
 }  # fmt: skip
+_OOXML_KIND = {"docx": FileKind.DOCX, "xlsx": FileKind.XLSX, "pptx": FileKind.PPTX}
 _FFMPEG_FORMAT = {FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp"}
 
 
@@ -109,17 +110,18 @@ async def scratch(root: Path) -> AsyncIterator[Path]:
 
 async def clean(kind: FileKind, source: Path, work: Path, note) -> tuple[FileKind, Path]:  # type: ignore[no-untyped-def]
     """Clean ``source`` (in ``work``); returns the resolved kind and the cleaned file's path.
-    ``note(label, count)`` records what was removed. Raises :class:`Uncleanable`."""
+    ``note(label, count)`` records what was removed. Raises :class:`Uncleanable` (seal it), or
+    ``DisallowedFileType`` when the file is not what it was sniffed as (refuse it)."""
     if kind in SEALED_KINDS:
         raise Uncleanable("no-cleaner-for-kind")
     if kind in VIDEO_KINDS:
         return kind, await _ffmpeg(kind, source, work, note)
     if kind in OOXML_KINDS:
-        prepared = work / f"prepared{_SUFFIX[kind]}"
+        prepared = work / "prepared.docx"  # mat2 picks its parser by suffix; one parser for all three
         try:
-            await asyncio.to_thread(ooxml.prepare, source, prepared, note)
+            kind = _OOXML_KIND[await asyncio.to_thread(ooxml.prepare, source, prepared, note)]
         except ooxml.NotOfficeDocument:
-            raise Uncleanable("cleaner-failed") from None
+            raise DisallowedFileType("archive is not a readable office document") from None
         cleaned = await _mat2(prepared, work, lightweight=False)
         if not await asyncio.to_thread(ooxml.check, cleaned):
             raise Uncleanable("check-failed")

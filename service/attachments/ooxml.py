@@ -90,13 +90,35 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return body
 
 
-def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> None:
-    """Write ``source`` without the parts and markup listed in the module docstring to ``target``."""
+_MAIN_PARTS = {
+    "docx": ("word/document.xml", b"wordprocessingml.document.main+xml"),
+    "xlsx": ("xl/workbook.xml", b"spreadsheetml.sheet.main+xml"),
+    "pptx": ("ppt/presentation.xml", b"presentationml.presentation.main+xml"),
+}
+
+
+def _office_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
+    """Which office document this is, from the central directory and the declared main part."""
+    if "[Content_Types].xml" not in names:
+        raise NotOfficeDocument()
+    declared = _read(archive, archive.getinfo("[Content_Types].xml"))
+    found = [
+        kind
+        for kind, (part, content_type) in _MAIN_PARTS.items()
+        if part in names and content_type in declared
+    ]
+    if len(found) != 1:
+        raise NotOfficeDocument()
+    return found[0]
+
+
+def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> str:
+    """Write ``source`` without the parts and markup listed in the module docstring to ``target``;
+    returns the document's kind ("docx", "xlsx" or "pptx")."""
     with _open(source) as archive:
         entries = [e for e in archive.infolist() if not e.is_dir()]
         names = {e.filename for e in entries}
-        if "[Content_Types].xml" not in names:
-            raise NotOfficeDocument()
+        kind = _office_kind(archive, names)
         dropped: set[str] = set()
         for entry in entries:
             if label := _dropped(entry.filename):
@@ -119,6 +141,7 @@ def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> Non
                     raise NotOfficeDocument() from None
                 # Fresh entries: no original timestamps, comments or extra fields.
                 out.writestr(zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0)), body)
+    return kind
 
 
 def _parse(body: bytes) -> ElementTree.Element:

@@ -99,6 +99,7 @@ _MP4_BRANDS = {
     b"dash",
     b"M4V ",
 }
+_PACKAGE_PARTS = ("[Content_Types].xml", "_rels/", "docProps/", "customXml/")  # parts of any OOXML package
 _OFFICE_PREFIXES = {"word/": FileKind.DOCX, "xl/": FileKind.XLSX, "ppt/": FileKind.PPTX}
 _MARKUP_STARTS = ("<!doctype", "<html", "<?xml", "<svg", "<script", "<head", "<body", "<iframe", "<!--")
 # Bytes that never occur in plain text: C0 controls other than tab, LF, FF, CR and ESC, and DEL.
@@ -194,28 +195,34 @@ def _mpeg_audio_frame(data: bytes) -> FileKind | None:
 
 
 def _sniff_office_zip(head: bytes) -> FileKind:
-    names = list(_zip_local_names(head))
-    if "[Content_Types].xml" not in names:
-        raise DisallowedFileType("archive is not an office document")
+    """The office kind its part names show. Writers order parts differently (LibreOffice puts
+    ``[Content_Types].xml`` last), so one decisive name is enough here: the office pre-pass confirms the
+    kind and the declared main part from the central directory (``ooxml.prepare``) and refuses others."""
+    names, complete = _zip_local_names(head)
     kinds = {kind for name in names for prefix, kind in _OFFICE_PREFIXES.items() if name.startswith(prefix)}
-    if len(kinds) != 1:
-        raise DisallowedFileType("archive is not an office document")
-    return kinds.pop()
+    if len(kinds) == 1:
+        return kinds.pop()
+    if not kinds and not complete and names and all(name.startswith(_PACKAGE_PARTS) for name in names):
+        return FileKind.DOCX  # provisional: the first parts say nothing more; the pre-pass resolves it
+    raise DisallowedFileType("archive is not an office document")
 
 
-def _zip_local_names(head: bytes):
-    """Names from consecutive local file headers inside the window (stops at the first it cannot skip)."""
+def _zip_local_names(head: bytes) -> tuple[list[str], bool]:
+    """Names from consecutive local file headers inside the window, and whether the walk reached the
+    end of the local headers (False: it stopped at one it cannot skip, or at the window's end)."""
+    names = []
     offset = 0
     while offset + 30 <= len(head) and head[offset : offset + 4] == b"PK\x03\x04":
         flags, _method = struct.unpack_from("<HH", head, offset + 6)
         compressed, _size, name_len, extra_len = struct.unpack_from("<IIHH", head, offset + 18)
         name = head[offset + 30 : offset + 30 + name_len]
         if len(name) < name_len:
-            return
-        yield name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+            return names, False
+        names.append(name.decode("utf-8" if flags & 0x800 else "cp437", "replace"))
         if flags & 0x08:
-            return  # sizes follow the data (data descriptor); cannot walk further without inflating
+            return names, False  # sizes follow the data (data descriptor): cannot walk on without inflating
         offset += 30 + name_len + extra_len + compressed
+    return names, head[offset : offset + 4] == b"PK\x01\x02"
 
 
 def _sniff_text(head: bytes, *, complete: bool) -> FileKind:

@@ -209,10 +209,32 @@ async def test_missing_cleaner_seals_or_refuses(scratch: Path, monkeypatch: pyte
     assert os.listdir(scratch) == []
 
 
-async def test_broken_office_file_is_sealed_not_passed(scratch: Path) -> None:
-    broken = dirty.dirty_docx()[:-200]  # central directory cut off
-    record, _ = await clean(broken, scratch, wrap_sealed_key=identity_wrap)
-    assert record.sealed_reason == "cleaner-failed"
+async def test_office_file_mat2_cannot_clean_is_sealed_not_passed(scratch: Path) -> None:
+    source = zipfile.ZipFile(io.BytesIO(dirty.dirty_docx()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in source.namelist():
+            archive.writestr(name, source.read(name))
+        archive.writestr(
+            "word/glossary/strange.bin", b"\x00\x01" + dirty.AUTHOR.encode()
+        )  # mat2: unsupported
+    record, _ = await clean(buffer.getvalue(), scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "cleaner-failed" and record.wrapped_key.startswith(b"ID")
+
+
+async def test_broken_or_fake_office_file_refused(scratch: Path) -> None:
+    fake = io.BytesIO()
+    with zipfile.ZipFile(fake, "w") as archive:  # looks like Word by its first part, declares nothing
+        archive.writestr("word/document.xml", b"x" * 1000)
+        archive.writestr("[Content_Types].xml", b"<Types/>")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", dirty._CT)
+        archive.writestr("word/document.xml", bytes(30 * 1024 * 1024))  # expands too far
+    for data in (dirty.dirty_docx()[:-200], fake.getvalue(), bomb.getvalue()):
+        with pytest.raises(DisallowedFileType):
+            await clean(data, scratch, wrap_sealed_key=identity_wrap)
+    assert os.listdir(scratch) == []
 
 
 async def test_scratch_directory_private_and_removed_on_failure(
