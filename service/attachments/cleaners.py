@@ -20,8 +20,9 @@ Choices, per kind:
 - OOXML (DOCX/XLSX/PPTX): our pre-pass (:mod:`service.attachments.ooxml`) removes what mat2 0.13 refuses
   or leaves (comment parts, people and person parts, embedded files, thumbnails, custom XML, tracked-change
   and formatting-change authors in every part), then mat2 cleans the rest recursively (rsids, core/app
-  properties, images inside the document through its image parsers). A check of the result refuses any
-  part of a removed family that would still be there.
+  properties, images inside the document through its image parsers) and leaves out parts it has no
+  parser for (``--unknown-members omit``: never kept as they are). A check of the result seals the file
+  if any part of a removed family or any person-naming attribute would still be there.
 - PDF: mat2 ``--lightweight``: Poppler draws every page onto a new cairo PDF, so no original object
   survives (annotations' authors, XMP on any object, embedded files, JavaScript, forms' data are gone;
   annotations' appearance stays drawn), while text stays text that an investigator can select and
@@ -122,9 +123,11 @@ async def clean(kind: FileKind, source: Path, work: Path, note) -> tuple[FileKin
             kind = _OOXML_KIND[await asyncio.to_thread(ooxml.prepare, source, prepared, note)]
         except ooxml.NotOfficeDocument:
             raise DisallowedFileType("archive is not a readable office document") from None
-        cleaned = await _mat2(prepared, work, lightweight=False)
+        # Parts mat2 has no parser for (a script or program stored in the package) are left out, not kept.
+        cleaned = await _mat2(prepared, work, lightweight=False, unknown_members="omit")
         if not await asyncio.to_thread(ooxml.check, cleaned):
             raise Uncleanable("check-failed")
+        note("office:parts-dropped-by-mat2", await asyncio.to_thread(ooxml.dropped_count, prepared, cleaned))
         note("office:metadata-parts", 1)
         return kind, cleaned
     if kind is FileKind.PDF:
@@ -171,11 +174,12 @@ async def _run(argv: list[str], work: Path) -> int:
         raise Uncleanable("timeout") from None
 
 
-async def _mat2(source: Path, work: Path, *, lightweight: bool) -> Path:
+async def _mat2(source: Path, work: Path, *, lightweight: bool, unknown_members: str = "abort") -> Path:
     command = shutil.which(MAT2)
     if command is None:
         raise Uncleanable("cleaner-missing")
-    argv = [command, *(["--lightweight"] if lightweight else []), "--", str(source)]
+    argv = [command, "--unknown-members", unknown_members, *(["--lightweight"] if lightweight else [])]
+    argv += ["--", str(source)]
     cleaned = source.with_name(f"{source.stem}.cleaned{source.suffix}")
     if await _run(argv, work) != 0 or not cleaned.is_file():
         raise Uncleanable("cleaner-failed")

@@ -245,6 +245,12 @@ def _clean_tree(parent: ElementTree.Element) -> int:
     return removed
 
 
+def dropped_count(before: Path, after: Path) -> int:
+    """How many parts of ``before`` are not in ``after`` (what mat2 left out)."""
+    with _open(before) as first, _open(after) as second:
+        return len(set(first.namelist()) - set(second.namelist()))
+
+
 def check(path: Path) -> bool:
     """True when mat2's output has no part of a dropped family and no person-naming attribute."""
     try:

@@ -209,16 +209,27 @@ async def test_missing_cleaner_seals_or_refuses(scratch: Path, monkeypatch: pyte
     assert os.listdir(scratch) == []
 
 
-async def test_office_file_mat2_cannot_clean_is_sealed_not_passed(scratch: Path) -> None:
+def _docx_with(extra: dict[str, bytes]) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(dirty.dirty_docx()))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in source.namelist():
-            archive.writestr(name, source.read(name))
-        archive.writestr(
-            "word/glossary/strange.bin", b"\x00\x01" + dirty.AUTHOR.encode()
-        )  # mat2: unsupported
-    record, _ = await clean(buffer.getvalue(), scratch, wrap_sealed_key=identity_wrap)
+            archive.writestr(name, extra.pop(name, None) or source.read(name))
+        for name, body in extra.items():
+            archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+async def test_office_part_mat2_knows_no_parser_for_is_left_out(scratch: Path) -> None:
+    data = _docx_with({"word/glossary/setup.py": b"print('" + dirty.AUTHOR.encode() + b"')"})
+    record, out = await clean(data, scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason is None and "office:parts-dropped-by-mat2=1" in record.removed_metadata
+    assert findings(out, suffix=".docx", canaries=dirty.CANARIES) == []
+
+
+async def test_office_file_mat2_cannot_clean_is_sealed_not_passed(scratch: Path) -> None:
+    data = _docx_with({"word/styles.xml": b"<w:styles xmlns:w='urn:x'><unclosed>"})  # mat2 cannot parse it
+    record, _ = await clean(data, scratch, wrap_sealed_key=identity_wrap)
     assert record.sealed_reason == "cleaner-failed" and record.wrapped_key.startswith(b"ID")
 
 
