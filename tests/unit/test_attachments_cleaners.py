@@ -270,3 +270,63 @@ async def test_scratch_directory_private_and_removed_on_failure(
     with pytest.raises(RuntimeError):
         await clean(dirty.dirty_docx(), scratch)
     assert os.listdir(scratch) == []  # removed even on failure
+
+
+@pytest.mark.slow
+async def test_200mb_video_upload_streams(scratch: Path, tmp_path: Path) -> None:
+    """A 200 MB phone-size video is spooled to the tmpfs as it arrives, cleaned by ffmpeg there and read
+    back in chunks: the process's Python memory stays far below the file (tmpfs pages are not ours)."""
+    import tracemalloc
+
+    clip = tmp_path / "clip.mov"
+    seconds = 200 * 2**20 // (640 * 360 * 2 * 25) + 1  # raw uyvy422 frames: 200 MB that ffmpeg must copy
+    subprocess.run(  # noqa: S603, ASYNC221 - a test's own tool
+        [
+            require_executable("ffmpeg", apt("ffmpeg")),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=duration={seconds}:size=640x360:rate=25",
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "uyvy422",
+            "-metadata",
+            f"artist={dirty.ARTIST}",
+            str(clip),
+        ],  # fmt: skip
+        check=True,
+    )
+    size = clip.stat().st_size
+    assert size >= 200 * 2**20
+
+    async def from_disk():  # type: ignore[no-untyped-def]
+        with open(clip, "rb") as handle:  # noqa: ASYNC230 - the test's source
+            while block := handle.read(256 * 1024):
+                yield block
+
+    class Discard(MemoryBlobStore):
+        async def open_writer(self, blob_id: str):  # type: ignore[no-untyped-def]
+            writer = await super().open_writer(blob_id)
+
+            async def write(data: bytes) -> None:
+                return None
+
+            writer.write = write  # type: ignore[method-assign]
+            return writer
+
+    tracemalloc.start()
+    try:
+        record = await store_attachment(
+            from_disk(), store=Discard(), wrap_key=fake_wrap, max_size=size + 1, scratch_dir=scratch
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert record.kind is FileKind.MOV and record.sealed_reason is None and record.received_size == size
+    assert record.size > 200 * 2**20  # the frames are copied, not re-encoded
+    assert peak < 50 * 2**20, peak
+    assert os.listdir(scratch) == []
