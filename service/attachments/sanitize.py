@@ -53,7 +53,8 @@ class SanitizeReport:
     complete: bool = False
 
     def note(self, label: str, count: int = 1) -> None:
-        self.counts[label] += count
+        if count:
+            self.counts[label] += count
 
     @property
     def removed(self) -> list[str]:

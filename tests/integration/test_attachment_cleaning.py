@@ -93,7 +93,13 @@ async def test_conformance_corpus_cleaned_or_refused_with_a_reason(harness) -> N
         "dirty.png",
         "revision.docx",
     } <= cleaned
-    assert {"comment.docx", "dirty_with_nsid.docx", "office_revision_session_ids.docx"} <= cleaned
+    assert {
+        "comment.docx",
+        "dirty_with_nsid.docx",
+        "office_revision_session_ids.docx",
+        "embedded.docx",
+    } <= cleaned
+    assert outcome["embedded_corrupted.docx"] == "sealed:cleaner-failed"  # mat2 cannot read its embedded file
     assert outcome["dirty.tiff"] == "refused" and outcome["dirty.svg"] == "refused"
 
 
@@ -178,3 +184,48 @@ async def test_uncleanable_staff_upload_is_sealed_and_shown_with_its_reason(harn
         harness.runtime.keys.open(row.wrapped_key, f"attachment/{row.blob_id}")
     blob = (harness.data_dir / "blobs" / row.blob_id[:2] / row.blob_id).read_bytes()
     assert dirty.AUTHOR.encode() not in blob
+
+
+async def test_migration_scrubs_removed_metadata_names(fresh_database_url: str) -> None:
+    """Rows written before 0023 listed field names taken from the file (a sensitivity label's GUID, PDF
+    /Info keys); the migration leaves only a count."""
+    import contextlib
+
+    from sqlalchemy import text
+
+    from service.platform.db import create_engine
+    from service.platform.migrations import run_migrations
+
+    old = f"docx:docProps/custom.xml:MSIP_Label_{dirty.LABEL_GUID}_Enabled,pdf:/Company,png:tEXt"
+    engine = create_engine(fresh_database_url)
+    try:
+        await run_migrations(engine, "upgrade", "0022")
+        insert = (
+            "INSERT INTO attachments (id, clue_id, blob_id, kind, size, sha256, wrapped_key, removed_metadata,"
+            " created_at) VALUES (:id, :clue, :blob, 'image/png', 1, :sha, :key, :removed,"
+            " CURRENT_TIMESTAMP)"
+        )
+        rows = [
+            {"id": x * 36, "clue": "c" * 36, "blob": x * 32, "sha": "0" * 64, "key": b"k", "removed": removed}
+            for x, removed in (("a", old), ("b", ""))
+        ]
+        # Rows without their clue: foreign keys off for this one connection.
+        if fresh_database_url.startswith("sqlite"):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(fresh_database_url.split(":///", 1)[1])) as raw:
+                raw.executemany(insert, rows)  # sqlite3 takes the same :named parameters
+                raw.commit()
+        else:
+            async with engine.begin() as connection:
+                await connection.execute(text("SET LOCAL session_replication_role = replica"))
+                for row in rows:
+                    await connection.execute(text(insert), row)
+        await run_migrations(engine, "upgrade", "head")
+        async with engine.connect() as connection:
+            rows = dict(
+                (await connection.execute(text("SELECT id, removed_metadata FROM attachments"))).all()
+            )
+        assert rows == {"a" * 36: "legacy:fields=3", "b" * 36: ""}
+    finally:
+        await engine.dispose()
