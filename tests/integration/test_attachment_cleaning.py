@@ -201,8 +201,8 @@ async def test_migration_scrubs_removed_metadata_names(fresh_database_url: str) 
     try:
         await run_migrations(engine, "upgrade", "0022")
         insert = (
-            "INSERT INTO attachments (id, clue_id, blob_id, kind, size, sha256, wrapped_key, removed_metadata,"
-            " created_at) VALUES (:id, :clue, :blob, 'image/png', 1, :sha, :key, :removed,"
+            "INSERT INTO attachments (id, clue_id, blob_id, kind, size, sha256, wrapped_key,"
+            " removed_metadata, created_at) VALUES (:id, :clue, :blob, 'image/png', 1, :sha, :key, :removed,"
             " CURRENT_TIMESTAMP)"
         )
         rows = [
