@@ -6,6 +6,7 @@ Every corpus file is either cleaned or refused/sealed with a reason; none crashe
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -151,12 +152,21 @@ async def test_mail_attachment_cleaned(harness) -> None:  # noqa: ANN001
     world = await make_world(harness)
     async with harness.runtime.session_factory() as session:
         before = set((await session.scalars(select(Attachment.id))).all())
-    for attachment in (dirty.dirty_docx(embedded=dirty.dirty_docx()), dirty.dirty_pdf()):
+    # Small messages are handled in the server process, large ones (> 32 KB) in a worker process: both.
+    large = dirty.dirty_docx(embedded=os.urandom(64 * 1024))
+    legacy = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + dirty.AUTHOR.encode() * 4000
+    for attachment in (dirty.dirty_docx(embedded=dirty.dirty_docx()), dirty.dirty_pdf(), large, legacy):
         assert await MailIngest(harness.runtime)(mail(unique("举报某局"), attachment=attachment)) == "clue"
     async with harness.runtime.session_factory() as session:
         rows = [r for r in (await session.scalars(select(Attachment))).all() if r.id not in before]
-    assert len(rows) == 2
+    assert len(rows) == 4
+    (sealed,) = [r for r in rows if r.sealed_reason]
+    assert sealed.sealed_reason == "no-cleaner-for-kind"  # sealed in the worker, key wrapped by the parent
+    with pytest.raises(EnvelopeError):  # to the identity key, which no server holds
+        harness.runtime.keys.open(sealed.wrapped_key, f"attachment/{sealed.blob_id}")
     for row in rows:
+        if row.sealed_reason:
+            continue
         assert row.sealed_reason is None and _label_ok(row.removed_metadata.split(","))
         download = await harness.client.get(
             f"/api/v1/attachments/{row.id}", headers=auth(world.supervisor[1])
