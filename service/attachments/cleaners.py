@@ -91,11 +91,6 @@ def suffix(kind: FileKind) -> str:
     return _SUFFIX[kind]
 
 
-def available() -> dict[str, bool]:
-    """Which cleaners this machine has (for readiness reports and tests)."""
-    return {name: shutil.which(name) is not None for name in (MAT2, FFMPEG)}
-
-
 @contextlib.asynccontextmanager
 async def scratch(root: Path) -> AsyncIterator[Path]:
     """A fresh private (0700) directory under ``root`` for one upload; removed on exit, even on failure."""

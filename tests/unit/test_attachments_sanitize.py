@@ -130,6 +130,21 @@ def test_sniff_rejects(data: bytes) -> None:
         sniff(data, complete=True)
 
 
+def test_sniff_office_zip_in_any_part_order() -> None:
+    # LibreOffice writes [Content_Types].xml last, and with data descriptors the walk stops at the first
+    # part: package parts alone make a provisional Word kind that the office pre-pass confirms or refuses.
+    assert (
+        sniff(zip_of({"_rels/.rels": b"x", "word/document.xml": b"y", "[Content_Types].xml": b"z"}))
+        is FileKind.DOCX
+    )
+    assert (
+        sniff(zip_of({"_rels/.rels": b"x", "xl/workbook.xml": b"y", "[Content_Types].xml": b"z"}))
+        is FileKind.XLSX
+    )
+    with pytest.raises(DisallowedFileType):
+        sniff(zip_of({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"x"}))
+
+
 def test_sniff_rejects_zip_that_is_not_office() -> None:
     # A bomb-ish archive: one highly compressible entry, no office structure.
     bomb = zip_of({"bomb.txt": bytes(20 * 1024 * 1024)})
