@@ -45,6 +45,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -145,8 +146,25 @@ def _environment(work: Path) -> dict[str, str]:
     }
 
 
+# At most one cleaner per core at a time in each event loop: a burst of uploads queues here instead of
+# starting dozens of mat2 interpreters at once (each is CPU-bound for its fraction of a second).
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _SLOTS:
+        _SLOTS[loop] = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+    return _SLOTS[loop]
+
+
 async def _run(argv: list[str], work: Path) -> int:
     """Run a cleaner; its output is discarded unread (it names the file's parts and fields)."""
+    async with _slots():
+        return await _run_now(argv, work)
+
+
+async def _run_now(argv: list[str], work: Path) -> int:
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
