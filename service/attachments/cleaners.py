@@ -23,6 +23,8 @@ Choices, per kind:
   properties, images inside the document through its image parsers) and leaves out parts it has no
   parser for (``--unknown-members omit``: never kept as they are). A check of the result seals the file
   if any part of a removed family or any person-naming attribute would still be there.
+- ODT/ODS/ODP: our pre-pass (:mod:`service.attachments.odf`: comments with their authors, RDF metadata,
+  thumbnails, settings), then mat2 (``meta.xml``, tracked changes, pictures inside), checked the same way.
 - PDF: mat2 ``--lightweight``: Poppler draws every page onto a new cairo PDF, so no original object
   survives (annotations' authors, XMP on any object, embedded files, JavaScript, forms' data are gone;
   annotations' appearance stays drawn), while text stays text that an investigator can select and
@@ -49,7 +51,7 @@ import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from service.attachments import ooxml
+from service.attachments import odf, ooxml
 from service.attachments.sniff import DisallowedFileType, FileKind
 
 CLEAN_TIMEOUT_SECONDS = 300
@@ -57,16 +59,18 @@ MAT2 = "mat2"
 FFMPEG = "ffmpeg"
 
 OOXML_KINDS = frozenset({FileKind.DOCX, FileKind.XLSX, FileKind.PPTX})
+ODF_KINDS = frozenset({FileKind.ODT, FileKind.ODS, FileKind.ODP})
 VIDEO_KINDS = frozenset({FileKind.MP4, FileKind.MOV, FileKind.THREE_GP})
 SEALED_KINDS = frozenset({FileKind.LEGACY_OFFICE})  # accepted, never cleaned: always sealed
-EXTERNAL_KINDS = OOXML_KINDS | VIDEO_KINDS | SEALED_KINDS | {FileKind.PDF, FileKind.HEIC}
+EXTERNAL_KINDS = OOXML_KINDS | ODF_KINDS | VIDEO_KINDS | SEALED_KINDS | {FileKind.PDF, FileKind.HEIC}
 
 _SUFFIX = {
     FileKind.DOCX: ".docx", FileKind.XLSX: ".xlsx", FileKind.PPTX: ".pptx", FileKind.PDF: ".pdf",
     FileKind.HEIC: ".heic", FileKind.MP4: ".mp4", FileKind.MOV: ".mov", FileKind.THREE_GP: ".3gp",
-    FileKind.LEGACY_OFFICE: ".bin",
+    FileKind.LEGACY_OFFICE: ".bin", FileKind.ODT: ".odt", FileKind.ODS: ".ods", FileKind.ODP: ".odp",
 }  # fmt: skip
 _OOXML_KIND = {"docx": FileKind.DOCX, "xlsx": FileKind.XLSX, "pptx": FileKind.PPTX}
+_ODF_KIND = {"odt": FileKind.ODT, "ods": FileKind.ODS, "odp": FileKind.ODP}
 _FFMPEG_FORMAT = {FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp"}
 
 
@@ -124,6 +128,17 @@ async def clean(kind: FileKind, source: Path, work: Path, note) -> tuple[FileKin
         if not await asyncio.to_thread(ooxml.check, cleaned):
             raise Uncleanable("check-failed")
         note("office:parts-dropped-by-mat2", await asyncio.to_thread(ooxml.dropped_count, prepared, cleaned))
+        note("office:metadata-parts", 1)
+        return kind, cleaned
+    if kind in ODF_KINDS:
+        try:
+            kind = _ODF_KIND[await asyncio.to_thread(odf.prepare, source, work / "prepared.odf", note)]
+        except odf.NotOfficeDocument:
+            raise DisallowedFileType("archive is not a readable OpenDocument file") from None
+        prepared = (work / "prepared.odf").rename(work / f"prepared{_SUFFIX[kind]}")  # mat2 reads the suffix
+        cleaned = await _mat2(prepared, work, lightweight=False, unknown_members="omit")
+        if not await asyncio.to_thread(odf.check, cleaned):
+            raise Uncleanable("check-failed")
         note("office:metadata-parts", 1)
         return kind, cleaned
     if kind is FileKind.PDF:

@@ -68,7 +68,7 @@ def _dropped(name: str) -> str | None:
     return None
 
 
-def _open(path: Path) -> zipfile.ZipFile:
+def guarded_open(path: Path) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(path)
         entries = archive.infolist()
@@ -82,7 +82,7 @@ def _open(path: Path) -> zipfile.ZipFile:
     return archive
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def read_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     with archive.open(info) as handle:
         body = handle.read(info.file_size + 1)  # a lying header cannot make a part expand further
     if len(body) > info.file_size:
@@ -101,7 +101,7 @@ def _office_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
     """Which office document this is, from the central directory and the declared main part."""
     if "[Content_Types].xml" not in names:
         raise NotOfficeDocument()
-    declared = _read(archive, archive.getinfo("[Content_Types].xml"))
+    declared = read_part(archive, archive.getinfo("[Content_Types].xml"))
     found = [
         kind
         for kind, (part, content_type) in _MAIN_PARTS.items()
@@ -115,7 +115,7 @@ def _office_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
 def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> str:
     """Write ``source`` without the parts and markup listed in the module docstring to ``target``;
     returns the document's kind ("docx", "xlsx" or "pptx")."""
-    with _open(source) as archive:
+    with guarded_open(source) as archive:
         entries = [e for e in archive.infolist() if not e.is_dir()]
         names = {e.filename for e in entries}
         kind = _office_kind(archive, names)
@@ -128,7 +128,7 @@ def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> str
             for entry in entries:
                 if entry.filename in dropped:
                     continue
-                body = _read(archive, entry)
+                body = read_part(archive, entry)
                 lowered = entry.filename.lower()
                 try:
                     if lowered == "[content_types].xml":
@@ -144,7 +144,7 @@ def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> str
     return kind
 
 
-def _parse(body: bytes) -> ElementTree.Element:
+def parse(body: bytes) -> ElementTree.Element:
     # Keep the document's own prefixes: Office reads namespaces by prefix in mc:Ignorable.
     # expat fetches no external entities; the zip-bomb guards bound the part's size.
     for _event, (prefix, uri) in ElementTree.iterparse(_Bytes(body), events=("start-ns",)):  # noqa: S314
@@ -164,20 +164,20 @@ class _Bytes:
         return chunk
 
 
-def _serialise(root: ElementTree.Element) -> bytes:
+def serialise(root: ElementTree.Element) -> bytes:
     return ElementTree.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 def _without_overrides(body: bytes, dropped: set[str]) -> bytes:
-    root = _parse(body)
+    root = parse(body)
     for item in list(root):
         if item.get("PartName", "").lstrip("/") in dropped:
             root.remove(item)
-    return _serialise(root)
+    return serialise(root)
 
 
 def _without_relationships(rels_name: str, body: bytes, dropped: set[str], note) -> bytes:  # type: ignore[no-untyped-def]
-    root = _parse(body)
+    root = parse(body)
     base = rels_name.rsplit("_rels/", 1)[0]  # "word/_rels/document.xml.rels" -> "word/"
     for item in list(root):
         target = item.get("Target", "")
@@ -195,7 +195,7 @@ def _without_relationships(rels_name: str, body: bytes, dropped: set[str], note)
             "oleobject",
         }:
             root.remove(item)
-    return _serialise(root)
+    return serialise(root)
 
 
 def _resolve(base: str, target: str) -> str:
@@ -213,11 +213,11 @@ def _without_people(body: bytes, note) -> bytes:  # type: ignore[no-untyped-def]
     if b"author" not in body and b"comment" not in body and b"w:del" not in body and b"Change" not in body:
         if b"userId" not in body and b"initials" not in body and b"moveFrom" not in body:
             return body  # nothing to do: leave the bytes as they were
-    root = _parse(body)
+    root = parse(body)
     removed = _clean_tree(root)
     if removed:
         note("office:revisions-and-authors", removed)
-    return _serialise(root)
+    return serialise(root)
 
 
 def _clean_tree(parent: ElementTree.Element) -> int:
@@ -247,19 +247,19 @@ def _clean_tree(parent: ElementTree.Element) -> int:
 
 def dropped_count(before: Path, after: Path) -> int:
     """How many parts of ``before`` are not in ``after`` (what mat2 left out)."""
-    with _open(before) as first, _open(after) as second:
+    with guarded_open(before) as first, guarded_open(after) as second:
         return len(set(first.namelist()) - set(second.namelist()))
 
 
 def check(path: Path) -> bool:
     """True when mat2's output has no part of a dropped family and no person-naming attribute."""
     try:
-        with _open(path) as archive:
+        with guarded_open(path) as archive:
             for entry in archive.infolist():
                 if _dropped(entry.filename):
                     return False
                 if entry.filename.lower().endswith((".xml", ".rels")):
-                    body = _read(archive, entry)
+                    body = read_part(archive, entry)
                     if re.search(rb"\s(?:\w+:)?(?:author|userId|providerId)=", body):
                         return False
     except NotOfficeDocument:

@@ -56,7 +56,8 @@ _EXTENSIONS = {
     FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
     FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
     FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
-    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc",
+    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
+    FileKind.ODP: "odp",
 }  # fmt: skip
 
 

@@ -39,6 +39,9 @@ class FileKind(enum.StrEnum):
     DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+    ODT = "application/vnd.oasis.opendocument.text"
+    ODS = "application/vnd.oasis.opendocument.spreadsheet"
+    ODP = "application/vnd.oasis.opendocument.presentation"
     LEGACY_OFFICE = "application/x-ole-storage"  # provisional; resolved by the sanitizer
     DOC = "application/msword"
     XLS = "application/vnd.ms-excel"
@@ -127,7 +130,7 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
     if head.startswith(b"%PDF-"):
         return FileKind.PDF
     if head.startswith(b"PK\x03\x04"):
-        return _sniff_office_zip(head)
+        return _sniff_odf(head) or _sniff_office_zip(head)
     if head.startswith(_OLE_MAGIC):
         return FileKind.LEGACY_OFFICE
     if head[4:8] == b"ftyp":
@@ -192,6 +195,25 @@ def _mpeg_audio_frame(data: bytes) -> FileKind | None:
     if version == 1 or bitrate in (0, 15) or samplerate == 3:
         return None
     return FileKind.MP3
+
+
+_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP)}
+
+
+def _sniff_odf(head: bytes) -> FileKind | None:
+    """OpenDocument: the first part is ``mimetype``, stored, holding the media type (ODF 1.2, 3.3)."""
+    if len(head) < 38 or head[30:38] != b"mimetype":
+        return None
+    (method,) = struct.unpack_from("<H", head, 8)
+    (size,) = struct.unpack_from("<I", head, 18)
+    name_len, extra_len = struct.unpack_from("<HH", head, 26)
+    if method != 0 or name_len != 8:
+        raise DisallowedFileType("archive is not an office document")
+    start = 30 + name_len + extra_len
+    kind = _ODF_KINDS.get(head[start : start + size])
+    if kind is None:
+        raise DisallowedFileType("OpenDocument kind not accepted")  # drawings, formulas, templates
+    return kind
 
 
 def _sniff_office_zip(head: bytes) -> FileKind:

@@ -223,3 +223,47 @@ def dirty_video(ffmpeg: str, container: str) -> bytes:
             timeout=60,
         )
         return target.read_bytes()
+
+
+_ODF_CONTENT = f"""<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ office:version="1.2"><office:body><office:text>
+<text:tracked-changes><text:changed-region text:id="ct1"><text:deletion><office:change-info>
+<dc:creator>{AUTHOR}</dc:creator><dc:date>2026-03-01T10:00:00</dc:date></office:change-info>
+<text:p>删去一句。</text:p></text:deletion></text:changed-region></text:tracked-changes>
+<text:p>举报内容：某局违规发放补贴。<office:annotation><dc:creator>{AUTHOR}</dc:creator>
+<dc:date>2026-03-01T10:02:00</dc:date><text:p>my comment</text:p></office:annotation></text:p>
+</office:text></office:body></office:document-content>"""
+_ODF_META = f"""<?xml version="1.0" encoding="UTF-8"?>
+<office:document-meta xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<office:meta><dc:creator>{AUTHOR}</dc:creator><meta:initial-creator>{AUTHOR}</meta:initial-creator>
+<meta:user-defined meta:name="Company">{COMPANY}</meta:user-defined></office:meta></office:document-meta>"""
+_ODF_MANIFEST = """<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">
+<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/>
+<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>
+<manifest:file-entry manifest:full-path="meta.xml" manifest:media-type="text/xml"/>
+<manifest:file-entry manifest:full-path="manifest.rdf" manifest:media-type="application/rdf+xml"/>
+<manifest:file-entry manifest:full-path="Thumbnails/thumbnail.png" manifest:media-type="image/png"/>
+<manifest:file-entry manifest:full-path="Pictures/photo.jpg" manifest:media-type="image/jpeg"/>
+</manifest:manifest>"""
+_ODF_RDF = f"""<?xml version="1.0" encoding="utf-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="content.xml">
+<dc:creator xmlns:dc="http://purl.org/dc/elements/1.1/">{AUTHOR}</dc:creator></rdf:Description></rdf:RDF>"""
+
+
+def dirty_odt() -> bytes:
+    """An ODT with a comment and a tracked change by the author, meta.xml, manifest.rdf, a thumbnail and a
+    picture with EXIF."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text", zipfile.ZIP_STORED)
+        z.writestr("content.xml", _ODF_CONTENT)
+        z.writestr("meta.xml", _ODF_META)
+        z.writestr("manifest.rdf", _ODF_RDF)
+        z.writestr("Thumbnails/thumbnail.png", exif_jpeg((8, 8)))
+        z.writestr("Pictures/photo.jpg", exif_jpeg())
+        z.writestr("META-INF/manifest.xml", _ODF_MANIFEST)
+    return out.getvalue()

@@ -44,6 +44,8 @@ def tools() -> None:
 
 
 def _suffix(kind: str) -> str:
+    if "opendocument" in kind:
+        return ".odt"
     return SUFFIX.get(kind, ".docx" if "wordprocessing" in kind else ".bin")
 
 
@@ -101,7 +103,9 @@ async def test_conformance_corpus_cleaned_or_refused_with_a_reason(harness) -> N
         "embedded.docx",
     } <= cleaned
     assert outcome["embedded_corrupted.docx"] == "sealed:cleaner-failed"  # mat2 cannot read its embedded file
+    assert {"dirty.odt", "revision.odt", "weird_producer.odt"} <= cleaned
     assert outcome["dirty.tiff"] == "refused" and outcome["dirty.svg"] == "refused"
+    assert outcome["dirty.odg"] == "refused" and outcome["dirty.epub"] == "refused"
 
 
 def _label_ok(items: list[str]) -> bool:

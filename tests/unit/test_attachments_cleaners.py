@@ -330,3 +330,26 @@ async def test_200mb_video_upload_streams(scratch: Path, tmp_path: Path) -> None
     assert record.size > 200 * 2**20  # the frames are copied, not re-encoded
     assert peak < 50 * 2**20, peak
     assert os.listdir(scratch) == []
+
+
+async def test_odt_comments_revisions_and_metadata_removed(scratch: Path) -> None:
+    original = dirty.dirty_odt()
+    assert findings(original, suffix=".odt", canaries=dirty.CANARIES)
+    record, out = await clean(original, scratch)
+    assert record.kind is FileKind.ODT and record.sealed_reason is None
+    assert findings(out, suffix=".odt", canaries=dirty.CANARIES) == []
+    removed = set(record.removed_metadata)
+    assert {
+        "odf:comments=1",
+        "odf:revisions-and-authors=1",
+        "odf:rdf-metadata=2",
+        "odf:thumbnail=1",
+    } <= removed
+    archive = zipfile.ZipFile(io.BytesIO(out))
+    first = archive.infolist()[0]
+    assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED  # still valid ODF
+    assert "Pictures/photo.jpg" in archive.namelist()
+    from xml.etree import ElementTree
+
+    content = "".join(ElementTree.fromstring(archive.read("content.xml")).itertext())  # noqa: S314 - ours
+    assert "举报内容" in content and "删去一句" not in content and "my comment" not in content
