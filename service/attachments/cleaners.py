@@ -26,10 +26,11 @@ Choices, per kind:
 - ODT/ODS/ODP: our pre-pass (:mod:`service.attachments.odf`: comments with their authors, RDF metadata,
   thumbnails, settings), then mat2 (``meta.xml``, tracked changes, pictures inside), checked the same way.
 - PDF: mat2 ``--lightweight``: Poppler draws every page onto a new cairo PDF, so no original object
-  survives (annotations' authors, XMP on any object, embedded files, JavaScript, forms' data are gone;
-  annotations' appearance stays drawn), while text stays text that an investigator can select and
-  search. mat2's default would rasterise each page into an image: safer against hidden text but the
-  investigator could no longer search or copy it. Hidden or white text therefore stays in the file: it is
+  survives (annotations with their authors, XMP on any object, embedded files and JavaScript are gone:
+  ``test_pdf_annotation_authors_xmp_embedded_files_javascript_removed``), while text stays text that an
+  investigator can select and search (``test_pdf_text_stays_selectable``). mat2's default would
+  rasterise each page into an image: safer against hidden text, but the investigator could no longer
+  search or copy it. Hidden or white text therefore stays in the file: it is
   content, not metadata, and the investigator should see it.
 - HEIC: mat2 (exiftool removes every metadata item, keeps the coded image untouched). Pillow-heif would
   decode and re-encode the picture (lossy, and a large native wheel); ffmpeg 5.1 cannot read HEIC.

@@ -129,6 +129,12 @@ async def test_phone_video_accepted_and_cleaned(scratch: Path, container: str, k
         record.kind is kind and record.sealed_reason is None and "video:metadata=1" in record.removed_metadata
     )
     assert findings(out, suffix=f".{container}", canaries=dirty.CANARIES) == []
+    dates = {
+        value
+        for _, tag, value in exif_tags(out, f".{container}")
+        if tag.endswith(("Create Date", "Modify Date"))
+    }
+    assert dates == {"0000:00:00 00:00:00"}  # bit-exact mode: no creation time to match a phone's clock
     probe = subprocess.run(  # noqa: S603, ASYNC221 - a test's own tool
         [require_executable("ffprobe", apt("ffmpeg")), "-v", "error", "-show_streams", "-of", "json", "-"],
         input=out,
