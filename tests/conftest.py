@@ -55,6 +55,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     drop_what_is_left()  # a fixture that failed after creating its database, or a test that made its own
 
 
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param

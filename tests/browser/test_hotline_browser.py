@@ -89,7 +89,9 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     page.screenshot(path=str(data / "call-done.png"))
 
     # The caller's number is nowhere in the stored data (the files, and on PostgreSQL a dump of the rows).
-    stored = b"".join(p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png"))
+    stored = b"".join(
+        p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png")
+    )
     if database_url.startswith("postgresql"):
         stored += pg_dump(database_url)
     assert find_canaries(stored, [number, code]) == []

@@ -11,9 +11,7 @@ from tests.helpers.app import Harness
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
 tip_like = st.fixed_dictionaries(
@@ -21,18 +19,10 @@ tip_like = st.fixed_dictionaries(
     optional={
         "text": st.one_of(st.text(max_size=200), json_values),
         "anonymous": json_values,
-        "accused": st.one_of(
-            st.dictionaries(
-                st.sampled_from(["name", "unit", "position", "rank", "region", "x"]), json_values
-            ),
-            json_values,
-        ),
+        "accused": st.one_of(st.dictionaries(st.sampled_from(["name", "unit", "position", "rank", "region", "x"]), json_values), json_values),
         "incident": json_values,
         "category_hint": st.one_of(st.sampled_from(["interference", "other", "bogus"]), json_values),
-        "submitter": st.one_of(
-            st.dictionaries(st.sampled_from(["name", "phone", "email", "id_number", "address"]), json_values),
-            json_values,
-        ),
+        "submitter": st.one_of(st.dictionaries(st.sampled_from(["name", "phone", "email", "id_number", "address"]), json_values), json_values),
     },
 )
 
@@ -57,9 +47,7 @@ def test_no_input_produces_a_server_error(harness: Harness) -> None:
     @given(body=st.one_of(tip_like, json_values))
     def check(body: object) -> None:
         response = loop.run_until_complete(
-            harness.client.post(
-                "/api/v1/tips", content=json.dumps(body), headers={"content-type": "application/json"}
-            )
+            harness.client.post("/api/v1/tips", content=json.dumps(body), headers={"content-type": "application/json"})
         )
         assert response.status_code in (201, 413, 422), (body, response.status_code, response.text)
 

@@ -121,8 +121,7 @@ async def test_oversize_body_is_refused_with_413_and_stores_nothing(harness: Har
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["/report/", "/reportx", "/status/reply/x", "/api/v1/letters/abc/pages/x", "/api/v1/hotline/calls/"],
+    "path", ["/report/", "/reportx", "/status/reply/x", "/api/v1/letters/abc/pages/x", "/api/v1/hotline/calls/"]
 )
 async def test_body_limit_exempts_exact_upload_paths_only(harness: Harness, path: str) -> None:
     """Only the streaming upload routes themselves skip the generic limit, not paths that share a prefix."""

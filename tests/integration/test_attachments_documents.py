@@ -29,23 +29,14 @@ async def test_handler_adds_a_document_others_cannot(harness: Harness) -> None:
     assert attachment_id in [a["id"] for a in listed]
     download = await harness.client.get(f"/api/v1/attachments/{attachment_id}", headers=auth(sup))
     assert download.status_code == 200
-    assert (
-        b"GPS" not in download.content
-        and Image.open(io.BytesIO(download.content)).getexif().get(0x8825) is None
-    )
+    assert b"GPS" not in download.content and Image.open(io.BytesIO(download.content)).getexif().get(0x8825) is None
 
-    assert (
-        await harness.client.post(url, content=photo, headers=auth(world.other_investigator[1]))
-    ).status_code == 404
+    assert (await harness.client.post(url, content=photo, headers=auth(world.other_investigator[1]))).status_code == 404
     assert (await harness.client.post(url, content=photo, headers=auth(world.operator[1]))).status_code == 403
-    assert (
-        await harness.client.post(url, content=b"MZ\x90\x00" + b"\x00" * 200, headers=auth(inv))
-    ).status_code == 422
+    assert (await harness.client.post(url, content=b"MZ\x90\x00" + b"\x00" * 200, headers=auth(inv))).status_code == 422
     assert (await harness.client.post(url, content=photo)).status_code == 401
     async with harness.runtime.session_factory() as session:
         actions = list(
-            (
-                await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))
-            ).scalars()
+            (await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))).scalars()
         )
     assert actions.count("clue.attachments_added") == 1

@@ -59,9 +59,7 @@ async def _plain(key: bytes, blob_id: str, store: Path) -> bytes:
     return b"".join([c async for c in decrypt_stream(key, f"attachment/{blob_id}", chunks())])
 
 
-async def test_originals_kept_with_the_identity_key_when_asked(
-    fresh_database_url: str, tmp_path: Path
-) -> None:
+async def test_originals_kept_with_the_identity_key_when_asked(fresh_database_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     photo = jpeg_with_gps()
     async with app_with(data_dir, fresh_database_url, TIPLINE_WEB_KEEP_ORIGINALS="true") as (app, client):

@@ -92,7 +92,9 @@ async def test_staff_correct_a_classification_with_a_sealed_reason(harness: Harn
     assert response.status_code == 201, response.text
     correction = response.json()
     assert correction["new_labels"] == ["interference", "case_suppression"]  # taxonomy order
-    assert correction["old_labels"] == [c for c in classifier.current_taxonomy().category_ids if c in before]
+    assert correction["old_labels"] == [
+        c for c in classifier.current_taxonomy().category_ids if c in before
+    ]
     assert await _categories(harness, clue_id) == {"interference", "case_suppression"}
 
     # The assigned investigator may correct too; another investigator may not see the clue.

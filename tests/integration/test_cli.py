@@ -34,9 +34,7 @@ async def test_staff_and_units_through_the_cli_and_the_token_works(tmp_path, fre
     missing_parent = run_cli(["unit", "add", "--name", "x", "--parent", "nowhere"], env)
     assert missing_parent.returncode == 1 and "unit not found" in missing_parent.stderr
 
-    added = run_cli(
-        ["staff", "add", "--name", "王核查", "--role", "investigator", "--unit", "第一审查室"], env
-    )
+    added = run_cli(["staff", "add", "--name", "王核查", "--role", "investigator", "--unit", "第一审查室"], env)
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip().splitlines()[-1]
     assert token.startswith("tlk_")
@@ -48,11 +46,7 @@ async def test_staff_and_units_through_the_cli_and_the_token_works(tmp_path, fre
 
     with tipline_server(env, tmp_path / "server.log") as server:
         me = httpx.get(f"{server.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-        assert (
-            me.status_code == 200
-            and me.json()["name"] == "王核查"
-            and me.json()["unit"]["name"] == "第一审查室"
-        )
+        assert me.status_code == 200 and me.json()["name"] == "王核查" and me.json()["unit"]["name"] == "第一审查室"
         assert run_cli(["staff", "disable", "王核查"], env).returncode == 0
         after = httpx.get(f"{server.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert after.status_code == 401

@@ -31,9 +31,7 @@ async def test_one_bad_tip_does_not_sink_its_batch(harness: Harness) -> None:
     numbers = [r.registry_number for r in results if not isinstance(r, BaseException)]
     assert len(set(numbers)) == 10
     async with runtime.session_factory() as session:
-        stored = await session.scalar(
-            select(func.count()).select_from(Clue).where(Clue.id.in_([p.new.id for p in good]))
-        )
+        stored = await session.scalar(select(func.count()).select_from(Clue).where(Clue.id.in_([p.new.id for p in good])))
     assert stored == 10
 
 

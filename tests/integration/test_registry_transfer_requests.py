@@ -20,9 +20,7 @@ async def test_handler_asks_supervisor_approves_or_refuses(harness: Harness) -> 
     body = {"to_unit_id": world.other_unit, "reason": "涉及本单位领导，请求移交督查室"}
 
     assert (await harness.client.post(url, json=body, headers=auth(world.operator[1]))).status_code == 403
-    assert (
-        await harness.client.post(url, json=body, headers=auth(world.other_investigator[1]))
-    ).status_code == 404
+    assert (await harness.client.post(url, json=body, headers=auth(world.other_investigator[1]))).status_code == 404
     assert (await harness.client.post(url, json={**body, "reason": ""}, headers=auth(inv))).status_code == 422
     missing_unit = await harness.client.post(url, json={**body, "to_unit_id": "nope"}, headers=auth(inv))
     assert missing_unit.status_code == 404
@@ -30,22 +28,16 @@ async def test_handler_asks_supervisor_approves_or_refuses(harness: Harness) -> 
     assert created.status_code == 201, created.text
     request = created.json()
     assert request["status"] == "pending" and "reason" not in request
-    assert (
-        await harness.client.post(url, json=body, headers=auth(inv))
-    ).status_code == 409  # one pending at a time
+    assert (await harness.client.post(url, json=body, headers=auth(inv))).status_code == 409  # one pending at a time
 
     pending = await harness.client.get("/api/v1/transfer-requests", headers=auth(sup))
     assert request["id"] in [r["id"] for r in pending.json()]
     assert (await harness.client.get("/api/v1/transfer-requests", headers=auth(inv))).status_code == 403
 
     decision = f"/api/v1/transfer-requests/{request['id']}/decision"
-    assert (
-        await harness.client.post(decision, json={"approve": True, "reason": "同意"}, headers=auth(inv))
-    ).status_code == 403
+    assert (await harness.client.post(decision, json={"approve": True, "reason": "同意"}, headers=auth(inv))).status_code == 403
     # The transfer step's own rules apply: without a document number it is refused and nothing changes.
-    refused_step = await harness.client.post(
-        decision, json={"approve": True, "reason": "同意"}, headers=auth(sup)
-    )
+    refused_step = await harness.client.post(decision, json={"approve": True, "reason": "同意"}, headers=auth(sup))
     assert refused_step.status_code == 422
     approved = await harness.client.post(
         decision,
@@ -63,9 +55,7 @@ async def test_handler_asks_supervisor_approves_or_refuses(harness: Harness) -> 
         row = await session.get(TransferRequest, request["id"])
         assert "涉及本单位领导".encode() not in row.reason  # sealed
         actions = list(
-            (
-                await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))
-            ).scalars()
+            (await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))).scalars()
         )
     assert "clue.transfer_requested" in actions and "clue.transfer_request_approved" in actions
 
@@ -81,16 +71,10 @@ async def test_a_refused_request_leaves_the_clue_where_it_was(harness: Harness) 
         headers=auth(inv),
     )
     decision = f"/api/v1/transfer-requests/{created.json()['id']}/decision"
-    refused = await harness.client.post(
-        decision, json={"approve": False, "reason": "由本单位办理"}, headers=auth(sup)
-    )
+    refused = await harness.client.post(decision, json={"approve": False, "reason": "由本单位办理"}, headers=auth(sup))
     assert refused.status_code == 200 and refused.json()["status"] == "refused"
     async with harness.runtime.session_factory() as session:
         assert (await session.get(Clue, clue_id)).status == "triaged"
-    assert (
-        await harness.client.post(decision, json={"approve": False, "reason": "x"}, headers=auth(sup))
-    ).status_code == 409
+    assert (await harness.client.post(decision, json={"approve": False, "reason": "x"}, headers=auth(sup))).status_code == 409
     missing = "/api/v1/transfer-requests/00000000-0000-0000-0000-000000000000/decision"
-    assert (
-        await harness.client.post(missing, json={"approve": False, "reason": "x"}, headers=auth(sup))
-    ).status_code == 404
+    assert (await harness.client.post(missing, json={"approve": False, "reason": "x"}, headers=auth(sup))).status_code == 404
