@@ -4,8 +4,8 @@ Rows written before this revision list removed fields by name, and some of those
 (custom property names such as an Office sensitivity label's GUID, PDF /Info keys, chunk and tag ids).
 Each row's list is replaced by one count, ``legacy:fields=N``: no string of the file stays.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0027
+Revises: 0022 (on merge: the head then; 0023-0026 belong to other branches)
 Create Date: 2026-12-07 07:50:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0023"
+revision: str = "0027"
 down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
