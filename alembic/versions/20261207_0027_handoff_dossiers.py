@@ -31,7 +31,9 @@ def upgrade() -> None:
         sa.Column("identity_included", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["clue_id"], ["clues.id"], name=op.f("fk_dossiers_clue_id_clues"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["clue_id"], ["clues.id"], name=op.f("fk_dossiers_clue_id_clues"), ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(
             ["transfer_id"],
             ["clue_transfers.id"],
@@ -51,7 +53,10 @@ def upgrade() -> None:
         sa.Column("recorded_by", sa.String(length=64), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["dossier_id"], ["dossiers.id"], name=op.f("fk_dossier_feedback_dossier_id_dossiers"), ondelete="CASCADE"
+            ["dossier_id"],
+            ["dossiers.id"],
+            name=op.f("fk_dossier_feedback_dossier_id_dossiers"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dossier_feedback")),
     )

@@ -70,9 +70,7 @@ async def export_dossier(
     )
 
 
-@router.post(
-    "/dossiers/{digest}/feedback", status_code=201, response_model=FeedbackOut, responses=NOT_FOUND
-)
+@router.post("/dossiers/{digest}/feedback", status_code=201, response_model=FeedbackOut, responses=NOT_FOUND)
 async def record_feedback(
     digest: Digest,
     body: FeedbackIn,

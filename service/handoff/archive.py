@@ -132,7 +132,9 @@ def read_trusted_key(path: Path) -> TrustedKey:
         if document.get("format") != KEY_FORMAT:
             raise ValueError
         return TrustedKey(
-            str(document["key_id"]), str(document["algorithm"]), base64.b64decode(document["public"], validate=True)
+            str(document["key_id"]),
+            str(document["algorithm"]),
+            base64.b64decode(document["public"], validate=True),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise DossierInvalid(f"{path} is not a readable {KEY_FORMAT} public key file") from None
@@ -234,7 +236,9 @@ def _manifest(data: bytes) -> dict[str, Any]:
             manifest.get("format") == FORMAT
             and manifest.get("hash_algorithm") in HASH_NAMES
             and all(
-                isinstance(e.get("path"), str) and isinstance(e.get("size"), int) and isinstance(e.get("hash"), str)
+                isinstance(e.get("path"), str)
+                and isinstance(e.get("size"), int)
+                and isinstance(e.get("hash"), str)
                 for e in manifest["files"]
             )
         )

@@ -109,7 +109,13 @@ def render_pdf(document: DossierDocument) -> bytes:
         story.append(_p("无"))
     story.append(_p("五、附件清单（元数据已清除，文件见 files/ 目录）", _HEADING))
     if document.attachments:
-        story.append(_grid(["文件", "类型", "大小", "哈希值", "已清除的元数据"], document.attachments, (44, 24, 18, 52, 32)))
+        story.append(
+            _grid(
+                ["文件", "类型", "大小", "哈希值", "已清除的元数据"],
+                document.attachments,
+                (44, 24, 18, 52, 32),
+            )
+        )
     else:
         story.append(_p("无"))
     story += [

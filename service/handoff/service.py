@@ -51,7 +51,14 @@ SOURCE_NAMES = {
     "self_inspection": "本级自查",
     "voluntary_confession": "主动坦白",
 }
-CHANNEL_NAMES = {"web": "网络", "email": "邮件", "hotline": "电话", "letter": "来信", "visit": "来访", "staff": "工作人员"}
+CHANNEL_NAMES = {
+    "web": "网络",
+    "email": "邮件",
+    "hotline": "电话",
+    "letter": "来信",
+    "visit": "来访",
+    "staff": "工作人员",
+}
 STEP_NAMES = {
     "triage": "分办",
     "refer": "转出",
@@ -64,7 +71,13 @@ STEP_NAMES = {
     "archive": "归档",
     "reassign": "改派",
 }
-ACCUSED_FIELDS = (("name", "姓名"), ("unit", "单位"), ("position", "职务"), ("rank", "职级"), ("region", "地区"))
+ACCUSED_FIELDS = (
+    ("name", "姓名"),
+    ("unit", "单位"),
+    ("position", "职务"),
+    ("rank", "职级"),
+    ("region", "地区"),
+)
 MAX_FEEDBACK_CHARS = 10_000
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 
@@ -144,13 +157,16 @@ async def _history(session: AsyncSession, clue_id: str) -> list[list[str]]:
     staff_ids |= {t.approver_id for t in transitions if t.approver_id}
     names = await _names(session, Staff, staff_ids)
     rows = []
+    status = STATUS_NAMES.get
     for t in transitions:
-        actor = names.get(t.actor.removeprefix("staff:"), t.actor) if t.actor.startswith("staff:") else t.actor
+        actor = (
+            names.get(t.actor.removeprefix("staff:"), t.actor) if t.actor.startswith("staff:") else t.actor
+        )
         rows.append(
             [
                 _local(t.at),
                 STEP_NAMES.get(t.action, t.action),
-                f"{STATUS_NAMES.get(t.from_status, t.from_status)} → {STATUS_NAMES.get(t.to_status, t.to_status)}",
+                f"{status(t.from_status, t.from_status)} → {status(t.to_status, t.to_status)}",
                 actor,
                 names.get(t.approver_id, "—") if t.approver_id else "—",
             ]
@@ -163,7 +179,9 @@ async def _ledger(session: AsyncSession, clue: Clue, transfer: ClueTransfer) -> 
     units = await _names(session, Unit, {u for u in (clue.handling_unit_id, transfer.to_unit_id) if u})
     category_names = taxonomy_categories.category_names()
     method = state.disposal_method
-    receiver = units.get(transfer.to_unit_id or "", "") if transfer.kind == "unit" else (transfer.target or "")
+    receiver = (
+        units.get(transfer.to_unit_id or "", "") if transfer.kind == "unit" else (transfer.target or "")
+    )
     return [
         ("登记编号", clue.registry_number),
         ("线索来源", SOURCE_NAMES.get(clue.source, clue.source)),
@@ -198,16 +216,22 @@ def _document(
 ) -> DossierDocument:
     messages = [
         MessageBlock(
-            f"{'举报人' if m.direction == FROM_REPORTER else '工作人员'} · {_local(m.at)}"
-            + (f" · 附件 {len(m.attachment_ids)} 个" if m.attachment_ids else ""),
+            f"{'举报人' if m.direction == FROM_REPORTER else '工作人员'}　{_local(m.at)}"
+            + (f"　附件 {len(m.attachment_ids)} 个" if m.attachment_ids else ""),
             m.text,
         )
         for m in texts.messages
     ]
-    incident = [(label, str(texts.incident[key])) for key, label in (("time", "发生时间"), ("place", "发生地点")) if texts.incident.get(key)]
+    incident = [
+        (label, str(texts.incident[key]))
+        for key, label in (("time", "发生时间"), ("place", "发生地点"))
+        if texts.incident.get(key)
+    ]
     footer = [
         f"导出人：{principal.name}　导出时间：{_local(now)}",
-        "本材料不含举报人身份信息。" if not released_identity else "本材料含经监护人批准披露的身份信息，须严格保密。",
+        "本材料不含举报人身份信息。"
+        if not released_identity
+        else "本材料含经监护人批准披露的身份信息，须严格保密。",
         "完整性校验：tipline dossier verify 本文件所在的 ZIP --trusted-key 登记机关的公钥文件。",
     ]
     return DossierDocument(
@@ -340,10 +364,14 @@ def _feedback_binding(feedback_id: str) -> str:
     return f"dossier_feedback/{feedback_id}/body"
 
 
-async def _visible_dossier(session: AsyncSession, *, digest: str, principal: Principal) -> tuple[Dossier, Clue]:
+async def _visible_dossier(
+    session: AsyncSession, *, digest: str, principal: Principal
+) -> tuple[Dossier, Clue]:
     digest = (digest or "").strip().lower()
     if not _DIGEST.match(digest):
-        raise Invalid("移交材料哈希值应为 64 位十六进制数", message_en="the dossier hash must be 64 hex digits")
+        raise Invalid(
+            "移交材料哈希值应为 64 位十六进制数", message_en="the dossier hash must be 64 hex digits"
+        )
     dossier = await session.scalar(select(Dossier).where(Dossier.digest == digest))
     if dossier is None:
         raise NotFound("移交材料不存在", message_en="dossier not found")
@@ -359,7 +387,9 @@ def _clean_feedback(text: str) -> str:
     if not text:
         raise Invalid("请填写反馈内容", message_en="the feedback is empty")
     if len(text) > MAX_FEEDBACK_CHARS:
-        raise Invalid(f"反馈不能超过 {MAX_FEEDBACK_CHARS} 字", message_en=f"at most {MAX_FEEDBACK_CHARS} characters")
+        raise Invalid(
+            f"反馈不能超过 {MAX_FEEDBACK_CHARS} 字", message_en=f"at most {MAX_FEEDBACK_CHARS} characters"
+        )
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
         raise Invalid("反馈含有无效字符", message_en="the feedback contains control characters")
     return text
@@ -373,7 +403,9 @@ async def record_feedback(
     require(principal.roles, Action.record_dossier_feedback)
     text = _clean_feedback(text)
     dossier, clue = await _visible_dossier(session, digest=digest, principal=principal)
-    row = DossierFeedback(id=new_id(), dossier_id=dossier.id, recorded_by=principal.actor, recorded_at=utcnow())
+    row = DossierFeedback(
+        id=new_id(), dossier_id=dossier.id, recorded_by=principal.actor, recorded_at=utcnow()
+    )
     row.body = runtime.keys.seal_case(text.encode("utf-8"), _feedback_binding(row.id))
     session.add(row)
     await session.flush()

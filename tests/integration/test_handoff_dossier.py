@@ -69,7 +69,9 @@ async def _sent_on_clue(harness: Harness, world: World) -> tuple[str, str, str]:
     reply = await post_reply(harness.client, page.text, f"有事可以打我电话{PHONE}")
     assert reply.status_code == 200, reply.text
     async with harness.runtime.session_factory() as session:
-        clue_id = (await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))).first()[0]
+        clue_id = (
+            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
+        ).first()[0]
     sup, inv = world.supervisor[1], world.investigator[1]
     assert (await step(harness, clue_id, sup, "triage")).status_code == 201
     # Not handed off yet: nothing to export.
@@ -106,7 +108,9 @@ def _verify_error(data: bytes, trusted: list[archive.TrustedKey]) -> str:
     return message
 
 
-def _repack(data: bytes, *, replace: dict[str, bytes] | None = None, drop: str = "", add: tuple = ()) -> bytes:
+def _repack(
+    data: bytes, *, replace: dict[str, bytes] | None = None, drop: str = "", add: tuple = ()
+) -> bytes:
     """The same dossier re-zipped with a member replaced, removed or added (valid ZIP, valid CRCs)."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
@@ -160,7 +164,9 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
     assert "执行款去向不明".encode() in members[files[0]]
 
     # No identity anywhere: every member's bytes, the whole ZIP, and the PDF's text as pypdf reads it.
-    pdf_text = _strip("".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(members["dossier.pdf"])).pages))
+    pdf_text = _strip(
+        "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(members["dossier.pdf"])).pages)
+    )
     for secret in (REPORTER_NAME, PHONE, ID_NUMBER, original_name, original_name.removesuffix(".txt")):
         for encoding in ("utf-8", "utf-16-be", "gb18030"):
             needle = secret.encode(encoding)
@@ -179,7 +185,9 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
         assert member in _verify_error(_flip_byte_in(data, member), trusted)
     changed_file = _verify_error(_repack(data, replace={files[0]: b"changed"}), trusted)
     assert changed_file == f"{files[0]} was changed: its SHA-256 hash does not match the manifest"
-    changed_pdf = _verify_error(_repack(data, replace={"dossier.pdf": members["dossier.pdf"] + b" "}), trusted)
+    changed_pdf = _verify_error(
+        _repack(data, replace={"dossier.pdf": members["dossier.pdf"] + b" "}), trusted
+    )
     assert "dossier.pdf was changed" in changed_pdf
     removed = _verify_error(_repack(data, drop=files[0]), trusted)
     assert removed == f"{files[0]} listed in the manifest is missing"
@@ -187,9 +195,7 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
     assert added == "files/extra.txt is not in the manifest (added after signing)"
     manifest = json.loads(members["manifest.json"])
     manifest["files"] = [e for e in manifest["files"] if e["path"] != files[0]]
-    forged = _repack(
-        data, replace={"manifest.json": json.dumps(manifest).encode()}, drop=files[0]
-    )
+    forged = _repack(data, replace={"manifest.json": json.dumps(manifest).encode()}, drop=files[0])
     assert _verify_error(forged, trusted) == "manifest.json was changed: its signature does not verify"
     stranger = checkpoints.load_or_create_signing_key(tmp_path / "elsewhere", "international")
     wrong_key = [archive.TrustedKey(stranger.key_id, stranger.algorithm, stranger.public)]
@@ -215,10 +221,14 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
     feedback_url = f"/api/v1/dossiers/{digest}/feedback"
     body = {"text": "区人民检察院已收到，正在初查。"}
     assert (await harness.client.post(feedback_url, json=body, headers=auth(inv))).status_code == 403
-    assert (await harness.client.post(feedback_url, json={"text": "  "}, headers=auth(sup))).status_code == 422
+    assert (
+        await harness.client.post(feedback_url, json={"text": "  "}, headers=auth(sup))
+    ).status_code == 422
     unknown = await harness.client.post(f"/api/v1/dossiers/{'0' * 64}/feedback", json=body, headers=auth(sup))
     assert unknown.status_code == 404
-    assert (await harness.client.post("/api/v1/dossiers/xyz/feedback", json=body, headers=auth(sup))).status_code == 422
+    assert (
+        await harness.client.post("/api/v1/dossiers/xyz/feedback", json=body, headers=auth(sup))
+    ).status_code == 422
     recorded = await harness.client.post(feedback_url, json=body, headers=auth(sup))
     assert recorded.status_code == 201, recorded.text
     assert recorded.json()["digest"] == digest and recorded.json()["text"] == body["text"]
@@ -227,13 +237,17 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
     async with harness.runtime.session_factory() as session:
         row = await session.get(DossierFeedback, recorded.json()["id"])
         assert "正在初查".encode() not in row.body
-        transfer = await session.scalar(select(ClueTransfer).where(ClueTransfer.clue_id == clue_id, ClueTransfer.kind == "organ"))
+        transfer = await session.scalar(
+            select(ClueTransfer).where(ClueTransfer.clue_id == clue_id, ClueTransfer.kind == "organ")
+        )
         assert transfer.feedback_at is not None
         feedback_entries = [
             json.loads(e.details)
             for e in (
                 await session.execute(
-                    select(AuditEntry).where(AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_feedback")
+                    select(AuditEntry).where(
+                        AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_feedback"
+                    )
                 )
             ).scalars()
         ]
@@ -267,12 +281,16 @@ async def test_cli_export_acts_as_the_staff_member(harness: Harness, tmp_path: P
     clue = await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(world.supervisor[1]))
     number = clue.json()["registry_number"]
 
-    outsider = run_cli(["dossier", "export", number, "--out", str(out)], env, stdin=world.other_investigator[1] + "\n")
+    outsider = run_cli(
+        ["dossier", "export", number, "--out", str(out)], env, stdin=world.other_investigator[1] + "\n"
+    )
     assert outsider.returncode == 1 and "clue not found" in outsider.stderr and not out.exists()
     no_token = run_cli(["dossier", "export", number, "--out", str(out)], env, stdin="")
     assert no_token.returncode == 2 and not out.exists()
 
-    exported = run_cli(["dossier", "export", number, "--out", str(out)], env, stdin=world.supervisor[1] + "\n")
+    exported = run_cli(
+        ["dossier", "export", number, "--out", str(out)], env, stdin=world.supervisor[1] + "\n"
+    )
     assert exported.returncode == 0, exported.stderr
     digest = exported.stdout.strip().splitlines()[-1].split(":")[-1]
     verified = run_cli(["dossier", "verify", str(out)], env)  # the registry's own keys dir as the trust
@@ -291,15 +309,22 @@ async def test_cli_export_acts_as_the_staff_member(harness: Harness, tmp_path: P
     assert actors == [f"staff:{world.supervisor[0]}"]
 
 
-async def test_national_suite_signs_with_sm2_and_hashes_with_sm3(fresh_database_url: str, tmp_path: Path) -> None:
+async def test_national_suite_signs_with_sm2_and_hashes_with_sm3(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
     async with running_app(tmp_path / "data", fresh_database_url, crypto_suite="national") as harness:
         world = await make_world(harness)
         clue_id, _, _ = await _sent_on_clue(harness, world)
-        response = await harness.client.post(f"/api/v1/clues/{clue_id}/dossier", headers=auth(world.investigator[1]))
+        response = await harness.client.post(
+            f"/api/v1/clues/{clue_id}/dossier", headers=auth(world.investigator[1])
+        )
         assert response.status_code == 200, response.text
         assert response.headers["x-dossier-hash"].startswith("sm3:")
         key = archive.read_trusted_key(harness.data_dir / "keys" / "audit-signing.national.public.json")
         verified = archive.verify_zip(io.BytesIO(response.content), [key])
         assert verified.hash_algorithm == "sm3" and verified.algorithm == "sm2-sm3"
         changed = _repack(response.content, replace={"dossier.pdf": b"%PDF-1.4 changed"})
-        assert _verify_error(changed, [key]) == "dossier.pdf was changed: its SM3 hash does not match the manifest"
+        assert (
+            _verify_error(changed, [key])
+            == "dossier.pdf was changed: its SM3 hash does not match the manifest"
+        )
