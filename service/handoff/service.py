@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,6 +79,15 @@ ACCUSED_FIELDS = (
 )
 MAX_FEEDBACK_CHARS = 10_000
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+@dataclass(frozen=True)
+class ReleasedIdentity:
+    """Identity a completed custody release (two people, a recorded reason: ``service.custody``) decided to
+    send with a hand-off: the release's id and the labelled values to show. Nothing builds one yet."""
+
+    release_id: str
+    fields: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,7 @@ def _document(
     history: list[list[str]],
     principal: Principal,
     now: datetime,
-    released_identity: Mapping[str, str] | None,
+    released_identity: ReleasedIdentity | None,
 ) -> DossierDocument:
     messages = [
         MessageBlock(
@@ -244,7 +252,7 @@ def _document(
         attachments=attachments,
         history=history,
         footer=footer,
-        released_identity=tuple((released_identity or {}).items()),
+        released_identity=released_identity.fields if released_identity else (),
     )
 
 
@@ -255,15 +263,15 @@ async def export_dossier(
     principal: Principal,
     runtime: Runtime,
     text_source: TextSource = masked_texts,
-    released_identity: Mapping[str, str] | None = None,
+    released_identity: ReleasedIdentity | None = None,
 ) -> ExportedDossier:
     """Build, sign, record and audit the dossier of a handed-off clue; returns the ZIP.
 
     ``text_source`` is where the report and message texts come from (redaction will pass its own).
-    ``released_identity`` is the documented hook for identity: labels and values that a completed custody
-    release (two people, a recorded reason) decided to send with the hand-off. No edge passes it today; when
-    given, the PDF shows it in its own section, the manifest says ``identity_included: true`` and so do the
-    dossier row and the audit entry.
+    ``released_identity`` is the documented hook for identity (:class:`ReleasedIdentity`): what a completed
+    custody release decided to send with the hand-off. The release path that would build it is not written;
+    no edge passes it today. When given, the PDF shows it in a section of its own, the manifest says
+    ``identity_included: true`` with the release id, and so do the dossier row and the audit entry.
     """
     require(principal.roles, Action.export_dossier)
     clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -296,7 +304,8 @@ async def export_dossier(
             "document_number": transfer.document_number,
             "transferred_at": as_utc(transfer.transferred_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
-        "identity_included": bool(released_identity),
+        "identity_included": released_identity is not None,
+        "identity_release_id": released_identity.release_id if released_identity else None,
     }
 
     def build() -> archive.BuiltDossier:  # CPU-bound: typesetting, hashing, signing
@@ -315,7 +324,7 @@ async def export_dossier(
         key_id=key.key_id,
         file_count=built.file_count,
         size=len(built.data),
-        identity_included=bool(released_identity),
+        identity_included=released_identity is not None,
         created_by=principal.actor,
         created_at=now,
     )
@@ -335,6 +344,7 @@ async def export_dossier(
             "transfer_id": transfer.id,
             "files": built.file_count,
             "identity_included": row.identity_included,
+            "identity_release_id": released_identity.release_id if released_identity else None,
         },
     )
     return ExportedDossier(

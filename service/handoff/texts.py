@@ -11,10 +11,9 @@ services it calls (``clue.read``, ``message.read``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +39,12 @@ class ShownTexts:
     messages: tuple[ShownMessage, ...]
 
 
-TextSource = Callable[..., Awaitable[ShownTexts]]
+class TextSource(Protocol):
+    """Where a dossier's words come from: ``masked_texts`` today, the redacted version with redaction."""
+
+    async def __call__(
+        self, session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+    ) -> ShownTexts: ...
 
 
 async def masked_texts(

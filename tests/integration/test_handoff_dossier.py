@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from sqlalchemy import select
 
 from service.audit import checkpoints
 from service.audit.models import AuditEntry
+from service.auth import service as auth_service
 from service.handoff import archive
-from service.handoff.models import DossierFeedback
+from service.handoff import service as handoff_service
+from service.handoff.models import Dossier, DossierFeedback
+from service.handoff.texts import masked_texts
 from service.intake.models import Receipt
 from service.platform.timeutil import LOCAL
 from service.registry.models import ClueTransfer
@@ -328,3 +332,59 @@ async def test_national_suite_signs_with_sm2_and_hashes_with_sm3(
             _verify_error(changed, [key])
             == "dossier.pdf was changed: its SM3 hash does not match the manifest"
         )
+
+
+async def test_text_source_and_identity_hook(harness: Harness) -> None:
+    """Redaction slots in as another text source; identity enters only through the release hook, and the
+    dossier then says so in its manifest, its row and its audit entry."""
+    world = await make_world(harness)
+    clue_id, _, _ = await _sent_on_clue(harness, world)
+
+    async def redacted(session, *, clue_id, principal, runtime):  # type: ignore[no-untyped-def]
+        shown = await masked_texts(session, clue_id=clue_id, principal=principal, runtime=runtime)
+        return replace(shown, report="［已删节］" + shown.report[-6:], messages=())
+
+    release = handoff_service.ReleasedIdentity("release-test-1", (("举报人姓名", REPORTER_NAME),))
+    async with harness.runtime.session_factory() as session:
+        principal = await auth_service.authenticate(session, world.investigator[1])
+        plain = await handoff_service.export_dossier(
+            session, clue_id=clue_id, principal=principal, runtime=harness.runtime, text_source=redacted
+        )
+        released = await handoff_service.export_dossier(
+            session, clue_id=clue_id, principal=principal, runtime=harness.runtime, released_identity=release
+        )
+        await session.commit()
+        rows = {
+            d.digest: d
+            for d in (await session.execute(select(Dossier).where(Dossier.clue_id == clue_id))).scalars()
+        }
+        entries = [
+            json.loads(e.details)
+            for e in (
+                await session.execute(
+                    select(AuditEntry).where(
+                        AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_exported"
+                    )
+                )
+            ).scalars()
+        ]
+
+    def pdf_text(data: bytes) -> str:
+        with zipfile.ZipFile(io.BytesIO(data)) as dossier:
+            reader = pypdf.PdfReader(io.BytesIO(dossier.read("dossier.pdf")))
+            return _strip("".join(page.extract_text() for page in reader.pages))
+
+    def manifest(data: bytes) -> dict:  # type: ignore[type-arg]
+        with zipfile.ZipFile(io.BytesIO(data)) as dossier:
+            return json.loads(dossier.read("manifest.json"))
+
+    assert "［已删节］" in pdf_text(plain.data) and "［手机号］" not in pdf_text(plain.data)
+    assert REPORTER_NAME not in pdf_text(plain.data) and manifest(plain.data)["identity_included"] is False
+    assert REPORTER_NAME in pdf_text(released.data)
+    assert manifest(released.data)["identity_included"] is True
+    assert manifest(released.data)["identity_release_id"] == "release-test-1"
+    assert rows[released.digest].identity_included and not rows[plain.digest].identity_included
+    by_digest = {e["digest"]: e for e in entries}
+    assert by_digest[released.digest]["identity_release_id"] == "release-test-1"
+    assert by_digest[plain.digest]["identity_included"] is False
+    archive.verify_zip(io.BytesIO(released.data), _trusted(harness))
