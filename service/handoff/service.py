@@ -33,6 +33,8 @@ from service.handoff.models import Dossier, DossierFeedback
 from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
 from service.handoff.texts import ShownTexts, TextSource, masked_texts
 from service.messages.models import FROM_REPORTER
+from service.platform.blobs import BlobStoreError
+from service.platform.crypto.stream import StreamError
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Runtime
@@ -40,24 +42,11 @@ from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import categories as taxonomy_categories
 from service.registry import routing
 from service.registry import service as registry_service
+from service.registry.ledger import CHANNEL_NAMES, SOURCE_NAMES
 from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES, get_state
 from service.registry.models import Clue, ClueTransfer, ClueTransition
 
 HANDOFF_KINDS = {"unit": "移交承办单位", **SEND_ON_KINDS}  # a referral of an out-of-scope report is not one
-SOURCE_NAMES = {
-    "public_report": "群众举报",
-    "superior_assigned": "上级交办",
-    "self_inspection": "本级自查",
-    "voluntary_confession": "主动坦白",
-}
-CHANNEL_NAMES = {
-    "web": "网络",
-    "email": "邮件",
-    "hotline": "电话",
-    "letter": "来信",
-    "visit": "来访",
-    "staff": "工作人员",
-}
 STEP_NAMES = {
     "triage": "分办",
     "refer": "转出",
@@ -136,7 +125,10 @@ async def _cleaned_files(
         download = await attachments_service.open_download(
             session, attachment_id=listing.id, principal=principal, keys=runtime.keys, store=runtime.blobs
         )
-        data = b"".join([chunk async for chunk in download.chunks])
+        try:
+            data = b"".join([chunk async for chunk in download.chunks])
+        except (StreamError, BlobStoreError):  # damaged past its first segment: no dossier without it
+            raise attachments_service.AttachmentUnavailable() from None
         path = archive.FILES_DIR + download.filename  # generated from the id and the detected type
         members.append((path, data))
         rows.append(

@@ -16,6 +16,7 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
+from service.attachments.models import Attachment
 from service.audit import checkpoints
 from service.audit.models import AuditEntry
 from service.auth import service as auth_service
@@ -388,3 +389,27 @@ async def test_text_source_and_identity_hook(harness: Harness) -> None:
     assert by_digest[released.digest]["identity_release_id"] == "release-test-1"
     assert by_digest[plain.digest]["identity_included"] is False
     archive.verify_zip(io.BytesIO(released.data), _trusted(harness))
+
+
+async def test_a_damaged_file_stops_the_export_and_records_nothing(harness: Harness) -> None:
+    world = await make_world(harness)
+    clue_id, _, _ = await _sent_on_clue(harness, world)
+    async with harness.runtime.session_factory() as session:
+        blob_id = await session.scalar(select(Attachment.blob_id).where(Attachment.clue_id == clue_id))
+    blob = harness.data_dir / "blobs" / blob_id[:2] / blob_id
+    stored = bytearray(blob.read_bytes())
+    stored[-20] ^= 0x01
+    blob.write_bytes(bytes(stored))
+    response = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/dossier", headers=auth(world.investigator[1])
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "attachment_unavailable"
+    async with harness.runtime.session_factory() as session:
+        assert await session.scalar(select(Dossier.id).where(Dossier.clue_id == clue_id)) is None
+        exported = await session.scalar(
+            select(AuditEntry.id).where(
+                AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_exported"
+            )
+        )
+        assert exported is None
