@@ -1,7 +1,7 @@
 """Hand-off dossiers and the receivers' feedback on them.
 
 Revision ID: 0027
-Revises: 0023 (the lead renumbers at merge: down_revision is the head of main then)
+Revises: 0026
 Create Date: 2026-12-07 08:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027"
-down_revision: str | None = "0023"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
