@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service.api.attachments import router as attachments_router
 from service.api.classification import router as classification_router
+from service.api.handoff import router as handoff_router
 from service.api.hotline import UPLOAD_PATHS as HOTLINE_UPLOAD_PATHS
 from service.api.hotline import router as hotline_router
 from service.api.mail import router as mail_router
@@ -52,6 +53,7 @@ STAFF_ROUTERS = (
     attachments_router,
     classification_router,
     retention_router,
+    handoff_router,
     mail_router,
     hotline_router,
     staff_web_router,

@@ -10,14 +10,14 @@ import logging
 import sys
 
 from service.classification import classifier
-from service.cli import audit, auth, classification, custody, db, registry, server
+from service.cli import audit, auth, classification, custody, db, handoff, registry, server
 from service.cli.classify import run as run_classify
 from service.platform.crypto.keys import KeyFileError
 from service.platform.errors import DomainError
 from service.platform.migrations import SchemaOutOfDate
 from service.platform.settings import SettingsError, load_settings
 
-GROUPS = (server, db, audit, auth, custody, classification, registry)
+GROUPS = (server, db, audit, auth, custody, classification, registry, handoff)
 COMMANDS = {name: handler for group in GROUPS for name, handler in group.COMMANDS.items()}
 
 

@@ -131,6 +131,9 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/clues/{clue_id}/classification"): r(A.correct_classification, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
     ("PUT", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
+    ("POST", "/api/v1/clues/{clue_id}/dossier"): r(A.export_dossier, hidden_404=True),
+    ("POST", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
+    ("GET", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
     ("GET", "/api/v1/taxonomy"): r(A.view_taxonomy),
     ("POST", "/api/v1/taxonomy/reload"): r(A.reload_taxonomy),
     # --- rules ------------------------------------------------------------------------------------------
@@ -329,6 +332,7 @@ async def test_role_endpoint_matrix(harness: Harness) -> None:
         "transfer_id": "no-such-transfer",
         "attachment_id": "no-such-attachment",
         "mail_id": "no-such-mail",
+        "digest": "0" * 64,
         "fmt": "csv",
         "name": "web.css",
     }
