@@ -80,6 +80,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/docs/static/{name}"): PUB,
     ("GET", "/staff/login"): PUB,
     ("POST", "/staff/login"): PUB,
+    ("GET", "/staff/lang"): PUB,  # the language switch: a cookie saying "en" or "zh"
     ("GET", "/staff/static/staff.css"): PUB,
     # --- any signed-in staff member ---------------------------------------------------------------------
     ("GET", "/staff"): STAFF,
