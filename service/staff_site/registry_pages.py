@@ -44,7 +44,8 @@ ACTION_NAMES = {
 
 def _category_names() -> dict[str, str]:
     return {
-        c.id: c.name.split("(")[0].split("（")[0].strip() for c in classifier.current_taxonomy().categories
+        c.id: c.name.split("(")[0].split("（")[0].strip()
+        for c in classifier.current_taxonomy().categories
     }
 
 
