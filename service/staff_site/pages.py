@@ -125,7 +125,10 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     lang = lang_of(request)
+    # Back to this page after switching; a page answering a POST has no address to return to.
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        here = "/staff"
     values: dict[str, Any] = {
         "lang": lang,
         "html_lang": HTML_LANG[lang],
