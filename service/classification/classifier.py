@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.classification import dedup, model, pii
@@ -38,6 +39,8 @@ __all__ = [
     "MaskedTexts",
     "mask_texts",
     "near_duplicate_signature",
+    "load_name_segmenter",
+    "NEAR_DUPLICATE_KEY_LABEL",
     "reload_taxonomy",
     "signature_similarity",
     "taxonomy_in_force",
@@ -149,8 +152,8 @@ def validate_taxonomy_file(path: Path | str) -> Taxonomy:
     return taxonomy
 
 
-def find_personal_data(text: str) -> list[PersonalDataSpan]:
-    return pii.find_personal_data(text)
+def find_personal_data(text: str, accused: Sequence[str] = ()) -> list[PersonalDataSpan]:
+    return pii.find_personal_data(text, accused)
 
 
 def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
@@ -160,12 +163,22 @@ def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
 MaskedTexts = pii.MaskedTexts
 
 
-def mask_texts(texts: dict[str, str | None]) -> MaskedTexts:
-    return pii.mask_texts(texts)
+def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
+    """``accused``: the names in the clue's accused field, which stay readable."""
+    return pii.mask_texts(texts, accused)
 
 
-def near_duplicate_signature(text: str) -> bytes:
-    return dedup.near_duplicate_signature(text)
+def load_name_segmenter() -> None:
+    """At a worker's start: the name detector's dictionary, loaded before the first report needs it."""
+    pii.load_name_segmenter()
+
+
+def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
+    """``key``: ``runtime.lookup_key(NEAR_DUPLICATE_KEY_LABEL)``; other keys never match."""
+    return dedup.near_duplicate_signature(text, key=key)
+
+
+NEAR_DUPLICATE_KEY_LABEL = dedup.KEY_LABEL
 
 
 def signature_similarity(a: bytes, b: bytes) -> float:

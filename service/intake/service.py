@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,13 +28,13 @@ from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
+from service.platform.runtime import Sealing
 from service.platform.timeutil import utcnow
 from service.registry import search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 
 if TYPE_CHECKING:
-    from service.platform.crypto.keys import KeyRing
     from service.platform.runtime import Runtime
 
 
@@ -73,15 +73,6 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-class Sealing(Protocol):
-    """What preparing a tip needs from a process: the intake role's public keys and the lookup keys. The
-    server's ``Runtime`` has them, and so has an intake worker process (``intake.pipeline``)."""
-
-    keys: KeyRing
-
-    def lookup_key(self, label: str) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class PreparedTip:
     """A submission sealed and classified, ready to register: no database work has happened yet."""
@@ -108,7 +99,9 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
     keys = runtime.keys
     # Personal data the reporter wrote is a submitter detail: staff see it masked, the originals are sealed
     # with the identity key.
-    masked = classifier.mask_texts({"text": submission.text, **submission.notes})
+    masked = classifier.mask_texts(
+        {"text": submission.text, **submission.notes}, accused=[submission.accused.get("name") or ""]
+    )
     masked_text = masked.texts.pop("text") or ""
     result = classifier.classify(masked_text, category_hint=hint)
 
