@@ -48,7 +48,12 @@ def blob_store(runtime: RuntimeDep) -> LocalBlobStore:
     return runtime.blobs
 
 
-@router.get("/clues/{clue_id}/attachments", response_model=list[AttachmentOut], responses=NOT_FOUND)
+@router.get(
+    "/clues/{clue_id}/attachments",
+    summary="List a clue's files",
+    response_model=list[AttachmentOut],
+    responses=NOT_FOUND,
+)
 async def list_attachments(clue_id: str, principal: CurrentStaff, session: SessionDep) -> list[AttachmentOut]:
     """The clue's files (the report's and those sent with replies), oldest first; no content."""
     listings = await attachments_service.list_attachments(session, clue_id=clue_id, principal=principal)
@@ -72,6 +77,7 @@ async def list_attachments(clue_id: str, principal: CurrentStaff, session: Sessi
 
 @router.get(
     "/attachments/{attachment_id}",
+    summary="Download a file (metadata removed)",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file, metadata removed"},
