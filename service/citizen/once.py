@@ -84,6 +84,10 @@ class SubmissionKeys:
         self._expire()
         return form_key.digest in self._done
 
+    def pending(self, form_key: FormKey) -> bool:
+        """The same form is being filed right now (a double tap)."""
+        return form_key.digest in self._pending
+
     async def begin(self, form_key: FormKey) -> Begun:
         while True:
             if self.seen(form_key):

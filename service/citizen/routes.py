@@ -419,9 +419,15 @@ async def submit_report(request: Request) -> Response:
             )
             fields.pop("submission_key", None)
             tip = None
-        if tip is not None and not (
-            state.settings.pow_bits == 0
-            or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
+        # A second copy of a form being filed now will wait for it, not file: it needs no place in the queue
+        # (the client's one place is the first copy's, and a "busy" answer would hide the receipt).
+        if (
+            tip is not None
+            and not (form_key is not None and state.keys.pending(form_key))
+            and not (
+                state.settings.pow_bits == 0
+                or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
+            )
         ):
             try:
                 await stack.enter_async_context(state.queue.slot(_client(request)))

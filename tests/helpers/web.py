@@ -39,8 +39,8 @@ async def post_report(
     headers: dict[str, str] | None = None,
     follow: bool = True,
 ) -> httpx.Response:
-    """A fresh form, filled and sent; ``follow``: the receipt page the answer redirects to (post/redirect/get),
-    else the answer itself."""
+    """A fresh form, filled and sent; ``follow``: the receipt page the answer redirects to
+    (post/redirect/get), else the answer itself."""
     hidden = await report_form(client)
     data = {**hidden, **fields}
     if solve_pow and hidden.get("pow_challenge"):
