@@ -174,6 +174,7 @@ def render(request: Request, template: str, *, lang: str, status: int = 200, **c
         "errors": {},
         "field_ids": {},
         "with_script": True,
+        "sep": " " if lang == "en" else "",  # between two sentences: Chinese puts no space
     }
     base.update(context)
     base["field_ids"] = {name: f"f-{name}" for name in base["errors"]}
@@ -439,6 +440,8 @@ async def submit_report(request: Request) -> Response:
         try:
             async for part in form.parts():
                 if not part.is_file:
+                    if checked is not None and part.name in REPORT_FIELDS:
+                        raise MalformedForm("a field after the files")  # it would miss the checks
                     if part.name in REPORT_FIELDS and part.name not in fields:
                         fields[part.name] = (await part.read_text(state.settings.field_bytes_limit())).strip()
                     continue

@@ -254,3 +254,16 @@ async def test_production_refuses_placeholders(fresh_database_url: str, tmp_path
     ):
         landing = await client.get("/")
         assert landing.status_code == 200 and "测试区委政法委员会" in landing.text
+
+
+async def test_a_field_after_the_files_is_refused_not_missed(fresh_database_url: str, tmp_path: Path):
+    """The checks run when the first file arrives: a real-name choice sent after it must not be dropped
+    silently (the report would be filed as anonymous), so such a form is refused and nothing is filed."""
+    async with app_with(tmp_path / "data", fresh_database_url) as (app, client):
+        form = await filled_form(client, unique("民警违规插手经济纠纷"))
+        parts = [(k, (None, v.encode())) for k, v in form.items()]
+        parts.append(("files", ("note.txt", b"plain note", "text/plain")))
+        parts += [("identity", (None, b"real_name")), ("contact_name", (None, "李四".encode()))]
+        refused = await client.post("/report", files=parts)
+        assert refused.status_code == 400 and "无法读取" in refused.text
+        assert await clue_count(app) == 0
