@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from service.attachments.models import Attachment
 from service.intake.models import Receipt
-from service.platform.timeutil import LOCAL
 from service.platform.crypto.stream import decrypt_stream
+from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
 from tests.helpers.app import unique
 from tests.helpers.media import jpeg_with_gps, pdf_with_author
