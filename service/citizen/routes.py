@@ -94,7 +94,7 @@ REPORT_FIELDS = (
     "accused_position", "accused_rank", "accused_region", "text", "incident_time", "incident_place",
     "category_hint", "identity", "contact_name", "contact_phone", "contact_email", "contact_address",
 )  # fmt: skip
-REPLY_FIELDS = ("csrf", "lang", "code", "text")
+REPLY_FIELDS = ("csrf", "lang", "code", "new_code", "text")
 _ = i18n.gettext
 
 
@@ -663,7 +663,7 @@ async def status_lookup(request: Request) -> Response:
             )
         except follow_up.WrongCode:
             return _wrong_code(request, lang)
-        response = await _status_view(request, session, opened, lang)
+        response = await _status_view(request, session, opened, lang, new_code=fields.get("new_code") == "1")
         await session.commit()
     return response
 
@@ -683,7 +683,9 @@ async def _status_view(
     errors: dict[str, str] | None = None,
     reply_text: str = "",
     status: int = 200,
+    new_code: bool = False,
 ) -> HTMLResponse:
+    """``new_code``: the page before showed a replacement code not yet confirmed as written down; it stays."""
     thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
     received = await journey.received_at(session, opened.clue.id)
     return render(
@@ -695,7 +697,7 @@ async def _status_view(
         timeline=journey.Timeline.from_received(received) if received else None,
         messages=thread,
         code=format_receipt(opened.code),
-        new_code_groups=format_receipt(opened.code).split() if opened.replaced else None,
+        new_code_groups=format_receipt(opened.code).split() if opened.replaced or new_code else None,
         sent=sent,
         errors=errors or {},
         reply_text=reply_text,
@@ -788,7 +790,14 @@ async def status_reply(request: Request) -> Response:
         if errors:
             await _forget(state, uploads)
             response = await _status_view(
-                request, session, opened, lang, errors=errors, reply_text=text, status=422
+                request,
+                session,
+                opened,
+                lang,
+                errors=errors,
+                reply_text=text,
+                status=422,
+                new_code=fields.get("new_code") == "1",
             )
             await session.commit()
             return response
@@ -796,7 +805,9 @@ async def status_reply(request: Request) -> Response:
             await messages_service.reporter_send(
                 session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=text, files=uploads
             )
-            response = await _status_view(request, session, opened, lang, sent=True)
+            response = await _status_view(
+                request, session, opened, lang, sent=True, new_code=fields.get("new_code") == "1"
+            )
             await session.commit()
         except BaseException:
             await _forget(state, uploads)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,8 +21,9 @@ from service.citizen.once import RECEIPT_COOKIE
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
 from service.platform.settings import SettingsError
 from service.registry.models import Clue
-from tests.helpers.app import make_settings, unique
-from tests.helpers.web import hidden_fields, receipt_from, report_form, send_report
+from tests.helpers.app import auth, make_settings, unique
+from tests.helpers.hotline import call_body
+from tests.helpers.web import hidden_fields, open_status, post_reply, receipt_from, report_form, send_report
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -267,3 +269,39 @@ async def test_a_field_after_the_files_is_refused_not_missed(fresh_database_url:
         refused = await client.post("/report", files=parts)
         assert refused.status_code == 400 and "无法读取" in refused.text
         assert await clue_count(app) == 0
+
+
+async def test_a_hotline_callers_new_code_stays_until_confirmed(harness):
+    """The code given by phone is replaced at the first web use; the new one stays on every page the caller
+    moves to (reply, call record) until they say they have written it down."""
+    client = harness.client
+    _, operator = await harness.add_staff(unique("op"), ["operator"])
+    made = await client.post(
+        "/api/v1/hotline/calls",
+        json=call_body(summary=unique("来电反映民警索要好处费")),
+        headers=auth(operator),
+    )
+    assert made.status_code == 201, made.text
+    status = await open_status(client, made.json()["receipt"])
+    new_code = receipt_from(status.text)
+    assert "您的新查询码" in status.text and "我已抄下新的查询码" in status.text
+
+    replied = await post_reply(client, status.text, "补充：当时还有一名辅警在场。")
+    assert replied.status_code == 200 and "消息已发送" in replied.text
+    assert receipt_from(replied.text) == new_code and "我已抄下新的查询码" in replied.text
+
+    record = await client.post("/status/call-record", data=_form(replied.text, "/status/call-record"))
+    assert record.status_code == 200 and receipt_from(record.text) == new_code
+
+    confirmed = await client.post("/status", data=_form(record.text, "/status"))  # "I have written it down"
+    assert confirmed.status_code == 200
+    assert "您的新查询码" not in confirmed.text and '<p class="code"' not in confirmed.text
+    assert 'name="new_code"' not in confirmed.text
+
+
+def _form(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the first form on the page that posts to ``action``."""
+    for found, body in re.findall(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', html, re.S):
+        if found == action:
+            return hidden_fields(body)
+    raise AssertionError(f"no form posting to {action}")
