@@ -570,6 +570,7 @@ async def receipt_page(request: Request, lang: str | None = None) -> Response:
             attachments=int(data.get("files", 0)),
             real_name=bool(data.get("real_name")),
             timeline=timeline,
+            keep_on_page=True,
         )
     response.delete_cookie(RECEIPT_COOKIE, path="/receipt", httponly=True, samesite="strict")
     return response

@@ -77,6 +77,9 @@ async def test_receipt_is_shown_once_and_a_resend_files_nothing(fresh_database_u
             "我已抄下查询码" in receipt.text and "复制查询码" in receipt.text and "打印本页" in receipt.text
         )
         assert "您是匿名举报" in receipt.text and "前提出处置意见" in receipt.text
+        # No link leads away (a language switch would reload it, and a reload never shows the code again).
+        header = receipt.text.split("<header")[1].split("</header>")[0]
+        assert "<a " not in header and "?lang=en" not in receipt.text
         assert f'{RECEIPT_COOKIE}=""' in receipt.headers["set-cookie"]  # deleted once shown
 
         reload = await client.get("/receipt")  # the reload: never the code again, nothing filed
