@@ -492,7 +492,7 @@ async def submit_report(request: Request) -> Response:
         if begun.outcome != "new":
             await _forget(state, uploads)  # this copy of the form is not filed
             return _answer_resend(request, lang, begun)
-        view: str | None = None
+        view = ""  # the sealed receipt, once the report is filed
         try:
             submitted = await _submit(runtime, tip, uploads)
             view = state.views.seal(
@@ -514,8 +514,8 @@ async def submit_report(request: Request) -> Response:
             await _forget(state, uploads)
             raise
         finally:
-            state.keys.finish(form_key, view)
-    return _to_receipt(request, view)
+            state.keys.finish(form_key, view or None)
+        return _to_receipt(request, view)
 
 
 def _to_receipt(request: Request, view: str) -> Response:
