@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 from tests.helpers.browser import AXE, browser_server, cli, launch_chromium, require_axe, require_chromium
 from tests.helpers.database import count_clues
+from tests.helpers.hotline import call_body
 from tests.helpers.media import jpeg_with_gps
 
 pytestmark = pytest.mark.browser
@@ -41,7 +42,9 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ign
     with browser_server(backend, data, **settings) as (proc, env):
         out = cli(env, "staff", "add", "--name", "browser-sup", "--role", "supervisor")
         token = out.strip().splitlines()[-1].split()[-1]
-        yield proc.base_url, token, env["TIPLINE_DATABASE_URL"]
+        out = cli(env, "staff", "add", "--name", "browser-op", "--role", "operator")
+        operator = out.strip().splitlines()[-1].split()[-1]
+        yield proc.base_url, token, env["TIPLINE_DATABASE_URL"], operator
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def review(browser, base_url: str, page, name: str) -> None:
 
 @pytest.mark.parametrize(("javascript", "identity"), [(True, "anonymous"), (False, "real_name")])
 def test_citizen_journey(server, browser, backend, tmp_path, javascript, identity):
-    base_url, token, database_url = server
+    base_url, token, database_url, _operator = server
     mode = f"{backend}-{'js' if javascript else 'nojs'}"
     foreign: list[str] = []
     context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
@@ -200,7 +203,7 @@ def test_citizen_journey(server, browser, backend, tmp_path, javascript, identit
 
 def test_resending_the_same_form_says_already_received(server, browser, backend):
     """The same form sent again (the browser's resubmit, a second tab): one clue, "already received"."""
-    base_url, _token, database_url = server
+    base_url, _token, database_url, _operator = server
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
@@ -227,7 +230,7 @@ def test_resending_the_same_form_says_already_received(server, browser, backend)
 
 def test_leaving_the_receipt_needs_the_code_written_down(server, browser, backend):
     """Without JavaScript the "我已抄下查询码" box must be ticked before the button leaves the page."""
-    base_url, _token, _database_url = server
+    base_url, _token, _database_url, _operator = server
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
@@ -241,6 +244,42 @@ def test_leaving_the_receipt_needs_the_code_written_down(server, browser, backen
         page.get_by_label("我已抄下查询码").check()
         page.get_by_role("button", name="完成，离开此页").click()
         page.wait_for_url(lambda url: url.split("?")[0] == base_url + "/")  # the home page
+    finally:
+        context.close()
+
+
+def test_call_record_and_refusal_pages(server, browser, backend):
+    """The pages not on the main journey: a hotline caller's status page with the new code, the record of
+    the call, and a refusal (an expired form): reviewed and checked with axe-core like the others."""
+    base_url, _token, _database_url, operator = server
+    made = httpx.post(
+        f"{base_url}/api/v1/hotline/calls",
+        json=call_body(),
+        headers={"Authorization": f"Bearer {operator}"},
+    )
+    assert made.status_code == 201, made.text
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(base_url + "/status")
+        page.get_by_label("查询码").fill(made.json()["receipt"])
+        page.get_by_role("button", name="查询").click()
+        page.wait_for_selector("text=您的新查询码")
+        review(browser, base_url, page, f"{backend}-11-status-new-code")
+        page.get_by_role("button", name="查看并确认我的来电记录").click()
+        page.get_by_role("heading", name="您的来电记录", level=1).wait_for()
+        assert page.get_by_text("您的新查询码").is_visible()  # still there until confirmed
+        review(browser, base_url, page, f"{backend}-12-call-record")
+        page.get_by_role("button", name="我已抄下新的查询码").click()
+        page.get_by_role("heading", name="举报办理进度").wait_for()
+        assert page.get_by_text("您的新查询码").count() == 0
+
+        page.goto(base_url + "/report")
+        context.clear_cookies()  # the form's CSRF cookie is gone, as after a browser restart
+        page.get_by_label("发生了什么").fill("民警违规办案。")
+        page.get_by_role("button", name="提交举报").click()
+        page.wait_for_selector("text=内容没有保存")
+        review(browser, base_url, page, f"{backend}-13-refused")
     finally:
         context.close()
 
