@@ -62,6 +62,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/report"): PUB,
     ("POST", "/report"): PUB,
     ("GET", "/receipt"): PUB,
+    ("GET", "/poster"): PUB,
+    ("GET", "/favicon.ico"): PUB,
     ("GET", "/status"): PUB,
     ("POST", "/status"): PUB,
     ("POST", "/status/reply"): PUB,
