@@ -336,6 +336,9 @@ async def _store_file(part: Part, state: WebState, runtime: Runtime) -> Uploaded
         max_size=state.settings.attachment_max_bytes,
         # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
         wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
+        # A file that cannot be cleaned with confidence is kept sealed to the identity key, never shown.
+        wrap_sealed_key=runtime.keys.seal_identity,
+        scratch_dir=runtime.settings.attachment_scratch_dir,
     )
     return UploadedFile(record=record, filename=(part.filename or "")[:255] or None, original=record.original)
 

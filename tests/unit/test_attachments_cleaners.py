@@ -20,10 +20,10 @@ from service.attachments.pipeline import store_attachment
 from service.attachments.sniff import DisallowedFileType, FileKind
 from service.platform.blobs import MemoryBlobStore
 from tests.helpers import dirty
+from tests.helpers.blobs import chunked, fake_wrap, read_back, unwrap
 from tests.helpers.conformance import conformance_file
 from tests.helpers.oracle import exif_tags, exiftool, findings
 from tests.helpers.tools import apt, require_executable
-from tests.unit.test_attachments_pipeline import chunked, fake_wrap, read_back, unwrap
 
 CORPUS = "metadata/mat2"
 

@@ -13,28 +13,9 @@ from service.attachments.pipeline import AttachmentTooLarge, attachment_binding,
 from service.attachments.sniff import DisallowedFileType, FileKind
 from service.platform.blobs import LocalBlobStore, MemoryBlobStore
 from service.platform.crypto.stream import StreamAuthenticationError, decrypt_stream
+from tests.helpers.blobs import chunked, fake_wrap, read_back, unwrap
 
 CANARY = b"LISI-PLAINTEXT-CANARY-0815"
-WRAP = bytes(range(32))
-
-
-def fake_wrap(file_key: bytes, binding: str) -> bytes:
-    """Stands in for HPKE wrapping: reversible XOR, enough to recover the key in tests."""
-    return bytes(a ^ b for a, b in zip(file_key, WRAP, strict=True)) + binding.encode()
-
-
-def unwrap(wrapped: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(wrapped[:32], WRAP, strict=True))
-
-
-async def chunked(data: bytes, step: int = 8192) -> AsyncIterator[bytes]:
-    for i in range(0, len(data), step):
-        yield data[i : i + step]
-
-
-async def read_back(store, record) -> bytes:
-    key = unwrap(record.wrapped_key)
-    return b"".join([c async for c in decrypt_stream(key, record.binding, store.open_reader(record.blob_id))])
 
 
 def text_upload(size: int) -> bytes:
