@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from itertools import product
 
 import ahocorasick
+import numpy as np
 
+from service.classification.model import TriageModel, sigmoid
 from service.classification.normalize import SEPARATOR, NormalizedText, normalize, normalize_key
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
@@ -106,11 +108,10 @@ def _literal_gates(regex: str) -> list[set[str]]:
 
 
 class Engine:
-    def __init__(self, taxonomy: Taxonomy, *, model=None, model_weight: float = 1.0) -> None:
+    def __init__(self, taxonomy: Taxonomy, *, model: TriageModel | None = None) -> None:
         self.taxonomy = taxonomy
-        # Optional CharNgramModel (service.classification.model); None keeps the engine rule-only.
+        # The learned model shipped beside the taxonomy; None (no artifact there) keeps the engine rule-only.
         self.model = model
-        self.model_weight = model_weight
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -229,9 +230,34 @@ class Engine:
 
     # -- classification -------------------------------------------------------------------------------
 
+    def rule_scores(self, text: str, category_hint: str | None = None) -> dict[str, float]:
+        """The rules' raw score per category (training fits the model's stacking weights on these)."""
+        raw, _, _ = self._rules(normalize(text), category_hint)
+        return raw
+
     def classify(self, text: str, category_hint: str | None = None) -> ClassificationResult:
-        taxonomy = self.taxonomy
         norm: NormalizedText = normalize(text)
+        raw, evidence, actor_found = self._rules(norm, category_hint)
+        thresholds = self.taxonomy.thresholds
+        if self.model is None:
+            labels = self._decide(raw)
+            scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
+        else:
+            labels, scores = self._combine(norm, raw, evidence)
+        evidence.sort(key=lambda e: (e.start, e.end, e.category))
+        return ClassificationResult(
+            labels=labels,
+            needs_triage=not labels,
+            scores=scores,
+            evidence=evidence,
+            taxonomy_version=self.taxonomy.version,
+            model_version=self.model.version if self.model is not None else None,
+        )
+
+    def _rules(
+        self, norm: NormalizedText, category_hint: str | None
+    ) -> tuple[dict[str, float], list[Evidence], bool]:
+        taxonomy = self.taxonomy
         ntext = norm.text
         actor_found, hits = self._hits(ntext)
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
@@ -291,33 +317,62 @@ class Engine:
             raw[category_id] += weight
             evidence.append(Evidence(pattern_id, category_id, start, end, weight, "pattern"))
 
-        if self.model is not None:
-            for category_id, probability in self.model.probabilities(text).items():
-                boost = self.model_weight * max(0.0, 2 * probability - 1)
-                if boost > 0.05 and category_id in raw:
-                    raw[category_id] += boost
-                    evidence.append(Evidence("model", category_id, 0, 0, round(boost, 3), "model"))
-
         if category_hint and category_hint in raw:
             raw[category_hint] += HINT_WEIGHT
             evidence.append(Evidence(f"hint:{category_hint}", category_hint, 0, 0, HINT_WEIGHT, "hint"))
 
-        thresholds = taxonomy.thresholds
         if not actor_found:
+            factor = taxonomy.thresholds.no_actor_factor
             for category_id, needs_actor in self._requires_actor.items():
                 if needs_actor and raw[category_id] > 0:
-                    raw[category_id] *= thresholds.no_actor_factor
+                    raw[category_id] *= factor
+        return raw, evidence, actor_found
 
-        labels = self._decide(raw)
-        scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
-        evidence.sort(key=lambda e: (e.start, e.end, e.category))
-        return ClassificationResult(
-            labels=labels,
-            needs_triage=not labels,
-            scores=scores,
-            evidence=evidence,
-            taxonomy_version=taxonomy.version,
-        )
+    def _combine(
+        self, norm: NormalizedText, raw: dict[str, float], evidence: list[Evidence]
+    ) -> tuple[list[str], dict[str, float]]:
+        """Rules and model together: calibrated probabilities, a label when confident, triage otherwise."""
+        model = self.model
+        assert model is not None
+        label = self.taxonomy.thresholds.label
+        # Categories the model does not know (a deployment's own) keep the rules' score: 0.5 at the threshold.
+        probabilities = {c: v / (v + label) if v > 0 else 0.0 for c, v in raw.items()}
+        features = model.features(norm.text)
+        logits = model.logits(features)
+        misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
+        other_raw = raw.get(OTHER, 0.0)
+        classes = model.classes
+        rules = np.array([raw.get(c, 0.0) for c in classes])
+        rival = np.array([misconduct_best if c == OTHER else other_raw for c in classes])
+        for c, p in zip(classes, model.combine(logits, rules, rival).tolist(), strict=True):
+            if c in probabilities:
+                probabilities[c] = p
+        best = max(probabilities, key=probabilities.__getitem__)
+        labels: list[str] = []
+        if probabilities[best] >= model.triage_threshold:
+            if best == OTHER:
+                labels = [OTHER]
+            else:
+                labels = [best] + sorted(
+                    (
+                        c
+                        for c, p in probabilities.items()
+                        if c not in (best, OTHER) and p >= model.secondary_threshold
+                    ),
+                    key=lambda c: -probabilities[c],
+                )
+        # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
+        index = {c: i for i, c in enumerate(classes)}
+        for category in labels or [best]:
+            i = index.get(category)
+            if i is None:
+                continue
+            evidence.append(Evidence("model", category, 0, 0, round(float(sigmoid(logits[i])), 3), "model"))
+            for ngram, first, contribution in model.strongest(features, i):
+                start, end = norm.original_span(first, first + len(ngram))
+                evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
+        scores = {c: round(p, 3) for c, p in probabilities.items()}
+        return labels, scores
 
     def _decide(self, raw: dict[str, float]) -> list[str]:
         t = self.taxonomy.thresholds
