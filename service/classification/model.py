@@ -89,11 +89,16 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
 
 @dataclass(frozen=True, slots=True)
 class ModelFeatures:
-    """The vocabulary entries found in one text: indices, first start offset, TF-IDF value."""
+    """The vocabulary entries found in one text (index, TF-IDF value), and the text's n-gram keys with
+    their offsets, to place the few features shown as evidence."""
 
     index: np.ndarray
-    first: np.ndarray
     values: np.ndarray
+    keys: np.ndarray
+    positions: np.ndarray
+
+    def first_offset(self, key: int) -> int:
+        return int(self.positions[int(np.argmax(self.keys == key))])
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,22 @@ class TriageModel:
         vocabulary = self.vocabulary
         if not len(keys) or not len(vocabulary):
             empty = np.zeros(0, dtype=np.int64)
-            return ModelFeatures(empty, empty, np.zeros(0))
-        idx = np.searchsorted(vocabulary, keys)
+            return ModelFeatures(empty, np.zeros(0), keys, positions)
+        # Sorted first: counting is then a run-length pass, and the lookup walks the vocabulary in order
+        # (both several times faster than np.unique with indices and an unsorted searchsorted).
+        ordered = np.sort(keys)
+        n = len(ordered)
+        starts = np.empty(n, dtype=bool)
+        starts[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+        first = np.flatnonzero(starts)
+        distinct = ordered[first]
+        counts = np.diff(first, append=n)
+        idx = np.searchsorted(vocabulary, distinct)
         np.minimum(idx, len(vocabulary) - 1, out=idx)
-        hit = vocabulary[idx] == keys
-        found = idx[hit]
-        index, first, counts = np.unique(found, return_index=True, return_counts=True)
-        return ModelFeatures(index, positions[hit][first], tfidf_row(counts, self.idf[index]))
+        hit = vocabulary[idx] == distinct
+        index = idx[hit]
+        return ModelFeatures(index, tfidf_row(counts[hit], self.idf[index]), keys, positions)
 
     def logits(self, features: ModelFeatures) -> np.ndarray:
         if not len(features.index):
@@ -139,13 +153,18 @@ class TriageModel:
         if not len(features.index):
             return []
         contributions = features.values * self.coef[features.index, class_index]
-        order = np.argsort(-contributions)[:count]
+        if len(contributions) > count:
+            top = np.argpartition(-contributions, count)[:count]
+            top = top[np.argsort(-contributions[top])]
+        else:
+            top = np.argsort(-contributions)
         out = []
-        for i in order:
-            if contributions[i] <= 0:
+        for i in top.tolist():
+            contribution = float(contributions[i])
+            if contribution <= 0:
                 break
             key = int(self.vocabulary[features.index[i]])
-            out.append((key_text(key), int(features.first[i]), float(contributions[i])))
+            out.append((key_text(key), features.first_offset(key), contribution))
         return out
 
 
