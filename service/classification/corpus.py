@@ -70,7 +70,11 @@ def read_labelled(path: Path | str, categories: Sequence[str] | None = None) -> 
             problems.append(f"{path.name}:{number}: not JSON")
             continue
         labels = item.get("labels") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(labels, list):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("text"), str)
+            or not isinstance(labels, list)
+        ):
             problems.append(f"{path.name}:{number}: needs string 'text' and list 'labels'")
             continue
         if not labels or not all(isinstance(label, str) for label in labels):
@@ -161,7 +165,9 @@ def freeze(source: Path, target: Path, assignment: dict[str, list[str]], extra: 
         "note": "Split by writer: the test split's writer is never seen in training or tuning. Labels are "
         "the writers' own and are never edited. Frozen before any tuning; load_corpus checks every hash.",
     }
-    (target / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (target / MANIFEST).write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return manifest
 
 
@@ -171,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", type=Path)
     for split in SPLITS:
         parser.add_argument(f"--{split}", nargs="+", required=True, metavar="WRITER")
-    parser.add_argument("--extra", nargs="*", type=Path, default=[], help="files copied alongside (the brief)")
+    parser.add_argument(
+        "--extra", nargs="*", type=Path, default=[], help="files copied alongside (the brief)"
+    )
     args = parser.parse_args(argv)
     try:
         manifest = freeze(args.source, args.target, {s: getattr(args, s) for s in SPLITS}, args.extra)

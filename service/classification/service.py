@@ -222,9 +222,7 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
         for clue_id, sealed in sorted(contents.all()):
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
             try:
-                line = classifier.labelled_example(
-                    example_id=clue_id, text=text, labels=latest[clue_id]
-                )
+                line = classifier.labelled_example(example_id=clue_id, text=text, labels=latest[clue_id])
             except classifier.InvalidLabelsError:
                 skipped += 1
                 continue

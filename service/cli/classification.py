@@ -121,6 +121,8 @@ NOT_PUT_IN_FORCE = 3  # exit status: trained and compared, but worse on the test
 
 
 def _train_parser() -> argparse.ArgumentParser:
+    from service.classification.training import Params  # scikit-learn: loaded for this command only
+
     parser = argparse.ArgumentParser(
         prog="tipline classify train",
         description="Train the character n-gram model on the corpus's training split (and exported staff "
@@ -129,7 +131,7 @@ def _train_parser() -> argparse.ArgumentParser:
         "<taxonomy>.model-history.jsonl and audited (classification.model_trained). "
         f"Exit 0: put in force; {NOT_PUT_IN_FORCE}: kept the one in force; 2: bad input.",
     )
-    parser.add_argument("--corpus", type=Path, help="corpus folder with manifest.json (default: the repository's)")
+    parser.add_argument("--corpus", type=Path, help="folder with manifest.json (default: the repository's)")
     parser.add_argument(
         "--corrections",
         type=Path,
@@ -139,34 +141,58 @@ def _train_parser() -> argparse.ArgumentParser:
         help="exported staff corrections (tipline classify export-corrections); repeatable",
     )
     parser.add_argument(
-        "--taxonomy", type=Path, help="taxonomy file the model is for and written beside (default: configured)"
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="further labelled training data, one more writer each (the project's own sets); repeatable",
     )
-    parser.add_argument("--min-df", type=int, default=2, help="keep n-grams seen in at least N reports")
-    parser.add_argument("--c", type=float, default=4.0, help="inverse regularisation of the linear model")
+    parser.add_argument(
+        "--taxonomy", type=Path, help="the taxonomy the model is for, written beside it (default: configured)"
+    )
+    defaults = Params()
+    parser.add_argument("--min-df", type=int, default=defaults.min_df, help="keep n-grams seen in N reports")
+    parser.add_argument("--c", type=float, default=defaults.c, help="inverse regularisation")
+    parser.add_argument(
+        "--triage-threshold",
+        type=float,
+        default=defaults.triage_threshold,
+        help="a report whose best calibrated probability is below this goes to a person (chosen on dev)",
+    )
+    parser.add_argument(
+        "--secondary-threshold",
+        type=float,
+        default=defaults.secondary_threshold,
+        help="probability a further misconduct label needs",
+    )
     return parser
 
 
 def train(argv: list[str], stdout: IO[str]) -> int:
-    import asyncio
-
     from service.platform.settings import SettingsError, load_settings
 
     try:
         args = _train_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if args.min_df < 1 or not 0 < args.c <= 1000:
-        print("tipline: --min-df must be at least 1 and --c between 0 and 1000", file=sys.stderr)
+    thresholds = (args.triage_threshold, args.secondary_threshold)
+    if args.min_df < 1 or not 0 < args.c <= 1000 or not all(0 <= t <= 1 for t in thresholds):
+        print(
+            "tipline: --min-df must be at least 1, --c between 0 and 1000, thresholds between 0 and 1",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_train(args, settings, stdout))
+    return _train(args, settings, stdout)
 
 
-async def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
+def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
+    import asyncio
     import hashlib
     import json
     from datetime import UTC, datetime
@@ -183,16 +209,28 @@ async def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> in
         in_force_model = model_artifact.load_model(taxonomy_path)
         corpus = load_corpus(args.corpus, taxonomy.category_ids)
         corrections = [read_labelled(path, taxonomy.category_ids) for path in args.corrections]
+        extra = [read_labelled(path, taxonomy.category_ids) for path in args.extra]
     except (TaxonomyError, CorpusError) as exc:
         print(f"tipline: {exc}", file=sys.stderr)
         return 2
-    params = training.Params(min_df=args.min_df, c=args.c)
+    params = training.Params(
+        min_df=args.min_df,
+        c=args.c,
+        triage_threshold=args.triage_threshold,
+        secondary_threshold=args.secondary_threshold,
+    )
     batch = training.examples(corpus.splits["train"])
+    for path, items in zip(args.extra, extra, strict=True):
+        batch += training.examples(items, group=f"extra:{path.name}")
     for path, items in zip(args.corrections, corrections, strict=True):
         batch += training.examples(items, group=f"corrections:{path.name}")
     provenance = {
         "train_files": corpus.manifest["splits"]["train"],
         "train_reports": len(corpus.splits["train"]),
+        "extra": [
+            {"file": path.name, "rows": len(items), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            for path, items in zip(args.extra, extra, strict=True)
+        ],
         "corrections": [
             {"rows": len(items), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
             for path, items in zip(args.corrections, corrections, strict=True)
@@ -205,7 +243,12 @@ async def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> in
         {
             "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "training": provenance,
-            "params": {"min_df": params.min_df, "c": params.c},
+            "params": {
+                "min_df": params.min_df,
+                "c": params.c,
+                "triage_threshold": params.triage_threshold,
+                "secondary_threshold": params.secondary_threshold,
+            },
             "test_sha256": corpus.test_sha256,
         },
     )
@@ -222,7 +265,7 @@ async def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> in
         training=provenance,
     )
     # Audited first: a model is only put in force once the audit entry is committed.
-    status = await _audit_training(settings, comparison)
+    status = asyncio.run(_audit_training(settings, comparison))
     if status:
         return status
     meta_path, arrays_path = model_artifact.artifact_paths(taxonomy_path)
@@ -267,7 +310,9 @@ async def _audit_training(settings: Any, comparison: dict[str, Any]) -> int:
     try:
         await ensure_schema(runtime.engine, auto_upgrade=False)
         async with runtime.session_factory() as session:
-            await classification_service.record_model_training(session, actor=CLI_ACTOR, comparison=comparison)
+            await classification_service.record_model_training(
+                session, actor=CLI_ACTOR, comparison=comparison
+            )
             await session.commit()
     except SchemaOutOfDate as exc:
         print(f"tipline: the training run must be audited: {exc}", file=sys.stderr)
