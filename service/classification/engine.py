@@ -230,10 +230,11 @@ class Engine:
 
     # -- classification -------------------------------------------------------------------------------
 
-    def rule_scores(self, text: str, category_hint: str | None = None) -> dict[str, float]:
-        """The rules' raw score per category (training fits the model's stacking weights on these)."""
-        raw, _, _ = self._rules(normalize(text), category_hint)
-        return raw
+    def rule_scores(self, text: str, category_hint: str | None = None) -> tuple[dict[str, float], bool]:
+        """The rules' raw score per category and whether an actor word occurs (training fits the model's
+        stacking weights on these)."""
+        raw, _, actor_found = self._rules(normalize(text), category_hint)
+        return raw, actor_found
 
     def classify(self, text: str, category_hint: str | None = None) -> ClassificationResult:
         norm: NormalizedText = normalize(text)
@@ -243,7 +244,7 @@ class Engine:
             labels = self._decide(raw)
             scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
         else:
-            labels, scores = self._combine(norm, raw, evidence)
+            labels, scores = self._combine(norm, raw, actor_found, evidence)
         evidence.sort(key=lambda e: (e.start, e.end, e.category))
         return ClassificationResult(
             labels=labels,
@@ -329,7 +330,7 @@ class Engine:
         return raw, evidence, actor_found
 
     def _combine(
-        self, norm: NormalizedText, raw: dict[str, float], evidence: list[Evidence]
+        self, norm: NormalizedText, raw: dict[str, float], actor_found: bool, evidence: list[Evidence]
     ) -> tuple[list[str], dict[str, float]]:
         """Rules and model together: calibrated probabilities, a label when confident, triage otherwise."""
         model = self.model
@@ -344,7 +345,9 @@ class Engine:
         classes = model.classes
         rules = np.array([raw.get(c, 0.0) for c in classes])
         rival = np.array([misconduct_best if c == OTHER else other_raw for c in classes])
-        for c, p in zip(classes, model.combine(logits, rules, rival).tolist(), strict=True):
+        for c, p in zip(
+            classes, model.combine(logits, rules, rival, float(actor_found)).tolist(), strict=True
+        ):
             if c in probabilities:
                 probabilities[c] = p
         best = max(probabilities, key=probabilities.__getitem__)

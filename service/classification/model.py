@@ -11,9 +11,10 @@ figures it was accepted on; the ``.npz`` holds the arrays (vocabulary keys, idf,
 and is read with ``allow_pickle=False``, its SHA-256 checked against the JSON. Nothing is unpickled.
 
 Combination with the rules (stacking): for each category ``c`` the calibrated probability is
-``p_c = sigmoid(a_c * z_c + b_c * r_c + d_c * q_c + e_c)`` where ``z_c`` is the model's logit, ``r_c`` the
-rules' raw score and ``q_c`` the strongest competing rule score (``other``'s for a misconduct category, the
-best misconduct score for ``other``). The weights are fitted on out-of-writer predictions of the training
+``p_c = sigmoid(a_c * z_c + b_c * r_c + d_c * q_c + f_c * actor + e_c)`` where ``z_c`` is the model's logit,
+``r_c`` the rules' raw score, ``q_c`` the strongest competing rule score (``other``'s for a misconduct
+category, the best misconduct score for ``other``) and ``actor`` 1 when a political-legal actor word (警察,
+法院, 派出所, …) occurs. The weights are fitted on out-of-writer predictions of the training
 split, so ``p`` means "how often a report scored like this really has label c".
 """
 
@@ -30,10 +31,13 @@ import numpy as np
 
 from service.classification.taxonomy import TaxonomyError
 
-FORMAT = 1
+FORMAT = 2  # 1: no actor_named column in the stack (read as weight 0)
 NGRAM_MAX = 3
 _BITS = 21  # every Unicode code point + 1 fits in 21 bits, so a 3-gram fits in 63
 _MASK = (1 << _BITS) - 1
+# Per category: weights of the model's logit, the rules' raw score, the strongest competing rule score,
+# whether a political-legal actor word occurs, and a bias.
+STACK_COLUMNS = ("model_logit", "rules_raw", "competing_rules_raw", "actor_named", "bias")
 
 
 class ModelError(TaxonomyError):
@@ -109,7 +113,7 @@ class TriageModel:
     idf: np.ndarray  # float64, one per key
     coef: np.ndarray  # (keys, classes) float32
     intercept: np.ndarray  # (classes,) float64
-    stack: np.ndarray  # (classes, 4): weight of model logit, rules raw, competing rules raw; bias
+    stack: np.ndarray  # (classes, len(STACK_COLUMNS))
     triage_threshold: float  # below this best probability the report goes to a person
     secondary_threshold: float  # a further misconduct label needs at least this probability
     meta: dict[str, Any]
@@ -141,10 +145,10 @@ class TriageModel:
             return self.intercept.copy()
         return features.values @ self.coef[features.index] + self.intercept
 
-    def combine(self, logits: np.ndarray, raw: np.ndarray, rival: np.ndarray) -> np.ndarray:
+    def combine(self, logits: np.ndarray, raw: np.ndarray, rival: np.ndarray, actor: float) -> np.ndarray:
         """Calibrated probabilities from the model's logits and the rules' raw scores (class order)."""
         s = self.stack
-        return sigmoid(s[:, 0] * logits + s[:, 1] * raw + s[:, 2] * rival + s[:, 3])
+        return sigmoid(s[:, 0] * logits + s[:, 1] * raw + s[:, 2] * rival + s[:, 3] * actor + s[:, 4])
 
     def strongest(
         self, features: ModelFeatures, class_index: int, count: int = 3
@@ -212,7 +216,7 @@ def describe(model: TriageModel, arrays_sha256: str) -> dict[str, Any]:
         "features": int(len(model.vocabulary)),
         "triage_threshold": model.triage_threshold,
         "secondary_threshold": model.secondary_threshold,
-        "stack_columns": ["model_logit", "rules_raw", "competing_rules_raw", "bias"],
+        "stack_columns": list(STACK_COLUMNS),
         "arrays_sha256": arrays_sha256,
         **model.meta,
     }
@@ -237,7 +241,7 @@ def load_model(taxonomy_path: Path | str) -> TriageModel | None:
 def parse_model(meta: Any, blob: bytes, *, source: str = "<model>") -> TriageModel:
     import io
 
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in (1, FORMAT):
         raise ModelError(f"{source}: unknown model format (expected format {FORMAT})")
     if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):
         raise ModelError(f"{source}: the arrays file does not match arrays_sha256")
@@ -249,13 +253,15 @@ def parse_model(meta: Any, blob: bytes, *, source: str = "<model>") -> TriageMod
             data = {name: arrays[name] for name in _ARRAYS}
     except (KeyError, ValueError, OSError) as exc:
         raise ModelError(f"{source}: unreadable arrays: {exc}") from exc
+    if meta["format"] == 1 and data["stack"].ndim == 2 and data["stack"].shape[1] == 4:
+        data["stack"] = np.insert(data["stack"], 3, 0.0, axis=1)
     features, width = len(data["vocabulary"]), len(classes)
     shapes_ok = (
         data["vocabulary"].dtype == np.int64
         and data["idf"].shape == (features,)
         and data["coef"].shape == (features, width)
         and data["intercept"].shape == (width,)
-        and data["stack"].shape == (width, 4)
+        and data["stack"].shape == (width, len(STACK_COLUMNS))
         and bool(np.all(np.diff(data["vocabulary"]) > 0))
     )
     if not shapes_ok:

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from service.classification.engine import Engine
 from service.classification.evaluation import EvaluationReport, evaluate
-from service.classification.model import TriageModel, describe, encode_arrays, ngram_keys
+from service.classification.model import STACK_COLUMNS, TriageModel, describe, encode_arrays, ngram_keys
 from service.classification.normalize import normalize
 from service.classification.results import OTHER, Taxonomy
 
@@ -108,16 +108,18 @@ def _logits(batch: Sequence[Example], base) -> np.ndarray:  # type: ignore[no-un
     return _matrix(batch, vocabulary, idf) @ coef + intercept
 
 
-def _rules(engine: Engine, batch: Sequence[Example], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _rules(engine: Engine, batch: Sequence[Example], classes: Sequence[str]):  # type: ignore[no-untyped-def]
     raw = np.zeros((len(batch), len(classes)))
     rival = np.zeros((len(batch), len(classes)))
+    actor = np.zeros(len(batch))
     for i, example in enumerate(batch):
-        scores = engine.rule_scores(example.text)
+        scores, actor_found = engine.rule_scores(example.text)
+        actor[i] = float(actor_found)
         best = max((v for c, v in scores.items() if c != OTHER), default=0.0)
         for j, c in enumerate(classes):
             raw[i, j] = scores.get(c, 0.0)
             rival[i, j] = best if c == OTHER else scores.get(OTHER, 0.0)
-    return raw, rival
+    return raw, rival, actor
 
 
 def _out_of_group_logits(batch: Sequence[Example], classes: Sequence[str], params: Params) -> np.ndarray:
@@ -136,17 +138,17 @@ def _out_of_group_logits(batch: Sequence[Example], classes: Sequence[str], param
 
 
 def _fit_stack(
-    z: np.ndarray, raw: np.ndarray, rival: np.ndarray, y: np.ndarray, params: Params
+    z: np.ndarray, raw: np.ndarray, rival: np.ndarray, actor: np.ndarray, y: np.ndarray, params: Params
 ) -> np.ndarray:
-    stack = np.zeros((z.shape[1], 4))
+    stack = np.zeros((z.shape[1], len(STACK_COLUMNS)))
     for j in range(z.shape[1]):
         if 0 < y[:, j].sum() < len(y):
             lr = LogisticRegression(C=params.stack_c, solver="lbfgs", max_iter=1000)
-            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j]]), y[:, j])
-            stack[j, :3] = lr.coef_[0]
-            stack[j, 3] = lr.intercept_[0]
+            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j], actor]), y[:, j])
+            stack[j, :-1] = lr.coef_[0]
+            stack[j, -1] = lr.intercept_[0]
         else:
-            stack[j] = [0.0, 0.0, 0.0, -5.0]
+            stack[j, -1] = -5.0  # a category without examples is never predicted
     return stack
 
 
@@ -158,8 +160,8 @@ def train_candidate(
     rules = Engine(taxonomy)
     y = _targets(batch, classes)
     z = _out_of_group_logits(batch, classes, params)
-    raw, rival = _rules(rules, batch, classes)
-    stack = _fit_stack(z, raw, rival, y, params)
+    raw, rival, actor = _rules(rules, batch, classes)
+    stack = _fit_stack(z, raw, rival, actor, y, params)
     vocabulary, idf, coef, intercept = _fit_base(batch, classes, params)
     model = TriageModel(
         version="",
