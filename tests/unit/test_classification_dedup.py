@@ -16,16 +16,12 @@ def test_resubmitted_report_is_a_near_duplicate():
 
 def test_different_reports_are_not_duplicates():
     a = classifier.near_duplicate_signature(REPORT)
-    b = classifier.near_duplicate_signature(
-        "楼上邻居天天晚上装修，噪音太大，物业也不管，希望有人处理一下。"
-    )
+    b = classifier.near_duplicate_signature("楼上邻居天天晚上装修，噪音太大，物业也不管，希望有人处理一下。")
     assert classifier.signature_similarity(a, b) < 0.2
 
 
 def test_signature_is_stable_and_handles_short_text():
-    assert classifier.near_duplicate_signature(REPORT) == classifier.near_duplicate_signature(
-        REPORT
-    )
+    assert classifier.near_duplicate_signature(REPORT) == classifier.near_duplicate_signature(REPORT)
     short = classifier.near_duplicate_signature("好")
     empty = classifier.near_duplicate_signature("")
     assert len(short) == len(empty) == len(classifier.near_duplicate_signature(REPORT))

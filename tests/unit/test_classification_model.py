@@ -2,6 +2,7 @@
 against its checksum, combined with the rules so that needs_triage means "not confident", explained by its
 strongest n-grams with spans on the original text."""
 
+import hashlib
 import io
 import json
 import shutil
@@ -115,8 +116,14 @@ def test_an_object_array_is_never_unpickled(tmp_path):
     np.savez(buffer, vocabulary=np.array([{"x": 1}], dtype=object), idf=np.zeros(1), coef=np.zeros((1, 1)),
              intercept=np.zeros(1), stack=np.zeros((1, 5)))  # fmt: skip
     blob = buffer.getvalue()
-    meta = {"format": artifact.FORMAT, "version": "x", "classes": ["other"], "triage_threshold": 0.3,
-            "secondary_threshold": 0.5, "arrays_sha256": __import__("hashlib").sha256(blob).hexdigest()}  # fmt: skip
+    meta = {
+        "format": artifact.FORMAT,
+        "version": "x",
+        "classes": ["other"],
+        "triage_threshold": 0.3,
+        "secondary_threshold": 0.5,
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+    }
     with pytest.raises(artifact.ModelError, match="unreadable arrays"):
         artifact.parse_model(meta, blob)
 
