@@ -6,6 +6,7 @@ text, so it is safe to share between threads and to call from the intake pipelin
 
 from __future__ import annotations
 
+import math
 import re
 import re._parser as sre_parse
 from bisect import bisect_left
@@ -15,7 +16,7 @@ from itertools import product
 import ahocorasick
 import numpy as np
 
-from service.classification.model import TriageModel, sigmoid
+from service.classification.model import TriageModel
 from service.classification.normalize import SEPARATOR, NormalizedText, normalize, normalize_key
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
@@ -370,8 +371,10 @@ class Engine:
             i = index.get(category)
             if i is None:
                 continue
-            evidence.append(Evidence("model", category, 0, 0, round(float(sigmoid(logits[i])), 3), "model"))
-            for ngram, first, contribution in model.strongest(features, i):
+            probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
+            evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
+            for ngram, contribution in model.strongest(features, model.contributions(features, i)):
+                first = norm.text.find(ngram)  # its first occurrence, for the span
                 start, end = norm.original_span(first, first + len(ngram))
                 evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
         scores = {c: round(p, 3) for c, p in probabilities.items()}

@@ -31,7 +31,7 @@ import numpy as np
 
 from service.classification.taxonomy import TaxonomyError
 
-FORMAT = 2  # 1: no actor_named column in the stack (read as weight 0)
+FORMAT = 2  # 1: coefficients (keys, classes), no actor_named column in the stack (read as weight 0)
 NGRAM_MAX = 3
 _BITS = 21  # every Unicode code point + 1 fits in 21 bits, so a 3-gram fits in 63
 _MASK = (1 << _BITS) - 1
@@ -45,25 +45,20 @@ class ModelError(TaxonomyError):
     model is part of what a taxonomy reload puts in force: a bad one keeps the old engine."""
 
 
-def ngram_keys(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer keys of every 1..3-gram of ``text`` and the start offset of each, unigrams first.
+def ngram_keys(text: str) -> np.ndarray:
+    """Integer keys of every 1..3-gram of ``text`` (unigrams, then bigrams, then trigrams).
 
     A key is the code points (+1, so that no n-gram packs to another's key) in 21-bit fields.
     """
     if not text:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
+        return np.zeros(0, dtype=np.int64)
     cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64) + 1
-    n = len(cp)
     parts = [cp]
-    positions = [np.arange(n, dtype=np.int64)]
-    if n >= 2:
+    if len(cp) >= 2:
         parts.append((cp[:-1] << _BITS) | cp[1:])
-        positions.append(positions[0][:-1])
-    if n >= 3:
+    if len(cp) >= 3:
         parts.append((cp[:-2] << (2 * _BITS)) | (cp[1:-1] << _BITS) | cp[2:])
-        positions.append(positions[0][:-2])
-    return np.concatenate(parts), np.concatenate(positions)
+    return np.concatenate(parts)
 
 
 def key_text(key: int) -> str:
@@ -93,16 +88,10 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
 
 @dataclass(frozen=True, slots=True)
 class ModelFeatures:
-    """The vocabulary entries found in one text (index, TF-IDF value), and the text's n-gram keys with
-    their offsets, to place the few features shown as evidence."""
+    """The vocabulary entries found in one text: their indices and TF-IDF values."""
 
     index: np.ndarray
     values: np.ndarray
-    keys: np.ndarray
-    positions: np.ndarray
-
-    def first_offset(self, key: int) -> int:
-        return int(self.positions[int(np.argmax(self.keys == key))])
 
 
 @dataclass(frozen=True)
@@ -111,7 +100,7 @@ class TriageModel:
     classes: tuple[str, ...]
     vocabulary: np.ndarray  # sorted int64 n-gram keys
     idf: np.ndarray  # float64, one per key
-    coef: np.ndarray  # (keys, classes) float32
+    coef: np.ndarray  # (classes, keys) float32: one contiguous row per class
     intercept: np.ndarray  # (classes,) float64
     stack: np.ndarray  # (classes, len(STACK_COLUMNS))
     triage_threshold: float  # below this best probability the report goes to a person
@@ -119,14 +108,13 @@ class TriageModel:
     meta: dict[str, Any]
 
     def features(self, text: str) -> ModelFeatures:
-        keys, positions = ngram_keys(text)
+        ordered = ngram_keys(text)
         vocabulary = self.vocabulary
-        if not len(keys) or not len(vocabulary):
-            empty = np.zeros(0, dtype=np.int64)
-            return ModelFeatures(empty, np.zeros(0), keys, positions)
+        if not len(ordered) or not len(vocabulary):
+            return ModelFeatures(np.zeros(0, dtype=np.int64), np.zeros(0))
         # Sorted first: counting is then a run-length pass, and the lookup walks the vocabulary in order
         # (both several times faster than np.unique with indices and an unsorted searchsorted).
-        ordered = np.sort(keys)
+        ordered.sort(kind="stable")  # radix sort for integers: faster here than the default
         n = len(ordered)
         starts = np.empty(n, dtype=bool)
         starts[0] = True
@@ -138,12 +126,16 @@ class TriageModel:
         np.minimum(idx, len(vocabulary) - 1, out=idx)
         hit = vocabulary[idx] == distinct
         index = idx[hit]
-        return ModelFeatures(index, tfidf_row(counts[hit], self.idf[index]), keys, positions)
+        return ModelFeatures(index, tfidf_row(counts[hit], self.idf[index]))
+
+    def contributions(self, features: ModelFeatures, class_index: int) -> np.ndarray:
+        """Each found n-gram's push on one class's logit."""
+        return self.coef[class_index, features.index] * features.values
 
     def logits(self, features: ModelFeatures) -> np.ndarray:
         if not len(features.index):
             return self.intercept.copy()
-        return features.values @ self.coef[features.index] + self.intercept
+        return self.coef[:, features.index] @ features.values.astype(np.float32) + self.intercept
 
     def combine(self, logits: np.ndarray, raw: np.ndarray, rival: np.ndarray, actor: float) -> np.ndarray:
         """Calibrated probabilities from the model's logits and the rules' raw scores (class order)."""
@@ -151,12 +143,10 @@ class TriageModel:
         return sigmoid(s[:, 0] * logits + s[:, 1] * raw + s[:, 2] * rival + s[:, 3] * actor + s[:, 4])
 
     def strongest(
-        self, features: ModelFeatures, class_index: int, count: int = 3
-    ) -> list[tuple[str, int, float]]:
-        """The ``count`` n-grams that push class ``class_index`` up most: (n-gram, start, contribution)."""
-        if not len(features.index):
-            return []
-        contributions = features.values * self.coef[features.index, class_index]
+        self, features: ModelFeatures, contributions: np.ndarray, count: int = 3
+    ) -> list[tuple[str, float]]:
+        """The ``count`` n-grams that push a class up most, from its column of ``contributions``:
+        (n-gram, contribution), strongest first."""
         if len(contributions) > count:
             top = np.argpartition(-contributions, count)[:count]
             top = top[np.argsort(-contributions[top])]
@@ -167,8 +157,7 @@ class TriageModel:
             contribution = float(contributions[i])
             if contribution <= 0:
                 break
-            key = int(self.vocabulary[features.index[i]])
-            out.append((key_text(key), features.first_offset(key), contribution))
+            out.append((key_text(int(self.vocabulary[features.index[i]])), contribution))
         return out
 
 
@@ -200,7 +189,7 @@ def encode_arrays(model: TriageModel) -> bytes:
         buffer,
         vocabulary=model.vocabulary.astype(np.int64),
         idf=model.idf.astype(np.float64),
-        coef=model.coef.astype(np.float32),
+        coef=model.coef.astype(np.float32),  # (classes, keys)
         intercept=model.intercept.astype(np.float64),
         stack=model.stack.astype(np.float64),
     )
@@ -253,13 +242,15 @@ def parse_model(meta: Any, blob: bytes, *, source: str = "<model>") -> TriageMod
             data = {name: arrays[name] for name in _ARRAYS}
     except (KeyError, ValueError, OSError) as exc:
         raise ModelError(f"{source}: unreadable arrays: {exc}") from exc
-    if meta["format"] == 1 and data["stack"].ndim == 2 and data["stack"].shape[1] == 4:
-        data["stack"] = np.insert(data["stack"], 3, 0.0, axis=1)
+    if meta["format"] == 1:  # (keys, classes) coefficients and no actor column
+        data["coef"] = data["coef"].T
+        if data["stack"].ndim == 2 and data["stack"].shape[1] == 4:
+            data["stack"] = np.insert(data["stack"], 3, 0.0, axis=1)
     features, width = len(data["vocabulary"]), len(classes)
     shapes_ok = (
         data["vocabulary"].dtype == np.int64
         and data["idf"].shape == (features,)
-        and data["coef"].shape == (features, width)
+        and data["coef"].shape == (width, features)
         and data["intercept"].shape == (width,)
         and data["stack"].shape == (width, len(STACK_COLUMNS))
         and bool(np.all(np.diff(data["vocabulary"]) > 0))

@@ -56,7 +56,7 @@ def examples(items: Sequence[dict[str, Any]], group: str | None = None) -> list[
     for item in items:
         text = normalize(item["text"]).text
         writer = group or str(item.get("writer", ""))
-        out.append(Example(item["text"], text, list(item["labels"]), writer, np.unique(ngram_keys(text)[0])))
+        out.append(Example(item["text"], text, list(item["labels"]), writer, np.unique(ngram_keys(text))))
     return out
 
 
@@ -70,7 +70,7 @@ def _vocabulary(batch: Sequence[Example], min_df: int) -> tuple[np.ndarray, np.n
 
 def _matrix(batch: Sequence[Example], vocabulary: np.ndarray, idf: np.ndarray) -> sparse.csr_matrix:
     # The model's own feature function, so that training and inference cannot drift apart.
-    probe = TriageModel("", (), vocabulary, idf, np.zeros((len(vocabulary), 0)), np.zeros(0),
+    probe = TriageModel("", (), vocabulary, idf, np.zeros((0, len(vocabulary))), np.zeros(0),
                         np.zeros((0, 4)), 0.5, 0.5, {})  # fmt: skip
     rows, cols, values = [], [], []
     for i, example in enumerate(batch):
@@ -168,7 +168,7 @@ def train_candidate(
         classes=classes,
         vocabulary=vocabulary,
         idf=idf,
-        coef=coef.astype(np.float32),
+        coef=np.ascontiguousarray(coef.T, dtype=np.float32),
         intercept=intercept,
         stack=stack,
         triage_threshold=params.triage_threshold,
