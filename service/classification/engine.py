@@ -113,6 +113,13 @@ class Engine:
         self.taxonomy = taxonomy
         # The learned model shipped beside the taxonomy; None (no artifact there) keeps the engine rule-only.
         self.model = model
+        if model is not None:
+            known = set(taxonomy.category_ids)
+            self._model_index = {c: i for i, c in enumerate(model.classes) if c in known}
+            self._rules_only = [c for c in taxonomy.category_ids if c not in self._model_index]
+            self._unknown_classes = [c for c in model.classes if c not in known]
+            # The competing rule score: `other`'s for a misconduct category, the best misconduct for `other`.
+            self._is_other = np.array([c == OTHER for c in model.classes], dtype=float)
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -336,48 +343,44 @@ class Engine:
         """Rules and model together: calibrated probabilities, a label when confident, triage otherwise."""
         model = self.model
         assert model is not None
-        label = self.taxonomy.thresholds.label
-        # Categories the model does not know (a deployment's own) keep the rules' score: 0.5 at the threshold.
-        probabilities = {c: v / (v + label) if v > 0 else 0.0 for c, v in raw.items()}
         features = model.features(norm.text)
         logits = model.logits(features)
-        misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
+        rules = np.fromiter((raw.get(c, 0.0) for c in model.classes), float, len(model.classes))
         other_raw = raw.get(OTHER, 0.0)
-        classes = model.classes
-        rules = np.array([raw.get(c, 0.0) for c in classes])
-        rival = np.array([misconduct_best if c == OTHER else other_raw for c in classes])
-        for c, p in zip(
-            classes, model.combine(logits, rules, rival, float(actor_found)).tolist(), strict=True
-        ):
-            if c in probabilities:
-                probabilities[c] = p
+        misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
+        rival = self._is_other * misconduct_best + (1 - self._is_other) * other_raw
+        probabilities = dict(
+            zip(model.classes, model.combine(logits, rules, rival, float(actor_found)).tolist(), strict=True)
+        )
+        for c in self._unknown_classes:  # a model trained for a category this taxonomy no longer has
+            del probabilities[c]
+        for (
+            c
+        ) in self._rules_only:  # a deployment's own category the model does not know: 0.5 at the threshold
+            v = raw[c]
+            probabilities[c] = v / (v + self.taxonomy.thresholds.label) if v > 0 else 0.0
         best = max(probabilities, key=probabilities.__getitem__)
         labels: list[str] = []
         if probabilities[best] >= model.triage_threshold:
             if best == OTHER:
                 labels = [OTHER]
             else:
-                labels = [best] + sorted(
-                    (
-                        c
-                        for c, p in probabilities.items()
-                        if c not in (best, OTHER) and p >= model.secondary_threshold
-                    ),
-                    key=lambda c: -probabilities[c],
-                )
+                floor = model.secondary_threshold
+                more = [c for c, p in probabilities.items() if p >= floor and c != best and c != OTHER]
+                labels = [best, *sorted(more, key=probabilities.__getitem__, reverse=True)]
         # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
-        index = {c: i for i, c in enumerate(classes)}
+        text = norm.text
         for category in labels or [best]:
-            i = index.get(category)
+            i = self._model_index.get(category)
             if i is None:
                 continue
             probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
             evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
             for ngram, contribution in model.strongest(features, model.contributions(features, i)):
-                first = norm.text.find(ngram)  # its first occurrence, for the span
+                first = text.find(ngram)  # its first occurrence, for the span
                 start, end = norm.original_span(first, first + len(ngram))
                 evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
-        scores = {c: round(p, 3) for c, p in probabilities.items()}
+        scores = {c: round(probabilities[c], 3) for c in raw}
         return labels, scores
 
     def _decide(self, raw: dict[str, float]) -> list[str]:

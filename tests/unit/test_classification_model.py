@@ -15,7 +15,12 @@ from service.classification import classifier
 from service.classification import model as artifact
 from service.classification.engine import Engine
 from service.classification.normalize import normalize
-from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, TaxonomyError, load_taxonomy
+from service.classification.taxonomy import (
+    DEFAULT_TAXONOMY_PATH,
+    TaxonomyError,
+    load_taxonomy,
+    parse_taxonomy,
+)
 
 STORY = "派出所副所长天天晚上去棋牌室打麻将，一晚上输赢好几万，穿着警服就去了"
 
@@ -127,3 +132,15 @@ def test_a_bad_artifact_keeps_the_engine_in_force(tmp_path):
     assert classifier.current_model() is before
     with pytest.raises(TaxonomyError):
         classifier.validate_taxonomy_file(taxonomy)
+
+
+def test_a_deployment_category_the_model_does_not_know_keeps_the_rules_score():
+    data = json.loads(DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8"))
+    data["categories"].insert(
+        -1, {"id": "land_seizure", "tier": "N", "name": "违法征地拆迁", "terms": {"强拆": 1.5, "征地": 1.0}}
+    )
+    engine = Engine(parse_taxonomy(data), model=classifier.current_model())
+    result = engine.classify("派出所民警带人来强拆我家房子，说是征地")
+    assert "land_seizure" in result.labels
+    assert result.scores["land_seizure"] == round(2.5 / (2.5 + 0.8), 3)  # raw / (raw + label threshold)
+    assert not any(e.kind == "model" and e.category == "land_seizure" for e in result.evidence)
