@@ -119,7 +119,7 @@ class Engine:
             self._rules_only = [c for c in taxonomy.category_ids if c not in self._model_index]
             self._unknown_classes = [c for c in model.classes if c not in known]
             # The competing rule score: `other`'s for a misconduct category, the best misconduct for `other`.
-            self._is_other = np.array([c == OTHER for c in model.classes], dtype=float)
+            self._is_other = np.array([c == OTHER for c in model.classes])
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -348,7 +348,7 @@ class Engine:
         rules = np.fromiter((raw.get(c, 0.0) for c in model.classes), float, len(model.classes))
         other_raw = raw.get(OTHER, 0.0)
         misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
-        rival = self._is_other * misconduct_best + (1 - self._is_other) * other_raw
+        rival = np.where(self._is_other, misconduct_best, other_raw)
         probabilities = dict(
             zip(model.classes, model.combine(logits, rules, rival, float(actor_found)).tolist(), strict=True)
         )
@@ -376,7 +376,7 @@ class Engine:
                 continue
             probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
             evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
-            for ngram, contribution in model.strongest(features, model.contributions(features, i)):
+            for ngram, contribution in model.strongest(features, i):
                 first = text.find(ngram)  # its first occurrence, for the span
                 start, end = norm.original_span(first, first + len(ngram))
                 evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))

@@ -128,10 +128,6 @@ class TriageModel:
         index = idx[hit]
         return ModelFeatures(index, tfidf_row(counts[hit], self.idf[index]))
 
-    def contributions(self, features: ModelFeatures, class_index: int) -> np.ndarray:
-        """Each found n-gram's push on one class's logit."""
-        return self.coef[class_index, features.index] * features.values
-
     def logits(self, features: ModelFeatures) -> np.ndarray:
         if not len(features.index):
             return self.intercept.copy()
@@ -142,23 +138,15 @@ class TriageModel:
         s = self.stack
         return sigmoid(s[:, 0] * logits + s[:, 1] * raw + s[:, 2] * rival + s[:, 3] * actor + s[:, 4])
 
-    def strongest(
-        self, features: ModelFeatures, contributions: np.ndarray, count: int = 3
-    ) -> list[tuple[str, float]]:
-        """The ``count`` n-grams that push a class up most, from its column of ``contributions``:
-        (n-gram, contribution), strongest first."""
-        if len(contributions) > count:
-            top = np.argpartition(-contributions, count)[:count]
-            top = top[np.argsort(-contributions[top])]
-        else:
-            top = np.argsort(-contributions)
-        out = []
-        for i in top.tolist():
-            contribution = float(contributions[i])
-            if contribution <= 0:
-                break
-            out.append((key_text(int(self.vocabulary[features.index[i]])), contribution))
-        return out
+    def strongest(self, features: ModelFeatures, class_index: int, count: int = 3) -> list[tuple[str, float]]:
+        """The ``count`` n-grams that push one class's logit up most: (n-gram, contribution), strongest
+        first."""
+        contributions = self.coef[class_index, features.index] * features.values
+        n = len(contributions)
+        picks = np.argpartition(contributions, n - count)[n - count :] if n > count else range(n)
+        ranked = sorted(((float(contributions[i]), int(i)) for i in picks), reverse=True)
+        index = features.index
+        return [(key_text(int(self.vocabulary[index[i]])), c) for c, i in ranked if c > 0]
 
 
 # --- The artifact ------------------------------------------------------------------------------------
