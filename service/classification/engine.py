@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from itertools import product
 
 import ahocorasick
-import numpy as np
 
 from service.classification.model import TriageModel
 from service.classification.normalize import SEPARATOR, NormalizedText, normalize, normalize_key
@@ -118,8 +117,6 @@ class Engine:
             self._model_index = {c: i for i, c in enumerate(model.classes) if c in known}
             self._rules_only = [c for c in taxonomy.category_ids if c not in self._model_index]
             self._unknown_classes = [c for c in model.classes if c not in known]
-            # The competing rule score: `other`'s for a misconduct category, the best misconduct for `other`.
-            self._is_other = np.array([c == OTHER for c in model.classes])
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -344,19 +341,18 @@ class Engine:
         model = self.model
         assert model is not None
         features = model.features(norm.text)
-        logits = model.logits(features)
-        rules = np.fromiter((raw.get(c, 0.0) for c in model.classes), float, len(model.classes))
+        logits = model.logits(features).tolist()
         other_raw = raw.get(OTHER, 0.0)
         misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
-        rival = np.where(self._is_other, misconduct_best, other_raw)
-        probabilities = dict(
-            zip(model.classes, model.combine(logits, rules, rival, float(actor_found)).tolist(), strict=True)
-        )
+        classes = model.classes
+        rules = [raw.get(c, 0.0) for c in classes]
+        rival = [misconduct_best if c == OTHER else other_raw for c in classes]
+        combined = model.combine(logits, rules, rival, 1.0 if actor_found else 0.0)
+        probabilities = dict(zip(classes, combined, strict=True))
         for c in self._unknown_classes:  # a model trained for a category this taxonomy no longer has
             del probabilities[c]
-        for (
-            c
-        ) in self._rules_only:  # a deployment's own category the model does not know: 0.5 at the threshold
+        # A deployment's own category that the model does not know: the rules' score, 0.5 at the threshold.
+        for c in self._rules_only:
             v = raw[c]
             probabilities[c] = v / (v + self.taxonomy.thresholds.label) if v > 0 else 0.0
         best = max(probabilities, key=probabilities.__getitem__)
