@@ -14,7 +14,7 @@ from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
 from service.platform.blobs import BlobStore
 from service.platform.errors import NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.registry.service import get_visible_clue
 
 ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-list decides the rest
@@ -23,7 +23,7 @@ ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-
 async def add_document(
     session: AsyncSession,
     *,
-    runtime: Runtime,
+    runtime: Configured,
     store: BlobStore,
     clue_id: str,
     chunks: AsyncIterable[bytes],

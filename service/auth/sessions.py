@@ -32,7 +32,7 @@ from service.auth.login_models import LoginThrottle, StaffCredential, StaffSessi
 from service.auth.models import Staff
 from service.auth.service import Principal
 from service.platform.errors import Conflict, Unauthenticated
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.settings import Settings
 from service.platform.timeutil import as_utc, utcnow
 
@@ -49,18 +49,18 @@ def session_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def name_key(runtime: Runtime, name: str) -> str:
+def name_key(runtime: Configured, name: str) -> str:
     normalised = unicodedata.normalize("NFKC", name).strip().casefold()
     return hmac.new(runtime.lookup_key("login-name"), normalised.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_token_for(runtime: Runtime, session_token: str) -> str:
+def csrf_token_for(runtime: Configured, session_token: str) -> str:
     """The synchronizer token of one session: derived from the session's own secret, so it needs no
     storage and dies with the session."""
     return hmac.new(runtime.lookup_key("staff-csrf"), session_token.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_matches(runtime: Runtime, session_token: str, presented: str | None) -> bool:
+def csrf_matches(runtime: Configured, session_token: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(csrf_token_for(runtime, session_token), presented or "")
 
 
@@ -209,7 +209,7 @@ def _lockout_seconds(settings: Settings, failures: int) -> int:
 
 
 async def attempt_login(
-    session: AsyncSession, *, runtime: Runtime, name: str, password: str, totp_code: str
+    session: AsyncSession, *, runtime: Configured, name: str, password: str, totp_code: str
 ) -> LoginResult:
     settings = runtime.settings
     now = utcnow()

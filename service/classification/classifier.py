@@ -6,6 +6,7 @@ Invariants: results never contain report text beyond offsets; nothing here logs 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.classification import dedup, model, pii
@@ -35,7 +36,11 @@ __all__ = [
     "validate_labels",
     "validate_taxonomy_file",
     "mask_personal_data",
+    "MaskedTexts",
+    "mask_texts",
     "near_duplicate_signature",
+    "load_name_segmenter",
+    "NEAR_DUPLICATE_KEY_LABEL",
     "reload_taxonomy",
     "signature_similarity",
     "taxonomy_in_force",
@@ -140,16 +145,33 @@ def current_model() -> model.TriageModel | None:
     return _current_engine().model
 
 
-def find_personal_data(text: str) -> list[PersonalDataSpan]:
-    return pii.find_personal_data(text)
+def find_personal_data(text: str, accused: Sequence[str] = ()) -> list[PersonalDataSpan]:
+    return pii.find_personal_data(text, accused)
 
 
 def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
     return pii.mask_personal_data(text, spans)
 
 
-def near_duplicate_signature(text: str) -> bytes:
-    return dedup.near_duplicate_signature(text)
+MaskedTexts = pii.MaskedTexts
+
+
+def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
+    """``accused``: the names in the clue's accused field, which stay readable."""
+    return pii.mask_texts(texts, accused)
+
+
+def load_name_segmenter() -> None:
+    """At a worker's start: the name detector's dictionary, loaded before the first report needs it."""
+    pii.load_name_segmenter()
+
+
+def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
+    """``key``: ``runtime.lookup_key(NEAR_DUPLICATE_KEY_LABEL)``; other keys never match."""
+    return dedup.near_duplicate_signature(text, key=key)
+
+
+NEAR_DUPLICATE_KEY_LABEL = dedup.KEY_LABEL
 
 
 def signature_similarity(a: bytes, b: bytes) -> float:

@@ -1,7 +1,13 @@
-"""Near-duplicate signatures: MinHash over character shingles of the normalised text.
+"""Near-duplicate signatures: MinHash over character shingles of the normalised text, keyed.
 
 A signature is the little-endian uint64 hash values, ``NUM_PERM`` of them; only signatures made with the
-same ``NUM_PERM``/``SEED`` compare. Linking duplicates on a clue is the registry's job.
+same key and ``NUM_PERM``/``SEED`` compare. Linking duplicates on a clue is the registry's job.
+
+Keyed: each shingle is hashed with keyed BLAKE2b (the server's ``lookup_key(KEY_LABEL)``) before MinHash,
+and so is each LSH band. With the public seed alone, a database copy would answer "does report X contain
+phrase P" (sign P, compare slots or look its bands up); without the key nobody can sign a guess, so the
+stored values say nothing about the text. They still say which stored clues resemble each other — as the
+stored links do.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ SHINGLE = 3
 
 
 SCHEME = "affine32"
+KEY_LABEL = "near-duplicate"  # runtime.lookup_key(KEY_LABEL): the key for shingles and bands
 
 
 @lru_cache(maxsize=1)
@@ -35,8 +42,25 @@ def _shingles(text: str) -> set[bytes]:
     return {compact[i : i + SHINGLE].encode("utf-8") for i in range(len(compact) - SHINGLE + 1)}
 
 
-def near_duplicate_signature(text: str) -> bytes:
-    minhash = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_permutations(), scheme=SCHEME)
+def _keyed_hash32(key: bytes):
+    if len(key) < 16:
+        raise ValueError("a near-duplicate key has at least 16 bytes")
+
+    def hash32(shingle: bytes) -> int:
+        digest = hashlib.blake2b(shingle, key=key, digest_size=4, person=b"shingle").digest()
+        return int.from_bytes(digest, "little")
+
+    return hash32
+
+
+def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
+    minhash = MinHash(
+        num_perm=NUM_PERM,
+        seed=SEED,
+        permutations=_permutations(),
+        scheme=SCHEME,
+        hashfunc=_keyed_hash32(key),
+    )
     shingles = _shingles(text)
     if shingles:
         minhash.update_batch(list(shingles))
@@ -59,12 +83,13 @@ BANDS = 21
 ROWS = 6
 
 
-def band_buckets(signature: bytes) -> list[tuple[int, int]]:
-    """(band, bucket) pairs for the LSH index; bucket is a signed 63-bit hash of the band's values."""
+def band_buckets(signature: bytes, *, key: bytes) -> list[tuple[int, int]]:
+    """(band, bucket) pairs for the LSH index; bucket is a signed 63-bit keyed hash of the band's values."""
     values = np.frombuffer(signature, dtype="<u8")
     out = []
     for band in range(BANDS):
         chunk = values[band * ROWS : (band + 1) * ROWS].tobytes()
-        digest = int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little") >> 1
+        digest = hashlib.blake2b(chunk, key=key, digest_size=8, person=b"band").digest()
+        digest = int.from_bytes(digest, "little") >> 1
         out.append((band, digest))
     return out

@@ -392,8 +392,9 @@ async def _find_near_duplicates(runtime: Runtime, clue_ids: list[str], threshold
         ).all()
     if not rows:
         return _Found({}, {}, {})
-    signatures = await asyncio.to_thread(_sign, runtime.keys, rows)
-    buckets = {clue_id: dedup.band_buckets(sig) for clue_id, sig in signatures.items()}
+    key = runtime.lookup_key(dedup.KEY_LABEL)  # signatures and bands are keyed: see dedup
+    signatures = await asyncio.to_thread(_sign, runtime.keys, rows, key)
+    buckets = {clue_id: dedup.band_buckets(sig, key=key) for clue_id, sig in signatures.items()}
     wanted = {pair for pairs in buckets.values() for pair in pairs}
     async with runtime.read_session_factory() as reader:
         # Bounded: a flood of copies of one text must not make each new copy compare with all earlier
@@ -478,13 +479,13 @@ def _record_sync(session: Session, *, found: _Found, dequeue: list[str]) -> int:
     return len(new_links)
 
 
-def _sign(keys: KeyRing, rows: Sequence[Any]) -> dict[str, bytes]:
-    """CPU only (a worker thread): the signature of each clue's masked text, reusing stored ones."""
+def _sign(keys: KeyRing, rows: Sequence[Any], key: bytes) -> dict[str, bytes]:
+    """CPU only (a worker thread): the keyed signature of each clue's masked text, reusing stored ones."""
     signatures: dict[str, bytes] = {}
     for clue_id, sealed, signature in rows:
         if signature is None:
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
-            signature = classifier.near_duplicate_signature(text)
+            signature = classifier.near_duplicate_signature(text, key=key)
         signatures[clue_id] = signature
     return signatures
 

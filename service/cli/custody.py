@@ -153,6 +153,8 @@ async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore
 async def custody_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from service.app.runtime import load_keys
     from service.custody import service as custody
+    from service.custody.models import CustodyRequest
+    from service.intake import originals
 
     roles = (
         frozenset({"staff"}) if any(settings.effective_keys_dir.glob("case*.private.json")) else frozenset()
@@ -188,8 +190,15 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
         if cmd == "release":
             phrases = _passphrases(args.passphrase_fd, [str(p) for p in args.share])
             shares = [custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)]
+            request = await session.get(CustodyRequest, args.request_id)
+            later = await originals.later_originals(session, request.clue_id) if request else []
             identity = await custody.release_identity(
-                session, request_id=args.request_id, receiver=args.actor, shares=shares, keys=keys
+                session,
+                request_id=args.request_id,
+                receiver=args.actor,
+                shares=shares,
+                keys=keys,
+                later=later,
             )
             return [json.dumps(identity, ensure_ascii=False, indent=2)]
         if cmd == "contact":

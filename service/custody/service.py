@@ -12,6 +12,7 @@ Audit details carry ids and key ids only.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -183,12 +184,28 @@ async def _usable(
     return staff
 
 
+@dataclass(frozen=True)
+class SealedOriginal:
+    """A reporter-written text sealed with the identity key after the report itself (a follow-up message,
+    a caller's addition): released with the clue's identity, under ``later_originals[label]``."""
+
+    label: str
+    sealed: bytes
+    binding: str
+
+
 async def release_identity(
-    session: AsyncSession, *, request_id: str, receiver: str, shares: list[ShareInput], keys: KeyRing
+    session: AsyncSession,
+    *,
+    request_id: str,
+    receiver: str,
+    shares: list[ShareInput],
+    keys: KeyRing,
+    later: Sequence[SealedOriginal] = (),
 ) -> dict[str, Any]:
     """Rebuild the identity private key from custodians' shares, in memory, open one clue's identity, and
     forget the key. Returns the identity fields (and the unmasked text, if the reporter wrote personal
-    data)."""
+    data), with the originals of ``later`` texts sealed to the same key (None for one sealed to another)."""
     row = await _request(session, request_id)
     staff = await _usable(session, row, receiver, "identity", keys)
     clue = await _clue(session, row.clue_id)
@@ -226,7 +243,15 @@ async def release_identity(
             pair = None
         if pair is None or pair.public.key_id != envelope.key_id:
             raise Invalid("份额无法重建身份密钥", message_en="the shares do not rebuild the identity key")
-        identity = json.loads(keys.with_private([pair]).open(clue.identity, f"clues/{clue.id}/identity"))
+        opener = keys.with_private([pair])
+        identity = json.loads(opener.open(clue.identity, f"clues/{clue.id}/identity"))
+        if later:
+            identity["later_originals"] = {
+                item.label: json.loads(opener.open(item.sealed, item.binding))
+                if Envelope.from_bytes(item.sealed).key_id == envelope.key_id
+                else None
+                for item in later
+            }
     except (CustodyFileError, shamir.ShamirError) as exc:
         raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
     finally:

@@ -4,8 +4,10 @@ the operator's record in the registration's own transaction.
 
 Invariants:
 - A caller's number and name, a writer's or visitor's details, a confessing officer's identity go only
-  into ``Submission.submitter`` (identity key). Call times, call-back wishes and source particulars go
-  into ``Submission.details`` (case key). Nothing here logs or audits content or identity.
+  into ``Submission.submitter`` (identity key). Call times and source particulars go into
+  ``Submission.details`` (case key). Nothing here logs or audits content or identity.
+- Whatever the caller said (the summary of the call, their own words, how to call them back, what they add
+  later, a correction) staff read masked, like a web report's text; the originals are identity details.
 - The hotline's "caller phones again" path is add-only: a code opens nothing for the operator; it only
   lets a note be appended to its clue, and the code is marked read aloud again.
 """
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
+from service.classification import classifier
 from service.intake import assisted_schemas as schemas
 from service.intake import service as intake_service
 from service.intake.models import Receipt
@@ -44,6 +47,10 @@ FUTURE_SLACK = timedelta(minutes=10)
 
 def addition_binding(addition_id: str) -> str:
     return f"clue_additions/{addition_id}/content"
+
+
+def addition_identity_binding(addition_id: str) -> str:
+    return f"clue_additions/{addition_id}/identity"
 
 
 def reporter_copy_binding(addition_id: str) -> str:
@@ -117,7 +124,6 @@ async def register_call(*, runtime: Runtime, call: schemas.CallIn, actor: str) -
             "started_at": call.call_started_at.isoformat(),
             "duration_seconds": call.duration_seconds,
             "callback_allowed": call.callback_allowed,
-            "callback_how": call.callback_how,
         }
     }
     # The operator's record, sealed also to the reporter key so the caller can read it back with the code:
@@ -141,6 +147,7 @@ async def register_call(*, runtime: Runtime, call: schemas.CallIn, actor: str) -
             actor=actor,
             reporter_code=submitted.receipt,
             audit_action=None,
+            reporter_written=("summary", "caller_words", "callback_how"),
         )
 
     submitted = await runtime.intake.submit(
@@ -154,6 +161,7 @@ async def register_call(*, runtime: Runtime, call: schemas.CallIn, actor: str) -
             submitter=submitter,
             received_at=call.call_started_at,
             details=details,
+            notes={"callback_how": call.callback_how} if call.callback_how else {},
         ),
         actor=actor,
         also=add_record,
@@ -173,9 +181,18 @@ async def _add(
     audit_action: str | None,
     audit_details: dict[str, Any] | None = None,
     for_reporter: bool = True,
+    reporter_written: tuple[str, ...] = (),
 ) -> ClueAddition:
+    """Add to a clue. The fields named in ``reporter_written`` are the caller's words: staff read them masked
+    (the originals go under the identity key); the caller's own copy keeps them as said."""
     addition_id = new_id()
     plaintext = _json(content)
+    masked = classifier.mask_texts({name: content.get(name) for name in reporter_written})
+    identity = (
+        runtime.keys.seal_identity(_json(masked.originals), addition_identity_binding(addition_id))
+        if masked.originals
+        else None
+    )
     reporter_copy = None
     if reporter_code is not None:
         key = await messages_service.ensure_reporter_key(session, clue_id=clue_id, code=reporter_code)
@@ -190,8 +207,9 @@ async def _add(
         id=addition_id,
         clue_id=clue_id,
         kind=kind,
-        content=runtime.keys.seal_case(plaintext, addition_binding(addition_id)),
+        content=runtime.keys.seal_case(_json({**content, **masked.texts}), addition_binding(addition_id)),
         reporter_copy=reporter_copy,
+        identity=identity,
         created_at=utcnow(),
         created_by=actor,
     )
@@ -249,6 +267,7 @@ async def add_to_clue_by_code(
         reporter_code=code,
         audit_action="clue.addition_added",
         audit_details={"channel": "hotline"},
+        reporter_written=("text",),
     )
     await mark_read_aloud(session, clue_id=clue_id, actor=actor)
     return row
@@ -302,6 +321,7 @@ async def record_caller_confirmation(
         actor=PUBLIC_ACTOR,
         reporter_code=None,
         audit_action="clue.caller_confirmed" if confirmed else "clue.caller_corrected",
+        reporter_written=("correction",),
     )
 
 

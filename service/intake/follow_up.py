@@ -29,7 +29,7 @@ from service.intake.models import Receipt
 from service.intake.receipts import MalformedReceipt, new_receipt_code, normalise_receipt, receipt_hash
 from service.messages import service as messages_service
 from service.platform.errors import NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue
 
@@ -192,7 +192,7 @@ async def resume(session: AsyncSession, opened: OpenedReceipt) -> None:
 async def open_receipt(
     session: AsyncSession,
     *,
-    runtime: Runtime,
+    runtime: Configured,
     code_text: str,
     client: str,
     throttle: FailureThrottle,

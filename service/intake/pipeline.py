@@ -211,7 +211,7 @@ def _portable(exc: Exception) -> Exception:
 
 @dataclass
 class _Worker:
-    """What a worker holds: the intake role's keys (see ``intake.service.Sealing``) and, on SQLite, its
+    """What a worker holds: the intake role's keys (see ``platform.runtime.Sealing``) and, on SQLite, its
     own write connection."""
 
     settings: Settings
@@ -238,6 +238,7 @@ def _start_worker(
         writer = sessionmaker(engine, expire_on_commit=False, autoflush=False, info=session_info(settings))
     keys = with_data_key_window(KeyRing.from_public_documents(public_keys), settings)
     _worker = _Worker(settings, keys, lookup_secret, writer)
+    classifier.load_name_segmenter()  # not on the first tip: loading takes seconds
 
 
 def _ready(taxonomy: tuple[Path, int]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,13 +28,13 @@ from service.messages import reporter_key as reporter_keys
 from service.messages.models import ReporterKey
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
+from service.platform.runtime import Sealing
 from service.platform.timeutil import utcnow
 from service.registry import search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 
 if TYPE_CHECKING:
-    from service.platform.crypto.keys import KeyRing
     from service.platform.runtime import Runtime
 
 
@@ -53,6 +53,9 @@ class Submission:
     received_at: datetime | None = None
     due_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)  # channel- or source-specific, case key
+    # Further texts the reporter wrote (a caller's call-back instructions): masked like ``text``, staff read
+    # them as the content's ``notes``, the originals go under the identity key.
+    notes: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,6 @@ def binding(clue_id: str, field_name: str) -> str:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class Sealing(Protocol):
-    """What preparing a tip needs from a process: the intake role's public keys and the lookup keys. The
-    server's ``Runtime`` has them, and so has an intake worker process (``intake.pipeline``)."""
-
-    keys: KeyRing
-
-    def lookup_key(self, label: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -103,20 +97,27 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
 
     clue_id = new_id()
     keys = runtime.keys
-    # Personal data the reporter wrote into the text is a submitter detail: staff see it masked.
-    spans = classifier.find_personal_data(submission.text)
-    masked_text = classifier.mask_personal_data(submission.text, spans) if spans else submission.text
+    # Personal data the reporter wrote is a submitter detail: staff see it masked, the originals are sealed
+    # with the identity key.
+    masked = classifier.mask_texts(
+        {"text": submission.text, **submission.notes}, accused=[submission.accused.get("name") or ""]
+    )
+    masked_text = masked.texts.pop("text") or ""
     result = classifier.classify(masked_text, category_hint=hint)
 
     identity: dict[str, Any] = {k: v for k, v in submission.submitter.items() if v}
-    if spans:
-        identity["unmasked_text"] = submission.text
-    content = {
+    if "text" in masked.originals:
+        identity["unmasked_text"] = masked.originals.pop("text")
+    if masked.originals:
+        identity["unmasked_notes"] = masked.originals
+    content: dict[str, Any] = {
         "text": masked_text,
         "incident": submission.incident,
         "category_hint": hint,
         "details": submission.details,
     }
+    if masked.texts:
+        content["notes"] = masked.texts
     sealed = keys.seal_case_record(
         f"clues/{clue_id}",
         {

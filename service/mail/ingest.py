@@ -53,6 +53,7 @@ from service.attachments.service import UploadedFile
 from service.attachments.sniff import DisallowedFileType
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR
+from service.classification import classifier
 from service.intake.service import Submission, SubmittedTip
 from service.mail.parse import ParsedMail, parse_message
 from service.mail.receiver import (
@@ -380,7 +381,10 @@ class MailIngest:
                 if row.outcome == QUARANTINED:
                     row.sealed = runtime.keys.seal_identity(raw, sealed_binding(row.id))
                 else:
-                    content = {"kind": parsed.kind, "subject": parsed.subject, "body": parsed.body}
+                    # Staff may read filtered mail to spot a misfiled report: masked, as a report's text is.
+                    # The originals are not kept (filtered mail is never made a clue).
+                    masked = classifier.mask_texts({"subject": parsed.subject, "body": parsed.body})
+                    content = {"kind": parsed.kind, **masked.texts}
                     row.sealed = runtime.keys.seal_case(_json(content), sealed_binding(row.id))
                     row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
                 await session.flush()

@@ -31,6 +31,9 @@ class Message(Base):
     author_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # staff only; None = reporter
     body: Mapped[bytes] = mapped_column(LargeBinary)  # case key, binding messages/<id>/body
     reporter_copy: Mapped[bytes | None] = mapped_column(LargeBinary)  # reporter key, messages/<id>/reporter
+    # A reporter's words as written, when masking changed them (identity key, messages/<id>/identity): the
+    # body staff read is masked.
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

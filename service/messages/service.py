@@ -10,6 +10,7 @@ Invariant: what the reporter sees never names the staff member who wrote a messa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
+from service.classification import classifier
 from service.messages import reporter_key as rk
 from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
 from service.platform.crypto.keys import KeyRing
@@ -57,6 +59,10 @@ def body_binding(message_id: str) -> str:
 
 def reporter_binding(message_id: str) -> str:
     return f"messages/{message_id}/reporter"
+
+
+def identity_binding(message_id: str) -> str:
+    return f"messages/{message_id}/identity"
 
 
 def clean_text(text: str) -> str:
@@ -123,9 +129,12 @@ async def rewrap_reporter_key(session: AsyncSession, *, clue_id: str, old_code: 
     await session.flush()
 
 
-async def _seal_both(session: AsyncSession, *, message: Message, text: str, keys: KeyRing) -> None:
+async def _seal_both(
+    session: AsyncSession, *, message: Message, text: str, keys: KeyRing, staff_text: str | None = None
+) -> None:
+    """The message for staff (``staff_text``, if it differs: masked) and for the reporter, as written."""
     plaintext = text.encode("utf-8")
-    message.body = keys.seal_case(plaintext, body_binding(message.id))
+    message.body = keys.seal_case((staff_text or text).encode("utf-8"), body_binding(message.id))
     key = await session.get(ReporterKey, message.clue_id)
     message.reporter_copy = (
         rk.seal_for_reporter(key.public_key, plaintext, reporter_binding(message.id)) if key else None
@@ -229,7 +238,13 @@ async def reporter_send(
     message = Message(
         id=new_id(), clue_id=clue_id, direction=FROM_REPORTER, author_id=None, created_at=utcnow()
     )
-    await _seal_both(session, message=message, text=text, keys=keys)
+    # The reporter's words are masked for staff like the first report; the original is an identity detail.
+    masked = classifier.mask_texts({"text": text})
+    if masked.originals:
+        message.identity = keys.seal_identity(
+            json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"), identity_binding(message.id)
+        )
+    await _seal_both(session, message=message, text=text, keys=keys, staff_text=masked.texts["text"])
     session.add(message)
     await session.flush()
     await audit_service.record(

@@ -42,7 +42,7 @@ from service.notify.models import (
 from service.notify.sender import Sender
 from service.platform.db import new_id
 from service.platform.errors import Invalid
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import utcnow
 
 SEND_TASK = "notify.send"
@@ -59,7 +59,7 @@ EVENTS = {
 }
 
 
-def relay_configured(runtime: Runtime) -> bool:
+def relay_configured(runtime: Configured) -> bool:
     return bool(runtime.settings.relay_host)
 
 
@@ -73,7 +73,7 @@ async def _queue(session: AsyncSession, row: OutboxMessage) -> None:
 
 
 async def queue_acknowledgement(
-    session: AsyncSession, *, runtime: Runtime, to_address: str, receipt: str
+    session: AsyncSession, *, runtime: Configured, to_address: str, receipt: str
 ) -> str | None:
     """Queue the receipt-code acknowledgement to a mail reporter. The address and the code are sealed to the
     outbound key at once; nothing else keeps them. Returns the outbox id, or None when switched off."""
@@ -91,7 +91,7 @@ async def queue_acknowledgement(
 
 
 async def notify_staff(
-    session: AsyncSession, *, runtime: Runtime, staff_ids: list[str], event: str, path: str
+    session: AsyncSession, *, runtime: Configured, staff_ids: list[str], event: str, path: str
 ) -> int:
     """Tell these staff members that something waits at ``path``; content-free. Returns how many were
     queued or held (staff without a preference, or with ``off``, hear nothing)."""
@@ -126,7 +126,7 @@ async def notify_staff(
     return count
 
 
-async def notify_supervisors(session: AsyncSession, *, runtime: Runtime, event: str, path: str) -> int:
+async def notify_supervisors(session: AsyncSession, *, runtime: Configured, event: str, path: str) -> int:
     if not relay_configured(runtime):
         return 0
     ids = (
@@ -172,7 +172,7 @@ async def get_preference(session: AsyncSession, *, staff_id: str) -> Notificatio
 # --- Sending (the worker) ---------------------------------------------------------------------------
 
 
-def _message(runtime: Runtime, to: str, subject: str, body: str) -> EmailMessage:
+def _message(runtime: Configured, to: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = runtime.settings.relay_from
     message["To"] = to
@@ -183,7 +183,7 @@ def _message(runtime: Runtime, to: str, subject: str, body: str) -> EmailMessage
     return message
 
 
-def _staff_text(runtime: Runtime, events: Counter[str], path: str | None) -> tuple[str, str]:
+def _staff_text(runtime: Configured, events: Counter[str], path: str | None) -> tuple[str, str]:
     base = runtime.settings.staff_link_base.rstrip("/")
     lines = []
     for event, count in sorted(events.items()):
@@ -195,7 +195,7 @@ def _staff_text(runtime: Runtime, events: Counter[str], path: str | None) -> tup
 
 
 async def deliver(
-    session: AsyncSession, *, runtime: Runtime, outbox_id: str, sender: Sender, final_attempt: bool
+    session: AsyncSession, *, runtime: Configured, outbox_id: str, sender: Sender, final_attempt: bool
 ) -> str:
     """Send one outbox message. Raises on a relay failure (the job retries) unless this is the final
     attempt, when an acknowledgement's sealed address is destroyed and the row marked failed."""

@@ -51,6 +51,22 @@ class IntakeEntry(Protocol):
     async def close(self) -> None: ...
 
 
+class Sealing(Protocol):
+    """Keys and lookup keys: what sealing, opening and keyed lookups need. The server's ``Runtime`` has
+    them, and so has an intake worker process (``intake.pipeline``)."""
+
+    keys: KeyRing
+
+    def lookup_key(self, label: str) -> bytes: ...
+
+
+class Configured(Sealing, Protocol):
+    """What domain logic needs from a process: keys, lookup keys and the settings — not its engines,
+    sessions or workers (the caller owns the transaction and passes its session)."""
+
+    settings: Settings
+
+
 @dataclass
 class Runtime:
     settings: Settings

@@ -24,5 +24,8 @@ class ClueAddition(Base):
     # The operator's record sealed to the clue's reporter key (service.messages), so the caller can read it
     # back on the status page with the code; None for additions the caller does not read back.
     reporter_copy: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The caller's words as said, when masking changed them (identity key, clue_additions/<id>/identity):
+    # the content staff read is masked.
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))  # audit actor string

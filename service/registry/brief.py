@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,17 @@ from service.audit import service as audit_service
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
 from service.platform.timeutil import utcnow
+from service.registry import categories as taxonomy_categories
 from service.registry.deadlines import alert_level
-from service.registry.ledger import ExportFile, _local, private_tmpdir
+from service.registry.ledger import (
+    ExportFile,
+    _local,
+    _short_name,
+    dated_filename,
+    export_title,
+    prepare_sheet,
+    private_tmpdir,
+)
 from service.registry.lifecycle import OPEN_STATUSES, STATUS_NAMES
 from service.registry.models import Clue, ClueState, Consultation
 
@@ -90,6 +99,7 @@ async def meeting_brief(session: AsyncSession, *, start: datetime, end: datetime
 COLUMNS = [
     ("registry_number", "编号"),
     ("status_name", "状态"),
+    ("overdue", "是否超期"),
     ("categories", "问题类别"),
     ("received_on", "收到日期"),
     ("due_on", "办理期限"),
@@ -97,6 +107,18 @@ COLUMNS = [
     ("handler", "承办人"),
     ("supervising_leader", "督办领导"),
 ]
+WIDTHS = {
+    "编号": 18, "状态": 10, "是否超期": 10, "问题类别": 30, "收到日期": 12, "办理期限": 12,
+    "承办单位": 22, "承办人": 12, "督办领导": 12,
+}  # fmt: skip
+
+
+def _cell(item: dict[str, Any], key: str, names: dict[str, str]) -> Any:
+    if key == "categories":
+        return "、".join(names.get(c, c) for c in item[key])
+    if key == "overdue":
+        return "是" if item[key] else "否"
+    return item[key]
 
 
 async def brief_xlsx(
@@ -106,19 +128,22 @@ async def brief_xlsx(
     from openpyxl.worksheet import _writer as sheet_writer
 
     brief = await meeting_brief(session, start=start, end=end)
+    names = {k: _short_name(v) for k, v in taxonomy_categories.category_names().items()}
+    now = utcnow()
+    period = {"日期": f"{_local(start)}至{_local(end - timedelta(seconds=1))}"}
     directory = private_tmpdir()
     path = Path(directory) / "brief.xlsx"
     workbook = Workbook(write_only=True)
+    headers = [zh for _, zh in COLUMNS]
     for name, title in SECTIONS.items():
         sheet = workbook.create_sheet(title)
         handle, sheet_xml = tempfile.mkstemp(prefix="sheet-", suffix=".xml", dir=directory)
         os.close(handle)
         sheet_writer.ALL_TEMP_FILES.append(sheet_xml)
         sheet._writer = sheet_writer.WorksheetWriter(sheet, out=sheet_xml)
-        sheet._writer.write_top()
-        sheet.append([zh for _, zh in COLUMNS])
+        prepare_sheet(sheet, headers, WIDTHS, export_title(f"例会简报·{title}", period, now))
         for item in brief["sections"][name]:
-            sheet.append(["、".join(item[k]) if k == "categories" else item[k] for k, _ in COLUMNS])
+            sheet.append([_cell(item, k, names) for k, _ in COLUMNS])
     workbook.save(path)
     await audit_service.record(
         session,
@@ -132,5 +157,5 @@ async def brief_xlsx(
         path,
         sum(brief["counts"].values()),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "brief.xlsx",
+        dated_filename("例会简报", "xlsx", now),
     )

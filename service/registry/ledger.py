@@ -41,9 +41,15 @@ from service.audit.models import AuditEntry
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
 from service.platform.crypto.keys import KeyRing
-from service.platform.timeutil import LOCAL, as_utc
+from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import categories as taxonomy_categories
-from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES
+from service.registry.lifecycle import (
+    DISPOSAL_METHODS,
+    FINDINGS,
+    REFERRAL_TARGETS,
+    SEND_ON_KINDS,
+    STATUS_NAMES,
+)
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.service import ClueFilters, _apply_filters
 
@@ -89,10 +95,18 @@ COLUMNS: list[tuple[str, str]] = [
     ("办理期限", "deadline"),
     ("是否督办", "supervised"),
     ("督办领导", "supervising leader"),
+    ("状态", "status"),
     ("办理结果", "result"),
     ("办结日期", "closing date"),
     ("反馈情况", "feedback"),
 ]
+# Column widths in the xlsx (characters; a CJK character counts about two).
+WIDTHS = {
+    "编号": 18, "来源": 10, "渠道": 8, "收到时间": 17, "登记人": 12, "被反映人": 10, "单位": 22,
+    "职务": 12, "职级": 10, "地区": 10, "主要问题摘要": 44, "问题类别": 26, "实名/匿名": 10,
+    "重复举报": 10, "承办单位": 20, "承办人": 10, "处置方式": 14, "审批人": 10, "办理期限": 12,
+    "是否督办": 10, "督办领导": 14, "状态": 10, "办理结果": 22, "办结日期": 12, "反馈情况": 22,
+}  # fmt: skip
 
 
 def safe_cell(value: Any) -> Any:
@@ -329,7 +343,8 @@ def _ledger_batch(
         labels = sorted(categories.get(row.id, []))
         result_text = FINDINGS.get(row.finding or "", "")
         if row.status == "referred":
-            result_text = f"已转出（{row.referral_target}）"
+            target = REFERRAL_TARGETS.get(row.referral_target or "", (row.referral_target, ""))[0]
+            result_text = f"转{target}"
         leader = lookups.staff.get(row.supervising_leader_id or "", "")
         rows.append(
             [
@@ -344,7 +359,7 @@ def _ledger_batch(
                 accused.get("rank") or None,
                 accused.get("region") or None,
                 _summary(accused, labels, names),
-                "、".join(labels),
+                "、".join(names.get(label, label) for label in labels),
                 "实名" if row.real_name else "匿名",
                 "是" if row.accused_key in lookups.repeated else "否",
                 lookups.units.get(row.handling_unit_id or "") or None,
@@ -354,7 +369,8 @@ def _ledger_batch(
                 _local(row.due_at),
                 "是" if row.key_clue else "否",
                 (leader + ("（包案）" if row.leader_takes_case else "")) if leader else None,
-                result_text or STATUS_NAMES.get(row.status, row.status),
+                STATUS_NAMES.get(row.status, row.status),
+                result_text or None,
                 _local(row.concluded_at) or None,
                 f"已反馈（{_local(row.feedback_at)}）" if row.feedback_at else None,
             ]
@@ -415,7 +431,40 @@ async def _pump(
         executor.shutdown(wait=True)
 
 
-async def write_xlsx(rows: AsyncIterator[list[Any]], path: Path, *, title: str = "线索台账") -> int:
+def prepare_sheet(sheet: Any, headers: list[str], widths: dict[str, int], title: str | None) -> None:
+    """Before the first row: column widths and the header frozen below the title row (openpyxl's
+    write-only sheets take both only before anything is written); then the title and the header."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    for index, header in enumerate(headers, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = widths.get(header, 12)
+    sheet.freeze_panes = "A3" if title else "A2"
+    sheet._writer.write_top()
+    if title:
+        sheet.append([_styled(WriteOnlyCell(sheet, value=title), Font(bold=True, size=13))])
+    sheet.append([_styled(WriteOnlyCell(sheet, value=h), Font(bold=True)) for h in headers])
+
+
+def _styled(cell: Any, font: Any) -> Any:
+    cell.font = font
+    return cell
+
+
+def export_title(name: str, filters: dict[str, str], moment: datetime) -> str:
+    """The first row of an export: what it is, the filters (in words) and when it was made."""
+    chosen = "；".join(f"{k}：{v}" for k, v in filters.items() if v) or "全部"
+    return f"{name}（筛选条件：{chosen}）　导出时间：{_local(moment, with_time=True)}"
+
+
+def dated_filename(stem: str, extension: str, moment: datetime) -> str:
+    return f"{stem}_{_local(moment)}.{extension}"
+
+
+async def write_xlsx(
+    rows: AsyncIterator[list[Any]], path: Path, *, title: str = "线索台账", heading: str | None = None
+) -> int:
     from openpyxl import Workbook
     from openpyxl.worksheet import _writer as sheet_writer
 
@@ -430,8 +479,7 @@ async def write_xlsx(rows: AsyncIterator[list[Any]], path: Path, *, title: str =
     def begin() -> None:
         sheet = workbook.create_sheet(title)
         sheet._writer = sheet_writer.WorksheetWriter(sheet, out=sheet_xml)
-        sheet._writer.write_top()
-        sheet.append([zh for zh, _ in COLUMNS])
+        prepare_sheet(sheet, [zh for zh, _ in COLUMNS], WIDTHS, heading)
         state["sheet"] = sheet
 
     def write(chunk: list[list[Any]]) -> None:
@@ -469,12 +517,16 @@ async def export_ledger(
     """Write the ledger to a private temporary file and audit the export; the caller streams the file and
     calls ``cleanup()`` afterwards. The rows are read through ``read_session`` when given (the replica),
     the audit entry is written through ``session``."""
+    now = utcnow()
+    heading = export_title("线索台账", await describe_filters(session, filters), now)
     directory = private_tmpdir()
     path = directory / f"ledger.{fmt}"
     try:
         rows = ledger_rows(read_session or session, filters=filters, keys=keys, limit=limit, helper=helper)
-        writer: Callable[..., Any] = write_xlsx if fmt == "xlsx" else write_csv
-        count = await writer(rows, path)
+        if fmt == "xlsx":
+            count = await write_xlsx(rows, path, heading=heading)
+        else:
+            count = await write_csv(rows, path)  # a header line only: CSV is read by programs too
         await audit_service.record(
             session,
             actor=principal.actor,
@@ -495,4 +547,19 @@ async def export_ledger(
         if fmt == "xlsx"
         else "text/csv; charset=utf-8"
     )
-    return ExportFile(path, count, media, f"ledger.{fmt}")
+    return ExportFile(path, count, media, dated_filename("线索台账", fmt, now))
+
+
+async def describe_filters(session: AsyncSession, filters: ClueFilters) -> dict[str, str]:
+    """The ledger filters in words, for an export's title row."""
+    unit_name = await session.get(Unit, filters.unit_id) if filters.unit_id else None
+    categories = taxonomy_categories.category_names()
+    received = [_local(filters.received_from), _local(filters.received_to)]
+    return {
+        "状态": STATUS_NAMES.get(filters.status or "", filters.status or ""),
+        "问题类别": _short_name(categories.get(filters.category or "", filters.category or "")),
+        "来源": SOURCE_NAMES.get(filters.source or "", filters.source or ""),
+        "渠道": CHANNEL_NAMES.get(filters.channel or "", filters.channel or ""),
+        "承办单位": unit_name.name if unit_name else "",
+        "收到日期": "至".join(received) if any(received) else "",
+    }

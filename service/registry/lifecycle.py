@@ -31,7 +31,7 @@ from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import deadlines, routing
 from service.registry.deadlines import Stage
@@ -156,7 +156,7 @@ def _invalid(zh: str, en: str) -> Invalid:
     return Invalid(zh, message_en=en)
 
 
-def seal(runtime: Runtime, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
+def seal(runtime: Configured, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
     data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
 
@@ -234,7 +234,12 @@ def _local_end(day: date) -> datetime:
 
 
 async def apply_transition(
-    session: AsyncSession, *, clue_id: str, request: TransitionRequest, principal: Principal, runtime: Runtime
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    request: TransitionRequest,
+    principal: Principal,
+    runtime: Configured,
 ) -> ClueTransition:
     spec = TRANSITIONS.get(request.action)
     if spec is None:
@@ -424,7 +429,7 @@ async def record_note_transition(
     reason: str,
     details: dict[str, Any],
     principal: Principal,
-    runtime: Runtime,
+    runtime: Configured,
 ) -> ClueTransition:
     """A history entry that does not change the status (reassignment, supervision)."""
     transition_id = new_id()
@@ -445,7 +450,7 @@ async def record_note_transition(
 
 
 async def add_note(
-    session: AsyncSession, *, clue_id: str, text: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, text: str, principal: Principal, runtime: Configured
 ) -> ClueTransition:
     """A working note in the clue's history (sealed); the handler of the clue or a supervisor."""
     if not text.strip():
@@ -474,7 +479,7 @@ class HistoryEntry:
 
 
 async def history(
-    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Configured
 ) -> list[HistoryEntry]:
     """A clue's whole history with its sealed texts opened; the read is audited."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -559,7 +564,7 @@ async def reassign_clue(
     assignee_id: str,
     reason: str,
     principal: Principal,
-    runtime: Runtime,
+    runtime: Configured,
 ) -> Clue:
     """Manual reassignment with a (sealed) reason; recusal as for every assignment."""
     if not reason.strip():

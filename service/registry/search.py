@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 from service.audit import service as audit_service
 from service.auth.service import Principal
 from service.platform.errors import Invalid
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.registry.models import Clue, ClueCategory
 
 
@@ -39,7 +39,7 @@ class SearchQuery:
 
 
 async def search_clues(
-    session: AsyncSession, *, query: SearchQuery, principal: Principal, runtime: Runtime, limit: int = 100
+    session: AsyncSession, *, query: SearchQuery, principal: Principal, runtime: Configured, limit: int = 100
 ) -> list[tuple[Clue, int]]:
     """Matching clues, newest first, each with how many clues name the same accused person."""
     if not any(vars(query).values()):

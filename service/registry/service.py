@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, insert, literal, select, tuple_
+from sqlalchemy import Select, bindparam, func, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,11 +23,11 @@ from service.platform.db import UTCDateTime, execute_many
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
 from service.platform.timeutil import add_months_local, as_utc, local_date, utcnow
-from service.registry.models import Clue, ClueCategory
+from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.numbering import next_registry_numbers
 
 if TYPE_CHECKING:
-    from service.platform.runtime import Runtime
+    from service.platform.runtime import Configured
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,13 @@ class ClueFilters:
     unit_id: str | None = None  # handling unit
     received_from: datetime | None = None
     received_to: datetime | None = None
+    # The desk's lists (service.registry.desk builds these): any of several statuses, a due-date window,
+    # nobody assigned yet, and leaving out shelved clues (暂存待查: no clock runs on them).
+    statuses: tuple[str, ...] | None = None
+    due_from: datetime | None = None
+    due_before: datetime | None = None
+    unassigned: bool | None = None
+    exclude_shelved: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,26 @@ def _apply_filters(query: Select[tuple[Clue]], filters: ClueFilters) -> Select[t
         query = query.where(
             Clue.id.in_(select(ClueCategory.clue_id).where(ClueCategory.category == filters.category))
         )
+    if filters.statuses:
+        query = query.where(Clue.status.in_(filters.statuses))
+    if filters.due_from:
+        query = query.where(Clue.due_at >= filters.due_from)
+    if filters.due_before:
+        query = query.where(Clue.due_at < filters.due_before)
+    if filters.unassigned:
+        query = query.where(Clue.assignee_id.is_(None))
+    if filters.exclude_shelved:
+        shelved = select(ClueState.clue_id).where(ClueState.disposal_method == "shelve")
+        query = query.where(Clue.id.not_in(shelved))
     return query
+
+
+async def count_clues(session: AsyncSession, *, filters: ClueFilters, assignee_id: str | None = None) -> int:
+    """How many clues match (the ledger's result count, the home page's figures)."""
+    query = select(func.count()).select_from(Clue)
+    if assignee_id is not None:
+        query = query.where(Clue.assignee_id == assignee_id)
+    return int(await session.scalar(_apply_filters(query, filters)) or 0)  # type: ignore[arg-type]
 
 
 async def list_assigned(
@@ -228,6 +254,7 @@ class ClueView:
     accused: dict[str, Any]
     category_hint: str | None
     classification: dict[str, Any]
+    notes: dict[str, str | None]  # other reporter-written texts, masked
 
 
 async def get_visible_clue(session: AsyncSession, *, clue_id: str, principal: Principal) -> Clue:
@@ -262,6 +289,7 @@ async def read_clue(session: AsyncSession, *, clue_id: str, principal: Principal
         accused=accused,
         category_hint=content.get("category_hint"),
         classification=classification,
+        notes=content.get("notes") or {},
     )
 
 
@@ -272,7 +300,7 @@ async def assign_clue(
     assignee_id: str,
     principal: Principal,
     keys: KeyRing,
-    runtime: Runtime | None = None,
+    runtime: Configured | None = None,
 ) -> Clue:
     """Assign to an active investigator (recusal applies), audited; with ``runtime`` the assignee is also
     notified (content-free: a link, by their notification preference)."""

@@ -22,14 +22,14 @@ from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry import deadlines, lifecycle
 from service.registry.models import Clue, ClueReminder, ClueState, Consultation, ProgressRequest
 from service.registry.service import get_visible_clue
 
 
-def _open(runtime: Runtime, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
+def _open(runtime: Configured, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
     return json.loads(runtime.keys.open(data, f"{table}/{row_id}/{name}")) if data else {}
 
 
@@ -42,7 +42,7 @@ async def set_supervision(
     leader_takes_case: bool,
     reason: str,
     principal: Principal,
-    runtime: Runtime,
+    runtime: Configured,
 ) -> ClueState:
     """Mark (or unmark) a key clue and name its supervising leader; 包案 when the leader takes it on."""
     clue = await lifecycle.lock_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -90,7 +90,7 @@ async def set_supervision(
 
 
 async def request_progress(
-    session: AsyncSession, *, clue_id: str, due_on: date, note: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, due_on: date, note: str, principal: Principal, runtime: Configured
 ) -> ProgressRequest:
     """An interim deadline: the handler reports progress by ``due_on``."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -121,7 +121,7 @@ async def request_progress(
 
 
 async def report_progress(
-    session: AsyncSession, *, request_id: str, report: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, request_id: str, report: str, principal: Principal, runtime: Configured
 ) -> ProgressRequest:
     row = await session.get(ProgressRequest, request_id)
     if row is None:
@@ -146,7 +146,7 @@ async def report_progress(
 
 
 async def list_progress(
-    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Configured
 ) -> list[dict[str, Any]]:
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     rows = (
@@ -193,7 +193,7 @@ class ConsultationInput:
 
 
 async def record_consultation(
-    session: AsyncSession, *, clue_id: str, data: ConsultationInput, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, data: ConsultationInput, principal: Principal, runtime: Configured
 ) -> Consultation:
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     if len([p for p in data.participants if p.strip()]) < 2:
@@ -234,7 +234,7 @@ async def record_consultation(
 
 
 async def list_consultations(
-    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Configured
 ) -> list[dict[str, Any]]:
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     rows = (

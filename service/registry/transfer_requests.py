@@ -4,6 +4,7 @@ key; every request and decision is audited in the same transaction."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -16,7 +17,7 @@ from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from service.platform.runtime import Runtime
+from service.platform.runtime import Configured
 from service.platform.timeutil import utcnow
 from service.registry import lifecycle
 from service.registry.models import TransferRequest
@@ -40,7 +41,7 @@ async def request_transfer(
     to_unit_id: str,
     reason: str,
     principal: Principal,
-    runtime: Runtime,
+    runtime: Configured,
 ) -> TransferRequest:
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     if clue.assignee_id != principal.staff_id and not is_allowed(principal.roles, Action.decide_clue):
@@ -87,7 +88,7 @@ async def list_pending(session: AsyncSession) -> list[TransferRequest]:
 
 
 async def decide(
-    session: AsyncSession, *, request_id: str, decision: Decision, principal: Principal, runtime: Runtime
+    session: AsyncSession, *, request_id: str, decision: Decision, principal: Principal, runtime: Configured
 ) -> TransferRequest:
     row = await session.get(TransferRequest, request_id, with_for_update=True)
     if row is None:
@@ -140,3 +141,26 @@ def summary(row: TransferRequest) -> dict[str, str | datetime | None]:
         "decided_by": row.decided_by,
         "decided_at": row.decided_at,
     }
+
+
+async def pending_with_reasons(
+    session: AsyncSession, *, principal: Principal, runtime: Configured
+) -> list[tuple[TransferRequest, str]]:
+    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited."""
+    if not is_allowed(principal.roles, Action.decide_clue):
+        raise Forbidden("您的角色无权进行此操作", message_en="your role may not decide_clue")
+    rows = await list_pending(session)
+    opened = [
+        (row, json.loads(runtime.keys.open(row.reason, f"transfer_requests/{row.id}/reason"))["reason"])
+        for row in rows
+    ]
+    if rows:
+        await audit_service.record(
+            session,
+            actor=principal.actor,
+            action="transfer_requests.read",
+            object_type="registry",
+            object_id="transfer_requests",
+            details={"transfer_request_ids": [row.id for row in rows]},
+        )
+    return opened

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ templates.env.filters["local"] = lambda moment: (
 templates.env.filters["localdate"] = lambda moment: (
     as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d") if moment else ""
 )
+
+
+def _iso_local(text: str | None) -> str:
+    """An ISO timestamp kept inside a sealed record, shown in local time ("" if absent or unreadable)."""
+    try:
+        return templates.env.filters["local"](datetime.fromisoformat(text)) if text else ""
+    except ValueError:
+        return ""
+
+
+templates.env.filters["isolocal"] = _iso_local
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -47,8 +59,12 @@ def nav_links(principal: Principal | None) -> list[tuple[str, str]]:
     if is_allowed(roles, Action.register_letter_visit):
         links.append(("/staff/letters/new", "登记来信"))
         links.append(("/staff/visits/new", "登记来访"))
+    if is_allowed(roles, Action.list_assigned_clues):
+        links.append(("/staff/registry/mine", "我的线索"))
     if is_allowed(roles, Action.list_all_clues):
         links.append(("/staff/registry", "线索台账"))
+    if is_allowed(roles, Action.decide_clue):
+        links.append(("/staff/registry/transfer-requests", "移交申请"))
     if is_allowed(roles, Action.register_staff_source):
         links.append(("/staff/sources/new", "登记交办/自查/坦白线索"))
     if is_allowed(roles, Action.list_routing_rules):

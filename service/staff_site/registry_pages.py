@@ -1,68 +1,44 @@
-"""Staff console pages for the registry: the ledger (filter, page on), a clue's page with its history,
-assignment, key-clue supervision and lifecycle steps. Server-rendered Chinese, no JavaScript, behind the
+"""Staff console pages for the registry: the ledger (filter, count, page on, export), an investigator's
+desk (我的线索), transfer requests to decide, the meeting brief and the supervision list. One clue's page
+and its forms are in ``clue_pages`` (included here). Server-rendered Chinese, no JavaScript, behind the
 staff session login; every POST carries the CSRF token. Role checks are the API's (``Action``)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
-from service.auth.models import Staff, StaffRole, Unit
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
 from service.classification import classifier
-from service.http.deps import RuntimeDep, SessionDep
+from service.http.deps import ReadSessionDep, RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid
-from service.platform.timeutil import LOCAL
-from service.registry import brief, lifecycle, supervision
+from service.platform.runtime import Runtime
+from service.platform.timeutil import LOCAL, utcnow
+from service.registry import brief, desk, lifecycle, supervision, transfer_requests
+from service.registry import ledger as ledger_service
 from service.registry import service as registry_service
-from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
-from service.registry.models import CHANNELS, SOURCES, ClueState
+from service.registry.ledger import CHANNEL_NAMES, SOURCE_NAMES
+from service.registry.models import CHANNELS, SOURCES, Clue
+from service.staff_site import clue_pages
+from service.staff_site.clue_pages import category_names, names, people_with, unit_label
 from service.staff_site.pages import render
 from service.staff_site.session import CsrfProtected, CurrentStaffSession
 
 router = APIRouter(prefix="/staff/registry", include_in_schema=False)
-
-ACTION_NAMES = {
-    "triage": "分办",
-    "refer": "转出（不属于受理范围）",
-    "transfer": "移交承办单位",
-    "accept": "受理核查",
-    "dispose": "处置",
-    "send_on": "移送",
-    "reopen": "重新启动",
-    "conclude": "办结",
-    "archive": "归档",
-    "reassign": "改派",
-    "supervision": "督办设置",
-}
-
-
-def _category_names() -> dict[str, str]:
-    return {
-        c.id: c.name.split("(")[0].split("（")[0].strip()
-        for c in classifier.current_taxonomy().categories
-    }
-
-
-async def _names(session: Any) -> tuple[dict[str, str], dict[str, str]]:
-    units = dict((await session.execute(select(Unit.id, Unit.name))).all())
-    staff = dict((await session.execute(select(Staff.id, Staff.name))).all())
-    return units, staff
+router.include_router(clue_pages.router)
+PAGE_SIZE = 50
+DUE_NAMES = {"overdue": "已超期", "near": f"{desk.NEAR_DUE_DAYS}日内到期"}
+_category_names = category_names  # the admin pages import these two from here
 
 
 async def _people_with(session: Any, role: Role) -> list[tuple[str, str]]:
-    rows = await session.execute(
-        select(Staff.id, Staff.name)
-        .join(StaffRole, StaffRole.staff_id == Staff.id)
-        .where(StaffRole.role == role.value, Staff.disabled.is_(False))
-        .order_by(Staff.name)
-    )
-    return [(r.id, r.name) for r in rows.all()]
+    return [(person_id, name) for person_id, name, _ in await people_with(session, role)]
 
 
 def _day(value: str | None, end: bool = False) -> datetime | None:
@@ -78,6 +54,71 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
     return moment
 
 
+def _ledger_filters(form: dict[str, str], now: datetime) -> registry_service.ClueFilters:
+    """The ledger's filters from the page's query (unknown values are ignored, as absurd dates are)."""
+    open_only = form["assign"] == "none"
+    unassigned: dict[str, Any] = {"unassigned": True, "statuses": desk.OPEN} if open_only else {}
+    return registry_service.ClueFilters(
+        status=form["status"] or None,
+        category=form["category"] or None,
+        source=form["source"] if form["source"] in SOURCES else None,
+        channel=form["channel"] if form["channel"] in CHANNELS else None,
+        received_from=_day(form["received_from"]),
+        received_to=_day(form["received_to"], end=True),
+        **{**unassigned, **desk.due_window(form["due"] or None, now)},
+    )
+
+
+LedgerQuery = dict[str, str]
+
+
+def _ledger_form(
+    status: str | None,
+    category: str | None,
+    source: str | None,
+    channel: str | None,
+    received_from: str | None,
+    received_to: str | None,
+    due: str | None,
+    assign: str | None,
+) -> LedgerQuery:
+    return {
+        "status": status or "",
+        "category": category or "",
+        "source": source or "",
+        "channel": channel or "",
+        "received_from": received_from or "",
+        "received_to": received_to or "",
+        "due": due if due in desk.DUE_KINDS else "",
+        "assign": "none" if assign == "none" else "",
+    }
+
+
+async def _rows(session: Any, clues: list[Clue], now: datetime) -> list[dict[str, Any]]:
+    units, staff = await names(session)
+    categories = category_names()
+    states = await desk.states_of(session, [c.id for c in clues])
+    return [
+        {
+            "clue": c,
+            "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
+            "categories": "、".join(sorted(categories.get(x.category, x.category) for x in c.categories)),
+            "unit": unit_label(c.status, units.get(c.handling_unit_id or "", "")),
+            "handler": staff.get(c.assignee_id or "", ""),
+            "key": bool(states.get(c.id) and states[c.id].key_clue),
+            "channel": CHANNEL_NAMES.get(c.channel, c.channel),
+            "due": desk.due_state(c, states.get(c.id), now),
+        }
+        for c in clues
+    ]
+
+
+def _query_string(form: LedgerQuery) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in form.items() if v})
+
+
 @router.get("")
 async def ledger_page(
     request: Request,
@@ -89,266 +130,196 @@ async def ledger_page(
     channel: Annotated[str | None, Query(max_length=16)] = None,
     received_from: Annotated[str | None, Query(max_length=10)] = None,
     received_to: Annotated[str | None, Query(max_length=10)] = None,
+    due: Annotated[str | None, Query(max_length=10)] = None,
+    assign: Annotated[str | None, Query(max_length=10)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    shown: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    """The ledger: every clue, newest first, filterable; 50 a page."""
+    """The ledger: every clue, newest first, filterable, with the result count; 50 a page."""
     require(principal.roles, Action.list_all_clues)
-    form = {
-        "status": status or "",
-        "category": category or "",
-        "source": source or "",
-        "channel": channel or "",
-        "received_from": received_from or "",
-        "received_to": received_to or "",
-    }
-    filters = registry_service.ClueFilters(
-        status=status or None,
-        category=category or None,
-        source=source if source in SOURCES else None,
-        channel=channel if channel in CHANNELS else None,
-        received_from=_day(received_from),
-        received_to=_day(received_to, end=True),
-    )
-    page = await registry_service.list_all(session, filters=filters, limit=50, cursor=cursor or None)
-    units, staff = await _names(session)
-    category_names = _category_names()
-    ids = [c.id for c in page.items]
-    states = {
-        s.clue_id: s
-        for s in (await session.execute(select(ClueState).where(ClueState.clue_id.in_(ids)))).scalars()
-    }
-    rows = [
-        {
-            "clue": c,
-            "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
-            "categories": "、".join(sorted(category_names.get(x.category, x.category) for x in c.categories)),
-            "unit": units.get(c.handling_unit_id or "", ""),
-            "handler": staff.get(c.assignee_id or "", ""),
-            "key": bool(states.get(c.id) and states[c.id].key_clue),
-            "channel": CHANNEL_NAMES.get(c.channel, c.channel),
-        }
-        for c in page.items
-    ]
-    query = "&".join(f"{k}={v}" for k, v in form.items() if v)
+    now = utcnow()
+    form = _ledger_form(status, category, source, channel, received_from, received_to, due, assign)
+    filters = _ledger_filters(form, now)
+    page = await registry_service.list_all(session, filters=filters, limit=PAGE_SIZE, cursor=cursor or None)
+    total = await registry_service.count_clues(session, filters=filters)
+    query = _query_string(form)
     return render(
         request,
         "registry_ledger.html",
         {
-            "rows": rows,
+            "rows": await _rows(session, page.items, now),
             "form": form,
+            "total": total,
+            "first": shown + 1 if page.items else 0,
+            "last": shown + len(page.items),
             "next_cursor": page.next_cursor,
+            "next_shown": shown + len(page.items),
+            "paged": bool(cursor),
             "query": query,
             "statuses": list(lifecycle.STATUS_NAMES.items()),
             "sources": list(SOURCE_NAMES.items()),
             "channels": list(CHANNEL_NAMES.items()),
             "categories": [(c.id, c.name) for c in classifier.current_taxonomy().categories],
+            "due_names": list(DUE_NAMES.items()),
             "can_export": is_allowed(principal.roles, Action.export_ledger),
         },
         principal=principal,
     )
 
 
-async def _clue_page(
+def _download(export: ledger_service.ExportFile) -> FileResponse:
+    return FileResponse(
+        export.path,
+        media_type=export.media_type,
+        filename=export.filename,
+        headers={"Cache-Control": "no-store", "X-Row-Count": str(export.rows)},
+        background=BackgroundTask(export.cleanup),
+    )
+
+
+@router.get("/ledger.{fmt}")
+async def ledger_export(
+    principal: CurrentStaffSession,
+    session: SessionDep,
+    read_session: ReadSessionDep,
+    runtime: RuntimeDep,
+    fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    category: Annotated[str | None, Query(max_length=48)] = None,
+    source: Annotated[str | None, Query(max_length=24)] = None,
+    channel: Annotated[str | None, Query(max_length=16)] = None,
+    received_from: Annotated[str | None, Query(max_length=10)] = None,
+    received_to: Annotated[str | None, Query(max_length=10)] = None,
+    due: Annotated[str | None, Query(max_length=10)] = None,
+    assign: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """The ledger as on the page (same filters), as xlsx or CSV, with the staff session. Audited."""
+    require(principal.roles, Action.export_ledger)
+    form = _ledger_form(status, category, source, channel, received_from, received_to, due, assign)
+    export = await ledger_service.export_ledger(
+        session,
+        filters=_ledger_filters(form, utcnow()),
+        fmt=fmt,
+        principal=principal,
+        keys=runtime.keys,
+        read_session=read_session,
+    )
+    return _download(export)
+
+
+@router.get("/mine")
+async def my_clues(
+    request: Request,
+    principal: CurrentStaffSession,
+    session: SessionDep,
+    due: Annotated[str | None, Query(max_length=10)] = None,
+    show: Annotated[str | None, Query(max_length=10)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """我的线索: the clues assigned to the caller, soonest deadline first, overdue and near due marked;
+    the open ones unless ``show=all``."""
+    require(principal.roles, Action.list_assigned_clues)
+    now = utcnow()
+    due = due if due in desk.DUE_KINDS else None
+    show_all = show == "all" and not due
+    scope: dict[str, Any] = {} if show_all else {"statuses": desk.OPEN}
+    filters = registry_service.ClueFilters(**{**scope, **desk.due_window(due, now)})
+    page = await registry_service.list_assigned(
+        session, assignee_id=principal.staff_id, filters=filters, limit=PAGE_SIZE, cursor=cursor or None
+    )
+    total = await registry_service.count_clues(session, filters=filters, assignee_id=principal.staff_id)
+    return render(
+        request,
+        "registry_mine.html",
+        {
+            "rows": await _rows(session, page.items, now),
+            "total": total,
+            "due": due or "",
+            "show_all": show_all,
+            "due_names": list(DUE_NAMES.items()),
+            "next_cursor": page.next_cursor,
+        },
+        principal=principal,
+    )
+
+
+@router.get("/transfer-requests")
+async def transfer_requests_page(
+    request: Request, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """Transfer requests waiting for a supervisor's decision, oldest first."""
+    require(principal.roles, Action.decide_clue)
+    done = ("已处理。", "Decided.") if request.query_params.get("done") else None
+    return await _transfer_requests(request, principal, session, runtime, done, "ok", 200)
+
+
+async def _transfer_requests(
     request: Request,
     principal: Principal,
     session: Any,
-    runtime: Any,
-    clue_id: str,
-    *,
-    message: tuple[str, str] | None = None,
-    message_class: str = "error",
-    status_code: int = 200,
+    runtime: Runtime,
+    message: tuple[str, str] | None,
+    message_class: str,
+    status_code: int,
 ) -> Response:
-    view = await registry_service.read_clue(session, clue_id=clue_id, principal=principal, keys=runtime.keys)
-    clue = view.clue
-    history = await lifecycle.history(session, clue_id=clue.id, principal=principal, runtime=runtime)
-    state = await session.get(ClueState, clue.id)
-    units, staff = await _names(session)
-    may_decide = is_allowed(principal.roles, Action.decide_clue)
+    units, staff = await names(session)
+    pending = await transfer_requests.pending_with_reasons(session, principal=principal, runtime=runtime)
+    clue_ids = [row.clue_id for row, _ in pending]
+    query = select(Clue.id, Clue.registry_number).where(Clue.id.in_(clue_ids))
+    numbers = dict((await session.execute(query)).all()) if clue_ids else {}
+    items = [
+        {
+            "row": row,
+            "reason": reason,
+            "number": numbers.get(row.clue_id, ""),
+            "requester": staff.get(row.requester_id, ""),
+            "unit": units.get(row.to_unit_id, ""),
+        }
+        for row, reason in pending
+    ]
     return render(
         request,
-        "registry_clue.html",
-        {
-            "view": view,
-            "clue": clue,
-            "state": state,
-            "status_name": lifecycle.STATUS_NAMES.get(clue.status, clue.status),
-            "category_names": "、".join(
-                sorted(_category_names().get(c.category, c.category) for c in clue.categories)
-            ),
-            "source": SOURCE_NAMES.get(clue.source, clue.source),
-            "channel": CHANNEL_NAMES.get(clue.channel, clue.channel),
-            "unit": units.get(clue.handling_unit_id or "", ""),
-            "handler": staff.get(clue.assignee_id or "", ""),
-            "leader": staff.get((state.supervising_leader_id if state else None) or "", ""),
-            "method": METHOD_NAMES.get((state.disposal_method if state else None) or "", ""),
-            "history": [
-                {
-                    "entry": e,
-                    "name": ACTION_NAMES.get(e.transition.action, e.transition.action),
-                    "actor": staff.get(e.transition.actor.removeprefix("staff:"), e.transition.actor),
-                    "approver": staff.get(e.transition.approver_id or "", ""),
-                }
-                for e in history
-            ],
-            "actions": [
-                (a, ACTION_NAMES[a])
-                for a in lifecycle.allowed_actions(clue.status, state.disposal_method if state else None)
-            ],
-            "investigators": await _people_with(session, Role.investigator) if may_decide else [],
-            "supervisors": await _people_with(session, Role.supervisor),
-            "may_decide": may_decide,
-            "may_supervise": is_allowed(principal.roles, Action.supervise_clue),
-            "methods": list(lifecycle.DISPOSAL_METHODS.items()),
-            "findings": list(lifecycle.FINDINGS.items()),
-            "targets": [(k, v[0]) for k, v in lifecycle.REFERRAL_TARGETS.items()],
-            "message": message,
-            "message_class": message_class,
-        },
+        "registry_transfer_requests.html",
+        {"items": items, "message": message, "message_class": message_class},
         principal=principal,
         status_code=status_code,
     )
 
 
-@router.get("/clues/{clue_id}")
-async def clue_page(
-    clue_id: str, request: Request, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+@router.post("/transfer-requests/{request_id}")
+async def decide_transfer_request(
+    request_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    decision: Annotated[str, Form(max_length=8)] = "",
+    reason: Annotated[str, Form(max_length=5000)] = "",
+    document_number: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """One clue: content (audited read), ledger facts, whole history, and the forms for the next step."""
-    done = request.query_params.get("done")
-    message = (("已保存。", "Saved."), "ok") if done else (None, "error")
-    return await _clue_page(
-        request, principal, session, runtime, clue_id, message=message[0], message_class=message[1]
-    )
-
-
-async def _after(
-    request: Request, principal: Principal, session: Any, runtime: Any, clue_id: str, work: Any
-) -> Response:
-    """Run a change; on a domain error show the page again with the message (and change nothing)."""
+    """Approve (the transfer step is applied, recusal and status rules included) or refuse. Audited."""
+    require(principal.roles, Action.decide_clue)
     try:
-        await work()
-    except DomainError as exc:
-        await session.rollback()
-        return await _clue_page(
-            request,
-            principal,
+        if decision not in ("approve", "refuse"):
+            raise Invalid("请选择批准或不批准", message_en="approve or refuse")
+        await transfer_requests.decide(
             session,
-            runtime,
-            clue_id,
-            message=(exc.message, exc.message_en),
-            status_code=exc.status_code,
-        )
-    return RedirectResponse(f"/staff/registry/clues/{clue_id}?done=1", status_code=303)
-
-
-@router.post("/clues/{clue_id}/assign")
-async def assign(
-    clue_id: str,
-    request: Request,
-    principal: CsrfProtected,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    assignee_id: Annotated[str, Form(max_length=36)],
-    reason: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    async def work() -> None:
-        require(principal.roles, Action.assign_clue)
-
-        clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
-        if clue.assignee_id and reason.strip():
-            await lifecycle.reassign_clue(
-                session,
-                clue_id=clue_id,
-                assignee_id=assignee_id,
+            request_id=request_id[:36],
+            decision=transfer_requests.Decision(
+                approve=decision == "approve",
                 reason=reason,
-                principal=principal,
-                runtime=runtime,
-            )
-        else:
-            await registry_service.assign_clue(
-                session,
-                clue_id=clue_id,
-                assignee_id=assignee_id,
-                principal=principal,
-                keys=runtime.keys,
-                runtime=runtime,
-            )
-
-    return await _after(request, principal, session, runtime, clue_id, work)
-
-
-@router.post("/clues/{clue_id}/supervision")
-async def supervise(
-    clue_id: str,
-    request: Request,
-    principal: CsrfProtected,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    reason: Annotated[str, Form(max_length=2000)],
-    leader_id: Annotated[str, Form(max_length=36)] = "",
-    key_clue: Annotated[str, Form(max_length=8)] = "",
-    leader_takes_case: Annotated[str, Form(max_length=8)] = "",
-) -> Response:
-    async def work() -> None:
-        require(principal.roles, Action.supervise_clue)
-        await supervision.set_supervision(
-            session,
-            clue_id=clue_id,
-            key_clue=bool(key_clue),
-            leader_id=leader_id or None,
-            leader_takes_case=bool(leader_takes_case),
-            reason=reason,
-            principal=principal,
-            runtime=runtime,
-        )
-
-    return await _after(request, principal, session, runtime, clue_id, work)
-
-
-@router.post("/clues/{clue_id}/transition")
-async def transition(
-    clue_id: str,
-    request: Request,
-    principal: CsrfProtected,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    action: Annotated[str, Form(max_length=24)],
-    reason: Annotated[str, Form(max_length=5000)],
-    approver_id: Annotated[str, Form(max_length=36)] = "",
-    decision_on: Annotated[str, Form(max_length=10)] = "",
-    method: Annotated[str, Form(max_length=24)] = "",
-    target: Annotated[str, Form(max_length=100)] = "",
-    finding: Annotated[str, Form(max_length=16)] = "",
-    summary: Annotated[str, Form(max_length=5000)] = "",
-    feedback: Annotated[str, Form(max_length=5000)] = "",
-) -> Response:
-    async def work() -> None:
-        try:
-            decided = date.fromisoformat(decision_on) if decision_on else None
-        except ValueError:
-            raise Invalid(
-                "集体研究日期格式应为 YYYY-MM-DD", message_en="decision_on must be YYYY-MM-DD"
-            ) from None
-        await lifecycle.apply_transition(
-            session,
-            clue_id=clue_id,
-            request=lifecycle.TransitionRequest(
-                action=action,
-                reason=reason,
-                approver_id=approver_id or None,
-                decision_on=decided,
-                method=method or None,
-                target=target or None,
-                finding=finding or None,
-                summary=summary or None,
-                feedback=feedback or None,
+                document_number=document_number.strip() or None,
             ),
             principal=principal,
             runtime=runtime,
         )
-
-    return await _after(request, principal, session, runtime, clue_id, work)
+    except DomainError as exc:
+        await session.rollback()
+        message = (exc.message, exc.message_en)
+        return await _transfer_requests(
+            request, principal, session, runtime, message, "error", exc.status_code
+        )
+    return RedirectResponse("/staff/registry/transfer-requests?done=1", status_code=303)
 
 
 @router.get("/brief")
@@ -391,10 +362,27 @@ async def supervision_page(request: Request, principal: CurrentStaffSession, ses
     """Open key clues and overdue clues with their leaders, handlers and alert levels."""
     require(principal.roles, Action.supervise_clue)
     items = await supervision.supervision_list(session, principal=principal)
-    units, staff = await _names(session)
+    units, staff = await names(session)
     for item in items:
         item["unit"] = units.get(item["handling_unit_id"] or "", "")
         item["handler"] = staff.get(item["assignee_id"] or "", "")
         item["leader"] = staff.get(item["supervising_leader_id"] or "", "")
         item["status_name"] = lifecycle.STATUS_NAMES.get(item["status"], item["status"])
     return render(request, "registry_supervision.html", {"items": items}, principal=principal)
+
+
+@router.get("/brief.xlsx")
+async def brief_export(
+    principal: CurrentStaffSession,
+    session: SessionDep,
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """The meeting brief as xlsx (one sheet per section), with the staff session. Audited."""
+    require(principal.roles, Action.export_ledger)
+    first, last = _day(start), _day(end, end=True)
+    if first is None or last is None or last < first or (last - first).days > 366:
+        raise Invalid("日期范围无效（最长一年）", message_en="invalid date range (at most a year)")
+    # The brief's end is exclusive: the day after the last one, at midnight.
+    until = datetime.combine(last.date() + timedelta(days=1), time.min, tzinfo=LOCAL)
+    return _download(await brief.brief_xlsx(session, start=first, end=until, principal=principal))

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from service.auth import sessions as session_service
 from service.http.deps import RuntimeDep, SessionDep
 from service.platform.runtime import Runtime
+from service.registry import desk
 from service.staff_site.pages import HERE, render
 from service.staff_site.session import (
     CsrfProtected,
@@ -119,9 +120,30 @@ async def logout(
     return response
 
 
+# The home page's figures (service.registry.desk.desk_counts), each linking to the list it counts.
+FIGURES = (
+    ("new", "新登记待分办", "/staff/registry?status=registered"),
+    ("unassigned", "在办未交办", "/staff/registry?assign=none"),
+    ("near_due", f"{desk.NEAR_DUE_DAYS}日内到期", "/staff/registry?due=near"),
+    ("overdue", "已超期", "/staff/registry?due=overdue"),
+    ("awaiting_approval", "移交申请待审批", "/staff/registry/transfer-requests"),
+    ("mine", "我的在办线索", "/staff/registry/mine"),
+    ("mine_near_due", f"我的线索 {desk.NEAR_DUE_DAYS}日内到期", "/staff/registry/mine?due=near"),
+    ("mine_overdue", "我的线索 已超期", "/staff/registry/mine?due=overdue"),
+)
+ALERTING = {"overdue", "mine_overdue", "near_due", "mine_near_due"}
+
+
 @router.get("")
-async def home(request: Request, principal: CurrentStaffSession) -> Response:
-    return render(request, "home.html", principal=principal)
+async def home(request: Request, principal: CurrentStaffSession, session: SessionDep) -> Response:
+    """What needs doing, per role: the counts that matter, each a link to its list."""
+    counts = await desk.desk_counts(session, principal=principal)
+    figures = [
+        {"key": key, "label": label, "href": href, "count": counts[key], "alert": key in ALERTING}
+        for key, label, href in FIGURES
+        if key in counts
+    ]
+    return render(request, "home.html", {"figures": figures}, principal=principal)
 
 
 @router.get("/static/staff.css")

@@ -117,15 +117,14 @@ def test_supervisor_filters_opens_assigns_and_supervises(server, browser) -> Non
     history = page.locator("ol.history").inner_text()
     assert "督办设置" in history and "群众反映强烈" in history
 
-    # The page offers only the steps open from the status; take one.
-    options = page.locator("#f-action option").all_inner_texts()
-    assert "分办" in options and "办结" not in options and "归档" not in options
-    page.get_by_label(re.compile("^办理步骤")).select_option("triage")
-    page.locator("#f-reason").fill("分办")
-    page.get_by_role("button", name=re.compile("提交")).click()
+    # The page offers only the steps open from the status, one form each; take one.
+    steps = page.locator("form.step h3").all_inner_texts()
+    assert "分办" in steps and "办结" not in steps and "归档" not in steps
+    page.locator("#step-triage-reason").fill("分办")
+    page.locator("#step-triage").get_by_role("button", name="分办").click()
     assert page.locator("#clue-status").inner_text() == "已分办"
     # A forged illegal step (archive from triaged) is refused with the reason, and changes nothing.
-    hidden = page.locator("form[aria-label='办理'] input[type=hidden]")
+    hidden = page.locator("#assign input[name=csrf_token]")
     response = context.request.post(
         f"{base_url}/staff/registry/clues/{first['id']}/transition",
         form={

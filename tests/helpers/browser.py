@@ -79,3 +79,53 @@ def launch_chromium() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+def check_axe(browser: Any, base_url: str, page: Any, name: str) -> None:
+    """axe-core over the page's HTML in a JS-enabled context of its own (the page under test may have
+    scripts disabled); no serious or critical violation."""
+    html = page.content()
+    context = browser.new_context()
+    try:
+        probe = context.new_page()
+        probe.route(f"{base_url}/__axe__", lambda route: route.fulfill(body=html, content_type="text/html"))
+        probe.goto(f"{base_url}/__axe__")
+        probe.evaluate(AXE.read_text())
+        result = probe.evaluate(
+            "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
+            " return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,"
+            " targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
+        )
+    finally:
+        context.close()
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: {bad}"
+
+
+def shoot_both(page: Any, directory: Path, name: str) -> None:
+    """Full-page screenshots of the current page at 1280 px and at 390 px (a phone), for review; the
+    viewport is left as it was."""
+    directory.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(directory / f"{name}-{width}px.png"), full_page=True)
+    page.set_viewport_size(before)
+
+
+def staff_login(
+    page: Any, base_url: str, name: str, password: str, totp: Any, target: str = "/staff"
+) -> None:
+    """Log in through the form (JavaScript not needed), never typing a TOTP code in its last seconds."""
+    import time
+
+    page.goto(base_url + target)
+    assert "/staff/login" in page.url
+    page.locator("#name").fill(name)
+    page.locator("#password").fill(password)
+    if totp.interval - time.time() % totp.interval < 3:
+        time.sleep(3.5)
+    page.locator("#totp").fill(totp.now())
+    with page.expect_navigation():
+        page.locator("#totp").press("Enter")
+    assert "/staff/login" not in page.url, page.locator("main").inner_text()

@@ -368,3 +368,56 @@ def test_rotation_keeps_old_case_key(tmp_path: Path) -> None:
         [f"case-{first.case_key_id}.national.private.json", "case.national.private.json"]
     )
     assert not list(keys_dir.glob("identity*.private.json")) and not list(custody_dir.glob("*private*"))
+
+
+async def test_release_includes_the_originals_of_later_reporter_texts(harness: Harness, ceremony) -> None:  # type: ignore[no-untyped-def]
+    """A reporter's follow-up is masked for staff; its original is released with the identity."""
+    from service.intake import originals
+    from service.messages import service as messages_service
+
+    world = await _world(harness, ceremony)
+    submission = intake_service.Submission(
+        text="法院执行局干警吃了原告吃被告。", channel="web", anonymous=False, submitter={"name": "陈某"}
+    )
+    tip = await world.runtime.intake.submit(submission, actor="public")
+    factory = harness.runtime.session_factory
+    async with factory() as session:
+        await messages_service.reporter_send(
+            session,
+            clue_id=tip.clue_id,
+            code=tip.receipt,
+            keys=world.keys,
+            text="我电话13900000002，随时找我。",
+        )
+        await messages_service.reporter_send(
+            session, clue_id=tip.clue_id, code=tip.receipt, keys=world.keys, text="没有别的补充了。"
+        )
+        row = await custody.request_release(
+            session,
+            clue_id=tip.clue_id,
+            requester=world.names["b"],
+            reason="需要联系实名举报人核实",
+            kind="identity",
+            keys=world.keys,
+        )
+        await session.commit()
+    async with factory() as session:
+        await custody.decide(
+            session, request_id=row.id, approver=world.supervisor, approve=True, keys=world.keys
+        )
+        await session.commit()
+    async with factory() as session:
+        later = await originals.later_originals(session, tip.clue_id)
+        assert len(later) == 1  # only the message masking changed
+        identity = await custody.release_identity(
+            session,
+            request_id=row.id,
+            receiver=world.names["b"],
+            shares=[_share(world, "b"), _share(world, "c")],
+            keys=world.keys,
+            later=later,
+        )
+        await session.commit()
+    assert identity["name"] == "陈某"
+    (opened,) = identity["later_originals"].values()
+    assert opened == {"text": "我电话13900000002，随时找我。"}

@@ -91,9 +91,11 @@ async def test_xlsx_ledger_cell_by_cell_without_submitter_details(harness: Harne
     assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
     workbook = load_workbook(io.BytesIO(response.content), read_only=True)
     width = len(COLUMNS)  # empty trailing cells are not stored: pad them back
-    rows = [list(r) + [None] * (width - len(r)) for r in workbook.active.iter_rows(values_only=True)]
+    title, *rows = [list(r) + [None] * (width - len(r)) for r in workbook.active.iter_rows(values_only=True)]
+    assert title[0].startswith("线索台账（筛选条件：承办单位：") and "导出时间" in title[0]
     assert rows[0] == [zh for zh, _ in COLUMNS]
     assert len(rows) == 3
+    assert response.headers["content-disposition"].endswith(".xlsx")
     row = dict(zip([zh for zh, _ in COLUMNS], next(r for r in rows if r[0] == number), strict=True))
     assert row["来源"] == "群众举报" and row["渠道"] == "网络" and row["登记人"] == "系统自动登记"
     assert row["收到时间"].startswith(TODAY.isoformat()[:4])
@@ -111,7 +113,8 @@ async def test_xlsx_ledger_cell_by_cell_without_submitter_details(harness: Harne
     assert row["是否督办"] == "是" and row["督办领导"].endswith("（包案）")
     assert (
         row["办理期限"]
-        and row["办理结果"] == "已处置"
+        and row["状态"] == "已处置"
+        and row["办理结果"] is None
         and row["办结日期"] is None
         and row["反馈情况"] is None
     )
@@ -238,7 +241,8 @@ async def test_meeting_brief_sections(harness: Harness) -> None:
     workbook = load_workbook(io.BytesIO(response.content), read_only=True)
     assert workbook.sheetnames == ["新收线索", "超期线索", "重点督办线索", "疑难会商线索"]
     key_rows = list(workbook["重点督办线索"].iter_rows(values_only=True))
-    assert key_rows[0][0] == "编号" and any(r[0] == number for r in key_rows[1:])
+    assert key_rows[0][0].startswith("例会简报·重点督办线索（筛选条件：日期：")
+    assert key_rows[1][0] == "编号" and any(r[0] == number for r in key_rows[2:])
 
 
 async def test_quarterly_report_counts_the_quarter(harness: Harness) -> None:

@@ -100,6 +100,7 @@ async def read_clue(
         accused=AccusedOut(**view.accused),
         incident=view.incident,
         category_hint=view.category_hint,
+        notes=view.notes,
         classification=view.classification,
     )
 

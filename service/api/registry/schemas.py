@@ -41,6 +41,11 @@ class ClueDetail(ClueSummary):
     accused: AccusedOut
     incident: dict[str, Any]
     category_hint: str | None
+    notes: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Other texts the reporter gave with the report (a caller's call-back instructions), "
+        "masked like the text.",
+    )
     classification: dict[str, Any] = Field(
         description="Taxonomy version, scores and the evidence that fired."
     )

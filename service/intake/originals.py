@@ -1,0 +1,31 @@
+"""Where the originals of a reporter's later texts are sealed: a follow-up message's and a caller's
+addition's words as written, when masking changed them (identity key). A custody release opens them with the
+clue's identity (``custody.release_identity(later=...)``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.custody.service import SealedOriginal
+from service.intake.assisted import addition_identity_binding
+from service.messages.models import Message
+from service.messages.service import identity_binding
+from service.registry.additions import ClueAddition
+
+
+async def later_originals(session: AsyncSession, clue_id: str) -> list[SealedOriginal]:
+    messages = await session.execute(
+        select(Message.id, Message.identity)
+        .where(Message.clue_id == clue_id, Message.identity.is_not(None))
+        .order_by(Message.created_at, Message.id)
+    )
+    additions = await session.execute(
+        select(ClueAddition.id, ClueAddition.identity)
+        .where(ClueAddition.clue_id == clue_id, ClueAddition.identity.is_not(None))
+        .order_by(ClueAddition.created_at, ClueAddition.id)
+    )
+    return [
+        *(SealedOriginal(f"message:{m.id}", m.identity, identity_binding(m.id)) for m in messages),
+        *(SealedOriginal(f"addition:{a.id}", a.identity, addition_identity_binding(a.id)) for a in additions),
+    ]
