@@ -318,6 +318,7 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
             "previous_version": previous,
             "version": taxonomy.version,
             "categories": len(taxonomy.categories),
+            "model_version": model.version if (model := classifier.current_model()) else None,
         },
     )
     return taxonomy_summary()

@@ -26,6 +26,7 @@ def add_parsers(sub: Any) -> None:
 
 async def taxonomy_command(args: argparse.Namespace, settings: Any) -> int:
     from service.classification import classifier
+    from service.classification.model import load_model
 
     try:
         if args.taxonomy_command == "validate":
@@ -39,6 +40,8 @@ async def taxonomy_command(args: argparse.Namespace, settings: Any) -> int:
         print(f"tipline: cannot read the taxonomy file: {exc.strerror}", file=sys.stderr)
         return 1
     counts = f"{len(taxonomy.categories)} categories, {sum(len(c.terms) for c in taxonomy.categories)} terms"
+    learned = load_model(taxonomy.source) if taxonomy.source else None
+    counts += f", model {learned.version}" if learned else ", no model beside it (rules only)"
     if args.taxonomy_command == "validate":
         print(f"valid: version {taxonomy.version}, {counts}")
     else:

@@ -71,6 +71,8 @@ async def test_train_puts_a_better_model_in_force_and_keeps_it_against_a_worse_o
     assert first["test_macro_f1"]["candidate"] > first["test_macro_f1"]["in_force"]
     assert first["test_sha256"] == json.loads((corpus / "manifest.json").read_text())["test_sha256"]
     shipped = arrays_path.read_bytes(), meta_path.read_bytes()
+    validated = run_cli(["taxonomy", "validate", str(taxonomy)], env)
+    assert validated.returncode == 0 and f"model {model.version}" in validated.stdout
 
     # Staff corrections that call every report `other`: the candidate is worse and is not put in force.
     corrections = tmp_path / "corrections.jsonl"
