@@ -3,7 +3,7 @@
 Inference is numpy only (training, with scikit-learn, is in ``training.py``): the normalised text's
 code points are packed into integer keys for every 1-, 2- and 3-gram in a few vectorised operations, looked
 up in the sorted vocabulary, weighted by sublinear TF-IDF and multiplied with the coefficients. No Python
-loop runs per character, which keeps the model at a few tens of microseconds for a 500-character report.
+loop runs per character: about 140 µs of CPU for a 500-character report on the loaded development machine.
 
 The artifact is two files beside the taxonomy (``taxonomy.json`` -> ``taxonomy.model.json`` and
 ``taxonomy.model.npz``): the JSON holds the version, the classes, the thresholds, the stacking weights and the
@@ -69,10 +69,6 @@ def key_text(key: int) -> str:
         chars.append(chr((key & _MASK) - 1))
         key >>= _BITS
     return "".join(reversed(chars))
-
-
-def key_length(key: int) -> int:
-    return len(key_text(key))
 
 
 def tfidf_row(counts: np.ndarray, idf: np.ndarray) -> np.ndarray:
