@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     smtp_tls_key: Path | None = None
     mail_filtered_retention_hours: int = Field(default=72, ge=1, le=24 * 90)  # auto-replies, bounces, spam
     mail_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Where an attachment waits, in the clear, for the seconds mat2 or ffmpeg clean it: a tmpfs (memory,
+    # never a disk), in a fresh 0700 directory per upload that is removed afterwards (docs/security.md).
+    attachment_scratch_dir: Path = Path("/dev/shm")  # noqa: S108 - a private 0700 directory per upload inside
     # IMAP poller (alternative to the receiver): off unless a host is set.
     imap_host: str = ""
     imap_port: int = Field(default=993, ge=1, le=65535)
