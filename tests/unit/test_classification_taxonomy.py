@@ -112,7 +112,9 @@ def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, 
         path.write_text("[]", encoding="utf-8")
         with pytest.raises(TaxonomyError):
             classifier.reload_taxonomy()
-        assert classifier.current_taxonomy().version == "test-2", "a bad file must not replace a good one"
+        assert classifier.current_taxonomy().version == "test-2", (
+            "a bad file must not replace a good one"
+        )
     finally:
         set_configured_path(None)
         classifier.reload_taxonomy()
