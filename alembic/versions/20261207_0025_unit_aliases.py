@@ -2,7 +2,7 @@
 matched like the name when recusal compares what a reporter wrote with the unit tree.
 
 Revision ID: 0025
-Revises: 0023 (set to 0024 when merged after the attachments migration)
+Revises: 0028 (numbered 0025 as agreed; it follows the newest migration on main)
 Create Date: 2026-12-07 07:50:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0023"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

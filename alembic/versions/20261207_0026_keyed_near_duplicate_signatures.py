@@ -3,7 +3,7 @@
 is queued again; the periodic near-duplicate task recomputes them with the key. Links stay.
 
 Revision ID: 0026
-Revises: 0025 (0023 until 0025 landed; 0025 follows 0023 until 0024 lands)
+Revises: 0023
 Create Date: 2026-12-07 08:15:00
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0025"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -18,7 +18,11 @@ from service.platform.blobs import LocalBlobStore
 router = APIRouter(prefix="/api/v1", tags=["attachments"], responses=STAFF_ERRORS)
 
 NOT_FOUND = {404: {"description": "No such clue or file, or not visible to the caller"}}
-UNAVAILABLE = {409: {"description": "The stored file is missing or failed verification; nothing served"}}
+UNAVAILABLE = {
+    409: {
+        "description": "The stored file is sealed (not cleanable), missing or failed verification; not served"
+    }
+}
 
 
 class AttachmentOut(BaseModel):
@@ -26,15 +30,30 @@ class AttachmentOut(BaseModel):
     message_id: str | None = Field(default=None, description="Set for files sent with a reporter's reply")
     kind: str = Field(description="Media type detected from the bytes")
     size: int = Field(description="Bytes of the stored (metadata-free) file")
-    removed_metadata: list[str] = Field(description="Names of the metadata fields removed, never values")
+    removed_metadata: list[str] = Field(
+        description='Kinds of metadata removed, with counts ("office:comments=1"); never text from the file'
+    )
     created_at: datetime
+    name: str = Field(
+        description="Neutral name (附件1.docx); the uploaded name is sealed to the identity key"
+    )
+    sealed_reason: str | None = Field(
+        default=None,
+        description="Set when the file could not be cleaned with confidence: it is sealed and not served",
+    )
+    sealed_reason_text: str | None = Field(default=None, description="The reason, for staff (Chinese)")
 
 
 def blob_store(runtime: RuntimeDep) -> LocalBlobStore:
     return runtime.blobs
 
 
-@router.get("/clues/{clue_id}/attachments", response_model=list[AttachmentOut], responses=NOT_FOUND)
+@router.get(
+    "/clues/{clue_id}/attachments",
+    summary="List a clue's files",
+    response_model=list[AttachmentOut],
+    responses=NOT_FOUND,
+)
 async def list_attachments(clue_id: str, principal: CurrentStaff, session: SessionDep) -> list[AttachmentOut]:
     """The clue's files (the report's and those sent with replies), oldest first; no content."""
     listings = await attachments_service.list_attachments(session, clue_id=clue_id, principal=principal)
@@ -46,6 +65,11 @@ async def list_attachments(clue_id: str, principal: CurrentStaff, session: Sessi
             size=a.size,
             removed_metadata=list(a.removed_metadata),
             created_at=a.created_at,
+            name=a.name,
+            sealed_reason=a.sealed_reason,
+            sealed_reason_text=attachments_service.sealed_reason_text(a.sealed_reason)
+            if a.sealed_reason
+            else None,
         )
         for a in listings
     ]
@@ -53,6 +77,7 @@ async def list_attachments(clue_id: str, principal: CurrentStaff, session: Sessi
 
 @router.get(
     "/attachments/{attachment_id}",
+    summary="Download a file (metadata removed)",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file, metadata removed"},

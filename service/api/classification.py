@@ -23,6 +23,7 @@ INVALID = {422: {"description": "Unknown category, a category twice, `other` wit
 
 @router.post(
     "/clues/{clue_id}/classification",
+    summary="Correct a clue's categories",
     response_model=CorrectionOut,
     status_code=201,
     responses={**NOT_FOUND, **INVALID},
@@ -46,7 +47,12 @@ async def correct_classification(
     return CorrectionOut(**dataclasses.asdict(correction))
 
 
-@router.get("/clues/{clue_id}/classification", response_model=ClassificationOut, responses=NOT_FOUND)
+@router.get(
+    "/clues/{clue_id}/classification",
+    summary="A clue's classification, evidence and corrections",
+    response_model=ClassificationOut,
+    responses=NOT_FOUND,
+)
 async def read_classification(
     clue_id: str,
     principal: Annotated[Principal, authorized(Action.read_classification)],
@@ -60,7 +66,7 @@ async def read_classification(
     return ClassificationOut(**dataclasses.asdict(view))
 
 
-@router.get("/taxonomy", response_model=TaxonomyOut)
+@router.get("/taxonomy", summary="The categories in force", response_model=TaxonomyOut)
 async def taxonomy(principal: Annotated[Principal, authorized(Action.view_taxonomy)]) -> TaxonomyOut:
     """The categories in force in this process, with tier, name, description, term counts and version."""
     return TaxonomyOut(**classification_service.taxonomy_summary())
@@ -68,6 +74,7 @@ async def taxonomy(principal: Annotated[Principal, authorized(Action.view_taxono
 
 @router.post(
     "/taxonomy/reload",
+    summary="Reload the taxonomy file in this process",
     response_model=TaxonomyOut,
     responses={422: {"description": "The file does not validate; the old taxonomy stays in force"}},
 )

@@ -34,7 +34,13 @@ def receipt_groups(code: str) -> list[str]:
     return [code[i : i + GROUP] for i in range(0, len(code), GROUP)]
 
 
-@router.post("/hotline/calls", status_code=201, response_model=schemas.CallReceipt, responses=ERRORS)
+@router.post(
+    "/hotline/calls",
+    summary="Register a hotline call",
+    status_code=201,
+    response_model=schemas.CallReceipt,
+    responses=ERRORS,
+)
 async def register_call(
     principal: Annotated[Principal, authorized(Action.register_call)],
     call: schemas.CallIn,
@@ -53,6 +59,7 @@ async def register_call(
 
 @router.post(
     "/hotline/additions",
+    summary="Add what a caller said to their earlier clue",
     status_code=201,
     response_model=schemas.AdditionOut,
     responses={**ERRORS, 404: {"description": "No live receipt with that code"}},
@@ -71,7 +78,13 @@ async def add_to_clue(
     return schemas.AdditionOut(addition_id=row.id)
 
 
-@router.post("/letters", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+@router.post(
+    "/letters",
+    summary="Register a letter",
+    status_code=201,
+    response_model=schemas.RegisteredOut,
+    responses=ERRORS,
+)
 async def register_letter(
     principal: Annotated[Principal, authorized(Action.register_letter_visit)],
     letter: schemas.LetterIn,
@@ -84,7 +97,13 @@ async def register_letter(
     )
 
 
-@router.post("/visits", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+@router.post(
+    "/visits",
+    summary="Register a visit",
+    status_code=201,
+    response_model=schemas.RegisteredOut,
+    responses=ERRORS,
+)
 async def register_visit(
     principal: Annotated[Principal, authorized(Action.register_letter_visit)],
     visit: schemas.VisitIn,
@@ -97,7 +116,13 @@ async def register_visit(
     )
 
 
-@router.post("/staff-sources", status_code=201, response_model=schemas.RegisteredOut, responses=ERRORS)
+@router.post(
+    "/staff-sources",
+    summary="Register an assignment, self-inspection or confession",
+    status_code=201,
+    response_model=schemas.RegisteredOut,
+    responses=ERRORS,
+)
 async def register_staff_source(
     principal: Annotated[Principal, authorized(Action.register_staff_source)],
     entry: Annotated[schemas.StaffSourceIn, Body()],
@@ -111,6 +136,7 @@ async def register_staff_source(
 
 @router.get(
     "/clues/{clue_id}/additions",
+    summary="What was added to a clue after registration",
     response_model=list[schemas.AdditionView],
     responses={**ERRORS, 404: {"description": "No such clue visible to the caller"}},
 )
@@ -147,6 +173,7 @@ UPLOAD_ERRORS = {
 
 @router.post(
     "/hotline/calls/{clue_id}/recording",
+    summary="Attach a call's recording",
     status_code=201,
     response_model=schemas.UploadOut,
     responses=UPLOAD_ERRORS,
@@ -177,6 +204,7 @@ async def upload_recording(
 
 @router.post(
     "/letters/{clue_id}/pages",
+    summary="Attach a scanned letter page",
     status_code=201,
     response_model=schemas.UploadOut,
     responses=UPLOAD_ERRORS,

@@ -49,7 +49,7 @@ class NotificationsOut(BaseModel):
     mode: str
 
 
-@router.get("/mail/quarantine", response_model=QuarantinePage)
+@router.get("/mail/quarantine", summary="List quarantined mail", response_model=QuarantinePage)
 async def list_quarantine(
     principal: CurrentStaff, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> QuarantinePage:
@@ -61,6 +61,7 @@ async def list_quarantine(
 
 @router.post(
     "/mail/quarantine/{mail_id}/read",
+    summary="Read one quarantined mail (audited)",
     response_model=SealedMail,
     responses={404: {"description": "No such quarantined message"}},
 )
@@ -68,7 +69,7 @@ async def read_quarantined(mail_id: str, principal: CurrentStaff, session: Sessi
     return SealedMail(**await mail_service.read_quarantined(session, principal=principal, mail_id=mail_id))
 
 
-@router.get("/me/notifications", response_model=NotificationsOut)
+@router.get("/me/notifications", summary="My notification settings", response_model=NotificationsOut)
 async def get_notifications(principal: CurrentStaff, session: SessionDep) -> NotificationsOut:
     require(principal.roles, Action.set_own_notifications)
     row = await notify_service.get_preference(session, staff_id=principal.staff_id)
@@ -79,7 +80,7 @@ async def get_notifications(principal: CurrentStaff, session: SessionDep) -> Not
     )
 
 
-@router.put("/me/notifications", response_model=NotificationsOut)
+@router.put("/me/notifications", summary="Change my notification settings", response_model=NotificationsOut)
 async def put_notifications(
     body: NotificationsIn, principal: CurrentStaff, session: SessionDep
 ) -> NotificationsOut:

@@ -85,7 +85,12 @@ def _out(view: messages_service.MessageView, *, staff: bool) -> MessageOut:
     )
 
 
-@staff_router.get("/clues/{clue_id}/messages", response_model=list[MessageOut], responses=ERRORS)
+@staff_router.get(
+    "/clues/{clue_id}/messages",
+    summary="Read the conversation with the reporter (audited)",
+    response_model=list[MessageOut],
+    responses=ERRORS,
+)
 async def list_messages(
     clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
 ) -> list[MessageOut]:
@@ -96,7 +101,13 @@ async def list_messages(
     return [_out(v, staff=True) for v in views]
 
 
-@staff_router.post("/clues/{clue_id}/messages", status_code=201, response_model=MessageOut, responses=ERRORS)
+@staff_router.post(
+    "/clues/{clue_id}/messages",
+    summary="Send a message to the reporter",
+    status_code=201,
+    response_model=MessageOut,
+    responses=ERRORS,
+)
 async def send_message(
     clue_id: str, body: MessageIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
 ) -> MessageOut:
@@ -132,7 +143,12 @@ async def _open(
     )
 
 
-@receipt_router.post("/status", response_model=ReceiptStatusOut, responses=WRONG_CODE)
+@receipt_router.post(
+    "/status",
+    summary="Check a report's status with the receipt code",
+    response_model=ReceiptStatusOut,
+    responses=WRONG_CODE,
+)
 async def receipt_status(
     request: Request,
     session: SessionDep,
@@ -145,7 +161,13 @@ async def receipt_status(
     return await _status_out(session, opened)
 
 
-@receipt_router.post("/messages", status_code=201, response_model=ReceiptStatusOut, responses=WRONG_CODE)
+@receipt_router.post(
+    "/messages",
+    summary="Reply to investigators with the receipt code",
+    status_code=201,
+    response_model=ReceiptStatusOut,
+    responses=WRONG_CODE,
+)
 async def receipt_reply(
     request: Request,
     body: ReceiptMessageIn,

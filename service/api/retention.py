@@ -32,7 +32,12 @@ class LegalHoldOut(BaseModel):
     set_at: datetime | None = None
 
 
-@router.get("/clues/{clue_id}/legal-hold", response_model=LegalHoldOut, responses=NOT_FOUND)
+@router.get(
+    "/clues/{clue_id}/legal-hold",
+    summary="Whether a clue is under legal hold",
+    response_model=LegalHoldOut,
+    responses=NOT_FOUND,
+)
 async def legal_hold(
     clue_id: str, principal: Annotated[Principal, authorized(Action.manage_legal_hold)], session: SessionDep
 ) -> LegalHoldOut:
@@ -40,7 +45,12 @@ async def legal_hold(
     return LegalHoldOut(**vars(await retention_service.get_hold(session, clue_id=clue_id)))
 
 
-@router.put("/clues/{clue_id}/legal-hold", response_model=LegalHoldOut, responses=NOT_FOUND)
+@router.put(
+    "/clues/{clue_id}/legal-hold",
+    summary="Put on or lift a legal hold",
+    response_model=LegalHoldOut,
+    responses=NOT_FOUND,
+)
 async def set_legal_hold(
     clue_id: str,
     body: LegalHoldIn,

@@ -29,7 +29,7 @@ def _staff_out(staff: Staff) -> StaffOut:
     )
 
 
-@router.get("/me", response_model=MeOut, responses=AUTH_ERRORS)
+@router.get("/me", summary="Who am I (the token's account)", response_model=MeOut, responses=AUTH_ERRORS)
 async def me(
     principal: Annotated[Principal, authorized(Action.read_own_profile)], session: SessionDep
 ) -> MeOut:
@@ -42,7 +42,7 @@ async def me(
     )
 
 
-@router.get("/units", response_model=list[UnitOut], responses=AUTH_ERRORS)
+@router.get("/units", summary="List units", response_model=list[UnitOut], responses=AUTH_ERRORS)
 async def list_units(
     principal: Annotated[Principal, authorized(Action.list_units)], session: SessionDep
 ) -> list[UnitOut]:
@@ -51,6 +51,7 @@ async def list_units(
 
 @router.post(
     "/units",
+    summary="Create a unit",
     status_code=201,
     response_model=UnitOut,
     responses={
@@ -68,7 +69,7 @@ async def add_unit(
     return UnitOut.model_validate(unit)
 
 
-@router.get("/staff", response_model=list[StaffOut], responses=AUTH_ERRORS)
+@router.get("/staff", summary="List staff accounts", response_model=list[StaffOut], responses=AUTH_ERRORS)
 async def list_staff(
     principal: Annotated[Principal, authorized(Action.list_staff)], session: SessionDep
 ) -> list[StaffOut]:
@@ -77,6 +78,7 @@ async def list_staff(
 
 @router.post(
     "/staff",
+    summary="Create a staff account",
     status_code=201,
     response_model=StaffOut,
     responses={**AUTH_ERRORS, 404: {"description": "Unit not found"}, 409: {"description": "Name taken"}},
@@ -96,6 +98,7 @@ async def add_staff(
 
 @router.post(
     "/staff/{staff_id}/disable",
+    summary="Disable a staff account and revoke its tokens",
     response_model=StaffOut,
     responses={**AUTH_ERRORS, 404: {"description": "No such account"}},
 )
@@ -109,6 +112,7 @@ async def disable_staff(
 
 @router.post(
     "/staff/{staff_id}/tokens",
+    summary="Issue an API token (shown once)",
     status_code=201,
     response_model=TokenOut,
     responses={
@@ -132,6 +136,7 @@ async def issue_token(
 
 @router.post(
     "/tokens/{token_id}/revoke",
+    summary="Revoke an API token",
     status_code=204,
     responses={**AUTH_ERRORS, 404: {"description": "No such token"}},
 )

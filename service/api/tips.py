@@ -19,7 +19,7 @@ ERRORS = {
 }
 
 
-@router.post("/tips", status_code=201, response_model=TipReceipt, responses=ERRORS)
+@router.post("/tips", summary="Submit a report", status_code=201, response_model=TipReceipt, responses=ERRORS)
 async def submit_tip(tip: TipIn, runtime: RuntimeDep) -> TipReceipt:
     """Submit a report. The answer carries the receipt code (查询码) once; it cannot be shown again.
     `201` is sent only after the report is committed."""

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from service.api.attachments import router as attachments_router
 from service.api.classification import router as classification_router
+from service.api.handoff import router as handoff_router
 from service.api.hotline import UPLOAD_PATHS as HOTLINE_UPLOAD_PATHS
 from service.api.hotline import router as hotline_router
 from service.api.mail import router as mail_router
@@ -52,6 +57,7 @@ STAFF_ROUTERS = (
     attachments_router,
     classification_router,
     retention_router,
+    handoff_router,
     mail_router,
     hotline_router,
     staff_web_router,
@@ -104,7 +110,13 @@ def create_app(
         version="0.1.0",
         description="举报受理与线索台账 API · Tip intake and clue registry API",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their script, styles and favicon from public CDNs; ours below
+        # serves Swagger UI from this process, and ReDoc (which also pulls web fonts) is off.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     observability.install(app, roles)
     # Upload routes parse their bodies as streams and enforce their own limits; everything else is capped.
@@ -125,6 +137,48 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
+# The page's one inline script starts Swagger UI; everything else comes from this origin, and the browser is
+# told to refuse anything that does not.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs``: the OpenAPI UI with Swagger UI's script and styles served by this service (the files of
+    the ``fastapi-offline`` package), so it works without the internet and no request leaves the site."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        response = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Tipline API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+            oauth2_redirect_url=None,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the public validator
+        )
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/docs/static/{name}", include_in_schema=False)
+    async def api_docs_asset(name: str) -> Response:
+        if name not in DOCS_FILES:
+            return Response(status_code=404)
+        return FileResponse(
+            DOCS_ASSETS / name, media_type=DOCS_FILES[name], headers={"Cache-Control": "max-age=86400"}
+        )
 
 
 def create_app_from_env() -> FastAPI:

@@ -12,6 +12,7 @@ from service.classification.models import (
     NearDuplicatePending,
 )
 from service.custody.models import ClueContact, CustodyRequest
+from service.handoff.models import Dossier, DossierFeedback
 from service.intake.models import Receipt
 from service.jobs.models import Job
 from service.mailbox.models import ReceivedMail
@@ -57,6 +58,8 @@ __all__ = [
     "Consultation",
     "CustodyRequest",
     "DeadlineRule",
+    "Dossier",
+    "DossierFeedback",
     "ProgressRequest",
     "Job",
     "LegalHold",

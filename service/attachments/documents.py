@@ -17,7 +17,13 @@ from service.platform.errors import NotFound
 from service.platform.runtime import Configured
 from service.registry.service import get_visible_clue
 
-ALLOWED = ("image/", "application/", "audio/", "text/")  # the pipeline's allow-list decides the rest
+ALLOWED = (
+    "image/",
+    "application/",
+    "audio/",
+    "video/",
+    "text/",
+)  # the pipeline's allow-list decides the rest
 
 
 async def add_document(
@@ -38,6 +44,8 @@ async def add_document(
         wrap=runtime.keys.seal_case,
         max_size=runtime.settings.letter_page_max_bytes,
         allowed=ALLOWED,
+        wrap_sealed=runtime.keys.seal_identity,
+        scratch_dir=runtime.settings.attachment_scratch_dir,
     )
     try:
         (row,) = await attachments_service.add_attachments(

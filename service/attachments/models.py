@@ -1,8 +1,9 @@
 """Stored attachments: one row per encrypted blob, linked to a clue and, for replies, to a message.
 
 Invariants: the file key exists only wrapped (``wrapped_key``: HPKE to the case key, bound to
-``attachment/<blob_id>``); the name the reporter's device gave the file is a case-key envelope (it can
-identify someone: "张三的举报.pdf"); a kept original is a separate blob whose key is wrapped to the
+``attachment/<blob_id>``); the name the reporter's device gave the file is an envelope (it can
+identify someone: "张三的举报.pdf"), so it is sealed to the identity key and staff see a neutral name
+("附件1.docx"); a kept original is a separate blob whose key is wrapped to the
 identity key. Plain columns hold what the registry needs to list and serve files: kind, sizes, digest.
 """
 
@@ -27,8 +28,14 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(Integer)  # sanitised plaintext bytes
     sha256: Mapped[str] = mapped_column(String(64))
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # case key: the per-file key
-    name: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key: the file name as uploaded
-    removed_metadata: Mapped[str] = mapped_column(String(2000), default="")  # field names, never values
+    name: Mapped[bytes | None] = mapped_column(
+        LargeBinary
+    )  # identity key: the name as uploaded (older rows: case key)
+    # Fixed labels with counts ("office:comments=1"), never a string from the file.
+    removed_metadata: Mapped[str] = mapped_column(String(2000), default="")
+    # Set when the file could not be cleaned: the blob holds the received bytes and ``wrapped_key`` is
+    # sealed to the identity key; staff see that the file exists and this reason code, never its content.
+    sealed_reason: Mapped[str | None] = mapped_column(String(40))
     original_blob_id: Mapped[str | None] = mapped_column(String(32))
     original_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

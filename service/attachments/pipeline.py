@@ -1,8 +1,14 @@
 """One upload, end to end: sniff -> sanitize -> encrypt -> store, streamed.
 
 Invariants:
-- Plaintext exists only in memory, one segment (or one whole-file-kind document under its cap) at a time;
-  the store receives ciphertext only and nothing is spooled to a temporary file.
+- Plaintext exists only in memory, one segment (or one small whole-file-kind file under its cap) at a
+  time, except for the kinds an external cleaner handles (``cleaners.EXTERNAL_KINDS``: office documents,
+  PDF, HEIC, video): those are written, as they arrive, to a private 0700 directory on a tmpfs
+  (``Settings.attachment_scratch_dir``), cleaned there and read back into the encryptor; the directory
+  is removed when the upload ends, whatever the outcome. The store receives ciphertext only.
+- A file an external cleaner cannot clean with confidence (``cleaners.Uncleanable``) is *sealed*: the
+  received bytes are stored with their key wrapped by ``wrap_sealed_key`` (the identity key) and the
+  record carries the reason; without ``wrap_sealed_key`` it is refused. It is never stored as if clean.
 - The size limit is enforced on the bytes *received*, while they arrive; going over it aborts the blob,
   so no partial ciphertext stays behind. Any other failure aborts it too.
 - The file key is fresh per attachment and leaves this function only wrapped by the caller's ``wrap_key``
@@ -16,12 +22,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
-from service.attachments.sanitize import DEFAULT_WHOLE_FILE_LIMIT, WholeFileLimitExceeded, sanitize_stream
-from service.attachments.sniff import SNIFF_WINDOW, FileKind, sniff
+from service.attachments import cleaners
+from service.attachments.sanitize import (
+    DEFAULT_WHOLE_FILE_LIMIT,
+    SanitizeReport,
+    WholeFileLimitExceeded,
+    sanitize_stream,
+)
+from service.attachments.sniff import SNIFF_WINDOW, DisallowedFileType, FileKind, sniff
 from service.platform.blobs import BlobStore, BlobWriter, new_blob_id
 from service.platform.crypto.stream import DEFAULT_SEGMENT_SIZE, StreamEncryptor, generate_file_key
 
@@ -45,9 +59,11 @@ class AttachmentRecord:
     received_size: int  # bytes as uploaded
     sha256: str  # hex digest of the sanitised plaintext
     segments: int
-    removed_metadata: tuple[str, ...]  # names of removed fields or blocks, never their values
+    removed_metadata: tuple[str, ...]  # fixed labels with counts ("jpeg:APP1/Exif=1"), never file strings
     wrapped_key: bytes
     original: AttachmentRecord | None = None  # the kept original (unsanitised), if one was asked for
+    # Set when the file could not be cleaned: the received bytes, key wrapped to the identity key.
+    sealed_reason: str | None = None
 
 
 def attachment_binding(blob_id: str) -> str:
@@ -105,9 +121,12 @@ async def store_attachment(
     whole_file_limit: int = DEFAULT_WHOLE_FILE_LIMIT,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     wrap_original_key: WrapKey | None = None,
+    wrap_sealed_key: WrapKey | None = None,
+    scratch_dir: Path | None = None,
 ) -> AttachmentRecord:
     """Sniff, sanitise, encrypt and store one upload; returns its record (with ``original`` set when
-    ``wrap_original_key`` asks for the original to be kept).
+    ``wrap_original_key`` asks for the original to be kept, ``sealed_reason`` when it could not be cleaned
+    and was sealed with ``wrap_sealed_key``). ``scratch_dir``: default ``Settings.attachment_scratch_dir``.
 
     Raises ``DisallowedFileType`` (including ``MalformedFile``) or :class:`AttachmentTooLarge`; in every
     failure no blob remains.
@@ -126,6 +145,8 @@ async def store_attachment(
             whole_file_limit=whole_file_limit,
             segment_size=segment_size,
             original=original,
+            wrap_sealed_key=wrap_sealed_key,
+            scratch_dir=scratch_dir,
         )
         if original is None or wrap_original_key is None:
             return record
@@ -146,6 +167,8 @@ async def _store(
     whole_file_limit: int,
     segment_size: int,
     original: _OriginalCopy | None,
+    wrap_sealed_key: WrapKey | None,
+    scratch_dir: Path | None,
 ) -> AttachmentRecord:
     received = 0
 
@@ -182,7 +205,49 @@ async def _store(
                 await original.feed(chunk)
             yield chunk
 
+    if kind in cleaners.EXTERNAL_KINDS:
+        return await _store_cleaned(
+            kind,
+            limited(),
+            store=store,
+            wrap_key=wrap_key,
+            wrap_sealed_key=wrap_sealed_key,
+            scratch_dir=scratch_dir or _default_scratch_dir(),
+            segment_size=segment_size,
+            received=lambda: received,
+        )
     sanitized = sanitize_stream(kind, limited(), whole_file_limit=min(whole_file_limit, max_size))
+    try:
+        return await _encrypt_into_blob(
+            sanitized,
+            store=store,
+            wrap_key=wrap_key,
+            segment_size=segment_size,
+            kind=lambda: sanitized.report.kind,
+            removed=lambda: tuple(sanitized.report.removed),
+            received=lambda: received,
+        )
+    except WholeFileLimitExceeded:
+        raise AttachmentTooLarge(min(whole_file_limit, max_size)) from None
+
+
+def _default_scratch_dir() -> Path:
+    from service.platform.settings import get_settings  # only when the caller did not say
+
+    return get_settings().attachment_scratch_dir
+
+
+async def _encrypt_into_blob(
+    plaintext: AsyncIterable[bytes],
+    *,
+    store: BlobStore,
+    wrap_key: WrapKey,
+    segment_size: int,
+    kind: Callable[[], FileKind],
+    removed: Callable[[], tuple[str, ...]],
+    received: Callable[[], int],
+    sealed_reason: str | None = None,
+) -> AttachmentRecord:
     blob_id = new_blob_id()
     binding = attachment_binding(blob_id)
     file_key = generate_file_key()
@@ -191,27 +256,85 @@ async def _store(
     size = 0
     writer = await store.open_writer(blob_id)
     async with writer:
-        try:
-            await writer.write(encryptor.header())
-            async for piece in sanitized:
-                digest.update(piece)
-                size += len(piece)
-                if ciphertext := encryptor.update(piece):
-                    await writer.write(ciphertext)
-            await writer.write(encryptor.finalize())
-        except WholeFileLimitExceeded:
-            raise AttachmentTooLarge(min(whole_file_limit, max_size)) from None
+        await writer.write(encryptor.header())
+        async for piece in plaintext:
+            digest.update(piece)
+            size += len(piece)
+            if ciphertext := encryptor.update(piece):
+                await writer.write(ciphertext)
+        await writer.write(encryptor.finalize())
         wrapped_key = wrap_key(file_key, binding)
         await writer.commit()
     del file_key
     return AttachmentRecord(
         blob_id=blob_id,
         binding=binding,
-        kind=sanitized.report.kind,
+        kind=kind(),
         size=size,
-        received_size=received,
+        received_size=received(),
         sha256=digest.hexdigest(),
         segments=encryptor.segments,
-        removed_metadata=tuple(sanitized.report.removed),
+        removed_metadata=removed(),
         wrapped_key=wrapped_key,
+        sealed_reason=sealed_reason,
     )
+
+
+_READ_CHUNK = 256 * 1024
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    # Blocking reads of a tmpfs file: memory speed, no need for a thread per chunk.
+    with open(path, "rb") as handle:  # noqa: ASYNC230 - a tmpfs file: memory speed
+        while chunk := handle.read(_READ_CHUNK):
+            yield chunk
+
+
+async def _store_cleaned(
+    kind: FileKind,
+    chunks: AsyncIterable[bytes],
+    *,
+    store: BlobStore,
+    wrap_key: WrapKey,
+    wrap_sealed_key: WrapKey | None,
+    scratch_dir: Path,
+    segment_size: int,
+    received: Callable[[], int],
+) -> AttachmentRecord:
+    """Spool to a private tmpfs directory, clean there with mat2 or ffmpeg, encrypt the result; seal the
+    received bytes instead when the file cannot be cleaned with confidence."""
+    try:
+        async with cleaners.scratch(scratch_dir) as work:
+            source = work / f"received{cleaners.suffix(kind)}"
+            descriptor = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(descriptor, "wb") as handle:  # noqa: ASYNC230 - tmpfs: memory speed
+                async for chunk in chunks:
+                    handle.write(chunk)
+            report = SanitizeReport(kind=kind)
+            try:
+                kind, cleaned = await cleaners.clean(kind, source, work, report.note)
+            except cleaners.Uncleanable as exc:
+                if wrap_sealed_key is None:
+                    raise DisallowedFileType(f"cannot be cleaned: {exc.reason}") from None
+                return await _encrypt_into_blob(
+                    _read_file(source),
+                    store=store,
+                    wrap_key=wrap_sealed_key,
+                    segment_size=segment_size,
+                    kind=lambda: kind,
+                    removed=tuple,
+                    received=received,
+                    sealed_reason=exc.reason,
+                )
+            source.unlink()
+            return await _encrypt_into_blob(
+                _read_file(cleaned),
+                store=store,
+                wrap_key=wrap_key,
+                segment_size=segment_size,
+                kind=lambda: kind,
+                removed=lambda: tuple(report.removed),
+                received=received,
+            )
+    except cleaners.Uncleanable as exc:  # no scratch directory: nothing can be cleaned or sealed here
+        raise DisallowedFileType(f"cannot be cleaned: {exc.reason}") from None

@@ -1,19 +1,22 @@
 """Removal of identifying metadata from uploads before they are encrypted and stored.
 
-Two ways of working, chosen per kind:
+Three ways of working, chosen per kind:
 
 - Streaming filters (JPEG, PNG, WAV, WebP, MP3/AAC, text, AMR) parse the container's own framing
   (JPEG marker segments, PNG chunks, RIFF chunks, ID3 tags) and hold at most one small header, one
   metadata identifier or a bounded tail in memory, so an image or recording of any size streams through.
   They keep an allow-list of structural parts and drop the rest, so unknown metadata blocks go too.
-- Whole-file processors (PDF, OOXML, legacy OLE office files, GIF, M4A, Ogg) need random access: a PDF's
-  cross-reference table and an OOXML/ZIP central directory sit at the end of the file, and mutagen rewrites
-  MP4/Ogg tag boxes in place. These are buffered in memory up to an explicit cap (``whole_file_limit``);
-  above it :class:`WholeFileLimitExceeded` is raised. They are never spooled to disk, so nothing is
-  written in the clear.
+  We keep them rather than mat2's image cleaning because mat2 re-encodes JPEG pixels through GdkPixbuf
+  (lossy for evidence) and needs the file on disk.
+- Small whole-file processors (GIF, M4A, Ogg) need random access (mutagen rewrites MP4/Ogg tag boxes in
+  place). These are buffered in memory up to an explicit cap (``whole_file_limit``); above it
+  :class:`WholeFileLimitExceeded` is raised.
+- External cleaners (office documents, PDF, HEIC, video; legacy Office sealed): see ``cleaners``; the
+  pipeline spools those to a private tmpfs directory.
 
-The report lists *which* fields or blocks were removed (e.g. ``"jpeg:APP1/Exif"``, ``"pdf:/Author"``),
-never their values. Files that do not parse as the sniffed kind are rejected with :class:`MalformedFile`.
+The report counts *which kinds* of fields or blocks were removed under fixed labels (e.g.
+``"jpeg:APP1/Exif=1"``, ``"png:ancillary-chunk=2"``), never a name or value from the file.
+Files that do not parse as the sniffed kind are rejected with :class:`MalformedFile`.
 """
 
 from __future__ import annotations
@@ -22,19 +25,14 @@ import asyncio
 import codecs
 import io
 import struct
-import zipfile
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from xml.etree import ElementTree
 
 from service.attachments.sniff import DisallowedFileType, FileKind
 
 DEFAULT_WHOLE_FILE_LIMIT = 50 * 1024 * 1024
 OUTPUT_CHUNK_SIZE = 64 * 1024
-# Zip-bomb guards for office documents (the files are small; their expansion must be too).
-MAX_ZIP_ENTRIES = 5000
-MAX_ZIP_UNCOMPRESSED = 256 * 1024 * 1024
-MAX_ZIP_RATIO = 200
 
 
 class MalformedFile(DisallowedFileType):
@@ -47,13 +45,20 @@ class WholeFileLimitExceeded(Exception):
 
 @dataclass
 class SanitizeReport:
+    """What was removed, as fixed labels of this package with counts (``"jpeg:APP1/Exif=1"``): never a
+    string taken from the file (a custom property's name or a chunk's id can identify its source)."""
+
     kind: FileKind
-    removed: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
     complete: bool = False
 
-    def note(self, name: str) -> None:
-        if name not in self.removed:
-            self.removed.append(name)
+    def note(self, label: str, count: int = 1) -> None:
+        if count:
+            self.counts[label] += count
+
+    @property
+    def removed(self) -> list[str]:
+        return [f"{label}={count}" for label, count in self.counts.items()]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -233,7 +238,7 @@ class _PngFilter:
                 if keep:
                     out += buf[pos : pos + 8]
                 else:
-                    self._report.note(f"png:{ctype.decode('ascii')}")
+                    self._report.note("png:ancillary-chunk")
                 self._count = length + 4  # data and CRC
                 self._state = "copy" if keep else "skip"
                 self._iend = ctype == b"IEND"
@@ -258,6 +263,16 @@ class _PngFilter:
         if self._state != "trailer":
             raise MalformedFile("PNG stream ended before IEND")
         return b""
+
+
+_RIFF_LABELS = {
+    b"LIST": "LIST",
+    b"EXIF": "EXIF",
+    b"XMP ": "XMP",
+    b"id3 ": "id3",
+    b"ID3 ": "id3",
+    b"bext": "bext",
+}
 
 
 class _RiffFilter:
@@ -314,7 +329,7 @@ class _RiffFilter:
                     out += buf[pos : pos + 8]
                     self._state = "copy"
                 else:
-                    self._report.note(f"{self._prefix}:{cid.decode('latin-1').strip()}")
+                    self._report.note(f"{self._prefix}:{_RIFF_LABELS.get(cid, 'chunk')}")
                     out += b"JUNK" + buf[pos + 4 : pos + 8]
                     self._state = "zero"
                 self._count = padded
@@ -456,151 +471,6 @@ _STREAMING: dict[FileKind, Callable[[SanitizeReport], object]] = {
 # Whole-file processors: (data, report) -> data
 
 
-def _sanitize_pdf(data: bytes, report: SanitizeReport) -> bytes:
-    import pikepdf
-
-    try:
-        pdf = pikepdf.open(io.BytesIO(data))
-    except pikepdf.PasswordError:
-        raise DisallowedFileType("password-protected PDF") from None
-    except pikepdf.PdfError:
-        raise MalformedFile("not a readable PDF") from None
-    with pdf:
-        info = pdf.trailer.get("/Info")
-        if info is not None:
-            for key in list(info.keys()):
-                report.note(f"pdf:{key}")
-            del pdf.trailer["/Info"]
-        for owner, label in [(pdf.Root, "pdf:/Metadata")] + [(p.obj, "pdf:page/Metadata") for p in pdf.pages]:
-            if "/Metadata" in owner:
-                del owner["/Metadata"]
-                report.note(label)
-            if "/PieceInfo" in owner:
-                del owner["/PieceInfo"]
-                report.note("pdf:/PieceInfo")
-        if "/ID" in pdf.trailer:
-            # The original file identifier could match this copy to the file on the reporter's device.
-            del pdf.trailer["/ID"]
-            report.note("pdf:/ID")
-        out = io.BytesIO()
-        pdf.save(out, fix_metadata_version=False)
-    return out.getvalue()
-
-
-_OOXML_MAIN = {
-    FileKind.DOCX: ("application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",),
-    FileKind.XLSX: ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",),
-    FileKind.PPTX: ("application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml",),
-}
-_EMPTY_PARTS = {
-    "docprops/core.xml": (
-        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<cp:coreProperties xmlns:cp="http://schemas.'
-        b'openxmlformats.org/package/2006/metadata/core-properties"/>'
-    ),
-    "docprops/app.xml": (
-        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Properties xmlns="http://schemas.'
-        b'openxmlformats.org/officeDocument/2006/extended-properties"/>'
-    ),
-    "docprops/custom.xml": (
-        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Properties xmlns="http://schemas.'
-        b'openxmlformats.org/officeDocument/2006/custom-properties"/>'
-    ),
-}
-
-
-def _sanitize_ooxml(data: bytes, report: SanitizeReport) -> bytes:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError):
-        raise MalformedFile("not a readable office document") from None
-    if len(entries) > MAX_ZIP_ENTRIES:
-        raise DisallowedFileType("too many parts in office document")
-    total = sum(e.file_size for e in entries)
-    if total > MAX_ZIP_UNCOMPRESSED or total > MAX_ZIP_RATIO * max(len(data), 1):
-        raise DisallowedFileType("office document expands too far")
-    names = {e.filename for e in entries}
-    if "[Content_Types].xml" not in names:
-        raise DisallowedFileType("archive is not an office document")
-    content_types = _read_entry(archive, "[Content_Types].xml")
-    if not any(t.encode() in content_types for t in _OOXML_MAIN[report.kind]):
-        raise DisallowedFileType("archive is not the declared office document")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for entry in entries:
-            if entry.is_dir():
-                continue
-            body = _read_entry(archive, entry.filename)
-            replacement = _EMPTY_PARTS.get(entry.filename.lower())
-            if replacement is not None:
-                for name in _xml_field_names(body):
-                    report.note(f"{report.kind.name.lower()}:{entry.filename}:{name}")
-                body = replacement
-            # Fresh entry: no original timestamps, comments or extra fields (they can carry local time,
-            # user ids or paths).
-            info = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(info, body)
-    if archive.comment:
-        report.note("zip:comment")
-    return out.getvalue()
-
-
-def _read_entry(archive: zipfile.ZipFile, name: str) -> bytes:
-    info = archive.getinfo(name)
-    with archive.open(info) as handle:
-        # Read one byte past the declared size: a lying header cannot make the part expand further.
-        body = handle.read(info.file_size + 1)
-    if len(body) > info.file_size:
-        raise MalformedFile("office document part larger than declared")
-    return body
-
-
-def _xml_field_names(body: bytes) -> list[str]:
-    try:
-        root = ElementTree.fromstring(body)  # noqa: S314 - stdlib expat does not fetch external entities
-    except ElementTree.ParseError:
-        return ["(unparsed)"]
-    names = []
-    for child in root:
-        if child.text or len(child) or child.attrib:
-            tag = child.tag.rsplit("}", 1)[-1]
-            name = child.get("name") if tag == "property" else tag
-            names.append(name or tag)
-    return names
-
-
-_OLE_PROPERTY_STREAMS = ("\x05SummaryInformation", "\x05DocumentSummaryInformation")
-
-
-def _sanitize_legacy_office(data: bytes, report: SanitizeReport) -> bytes:
-    import olefile
-
-    try:
-        ole = olefile.OleFileIO(io.BytesIO(data), write_mode=True)
-    except (OSError, olefile.olefile.NotOleFileError):
-        raise MalformedFile("not a readable office document") from None
-    with ole:
-        if ole.exists("WordDocument"):
-            report.kind = FileKind.DOC
-        elif ole.exists("Workbook") or ole.exists("Book"):
-            report.kind = FileKind.XLS
-        else:
-            raise DisallowedFileType("OLE file is neither a Word nor an Excel document")
-        if ole.exists("Macros") or ole.exists("_VBA_PROJECT_CUR"):
-            raise DisallowedFileType("office document with macros")
-        for stream in _OLE_PROPERTY_STREAMS:
-            if ole.exists(stream):
-                size = ole.get_size(stream)
-                # An empty property set (no sections) of the same size: olefile can only rewrite a stream
-                # in place, and readers ignore the zero padding.
-                empty = struct.pack("<HHI16sI", 0xFFFE, 0, 0, bytes(16), 0)
-                ole.write_stream(stream, (empty + bytes(size))[:size])
-                report.note(f"ole:{stream.lstrip(chr(5))}")
-        ole.fp.seek(0)
-        return ole.fp.read()
-
-
 def _sanitize_gif(data: bytes, report: SanitizeReport) -> bytes:
     """Drops comment extensions and application extensions other than animation loops (NETSCAPE2.0,
     ANIMEXTS1.0), e.g. XMP; drops anything after the trailer."""
@@ -662,19 +532,13 @@ def _sanitize_mutagen(data: bytes, report: SanitizeReport) -> bytes:
     if audio is None:
         raise MalformedFile("unreadable audio")
     if audio.tags is not None:
-        for key in sorted({str(k) for k in audio.tags.keys()}):
-            report.note(f"{report.kind.name.lower()}:{key}")
+        report.note(f"{report.kind.name.lower()}:tag", len({str(k) for k in audio.tags.keys()}))
         buffer.seek(0)
         audio.delete(buffer)
     return buffer.getvalue()
 
 
 _WHOLE_FILE: dict[FileKind, Callable[[bytes, SanitizeReport], bytes]] = {
-    FileKind.PDF: _sanitize_pdf,
-    FileKind.DOCX: _sanitize_ooxml,
-    FileKind.XLSX: _sanitize_ooxml,
-    FileKind.PPTX: _sanitize_ooxml,
-    FileKind.LEGACY_OFFICE: _sanitize_legacy_office,
     FileKind.GIF: _sanitize_gif,
     FileKind.M4A: _sanitize_mutagen,
     FileKind.OGG: _sanitize_mutagen,

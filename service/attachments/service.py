@@ -9,8 +9,10 @@ Invariants:
   further on stops the stream: the client never receives the declared Content-Length, so it sees an
   incomplete download, never unverified bytes.
 - Every download is an audited read in the caller's transaction, which commits before the first byte.
-- Only the sanitised copy is served. A kept original (identity key) and the name the reporter's device
-  gave the file (it may identify: "张三的举报.pdf") are never used here.
+- Only the sanitised copy is served. A kept original (identity key), a sealed file (one that could not be
+  cleaned with confidence: its key is wrapped to the identity key) and the name the reporter's device
+  gave the file (identity key; it may identify: "张三的举报.pdf") are never served here. Staff see a
+  sealed file's existence and reason, and a neutral name for every file ("附件1.docx").
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.attachments.cleaners import Uncleanable
 from service.attachments.models import Attachment
 from service.attachments.pipeline import (
     AttachmentRecord,
@@ -51,8 +55,28 @@ _EXTENSIONS = {
     FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
     FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
     FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
-    FileKind.TEXT_GB18030: "txt",
+    FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
+    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
+    FileKind.ODP: "odp",
 }  # fmt: skip
+
+
+class AttachmentSealed(DomainError):
+    """The file could not be cleaned with confidence; it is kept under the identity key and not served."""
+
+    status_code = 409
+    code = "attachment_sealed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"此附件未能可靠地去除元数据，已封存（仅身份密钥可开启），不提供下载："
+            f"{sealed_reason_text(reason)}",
+            message_en=f"This file cannot be cleaned with confidence; it is sealed, not served ({reason}).",
+        )
+
+
+def sealed_reason_text(reason: str) -> str:
+    return Uncleanable.REASONS.get(reason, "未能清理")
 
 
 class AttachmentUnavailable(DomainError):
@@ -74,8 +98,10 @@ class AttachmentListing:
     message_id: str | None  # set for files sent with a reporter's reply
     kind: str
     size: int
-    removed_metadata: tuple[str, ...]  # names of removed fields, never their values
+    removed_metadata: tuple[str, ...]  # fixed labels with counts, never a string from the file
     created_at: datetime
+    name: str  # neutral ("附件1.docx"); the uploaded name is sealed to the identity key
+    sealed_reason: str | None  # set: not cleaned, sealed, not downloadable
 
 
 @dataclass(frozen=True)
@@ -87,12 +113,21 @@ class Download:
     chunks: AsyncIterator[bytes]
 
 
+def _extension(kind: str) -> str:
+    try:
+        return _EXTENSIONS.get(FileKind(kind), "bin")
+    except ValueError:
+        return "bin"
+
+
+def neutral_name(position: int, kind: str) -> str:
+    """What staff see for the clue's ``position``-th file (1-based): never the name the reporter gave it."""
+    return f"附件{position}.{_extension(kind)}"
+
+
 def download_name(attachment_id: str, kind: str) -> str:
     """A safe file name: ASCII letters, digits and hyphens, from the id and the kind detected from bytes."""
-    try:
-        extension = _EXTENSIONS.get(FileKind(kind), "bin")
-    except ValueError:
-        extension = "bin"
+    extension = _extension(kind)
     stem = "".join(ch for ch in attachment_id if ch.isascii() and (ch.isalnum() or ch == "-"))[:36]
     return f"attachment-{stem}.{extension}"
 
@@ -122,8 +157,10 @@ async def list_attachments(
             size=row.size,
             removed_metadata=tuple(name for name in row.removed_metadata.split(",") if name),
             created_at=row.created_at,
+            name=neutral_name(position, row.kind),
+            sealed_reason=row.sealed_reason,
         )
-        for row in rows
+        for position, row in enumerate(rows, start=1)
     ]
 
 
@@ -143,6 +180,8 @@ async def open_download(
         await registry_service.get_visible_clue(session, clue_id=row.clue_id, principal=principal)
     except NotFound:
         raise _not_found() from None
+    if row.sealed_reason:
+        raise AttachmentSealed(row.sealed_reason)
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -203,18 +242,35 @@ def _size_text(limit: int) -> str:
 
 
 async def store_upload(
-    chunks: AsyncIterable[bytes], *, store: BlobStore, wrap: WrapKey, max_size: int, allowed: tuple[str, ...]
+    chunks: AsyncIterable[bytes],
+    *,
+    store: BlobStore,
+    wrap: WrapKey,
+    max_size: int,
+    allowed: tuple[str, ...],
+    wrap_sealed: WrapKey | None = None,
+    scratch_dir: Path | None = None,
 ) -> AttachmentRecord:
+    """One staff upload through the pipeline; ``wrap_sealed`` (the identity key) keeps a file that cannot
+    be cleaned sealed instead of refusing it."""
     try:
-        record = await store_attachment(chunks, store=store, wrap_key=wrap, max_size=max_size)
+        record = await store_attachment(
+            chunks,
+            store=store,
+            wrap_key=wrap,
+            max_size=max_size,
+            wrap_sealed_key=wrap_sealed,
+            scratch_dir=scratch_dir,
+        )
     except AttachmentTooLarge as exc:
         raise TooLarge(
             f"文件太大（上限 {_size_text(exc.limit)}）",
             message_en=f"file larger than {exc.limit} bytes",
         ) from None
-    except DisallowedFileType:
+    except DisallowedFileType as exc:
         raise Invalid(
-            "不支持的文件类型或文件已损坏", message_en="file type not allowed or file damaged"
+            "不支持的文件类型、文件已损坏或无法清理元数据",
+            message_en=f"file type not allowed, file damaged or not cleanable ({exc.reason})",
         ) from None
     if not str(record.kind.value).startswith(allowed):
         await store.delete(record.blob_id)
@@ -250,12 +306,14 @@ def stage_attachments(
             sha256=record.sha256,
             wrapped_key=record.wrapped_key,
             removed_metadata=",".join(record.removed_metadata)[:2000],
+            sealed_reason=record.sealed_reason,
             original_blob_id=upload.original.blob_id if upload.original else None,
             original_wrapped_key=upload.original.wrapped_key if upload.original else None,
             created_at=now,
         )
         if upload.filename:
-            row.name = keys.seal_case(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
+            # Reporter-written text that may identify them ("张三的举报.pdf"): identity key only.
+            row.name = keys.seal_identity(upload.filename.encode("utf-8"), f"attachments/{row.id}/name")
         rows.append(row)
     if not rows:
         return [], None

@@ -39,6 +39,9 @@ class FileKind(enum.StrEnum):
     DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+    ODT = "application/vnd.oasis.opendocument.text"
+    ODS = "application/vnd.oasis.opendocument.spreadsheet"
+    ODP = "application/vnd.oasis.opendocument.presentation"
     LEGACY_OFFICE = "application/x-ole-storage"  # provisional; resolved by the sanitizer
     DOC = "application/msword"
     XLS = "application/vnd.ms-excel"
@@ -48,6 +51,10 @@ class FileKind(enum.StrEnum):
     WAV = "audio/wav"
     AMR = "audio/amr"
     OGG = "audio/ogg"
+    MP4 = "video/mp4"
+    MOV = "video/quicktime"
+    THREE_GP = "video/3gpp"
+    HEIC = "image/heic"
     TEXT_UTF8 = "text/plain; charset=utf-8"
     TEXT_GB18030 = "text/plain; charset=gb18030"
 
@@ -59,11 +66,43 @@ class FileKind(enum.StrEnum):
             return "audio"
         if self.value.startswith("text/"):
             return "text"
+        if self.value.startswith("video/"):
+            return "video"
         return "document"
 
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"F4A "}
+# ISO-BMFF major brands of what phones and cameras produce (the "ftyp" box at the start of the file).
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_MOV_BRANDS = {b"qt  "}
+_3GP_BRANDS = {
+    b"3gp4",
+    b"3gp5",
+    b"3gp6",
+    b"3gp7",
+    b"3gs7",
+    b"3ge6",
+    b"3ge7",
+    b"3gg6",
+    b"3g2a",
+    b"3g2b",
+    b"3g2c",
+}
+_MP4_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"avc1",
+    b"MSNV",
+    b"dash",
+    b"M4V ",
+}
+_PACKAGE_PARTS = ("[Content_Types].xml", "_rels/", "docProps/", "customXml/")  # parts of any OOXML package
 _OFFICE_PREFIXES = {"word/": FileKind.DOCX, "xl/": FileKind.XLSX, "ppt/": FileKind.PPTX}
 _MARKUP_STARTS = ("<!doctype", "<html", "<?xml", "<svg", "<script", "<head", "<body", "<iframe", "<!--")
 # Bytes that never occur in plain text: C0 controls other than tab, LF, FF, CR and ESC, and DEL.
@@ -91,14 +130,21 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
     if head.startswith(b"%PDF-"):
         return FileKind.PDF
     if head.startswith(b"PK\x03\x04"):
-        return _sniff_office_zip(head)
+        return _sniff_odf(head) or _sniff_office_zip(head)
     if head.startswith(_OLE_MAGIC):
         return FileKind.LEGACY_OFFICE
     if head[4:8] == b"ftyp":
-        if head[8:12] in _M4A_BRANDS:
+        brand = head[8:12]
+        if brand in _M4A_BRANDS:
             return FileKind.M4A
-        # HEIC/HEIF, video and other ISO-BMFF brands: not accepted (HEIC metadata removal needs a codec
-        # library this service does not ship).
+        if brand in _HEIC_BRANDS:
+            return FileKind.HEIC
+        if brand in _MOV_BRANDS:
+            return FileKind.MOV
+        if brand in _3GP_BRANDS:
+            return FileKind.THREE_GP
+        if brand in _MP4_BRANDS:
+            return FileKind.MP4
         raise DisallowedFileType("media container not allowed")
     if head.startswith((b"#!AMR\n", b"#!AMR-WB\n")):
         return FileKind.AMR
@@ -151,29 +197,54 @@ def _mpeg_audio_frame(data: bytes) -> FileKind | None:
     return FileKind.MP3
 
 
+_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP)}
+
+
+def _sniff_odf(head: bytes) -> FileKind | None:
+    """OpenDocument: the first part is ``mimetype``, stored, holding the media type (ODF 1.2, 3.3)."""
+    if len(head) < 38 or head[30:38] != b"mimetype":
+        return None
+    (method,) = struct.unpack_from("<H", head, 8)
+    (size,) = struct.unpack_from("<I", head, 18)
+    name_len, extra_len = struct.unpack_from("<HH", head, 26)
+    if method != 0 or name_len != 8:
+        raise DisallowedFileType("archive is not an office document")
+    start = 30 + name_len + extra_len
+    kind = _ODF_KINDS.get(head[start : start + size])
+    if kind is None:
+        raise DisallowedFileType("OpenDocument kind not accepted")  # drawings, formulas, templates
+    return kind
+
+
 def _sniff_office_zip(head: bytes) -> FileKind:
-    names = list(_zip_local_names(head))
-    if "[Content_Types].xml" not in names:
-        raise DisallowedFileType("archive is not an office document")
+    """The office kind its part names show. Writers order parts differently (LibreOffice puts
+    ``[Content_Types].xml`` last), so one decisive name is enough here: the office pre-pass confirms the
+    kind and the declared main part from the central directory (``ooxml.prepare``) and refuses others."""
+    names, complete = _zip_local_names(head)
     kinds = {kind for name in names for prefix, kind in _OFFICE_PREFIXES.items() if name.startswith(prefix)}
-    if len(kinds) != 1:
-        raise DisallowedFileType("archive is not an office document")
-    return kinds.pop()
+    if len(kinds) == 1:
+        return kinds.pop()
+    if not kinds and not complete and names and all(name.startswith(_PACKAGE_PARTS) for name in names):
+        return FileKind.DOCX  # provisional: the first parts say nothing more; the pre-pass resolves it
+    raise DisallowedFileType("archive is not an office document")
 
 
-def _zip_local_names(head: bytes):
-    """Names from consecutive local file headers inside the window (stops at the first it cannot skip)."""
+def _zip_local_names(head: bytes) -> tuple[list[str], bool]:
+    """Names from consecutive local file headers inside the window, and whether the walk reached the
+    end of the local headers (False: it stopped at one it cannot skip, or at the window's end)."""
+    names = []
     offset = 0
     while offset + 30 <= len(head) and head[offset : offset + 4] == b"PK\x03\x04":
         flags, _method = struct.unpack_from("<HH", head, offset + 6)
         compressed, _size, name_len, extra_len = struct.unpack_from("<IIHH", head, offset + 18)
         name = head[offset + 30 : offset + 30 + name_len]
         if len(name) < name_len:
-            return
-        yield name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+            return names, False
+        names.append(name.decode("utf-8" if flags & 0x800 else "cp437", "replace"))
         if flags & 0x08:
-            return  # sizes follow the data (data descriptor); cannot walk further without inflating
+            return names, False  # sizes follow the data (data descriptor): cannot walk on without inflating
         offset += 30 + name_len + extra_len + compressed
+    return names, head[offset : offset + 4] == b"PK\x01\x02"
 
 
 def _sniff_text(head: bytes, *, complete: bool) -> FileKind:

@@ -55,6 +55,8 @@ class Action(StrEnum):
     view_taxonomy = "view_taxonomy"
     reload_taxonomy = "reload_taxonomy"
     manage_legal_hold = "manage_legal_hold"
+    export_dossier = "export_dossier"
+    record_dossier_feedback = "record_dossier_feedback"
 
 
 _ALL = frozenset(Role)
@@ -98,6 +100,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.view_taxonomy: frozenset({Role.supervisor, Role.admin}),
     Action.reload_taxonomy: frozenset({Role.admin}),
     Action.manage_legal_hold: frozenset({Role.supervisor}),
+    Action.export_dossier: frozenset({Role.investigator, Role.supervisor}),
+    Action.record_dossier_feedback: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -186,6 +190,14 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.manage_legal_hold: (
         "See, put on or lift a legal hold that stops retention purging a clue, audited "
         "(`GET/PUT /api/v1/clues/{id}/legal-hold`)"
+    ),
+    Action.export_dossier: (
+        "Export a visible transferred or sent-on clue as a signed dossier (PDF, cleaned files, manifest), "
+        "no identity, audited (`POST /api/v1/clues/{id}/dossier`, `tipline dossier export`)"
+    ),
+    Action.record_dossier_feedback: (
+        "Record and read a receiving organ's feedback against a dossier's hash, audited "
+        "(`POST/GET /api/v1/dossiers/{hash}/feedback`)"
     ),
 }
 

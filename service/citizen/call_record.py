@@ -33,7 +33,7 @@ from service.platform.timeutil import LOCAL
 
 router = APIRouter(include_in_schema=False)
 
-FIELDS = ("csrf", "lang", "code", "decision", "correction")
+FIELDS = ("csrf", "lang", "code", "new_code", "decision", "correction")
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -80,6 +80,7 @@ async def _page(
     error: str | None = None,
     form: dict[str, str] | None = None,
     status: int = 200,
+    new_code: bool = False,
 ) -> HTMLResponse:
     views = await hotline_service.operator_record_for_caller(session, opened.clue.id, code=opened.code)
     return render(
@@ -90,7 +91,8 @@ async def _page(
         items=[_item(v) for v in views],
         has_record=any(v.kind == hotline_service.CALL_RECORD for v in views),
         code=format_receipt(opened.code),
-        new_code_groups=format_receipt(opened.code).split() if opened.replaced else None,
+        # A replacement code stays on screen until the caller confirms it is written down (_new_code.html).
+        new_code_groups=format_receipt(opened.code).split() if opened.replaced or new_code else None,
         saved=saved,
         error=error,
         form=form or {},
@@ -133,7 +135,7 @@ async def show_call_record(request: Request) -> Response:
             opened = await _open(request, runtime, session, fields)
         except follow_up.WrongCode:
             return _wrong_code(request, lang)
-        response = await _page(request, session, opened, lang)
+        response = await _page(request, session, opened, lang, new_code=fields.get("new_code") == "1")
         await session.commit()
     return response
 
@@ -170,8 +172,19 @@ async def confirm_call_record(request: Request) -> Response:
             except Invalid:
                 error = "correction_invalid"
         if error is not None:
-            response = await _page(request, session, opened, lang, error=error, form=fields, status=422)
+            response = await _page(
+                request,
+                session,
+                opened,
+                lang,
+                error=error,
+                form=fields,
+                status=422,
+                new_code=fields.get("new_code") == "1",
+            )
         else:
-            response = await _page(request, session, opened, lang, saved=decision)
+            response = await _page(
+                request, session, opened, lang, saved=decision, new_code=fields.get("new_code") == "1"
+            )
         await session.commit()
     return response

@@ -1,4 +1,5 @@
-"""The public pages: landing, report form, receipt, status and reply. Server-rendered; no JavaScript needed.
+"""The public pages: landing, report form, receipt, status and reply, poster. Server-rendered; no JavaScript
+needed.
 
 Uploads are parsed from the request stream (``multipart.StreamingForm``) and each file goes straight into
 ``service.attachments.pipeline.store_attachment`` (sniff, strip metadata, encrypt, store), so no plaintext
@@ -8,13 +9,15 @@ touches a disk. Reports go through the one intake entry (``runtime.intake``), as
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+import segno
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +27,7 @@ from service.attachments.pipeline import AttachmentTooLarge, store_attachment
 from service.attachments.service import UploadedFile
 from service.attachments.sniff import DisallowedFileType
 from service.audit.service import PUBLIC_ACTOR
-from service.citizen import i18n
+from service.citizen import i18n, identity, journey
 from service.citizen.guard import (
     CSRF_COOKIE,
     FairQueue,
@@ -35,6 +38,7 @@ from service.citizen.guard import (
     new_csrf_cookie,
     origin_ok,
 )
+from service.citizen.once import RECEIPT_COOKIE, Begun, FormKey, ReceiptViews, SubmissionKeys
 from service.classification import classifier
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import follow_up, networks
@@ -45,13 +49,33 @@ from service.messages import service as messages_service
 from service.platform.blobs import LocalBlobStore
 from service.platform.errors import DomainError
 from service.platform.runtime import Runtime
-from service.platform.settings import WebSettings
+from service.platform.settings import SettingsError, WebSettings
+from service.platform.timeutil import utcnow
 
-router = APIRouter(include_in_schema=False)
+
+@asynccontextmanager
+async def _refuse_placeholders(app: FastAPI) -> AsyncIterator[None]:
+    """Runs when a process that serves the public pages starts (after the app's own start): in production,
+    no page may show a placeholder committee name, hotline, mailbox, address or category."""
+    runtime: Runtime = app.state.runtime
+    if runtime.settings.environment == "production":
+        found = identity.problems(runtime.settings.web)
+        if found:
+            raise SettingsError("the public pages cannot start in production: " + "; ".join(found))
+    yield
+
+
+router = APIRouter(include_in_schema=False, lifespan=_refuse_placeholders)
 
 UPLOAD_PATHS = ("/report", "/status/reply")  # parsed as streams; exempt from the generic body-size limit
-STATIC = {name: (Path(__file__).parent / "static" / name).read_bytes() for name in ("web.css", "web.js")}
-STATIC_TYPES = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_TYPES = {
+    "web.css": "text/css; charset=utf-8",
+    "web.js": "text/javascript; charset=utf-8",
+    "poster.css": "text/css; charset=utf-8",
+    "favicon.ico": "image/x-icon",
+}
+STATIC = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -66,11 +90,11 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
 REPORT_FIELDS = (
-    "csrf", "lang", "pow_challenge", "pow_nonce", "accused_name", "accused_unit", "accused_position",
-    "accused_rank", "accused_region", "text", "incident_time", "incident_place", "category_hint", "identity",
-    "contact_name", "contact_phone", "contact_email", "contact_address",
+    "csrf", "lang", "pow_challenge", "pow_nonce", "submission_key", "accused_name", "accused_unit",
+    "accused_position", "accused_rank", "accused_region", "text", "incident_time", "incident_place",
+    "category_hint", "identity", "contact_name", "contact_phone", "contact_email", "contact_address",
 )  # fmt: skip
-REPLY_FIELDS = ("csrf", "lang", "code", "text")
+REPLY_FIELDS = ("csrf", "lang", "code", "new_code", "text")
 _ = i18n.gettext
 
 
@@ -81,6 +105,8 @@ class WebState:
     queue: FairQueue
     throttle: follow_up.FailureThrottle
     store: LocalBlobStore
+    keys: SubmissionKeys
+    views: ReceiptViews
 
 
 def web_state(request: Request) -> WebState:
@@ -100,6 +126,10 @@ def web_state(request: Request) -> WebState:
             ),
             throttle=follow_up.shared_throttle(request.app.state, settings),
             store=runtime.blobs,
+            keys=SubmissionKeys(
+                runtime.lookup_key("web-submission-key"), max_age=settings.submission_key_max_age_seconds
+            ),
+            views=ReceiptViews(runtime.lookup_key("web-receipt-view")),
         )
         request.app.state.web = state
     return state
@@ -136,11 +166,15 @@ def render(request: Request, template: str, *, lang: str, status: int = 200, **c
         "path": request.url.path if request.method == "GET" else "/",
         "site_name": i18n.gettext(lang, "Political-legal officer misconduct reports"),
         "web": state.settings,
+        "who": identity.public_identity(state.settings),
+        "date": lambda moment: journey.local_date(moment, lang),
+        "datetime": lambda moment: journey.local_datetime(moment, lang),
         "max_mb": state.settings.attachment_max_bytes // (1024 * 1024) or 1,
         "csrf": csrf_field(runtime.lookup_key("web-csrf"), cookie or ""),
         "errors": {},
         "field_ids": {},
         "with_script": True,
+        "sep": " " if lang == "en" else "",  # between two sentences: Chinese puts no space
     }
     base.update(context)
     base["field_ids"] = {name: f"f-{name}" for name in base["errors"]}
@@ -175,7 +209,7 @@ def problem(request: Request, lang: str, status: int, title: str, text: str, bac
 
 
 def _categories() -> list[Any]:
-    return [c for c in classifier.current_taxonomy().categories if c.id != "other"]
+    return identity.public_categories()
 
 
 # --- Pages ------------------------------------------------------------------------------------------
@@ -193,6 +227,21 @@ async def static(name: str) -> Response:
     response = Response(STATIC[name], media_type=STATIC_TYPES[name])
     response.headers["Cache-Control"] = "public, max-age=3600"
     return secure(response, no_store=False)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return await static("favicon.ico")
+
+
+@router.get("/poster", response_class=HTMLResponse)
+async def poster(request: Request, lang: str | None = None) -> HTMLResponse:
+    """An A4 page to print and put up where people wait (police stations, courts, service halls)."""
+    settings = web_state(request).settings
+    base = settings.public("public_url") or str(request.base_url)
+    address = base.rstrip("/") + "/report"
+    qr = segno.make(address, error="m").svg_inline(scale=1, border=4, omitsize=True)
+    return render(request, "poster.html", lang=i18n.pick(lang), address=address, qr=qr, with_script=False)
 
 
 @router.get("/report", response_class=HTMLResponse)
@@ -220,6 +269,10 @@ def _report_page(
         supervised_network=networks.on_supervised_network(
             _client(request), state.settings.supervised_networks
         ),
+        # A form shown again keeps its key while it is valid, so a resend of it is still recognised.
+        submission_key=form.get("submission_key")
+        if state.keys.check(form.get("submission_key"))
+        else state.keys.issue(),
     )
 
 
@@ -287,6 +340,9 @@ async def _store_file(part: Part, state: WebState, runtime: Runtime) -> Uploaded
         max_size=state.settings.attachment_max_bytes,
         # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
         wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
+        # A file that cannot be cleaned with confidence is kept sealed to the identity key, never shown.
+        wrap_sealed_key=runtime.keys.seal_identity,
+        scratch_dir=runtime.settings.attachment_scratch_dir,
     )
     return UploadedFile(record=record, filename=(part.filename or "")[:255] or None, original=record.original)
 
@@ -296,6 +352,27 @@ async def _forget(state: WebState, uploads: Sequence[UploadedFile]) -> None:
         await state.store.delete(upload.record.blob_id)
         if upload.original is not None:
             await state.store.delete(upload.original.blob_id)
+
+
+def _too_large(lang: str, number: int, settings: WebSettings) -> str:
+    size = settings.attachment_max_bytes // (1024 * 1024) or 1
+    return _(lang, "File %(n)s is too large: each file may be at most %(size)s MB.", n=number, size=size)
+
+
+def _files_too_large(lang: str, settings: WebSettings) -> str:
+    size = settings.attachment_max_bytes // (1024 * 1024) or 1
+    count = settings.attachment_max_count
+    return _(
+        lang,
+        "The files are larger than allowed: at most %(count)s files of %(size)s MB each.",
+        count=count,
+        size=size,
+    )
+
+
+def _wrong_type(lang: str, number: int) -> str:
+    allowed = _(lang, "Allowed: images, PDF, Office documents, audio, plain text.")
+    return _(lang, "File %(n)s is not an allowed type, or is damaged.", n=number) + " " + allowed
 
 
 class _Refused(Exception):
@@ -332,17 +409,33 @@ async def submit_report(request: Request) -> Response:
     file_error: str | None = None
     checked: tuple[TipIn | None, dict[str, str]] | None = None
     files_seen = 0
+    form_key: FormKey | None = None
 
     async def before_files(stack: AsyncExitStack) -> tuple[TipIn | None, dict[str, str]]:
         """Runs once, before the first file is stored (or at the end): CSRF, validation, then the gate."""
-        nonlocal lang
+        nonlocal lang, form_key
         lang = i18n.pick(fields.get("lang"))
         if not csrf_ok(runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
             raise _Refused(_csrf_refused(request, lang, "/report"))
+        form_key = state.keys.check(fields.get("submission_key"))
+        if form_key is not None and state.keys.seen(form_key):
+            raise _Refused(_already_received(request, lang))  # filed before: store no files for it
         tip, errors = validate_report(fields, lang, runtime.settings.max_text_chars)
-        if tip is not None and not (
-            state.settings.pow_bits == 0
-            or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
+        if form_key is None:
+            errors["submit"] = _(
+                lang, "This form was open too long to be sent. Please check it and send it again."
+            )
+            fields.pop("submission_key", None)
+            tip = None
+        # A second copy of a form being filed now will wait for it, not file: it needs no place in the queue
+        # (the client's one place is the first copy's, and a "busy" answer would hide the receipt).
+        if (
+            tip is not None
+            and not (form_key is not None and state.keys.pending(form_key))
+            and not (
+                state.settings.pow_bits == 0
+                or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
+            )
         ):
             try:
                 await stack.enter_async_context(state.queue.slot(_client(request)))
@@ -354,6 +447,8 @@ async def submit_report(request: Request) -> Response:
         try:
             async for part in form.parts():
                 if not part.is_file:
+                    if checked is not None and part.name in REPORT_FIELDS:
+                        raise MalformedForm("a field after the files")  # it would miss the checks
                     if part.name in REPORT_FIELDS and part.name not in fields:
                         fields[part.name] = (await part.read_text(state.settings.field_bytes_limit())).strip()
                     continue
@@ -372,9 +467,9 @@ async def submit_report(request: Request) -> Response:
                 try:
                     uploads.append(await _store_file(part, state, runtime))
                 except AttachmentTooLarge:
-                    file_error = _(lang, "File %(n)s is too large.", n=files_seen)
+                    file_error = _too_large(lang, files_seen, state.settings)
                 except DisallowedFileType:
-                    file_error = _(lang, "File %(n)s is not an allowed type, or is damaged.", n=files_seen)
+                    file_error = _wrong_type(lang, files_seen)
             if checked is None:
                 checked = await before_files(stack)
         except _Refused as refused:
@@ -382,9 +477,7 @@ async def submit_report(request: Request) -> Response:
             return refused.response
         except BodyTooLarge:
             await _forget(state, uploads)
-            return problem(
-                request, lang, 413, _(lang, "Too large"), _(lang, "The files are larger than allowed.")
-            )
+            return problem(request, lang, 413, _(lang, "Too large"), _files_too_large(lang, state.settings))
         except (MalformedForm, FieldTooLarge):
             await _forget(state, uploads)
             return problem(
@@ -401,8 +494,23 @@ async def submit_report(request: Request) -> Response:
             if files_seen:
                 errors.setdefault("files", _(lang, "Files were not kept. Please choose them again."))
             return _report_page(request, lang, form=fields, errors=errors, status=422)
+        assert form_key is not None  # a form without a valid key was shown again above
+        begun = await state.keys.begin(form_key)
+        if begun.outcome != "new":
+            await _forget(state, uploads)  # this copy of the form is not filed
+            return _answer_resend(request, lang, begun)
+        view = ""  # the sealed receipt, once the report is filed
         try:
             submitted = await _submit(runtime, tip, uploads)
+            view = state.views.seal(
+                {
+                    "code": format_receipt(submitted.receipt),
+                    "files": len(uploads),
+                    "received": utcnow().isoformat(),
+                    "real_name": not tip.anonymous,
+                    "lang": lang,
+                }
+            )
         except DomainError as exc:
             await _forget(state, uploads)
             message = exc.message if lang != "en" else exc.message_en
@@ -412,13 +520,67 @@ async def submit_report(request: Request) -> Response:
         except BaseException:
             await _forget(state, uploads)
             raise
-    return render(
-        request,
-        "receipt.html",
-        lang=lang,
-        code_groups=format_receipt(submitted.receipt).split(),
-        attachments=len(uploads),
+        finally:
+            state.keys.finish(form_key, view or None)
+        return _to_receipt(request, view)
+
+
+def _to_receipt(request: Request, view: str) -> Response:
+    """Post/redirect/get: the receipt travels sealed in a session cookie only ``GET /receipt`` receives."""
+    response = secure(RedirectResponse("/receipt", status_code=303))
+    response.set_cookie(
+        RECEIPT_COOKIE,
+        view,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/receipt",
     )
+    return response
+
+
+def _answer_resend(request: Request, lang: str, begun: Begun) -> Response:
+    if begun.outcome == "joined" and begun.view:
+        return _to_receipt(request, begun.view)  # a double tap: the first answer never reached the page
+    if begun.outcome == "busy":
+        return problem(
+            request,
+            lang,
+            503,
+            _(lang, "Still being sent"),
+            _(lang, "This report is still being sent. Nothing was filed twice. Wait a minute, then check."),
+            "/report",
+        )
+    return _already_received(request, lang)
+
+
+def _already_received(request: Request, lang: str) -> HTMLResponse:
+    return render(request, "already_received.html", lang=lang)
+
+
+@router.get("/receipt", response_class=HTMLResponse)
+async def receipt_page(request: Request, lang: str | None = None) -> Response:
+    """The receipt, once: a reload, the back button or a copied link shows that it was shown, files
+    nothing and never shows the code again."""
+    state = web_state(request)
+    data = state.views.open_once(request.cookies.get(RECEIPT_COOKIE))
+    if data is None:
+        response = render(request, "receipt_gone.html", lang=i18n.pick(lang))
+    else:
+        lang = i18n.pick(data.get("lang"))
+        timeline = journey.Timeline.from_received(datetime.fromisoformat(data["received"]))
+        response = render(
+            request,
+            "receipt.html",
+            lang=lang,
+            code_groups=str(data["code"]).split(),
+            attachments=int(data.get("files", 0)),
+            real_name=bool(data.get("real_name")),
+            timeline=timeline,
+            keep_on_page=True,
+        )
+    response.delete_cookie(RECEIPT_COOKIE, path="/receipt", httponly=True, samesite="strict")
+    return response
 
 
 async def _submit(
@@ -510,7 +672,7 @@ async def status_lookup(request: Request) -> Response:
             )
         except follow_up.WrongCode:
             return _wrong_code(request, lang)
-        response = await _status_view(request, session, opened, lang)
+        response = await _status_view(request, session, opened, lang, new_code=fields.get("new_code") == "1")
         await session.commit()
     return response
 
@@ -530,17 +692,21 @@ async def _status_view(
     errors: dict[str, str] | None = None,
     reply_text: str = "",
     status: int = 200,
+    new_code: bool = False,
 ) -> HTMLResponse:
+    """``new_code``: the page before showed a replacement code not yet confirmed as written down; it stays."""
     thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
+    received = await journey.received_at(session, opened.clue.id)
     return render(
         request,
         "status_view.html",
         lang=lang,
         status=status,
-        status_text=opened.status.en if lang == "en" else opened.status.zh,
+        stage=journey.stage(opened.clue.status, opened.clue.assignee_id),
+        timeline=journey.Timeline.from_received(received) if received else None,
         messages=thread,
         code=format_receipt(opened.code),
-        new_code_groups=format_receipt(opened.code).split() if opened.replaced else None,
+        new_code_groups=format_receipt(opened.code).split() if opened.replaced or new_code else None,
         sent=sent,
         errors=errors or {},
         reply_text=reply_text,
@@ -601,9 +767,9 @@ async def status_reply(request: Request) -> Response:
             try:
                 uploads.append(await _store_file(part, state, runtime))
             except AttachmentTooLarge:
-                file_error = _(lang, "File %(n)s is too large.", n=files_seen)
+                file_error = _too_large(lang, files_seen, state.settings)
             except DisallowedFileType:
-                file_error = _(lang, "File %(n)s is not an allowed type, or is damaged.", n=files_seen)
+                file_error = _wrong_type(lang, files_seen)
         if opened is None:
             opened = await open_code()
     except _Refused as refused:
@@ -611,9 +777,7 @@ async def status_reply(request: Request) -> Response:
         return refused.response
     except BodyTooLarge:
         await _forget(state, uploads)
-        return problem(
-            request, lang, 413, _(lang, "Too large"), _(lang, "The files are larger than allowed.")
-        )
+        return problem(request, lang, 413, _(lang, "Too large"), _files_too_large(lang, state.settings))
     except (MalformedForm, FieldTooLarge):
         await _forget(state, uploads)
         return problem(
@@ -635,7 +799,14 @@ async def status_reply(request: Request) -> Response:
         if errors:
             await _forget(state, uploads)
             response = await _status_view(
-                request, session, opened, lang, errors=errors, reply_text=text, status=422
+                request,
+                session,
+                opened,
+                lang,
+                errors=errors,
+                reply_text=text,
+                status=422,
+                new_code=fields.get("new_code") == "1",
             )
             await session.commit()
             return response
@@ -643,15 +814,11 @@ async def status_reply(request: Request) -> Response:
             await messages_service.reporter_send(
                 session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=text, files=uploads
             )
-            response = await _status_view(request, session, opened, lang, sent=True)
+            response = await _status_view(
+                request, session, opened, lang, sent=True, new_code=fields.get("new_code") == "1"
+            )
             await session.commit()
         except BaseException:
             await _forget(state, uploads)
             raise
     return response
-
-
-@router.get("/receipt")
-async def no_receipt_page() -> Response:
-    """A receipt is shown once, in the answer to the report; there is nothing to come back to."""
-    return secure(RedirectResponse("/status", status_code=303))

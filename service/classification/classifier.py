@@ -5,7 +5,6 @@ Invariants: results never contain report text beyond offsets; nothing here logs 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ __all__ = [
     "Taxonomy",
     "TaxonomyError",
     "classify",
+    "current_model",
     "current_taxonomy",
     "follow_taxonomy",
     "InvalidLabelsError",
@@ -51,31 +51,18 @@ class InvalidLabelsError(ValueError):
     """A staff correction names unknown categories, repeats one, or puts `other` beside another label."""
 
 
-MODEL_DATA_ENV = "TIPLINE_CLASSIFY_MODEL_DATA"
-
 _lock = threading.Lock()
 _engine: Engine | None = None
 # The file the engine in force came from, and a count of engines put in force: worker processes follow it.
 _in_force: tuple[Path, int] = (Path(), 0)
 
 
-def configured_model_data() -> list[Path]:
-    """Labelled JSONL files to train the optional statistical model on; empty (the default) means off.
-
-    The one place that reads the setting; rewire to the settings object here.
-    """
-    raw = os.environ.get(MODEL_DATA_ENV, "").strip()
-    return [Path(p) for p in raw.split(os.pathsep) if p]
-
-
 def _build_engine(path: Path | None = None) -> Engine:
+    """The taxonomy file and the learned model shipped beside it (``X.json`` -> ``X.model.json`` and
+    ``X.model.npz``, written by ``tipline classify train``); without a model there, the rules alone."""
+    path = path if path is not None else configured_taxonomy_path()
     taxonomy = load_taxonomy(path)
-    model_data = configured_model_data()
-    if not model_data:
-        return Engine(taxonomy)
-
-    trained = model.train(model.load_labelled(model_data), taxonomy.category_ids)
-    return Engine(taxonomy, model=trained, model_weight=model.DEFAULT_WEIGHT)
+    return Engine(taxonomy, model=model.load_model(path))
 
 
 def _current_engine() -> Engine:
@@ -146,10 +133,16 @@ def follow_taxonomy(in_force: tuple[Path, int]) -> None:
 
 
 def validate_taxonomy_file(path: Path | str) -> Taxonomy:
-    """Parse and validate a taxonomy file without putting it in force (raises TaxonomyError)."""
+    """Parse and validate a taxonomy file (and the model beside it) without putting it in force (raises
+    TaxonomyError)."""
     taxonomy = load_taxonomy(path)
-    Engine(taxonomy)  # patterns and terms must also build
+    Engine(taxonomy, model=model.load_model(path))  # patterns and terms must also build
     return taxonomy
+
+
+def current_model() -> model.TriageModel | None:
+    """The learned model in force in this process (None: rules only)."""
+    return _current_engine().model
 
 
 def find_personal_data(text: str, accused: Sequence[str] = ()) -> list[PersonalDataSpan]:

@@ -6,6 +6,7 @@ text, so it is safe to share between threads and to call from the intake pipelin
 
 from __future__ import annotations
 
+import math
 import re
 import re._parser as sre_parse
 from bisect import bisect_left
@@ -14,6 +15,7 @@ from itertools import product
 
 import ahocorasick
 
+from service.classification.model import TriageModel
 from service.classification.normalize import SEPARATOR, NormalizedText, normalize, normalize_key
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
@@ -106,11 +108,15 @@ def _literal_gates(regex: str) -> list[set[str]]:
 
 
 class Engine:
-    def __init__(self, taxonomy: Taxonomy, *, model=None, model_weight: float = 1.0) -> None:
+    def __init__(self, taxonomy: Taxonomy, *, model: TriageModel | None = None) -> None:
         self.taxonomy = taxonomy
-        # Optional CharNgramModel (service.classification.model); None keeps the engine rule-only.
+        # The learned model shipped beside the taxonomy; None (no artifact there) keeps the engine rule-only.
         self.model = model
-        self.model_weight = model_weight
+        if model is not None:
+            known = set(taxonomy.category_ids)
+            self._model_index = {c: i for i, c in enumerate(model.classes) if c in known}
+            self._rules_only = [c for c in taxonomy.category_ids if c not in self._model_index]
+            self._unknown_classes = [c for c in model.classes if c not in known]
         entries: dict[str, list[_Entry]] = {}
 
         def add(key: str, entry: _Entry) -> None:
@@ -229,9 +235,35 @@ class Engine:
 
     # -- classification -------------------------------------------------------------------------------
 
+    def rule_scores(self, text: str, category_hint: str | None = None) -> tuple[dict[str, float], bool]:
+        """The rules' raw score per category and whether an actor word occurs (training fits the model's
+        stacking weights on these)."""
+        raw, _, actor_found = self._rules(normalize(text), category_hint)
+        return raw, actor_found
+
     def classify(self, text: str, category_hint: str | None = None) -> ClassificationResult:
-        taxonomy = self.taxonomy
         norm: NormalizedText = normalize(text)
+        raw, evidence, actor_found = self._rules(norm, category_hint)
+        thresholds = self.taxonomy.thresholds
+        if self.model is None:
+            labels = self._decide(raw)
+            scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
+        else:
+            labels, scores = self._combine(norm, raw, actor_found, evidence)
+        evidence.sort(key=lambda e: (e.start, e.end, e.category))
+        return ClassificationResult(
+            labels=labels,
+            needs_triage=not labels,
+            scores=scores,
+            evidence=evidence,
+            taxonomy_version=self.taxonomy.version,
+            model_version=self.model.version if self.model is not None else None,
+        )
+
+    def _rules(
+        self, norm: NormalizedText, category_hint: str | None
+    ) -> tuple[dict[str, float], list[Evidence], bool]:
+        taxonomy = self.taxonomy
         ntext = norm.text
         actor_found, hits = self._hits(ntext)
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
@@ -291,33 +323,61 @@ class Engine:
             raw[category_id] += weight
             evidence.append(Evidence(pattern_id, category_id, start, end, weight, "pattern"))
 
-        if self.model is not None:
-            for category_id, probability in self.model.probabilities(text).items():
-                boost = self.model_weight * max(0.0, 2 * probability - 1)
-                if boost > 0.05 and category_id in raw:
-                    raw[category_id] += boost
-                    evidence.append(Evidence("model", category_id, 0, 0, round(boost, 3), "model"))
-
         if category_hint and category_hint in raw:
             raw[category_hint] += HINT_WEIGHT
             evidence.append(Evidence(f"hint:{category_hint}", category_hint, 0, 0, HINT_WEIGHT, "hint"))
 
-        thresholds = taxonomy.thresholds
         if not actor_found:
+            factor = taxonomy.thresholds.no_actor_factor
             for category_id, needs_actor in self._requires_actor.items():
                 if needs_actor and raw[category_id] > 0:
-                    raw[category_id] *= thresholds.no_actor_factor
+                    raw[category_id] *= factor
+        return raw, evidence, actor_found
 
-        labels = self._decide(raw)
-        scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
-        evidence.sort(key=lambda e: (e.start, e.end, e.category))
-        return ClassificationResult(
-            labels=labels,
-            needs_triage=not labels,
-            scores=scores,
-            evidence=evidence,
-            taxonomy_version=taxonomy.version,
-        )
+    def _combine(
+        self, norm: NormalizedText, raw: dict[str, float], actor_found: bool, evidence: list[Evidence]
+    ) -> tuple[list[str], dict[str, float]]:
+        """Rules and model together: calibrated probabilities, a label when confident, triage otherwise."""
+        model = self.model
+        assert model is not None
+        features = model.features(norm.text)
+        logits = model.logits(features).tolist()
+        other_raw = raw.get(OTHER, 0.0)
+        misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
+        classes = model.classes
+        rules = [raw.get(c, 0.0) for c in classes]
+        rival = [misconduct_best if c == OTHER else other_raw for c in classes]
+        combined = model.combine(logits, rules, rival, 1.0 if actor_found else 0.0)
+        probabilities = dict(zip(classes, combined, strict=True))
+        for c in self._unknown_classes:  # a model trained for a category this taxonomy no longer has
+            del probabilities[c]
+        # A deployment's own category that the model does not know: the rules' score, 0.5 at the threshold.
+        for c in self._rules_only:
+            v = raw[c]
+            probabilities[c] = v / (v + self.taxonomy.thresholds.label) if v > 0 else 0.0
+        best = max(probabilities, key=probabilities.__getitem__)
+        labels: list[str] = []
+        if probabilities[best] >= model.triage_threshold:
+            if best == OTHER:
+                labels = [OTHER]
+            else:
+                floor = model.secondary_threshold
+                more = [c for c, p in probabilities.items() if p >= floor and c != best and c != OTHER]
+                labels = [best, *sorted(more, key=probabilities.__getitem__, reverse=True)]
+        # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
+        text = norm.text
+        for category in labels or [best]:
+            i = self._model_index.get(category)
+            if i is None:
+                continue
+            probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
+            evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
+            for ngram, contribution in model.strongest(features, i):
+                first = text.find(ngram)  # its first occurrence, for the span
+                start, end = norm.original_span(first, first + len(ngram))
+                evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
+        scores = {c: round(probabilities[c], 3) for c in raw}
+        return labels, scores
 
     def _decide(self, raw: dict[str, float]) -> list[str]:
         t = self.taxonomy.thresholds

@@ -40,7 +40,9 @@ class Evidence:
 class ClassificationResult:
     """Labels, per-category confidence and the evidence behind them.
 
-    Invariant: ``other`` never appears with another label; ``labels == []`` iff ``needs_triage``.
+    Invariant: ``other`` never appears with another label; ``labels == []`` iff ``needs_triage``, which
+    means "not confident": no category reached the model's triage threshold (rules only: no term matched
+    enough). ``scores`` are calibrated probabilities with the model (0.5 = the label threshold otherwise).
     """
 
     labels: list[str]
@@ -48,6 +50,7 @@ class ClassificationResult:
     scores: dict[str, float]
     evidence: list[Evidence]
     taxonomy_version: str
+    model_version: str | None = None  # the learned model's artifact version; None: rules only
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class ClassificationResult:
             "scores": dict(self.scores),
             "evidence": [e.to_dict() for e in self.evidence],
             "taxonomy_version": self.taxonomy_version,
+            "model_version": self.model_version,
         }
 
 

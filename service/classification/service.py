@@ -242,6 +242,35 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
     return ExportReport(written, skipped)
 
 
+# --- The learned model --------------------------------------------------------------------------------
+
+
+async def record_model_training(session: AsyncSession, *, actor: str, comparison: dict[str, Any]) -> None:
+    """Audit one training run: the candidate against the model in force on the frozen test split, and
+    whether it was put in force. Figures and versions only (the corpus and corrections stay out)."""
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="classification.model_trained",
+        object_type="classification_model",
+        object_id=str(comparison["candidate"])[:64],
+        details={
+            key: comparison[key]
+            for key in (
+                "candidate",
+                "in_force",
+                "accepted",
+                "test_macro_f1",
+                "dev_macro_f1",
+                "dev_test_gap",
+                "test_sha256",
+                "training",
+            )
+            if key in comparison
+        },
+    )
+
+
 # --- The taxonomy in force ---------------------------------------------------------------------------
 
 
@@ -289,6 +318,7 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
             "previous_version": previous,
             "version": taxonomy.version,
             "categories": len(taxonomy.categories),
+            "model_version": model.version if (model := classifier.current_model()) else None,
         },
     )
     return taxonomy_summary()

@@ -1,6 +1,7 @@
 """``tipline classify``: JSON Lines in, JSON Lines out; ``--eval FILE`` prints P/R/F1 and macro-F1.
 
 ``tipline classify export-corrections [--out FILE]`` writes staff corrections in the ``--eval`` format.
+``tipline classify train [--corrections FILE]`` trains the model (``service/classification/training.py``).
 
 Input lines: {"id": ..., "text": ..., "category_hint"?: ...}. Output, one line per input and in order:
 {"id", "labels", "needs_triage", "scores", "evidence", "taxonomy_version"}. A line that cannot be parsed
@@ -35,6 +36,10 @@ def run(argv: list[str], stdin: IO[str], stdout: IO[str]) -> int:
         from service.cli.classification import export_corrections
 
         return export_corrections(argv[1:], stdout)
+    if argv[:1] == ["train"]:  # writes the model beside the taxonomy; audited, so needs the database
+        from service.cli.classification import train
+
+        return train(argv[1:], stdout)
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:

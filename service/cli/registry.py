@@ -87,6 +87,7 @@ async def run_dev(args: argparse.Namespace, settings: Any) -> int:
 
 async def run_routing(args: argparse.Namespace, settings: Any) -> int:
     from service.auth import service as auth_service
+    from service.platform.errors import NotFound
     from service.registry import routing
 
     async def work(session: Any) -> list[str]:
@@ -109,7 +110,7 @@ async def run_routing(args: argparse.Namespace, settings: Any) -> int:
         if args.routing_command == "disable":
             rules = {r.id: r for r in await routing.list_rules(session)}
             if args.rule_id not in rules:
-                return ["tipline: no such rule"]
+                raise NotFound("分办规则不存在", message_en="no such routing rule")
             rule = rules[args.rule_id]
             data = routing.RuleInput(
                 handling_unit_id=rule.handling_unit_id,

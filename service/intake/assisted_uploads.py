@@ -60,6 +60,7 @@ async def attach_recording(
         wrap=runtime.keys.seal_identity,
         max_size=runtime.settings.hotline_recording_max_bytes,
         allowed=("audio/",),
+        scratch_dir=runtime.settings.attachment_scratch_dir,
     )
     try:
         row = await hotline_service._add(  # noqa: SLF001 - same package
@@ -104,6 +105,8 @@ async def attach_letter_page(
         wrap=runtime.keys.seal_case,
         max_size=runtime.settings.letter_page_max_bytes,
         allowed=("image/", "application/pdf"),
+        wrap_sealed=runtime.keys.seal_identity,
+        scratch_dir=runtime.settings.attachment_scratch_dir,
     )
     try:
         rows = await attachments_service.add_attachments(

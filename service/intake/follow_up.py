@@ -51,16 +51,20 @@ class WrongCode(NotFound):
 
 # The one place that turns internal states into what a reporter reads. Internal detail (who handles it,
 # which disposal) is never shown.
+# Registry status -> what a receipt holder reads through the API. Never "accepted" (已受理): that is a
+# formal decision with its own notice to real-name reporters (the citizen pages say the same, citizen.journey).
+_RECEIVED = ("已收到，正在登记分办", "Received; being passed to the right people")
+_HANDLING = ("正在核查办理", "Being looked into")
 _PLAIN: dict[str, tuple[str, str]] = {
-    "received": ("已收到，正在登记", "Received; being registered"),
-    "registered": ("已受理，正在安排办理", "Accepted; being passed to an investigator"),
-    "assigned": ("正在核查", "Being looked into"),
-    "in_progress": ("正在核查", "Being looked into"),
-    "verifying": ("正在核查", "Being looked into"),
-    "transferred": ("已转交有关部门办理", "Passed to the competent authority"),
-    "shelved": ("暂存待查，如有新情况请补充", "On hold; please add anything new you learn"),
-    "closed": ("已办结", "Closed"),
-    "rejected": ("不属于受理范围，已告知处理途径", "Outside our remit; see the advice given"),
+    "registered": _RECEIVED,
+    "triaged": _RECEIVED,
+    "transferred": _HANDLING,
+    "verifying": _HANDLING,
+    "disposed": _HANDLING,
+    "sent_on": _HANDLING,
+    "referred": ("已转交有关部门办理", "Passed to the competent authority"),
+    "concluded": ("已办结", "Finished"),
+    "archived": ("已办结", "Finished"),
 }
 _DEFAULT_PLAIN = ("正在办理", "Being handled")
 

@@ -75,5 +75,5 @@ class TipReceipt(BaseModel):
         description="The receipt code (查询码), shown once. Keep it; it cannot be shown again."
     )
     registry_number: str
-    message: str = "举报已受理。请妥善保存查询码，它只显示这一次。"
+    message: str = "举报已收到。请妥善保存查询码，它只显示这一次。"
     message_en: str = "Your report was received. Keep the receipt code: it is shown only this once."

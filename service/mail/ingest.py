@@ -41,6 +41,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -132,7 +133,7 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
 
 
 def _prepare_in_worker(
-    raw: bytes, store_root: str, max_size: int
+    raw: bytes, store_root: str, max_size: int, scratch_dir: str
 ) -> tuple[ParsedMail, list[_Unwrapped], list[str]]:
     """In a worker process: parse, and store a report's attachments (sniff, sanitise, encrypt, write, fsync).
     The attachments' plaintext stays in the worker; the parent wraps each file key to the case key."""
@@ -140,7 +141,7 @@ def _prepare_in_worker(
     if parsed.kind != "report" or not parsed.attachments:
         return parsed, [], []
     stored, left_out = _worker_loop().run_until_complete(
-        _store_all(parsed, LocalBlobStore(store_root), _keep_key, max_size)
+        _store_all(parsed, LocalBlobStore(store_root), _keep_key, _keep_key, max_size, Path(scratch_dir))
     )
     unwrapped = [
         _Unwrapped(dataclasses.replace(item.record, wrapped_key=b""), item.record.wrapped_key, item.filename)
@@ -149,18 +150,29 @@ def _prepare_in_worker(
     return dataclasses.replace(parsed, attachments=()), unwrapped, left_out
 
 
+def _wrap_for(keys, record: AttachmentRecord) -> WrapKey:  # type: ignore[no-untyped-def]
+    """A sealed file (not cleaned) is for the identity key only; a cleaned one for the case key."""
+    return keys.seal_identity if record.sealed_reason else keys.seal_case
+
+
 async def _store_all(
-    parsed: ParsedMail, store: BlobStore, wrap_key: WrapKey, limit: int
+    parsed: ParsedMail, store: BlobStore, wrap_key: WrapKey, wrap_sealed: WrapKey, limit: int, scratch: Path
 ) -> tuple[list[_Stored], list[str]]:
-    """Each attachment through the web channel's pipeline; refused ones are left out with a note. On any
-    other failure no blob of this message stays behind."""
+    """Each attachment through the web channel's pipeline (one that cannot be cleaned is sealed with
+    ``wrap_sealed``, the identity key); refused ones are left out with a note. On any other failure no
+    blob of this message stays behind."""
     stored: list[_Stored] = []
     left_out: list[str] = []
     try:
         for attachment in parsed.attachments:
             try:
                 record = await store_attachment(
-                    _one_chunk(attachment.data), store=store, wrap_key=wrap_key, max_size=limit
+                    _one_chunk(attachment.data),
+                    store=store,
+                    wrap_key=wrap_key,
+                    max_size=limit,
+                    wrap_sealed_key=wrap_sealed,
+                    scratch_dir=scratch,
                 )
             except DisallowedFileType:
                 left_out.append("an attachment of a type that is not accepted was left out")
@@ -211,18 +223,21 @@ class MailIngest:
         """Parse, and store a report's attachments: in a worker process for large messages."""
         if len(raw) > POOL_BYTES and isinstance(self.store, LocalBlobStore):
             limit = self.runtime.settings.mail_attachment_max_bytes
+            scratch = self.runtime.settings.attachment_scratch_dir
             try:
                 parsed, unwrapped, left_out = await WORKER_POOL.run(
-                    _prepare_in_worker, raw, str(self.store.root), limit
+                    _prepare_in_worker, raw, str(self.store.root), limit, str(scratch)
                 )
             except WorkerUnavailable:
                 pass
             else:
-                seal_case = self.runtime.keys.seal_case
+                keys = self.runtime.keys
                 stored = [
                     _Stored(
                         dataclasses.replace(
-                            item.record, wrapped_key=seal_case(item.file_key, item.record.binding)
+                            item.record,
+                            # A sealed file (not cleanable) is for the identity key only.
+                            wrapped_key=_wrap_for(keys, item.record)(item.file_key, item.record.binding),
                         ),
                         item.filename,
                     )
@@ -233,7 +248,11 @@ class MailIngest:
         if parsed.kind != "report":
             return _Prepared(parsed, [], [])
         limit = self.runtime.settings.mail_attachment_max_bytes
-        stored, left_out = await _store_all(parsed, self.store, self.runtime.keys.seal_case, limit)
+        scratch = self.runtime.settings.attachment_scratch_dir
+        keys = self.runtime.keys
+        stored, left_out = await _store_all(
+            parsed, self.store, keys.seal_case, keys.seal_identity, limit, scratch
+        )
         return _Prepared(parsed, stored, left_out)
 
     async def _report(self, raw: bytes, prepared: _Prepared, key: str) -> str:

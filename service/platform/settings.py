@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -25,11 +25,38 @@ class SettingsError(RuntimeError):
     """A setting is invalid; the message names the environment variable."""
 
 
+# What marks a value as not yet the deployment's own: a word of the kind, or a domain reserved for examples
+# and tests (RFC 2606/6761) or used in this project's examples.
+_PLACEHOLDER_WORDS = re.compile(
+    r"示例|例如|样例|占位|待替换|请替换|example|placeholder|sample|changeme|todo|xxx", re.I
+)
+_PLACEHOLDER_HOSTS = re.compile(
+    r"(^|[.@/])(example(\.[a-z.]+)?|[^/@]*\.(example|invalid|test|localhost|local))(:\d+)?($|/)", re.I
+)
+
+
+def is_placeholder(value: str, *, url: bool = False) -> bool:
+    text = value.strip()
+    if not text or _PLACEHOLDER_WORDS.search(text) or _PLACEHOLDER_HOSTS.search(text):
+        return True
+    if "@" in text:
+        return text.rsplit("@", 1)[1].lower() in ("localhost", "tipline.local")
+    if url:
+        return not re.fullmatch(r"https://[^\s/]+(/\S*)?", text)
+    return False
+
+
 class WebSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIPLINE_WEB_", extra="ignore")
 
-    hotline_number: str = "12337"
-    mailbox_address: str = "jubao@example.gov.cn"
+    # Who the public pages speak for (and the poster prints). Empty or placeholder values (see
+    # ``placeholders``) are never shown; the public pages refuse to start with them in production.
+    committee_name: str = ""  # e.g. 某某区委政法委员会
+    hotline_number: str = ""  # the committee's own reporting line, e.g. 0000-12345678
+    mailbox_address: str = ""  # the reporting mailbox, e.g. jubao@<the committee's domain>
+    # The address citizens reach the form at (the poster's QR code), e.g. https://jubao.<domain>; empty: the
+    # address the request came to (development only: behind a proxy that is the internal one).
+    public_url: str = ""
     # Attachments: shown on the form before upload, enforced while the bytes stream in.
     attachment_max_count: int = Field(default=5, ge=0, le=20)
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
@@ -53,6 +80,30 @@ class WebSettings(BaseSettings):
     # Address ranges (CIDR) of the organisations under supervision (police, court, procuratorate
     # intranets): a report arriving from one gets a warning before it is sent. Checked in memory only.
     supervised_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+
+    # A report form's idempotency key is honoured this long (a double tap or resend within it files nothing
+    # new); kept only as a keyed hash, in memory, until it expires.
+    submission_key_max_age_seconds: int = Field(default=24 * 3600, ge=600, le=7 * 24 * 3600)
+
+    IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "committee_name",
+        "hotline_number",
+        "mailbox_address",
+        "public_url",
+    )
+
+    def placeholders(self) -> list[str]:
+        """The deployment-identity variables that are empty or still a placeholder or an example."""
+        return [
+            f"TIPLINE_WEB_{name.upper()}"
+            for name in self.IDENTITY_FIELDS
+            if is_placeholder(getattr(self, name), url=name == "public_url")
+        ]
+
+    def public(self, name: str) -> str:
+        """A deployment-identity value as the public may see it: empty while it is a placeholder."""
+        value: str = getattr(self, name)
+        return "" if is_placeholder(value, url=name == "public_url") else value.strip()
 
     def field_bytes_limit(self) -> int:
         return 256 * 1024
@@ -127,6 +178,9 @@ class Settings(BaseSettings):
     smtp_tls_key: Path | None = None
     mail_filtered_retention_hours: int = Field(default=72, ge=1, le=24 * 90)  # auto-replies, bounces, spam
     mail_attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Where an attachment waits, in the clear, for the seconds mat2 or ffmpeg clean it: a tmpfs (memory,
+    # never a disk), in a fresh 0700 directory per upload that is removed afterwards (docs/security.md).
+    attachment_scratch_dir: Path = Path("/dev/shm")  # noqa: S108 - a private 0700 directory per upload inside
     # IMAP poller (alternative to the receiver): off unless a host is set.
     imap_host: str = ""
     imap_port: int = Field(default=993, ge=1, le=65535)

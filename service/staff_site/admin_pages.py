@@ -1,7 +1,9 @@
-"""Staff console admin pages for the registry: units (list, add with a parent), routing rules (list, add,
-edit, enable/disable) and the taxonomy in force (view; reload for admins). Server-rendered Chinese, no
-JavaScript, behind the staff session login, CSRF on every POST; the role checks are the API's (``Action``).
-Bad input shows the form again with the message and changes nothing."""
+"""Staff console admin pages: staff accounts (create, disable, web-login password and TOTP, API tokens — a
+new token or TOTP enrolment is shown once), units (list, add with a parent), routing rules (list, add, edit,
+enable/disable), deadline rules (list, add, remove) and the taxonomy in force (view; reload for admins).
+Server-rendered, Chinese with the English switch, no JavaScript, behind the staff session login, CSRF on every
+POST; the role checks are the API's (``Action``) and every change goes through the same domain function as
+the API route, which audits it. Bad input shows the page again with the message and changes nothing."""
 
 from __future__ import annotations
 
@@ -9,17 +11,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
 from service.auth import service as auth_service
+from service.auth import sessions as session_service
+from service.auth.login_models import StaffCredential
+from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
+from service.classification import classifier
 from service.classification import service as classification_service
 from service.http.deps import RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid, NotFound
 from service.registry import routing
-from service.registry.models import RoutingRule
+from service.registry.deadlines import DEFAULT_LIMITS, Stage
+from service.registry.models import SOURCES, RoutingRule
 from service.staff_site.pages import render
-from service.staff_site.registry_pages import _category_names, _people_with
 from service.staff_site.session import CsrfProtected, CurrentStaffSession
 
 router = APIRouter(prefix="/staff/registry/admin", include_in_schema=False)
@@ -39,6 +46,22 @@ Message = tuple[str, str] | None
 
 def _saved(request: Request) -> Message:
     return ("已保存。", "Saved.") if request.query_params.get("done") else None
+
+
+def _category_names() -> dict[str, str]:
+    return {
+        c.id: c.name.split("(")[0].split("（")[0].strip() for c in classifier.current_taxonomy().categories
+    }
+
+
+async def _people_with(session: Any, role: Role) -> list[tuple[str, str]]:
+    rows = await session.execute(
+        select(Staff.id, Staff.name)
+        .join(StaffRole, StaffRole.staff_id == Staff.id)
+        .where(StaffRole.role == role.value, Staff.disabled.is_(False))
+        .order_by(Staff.name)
+    )
+    return [(r.id, r.name) for r in rows.all()]
 
 
 # --- Units ---------------------------------------------------------------------------------------------
@@ -390,3 +413,370 @@ async def reload_taxonomy(
             request, principal, message=(exc.message, exc.message_en), status_code=exc.status_code
         )
     return RedirectResponse("/staff/registry/admin/taxonomy?done=1", status_code=303)
+
+
+# --- Staff accounts ------------------------------------------------------------------------------------
+
+ROLE_NAMES: dict[str, tuple[str, str]] = {
+    Role.operator: ("接待登记员", "Operator"),
+    Role.investigator: ("核查人员", "Investigator"),
+    Role.supervisor: ("主管", "Supervisor"),
+    Role.custodian: ("密钥保管人", "Key custodian"),
+    Role.admin: ("系统管理员", "Administrator"),
+}
+STAFF_BASE = "/staff/registry/admin/staff"
+
+
+def _error(exc: DomainError) -> Message:
+    return (exc.message, exc.message_en)
+
+
+async def _staff_list_page(
+    request: Request,
+    principal: Principal,
+    session: Any,
+    *,
+    message: Message = None,
+    message_class: str = "error",
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    units = await auth_service.list_units(session)
+    return render(
+        request,
+        "admin_staff.html",
+        {
+            "people": await auth_service.list_staff(session),
+            "unit_names": {u.id: u.name for u in units},
+            "unit_list": [(u.id, u.name) for u in units],
+            "role_names": ROLE_NAMES,
+            "may_manage": is_allowed(principal.roles, Action.manage_staff),
+            "form": form or {"roles": []},
+            "message": message,
+            "message_class": message_class,
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/staff")
+async def staff_page(request: Request, principal: CurrentStaffSession, session: SessionDep) -> Response:
+    """Every staff account with roles, unit and state; admins get the form to create one."""
+    require(principal.roles, Action.list_staff)
+    return await _staff_list_page(request, principal, session, message=_saved(request), message_class="ok")
+
+
+@router.post("/staff")
+async def add_staff(request: Request, principal: CsrfProtected, session: SessionDep) -> Response:
+    require(principal.roles, Action.manage_staff)
+    fields = await request.form()
+    name = str(fields.get("name", ""))[:200]
+    roles = [str(r) for r in fields.getlist("roles")][:10]
+    unit_id = str(fields.get("unit_id", ""))[:36]
+    form = {"name": name, "roles": roles, "unit_id": unit_id}
+    try:
+        staff = await auth_service.add_staff(
+            session, name=name, roles=roles, unit_id=unit_id or None, actor=principal.actor
+        )
+    except DomainError as exc:
+        await session.rollback()
+        return await _staff_list_page(
+            request, principal, session, message=_error(exc), form=form, status_code=exc.status_code
+        )
+    return RedirectResponse(f"{STAFF_BASE}/{staff.id}?done=1", status_code=303)
+
+
+async def _staff_detail_page(
+    request: Request,
+    principal: Principal,
+    session: Any,
+    staff_id: str,
+    *,
+    message: Message = None,
+    message_class: str = "error",
+    shown_once: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    staff = await auth_service.get_staff(session, staff_id)
+    unit = await auth_service.find_unit(session, staff.unit_id) if staff.unit_id else None
+    credential = await session.get(StaffCredential, staff.id)
+    return render(
+        request,
+        "admin_staff_one.html",
+        {
+            "staff": staff,
+            "unit_name": unit.name if unit else "",
+            "roles": [ROLE_NAMES.get(r.role, (r.role, r.role)) for r in staff.roles],
+            "password_set_at": credential.password_set_at if credential else None,
+            "totp_enrolled_at": credential.totp_enrolled_at if credential else None,
+            "tokens": await auth_service.list_tokens(session, staff_id=staff.id),
+            "may_manage": is_allowed(principal.roles, Action.manage_staff),
+            "may_manage_login": is_allowed(principal.roles, Action.manage_staff_login),
+            "shown_once": shown_once,
+            "message": message,
+            "message_class": message_class,
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/staff/{staff_id}")
+async def staff_detail(
+    staff_id: str, request: Request, principal: CurrentStaffSession, session: SessionDep
+) -> Response:
+    """One account: roles, unit, web-login state, its API tokens, and what an admin may do with it."""
+    require(principal.roles, Action.list_staff)
+    return await _staff_detail_page(
+        request, principal, session, staff_id, message=_saved(request), message_class="ok"
+    )
+
+
+async def _staff_action(
+    request: Request,
+    principal: Principal,
+    session: Any,
+    staff_id: str,
+    action: Action,
+    work: Any,
+) -> Response:
+    """Authorise, find the account, run one domain call; its error shows the account page again."""
+    require(principal.roles, action)
+    try:
+        staff = await auth_service.get_staff(session, staff_id)
+        shown_once = await work(staff)
+    except DomainError as exc:
+        await session.rollback()
+        if isinstance(exc, NotFound):
+            raise
+        return await _staff_detail_page(
+            request, principal, session, staff_id, message=_error(exc), status_code=exc.status_code
+        )
+    if shown_once:
+        # A secret is on this page and nowhere else: no redirect, the page is not cached (Cache-Control).
+        await session.commit()
+        return await _staff_detail_page(
+            request, principal, session, staff_id, shown_once=shown_once, message_class="ok"
+        )
+    return RedirectResponse(f"{STAFF_BASE}/{staff_id}?done=1", status_code=303)
+
+
+@router.post("/staff/{staff_id}/disable")
+async def disable_staff(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    """Offboarding: the account stops working and its tokens are revoked (audited)."""
+
+    async def work(staff: Staff) -> None:
+        await auth_service.disable_staff(session, staff=staff, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff, work)
+
+
+@router.post("/staff/{staff_id}/tokens")
+async def issue_token(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """A new API token, shown on the answer page once; only its hash is kept."""
+
+    async def work(staff: Staff) -> dict[str, str]:
+        row, token = await auth_service.issue_token(
+            session, staff=staff, ttl_days=runtime.settings.token_ttl_days, actor=principal.actor
+        )
+        return {"kind": "token", "value": token, "id": row.id}
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff, work)
+
+
+@router.post("/staff/{staff_id}/tokens/{token_id}/revoke")
+async def revoke_token(
+    staff_id: str, token_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    async def work(staff: Staff) -> None:
+        if token_id not in {t.id for t in await auth_service.list_tokens(session, staff_id=staff.id)}:
+            raise Invalid("该令牌不属于此账号", message_en="that token is not this account's")
+        await auth_service.revoke_token(session, token_id=token_id, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff, work)
+
+
+@router.post("/staff/{staff_id}/password")
+async def set_password(
+    staff_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    password: Annotated[str, Form(max_length=256)] = "",
+    password_again: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Set the web-login password (ends the account's web sessions). Audited, without the password."""
+
+    async def work(staff: Staff) -> None:
+        if password != password_again:
+            raise Invalid("两次输入的密码不一致", message_en="the two passwords differ")
+        await session_service.set_password(session, staff=staff, password=password, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff_login, work)
+
+
+@router.post("/staff/{staff_id}/totp")
+async def enrol_totp(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """A new TOTP secret (replacing any old one); its otpauth URI is shown once."""
+
+    async def work(staff: Staff) -> dict[str, str]:
+        uri = await session_service.enrol_totp(
+            session,
+            totp_key=runtime.lookup_key(session_service.TOTP_KEY_LABEL),
+            staff=staff,
+            actor=principal.actor,
+        )
+        return {"kind": "totp", "value": uri}
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff_login, work)
+
+
+@router.post("/staff/{staff_id}/totp/reset")
+async def reset_totp(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    """Remove the TOTP secret (a lost phone): no web login until a new enrolment."""
+
+    async def work(staff: Staff) -> None:
+        await session_service.reset_totp(session, staff=staff, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff_login, work)
+
+
+@router.post("/staff/{staff_id}/sessions/revoke")
+async def end_sessions(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    async def work(staff: Staff) -> None:
+        await session_service.end_all_sessions(session, staff_id=staff.id, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff_login, work)
+
+
+# --- Deadline rules ------------------------------------------------------------------------------------
+
+STAGE_NAMES: dict[str, tuple[str, str]] = {
+    Stage.referral: ("转办（非本系统管辖）", "Referral (out of scope)"),
+    Stage.acceptance_notice: ("实名举报受理告知", "Acceptance notice to a real-name reporter"),
+    Stage.disposal: ("提出处置意见", "Disposal proposal"),
+    Stage.verification: ("初步核实", "Preliminary verification"),
+    Stage.inquiry: ("谈话函询", "Talk or written inquiry"),
+    Stage.outcome_feedback: ("实名举报结果反馈", "Outcome feedback to a real-name reporter"),
+    Stage.transfer_feedback: ("移交后反馈", "Feedback after a transfer"),
+}
+SOURCE_NAMES: dict[str, tuple[str, str]] = {
+    "public_report": ("群众举报", "Public report"),
+    "superior_assigned": ("上级交办", "Superior assignment"),
+    "self_inspection": ("本级自查", "Self-inspection"),
+    "voluntary_confession": ("主动交代", "Voluntary confession"),
+}
+assert set(SOURCE_NAMES) == set(SOURCES)
+
+
+def _limit_text(working_days: int | None, months: int | None) -> tuple[str, str]:
+    if months is not None:
+        return (f"{months} 个月", f"{months} month(s)")
+    return (f"{working_days} 个工作日", f"{working_days} working day(s)")
+
+
+async def _deadlines_page(
+    request: Request,
+    principal: Principal,
+    *,
+    session: Any,
+    message: Message = None,
+    message_class: str = "error",
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin_deadlines.html",
+        {
+            "rules": await routing.list_deadline_rules(session),
+            "defaults": [
+                (STAGE_NAMES[stage], _limit_text(lim.working_days, lim.months))
+                for stage, lim in DEFAULT_LIMITS.items()
+            ],
+            "stage_names": STAGE_NAMES,
+            "source_names": SOURCE_NAMES,
+            "categories": list(_category_names().items()),
+            "category_names": _category_names(),
+            "limit_text": _limit_text,
+            "may_manage": is_allowed(principal.roles, Action.manage_deadline_rules),
+            "form": form or {"unit": "working_days"},
+            "message": message,
+            "message_class": message_class,
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/deadlines")
+async def deadlines_page(request: Request, principal: CurrentStaffSession, session: SessionDep) -> Response:
+    """The time limits in force: the rules staff added (the most specific wins) and the built-in defaults."""
+    require(principal.roles, Action.list_routing_rules)
+    return await _deadlines_page(
+        request, principal, session=session, message=_saved(request), message_class="ok"
+    )
+
+
+@router.post("/deadlines")
+async def add_deadline_rule(
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    stage: Annotated[str, Form(max_length=32)] = "",
+    source: Annotated[str, Form(max_length=24)] = "",
+    category: Annotated[str, Form(max_length=48)] = "",
+    amount: Annotated[str, Form(max_length=6)] = "",
+    unit: Annotated[str, Form(max_length=16)] = "working_days",
+) -> Response:
+    require(principal.roles, Action.manage_deadline_rules)
+    form = {"stage": stage, "source": source, "category": category, "amount": amount, "unit": unit}
+    try:
+        try:
+            number = int(amount)
+        except ValueError:
+            raise Invalid("期限须为整数", message_en="the limit must be a whole number") from None
+        if unit not in ("working_days", "months"):
+            raise Invalid("期限单位无效", message_en="choose working days or months")
+        await routing.add_deadline_rule(
+            session,
+            stage=stage,
+            source=source or None,
+            category=category or None,
+            working_days=number if unit == "working_days" else None,
+            months=number if unit == "months" else None,
+            actor=principal.actor,
+        )
+    except DomainError as exc:
+        await session.rollback()
+        return await _deadlines_page(
+            request, principal, session=session, message=_error(exc), form=form, status_code=exc.status_code
+        )
+    return RedirectResponse("/staff/registry/admin/deadlines?done=1", status_code=303)
+
+
+@router.post("/deadlines/{rule_id}/remove")
+async def remove_deadline_rule(
+    rule_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    """Remove a rule (the built-in default or a less specific rule applies again). Audited."""
+    require(principal.roles, Action.manage_deadline_rules)
+    try:
+        await routing.delete_deadline_rule(session, rule_id=rule_id, actor=principal.actor)
+    except DomainError as exc:
+        await session.rollback()
+        return await _deadlines_page(
+            request, principal, session=session, message=_error(exc), status_code=exc.status_code
+        )
+    return RedirectResponse("/staff/registry/admin/deadlines?done=1", status_code=303)

@@ -39,7 +39,12 @@ class SessionsEnded(BaseModel):
     sessions_ended: int
 
 
-@router.post("/{staff_id}/password", status_code=204, responses={**ERRORS, 422: {"description": "Too weak"}})
+@router.post(
+    "/{staff_id}/password",
+    summary="Set a staff member's web-login password",
+    status_code=204,
+    responses={**ERRORS, 422: {"description": "Too weak"}},
+)
 async def set_password(
     staff_id: str,
     body: PasswordIn,
@@ -51,7 +56,13 @@ async def set_password(
     await session_service.set_password(session, staff=staff, password=body.password, actor=principal.actor)
 
 
-@router.post("/{staff_id}/totp", status_code=201, response_model=TotpOut, responses=ERRORS)
+@router.post(
+    "/{staff_id}/totp",
+    summary="Enrol a new one-time-code (TOTP) secret",
+    status_code=201,
+    response_model=TotpOut,
+    responses=ERRORS,
+)
 async def enrol_totp(
     staff_id: str,
     principal: Annotated[Principal, authorized(Action.manage_staff_login)],
@@ -65,7 +76,9 @@ async def enrol_totp(
     return TotpOut(otpauth_uri=uri)
 
 
-@router.delete("/{staff_id}/totp", status_code=204, responses=ERRORS)
+@router.delete(
+    "/{staff_id}/totp", summary="Remove the one-time-code (TOTP) secret", status_code=204, responses=ERRORS
+)
 async def reset_totp(
     staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff_login)], session: SessionDep
 ) -> None:
@@ -74,7 +87,12 @@ async def reset_totp(
     await session_service.reset_totp(session, staff=staff, actor=principal.actor)
 
 
-@router.post("/{staff_id}/sessions/revoke", response_model=SessionsEnded, responses=ERRORS)
+@router.post(
+    "/{staff_id}/sessions/revoke",
+    summary="End every web session of an account",
+    response_model=SessionsEnded,
+    responses=ERRORS,
+)
 async def end_sessions(
     staff_id: str, principal: Annotated[Principal, authorized(Action.manage_staff_login)], session: SessionDep
 ) -> SessionsEnded:

@@ -1,14 +1,26 @@
-"""Rendering staff pages: one Jinja2 environment (autoescaped), strict security headers on every page."""
+"""Rendering staff pages: one Jinja2 environment (autoescaped), strict security headers on every page.
+
+Language: Simplified Chinese, with an English switch (``/staff/lang?to=en``, remembered in a cookie that
+says nothing but the language). Templates write Chinese and wrap it in ``_()`` (base.html does so for the
+menu labels of ``nav_links``); the English is in the gettext catalog ``locale/en/LC_MESSAGES/messages.po``
+(msgids are the Chinese text; run ``python service/staff_site/locale/make_catalogs.py`` after changing a
+template). Messages built in Python
+are (Chinese, English) pairs, shown with ``pick(pair)``. Nothing is shown in both languages at once."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from babel.support import NullTranslations, Translations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
@@ -16,7 +28,49 @@ from service.platform.timeutil import LOCAL, as_utc
 from service.staff_site.session import CSRF_FIELD, csrf_token
 
 HERE = Path(__file__).resolve().parent
+LOCALE_DIR = HERE / "locale"
+DEFAULT_LANG = "zh"
+LANG_COOKIE = "tipline_staff_lang"
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+
+@cache
+def translations(lang: str) -> NullTranslations:
+    if lang == DEFAULT_LANG:
+        return NullTranslations()  # the templates are written in Chinese
+    return Translations.load(str(LOCALE_DIR), [lang], domain="messages")
+
+
+def lang_of(request: Request) -> str:
+    return "en" if request.cookies.get(LANG_COOKIE) == "en" else DEFAULT_LANG
+
+
+def translate(lang: str, message: str) -> str:
+    return translations(lang).gettext(message)
+
+
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    return translate(context.get("lang", DEFAULT_LANG), message)
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return translations(context.get("lang", DEFAULT_LANG)).ngettext(singular, plural, n)
+
+
+@pass_context
+def _pick(context: Context, pair: tuple[str, str] | list[str] | None) -> str:
+    """A (Chinese, English) pair in the page's language."""
+    if not pair:
+        return ""
+    return pair[1] if context.get("lang") == "en" and len(pair) > 1 and pair[1] else pair[0]
+
+
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+templates.env.globals["pick"] = _pick
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 templates.env.filters["local"] = lambda moment: (
     as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if moment else ""
@@ -73,6 +127,8 @@ def nav_links(principal: Principal | None) -> list[tuple[str, str]]:
         links.append(("/staff/registry/admin/units", "单位"))
     if is_allowed(roles, Action.view_taxonomy):
         links.append(("/staff/registry/admin/taxonomy", "问题分类"))
+    if is_allowed(roles, Action.list_staff):
+        links.append(("/staff/registry/admin/staff", "工作人员账号"))
     return links
 
 
@@ -84,7 +140,15 @@ def render(
     principal: Principal | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    lang = lang_of(request)
+    # Back to this page after switching; a page answering a POST has no address to return to.
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        here = "/staff"
     values: dict[str, Any] = {
+        "lang": lang,
+        "html_lang": HTML_LANG[lang],
+        "switch_lang_url": f"/staff/lang?to={'zh' if lang == 'en' else 'en'}&next={quote(here, safe='')}",
         "principal": principal,
         "nav": nav_links(principal),
         "csrf_token": csrf_token(request),

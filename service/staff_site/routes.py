@@ -15,7 +15,7 @@ from service.auth import sessions as session_service
 from service.http.deps import RuntimeDep, SessionDep
 from service.platform.runtime import Runtime
 from service.registry import desk
-from service.staff_site.pages import HERE, render
+from service.staff_site.pages import HERE, LANG_COOKIE, render
 from service.staff_site.session import (
     CsrfProtected,
     CurrentStaffSession,
@@ -144,6 +144,22 @@ async def home(request: Request, principal: CurrentStaffSession, session: Sessio
         if key in counts
     ]
     return render(request, "home.html", {"figures": figures}, principal=principal)
+
+
+@router.get("/lang")
+async def switch_language(runtime: RuntimeDep, to: str = "zh", next: str | None = None) -> Response:
+    """The language switch: remembered in a cookie that holds only "en" or "zh", then back to the page."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        LANG_COOKIE,
+        "en" if to == "en" else "zh",
+        max_age=365 * 86400,
+        path="/staff",
+        secure=runtime.settings.staff_cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 @router.get("/static/staff.css")

@@ -196,3 +196,19 @@ def own_database(backend: str, directory: Path) -> Iterator[str]:
         yield url
     finally:
         _run(drop_pg_database(url))
+
+
+def count_clues(database_url: str) -> int:
+    """How many clues a (server's) database holds, from synchronous code such as a browser test."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def count() -> int:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return int((await connection.execute(text("SELECT count(*) FROM clues"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return int(_run(count()))

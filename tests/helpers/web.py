@@ -52,14 +52,29 @@ async def post_report(
     pow_bits: int = 16,
     solve_pow: bool = True,
     headers: dict[str, str] | None = None,
+    follow: bool = True,
 ) -> httpx.Response:
+    """A fresh form, filled and sent; ``follow``: the receipt page the answer redirects to
+    (post/redirect/get), else the answer itself."""
     hidden = await report_form(client)
     data = {**hidden, **fields}
     if solve_pow and hidden.get("pow_challenge"):
         data["pow_nonce"] = solve(hidden["pow_challenge"], pow_bits)
+    return await send_report(client, data, files, headers=headers, follow=follow)
+
+
+async def send_report(
+    client: httpx.AsyncClient,
+    data: dict[str, str],
+    files: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+    *,
+    headers: dict[str, str] | None = None,
+    follow: bool = True,
+) -> httpx.Response:
+    """``data`` (all the form's fields, hidden ones included) sent as the browser sends the form."""
     multipart = [(k, (None, v.encode())) for k, v in data.items()]
     multipart += [("files", (name, io.BytesIO(body), "application/octet-stream")) for name, body in files]
-    return await client.post("/report", files=multipart, headers=headers or {})
+    return await client.post("/report", files=multipart, headers=headers or {}, follow_redirects=follow)
 
 
 async def open_status(client: httpx.AsyncClient, code: str, *, lang: str = "") -> httpx.Response:

@@ -62,6 +62,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/report"): PUB,
     ("POST", "/report"): PUB,
     ("GET", "/receipt"): PUB,
+    ("GET", "/poster"): PUB,
+    ("GET", "/favicon.ico"): PUB,
     ("GET", "/status"): PUB,
     ("POST", "/status"): PUB,
     ("POST", "/status/reply"): PUB,
@@ -77,10 +79,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/metrics"): PUB,  # counts with fixed labels only (tests/integration/test_ops_observability.py)
     ("GET", "/openapi.json"): PUB,
     ("GET", "/docs"): PUB,
-    ("GET", "/docs/oauth2-redirect"): PUB,
-    ("GET", "/redoc"): PUB,
+    ("GET", "/docs/static/{name}"): PUB,
     ("GET", "/staff/login"): PUB,
     ("POST", "/staff/login"): PUB,
+    ("GET", "/staff/lang"): PUB,  # the language switch: a cookie saying "en" or "zh"
     ("GET", "/staff/static/staff.css"): PUB,
     # --- any signed-in staff member ---------------------------------------------------------------------
     ("GET", "/staff"): STAFF,
@@ -131,6 +133,9 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/clues/{clue_id}/classification"): r(A.correct_classification, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
     ("PUT", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
+    ("POST", "/api/v1/clues/{clue_id}/dossier"): r(A.export_dossier, hidden_404=True),
+    ("POST", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
+    ("GET", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
     ("GET", "/api/v1/taxonomy"): r(A.view_taxonomy),
     ("POST", "/api/v1/taxonomy/reload"): r(A.reload_taxonomy),
     # --- rules ------------------------------------------------------------------------------------------
@@ -203,6 +208,19 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/registry/admin/routing/{rule_id}/enabled"): r(A.manage_routing_rules),
     ("GET", "/staff/registry/admin/taxonomy"): r(A.view_taxonomy),
     ("POST", "/staff/registry/admin/taxonomy/reload"): r(A.reload_taxonomy),
+    ("GET", "/staff/registry/admin/deadlines"): r(A.list_routing_rules),
+    ("POST", "/staff/registry/admin/deadlines"): r(A.manage_deadline_rules),
+    ("POST", "/staff/registry/admin/deadlines/{rule_id}/remove"): r(A.manage_deadline_rules),
+    ("GET", "/staff/registry/admin/staff"): r(A.list_staff),
+    ("POST", "/staff/registry/admin/staff"): r(A.manage_staff),
+    ("GET", "/staff/registry/admin/staff/{staff_id}"): r(A.list_staff),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/disable"): r(A.manage_staff),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/tokens"): r(A.manage_staff),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/tokens/{token_id}/revoke"): r(A.manage_staff),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/password"): r(A.manage_staff_login),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/totp"): r(A.manage_staff_login),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/totp/reset"): r(A.manage_staff_login),
+    ("POST", "/staff/registry/admin/staff/{staff_id}/sessions/revoke"): r(A.manage_staff_login),
 }
 
 
@@ -329,12 +347,13 @@ async def test_role_endpoint_matrix(harness: Harness) -> None:
         "transfer_id": "no-such-transfer",
         "attachment_id": "no-such-attachment",
         "mail_id": "no-such-mail",
+        "digest": "0" * 64,
         "fmt": "csv",
         "name": "web.css",
     }
     routes = [(m, p) for m, p in route_table(app) if (m, p) in EXPECTED]
     # Logging out and ending sessions would cut the matrix short: they run last.
-    routes.sort(key=lambda mp: mp[1].endswith(("/logout", "/sessions/revoke")))
+    routes.sort(key=lambda mp: (mp[1].endswith("/logout"), mp[1].endswith("/sessions/revoke")))
     problems: list[str] = []
     anonymous = httpx.AsyncClient(transport=harness.client._transport, base_url="https://tipline.test")  # noqa: SLF001
     async with anonymous:

@@ -1,4 +1,5 @@
-"""Sniffing and metadata removal on files generated here (Pillow, pikepdf, python-docx, mutagen)."""
+"""Sniffing and our own streaming/in-memory metadata removal on files generated here (Pillow, mutagen).
+Office documents, PDF, HEIC and video go to mat2/ffmpeg: tests/unit/test_attachments_cleaners.py."""
 
 import io
 import struct
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from service.attachments.sanitize import MalformedFile, WholeFileLimitExceeded, sanitize_stream
+from service.attachments.sanitize import MalformedFile, sanitize_stream
 from service.attachments.sniff import DisallowedFileType, FileKind, sniff
 from tests.helpers.media import jpeg_with_gps
 
@@ -90,6 +91,10 @@ def test_sniff_allow_list() -> None:
     assert sniff(b"#!AMR\n\x3c") is FileKind.AMR
     assert sniff(b"OggS\x00\x02") is FileKind.OGG
     assert sniff(b"\x00\x00\x00\x20ftypM4A \x00\x00") is FileKind.M4A
+    assert sniff(b"\x00\x00\x00\x18ftypheic\x00\x00") is FileKind.HEIC  # what phones produce
+    assert sniff(b"\x00\x00\x00\x18ftypisom\x00\x00") is FileKind.MP4
+    assert sniff(b"\x00\x00\x00\x14ftypqt  \x00\x00") is FileKind.MOV
+    assert sniff(b"\x00\x00\x00\x18ftyp3gp4\x00\x00") is FileKind.THREE_GP
     assert sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)) is FileKind.LEGACY_OFFICE
     buf = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buf, "GIF")
@@ -115,14 +120,29 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
         b"<svg xmlns='http://www.w3.org/2000/svg'/>",
         b"",
         b"text with a \x00 NUL",
-        b"\x00\x00\x00\x18ftypheic\x00\x00",  # HEIC: no sanitizer without a codec library
-        b"\x00\x00\x00\x18ftypisom\x00\x00",  # video
+        b"\x00\x00\x00\x18ftypavif\x00\x00",  # AVIF: no cleaner for it
+        b"\x00\x00\x00\x18ftypcrx \x00\x00",  # camera raw
         b"\x1f\x8b\x08\x00",  # gzip
     ],
 )
 def test_sniff_rejects(data: bytes) -> None:
     with pytest.raises(DisallowedFileType):
         sniff(data, complete=True)
+
+
+def test_sniff_office_zip_in_any_part_order() -> None:
+    # LibreOffice writes [Content_Types].xml last, and with data descriptors the walk stops at the first
+    # part: package parts alone make a provisional Word kind that the office pre-pass confirms or refuses.
+    assert (
+        sniff(zip_of({"_rels/.rels": b"x", "word/document.xml": b"y", "[Content_Types].xml": b"z"}))
+        is FileKind.DOCX
+    )
+    assert (
+        sniff(zip_of({"_rels/.rels": b"x", "xl/workbook.xml": b"y", "[Content_Types].xml": b"z"}))
+        is FileKind.XLSX
+    )
+    with pytest.raises(DisallowedFileType):
+        sniff(zip_of({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"x"}))
 
 
 def test_sniff_rejects_zip_that_is_not_office() -> None:
@@ -133,13 +153,6 @@ def test_sniff_rejects_zip_that_is_not_office() -> None:
         sniff(bomb[:65536])
     with pytest.raises(DisallowedFileType):
         sniff(zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"x", "xl/x.xml": b"y"}))
-
-
-async def test_office_zip_bomb_and_fake_office_rejected_by_sanitizer() -> None:
-    fake = zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": bytes(10 * 1024 * 1024)})
-    assert sniff(fake) is FileKind.DOCX  # the local headers look like Word ...
-    with pytest.raises(DisallowedFileType):  # ... but it expands too far / is not declared as Word
-        await sanitize(FileKind.DOCX, fake)
 
 
 @pytest.mark.parametrize("step", [1, 7, 1000, 10**9])
@@ -153,14 +166,14 @@ async def test_jpeg_gps_and_comment_removed(step: int) -> None:
     assert image.size == (64, 48)
     assert not image.getexif().get_ifd(0x8825)
     assert len(image.getexif()) == 0
-    assert "jpeg:APP1/Exif" in removed and "jpeg:COM" in removed
+    assert "jpeg:APP1/Exif=1" in removed and "jpeg:COM=1" in removed
     assert all(CANARY not in name for name in removed)
 
 
 async def test_jpeg_trailer_dropped_and_truncation_rejected() -> None:
     original = jpeg_with_gps(size=(64, 48), make=CANARY, comment=CANARY)
     out, removed, _ = await sanitize(FileKind.JPEG, original + CANARY.encode())
-    assert CANARY.encode() not in out and "jpeg:trailing-data" in removed
+    assert CANARY.encode() not in out and any(r.startswith("jpeg:trailing-data=") for r in removed)
     with pytest.raises(MalformedFile):
         await sanitize(FileKind.JPEG, original[: len(original) // 2])
 
@@ -179,54 +192,7 @@ async def test_png_text_chunks_removed(step: int) -> None:
     assert CANARY.encode() not in out
     image = Image.open(io.BytesIO(out))
     assert image.text == {} and image.convert("RGBA").getpixel((0, 0)) == (1, 2, 3, 4)
-    assert set(removed) == {"png:tEXt", "png:iTXt"}
-
-
-async def test_pdf_author_and_xmp_removed() -> None:
-    import pikepdf
-
-    out, removed, _ = await sanitize(FileKind.PDF, pdf_with_author())
-    assert CANARY.encode() not in out
-    with pikepdf.open(io.BytesIO(out)) as pdf:
-        assert "/Author" not in pdf.docinfo and "/Metadata" not in pdf.Root
-        assert len(pdf.pages) == 1
-    assert {"pdf:/Author", "pdf:/Producer", "pdf:/Title", "pdf:/Metadata"} <= set(removed)
-
-
-async def test_pdf_over_whole_file_cap() -> None:
-    with pytest.raises(WholeFileLimitExceeded):
-        await sanitize(FileKind.PDF, pdf_with_author(), whole_file_limit=100)
-
-
-async def test_docx_author_removed() -> None:
-    import docx
-
-    out, removed, kind = await sanitize(FileKind.DOCX, docx_with_author())
-    assert kind is FileKind.DOCX
-    assert CANARY.encode() not in b"".join(
-        zipfile.ZipFile(io.BytesIO(out)).read(n) for n in zipfile.ZipFile(io.BytesIO(out)).namelist()
-    )
-    document = docx.Document(io.BytesIO(out))
-    assert document.core_properties.author == "" and document.core_properties.last_modified_by == ""
-    assert document.paragraphs[0].text == "what happened"
-    assert "docx:docProps/core.xml:creator" in removed
-    assert "docx:docProps/core.xml:lastModifiedBy" in removed
-
-
-async def test_xlsx_author_removed() -> None:
-    import openpyxl
-
-    book = openpyxl.Workbook()
-    book.active["A1"] = "x"
-    book.properties.creator = CANARY
-    buf = io.BytesIO()
-    book.save(buf)
-    assert sniff(buf.getvalue()) is FileKind.XLSX
-    out, removed, _ = await sanitize(FileKind.XLSX, buf.getvalue())
-    archive = zipfile.ZipFile(io.BytesIO(out))
-    assert CANARY.encode() not in b"".join(archive.read(n) for n in archive.namelist())
-    assert openpyxl.load_workbook(io.BytesIO(out)).properties.creator != CANARY  # openpyxl fills a default
-    assert "xlsx:docProps/core.xml:creator" in removed
+    assert removed == ["png:ancillary-chunk=2"]  # a fixed label and a count: chunk ids come from the file
 
 
 @pytest.mark.parametrize("step", [3, 4096, 10**9])
@@ -235,7 +201,7 @@ async def test_mp3_id3_removed(step: int) -> None:
     out, removed, _ = await sanitize(FileKind.MP3, original, step=step)
     assert CANARY.encode() not in out
     assert out == b"\xff\xfb\x90\x00" + bytes(413) + (b"\xff\xfb\x90\x00" + bytes(413)) * 49
-    assert removed == ["id3v2", "id3v1"]
+    assert removed == ["id3v2=1", "id3v1=1"]
 
 
 async def test_large_mp3_streams_through_tail() -> None:
@@ -253,7 +219,7 @@ async def test_wav_list_info_replaced_by_junk() -> None:
     chunks += pcm + b"LIST" + struct.pack("<I", len(info)) + info
     wav = b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
     out, removed, _ = await sanitize(FileKind.WAV, wav, step=7)
-    assert CANARY.encode() not in out and len(out) == len(wav) and removed == ["wav:LIST"]
+    assert CANARY.encode() not in out and len(out) == len(wav) and removed == ["wav:LIST=1"]
     import wave
 
     with wave.open(io.BytesIO(out)) as reader:
@@ -275,7 +241,7 @@ async def test_gif_comment_removed() -> None:
     Image.new("P", (8, 8)).save(buf, "GIF", comment=CANARY.encode())
     assert CANARY.encode() in buf.getvalue()
     out, removed, _ = await sanitize(FileKind.GIF, buf.getvalue())
-    assert CANARY.encode() not in out and "gif:comment" in removed
+    assert CANARY.encode() not in out and "gif:comment=1" in removed
     Image.open(io.BytesIO(out)).load()
 
 
@@ -286,6 +252,6 @@ async def test_webp_exif_removed() -> None:
     Image.new("RGB", (16, 16), (9, 9, 9)).save(buf, "WEBP", exif=exif, lossless=True)
     assert sniff(buf.getvalue()) is FileKind.WEBP and CANARY.encode() in buf.getvalue()
     out, removed, _ = await sanitize(FileKind.WEBP, buf.getvalue(), step=5)
-    assert CANARY.encode() not in out and "webp:EXIF" in removed
+    assert CANARY.encode() not in out and "webp:EXIF=1" in removed
     image = Image.open(io.BytesIO(out))
     assert image.getpixel((0, 0)) == (9, 9, 9) and len(image.getexif()) == 0

@@ -4,7 +4,7 @@ import random
 from service.classification import classifier
 from service.classification.engine import Engine
 from service.classification.normalize import normalize, to_simplified
-from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, parse_taxonomy
+from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy, parse_taxonomy
 
 
 def _fired(result, category=None):
@@ -69,8 +69,14 @@ def test_other_has_its_own_signals_and_stands_alone():
     assert result.needs_triage is False
 
 
-def test_unplaceable_report_goes_to_triage_with_no_label():
-    result = classifier.classify("我要反映一个情况，请尽快联系我")
+def test_rules_alone_send_a_report_without_terms_to_triage():
+    # The engine without a model (a deployment's taxonomy with no model beside it): no term, no label.
+    result = Engine(load_taxonomy()).classify("我要反映一个情况，请尽快联系我")
+    assert result.labels == [] and result.needs_triage is True and result.model_version is None
+
+
+def test_an_unclear_report_goes_to_triage_with_no_label():
+    result = classifier.classify("那个所长有问题，大家都知道")
     assert result.labels == []
     assert result.needs_triage is True
 
@@ -83,18 +89,22 @@ def test_multi_label_report():
 
 
 def test_category_hint_is_a_weak_prior_only():
-    assert classifier.classify("请尽快处理", category_hint="vice").labels == []
+    plain = classifier.classify("请尽快处理")
+    hinted = classifier.classify("请尽快处理", category_hint="vice")
+    assert "vice" not in hinted.labels and hinted.scores["vice"] > plain.scores["vice"]
     hinted = classifier.classify("所长天天打牌", category_hint="vice")
     assert ("hint:vice", "hint") in _fired(hinted, "vice")
-    assert classifier.classify("随便写写", category_hint="no_such_category").labels == []
+    unknown = classifier.classify("随便写写", category_hint="no_such_category")
+    assert unknown.labels == classifier.classify("随便写写").labels
 
 
 def test_result_is_json_serialisable_and_complete():
     result = classifier.classify("法官收红包")
     payload = result.to_dict()
-    assert set(payload) == {"labels", "needs_triage", "scores", "evidence", "taxonomy_version"}
+    keys = {"labels", "needs_triage", "scores", "evidence", "taxonomy_version", "model_version"}
+    assert set(payload) == keys
     assert set(payload["scores"]) == set(classifier.current_taxonomy().category_ids)
-    assert all(0.0 <= v < 1.0 for v in payload["scores"].values())
+    assert all(0.0 <= v <= 1.0 for v in payload["scores"].values())
     json.dumps(payload, ensure_ascii=False)
     assert set(payload["evidence"][0]) == {"id", "category", "start", "end", "weight", "kind"}
 

@@ -1,29 +1,146 @@
-"""The optional statistical model: off by default, adds evidence when switched on, never removes a label."""
+"""The learned model: shipped beside the taxonomy and on by default, loaded without pickle and checked
+against its checksum, combined with the rules so that needs_triage means "not confident", explained by its
+strongest n-grams with spans on the original text."""
 
-from pathlib import Path
+import hashlib
+import io
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
 
 from service.classification import classifier
-from tests.helpers.tools import require_module
+from service.classification import model as artifact
+from service.classification.engine import Engine
+from service.classification.normalize import normalize
+from service.classification.taxonomy import (
+    DEFAULT_TAXONOMY_PATH,
+    TaxonomyError,
+    load_taxonomy,
+    parse_taxonomy,
+)
 
-DEV = Path(__file__).resolve().parents[1] / "data" / "classify" / "dev.jsonl"
+STORY = "派出所副所长天天晚上去棋牌室打麻将，一晚上输赢好几万，穿着警服就去了"
 
 
-def test_model_is_off_by_default():
-    result = classifier.classify("所长是黑社会的保护伞")
-    assert all(e.kind != "model" for e in result.evidence)
+def test_model_is_on_by_default_and_named_in_every_result():
+    model = classifier.current_model()
+    assert model is not None and model.version.startswith("m")
+    result = classifier.classify(STORY)
+    assert result.model_version == model.version
+    assert result.to_dict()["model_version"] == model.version
+    assert result.labels[0] == "vice"
 
 
-def test_model_adds_evidence_when_switched_on(monkeypatch):
-    require_module("sklearn", "pip install -e '.[test]' or '.[model]' (scikit-learn)")
-    monkeypatch.setenv(classifier.MODEL_DATA_ENV, str(DEV))
-    try:
-        classifier.reload_taxonomy()
-        result = classifier.classify("派出所副所长天天去棋牌室打牌，一晚上输赢好几万")
-        assert "vice" in result.labels
-        assert any(e.kind == "model" and e.category == "vice" for e in result.evidence)
-        rules_label = classifier.classify("所长是黑社会的保护伞，每次检查都提前通风报信")
-        assert "gang_protection" in rules_label.labels
-    finally:
-        monkeypatch.delenv(classifier.MODEL_DATA_ENV)
-        classifier.reload_taxonomy()
-    assert all(e.kind != "model" for e in classifier.classify("所长打牌").evidence)
+def test_evidence_shows_the_model_and_its_strongest_ngrams_on_the_original_text():
+    text = "城南派出所的副所長天天晚上去棋牌室打麻將，一晚上輸贏好幾萬"  # traditional characters
+    result = classifier.classify(text)
+    assert "vice" in result.labels
+    model_evidence = [e for e in result.evidence if e.kind == "model" and e.category == "vice"]
+    summary = [e for e in model_evidence if e.id == "model"]
+    ngrams = [e for e in model_evidence if e.id != "model"]
+    assert len(summary) == 1 and 0 < summary[0].weight < 1
+    assert 1 <= len(ngrams) <= 3 and all(e.weight > 0 for e in ngrams)
+    for e in ngrams:  # the span is on the original text and normalises to the n-gram
+        assert normalize(text[e.start : e.end]).text == e.id
+
+
+def test_needs_triage_means_the_best_probability_is_below_the_threshold():
+    model = classifier.current_model()
+    texts = [STORY, "我要反映一个情况", "那个所长有问题，大家都知道", "法官收红包", "楼上邻居装修噪音太大"]
+    seen = set()
+    for text in texts:
+        result = classifier.classify(text)
+        best = max(result.scores.values())
+        assert result.needs_triage == (best < model.triage_threshold)
+        assert all(0.0 <= v <= 1.0 for v in result.scores.values())
+        seen.add(result.needs_triage)
+    assert seen == {True, False}
+    taxonomy = load_taxonomy()
+    never_sure = Engine(taxonomy, model=replace(model, triage_threshold=1.0))
+    assert never_sure.classify(STORY).labels == [] and never_sure.classify(STORY).needs_triage
+
+
+def test_a_report_the_rules_name_keeps_its_label():
+    result = classifier.classify("所长是黑社会的保护伞，每次检查都提前通风报信")
+    assert result.labels[0] == "gang_protection"
+    assert any(e.kind == "term" and e.id == "保护伞" for e in result.evidence)
+
+
+def test_ngram_keys_pack_and_unpack_every_code_point():
+    keys = artifact.ngram_keys("a报𠀀|")
+    grams = [artifact.key_text(k) for k in keys]
+    assert grams == ["a", "报", "𠀀", "|", "a报", "报𠀀", "𠀀|", "a报𠀀", "报𠀀|"]
+    assert len(set(keys.tolist())) == len(keys)
+    assert artifact.ngram_keys("").size == 0
+
+
+def _copy_beside(tmp_path):
+    taxonomy = tmp_path / "taxonomy.json"
+    shutil.copyfile(DEFAULT_TAXONOMY_PATH, taxonomy)
+    meta, arrays = artifact.artifact_paths(DEFAULT_TAXONOMY_PATH)
+    shutil.copyfile(meta, tmp_path / "taxonomy.model.json")
+    shutil.copyfile(arrays, tmp_path / "taxonomy.model.npz")
+    return taxonomy
+
+
+def test_artifact_round_trips_and_refuses_tampering(tmp_path):
+    taxonomy = _copy_beside(tmp_path)
+    loaded = artifact.load_model(taxonomy)
+    assert loaded.version == classifier.current_model().version
+    arrays = tmp_path / "taxonomy.model.npz"
+    blob = bytearray(arrays.read_bytes())
+    blob[-40] ^= 0xFF
+    arrays.write_bytes(bytes(blob))
+    with pytest.raises(artifact.ModelError, match="arrays_sha256"):
+        artifact.load_model(taxonomy)
+    arrays.unlink()
+    with pytest.raises(artifact.ModelError, match="missing"):
+        artifact.load_model(taxonomy)
+    (tmp_path / "taxonomy.model.json").unlink()
+    assert artifact.load_model(taxonomy) is None  # no model beside a taxonomy: the rules alone
+
+
+def test_an_object_array_is_never_unpickled(tmp_path):
+    buffer = io.BytesIO()
+    np.savez(buffer, vocabulary=np.array([{"x": 1}], dtype=object), idf=np.zeros(1), coef=np.zeros((1, 1)),
+             intercept=np.zeros(1), stack=np.zeros((1, 5)))  # fmt: skip
+    blob = buffer.getvalue()
+    meta = {
+        "format": artifact.FORMAT,
+        "version": "x",
+        "classes": ["other"],
+        "triage_threshold": 0.3,
+        "secondary_threshold": 0.5,
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    with pytest.raises(artifact.ModelError, match="unreadable arrays"):
+        artifact.parse_model(meta, blob)
+
+
+def test_a_bad_artifact_keeps_the_engine_in_force(tmp_path):
+    taxonomy = _copy_beside(tmp_path)
+    meta_path = tmp_path / "taxonomy.model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["triage_threshold"] = 7
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    before = classifier.current_model()
+    with pytest.raises(TaxonomyError, match="thresholds"):
+        classifier.reload_taxonomy(taxonomy)
+    assert classifier.current_model() is before
+    with pytest.raises(TaxonomyError):
+        classifier.validate_taxonomy_file(taxonomy)
+
+
+def test_a_deployment_category_the_model_does_not_know_keeps_the_rules_score():
+    data = json.loads(DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8"))
+    data["categories"].insert(
+        -1, {"id": "land_seizure", "tier": "N", "name": "违法征地拆迁", "terms": {"强拆": 1.5, "征地": 1.0}}
+    )
+    engine = Engine(parse_taxonomy(data), model=classifier.current_model())
+    result = engine.classify("派出所民警带人来强拆我家房子，说是征地")
+    assert "land_seizure" in result.labels
+    assert result.scores["land_seizure"] == round(2.5 / (2.5 + 0.8), 3)  # raw / (raw + label threshold)
+    assert not any(e.kind == "model" and e.category == "land_seizure" for e in result.evidence)

@@ -19,7 +19,7 @@ def test_batch_writes_one_line_per_input_in_order():
     lines = [
         {"id": "a", "text": "派出所报案不受理，压着不办"},
         {"id": 2, "text": "楼上邻居装修噪音太大"},
-        {"id": None, "text": "请联系我"},
+        {"id": None, "text": "那个所长有问题，大家都知道"},
     ]
     status, output = _run([], "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n\n")
     assert status == 0

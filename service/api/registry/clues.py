@@ -40,7 +40,12 @@ UPLOAD_PATHS = ("/api/v1/clues/{clue_id}/documents",)  # streamed: exempt from t
 router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 
 
-@router.get("/me/clues", response_model=CluePage, responses=ERRORS)
+@router.get(
+    "/me/clues",
+    summary="My assigned clues, soonest deadline first",
+    response_model=CluePage,
+    responses=ERRORS,
+)
 async def my_clues(
     principal: Annotated[Principal, authorized(Action.list_assigned_clues)],
     session: SessionDep,
@@ -60,7 +65,7 @@ async def my_clues(
     return CluePage(items=[clue_summary(c) for c in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/clues", response_model=CluePage, responses=ERRORS)
+@router.get("/clues", summary="List all clues", response_model=CluePage, responses=ERRORS)
 async def list_clues(
     principal: Annotated[Principal, authorized(Action.list_all_clues)],
     session: SessionDep,
@@ -88,7 +93,12 @@ async def list_clues(
     return CluePage(items=[clue_summary(c) for c in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/clues/{clue_id}", response_model=ClueDetail, responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}",
+    summary="Read one clue (audited)",
+    response_model=ClueDetail,
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def read_clue(
     clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
 ) -> ClueDetail:
@@ -107,6 +117,7 @@ async def read_clue(
 
 @router.post(
     "/clues/{clue_id}/assign",
+    summary="Assign a clue to an investigator",
     response_model=ClueSummary,
     responses={
         **ERRORS,
@@ -139,6 +150,7 @@ async def assign_clue(
 
 @router.post(
     "/clues/{clue_id}/documents",
+    summary="Add a document to a clue",
     status_code=201,
     response_model=DocumentOut,
     responses={

@@ -48,6 +48,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 @router.get(
     "/ledger.{fmt}",
+    summary="Export the ledger (xlsx or CSV)",
     response_class=FileResponse,
     responses={
         **ERRORS,
@@ -87,7 +88,9 @@ async def export_ledger(
     return _file_response(export)
 
 
-@router.get("/stats/overview", responses=ERRORS)
+@router.get(
+    "/stats/overview", summary="Counts by status, source, channel, category and unit", responses=ERRORS
+)
 async def stats_overview(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: ReadSessionDep,
@@ -98,7 +101,7 @@ async def stats_overview(
     return await stats.overview(session, received_from=received_from, received_to=received_to)
 
 
-@router.get("/stats/trends", responses=ERRORS)
+@router.get("/stats/trends", summary="Clues per month and handling times", responses=ERRORS)
 async def stats_trends(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: ReadSessionDep,
@@ -109,7 +112,7 @@ async def stats_trends(
     return await stats.trends(session, received_from=received_from, received_to=received_to)
 
 
-@router.get("/stats/quarterly", responses=ERRORS)
+@router.get("/stats/quarterly", summary="Quarterly results report", responses=ERRORS)
 async def stats_quarterly(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: ReadSessionDep,
@@ -120,7 +123,7 @@ async def stats_quarterly(
     return await stats.quarterly(session, year=year, quarter=quarter)
 
 
-@router.get("/stats/overdue", responses=ERRORS)
+@router.get("/stats/overdue", summary="Overdue and at-risk clues per unit and handler", responses=ERRORS)
 async def stats_overdue(
     principal: Annotated[Principal, authorized(Action.view_statistics)], session: ReadSessionDep
 ) -> dict[str, object]:
@@ -137,7 +140,7 @@ def _brief_range(start: date, end: date) -> tuple[datetime, datetime]:
     )
 
 
-@router.get("/brief", responses=ERRORS)
+@router.get("/brief", summary="Meeting brief", responses=ERRORS)
 async def meeting_brief(
     principal: Annotated[Principal, authorized(Action.view_statistics)],
     session: ReadSessionDep,
@@ -151,6 +154,7 @@ async def meeting_brief(
 
 @router.get(
     "/brief.xlsx",
+    summary="Meeting brief as a spreadsheet",
     response_class=FileResponse,
     responses={
         **ERRORS,

@@ -44,6 +44,7 @@ router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 
 @router.post(
     "/clues/{clue_id}/transitions",
+    summary="Take a lifecycle step on a clue",
     response_model=TransitionOut,
     status_code=201,
     responses={**ERRORS, **NOT_FOUND, **CONFLICT},
@@ -61,7 +62,12 @@ async def transition_clue(
     return transition_out(row)
 
 
-@router.get("/clues/{clue_id}/history", response_model=list[HistoryItem], responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}/history",
+    summary="A clue's full history",
+    response_model=list[HistoryItem],
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def clue_history(
     clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
 ) -> list[HistoryItem]:
@@ -79,7 +85,7 @@ async def clue_history(
     ]
 
 
-@router.get("/clues/{clue_id}/actions", responses={**ERRORS, **NOT_FOUND})
+@router.get("/clues/{clue_id}/actions", summary="Steps open on a clue now", responses={**ERRORS, **NOT_FOUND})
 async def clue_actions(clue_id: str, principal: CurrentStaff, session: SessionDep) -> dict[str, object]:
     """The lifecycle steps open from the clue's current status."""
     clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -89,7 +95,10 @@ async def clue_actions(clue_id: str, principal: CurrentStaff, session: SessionDe
 
 
 @router.post(
-    "/clues/{clue_id}/reassign", response_model=ClueSummary, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+    "/clues/{clue_id}/reassign",
+    summary="Reassign a clue with a reason",
+    response_model=ClueSummary,
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
 )
 async def reassign_clue(
     clue_id: str,
@@ -125,7 +134,12 @@ def _transfer_out(row: ClueTransfer) -> TransferOut:
     )
 
 
-@router.get("/clues/{clue_id}/transfers", response_model=list[TransferOut], responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}/transfers",
+    summary="List a clue's hand-offs",
+    response_model=list[TransferOut],
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def list_transfers(clue_id: str, principal: CurrentStaff, session: SessionDep) -> list[TransferOut]:
     """Every hand-off (to a unit, another organ, investigation, or an out-of-scope referral)."""
     rows = await routing.list_transfers(session, clue_id=clue_id, principal=principal)
@@ -134,6 +148,7 @@ async def list_transfers(clue_id: str, principal: CurrentStaff, session: Session
 
 @router.post(
     "/clues/{clue_id}/transfers/{transfer_id}/feedback",
+    summary="Record a receiving unit's feedback on a hand-off",
     response_model=TransferOut,
     responses={**ERRORS, **NOT_FOUND, **CONFLICT},
 )
@@ -177,6 +192,7 @@ class TransferRequestOut(BaseModel):
 
 @router.post(
     "/clues/{clue_id}/transfer-requests",
+    summary="Ask for a clue to go to another unit",
     status_code=201,
     response_model=TransferRequestOut,
     responses={**ERRORS, **NOT_FOUND, 409: {"description": "A request for this clue is already pending"}},
@@ -200,7 +216,12 @@ async def request_transfer(
     return TransferRequestOut(**transfer_requests.summary(row))
 
 
-@router.get("/transfer-requests", response_model=list[TransferRequestOut], responses=ERRORS)
+@router.get(
+    "/transfer-requests",
+    summary="Transfer requests awaiting a decision",
+    response_model=list[TransferRequestOut],
+    responses=ERRORS,
+)
 async def pending_transfer_requests(
     principal: Annotated[Principal, authorized(Action.decide_clue)], session: SessionDep
 ) -> list[TransferRequestOut]:
@@ -213,6 +234,7 @@ async def pending_transfer_requests(
 
 @router.post(
     "/transfer-requests/{request_id}/decision",
+    summary="Approve or refuse a transfer request",
     response_model=TransferRequestOut,
     responses={**ERRORS, 404: {"description": "No such request"}, **CONFLICT},
 )

@@ -43,14 +43,22 @@ def _rule_out(rule: RoutingRule) -> RoutingRuleOut:
     )
 
 
-@router.get("/routing-rules", response_model=list[RoutingRuleOut], responses=ERRORS)
+@router.get(
+    "/routing-rules", summary="List routing rules", response_model=list[RoutingRuleOut], responses=ERRORS
+)
 async def list_routing_rules(
     principal: Annotated[Principal, authorized(Action.list_routing_rules)], session: SessionDep
 ) -> list[RoutingRuleOut]:
     return [_rule_out(r) for r in await routing.list_rules(session)]
 
 
-@router.post("/routing-rules", response_model=RoutingRuleOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/routing-rules",
+    summary="Create a routing rule",
+    response_model=RoutingRuleOut,
+    status_code=201,
+    responses=ERRORS,
+)
 async def add_routing_rule(
     body: RoutingRuleIn,
     principal: Annotated[Principal, authorized(Action.manage_routing_rules)],
@@ -60,7 +68,12 @@ async def add_routing_rule(
     return _rule_out(rule)
 
 
-@router.put("/routing-rules/{rule_id}", response_model=RoutingRuleOut, responses={**ERRORS, 404: {}})
+@router.put(
+    "/routing-rules/{rule_id}",
+    summary="Change or disable a routing rule",
+    response_model=RoutingRuleOut,
+    responses={**ERRORS, 404: {}},
+)
 async def update_routing_rule(
     rule_id: str,
     body: RoutingRuleIn,
@@ -84,14 +97,22 @@ def _deadline_out(rule: DeadlineRule) -> DeadlineRuleOut:
     )
 
 
-@router.get("/deadline-rules", response_model=list[DeadlineRuleOut], responses=ERRORS)
+@router.get(
+    "/deadline-rules", summary="List deadline rules", response_model=list[DeadlineRuleOut], responses=ERRORS
+)
 async def list_deadline_rules(
     principal: Annotated[Principal, authorized(Action.list_routing_rules)], session: SessionDep
 ) -> list[DeadlineRuleOut]:
     return [_deadline_out(r) for r in await routing.list_deadline_rules(session)]
 
 
-@router.post("/deadline-rules", response_model=DeadlineRuleOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/deadline-rules",
+    summary="Create a deadline rule",
+    response_model=DeadlineRuleOut,
+    status_code=201,
+    responses=ERRORS,
+)
 async def add_deadline_rule(
     body: DeadlineRuleIn,
     principal: Annotated[Principal, authorized(Action.manage_deadline_rules)],
@@ -101,7 +122,12 @@ async def add_deadline_rule(
     return _deadline_out(rule)
 
 
-@router.delete("/deadline-rules/{rule_id}", status_code=204, responses={**ERRORS, 404: {}})
+@router.delete(
+    "/deadline-rules/{rule_id}",
+    summary="Remove a deadline rule",
+    status_code=204,
+    responses={**ERRORS, 404: {}},
+)
 async def delete_deadline_rule(
     rule_id: str,
     principal: Annotated[Principal, authorized(Action.manage_deadline_rules)],

@@ -42,7 +42,12 @@ from service.registry import (
 router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 
 
-@router.post("/clues/{clue_id}/notes", status_code=201, responses={**ERRORS, **NOT_FOUND})
+@router.post(
+    "/clues/{clue_id}/notes",
+    summary="Add a working note to a clue",
+    status_code=201,
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def add_note(
     clue_id: str,
     body: NoteIn,
@@ -57,7 +62,11 @@ async def add_note(
     return transition_out(row)
 
 
-@router.put("/clues/{clue_id}/supervision", responses={**ERRORS, **NOT_FOUND})
+@router.put(
+    "/clues/{clue_id}/supervision",
+    summary="Mark or unmark a key clue and its supervising leader",
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def set_supervision(
     clue_id: str,
     body: SupervisionIn,
@@ -84,7 +93,10 @@ async def set_supervision(
 
 
 @router.post(
-    "/clues/{clue_id}/acceptance-notice", status_code=201, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+    "/clues/{clue_id}/acceptance-notice",
+    summary="Record the acceptance notice to a real-name reporter",
+    status_code=201,
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
 )
 async def acceptance_notice(
     clue_id: str,
@@ -97,7 +109,7 @@ async def acceptance_notice(
     return await supervision.record_acceptance_notice(session, clue_id=clue_id, principal=principal)
 
 
-@router.get("/supervision", responses=ERRORS)
+@router.get("/supervision", summary="Key clues and clues with overdue notices", responses=ERRORS)
 async def supervision_list(
     principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep
 ) -> list[dict[str, object]]:
@@ -105,7 +117,7 @@ async def supervision_list(
     return await supervision.supervision_list(session, principal=principal)
 
 
-@router.post("/reminders/scan", responses=ERRORS)
+@router.post("/reminders/scan", summary="Issue overdue notices now", responses=ERRORS)
 async def scan_reminders(
     principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep
 ) -> dict[str, int]:
@@ -114,7 +126,10 @@ async def scan_reminders(
 
 
 @router.post(
-    "/clues/{clue_id}/progress-requests", status_code=201, responses={**ERRORS, **NOT_FOUND, **CONFLICT}
+    "/clues/{clue_id}/progress-requests",
+    summary="Ask the handler for a progress report",
+    status_code=201,
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
 )
 async def request_progress(
     clue_id: str,
@@ -129,7 +144,11 @@ async def request_progress(
     return {"id": row.id, "due_at": row.due_at}
 
 
-@router.get("/clues/{clue_id}/progress-requests", responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}/progress-requests",
+    summary="List a clue's progress requests and reports",
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def list_progress(
     clue_id: str,
     principal: Annotated[Principal, authorized(Action.report_progress)],
@@ -139,7 +158,11 @@ async def list_progress(
     return await supervision.list_progress(session, clue_id=clue_id, principal=principal, runtime=runtime)
 
 
-@router.post("/progress-requests/{request_id}/report", responses={**ERRORS, **NOT_FOUND, **CONFLICT})
+@router.post(
+    "/progress-requests/{request_id}/report",
+    summary="Answer a progress request",
+    responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def report_progress(
     request_id: str,
     body: ProgressReportIn,
@@ -153,7 +176,12 @@ async def report_progress(
     return {"id": row.id, "reported_at": row.reported_at}
 
 
-@router.post("/clues/{clue_id}/consultations", status_code=201, responses={**ERRORS, **NOT_FOUND})
+@router.post(
+    "/clues/{clue_id}/consultations",
+    summary="Record a consultation on a clue",
+    status_code=201,
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def record_consultation(
     clue_id: str,
     body: ConsultationIn,
@@ -171,7 +199,9 @@ async def record_consultation(
     return {"id": row.id, "participant_count": row.participant_count}
 
 
-@router.get("/clues/{clue_id}/consultations", responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}/consultations", summary="List a clue's consultations", responses={**ERRORS, **NOT_FOUND}
+)
 async def list_consultations(
     clue_id: str,
     principal: Annotated[Principal, authorized(Action.record_consultation)],
@@ -183,7 +213,9 @@ async def list_consultations(
     )
 
 
-@router.get("/clue-search", response_model=list[SearchHit], responses=ERRORS)
+@router.get(
+    "/clue-search", summary="Search clues by accused person", response_model=list[SearchHit], responses=ERRORS
+)
 async def search_clues(
     principal: Annotated[Principal, authorized(Action.search_clues)],
     session: SessionDep,
@@ -219,7 +251,11 @@ async def search_clues(
     return [SearchHit(**clue_summary(c).model_dump(), same_accused_count=n) for c, n in hits]
 
 
-@router.get("/clues/{clue_id}/related", responses={**ERRORS, **NOT_FOUND})
+@router.get(
+    "/clues/{clue_id}/related",
+    summary="Clues about the same person and near-duplicates",
+    responses={**ERRORS, **NOT_FOUND},
+)
 async def related_clues(
     clue_id: str, principal: Annotated[Principal, authorized(Action.search_clues)], session: SessionDep
 ) -> dict[str, object]:

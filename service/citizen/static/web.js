@@ -1,7 +1,10 @@
 /* Progressive enhancement only: the pages work without this file.
    - Proof-of-work: while the person types, find a nonce so that SHA-256(challenge ":" nonce) starts with
      the required number of zero bits; a valid proof lets the report skip the no-JS queue.
-   - File checks: count and size against the limits shown on the page, before anything is sent. */
+   - File checks: count and size against the limits shown on the page, before anything is sent.
+   - Sending: the button is disabled at the first press; forms with files are sent with XMLHttpRequest so a
+     progress bar can show, and the answer (receipt, errors) replaces the page as a normal submit would.
+   - Receipt: copy and print buttons; leaving asks for confirmation until "I have written down the code". */
 (function () {
   "use strict";
   var K = [0x428a2f98,0x71374491,0xb5c0fbcf,0xe9b5dba5,0x3956c25b,0x59f111f1,0x923f82a4,0xab1c5ed5,0xd807aa98,
@@ -40,6 +43,7 @@
     }
     return h0 >>> 0;
   }
+  // Returns whenSolved(then): runs ``then`` once a nonce is found.
   function solve(form) {
     var challenge = form.elements.pow_challenge.value, bits = parseInt(form.dataset.powBits, 10) || 0;
     var mask = bits >= 32 ? 0xffffffff : bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
@@ -57,35 +61,120 @@
       setTimeout(step, 0);
     }
     setTimeout(step, 0);
-    form.addEventListener("submit", function (ev) {
-      if (!checkFiles(form)) { ev.preventDefault(); return; }
-      if (done) return;
-      ev.preventDefault();
-      var status = document.getElementById("pow-status");
-      if (status) status.textContent = document.documentElement.lang === "en" ? "Sending…" : "正在发送……";
-      waiting = function () { form.submit(); };
-    });
+    return function whenSolved(then) {
+      if (done) then(); else waiting = then;
+    };
   }
   function checkFiles(form) {
     var input = form.querySelector("input[type=file]");
     if (!input || !input.files) return true;
     var maxCount = parseInt(input.dataset.maxCount, 10), maxBytes = parseInt(input.dataset.maxBytes, 10);
-    var en = document.documentElement.lang === "en", message = "";
-    if (input.files.length > maxCount) message = en ? "Too many files." : "文件太多。";
+    var message = "";
+    if (input.files.length > maxCount) message = input.dataset.tooMany || "";
     for (var i = 0; i < input.files.length; i++) {
-      if (input.files[i].size > maxBytes) message = en ? "A file is too large." : "有文件太大。";
+      if (input.files[i].size > maxBytes) message = input.dataset.tooLarge || "";
     }
     input.setCustomValidity(message);
     if (message) { input.reportValidity(); return false; }
     return true;
   }
+  // The answer replaces this page, as a normal submit would (its own copy of this script runs again).
+  function show(xhr) {
+    var html = xhr.responseText;
+    var url = xhr.responseURL ? new URL(xhr.responseURL) : null;
+    document.open();
+    document.write(html);
+    document.close();
+    if (url && url.origin === location.origin) history.replaceState(null, "", url.pathname);
+  }
+  function sendWithProgress(form, button) {
+    var box = form.querySelector(".upload-progress"), bar = box && box.querySelector("progress");
+    var percent = box && box.querySelector("[id$=percent]");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.getAttribute("action"));
+    if (box) box.hidden = false;
+    xhr.upload.addEventListener("progress", function (ev) {
+      if (!bar || !ev.lengthComputable) return;
+      var p = Math.floor((ev.loaded / ev.total) * 100);
+      bar.value = p;
+      if (percent) percent.textContent = p + "%";
+    });
+    xhr.addEventListener("load", function () { show(xhr); });
+    xhr.addEventListener("error", function () {
+      // The network failed: nothing is lost on the page; the same form (same key) may be sent again.
+      if (box) box.hidden = true;
+      button.disabled = false;
+      button.textContent = button.dataset.label;
+      var status = document.getElementById("pow-status");
+      if (status) status.textContent = document.documentElement.lang === "en"
+        ? "Sending failed. Check your connection and press the button again."
+        : "发送失败。请检查网络后再按一次按钮。";
+    });
+    xhr.send(new FormData(form));
+  }
+  function guardSubmit(form, whenReady) {
+    var button = form.querySelector("button[type=submit]");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (button && button.disabled) return;  // a second press: the first is being sent
+      if (!checkFiles(form)) return;
+      if (button) {
+        button.dataset.label = button.textContent;
+        button.disabled = true;
+        if (button.dataset.sending) button.textContent = button.dataset.sending;
+      }
+      whenReady(function () {
+        var files = form.querySelector("input[type=file]");
+        if (window.XMLHttpRequest && window.FormData && files) sendWithProgress(form, button);
+        else HTMLFormElement.prototype.submit.call(form);
+      });
+    });
+  }
+  function receipt() {
+    var code = document.getElementById("receipt-code");
+    if (!code) return;
+    var actions = document.querySelector(".code-actions"), status = document.getElementById("copy-status");
+    var copy = document.getElementById("copy-code"), print = document.getElementById("print-receipt");
+    if (actions) actions.hidden = false;
+    var digits = code.textContent.replace(/\s+/g, " ").trim();
+    copy.addEventListener("click", function () {
+      function done(ok) { status.textContent = ok ? copy.dataset.copied : copy.dataset.failed; }
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(digits).then(function () { done(true); }, function () { done(false); });
+      } else {
+        var range = document.createRange();
+        range.selectNodeContents(code);
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        var ok = false;
+        try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+        done(ok);
+      }
+    });
+    print.addEventListener("click", function () { window.print(); });
+    var copied = document.getElementById("copied");
+    function warn(ev) { ev.preventDefault(); ev.returnValue = ""; }
+    window.addEventListener("beforeunload", warn);
+    copied.addEventListener("change", function () {
+      if (copied.checked) window.removeEventListener("beforeunload", warn);
+      else window.addEventListener("beforeunload", warn);
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     var report = document.getElementById("report-form");
-    if (report && report.elements.pow_challenge) solve(report);
+    if (report) {
+      var whenSolved = report.elements.pow_challenge && report.elements.pow_challenge.value
+        ? solve(report) : function (then) { then(); };
+      guardSubmit(report, whenSolved);
+    }
+    var others = document.querySelectorAll("form[enctype='multipart/form-data']:not(#report-form)");
+    for (var j = 0; j < others.length; j++) guardSubmit(others[j], function (then) { then(); });
     var inputs = document.querySelectorAll("input[type=file]");
     for (var i = 0; i < inputs.length; i++) {
       inputs[i].addEventListener("change", function (ev) { checkFiles(ev.target.form); });
     }
+    receipt();
     var summary = document.getElementById("error-summary");
     if (summary) summary.focus();
   });

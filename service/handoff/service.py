@@ -1,0 +1,463 @@
+"""Exporting a transferred or sent-on clue as a signed dossier, and recording the receiver's feedback on it.
+Services flush; the caller's edge commits.
+
+Invariants:
+- Only a clue that has been handed off (移交 to a unit, 移送审查调查, 移交 another organ) is exported, by
+  someone who may see it (``registry_service.get_visible_clue``: otherwise 404, existence does not leak).
+- The dossier carries no identity data: the texts come from the text source (masked, later redacted), the
+  files are the cleaned copies under generated names (never the uploaded name, never a kept original),
+  history rows carry codes and staff names but no free-text reasons. The one way identity can enter is
+  ``released_identity``, which only a custody release may pass (see ``export_dossier``).
+- Every export is audited (who, which clue, the dossier's hash) in the same transaction as its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.attachments import service as attachments_service
+from service.audit import checkpoints
+from service.audit import service as audit_service
+from service.auth.models import Staff, Unit
+from service.auth.permissions import Action, require
+from service.auth.service import Principal
+from service.handoff import archive
+from service.handoff.models import Dossier, DossierFeedback
+from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
+from service.handoff.texts import ShownTexts, TextSource, masked_texts
+from service.messages.models import FROM_REPORTER
+from service.platform.blobs import BlobStoreError
+from service.platform.crypto.stream import StreamError
+from service.platform.db import new_id
+from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.runtime import Runtime
+from service.platform.timeutil import LOCAL, as_utc, utcnow
+from service.registry import categories as taxonomy_categories
+from service.registry import routing
+from service.registry import service as registry_service
+from service.registry.ledger import CHANNEL_NAMES, SOURCE_NAMES
+from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES, get_state
+from service.registry.models import Clue, ClueTransfer, ClueTransition
+
+HANDOFF_KINDS = {"unit": "移交承办单位", **SEND_ON_KINDS}  # a referral of an out-of-scope report is not one
+STEP_NAMES = {
+    "triage": "分办",
+    "refer": "转出",
+    "transfer": "移交",
+    "accept": "受理核查",
+    "dispose": "处置",
+    "send_on": "移送",
+    "reopen": "重新核查",
+    "conclude": "办结",
+    "archive": "归档",
+    "reassign": "改派",
+}
+ACCUSED_FIELDS = (
+    ("name", "姓名"),
+    ("unit", "单位"),
+    ("position", "职务"),
+    ("rank", "职级"),
+    ("region", "地区"),
+)
+MAX_FEEDBACK_CHARS = 10_000
+_DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+@dataclass(frozen=True)
+class ReleasedIdentity:
+    """Identity a completed custody release (two people, a recorded reason: ``service.custody``) decided to
+    send with a hand-off: the release's id and the labelled values to show. Nothing builds one yet."""
+
+    release_id: str
+    fields: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ExportedDossier:
+    dossier_id: str
+    filename: str
+    data: bytes  # the ZIP
+    digest: str
+    hash_algorithm: str
+    registry_number: str
+
+
+def _local(moment: datetime | None) -> str:
+    return as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+async def _handoff(session: AsyncSession, clue_id: str) -> ClueTransfer:
+    transfer = await session.scalar(
+        select(ClueTransfer)
+        .where(ClueTransfer.clue_id == clue_id, ClueTransfer.kind.in_(HANDOFF_KINDS))
+        .order_by(ClueTransfer.transferred_at.desc(), ClueTransfer.id.desc())
+        .limit(1)
+    )
+    if transfer is None:
+        raise Conflict(
+            "只有已移交或移送的线索才能导出移交材料",
+            message_en="only a transferred or sent-on clue can be exported as a dossier",
+        )
+    return transfer
+
+
+async def _names(session: AsyncSession, model: type[Staff] | type[Unit], ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    return {row_id: name for row_id, name in rows}
+
+
+async def _cleaned_files(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime, algorithm: str
+) -> tuple[list[tuple[str, bytes]], list[list[str]]]:
+    """The clue's files as stored after cleaning, each read through the audited, verifying download."""
+    members, rows = [], []
+    listings = await attachments_service.list_attachments(session, clue_id=clue_id, principal=principal)
+    for listing in listings:
+        download = await attachments_service.open_download(
+            session, attachment_id=listing.id, principal=principal, keys=runtime.keys, store=runtime.blobs
+        )
+        try:
+            data = b"".join([chunk async for chunk in download.chunks])
+        except (StreamError, BlobStoreError):  # damaged past its first segment: no dossier without it
+            raise attachments_service.AttachmentUnavailable() from None
+        path = archive.FILES_DIR + download.filename  # generated from the id and the detected type
+        members.append((path, data))
+        rows.append(
+            [
+                path,
+                listing.kind,
+                f"{len(data):,} 字节",
+                f"{archive.HASH_NAMES[algorithm]} {archive.digest_of(data, algorithm)}",
+                "、".join(listing.removed_metadata) or "无",
+            ]
+        )
+    return members, rows
+
+
+async def _history(session: AsyncSession, clue_id: str) -> list[list[str]]:
+    transitions = list(
+        (
+            await session.execute(
+                select(ClueTransition)
+                .where(ClueTransition.clue_id == clue_id)
+                .order_by(ClueTransition.at, ClueTransition.id)
+            )
+        ).scalars()
+    )
+    staff_ids = {t.actor.removeprefix("staff:") for t in transitions if t.actor.startswith("staff:")}
+    staff_ids |= {t.approver_id for t in transitions if t.approver_id}
+    names = await _names(session, Staff, staff_ids)
+    rows = []
+    status = STATUS_NAMES.get
+    for t in transitions:
+        actor = (
+            names.get(t.actor.removeprefix("staff:"), t.actor) if t.actor.startswith("staff:") else t.actor
+        )
+        rows.append(
+            [
+                _local(t.at),
+                STEP_NAMES.get(t.action, t.action),
+                f"{status(t.from_status, t.from_status)} → {status(t.to_status, t.to_status)}",
+                actor,
+                names.get(t.approver_id, "—") if t.approver_id else "—",
+            ]
+        )
+    return rows
+
+
+async def _ledger(session: AsyncSession, clue: Clue, transfer: ClueTransfer) -> list[tuple[str, str]]:
+    state = await get_state(session, clue.id)
+    units = await _names(session, Unit, {u for u in (clue.handling_unit_id, transfer.to_unit_id) if u})
+    category_names = taxonomy_categories.category_names()
+    method = state.disposal_method
+    receiver = (
+        units.get(transfer.to_unit_id or "", "") if transfer.kind == "unit" else (transfer.target or "")
+    )
+    return [
+        ("登记编号", clue.registry_number),
+        ("线索来源", SOURCE_NAMES.get(clue.source, clue.source)),
+        ("受理渠道", CHANNEL_NAMES.get(clue.channel, clue.channel)),
+        ("收到时间", _local(clue.received_at)),
+        ("登记时间", _local(clue.registered_at)),
+        ("问题类别", "、".join(category_names.get(c.category, c.category) for c in clue.categories) or "—"),
+        ("实名/匿名", "实名" if clue.real_name else "匿名"),
+        ("当前状态", STATUS_NAMES.get(clue.status, clue.status)),
+        ("承办单位", units.get(clue.handling_unit_id or "", "—")),
+        ("办理期限", _local(clue.due_at)),
+        ("处置方式", ({**DISPOSAL_METHODS, **SEND_ON_KINDS}.get(method, method) if method else "—")),
+        ("办理结果", FINDINGS.get(state.finding, state.finding) if state.finding else "—"),
+        ("移交方式", HANDOFF_KINDS.get(transfer.kind, transfer.kind)),
+        ("接收单位/机关", receiver or "—"),
+        ("移交文号", transfer.document_number or "—"),
+        ("移交时间", _local(transfer.transferred_at)),
+        ("反馈期限", _local(transfer.expected_feedback_at)),
+    ]
+
+
+def _document(
+    *,
+    clue: Clue,
+    ledger: list[tuple[str, str]],
+    texts: ShownTexts,
+    attachments: list[list[str]],
+    history: list[list[str]],
+    principal: Principal,
+    now: datetime,
+    released_identity: ReleasedIdentity | None,
+) -> DossierDocument:
+    messages = [
+        MessageBlock(
+            f"{'举报人' if m.direction == FROM_REPORTER else '工作人员'}　{_local(m.at)}"
+            + (f"　附件 {len(m.attachment_ids)} 个" if m.attachment_ids else ""),
+            m.text,
+        )
+        for m in texts.messages
+    ]
+    incident = [
+        (label, str(texts.incident[key]))
+        for key, label in (("time", "发生时间"), ("place", "发生地点"))
+        if texts.incident.get(key)
+    ]
+    footer = [
+        f"导出人：{principal.name}　导出时间：{_local(now)}",
+        "本材料不含举报人身份信息。"
+        if not released_identity
+        else "本材料含经监护人批准披露的身份信息，须严格保密。",
+        "完整性校验：tipline dossier verify 本文件所在的 ZIP --trusted-key 登记机关的公钥文件。",
+    ]
+    return DossierDocument(
+        registry_number=clue.registry_number,
+        ledger=ledger,
+        accused=[(label, str(texts.accused.get(key) or "—")) for key, label in ACCUSED_FIELDS],
+        report=texts.report,
+        incident=incident,
+        messages=messages,
+        attachments=attachments,
+        history=history,
+        footer=footer,
+        released_identity=released_identity.fields if released_identity else (),
+    )
+
+
+async def export_dossier(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    principal: Principal,
+    runtime: Runtime,
+    text_source: TextSource = masked_texts,
+    released_identity: ReleasedIdentity | None = None,
+) -> ExportedDossier:
+    """Build, sign, record and audit the dossier of a handed-off clue; returns the ZIP.
+
+    ``text_source`` is where the report and message texts come from (redaction will pass its own).
+    ``released_identity`` is the documented hook for identity (:class:`ReleasedIdentity`): what a completed
+    custody release decided to send with the hand-off. The release path that would build it is not written;
+    no edge passes it today. When given, the PDF shows it in a section of its own, the manifest says
+    ``identity_included: true`` with the release id, and so do the dossier row and the audit entry.
+    """
+    require(principal.roles, Action.export_dossier)
+    clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    transfer = await _handoff(session, clue.id)
+    settings = runtime.settings
+    algorithm = archive.hash_algorithm_for(settings.crypto_suite)
+    texts = await text_source(session, clue_id=clue.id, principal=principal, runtime=runtime)
+    files, attachment_rows = await _cleaned_files(
+        session, clue_id=clue.id, principal=principal, runtime=runtime, algorithm=algorithm
+    )
+    now = utcnow()
+    document = _document(
+        clue=clue,
+        ledger=await _ledger(session, clue, transfer),
+        texts=texts,
+        attachments=attachment_rows,
+        history=await _history(session, clue.id),
+        principal=principal,
+        now=now,
+        released_identity=released_identity,
+    )
+    key = checkpoints.load_or_create_signing_key(settings.effective_keys_dir, settings.crypto_suite)
+    manifest_fields: dict[str, Any] = {
+        "registry_number": clue.registry_number,
+        "clue_id": clue.id,
+        "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "exported_by": principal.name,
+        "hand_off": {
+            "kind": transfer.kind,
+            "document_number": transfer.document_number,
+            "transferred_at": as_utc(transfer.transferred_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "identity_included": released_identity is not None,
+        "identity_release_id": released_identity.release_id if released_identity else None,
+    }
+
+    def build() -> archive.BuiltDossier:  # CPU-bound: typesetting, hashing, signing
+        members = [(archive.PDF_NAME, render_pdf(document)), *files]
+        return archive.build_zip(
+            members=members, manifest_fields=manifest_fields, key=key, suite=settings.crypto_suite
+        )
+
+    built = await asyncio.to_thread(build)
+    row = Dossier(
+        id=new_id(),
+        clue_id=clue.id,
+        transfer_id=transfer.id,
+        digest=built.digest,
+        hash_algorithm=built.hash_algorithm,
+        key_id=key.key_id,
+        file_count=built.file_count,
+        size=len(built.data),
+        identity_included=released_identity is not None,
+        created_by=principal.actor,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.dossier_exported",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "dossier_id": row.id,
+            "digest": built.digest,
+            "hash_algorithm": built.hash_algorithm,
+            "key_id": key.key_id,
+            "transfer_id": transfer.id,
+            "files": built.file_count,
+            "identity_included": row.identity_included,
+            "identity_release_id": released_identity.release_id if released_identity else None,
+        },
+    )
+    return ExportedDossier(
+        dossier_id=row.id,
+        filename=f"dossier-{clue.registry_number}.zip",
+        data=built.data,
+        digest=built.digest,
+        hash_algorithm=built.hash_algorithm,
+        registry_number=clue.registry_number,
+    )
+
+
+# --- The receiver's feedback ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedbackView:
+    id: str
+    dossier_id: str
+    digest: str
+    text: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+def _feedback_binding(feedback_id: str) -> str:
+    return f"dossier_feedback/{feedback_id}/body"
+
+
+async def _visible_dossier(
+    session: AsyncSession, *, digest: str, principal: Principal
+) -> tuple[Dossier, Clue]:
+    digest = (digest or "").strip().lower()
+    if not _DIGEST.match(digest):
+        raise Invalid(
+            "移交材料哈希值应为 64 位十六进制数", message_en="the dossier hash must be 64 hex digits"
+        )
+    dossier = await session.scalar(select(Dossier).where(Dossier.digest == digest))
+    if dossier is None:
+        raise NotFound("移交材料不存在", message_en="dossier not found")
+    try:
+        clue = await registry_service.get_visible_clue(session, clue_id=dossier.clue_id, principal=principal)
+    except NotFound:
+        raise NotFound("移交材料不存在", message_en="dossier not found") from None
+    return dossier, clue
+
+
+def _clean_feedback(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise Invalid("请填写反馈内容", message_en="the feedback is empty")
+    if len(text) > MAX_FEEDBACK_CHARS:
+        raise Invalid(
+            f"反馈不能超过 {MAX_FEEDBACK_CHARS} 字", message_en=f"at most {MAX_FEEDBACK_CHARS} characters"
+        )
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
+        raise Invalid("反馈含有无效字符", message_en="the feedback contains control characters")
+    return text
+
+
+async def record_feedback(
+    session: AsyncSession, *, digest: str, text: str, principal: Principal, runtime: Runtime
+) -> FeedbackView:
+    """Record what the receiving organ reported back, against the dossier's hash; sealed and audited. The
+    first feedback on a hand-off also marks the transfer's feedback as received (the ledger's fact)."""
+    require(principal.roles, Action.record_dossier_feedback)
+    text = _clean_feedback(text)
+    dossier, clue = await _visible_dossier(session, digest=digest, principal=principal)
+    row = DossierFeedback(
+        id=new_id(), dossier_id=dossier.id, recorded_by=principal.actor, recorded_at=utcnow()
+    )
+    row.body = runtime.keys.seal_case(text.encode("utf-8"), _feedback_binding(row.id))
+    session.add(row)
+    await session.flush()
+    if dossier.transfer_id is not None:
+        transfer = await session.get(ClueTransfer, dossier.transfer_id)
+        if transfer is not None and transfer.feedback_at is None:
+            await routing.record_transfer_feedback(
+                session, clue_id=clue.id, transfer_id=transfer.id, principal=principal
+            )
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.dossier_feedback",
+        object_type="clue",
+        object_id=clue.id,
+        details={"dossier_id": dossier.id, "digest": dossier.digest, "feedback_id": row.id},
+    )
+    return FeedbackView(row.id, dossier.id, dossier.digest, text, row.recorded_by, row.recorded_at)
+
+
+async def list_feedback(
+    session: AsyncSession, *, digest: str, principal: Principal, runtime: Runtime
+) -> list[FeedbackView]:
+    """The feedback recorded against a dossier, oldest first; an audited read."""
+    require(principal.roles, Action.record_dossier_feedback)
+    dossier, clue = await _visible_dossier(session, digest=digest, principal=principal)
+    rows = (
+        await session.execute(
+            select(DossierFeedback)
+            .where(DossierFeedback.dossier_id == dossier.id)
+            .order_by(DossierFeedback.recorded_at, DossierFeedback.id)
+        )
+    ).scalars()
+    views = [
+        FeedbackView(
+            r.id,
+            dossier.id,
+            dossier.digest,
+            runtime.keys.open(r.body, _feedback_binding(r.id)).decode("utf-8"),
+            r.recorded_by,
+            r.recorded_at,
+        )
+        for r in rows
+    ]
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.dossier_feedback_read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"dossier_id": dossier.id, "feedback_ids": [v.id for v in views]},
+    )
+    return views

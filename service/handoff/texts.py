@@ -1,0 +1,69 @@
+"""What a dossier says in words: the ONE place the report and message texts for a hand-off come from.
+
+Today that is the text as staff see it (personal data masked at intake: ``classification.pii.mask_texts``).
+Redaction will supply its own function of the same shape (``TextSource``) returning the redacted version;
+``service.export_dossier`` takes the source as a parameter, so nothing else changes.
+
+Invariants: a text source returns only what staff may read (never the identity envelope, never the
+originals kept under the identity key, never an uploaded file's name); its reads are audited by the
+services it calls (``clue.read``, ``message.read``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.service import Principal
+from service.messages import service as messages_service
+from service.platform.runtime import Runtime
+from service.registry import service as registry_service
+
+
+@dataclass(frozen=True)
+class ShownMessage:
+    direction: str  # to_reporter | from_reporter
+    at: datetime
+    text: str
+    attachment_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShownTexts:
+    report: str
+    incident: dict[str, Any]  # time and place as the reporter gave them (masked with the report)
+    accused: dict[str, Any]  # the person reported on: name, unit, position, rank, region
+    messages: tuple[ShownMessage, ...]
+
+
+class TextSource(Protocol):
+    """Where a dossier's words come from: ``masked_texts`` today, the redacted version with redaction."""
+
+    async def __call__(
+        self, session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+    ) -> ShownTexts: ...
+
+
+async def masked_texts(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+) -> ShownTexts:
+    """The report and the conversation as staff see them: masked, no identity. The default text source.
+
+    Left out on purpose: the other texts of a submission (``notes``: e.g. a caller's call-back
+    instructions, which are about reaching the reporter) and staff's free-text reasons in the history."""
+    view = await registry_service.read_clue(session, clue_id=clue_id, principal=principal, keys=runtime.keys)
+    messages = await messages_service.staff_list(
+        session, clue_id=clue_id, principal=principal, keys=runtime.keys
+    )
+    return ShownTexts(
+        report=view.text,
+        incident=dict(view.incident),
+        accused=dict(view.accused),
+        messages=tuple(
+            ShownMessage(m.direction, m.created_at, m.text, tuple(a.id for a in m.attachments))
+            for m in messages
+        ),
+    )
