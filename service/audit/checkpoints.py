@@ -291,6 +291,8 @@ READ_ACTIONS = (
     "clue.consultations_read",
     "clue.history_read",
     "clue.progress_read",
+    "clue.dossier_exported",  # the hand-off dossier: the clue's masked texts and files, one clue
+    "clue.dossier_feedback_read",
     "message.read",
     "attachment.downloaded",
     "mail.quarantine_read",
