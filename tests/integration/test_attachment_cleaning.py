@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.intake.models import Receipt
 from service.mail.ingest import MailIngest
 from service.platform.crypto.envelope import EnvelopeError
 from tests.helpers import dirty
@@ -24,7 +23,7 @@ from tests.helpers.media import jpeg_with_gps
 from tests.helpers.oracle import findings
 from tests.helpers.registry import make_world, step, submit
 from tests.helpers.tools import apt, require_executable
-from tests.helpers.web import post_report
+from tests.helpers.web import clue_of_receipt, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -121,10 +120,8 @@ async def test_crafted_files_through_the_web_form(harness) -> None:  # noqa: ANN
         harness.client, {"text": unique("局长收钱")}, files=list(zip(names, files, strict=True))
     )
     assert response.status_code == 200, response.text
+    clue_id = await clue_of_receipt(harness, receipt_from(response.text))  # anonymous: the hour only
     async with harness.runtime.session_factory() as session:
-        clue_id = (
-            await session.execute(select(Receipt.clue_id).order_by(Receipt.created_at.desc()))
-        ).first()[0]
         rows = list((await session.scalars(select(Attachment).where(Attachment.clue_id == clue_id))).all())
     assert len(rows) == 4
     for row in rows:
