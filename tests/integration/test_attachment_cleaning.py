@@ -198,7 +198,7 @@ async def test_uncleanable_staff_upload_is_sealed_and_shown_with_its_reason(harn
 
 
 async def test_migration_scrubs_removed_metadata_names(fresh_database_url: str) -> None:
-    """Rows written before 0027 listed field names taken from the file (a sensitivity label's GUID, PDF
+    """Rows written before 0025 listed field names taken from the file (a sensitivity label's GUID, PDF
     /Info keys); the migration leaves only a count."""
     import contextlib
 
@@ -211,7 +211,7 @@ async def test_migration_scrubs_removed_metadata_names(fresh_database_url: str) 
     old = f"docx:docProps/custom.xml:MSIP_Label_{dirty.LABEL_GUID}_Enabled,pdf:/Company,png:tEXt"
     engine = create_engine(fresh_database_url)
     try:
-        before = ScriptDirectory.from_config(alembic_config()).get_revision("0027").down_revision
+        before = ScriptDirectory.from_config(alembic_config()).get_revision("0025").down_revision
         await run_migrations(engine, "upgrade", before)
         insert = (
             "INSERT INTO attachments (id, clue_id, blob_id, kind, size, sha256, wrapped_key,"

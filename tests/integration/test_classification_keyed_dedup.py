@@ -1,6 +1,6 @@
 """Near-duplicate signatures and LSH bands are keyed with the server secret: a copy of the database alone
 cannot test a report for a phrase (nor find a guessed text's bands), while the service with its secret still
-links near-duplicates. Migration 0026 clears unkeyed rows and queues every clue to be signed again.
+links near-duplicates. Migration 0024 clears unkeyed rows and queues every clue to be signed again.
 Both databases (the ``backend`` parameter), each test on a database of its own (it clears shared tables)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.helpers.registry import make_world
 PHRASE = "城关派出所副所长长期收受辖区内娱乐场所老板的好处费"
 BASE = f"我要反映，某某县公安局{PHRASE}，每逢检查提前通风报信，群众多次举报都不了了之。"
 MIGRATION = Path(__file__).resolve().parents[2] / "alembic" / "versions"
-MIGRATION = next(MIGRATION.glob("*_0026_keyed_near_duplicate_signatures.py"))
+MIGRATION = next(MIGRATION.glob("*_0024_keyed_near_duplicate_signatures.py"))
 
 
 # What anyone can compute from the code and the public seed, without the server's secret.
@@ -132,7 +132,7 @@ async def test_database_alone_answers_no_phrase_question_and_the_service_still_l
 
 
 def _run_migration(connection) -> None:  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("migration_0026", MIGRATION)
+    spec = importlib.util.spec_from_file_location("migration_0024", MIGRATION)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

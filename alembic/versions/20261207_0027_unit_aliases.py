@@ -1,8 +1,8 @@
 """Units carry aliases (other names reporters use for them: "城关所", "城关派出所" for "县公安局城关派出所"),
 matched like the name when recusal compares what a reporter wrote with the unit tree.
 
-Revision ID: 0025
-Revises: 0028 (numbered 0025 as agreed; it follows the newest migration on main)
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-07 07:50:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0025"
-down_revision: str | None = "0028"
+revision: str = "0027"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

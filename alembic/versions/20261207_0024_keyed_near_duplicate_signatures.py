@@ -2,7 +2,7 @@
 (made with a public seed, so a database copy could test a report for a phrase) are cleared and every clue
 is queued again; the periodic near-duplicate task recomputes them with the key. Links stay.
 
-Revision ID: 0026
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07 08:15:00
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0026"
+revision: str = "0024"
 down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

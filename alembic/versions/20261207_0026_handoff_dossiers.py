@@ -1,7 +1,7 @@
 """Hand-off dossiers and the receivers' feedback on them.
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07 08:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0028"
-down_revision: str | None = "0027"
+revision: str = "0026"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ Rows written before this revision list removed fields by name, and some of those
 (custom property names such as an Office sensitivity label's GUID, PDF /Info keys, chunk and tag ids).
 Each row's list is replaced by one count, ``legacy:fields=N``: no string of the file stays.
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-07 07:50:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0027"
-down_revision: str | None = "0026"
+revision: str = "0025"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
