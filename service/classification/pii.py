@@ -350,15 +350,18 @@ def _after_cue(folded: str, at: int, *, scan: bool) -> tuple[int, int] | None:
     if end <= at:
         return None
     words = _words(folded, at, end)
+    if scan and words and words[0].text in _SCAN_STOP:
+        return None  # "来电人称赵某…": the caller says something about someone
     i = _skip_connectors(words, 0)
     if i < len(words) and (found := _name_at(words, i, folded, strict=scan)):
         return found
     if not scan:
         return None
-    for k in range(i + 1, len(words)):
-        if words[k].text in _SCAN_STOP or words[k].tag == "p":
+    for k in range(i, len(words)):
+        # A verb ends the self-description ("来电人补充：赵某…"): what follows is the report.
+        if words[k].text in _SCAN_STOP or words[k].tag == "p" or words[k].tag.startswith("v"):
             return None
-        if found := _name_at(words, k, folded):
+        if k > i and (found := _name_at(words, k, folded)):
             return found
     return None
 
