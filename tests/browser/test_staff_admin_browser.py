@@ -15,12 +15,13 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 from tests.helpers.browser import (
-    AXE,
     browser_server,
+    check_axe,
     cli,
     launch_chromium,
     require_axe,
     require_chromium,
+    shoot_both,
 )
 
 pytestmark = pytest.mark.browser
@@ -48,38 +49,9 @@ def browser(server):  # type: ignore[no-untyped-def]
         yield chromium
 
 
-def check_axe(browser: Any, base_url: str, page: Any, name: str) -> None:
-    """axe-core over the page's HTML in a JS-enabled context of its own; no serious or critical violation."""
-    html = page.content()
-    context = browser.new_context()
-    try:
-        probe = context.new_page()
-        probe.route(f"{base_url}/__axe__", lambda route: route.fulfill(body=html, content_type="text/html"))
-        probe.goto(f"{base_url}/__axe__")
-        probe.evaluate(AXE.read_text())
-        result = probe.evaluate(
-            "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
-            " return r.violations.map(v => ({id: v.id, impact: v.impact,"
-            " targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
-        )
-    finally:
-        context.close()
-    bad = [v for v in result if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{name}: {bad}"
-
-
-def shoot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    before = page.viewport_size
-    for width, height in ((1280, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}px.png"), full_page=True)
-    page.set_viewport_size(before)
-
-
 def review(browser: Any, base_url: str, page: Any, name: str) -> None:
     check_axe(browser, base_url, page, name)
-    shoot(page, name)
+    shoot_both(page, ARTIFACTS, name)
 
 
 def test_admin_creates_an_account_issues_a_token_and_disables_it(server, browser, backend) -> None:  # type: ignore[no-untyped-def]
@@ -168,5 +140,5 @@ def test_docs_page_makes_no_request_off_the_site(server, browser) -> None:  # ty
     assert any(url.endswith("/docs/static/swagger-ui-bundle.js") for url in requests), requests
     off_site = [url for url in requests if not url.startswith(base_url + "/") and not url.startswith("data:")]
     assert off_site == [], off_site
-    shoot(page, "docs")
+    shoot_both(page, ARTIFACTS, "docs")
     context.close()

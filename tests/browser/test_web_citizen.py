@@ -16,7 +16,15 @@ import httpx
 import pytest
 
 from tests.helpers import REPO_ROOT
-from tests.helpers.browser import AXE, browser_server, cli, launch_chromium, require_axe, require_chromium
+from tests.helpers.browser import (
+    browser_server,
+    check_axe,
+    cli,
+    launch_chromium,
+    require_axe,
+    require_chromium,
+    shoot_both,
+)
 from tests.helpers.database import count_clues
 from tests.helpers.hotline import call_body
 from tests.helpers.media import jpeg_with_gps
@@ -53,37 +61,8 @@ def browser(server):  # type: ignore[no-untyped-def]
         yield chromium
 
 
-def check_axe(browser, base_url: str, page, name: str) -> None:
-    """axe-core in a JS-enabled context over the same HTML (the page may have scripts disabled)."""
-    html = page.content()
-    context = browser.new_context()
-    try:
-        probe = context.new_page()
-        probe.route(f"{base_url}/__axe__", lambda route: route.fulfill(body=html, content_type="text/html"))
-        probe.goto(f"{base_url}/__axe__")
-        probe.evaluate(AXE.read_text())
-        result = probe.evaluate(
-            "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
-            " return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length})); }"
-        )
-    finally:
-        context.close()
-    bad = [v for v in result if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{name}: {bad}"
-
-
-def shoot(page, name: str) -> None:
-    """The page as it is, at 1280 px and at 390 px wide (then back to the width it had)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size(size)
-
-
 def review(browser, base_url: str, page, name: str) -> None:
-    shoot(page, name)
+    shoot_both(page, ARTIFACTS, name)
     check_axe(browser, base_url, page, name)
 
 
