@@ -40,6 +40,7 @@ class FeedbackOut(BaseModel):
 
 @router.post(
     "/clues/{clue_id}/dossier",
+    summary="Export a handed-off clue's signed dossier",
     response_class=Response,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The signed dossier (ZIP)"},
@@ -70,7 +71,13 @@ async def export_dossier(
     )
 
 
-@router.post("/dossiers/{digest}/feedback", status_code=201, response_model=FeedbackOut, responses=NOT_FOUND)
+@router.post(
+    "/dossiers/{digest}/feedback",
+    summary="Record a receiver's feedback on a dossier",
+    status_code=201,
+    response_model=FeedbackOut,
+    responses=NOT_FOUND,
+)
 async def record_feedback(
     digest: Digest,
     body: FeedbackIn,
@@ -86,7 +93,12 @@ async def record_feedback(
     return FeedbackOut(**vars(view))
 
 
-@router.get("/dossiers/{digest}/feedback", response_model=list[FeedbackOut], responses=NOT_FOUND)
+@router.get(
+    "/dossiers/{digest}/feedback",
+    summary="List the feedback recorded on a dossier",
+    response_model=list[FeedbackOut],
+    responses=NOT_FOUND,
+)
 async def list_feedback(
     digest: Digest,
     principal: Annotated[Principal, authorized(Action.record_dossier_feedback)],
