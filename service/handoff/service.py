@@ -32,6 +32,7 @@ from service.handoff import archive
 from service.handoff.models import Dossier, DossierFeedback
 from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
 from service.handoff.texts import ShownTexts, TextSource, masked_texts
+from service.messages import service as messages_service
 from service.messages.models import FROM_REPORTER
 from service.platform.blobs import BlobStoreError
 from service.platform.crypto.stream import StreamError
@@ -384,26 +385,13 @@ async def _visible_dossier(
     return dossier, clue
 
 
-def _clean_feedback(text: str) -> str:
-    text = (text or "").strip()
-    if not text:
-        raise Invalid("请填写反馈内容", message_en="the feedback is empty")
-    if len(text) > MAX_FEEDBACK_CHARS:
-        raise Invalid(
-            f"反馈不能超过 {MAX_FEEDBACK_CHARS} 字", message_en=f"at most {MAX_FEEDBACK_CHARS} characters"
-        )
-    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
-        raise Invalid("反馈含有无效字符", message_en="the feedback contains control characters")
-    return text
-
-
 async def record_feedback(
     session: AsyncSession, *, digest: str, text: str, principal: Principal, runtime: Runtime
 ) -> FeedbackView:
     """Record what the receiving organ reported back, against the dossier's hash; sealed and audited. The
     first feedback on a hand-off also marks the transfer's feedback as received (the ledger's fact)."""
     require(principal.roles, Action.record_dossier_feedback)
-    text = _clean_feedback(text)
+    text = messages_service.clean_text(text, limit=MAX_FEEDBACK_CHARS, what=("反馈", "feedback"))
     dossier, clue = await _visible_dossier(session, digest=digest, principal=principal)
     row = DossierFeedback(
         id=new_id(), dossier_id=dossier.id, recorded_by=principal.actor, recorded_at=utcnow()

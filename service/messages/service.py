@@ -65,16 +65,19 @@ def identity_binding(message_id: str) -> str:
     return f"messages/{message_id}/identity"
 
 
-def clean_text(text: str) -> str:
+def clean_text(
+    text: str, *, limit: int = MAX_MESSAGE_CHARS, what: tuple[str, str] = ("消息", "message")
+) -> str:
+    """A free text staff or a reporter typed: trimmed, not empty, at most ``limit`` characters, no control
+    characters; ``what`` names it in the error (Chinese, English)."""
+    zh, en = what
     text = (text or "").strip()
     if not text:
-        raise Invalid("请填写消息内容", message_en="the message is empty")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise Invalid(
-            f"消息不能超过 {MAX_MESSAGE_CHARS} 字", message_en=f"at most {MAX_MESSAGE_CHARS} characters"
-        )
+        raise Invalid(f"请填写{zh}内容", message_en=f"the {en} is empty")
+    if len(text) > limit:
+        raise Invalid(f"{zh}不能超过 {limit} 字", message_en=f"at most {limit} characters")
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
-        raise Invalid("消息含有无效字符", message_en="the message contains control characters")
+        raise Invalid(f"{zh}含有无效字符", message_en=f"the {en} contains control characters")
     return text
 
 
