@@ -133,13 +133,18 @@ def _sqlite_path(url: str) -> Path | None:
     return None if rest in ("", ":memory:") else Path(rest)
 
 
+# A database error's text never carries the statement's values (sealed or not, they are report data): an
+# exception that reaches a log, the CLI or a trace shows the statement only.
+HIDE = {"hide_parameters": True}
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         private_sqlite_file(url)
-        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60, **HIDE)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **HIDE)
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,7 @@ def create_sqlite_writer_engine(url: str) -> Engine:
     worker-thread call instead of one thread hop per statement through aiosqlite."""
     private_sqlite_file(url)
     engine = sa_create_engine(
-        url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0
+        url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), pool_size=1, max_overflow=0, **HIDE
     )
     _configure_sqlite(engine)
     return engine
@@ -215,7 +220,7 @@ def create_sqlite_writer_engine(url: str) -> Engine:
 def create_sqlite_reader_engine(url: str) -> AsyncEngine:
     """Read-only transactions on the same SQLite file: a plain (deferred) BEGIN, so readers take no write
     lock and never hold up intake; ``query_only`` makes any write through it fail loudly."""
-    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60, **HIDE)
     _configure_sqlite(engine, read_only=True)
     return engine
 
