@@ -264,7 +264,13 @@ async def release_identity(
         action="custody.released",
         object_type="clue",
         object_id=clue.id,
-        details={"request_id": row.id, "key_id": envelope.key_id, "share_holders": sorted(holders)},
+        details={
+            "request_id": row.id,
+            "key_id": envelope.key_id,
+            "share_holders": sorted(holders),
+            # Which later reporter texts were opened with it (labels only: message or addition ids).
+            "later_originals": [item.label for item in later],
+        },
     )
     return identity
 

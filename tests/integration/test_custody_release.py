@@ -421,3 +421,12 @@ async def test_release_includes_the_originals_of_later_reporter_texts(harness: H
     assert identity["name"] == "陈某"
     (opened,) = identity["later_originals"].values()
     assert opened == {"text": "我电话13900000002，随时找我。"}
+    async with factory() as session:
+        released = (
+            await session.execute(
+                select(AuditEntry).where(
+                    AuditEntry.object_id == tip.clue_id, AuditEntry.action == "custody.released"
+                )
+            )
+        ).scalar_one()
+    assert json.loads(released.details)["later_originals"] == [later[0].label]
