@@ -13,7 +13,7 @@ from service.classification.models import (
 )
 from service.custody.models import ClueContact, CustodyRequest
 from service.handoff.models import Dossier, DossierFeedback
-from service.intake.models import Receipt
+from service.intake.models import Receipt, SubmittedForm
 from service.jobs.models import Job
 from service.mailbox.models import ReceivedMail
 from service.messages.models import Message, ReporterKey
@@ -77,5 +77,6 @@ __all__ = [
     "StaffCredential",
     "StaffRole",
     "StaffSession",
+    "SubmittedForm",
     "Unit",
 ]

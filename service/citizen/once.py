@@ -1,17 +1,19 @@
 """A report is filed once, and its receipt is shown once.
 
 - :class:`SubmissionKeys`: every report form carries a fresh idempotency key (random, timestamped, signed
-  with a server key). The server keeps only ``HMAC(key, form key)``, in memory, until the key expires
-  (``submission_key_max_age_seconds``); nothing else is stored with it and it is never written to the
-  database, a log or the clue. A second POST with the same key while the first is being filed waits for it
-  and gets the same receipt view (after a double tap the browser shows only the second answer); after the
-  first was filed, it gets "already received". If the first fails, the next one files the report.
+  with a server key). The database keeps only ``HMAC(key, form key)`` until the key expires
+  (``submission_key_max_age_seconds``), in a table of its own that names no clue
+  (``service.intake.form_keys``), so a resend reaching any server process is recognised. A second POST
+  with the same key while the first is being filed waits for it and gets the same receipt view (after a
+  double tap the browser shows only the second answer); after that, "already received". If the first
+  fails, the next one files the report.
 - :class:`ReceiptViews`: post/redirect/get. ``POST /report`` answers ``303 /receipt`` with the receipt
   sealed (AES-GCM, server key) in a session cookie scoped to ``/receipt``; ``GET /receipt`` opens it once,
   shows it and deletes the cookie; a reload shows "already shown" and files nothing.
 
-Both live in the process's memory, as the proof-of-work's used challenges do: with several server
-processes (``tipline serve --workers N``) a resend that reaches another process is not recognised.
+The receipt views shown are remembered in the process's memory only: the cookie is deleted when shown, so
+only a hand-replayed cookie reaching another process within its 15 minutes could show a code twice — to the
+browser that already holds it.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ import secrets
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.citizen.guard import _b64, _unb64
+from service.intake import form_keys
+from service.platform.timeutil import utcnow
 
 RECEIPT_COOKIE = "tl_receipt"
 
@@ -51,10 +59,21 @@ class Begun:
 
 
 class SubmissionKeys:
-    def __init__(self, key: bytes, *, max_age: float, wait_seconds: float = 120.0, limit: int = 500_000):
-        self.key, self.max_age, self.wait_seconds, self.limit = key, max_age, wait_seconds, limit
-        self._done: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry, oldest first
-        self._pending: dict[bytes, asyncio.Future[str | None]] = {}
+    """Issues and checks form keys; what was filed is kept in the database (``service.intake.form_keys``),
+    so every server process sees it."""
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        max_age: float,
+        write: Callable[[Callable[[Session], Any]], Awaitable[Any]],
+        wait_seconds: float = 120.0,
+        hold_seconds: float = 15 * 60,
+        poll_seconds: float = 0.2,
+    ):
+        self.key, self.max_age, self.write = key, max_age, write
+        self.wait_seconds, self.hold_seconds, self.poll_seconds = wait_seconds, hold_seconds, poll_seconds
 
     def issue(self) -> str:
         body = struct.pack(">Q", int(time.time())) + secrets.token_bytes(16)
@@ -80,48 +99,43 @@ class SubmissionKeys:
         digest = hmac.new(self.key, b"seen\x00" + raw[:24], hashlib.sha256).digest()
         return FormKey(digest, issued + self.max_age)
 
-    def seen(self, form_key: FormKey) -> bool:
-        self._expire()
-        return form_key.digest in self._done
-
-    def pending(self, form_key: FormKey) -> bool:
-        """The same form is being filed right now (a double tap)."""
-        return form_key.digest in self._pending
+    async def state(self, form_key: FormKey) -> str | None:
+        """``filed``, ``pending`` (a copy is being filed now: a double tap) or ``None``."""
+        return await self.write(lambda session: form_keys.look(session, form_key.digest, now=utcnow()))
 
     async def begin(self, form_key: FormKey) -> Begun:
+        deadline = time.monotonic() + self.wait_seconds
+        waited = False  # only a copy that waited for the first gets its receipt view; a later resend not
         while True:
-            if self.seen(form_key):
-                return Begun("duplicate")
-            pending = self._pending.get(form_key.digest)
-            if pending is None:
-                self._pending[form_key.digest] = asyncio.get_running_loop().create_future()
-                return Begun("new")
             try:
-                view = await asyncio.wait_for(asyncio.shield(pending), self.wait_seconds)
-            except TimeoutError:
+                claim = await self.write(
+                    lambda session: form_keys.claim(
+                        session,
+                        form_key.digest,
+                        expires_at=datetime.fromtimestamp(form_key.expires, UTC),
+                        now=utcnow(),
+                        hold=timedelta(seconds=self.hold_seconds),
+                    )
+                )
+            except IntegrityError:
+                continue  # another process inserted it between our look and our insert: look again
+            if claim.outcome == "new":
+                return Begun("new")
+            if claim.outcome == "filed":
+                return Begun("joined", claim.view) if waited and claim.view else Begun("duplicate")
+            if time.monotonic() >= deadline:
                 return Begun("busy")
-            if view is not None:
-                return Begun("joined", view)
-            # The first attempt failed and filed nothing: this one files it.
+            waited = True
+            await asyncio.sleep(self.poll_seconds)  # the first copy is being filed: wait for its answer
 
-    def finish(self, form_key: FormKey, view: str | None) -> None:
-        """``view``: the report was filed (its receipt view, handed to any request waiting on the same key,
-        then forgotten); ``None``: nothing was filed."""
-        future = self._pending.pop(form_key.digest, None)
-        if view is not None:
-            self._done[form_key.digest] = form_key.expires
-            while len(self._done) > self.limit:
-                self._done.popitem(last=False)
-        if future is not None and not future.done():
-            future.set_result(view)
-
-    def _expire(self) -> None:
-        now = time.time()
-        while self._done:
-            digest, until = next(iter(self._done.items()))
-            if until > now:
-                break
-            self._done.popitem(last=False)
+    async def finish(self, form_key: FormKey, view: str | None) -> None:
+        """``view``: the report was filed (its receipt view, for a copy of the form waiting on it);
+        ``None``: nothing was filed."""
+        await self.write(
+            lambda session: form_keys.finish(
+                session, form_key.digest, view, now=utcnow(), view_seconds=self.wait_seconds
+            )
+        )
 
 
 class ReceiptViews:

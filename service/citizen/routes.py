@@ -8,6 +8,7 @@ touches a disk. Reports go through the one intake entry (``runtime.intake``), as
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -127,7 +128,9 @@ def web_state(request: Request) -> WebState:
             throttle=follow_up.shared_throttle(request.app.state, settings),
             store=runtime.blobs,
             keys=SubmissionKeys(
-                runtime.lookup_key("web-submission-key"), max_age=settings.submission_key_max_age_seconds
+                runtime.lookup_key("web-submission-key"),
+                max_age=settings.submission_key_max_age_seconds,
+                write=runtime.write,
             ),
             views=ReceiptViews(runtime.lookup_key("web-receipt-view")),
         )
@@ -410,6 +413,11 @@ async def submit_report(request: Request) -> Response:
     checked: tuple[TipIn | None, dict[str, str]] | None = None
     files_seen = 0
     form_key: FormKey | None = None
+    view = ""  # the sealed receipt, once the report is filed
+
+    async def release_claim(claimed: FormKey) -> None:
+        # shielded: a dropped connection must not leave the claim standing until it times out
+        await asyncio.shield(state.keys.finish(claimed, view or None))
 
     async def before_files(stack: AsyncExitStack) -> tuple[TipIn | None, dict[str, str]]:
         """Runs once, before the first file is stored (or at the end): CSRF, validation, then the gate."""
@@ -418,8 +426,6 @@ async def submit_report(request: Request) -> Response:
         if not csrf_ok(runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
             raise _Refused(_csrf_refused(request, lang, "/report"))
         form_key = state.keys.check(fields.get("submission_key"))
-        if form_key is not None and state.keys.seen(form_key):
-            raise _Refused(_already_received(request, lang))  # filed before: store no files for it
         tip, errors = validate_report(fields, lang, runtime.settings.max_text_chars)
         if form_key is None:
             errors["submit"] = _(
@@ -427,15 +433,17 @@ async def submit_report(request: Request) -> Response:
             )
             fields.pop("submission_key", None)
             tip = None
-        # A second copy of a form being filed now will wait for it, not file: it needs no place in the queue
-        # (the client's one place is the first copy's, and a "busy" answer would hide the receipt).
-        if (
-            tip is not None
-            and not (form_key is not None and state.keys.pending(form_key))
-            and not (
-                state.settings.pow_bits == 0
-                or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
-            )
+        if tip is None:
+            return tip, errors
+        # Claim the form before storing its files or taking a place in the queue: a second copy (a double
+        # tap, a resend, on any server process) waits here for the first and files nothing.
+        begun = await state.keys.begin(form_key)
+        if begun.outcome != "new":
+            raise _Refused(_answer_resend(request, lang, begun))
+        stack.push_async_callback(release_claim, form_key)
+        if not (
+            state.settings.pow_bits == 0
+            or state.pow.verify(fields.get("pow_challenge"), fields.get("pow_nonce"))
         ):
             try:
                 await stack.enter_async_context(state.queue.slot(_client(request)))
@@ -494,12 +502,6 @@ async def submit_report(request: Request) -> Response:
             if files_seen:
                 errors.setdefault("files", _(lang, "Files were not kept. Please choose them again."))
             return _report_page(request, lang, form=fields, errors=errors, status=422)
-        assert form_key is not None  # a form without a valid key was shown again above
-        begun = await state.keys.begin(form_key)
-        if begun.outcome != "new":
-            await _forget(state, uploads)  # this copy of the form is not filed
-            return _answer_resend(request, lang, begun)
-        view = ""  # the sealed receipt, once the report is filed
         try:
             submitted = await _submit(runtime, tip, uploads)
             view = state.views.seal(
@@ -520,8 +522,6 @@ async def submit_report(request: Request) -> Response:
         except BaseException:
             await _forget(state, uploads)
             raise
-        finally:
-            state.keys.finish(form_key, view or None)
         return _to_receipt(request, view)
 
 

@@ -40,6 +40,8 @@ INTAKE_INSERT = (
     "clue_additions",  # a caller's confirmation of the operator's record
 )
 INTAKE_COUNTERS = ("audit_heads", "registry_counters")
+# The web form's filed idempotency keys (HMACs naming no clue): claimed, finished and expired by intake.
+INTAKE_OWN = ("submitted_forms",)
 # What the receipt holder's side reads (and, for two, updates) — of the receipt's own clue only (RLS).
 INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # table: (the column naming the clue, columns it may SELECT, columns it may UPDATE)
@@ -127,6 +129,9 @@ async def apply_roles(connection: AsyncConnection, *, prefix: str = "tipline") -
     await connection.execute(text(f"GRANT SELECT (id) ON audit_entries TO {intake}"))
     for table in INTAKE_COUNTERS:
         await connection.execute(text(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {intake}"))
+    for table in INTAKE_OWN:
+        if table in tables:
+            await connection.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (id, name, parent_id) ON units TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (version_num) ON alembic_version TO {intake}"))
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from service.app.main import create_app
 from service.citizen.once import RECEIPT_COOKIE
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH
+from service.intake.models import SubmittedForm
 from service.platform.settings import SettingsError
 from service.registry.models import Clue
 from tests.helpers.app import auth, make_settings, unique
@@ -308,3 +309,61 @@ def _form(html: str, action: str) -> dict[str, str]:
         if found == action:
             return hidden_fields(body)
     raise AssertionError(f"no form posting to {action}")
+
+
+async def test_a_resend_reaching_another_server_process_files_nothing(fresh_database_url: str, tmp_path: Path):
+    """Two server processes (two apps on one database and one data directory, as `serve --workers 2`):
+    the form's key is remembered in the database, not in the process that filed it."""
+    data = tmp_path / "data"
+    async with app_with(data, fresh_database_url) as (app_one, one), app_with(data, fresh_database_url) as (
+        _,
+        two,
+    ):
+        form = await filled_form(one, unique("派出所所长插手经济纠纷"))
+        two.cookies.update(one.cookies)  # one browser: its requests reach either process
+        first = await send_report(one, form, follow=False)
+        assert first.status_code == 303
+        resent = await send_report(two, form)  # the resend lands on the other process
+        assert resent.status_code == 200 and "这份举报已经收到，没有重复提交。" in resent.text
+        assert await clue_count(app_one) == 1
+
+        # A double tap split across the processes: one report, and both answers lead to the same receipt.
+        form = await filled_form(one, unique("法院执行局法官吃拿卡要"))
+        two.cookies.update(one.cookies)
+        a, b = await asyncio.gather(send_report(one, form, follow=False), send_report(two, form, follow=False))
+        assert await clue_count(app_one) == 2
+        assert a.status_code == b.status_code == 303
+        assert a.cookies[RECEIPT_COOKIE] == b.cookies[RECEIPT_COOKIE]
+        shown = await two.get("/receipt", cookies={RECEIPT_COOKIE: b.cookies[RECEIPT_COOKIE]})
+        assert len(receipt_from(shown.text)) == 25
+
+
+async def test_the_database_keeps_only_a_keyed_digest_of_the_form_key(fresh_database_url: str, tmp_path: Path):
+    async with app_with(tmp_path / "data", fresh_database_url) as (app, client):
+        form = await filled_form(client, unique("监狱干警违规减刑"))
+        assert (await send_report(client, form, follow=False)).status_code == 303
+        async with app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
+            rows = (await session.execute(select(SubmittedForm))).scalars().all()
+        assert len(rows) == 1 and rows[0].state == "filed"
+        assert len(rows[0].digest) == 32 and form["submission_key"].encode() not in rows[0].digest
+        assert rows[0].view and "code" not in rows[0].view  # sealed, kept briefly for a double tap only
+        assert set(SubmittedForm.__table__.columns.keys()) == {  # nothing that names the clue
+            "digest", "state", "hold_until", "view", "expires_at"
+        }
+
+
+async def test_a_claim_whose_process_died_is_taken_over(fresh_database_url: str, tmp_path: Path):
+    """A process that died while filing leaves its claim: the next copy of the form waits while the claim
+    holds, then files the report."""
+    async with app_with(tmp_path / "data", fresh_database_url) as (app, client):
+        form = await filled_form(client, unique("看守所民警私自传递物品"))
+        keys = app.state.web.keys  # type: ignore[attr-defined]
+        form_key = keys.check(form["submission_key"])
+        keys.hold_seconds, keys.wait_seconds = 1.0, 0.3
+        assert (await keys.begin(form_key)).outcome == "new"  # ... and that process dies here
+        busy = await send_report(client, form)
+        assert busy.status_code == 503 and "不会重复提交" in busy.text
+        assert await clue_count(app) == 0
+        await asyncio.sleep(1.1)  # the claim's hold has passed
+        assert (await send_report(client, form)).status_code == 200
+        assert await clue_count(app) == 1
