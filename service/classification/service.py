@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from service.classification.models import (
     NearDuplicateBand,
     NearDuplicatePending,
 )
-from service.platform.crypto.keys import KeyRing
+from service.platform.crypto.keys import EnvelopeError, KeyRing
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
 from service.platform.runtime import Runtime
@@ -38,6 +39,8 @@ from service.platform.timeutil import utcnow
 from service.registry.lifecycle import lock_visible_clue
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.service import get_visible_clue
+
+log = logging.getLogger("tipline.classification")
 
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_TASK = "classification.near_duplicates"
@@ -485,7 +488,13 @@ def _sign(keys: KeyRing, rows: Sequence[Any], key: bytes) -> dict[str, bytes]:
     signatures: dict[str, bytes] = {}
     for clue_id, sealed, signature in rows:
         if signature is None:
-            text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
+            try:
+                text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
+            except EnvelopeError:
+                # One clue that cannot be opened (a key rotated away, a damaged row) is left unsigned and
+                # taken off the queue with its chunk; it must not stop every clue queued behind it.
+                log.warning("near-duplicates: the content of clue %s cannot be opened; not linked", clue_id)
+                continue
             signature = classifier.near_duplicate_signature(text, key=key)
         signatures[clue_id] = signature
     return signatures

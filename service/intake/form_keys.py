@@ -53,7 +53,9 @@ def claim(session: Session, digest: bytes, *, expires_at: datetime, now: datetim
     row = session.get(SubmittedForm, digest, populate_existing=True)
     if row is None:
         session.add(
-            SubmittedForm(digest=digest, state=PENDING, hold_until=now + hold, view=None, expires_at=expires_at)
+            SubmittedForm(
+                digest=digest, state=PENDING, hold_until=now + hold, view=None, expires_at=expires_at
+            )
         )
         session.flush()
         return Claim("new")
@@ -61,7 +63,9 @@ def claim(session: Session, digest: bytes, *, expires_at: datetime, now: datetim
         return Claim("filed", row.view if row.hold_until > now else None)
     taken = session.execute(  # the claim's process died while filing: take it over, one taker only
         update(SubmittedForm)
-        .where(SubmittedForm.digest == digest, SubmittedForm.state == PENDING, SubmittedForm.hold_until <= now)
+        .where(
+            SubmittedForm.digest == digest, SubmittedForm.state == PENDING, SubmittedForm.hold_until <= now
+        )
         .values(hold_until=now + hold)
         .execution_options(synchronize_session=False)
     )

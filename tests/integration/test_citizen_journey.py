@@ -311,13 +311,18 @@ def _form(html: str, action: str) -> dict[str, str]:
     raise AssertionError(f"no form posting to {action}")
 
 
-async def test_a_resend_reaching_another_server_process_files_nothing(fresh_database_url: str, tmp_path: Path):
+async def test_a_resend_reaching_another_server_process_files_nothing(
+    fresh_database_url: str, tmp_path: Path
+):
     """Two server processes (two apps on one database and one data directory, as `serve --workers 2`):
     the form's key is remembered in the database, not in the process that filed it."""
     data = tmp_path / "data"
-    async with app_with(data, fresh_database_url) as (app_one, one), app_with(data, fresh_database_url) as (
-        _,
-        two,
+    async with (
+        app_with(data, fresh_database_url) as (app_one, one),
+        app_with(data, fresh_database_url) as (
+            _,
+            two,
+        ),
     ):
         form = await filled_form(one, unique("派出所所长插手经济纠纷"))
         two.cookies.update(one.cookies)  # one browser: its requests reach either process
@@ -330,7 +335,9 @@ async def test_a_resend_reaching_another_server_process_files_nothing(fresh_data
         # A double tap split across the processes: one report, and both answers lead to the same receipt.
         form = await filled_form(one, unique("法院执行局法官吃拿卡要"))
         two.cookies.update(one.cookies)
-        a, b = await asyncio.gather(send_report(one, form, follow=False), send_report(two, form, follow=False))
+        a, b = await asyncio.gather(
+            send_report(one, form, follow=False), send_report(two, form, follow=False)
+        )
         assert await clue_count(app_one) == 2
         assert a.status_code == b.status_code == 303
         assert a.cookies[RECEIPT_COOKIE] == b.cookies[RECEIPT_COOKIE]
@@ -338,7 +345,9 @@ async def test_a_resend_reaching_another_server_process_files_nothing(fresh_data
         assert len(receipt_from(shown.text)) == 25
 
 
-async def test_the_database_keeps_only_a_keyed_digest_of_the_form_key(fresh_database_url: str, tmp_path: Path):
+async def test_the_database_keeps_only_a_keyed_digest_of_the_form_key(
+    fresh_database_url: str, tmp_path: Path
+):
     async with app_with(tmp_path / "data", fresh_database_url) as (app, client):
         form = await filled_form(client, unique("监狱干警违规减刑"))
         assert (await send_report(client, form, follow=False)).status_code == 303
@@ -348,7 +357,11 @@ async def test_the_database_keeps_only_a_keyed_digest_of_the_form_key(fresh_data
         assert len(rows[0].digest) == 32 and form["submission_key"].encode() not in rows[0].digest
         assert rows[0].view and "code" not in rows[0].view  # sealed, kept briefly for a double tap only
         assert set(SubmittedForm.__table__.columns.keys()) == {  # nothing that names the clue
-            "digest", "state", "hold_until", "view", "expires_at"
+            "digest",
+            "state",
+            "hold_until",
+            "view",
+            "expires_at",
         }
 
 

@@ -182,3 +182,27 @@ async def test_migration_replaces_unkeyed_signatures_and_bands_with_keyed_ones(
         assert _phrase_slots(signatures[first], PHRASE) == 0
         assert not _public_bands(_public_signature(text)) & bands
         assert frozenset((first, again)) in await _links(harness)
+
+
+async def test_a_clue_that_cannot_be_opened_does_not_stop_the_queue(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """A damaged content envelope (or one sealed to a key rotated away) in the queue: that clue is skipped and
+    taken off, the clues queued with and behind it are still signed and linked."""
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        world = await make_world(harness)
+        broken = await _submit(harness, world, "看守所民警收钱给在押人员传递纸条。")
+        first = await _submit(harness, world, BASE)
+        again = await _submit(harness, world, BASE + "希望尽快查处！")
+        async with harness.runtime.session_factory() as session:
+            sealed = await session.scalar(select(Clue.content).where(Clue.id == broken))
+            await session.execute(
+                update(Clue).where(Clue.id == broken).values(content=sealed[:-1] + bytes([sealed[-1] ^ 1]))
+            )
+            await session.commit()
+        await classification_service.link_pending_near_duplicates(harness.runtime, chunk=10)
+        assert frozenset((first, again)) in await _links(harness)
+        signatures, _ = await _database_copy(harness)
+        assert broken not in signatures and {first, again} <= set(signatures)
+        async with harness.runtime.session_factory() as session:
+            assert not (await session.execute(select(NearDuplicatePending.clue_id))).all()

@@ -185,6 +185,25 @@ async def test_helper_process_and_in_process_decryption_write_the_same_ledger(
     assert with_helper == await export(True)
 
 
+async def test_a_clue_that_cannot_be_opened_marks_its_row_and_the_export_goes_on(harness: Harness) -> None:
+    """A damaged accused envelope (or one sealed to a key rotated away) must not cost the whole ledger."""
+    from sqlalchemy import update
+
+    world, accused, number, injected = await make_ledger(harness)
+    async with harness.runtime.session_factory() as session:
+        damaged = await session.scalar(select(Clue.accused).where(Clue.registry_number == injected))
+        flipped = damaged[:-1] + bytes([damaged[-1] ^ 1])
+        await session.execute(update(Clue).where(Clue.registry_number == injected).values(accused=flipped))
+        await session.commit()
+    response = await harness.client.get(
+        "/api/v1/ledger.csv", headers=auth(world.supervisor[1]), params={"unit_id": world.handling_unit}
+    )
+    assert response.status_code == 200, response.text
+    rows = {r[0]: r for r in csv.reader(io.StringIO(response.content.decode("utf-8-sig")))}
+    assert rows[number][5] == accused  # the readable clue is whole
+    assert rows[injected][5] == "［无法解密］" and rows[injected][10].startswith("反映［无法解密］涉嫌")
+
+
 async def test_statistics_and_overdue_views(harness: Harness) -> None:
     world, _, number, _ = await make_ledger(harness)
     sup = auth(world.supervisor[1])
