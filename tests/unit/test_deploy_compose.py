@@ -59,6 +59,7 @@ def test_secrets_come_from_files_never_from_inline_environment() -> None:
         assert "TIPLINE_DATABASE_URL" not in env and "TIPLINE_LOOKUP_SECRET" not in env
         assert service["read_only"] is True and service["user"] == "10001:10001"
         assert any(t.startswith("/tmp") for t in service["tmpfs"])  # noqa: S108
+        assert service["shm_size"] == "256m"  # the attachment scratch (/dev/shm) holds a recording or a video
         assert service["cap_drop"] == ["ALL"]
 
 

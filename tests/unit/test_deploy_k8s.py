@@ -47,6 +47,10 @@ def test_a_deployment_per_role_with_limits_probes_and_a_locked_down_pod() -> Non
         assert spec["automountServiceAccountToken"] is False
         tmp = next(v for v in spec["volumes"] if v["name"] == "tmp")
         assert tmp["emptyDir"]["medium"] == "Memory"
+        if name != "tipline-worker":  # every role that takes files in cleans them in a memory-backed /dev/shm
+            scratch = next(v for v in spec["volumes"] if v["name"] == "scratch")
+            assert scratch["emptyDir"]["medium"] == "Memory" and scratch["emptyDir"]["sizeLimit"] == "256Mi"
+            assert {"name": "scratch", "mountPath": "/dev/shm"} in container["volumeMounts"]
 
 
 def _mounted_keys(role: str) -> set[str]:
