@@ -396,6 +396,10 @@ async def _find_near_duplicates(runtime: Runtime, clue_ids: list[str], threshold
         ).all()
     if not rows:
         return _Found({}, {}, {})
+    if not runtime.keys.can_open("case") and any(signature is None for _, _, signature in rows):
+        # A process without the case key cannot sign: fail loudly and leave the queue as it is (skipping
+        # would take every clue off it unlinked).
+        raise RuntimeError("near-duplicate linking needs the case private key in this process")
     key = runtime.lookup_key(dedup.KEY_LABEL)  # signatures and bands are keyed: see dedup
     signatures = await asyncio.to_thread(_sign, runtime.keys, rows, key)
     buckets = {clue_id: dedup.band_buckets(sig, key=key) for clue_id, sig in signatures.items()}

@@ -5,12 +5,14 @@ Both databases (the ``backend`` parameter), each test on a database of its own (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from datasketch import MinHash
@@ -19,6 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from service.classification import dedup
 from service.classification import service as classification_service
 from service.classification.models import ClueLink, NearDuplicateBand, NearDuplicatePending
+from service.platform.crypto.keys import KeyRing
 from service.registry.models import Clue, ClueState
 from tests.helpers.app import Harness, running_app, unique
 from tests.helpers.registry import make_world
@@ -206,3 +209,20 @@ async def test_a_clue_that_cannot_be_opened_does_not_stop_the_queue(
         assert broken not in signatures and {first, again} <= set(signatures)
         async with harness.runtime.session_factory() as session:
             assert not (await session.execute(select(NearDuplicatePending.clue_id))).all()
+
+
+async def test_a_process_without_the_case_key_fails_loudly_and_keeps_the_queue(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """Skipping unopenable clues must not turn a deployment without the case key into one that silently takes
+    every clue off the queue unlinked."""
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        world = await make_world(harness)
+        queued = {await _submit(harness, world, BASE), await _submit(harness, world, BASE + "！")}
+        public_only = dataclasses.replace(
+            harness.runtime, keys=KeyRing.from_public_documents(harness.runtime.keys.public_documents())
+        )
+        with pytest.raises(RuntimeError, match="case private key"):
+            await classification_service.link_pending_near_duplicates(public_only)
+        async with harness.runtime.session_factory() as session:
+            assert set((await session.execute(select(NearDuplicatePending.clue_id))).scalars()) >= queued
