@@ -191,6 +191,20 @@ async def test_aliases_on_the_page_are_checked_as_recusal_needs_them(harness: Ha
         ]
         response = await client.post(f"{BASE}/units/{station}/aliases", data={"alias": unique("无令牌")})
         assert response.status_code == 403 and (await _unit(harness, station))[2] == []
+        # in English: the page's words and the domain's message, no Chinese labels left
+        await client.get(f"/staff/lang?to=en&next={BASE}/units/{station}")
+        page = await client.get(f"{BASE}/units/{station}")
+        assert (
+            "Name and parent unit" in page.text
+            and "New alias" in page.text
+            and "名称和上级单位" not in page.text
+        )
+        response = await client.post(
+            f"{BASE}/units/{station}/aliases", data={"csrf_token": token, "alias": "派出所"}
+        )
+        assert response.status_code == 422 and "has only generic words" in response.text
+        page = await client.get(f"{BASE}/deadlines")
+        assert "keep their due date" in page.text
 
 
 async def test_units_through_the_api(harness: Harness) -> None:
