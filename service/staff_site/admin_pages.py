@@ -178,7 +178,8 @@ async def _unit_edit_page(
             "unit": unit,
             "aliases": aliases_of(unit),
             "parents": [(u.id, u.name) for u in units if u.id not in below],
-            "form": form or {"name": unit.name, "parent_id": unit.parent_id or ""},
+            # what was typed, the unit as it is for the other form
+            "form": {"name": unit.name, "parent_id": unit.parent_id or "", **(form or {})},
             "message": message,
             "message_class": message_class,
         },

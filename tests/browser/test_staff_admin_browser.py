@@ -183,6 +183,7 @@ def test_admin_renames_a_unit_gives_it_an_alias_and_changes_a_deadline(server, b
     with page.expect_navigation():
         page.get_by_role("button", name="新增", exact=True).click()
     assert "只有通用词" in page.locator(".message").inner_text()
+    assert page.locator("#f-name").input_value() == "县公安局城关派出所"  # the other form as it was
     review(browser, base_url, page, f"{backend}-unit-edit-refused")
     page.goto(base_url + "/staff/registry/admin/units")
     row = page.locator("tr", has_text="县公安局城关派出所")

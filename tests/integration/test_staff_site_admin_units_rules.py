@@ -169,6 +169,7 @@ async def test_aliases_on_the_page_are_checked_as_recusal_needs_them(harness: Ha
             )
             assert response.status_code == status, (alias_in, response.status_code)
             assert text in response.text and 'name="alias"' in response.text, alias_in
+            assert f'id="f-name" name="name" maxlength="200" required value="{station_name}"' in response.text
             assert (await _unit(harness, station))[2] == [alias]
         # a unit's new name may not be another's alias either (checked above for rename); nor its own alias
         response = await client.post(
