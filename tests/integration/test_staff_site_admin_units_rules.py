@@ -7,13 +7,16 @@ limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import quote
 
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEntry
+from service.auth import service as auth_service
 from service.auth.models import Unit
+from service.platform.errors import Conflict
 from service.registry import recusal
 from service.registry.deadlines import due_after_working_days
 from service.registry.models import Clue, DeadlineRule, RoutingRule
@@ -440,3 +443,34 @@ async def test_non_admins_cannot_change_units_or_rules_on_the_pages(harness: Har
                 response = await client.post(path, data={"csrf_token": token, **data})
                 assert response.status_code == 403, (roles, path)
     assert await _unit(harness, world.other_unit) == unit_before
+
+
+async def test_two_moves_at_once_cannot_make_a_cycle(harness: Harness) -> None:
+    """A under B and B under A, at the same time: the second waits for the first's lock on the units, then
+    sees the first's move and is refused."""
+    first = await harness.add_unit(unique("甲处"))
+    second = await harness.add_unit(unique("乙处"))
+    first_moved = asyncio.Event()
+
+    async def move(unit_id: str, parent_id: str, *, hold: bool) -> str:
+        async with harness.runtime.session_factory() as session:
+            if not hold:
+                await first_moved.wait()
+            name = (await _unit(harness, unit_id))[0]
+            try:
+                await auth_service.update_unit(
+                    session, unit_id=unit_id, name=name, parent_id=parent_id, actor="test"
+                )
+            except Conflict:
+                return "refused"
+            finally:
+                if hold:
+                    first_moved.set()
+            if hold:
+                await asyncio.sleep(0.5)  # keep the lock while the other move starts
+            await session.commit()
+            return "moved"
+
+    results = await asyncio.gather(move(first, second, hold=True), move(second, first, hold=False))
+    assert results == ["moved", "refused"]
+    assert (await _unit(harness, first))[1] == second and (await _unit(harness, second))[1] is None
