@@ -151,16 +151,17 @@ async def update_unit(
         if parent_id not in by_id:
             raise NotFound("上级单位不存在", message_en="parent unit not found")
         ancestor: str | None = parent_id
-        while ancestor is not None:
+        seen: set[str] = set()
+        while ancestor is not None and ancestor not in seen:  # ``seen``: bounded even on a damaged tree
+            seen.add(ancestor)
             if ancestor == unit.id:
                 raise Conflict(
                     "不能把单位移到它自己或它的下级单位之下",
                     message_en="a unit cannot move under itself or one of its own subunits",
                 )
             ancestor = by_id[ancestor].parent_id
-    aliases = unit_names.aliases_of(unit)
-    _check_words_free(units, unit_id=unit.id, name=name, aliases=aliases)
-    if unit_names.normalise(name) in {unit_names.normalise(a) for a in aliases}:
+    _check_words_free(units, unit_id=unit.id, name=name, aliases=[])  # only the name is new
+    if unit_names.normalise(name) in {unit_names.normalise(a) for a in unit_names.aliases_of(unit)}:
         raise Conflict(
             "新名称是本单位的别名，请先删除该别名",
             message_en="the new name is one of the unit's aliases: remove that alias first",
@@ -241,6 +242,19 @@ async def find_unit(session: AsyncSession, name_or_id: str) -> Unit:
     if unit is None:
         raise NotFound("单位不存在", message_en="unit not found")
     return unit
+
+
+def unit_and_descendants(units: list[Unit], unit_id: str) -> set[str]:
+    """The unit's id and the ids of every unit below it, out of ``units`` (the places it may not move to)."""
+    found = {unit_id}
+    grew = True
+    while grew:
+        grew = False
+        for unit in units:
+            if unit.parent_id in found and unit.id not in found:
+                found.add(unit.id)
+                grew = True
+    return found
 
 
 async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list[str]:

@@ -163,14 +163,7 @@ async def _unit_edit_page(
     unit = await auth_service.find_unit_by_id(session, unit_id)
     units = await auth_service.list_units(session)
     # Parents on offer: not the unit itself nor anything under it (the service refuses those anyway).
-    below = {unit.id}
-    grew = True
-    while grew:
-        grew = False
-        for u in units:
-            if u.parent_id in below and u.id not in below:
-                below.add(u.id)
-                grew = True
+    below = auth_service.unit_and_descendants(units, unit.id)
     return render(
         request,
         "registry_admin_unit_edit.html",
