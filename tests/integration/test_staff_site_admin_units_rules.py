@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from urllib.parse import quote
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEntry
@@ -474,3 +476,47 @@ async def test_two_moves_at_once_cannot_make_a_cycle(harness: Harness) -> None:
     results = await asyncio.gather(move(first, second, hold=True), move(second, first, hold=False))
     assert results == ["moved", "refused"]
     assert (await _unit(harness, first))[1] == second and (await _unit(harness, second))[1] is None
+
+
+async def test_a_changed_acceptance_notice_rule_applies_at_once(harness: Harness) -> None:
+    """The acceptance notice's limit is not stored on the clue: the supervision list works it out from the
+    rules in force, so a change shows at once (unlike a stage's due date, kept from its step)."""
+    world = await make_world(harness)
+    sup, admin = world.supervisor[1], world.admin[1]
+    response = await harness.client.post(
+        "/api/v1/deadline-rules",
+        headers=auth(admin),
+        json={"stage": "acceptance_notice", "source": "public_report", "working_days": 20},
+    )
+    rule_id = response.json()["id"]
+    try:
+        clue_id = await submit(harness, world, anonymous=False)
+        assert (await step(harness, clue_id, sup, "triage")).status_code == 201
+        response = await harness.client.put(
+            f"/api/v1/clues/{clue_id}/supervision",
+            headers=auth(sup),
+            json={"key_clue": True, "leader_id": world.approver[0], "reason": "实名举报"},
+        )
+        assert response.status_code == 200, response.text
+        async with harness.runtime.session_factory() as session:
+            received = (await session.get(Clue, clue_id)).received_at  # type: ignore[union-attr]
+
+        async def notice_due() -> str:
+            listed = (await harness.client.get("/api/v1/supervision", headers=auth(sup))).json()
+            return next(i for i in listed if i["id"] == clue_id)["acceptance_notice"]["due_at"]
+
+        def iso(moment: object) -> str:
+            return TypeAdapter(datetime).dump_python(moment, mode="json")
+
+        assert await notice_due() == iso(due_after_working_days(received, 20))
+        response = await harness.client.put(
+            f"/api/v1/deadline-rules/{rule_id}", headers=auth(admin), json={"working_days": 25}
+        )
+        assert response.status_code == 200
+        assert await notice_due() == iso(due_after_working_days(received, 25))
+    finally:
+        async with harness.runtime.session_factory() as session:
+            rule = await session.get(DeadlineRule, rule_id)
+            if rule is not None:
+                await session.delete(rule)
+                await session.commit()
