@@ -6,17 +6,33 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from service.api.staff_schemas import MeOut, StaffIn, StaffOut, TokenOut, UnitIn, UnitOut
+from service.api.staff_schemas import (
+    AliasIn,
+    MeOut,
+    StaffIn,
+    StaffOut,
+    TokenOut,
+    UnitChange,
+    UnitIn,
+    UnitOut,
+)
 from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
 from service.auth.permissions import Action
 from service.auth.service import Principal
+from service.auth.unit_names import aliases_of
 from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
 
 router = APIRouter(prefix="/api/v1", tags=["staff accounts"], responses=STAFF_ERRORS)
 AUTH_ERRORS = STAFF_ERRORS
+
+
+def _unit_out(unit: Unit) -> UnitOut:
+    return UnitOut(
+        id=unit.id, name=unit.name, kind=unit.kind, parent_id=unit.parent_id, aliases=aliases_of(unit)
+    )
 
 
 def _staff_out(staff: Staff) -> StaffOut:
@@ -38,7 +54,7 @@ async def me(
         id=principal.staff_id,
         name=principal.name,
         roles=sorted(principal.roles),
-        unit=UnitOut.model_validate(unit) if unit else None,
+        unit=_unit_out(unit) if unit else None,
     )
 
 
@@ -46,7 +62,7 @@ async def me(
 async def list_units(
     principal: Annotated[Principal, authorized(Action.list_units)], session: SessionDep
 ) -> list[UnitOut]:
-    return [UnitOut.model_validate(u) for u in await auth_service.list_units(session)]
+    return [_unit_out(u) for u in await auth_service.list_units(session)]
 
 
 @router.post(
@@ -66,7 +82,67 @@ async def add_unit(
     unit = await auth_service.add_unit(
         session, name=body.name, kind=body.kind, parent_id=body.parent_id, actor=principal.actor
     )
-    return UnitOut.model_validate(unit)
+    return _unit_out(unit)
+
+
+UNIT_ERRORS = {
+    **AUTH_ERRORS,
+    404: {"description": "No such unit, parent unit or alias"},
+    409: {"description": "Name or alias taken by another unit, or a move that would make a cycle"},
+}
+
+
+@router.put(
+    "/units/{unit_id}",
+    summary="Rename a unit or move it under another parent",
+    response_model=UnitOut,
+    responses=UNIT_ERRORS,
+)
+async def update_unit(
+    unit_id: str,
+    body: UnitChange,
+    principal: Annotated[Principal, authorized(Action.manage_units)],
+    session: SessionDep,
+) -> UnitOut:
+    unit = await auth_service.update_unit(
+        session, unit_id=unit_id, name=body.name, parent_id=body.parent_id, actor=principal.actor
+    )
+    return _unit_out(unit)
+
+
+@router.post(
+    "/units/{unit_id}/aliases",
+    summary="Add another name reporters use for a unit",
+    status_code=201,
+    response_model=UnitOut,
+    responses=UNIT_ERRORS,
+)
+async def add_unit_alias(
+    unit_id: str,
+    body: AliasIn,
+    principal: Annotated[Principal, authorized(Action.manage_units)],
+    session: SessionDep,
+) -> UnitOut:
+    unit = await auth_service.add_unit_alias(
+        session, unit_id=unit_id, alias=body.alias, actor=principal.actor
+    )
+    return _unit_out(unit)
+
+
+@router.delete(
+    "/units/{unit_id}/aliases/{alias}",
+    summary="Remove one of a unit's other names",
+    response_model=UnitOut,
+    responses=UNIT_ERRORS,
+)
+async def remove_unit_alias(
+    unit_id: str,
+    alias: str,
+    principal: Annotated[Principal, authorized(Action.manage_units)],
+    session: SessionDep,
+) -> UnitOut:
+    unit = await auth_service.remove_unit_alias(session, unit_id=unit_id, alias=alias, actor=principal.actor)
+    return _unit_out(unit)
 
 
 @router.get("/staff", summary="List staff accounts", response_model=list[StaffOut], responses=AUTH_ERRORS)

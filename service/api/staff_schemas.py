@@ -17,12 +17,25 @@ class UnitIn(BaseModel):
     parent_id: str | None = None
 
 
+class UnitChange(BaseModel):
+    """The whole of what may change: the name and the parent (null: a top unit)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    parent_id: str | None = None
+
+
+class AliasIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alias: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 class UnitOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
     id: str
     name: str
     kind: str
     parent_id: str | None
+    aliases: list[str] = Field(description="Other names reporters use for the unit (recusal matches them).")
 
 
 class StaffIn(BaseModel):

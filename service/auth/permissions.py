@@ -112,7 +112,9 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.read_any_clue: "Read any clue, content included (`GET /api/v1/clues/{id}`)",
     Action.assign_clue: "Assign a clue to an investigator (`POST /api/v1/clues/{id}/assign`)",
     Action.list_units: "List units (`GET /api/v1/units`)",
-    Action.manage_units: "Create units (`POST /api/v1/units`, `tipline unit add`)",
+    Action.manage_units: (
+        "Create, rename and move units, add and remove their aliases (`/api/v1/units…`, `tipline unit`)"
+    ),
     Action.list_staff: "List staff accounts (`GET /api/v1/staff`)",
     Action.manage_staff: "Create, disable staff, issue and revoke tokens (`POST /api/v1/staff…`, `tipline staff`)",
     Action.manage_staff_login: (
@@ -156,8 +158,12 @@ DESCRIPTIONS: dict[Action, str] = {
         "Statistics, overdue and at-risk lists, the meeting brief (`GET /api/v1/stats…`, `/api/v1/brief`)"
     ),
     Action.list_routing_rules: "List routing and deadline rules (`GET /api/v1/routing-rules`, `/deadline-rules`)",
-    Action.manage_routing_rules: "Create, change, disable routing rules (`/api/v1/routing-rules`, `tipline routing`)",
-    Action.manage_deadline_rules: "Create and remove deadline rules (`/api/v1/deadline-rules`, `tipline deadlines`)",
+    Action.manage_routing_rules: (
+        "Create, change, disable, remove routing rules (`/api/v1/routing-rules`, `tipline routing`)"
+    ),
+    Action.manage_deadline_rules: (
+        "Create, change the limit of, remove deadline rules (`/api/v1/deadline-rules`, `tipline deadlines`)"
+    ),
     Action.list_mail_quarantine: (
         "List quarantined (unreadable) and filtered mail without content, with counts (`GET /api/v1/mail/quarantine`)"
     ),

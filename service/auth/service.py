@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from service.audit import service as audit_service
+from service.auth import unit_names
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.auth.permissions import Role
 from service.auth.tokens import new_token, token_hash
@@ -38,6 +39,68 @@ def normalise_unit_name(name: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", name) if not ch.isspace())
 
 
+async def _lock_units(session: AsyncSession) -> list[Unit]:
+    """Every unit, row-locked in id order for the rest of the transaction. A change of a unit's name, place
+    or aliases is checked against the whole tree and every other name; two admins changing units at once
+    must not both pass the check (a cycle, two units answering to the same words). A short table."""
+    query = (
+        select(Unit)
+        .order_by(Unit.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def _clean_name(name: str) -> str:
+    name = normalise_unit_name(name)
+    if not name:
+        raise Invalid("单位名称不能为空", message_en="unit name is empty")
+    if len(name) > 100:
+        raise Invalid("单位名称不能超过100个字", message_en="a unit name is at most 100 characters")
+    return name
+
+
+def _check_words_free(units: list[Unit], *, unit_id: str | None, name: str, aliases: list[str]) -> None:
+    """The unit's name and aliases must not be the words another unit goes by: recusal would take a report
+    about one for a report about both. Compared as recusal compares them (``unit_names.normalise``)."""
+    if any(u.name == name for u in units if u.id != unit_id):
+        raise Conflict("同名单位已存在", message_en="a unit with that name exists")
+    taken = {key: u for u in units if u.id != unit_id for key in unit_names.unit_names(u)}
+    for word in (name, *aliases):
+        other = taken.get(unit_names.normalise(word))
+        if other is not None:
+            raise Conflict(
+                f"“{word}”已是单位“{other.name}”的名称或别名",
+                message_en=f"{word!r} is already the name or an alias of the unit {other.name!r}",
+            )
+
+
+def _clean_aliases(name: str, aliases: list[str] | tuple[str, ...]) -> list[str]:
+    """Aliases as stored (NFKC, no spaces), each one recusal can use: at least two letters once punctuation
+    is gone, something besides generic words (an alias "派出所" would name the unit in every report about
+    any police station), not the unit's own name, no two alike."""
+    cleaned: dict[str, str] = {}
+    for alias in (normalise_unit_name(a) for a in aliases):
+        if not alias:
+            continue
+        key = unit_names.normalise(alias)
+        if len(alias) > 100 or len(key) < unit_names.MIN_MATCH_LENGTH:
+            raise Invalid("单位别名须为2至100个字", message_en="an alias is 2 to 100 characters")
+        if not unit_names.distinctive(alias):
+            raise Invalid(
+                f"别名“{alias}”只有通用词（如派出所、公安局），会与所有同类单位混淆",
+                message_en=f"the alias {alias!r} has only generic words (such as 派出所, 公安局) "
+                "and would match every such unit",
+            )
+        if key == unit_names.normalise(name):
+            raise Invalid(
+                f"别名“{alias}”与单位名称相同", message_en=f"the alias {alias!r} is the unit's own name"
+            )
+        cleaned.setdefault(key, alias)
+    return sorted(cleaned.values())
+
+
 async def add_unit(
     session: AsyncSession,
     *,
@@ -47,15 +110,18 @@ async def add_unit(
     actor: str,
     aliases: list[str] | tuple[str, ...] = (),
 ) -> Unit:
-    name = normalise_unit_name(name)
-    if not name:
-        raise Invalid("单位名称不能为空", message_en="unit name is empty")
-    if await session.scalar(select(Unit.id).where(Unit.name == name)):
-        raise Conflict("同名单位已存在", message_en="a unit with that name exists")
-    if parent_id is not None and await session.get(Unit, parent_id) is None:
+    name = _clean_name(name)
+    cleaned = _clean_aliases(name, aliases)
+    units = await _lock_units(session)
+    _check_words_free(units, unit_id=None, name=name, aliases=cleaned)
+    if parent_id is not None and parent_id not in {u.id for u in units}:
         raise NotFound("上级单位不存在", message_en="parent unit not found")
     unit = Unit(
-        name=name, kind=kind, parent_id=parent_id, created_at=utcnow(), aliases=_aliases_json(aliases)
+        name=name,
+        kind=kind,
+        parent_id=parent_id,
+        created_at=utcnow(),
+        aliases=json.dumps(cleaned, ensure_ascii=False),
     )
     session.add(unit)
     await session.flush()
@@ -70,16 +136,63 @@ async def add_unit(
     return unit
 
 
-def _aliases_json(aliases: list[str] | tuple[str, ...]) -> str:
-    cleaned = sorted({normalise_unit_name(a) for a in aliases} - {""})
-    if any(len(a) < 2 or len(a) > 100 for a in cleaned):
-        raise Invalid("单位别名须为2至100个字", message_en="an alias is 2 to 100 characters")
-    return json.dumps(cleaned, ensure_ascii=False)
+async def update_unit(
+    session: AsyncSession, *, unit_id: str, name: str, parent_id: str | None, actor: str
+) -> Unit:
+    """Rename a unit and/or move it under another parent (None: a top unit). A move under the unit itself or
+    one of its own subunits is refused (the tree would become a cycle). Audited with before and after."""
+    units = await _lock_units(session)
+    by_id = {u.id: u for u in units}
+    unit = by_id.get(unit_id)
+    if unit is None:
+        raise NotFound("单位不存在", message_en="unit not found")
+    name = _clean_name(name)
+    if parent_id is not None:
+        if parent_id not in by_id:
+            raise NotFound("上级单位不存在", message_en="parent unit not found")
+        ancestor: str | None = parent_id
+        seen: set[str] = set()
+        while ancestor is not None and ancestor not in seen:  # ``seen``: bounded even on a damaged tree
+            seen.add(ancestor)
+            if ancestor == unit.id:
+                raise Conflict(
+                    "不能把单位移到它自己或它的下级单位之下",
+                    message_en="a unit cannot move under itself or one of its own subunits",
+                )
+            ancestor = by_id[ancestor].parent_id
+    _check_words_free(units, unit_id=unit.id, name=name, aliases=[])  # only the name is new
+    if unit_names.normalise(name) in {unit_names.normalise(a) for a in unit_names.aliases_of(unit)}:
+        raise Conflict(
+            "新名称是本单位的别名，请先删除该别名",
+            message_en="the new name is one of the unit's aliases: remove that alias first",
+        )
+    before = {"name": unit.name, "parent_id": unit.parent_id}
+    after = {"name": name, "parent_id": parent_id}
+    if before == after:
+        return unit
+    unit.name, unit.parent_id = name, parent_id
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="unit.updated",
+        object_type="unit",
+        object_id=unit.id,
+        details={"before": before, "after": after},
+    )
+    return unit
 
 
-async def set_unit_aliases(session: AsyncSession, *, unit: Unit, aliases: list[str], actor: str) -> Unit:
-    """Other names reporters use for the unit; recusal matches them like its name."""
-    unit.aliases = _aliases_json(aliases)
+async def set_unit_aliases(
+    session: AsyncSession, *, unit: Unit, aliases: list[str] | tuple[str, ...], actor: str
+) -> Unit:
+    """Other names reporters use for the unit; recusal matches them like its name. Audited with before and
+    after."""
+    units = await _lock_units(session)  # refreshes ``unit`` too
+    cleaned = _clean_aliases(unit.name, aliases)
+    _check_words_free(units, unit_id=unit.id, name=unit.name, aliases=cleaned)
+    before = unit_names.aliases_of(unit)
+    unit.aliases = json.dumps(cleaned, ensure_ascii=False)
     await session.flush()
     await audit_service.record(
         session,
@@ -87,8 +200,34 @@ async def set_unit_aliases(session: AsyncSession, *, unit: Unit, aliases: list[s
         action="unit.aliases_set",
         object_type="unit",
         object_id=unit.id,
-        details={"aliases": len(json.loads(unit.aliases))},
+        details={"before": before, "after": cleaned},
     )
+    return unit
+
+
+async def add_unit_alias(session: AsyncSession, *, unit_id: str, alias: str, actor: str) -> Unit:
+    unit = await find_unit_by_id(session, unit_id)
+    aliases = unit_names.aliases_of(unit)
+    if unit_names.normalise(alias) in {unit_names.normalise(a) for a in aliases}:
+        raise Conflict("本单位已有此别名", message_en="the unit already has that alias")
+    if not normalise_unit_name(alias):
+        raise Invalid("别名不能为空", message_en="the alias is empty")
+    return await set_unit_aliases(session, unit=unit, aliases=[*aliases, alias], actor=actor)
+
+
+async def remove_unit_alias(session: AsyncSession, *, unit_id: str, alias: str, actor: str) -> Unit:
+    unit = await find_unit_by_id(session, unit_id)
+    aliases = unit_names.aliases_of(unit)
+    kept = [a for a in aliases if unit_names.normalise(a) != unit_names.normalise(alias)]
+    if len(kept) == len(aliases):
+        raise NotFound("本单位没有这个别名", message_en="the unit has no such alias")
+    return await set_unit_aliases(session, unit=unit, aliases=kept, actor=actor)
+
+
+async def find_unit_by_id(session: AsyncSession, unit_id: str) -> Unit:
+    unit = await session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound("单位不存在", message_en="unit not found")
     return unit
 
 
@@ -103,6 +242,19 @@ async def find_unit(session: AsyncSession, name_or_id: str) -> Unit:
     if unit is None:
         raise NotFound("单位不存在", message_en="unit not found")
     return unit
+
+
+def unit_and_descendants(units: list[Unit], unit_id: str) -> set[str]:
+    """The unit's id and the ids of every unit below it, out of ``units`` (the places it may not move to)."""
+    found = {unit_id}
+    grew = True
+    while grew:
+        grew = False
+        for unit in units:
+            if unit.parent_id in found and unit.id not in found:
+                found.add(unit.id)
+                grew = True
+    return found
 
 
 async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list[str]:

@@ -133,6 +133,7 @@ async def _staff_login(args: argparse.Namespace, settings) -> int:  # type: igno
 
 async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from service.auth import service as auth_service
+    from service.auth.unit_names import aliases_of
 
     async def work(session: AsyncSession) -> list[str]:
         if args.unit_command == "add":
@@ -149,9 +150,10 @@ async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-u
         if args.unit_command == "alias":
             unit = await auth_service.find_unit(session, args.unit)
             await auth_service.set_unit_aliases(session, unit=unit, aliases=args.alias, actor=CLI_ACTOR)
-            return [f"unit {unit.name}: aliases {unit.aliases}"]
+            return [f"unit {unit.name}: aliases {'、'.join(aliases_of(unit)) or '-'}"]
         return [
             f"{u.id}  {u.name}  {u.kind}  parent={u.parent_id or '-'}"
+            f"  aliases={'、'.join(aliases_of(u)) or '-'}"
             for u in await auth_service.list_units(session)
         ]
 

@@ -12,9 +12,6 @@ ambiguous, and the assigning supervisor must confirm that the assignee is not of
 
 from __future__ import annotations
 
-import json
-import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,86 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.models import Unit
-
-# Generic parts of Chinese unit names, longest first: what is left of a name is its distinctive part.
-GENERIC_WORDS = sorted(
-    {
-        "中华人民共和国",
-        "人民法院",
-        "人民检察院",
-        "公安分局",
-        "公安局",
-        "派出所",
-        "检察院",
-        "法院",
-        "司法局",
-        "司法所",
-        "看守所",
-        "拘留所",
-        "戒毒所",
-        "监狱",
-        "政法委员会",
-        "政法委",
-        "纪委监委",
-        "纪委",
-        "监委",
-        "委员会",
-        "刑警大队",
-        "交警大队",
-        "大队",
-        "中队",
-        "支队",
-        "警务室",
-        "人民",
-        "街道",
-        "分局",
-        "省",
-        "市",
-        "区",
-        "县",
-        "镇",
-        "乡",
-        "局",
-        "所",
-        "院",
-        "队",
-        "科",
-        "处",
-        "庭",
-        "室",
-        "民警",
-        "辅警",
-        "警察",
-        "法官",
-        "检察官",
-    },
-    key=len,
-    reverse=True,
-)
-_GENERIC = re.compile("|".join(map(re.escape, GENERIC_WORDS)))
-
-
-def normalise(text: str) -> str:
-    """NFKC, without spaces, punctuation or symbols ("城关派出所。" is "城关派出所")."""
-    return "".join(
-        ch
-        for ch in unicodedata.normalize("NFKC", text)
-        if not ch.isspace() and unicodedata.category(ch)[0] not in "PSZC"
-    )
-
-
-def distinctive(name: str) -> str:
-    return _GENERIC.sub("", normalise(name))
+from service.auth.unit_names import distinctive, normalise, unit_names
 
 
 def accused_words(accused: dict[str, Any]) -> str:
     """Everything the reporter wrote about the accused, as one normalised text."""
     return "|".join(normalise(v) for v in accused.values() if isinstance(v, str) and v.strip())
-
-
-def unit_names(unit: Unit) -> list[str]:
-    names = [unit.name, *json.loads(unit.aliases or "[]")]
-    return [n for n in (normalise(name) for name in names) if len(n) >= 2]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Staff console admin pages: staff accounts (create, disable, web-login password and TOTP, API tokens — a
-new token or TOTP enrolment is shown once), units (list, add with a parent), routing rules (list, add, edit,
-enable/disable), deadline rules (list, add, remove) and the taxonomy in force (view; reload for admins).
+new token or TOTP enrolment is shown once), units (list, add with a parent, rename, move, aliases), routing
+rules (list, add, edit, enable/disable, remove), deadline rules (list, add, change the limit, remove) and the
+taxonomy in force (view; reload for admins).
 Server-rendered, Chinese with the English switch, no JavaScript, behind the staff session login, CSRF on every
 POST; the role checks are the API's (``Action``) and every change goes through the same domain function as
 the API route, which audits it. Bad input shows the page again with the message and changes nothing."""
@@ -19,6 +20,7 @@ from service.auth.login_models import StaffCredential
 from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
+from service.auth.unit_names import aliases_of
 from service.classification import classifier
 from service.classification import service as classification_service
 from service.http.deps import RuntimeDep, SessionDep
@@ -46,6 +48,10 @@ Message = tuple[str, str] | None
 
 def _saved(request: Request) -> Message:
     return ("已保存。", "Saved.") if request.query_params.get("done") else None
+
+
+def _error(exc: DomainError) -> Message:
+    return (exc.message, exc.message_en)
 
 
 def _category_names() -> dict[str, str]:
@@ -88,6 +94,7 @@ async def _units_page(
                     "unit": u,
                     "parent": names.get(u.parent_id or "", ""),
                     "kind": UNIT_KINDS.get(u.kind, u.kind),
+                    "aliases": aliases_of(u),
                 }
                 for u in units
             ],
@@ -137,6 +144,114 @@ async def add_unit(
             status_code=exc.status_code,
         )
     return RedirectResponse("/staff/registry/admin/units?done=1", status_code=303)
+
+
+UNITS_BASE = "/staff/registry/admin/units"
+
+
+async def _unit_edit_page(
+    request: Request,
+    principal: Principal,
+    session: Any,
+    unit_id: str,
+    *,
+    message: Message = None,
+    message_class: str = "error",
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    unit = await auth_service.find_unit_by_id(session, unit_id)
+    units = await auth_service.list_units(session)
+    # Parents on offer: not the unit itself nor anything under it (the service refuses those anyway).
+    below = auth_service.unit_and_descendants(units, unit.id)
+    return render(
+        request,
+        "registry_admin_unit_edit.html",
+        {
+            "unit": unit,
+            "aliases": aliases_of(unit),
+            "parents": [(u.id, u.name) for u in units if u.id not in below],
+            # what was typed, the unit as it is for the other form
+            "form": {"name": unit.name, "parent_id": unit.parent_id or "", **(form or {})},
+            "message": message,
+            "message_class": message_class,
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+async def _unit_action(
+    request: Request, principal: Principal, session: Any, unit_id: str, work: Any, form: dict[str, str] | None
+) -> Response:
+    """Authorise, run one domain call; its error shows the unit's page again (an unknown unit is a 404)."""
+    require(principal.roles, Action.manage_units)
+    try:
+        await work()
+    except DomainError as exc:
+        await session.rollback()
+        await auth_service.find_unit_by_id(session, unit_id)
+        return await _unit_edit_page(
+            request, principal, session, unit_id, message=_error(exc), form=form, status_code=exc.status_code
+        )
+    return RedirectResponse(f"{UNITS_BASE}/{unit_id}?done=1", status_code=303)
+
+
+@router.get("/units/{unit_id}")
+async def unit_edit_page(
+    unit_id: str, request: Request, principal: CurrentStaffSession, session: SessionDep
+) -> Response:
+    """One unit: rename it, move it under another parent, add and remove its aliases (admins)."""
+    require(principal.roles, Action.manage_units)
+    return await _unit_edit_page(
+        request, principal, session, unit_id, message=_saved(request), message_class="ok"
+    )
+
+
+@router.post("/units/{unit_id}")
+async def update_unit(
+    unit_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    parent_id: Annotated[str, Form(max_length=36)] = "",
+) -> Response:
+    async def work() -> None:
+        await auth_service.update_unit(
+            session, unit_id=unit_id, name=name, parent_id=parent_id or None, actor=principal.actor
+        )
+
+    form = {"name": name, "parent_id": parent_id}
+    return await _unit_action(request, principal, session, unit_id, work, form)
+
+
+@router.post("/units/{unit_id}/aliases")
+async def add_unit_alias(
+    unit_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    alias: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    async def work() -> None:
+        await auth_service.add_unit_alias(session, unit_id=unit_id, alias=alias, actor=principal.actor)
+
+    return await _unit_action(request, principal, session, unit_id, work, {"alias": alias})
+
+
+@router.post("/units/{unit_id}/aliases/remove")
+async def remove_unit_alias(
+    unit_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    alias: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    async def work() -> None:
+        await auth_service.remove_unit_alias(session, unit_id=unit_id, alias=alias, actor=principal.actor)
+
+    return await _unit_action(request, principal, session, unit_id, work, None)
 
 
 # --- Routing rules -------------------------------------------------------------------------------------
@@ -364,6 +479,25 @@ async def set_rule_enabled(
     return RedirectResponse("/staff/registry/admin/routing?done=1", status_code=303)
 
 
+@router.post("/routing/{rule_id}/remove")
+async def remove_rule(
+    rule_id: str, request: Request, principal: CsrfProtected, session: SessionDep
+) -> Response:
+    """Remove a rule (disabling keeps it for later). Clues it routed keep its id; the audit keeps what it
+    said."""
+    require(principal.roles, Action.manage_routing_rules)
+    try:
+        await routing.delete_rule(session, rule_id=rule_id, actor=principal.actor)
+    except DomainError as exc:
+        await session.rollback()
+        if isinstance(exc, NotFound):
+            raise
+        return await _rules_page(
+            request, principal, session, message=_error(exc), status_code=exc.status_code
+        )
+    return RedirectResponse("/staff/registry/admin/routing?done=1", status_code=303)
+
+
 # --- Taxonomy ------------------------------------------------------------------------------------------
 
 
@@ -425,10 +559,6 @@ ROLE_NAMES: dict[str, tuple[str, str]] = {
     Role.admin: ("系统管理员", "Administrator"),
 }
 STAFF_BASE = "/staff/registry/admin/staff"
-
-
-def _error(exc: DomainError) -> Message:
-    return (exc.message, exc.message_en)
 
 
 async def _staff_list_page(
@@ -694,6 +824,7 @@ async def _deadlines_page(
     message: Message = None,
     message_class: str = "error",
     form: dict[str, str] | None = None,
+    edit: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -712,6 +843,7 @@ async def _deadlines_page(
             "limit_text": _limit_text,
             "may_manage": is_allowed(principal.roles, Action.manage_deadline_rules),
             "form": form or {"unit": "working_days"},
+            "edit": edit or {},
             "message": message,
             "message_class": message_class,
         },
@@ -743,25 +875,62 @@ async def add_deadline_rule(
     require(principal.roles, Action.manage_deadline_rules)
     form = {"stage": stage, "source": source, "category": category, "amount": amount, "unit": unit}
     try:
-        try:
-            number = int(amount)
-        except ValueError:
-            raise Invalid("期限须为整数", message_en="the limit must be a whole number") from None
-        if unit not in ("working_days", "months"):
-            raise Invalid("期限单位无效", message_en="choose working days or months")
+        working_days, months = _limit_input(amount, unit)
         await routing.add_deadline_rule(
             session,
             stage=stage,
             source=source or None,
             category=category or None,
-            working_days=number if unit == "working_days" else None,
-            months=number if unit == "months" else None,
+            working_days=working_days,
+            months=months,
             actor=principal.actor,
         )
     except DomainError as exc:
         await session.rollback()
         return await _deadlines_page(
             request, principal, session=session, message=_error(exc), form=form, status_code=exc.status_code
+        )
+    return RedirectResponse("/staff/registry/admin/deadlines?done=1", status_code=303)
+
+
+def _limit_input(amount: str, unit: str) -> tuple[int | None, int | None]:
+    """(working_days, months) from the form's amount and unit."""
+    try:
+        number = int(amount)
+    except ValueError:
+        raise Invalid("期限须为整数", message_en="the limit must be a whole number") from None
+    if unit not in ("working_days", "months"):
+        raise Invalid("期限单位无效", message_en="choose working days or months")
+    return (number, None) if unit == "working_days" else (None, number)
+
+
+@router.post("/deadlines/{rule_id}")
+async def update_deadline_rule(
+    rule_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    amount: Annotated[str, Form(max_length=6)] = "",
+    unit: Annotated[str, Form(max_length=16)] = "working_days",
+) -> Response:
+    """Change a rule's limit; clues already in a stage keep their due date (routing.update_deadline_limit)."""
+    require(principal.roles, Action.manage_deadline_rules)
+    try:
+        working_days, months = _limit_input(amount, unit)
+        await routing.update_deadline_limit(
+            session, rule_id=rule_id, working_days=working_days, months=months, actor=principal.actor
+        )
+    except DomainError as exc:
+        await session.rollback()
+        if isinstance(exc, NotFound):
+            raise
+        return await _deadlines_page(
+            request,
+            principal,
+            session=session,
+            message=_error(exc),
+            edit={"rule_id": rule_id, "amount": amount, "unit": unit},
+            status_code=exc.status_code,
         )
     return RedirectResponse("/staff/registry/admin/deadlines?done=1", status_code=303)
 

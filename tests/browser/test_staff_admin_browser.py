@@ -142,3 +142,68 @@ def test_docs_page_makes_no_request_off_the_site(server, browser) -> None:  # ty
     assert off_site == [], off_site
     shoot_both(page, ARTIFACTS, "docs")
     context.close()
+
+
+def test_admin_renames_a_unit_gives_it_an_alias_and_changes_a_deadline(server, browser, backend) -> None:  # type: ignore[no-untyped-def]
+    base_url, totp = server
+    context = browser.new_context(
+        java_script_enabled=False, locale="zh-CN", viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.goto(base_url + "/staff/login")
+    page.locator("#name").fill("系统管理员甲")
+    page.locator("#password").fill(PASSWORD)
+    if totp.interval - time.time() % totp.interval < 3:
+        time.sleep(3.5)
+    page.locator("#totp").fill(totp.now())
+    with page.expect_navigation():
+        page.locator("#totp").press("Enter")
+
+    # a unit under 区纪委监委, then its own page: rename it
+    page.goto(base_url + "/staff/registry/admin/units")
+    page.locator("#f-name").fill("城关派出所")
+    page.locator("#f-parent").select_option(label="区纪委监委")
+    with page.expect_navigation():
+        page.get_by_role("button", name="新增", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="修改单位 城关派出所").click()
+    review(browser, base_url, page, f"{backend}-unit-edit")
+    page.locator("#f-name").fill("县公安局城关派出所")
+    with page.expect_navigation():
+        page.get_by_role("button", name="保存").click()
+    assert page.locator("h1").inner_text() == "县公安局城关派出所"
+    assert "已保存" in page.locator(".message").inner_text()
+
+    # an alias; one that is only generic words is refused with the reason, on the same page
+    page.locator("#f-alias").fill("城关所")
+    with page.expect_navigation():
+        page.get_by_role("button", name="新增", exact=True).click()
+    assert "城关所" in page.locator("table").inner_text()
+    page.locator("#f-alias").fill("派出所")
+    with page.expect_navigation():
+        page.get_by_role("button", name="新增", exact=True).click()
+    assert "只有通用词" in page.locator(".message").inner_text()
+    assert page.locator("#f-name").input_value() == "县公安局城关派出所"  # the other form as it was
+    review(browser, base_url, page, f"{backend}-unit-edit-refused")
+    page.goto(base_url + "/staff/registry/admin/units")
+    row = page.locator("tr", has_text="县公安局城关派出所")
+    assert "城关所" in row.inner_text() and "区纪委监委" in row.inner_text()
+    review(browser, base_url, page, f"{backend}-units-edited")
+
+    # a deadline rule, then its limit changed in its row
+    page.goto(base_url + "/staff/registry/admin/deadlines")
+    page.locator("#f-stage").select_option("inquiry")
+    page.locator("#f-amount").fill("10")
+    with page.expect_navigation():
+        page.get_by_role("button", name="新增", exact=True).click()
+    row = page.locator("tbody tr", has_text="谈话函询").first
+    assert "10 个工作日" in row.inner_text()
+    row.get_by_role("textbox").fill("12")
+    with page.expect_navigation():
+        row.get_by_role("button", name="修改期限").click()
+    row = page.locator("tbody tr", has_text="谈话函询").first
+    assert "12 个工作日" in row.inner_text() and "已保存" in page.locator(".message").inner_text()
+    review(browser, base_url, page, f"{backend}-deadlines-edited")
+    page.goto(base_url + "/staff/registry/admin/routing")
+    review(browser, base_url, page, f"{backend}-routing-after")
+    context.close()

@@ -33,6 +33,13 @@ async def test_staff_and_units_through_the_cli_and_the_token_works(tmp_path, fre
     assert run_cli(["unit", "add", "--name", "第一审查室", "--parent", "区纪委监委"], env).returncode == 0
     missing_parent = run_cli(["unit", "add", "--name", "x", "--parent", "nowhere"], env)
     assert missing_parent.returncode == 1 and "unit not found" in missing_parent.stderr
+    # aliases are checked as recusal compares them, as on the admin page
+    generic = run_cli(["unit", "alias", "--unit", "第一审查室", "--alias", "派出所"], env)
+    assert generic.returncode == 1 and "only generic words" in generic.stderr
+    taken = run_cli(["unit", "alias", "--unit", "区纪委监委", "--alias", "第一审查室。"], env)
+    assert taken.returncode == 1 and "already the name or an alias" in taken.stderr
+    assert run_cli(["unit", "alias", "--unit", "第一审查室", "--alias", "一审室"], env).returncode == 0
+    assert "aliases=一审室" in run_cli(["unit", "list"], env).stdout
 
     added = run_cli(["staff", "add", "--name", "王核查", "--role", "investigator", "--unit", "第一审查室"], env)
     assert added.returncode == 0, added.stderr

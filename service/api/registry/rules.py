@@ -10,6 +10,7 @@ from service.api.registry.common import (
     ERRORS,
 )
 from service.api.registry.schemas import (
+    DeadlineLimitIn,
     DeadlineRuleIn,
     DeadlineRuleOut,
     RoutingRuleIn,
@@ -86,6 +87,20 @@ async def update_routing_rule(
     return _rule_out(rule)
 
 
+@router.delete(
+    "/routing-rules/{rule_id}",
+    summary="Remove a routing rule",
+    status_code=204,
+    responses={**ERRORS, 404: {}},
+)
+async def delete_routing_rule(
+    rule_id: str,
+    principal: Annotated[Principal, authorized(Action.manage_routing_rules)],
+    session: SessionDep,
+) -> None:
+    await routing.delete_rule(session, rule_id=rule_id, actor=principal.actor)
+
+
 def _deadline_out(rule: DeadlineRule) -> DeadlineRuleOut:
     return DeadlineRuleOut(
         id=rule.id,
@@ -119,6 +134,24 @@ async def add_deadline_rule(
     session: SessionDep,
 ) -> DeadlineRuleOut:
     rule = await routing.add_deadline_rule(session, **body.model_dump(), actor=principal.actor)
+    return _deadline_out(rule)
+
+
+@router.put(
+    "/deadline-rules/{rule_id}",
+    summary="Change a deadline rule's limit (from the next step on)",
+    response_model=DeadlineRuleOut,
+    responses={**ERRORS, 404: {}},
+)
+async def update_deadline_rule(
+    rule_id: str,
+    body: DeadlineLimitIn,
+    principal: Annotated[Principal, authorized(Action.manage_deadline_rules)],
+    session: SessionDep,
+) -> DeadlineRuleOut:
+    rule = await routing.update_deadline_limit(
+        session, rule_id=rule_id, **body.model_dump(), actor=principal.actor
+    )
     return _deadline_out(rule)
 
 

@@ -141,6 +141,14 @@ class DeadlineRuleIn(BaseModel):
     months: int | None = None
 
 
+class DeadlineLimitIn(BaseModel):
+    """A rule's new limit: exactly one of working_days (1-365) or months (1-24)."""
+
+    model_config = ConfigDict(extra="forbid")
+    working_days: int | None = None
+    months: int | None = None
+
+
 class DeadlineRuleOut(DeadlineRuleIn):
     id: str
 
