@@ -131,7 +131,7 @@ def _objection_out(v: contact.ObjectionView) -> ObjectionOut:
 
 @router.get(
     "/clues/{clue_id}/follow-ups",
-    summary="A clue's follow-up calls and visits (回访) and whether one is due",
+    summary="A clue's follow-up calls and visits and whether one is due",
     response_model=FollowUpsOut,
     responses=ERRORS,
 )
@@ -151,7 +151,7 @@ async def list_follow_ups(
 
 @router.post(
     "/clues/{clue_id}/follow-ups",
-    summary="Record a follow-up call or visit (回访)",
+    summary="Record a follow-up call or visit to the reporter",
     status_code=201,
     response_model=FollowUpOut,
     responses=ERRORS,
@@ -176,7 +176,7 @@ async def record_follow_up(
 
 @router.get(
     "/clues/{clue_id}/objections",
-    summary="A clue's objections (异议) with their handling and deadlines",
+    summary="A clue's objections to the finding, their handling and deadlines",
     response_model=list[ObjectionOut],
     responses=ERRORS,
 )

@@ -677,6 +677,7 @@ async def send_file(
 async def _stream_file_to_reporter(
     request: Request, principal: Principal, session: Any, runtime: Runtime, clue_id: str
 ) -> None:
+    require(principal.roles, Action.exchange_messages)  # before reading any of the body
     text_limit = messages_service.MAX_MESSAGE_CHARS * 4 + 100  # bytes of UTF-8
     cap = runtime.settings.letter_page_max_bytes
     checked, text, sent = False, "", False
