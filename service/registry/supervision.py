@@ -504,16 +504,33 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
     if not is_allowed(principal.roles, Action.supervise_clue):
         raise NotFound("线索不存在", message_en="clue not found")
     reminded = select(ClueReminder.clue_id)
+    # A concluded clue stays on the list while its reporter's 回访 or the answer to an objection is overdue.
+    follow_up_overdue = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.follow_up.value,
+        ClueReminder.clue_id.not_in(select(FollowUp.clue_id)),
+    )
+    objection_overdue = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.objection.value,
+        ClueReminder.clue_id.in_(select(Objection.clue_id).where(Objection.status.in_(OPEN_OBJECTION))),
+    )
     query = (
         select(Clue, ClueState)
         .outerjoin(ClueState, ClueState.clue_id == Clue.id)
-        .where(Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]))
-        .where((ClueState.key_clue.is_(True)) | Clue.id.in_(reminded))
+        .where(
+            (
+                Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES])
+                & ((ClueState.key_clue.is_(True)) | Clue.id.in_(reminded))
+            )
+            | Clue.id.in_(follow_up_overdue)
+            | Clue.id.in_(objection_overdue)
+        )
         .order_by(Clue.due_at)
         .limit(500)
     )
     now = utcnow()
     rules = await lifecycle.load_rules(session)
+    late_follow_up = set((await session.scalars(follow_up_overdue)).all())
+    late_objection = set((await session.scalars(objection_overdue)).all())
 
     def acceptance(clue: Clue, state: ClueState | None) -> dict[str, Any] | None:
         # Real-name clues only; categories are not loaded here, so a category-specific rule is not applied.
@@ -544,6 +561,8 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
             "handling_unit_id": clue.handling_unit_id,
             "assignee_id": clue.assignee_id,
             "acceptance_notice": acceptance(clue, state),
+            "follow_up_overdue": clue.id in late_follow_up,
+            "objection_overdue": clue.id in late_objection,
         }
         for clue, state in (await session.execute(query)).all()
     ]

@@ -437,8 +437,13 @@ async def test_a_missing_follow_up_is_reminded_and_staff_record_objections_on_th
             (await session.scalars(select(ClueReminder.stage).where(ClueReminder.clue_id == clue_id))).all()
         )
     assert stages == ["follow_up"]
+    listed = await harness.client.get("/api/v1/supervision", headers=auth(world.supervisor[1]))
+    (item,) = [i for i in listed.json() if i["id"] == clue_id]  # concluded, yet on the list: 回访 overdue
+    assert item["follow_up_overdue"] is True and item["objection_overdue"] is False
 
     async with log_in(harness, staff) as client:
+        supervision_page = await client.get("/staff/registry/supervision")
+        assert "回访已超期" in supervision_page.text.split(clue_id)[1].split("</tr>")[0]
         page = await client.get(f"/staff/registry/clues/{clue_id}")
         assert page.status_code == 200
         assert 'id="follow-up"' in page.text and 'id="objection"' in page.text
@@ -476,6 +481,8 @@ async def test_a_missing_follow_up_is_reminded_and_staff_record_objections_on_th
         english = await client.get(f"/staff/registry/clues/{clue_id}")
         assert english.status_code == 200
         assert "Follow-up calls and visits" in english.text and "Not accepted for review" in english.text
+    listed = await harness.client.get("/api/v1/supervision", headers=auth(world.supervisor[1]))
+    assert clue_id not in [i["id"] for i in listed.json()]  # the 回访 is done (late), nothing pending
     status = await open_status(harness.client, code)
     assert "不予受理" in status.text and "已超过提出异议的期限。" in status.text
     assert f"来信不服，电话{PHONE}" in status.text  # the reporter's own words, sealed to their key
