@@ -83,6 +83,12 @@ def _binding(table: str, row_id: str, field: str) -> str:
     return f"{table}/{row_id}/{field}"
 
 
+def identity_binding(table: str, row_id: str) -> str:
+    """Where the unmasked words of a 回访 note or an objection are sealed (identity key); a custody release
+    opens them with the clue's identity (``intake.originals``)."""
+    return _binding(table, row_id, "identity")
+
+
 def _masked(keys: KeyRing, text: str, table: str, row_id: str) -> tuple[bytes, bytes | None]:
     """Reporter words: the masked text for staff (case key) and, if masking changed it, the original
     (identity key)."""
@@ -93,7 +99,7 @@ def _masked(keys: KeyRing, text: str, table: str, row_id: str) -> tuple[bytes, b
     original = (
         keys.seal_identity(
             json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"),
-            _binding(table, row_id, "identity"),
+            identity_binding(table, row_id),
         )
         if masked.originals
         else None

@@ -21,6 +21,7 @@ from service.app.main import create_app
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
 from service.custody.db_roles import apply_roles
+from service.intake import originals
 from service.messages.models import Message, ReporterKey
 from service.platform.db import create_engine
 from service.platform.timeutil import LOCAL, local_date, utcnow
@@ -332,6 +333,10 @@ async def test_follow_ups_and_objections_with_their_deadlines(harness: Harness) 
         assert again.status_code == 409  # one being handled at a time
         # Staff record one made by phone only when none is open.
         assert (await harness.client.post(objections, json=said, headers=auth(inv))).status_code == 409
+
+        async with harness.runtime.session_factory() as session:  # what a custody release would open
+            labels = [o.label.split(":")[0] for o in await originals.later_originals(session, clue_id)]
+        assert labels.count("follow_up") == 1 and labels.count("objection") == 1
 
         listed = await harness.client.get(objections, headers=auth(inv))
         (objection,) = listed.json()
