@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -399,6 +399,21 @@ async def _issue_stage_reminder(
 
 # --- Follow-up calls (回访) and objections (异议): each with its own limit ------------------------------
 
+
+def contact_overdue() -> tuple[Select[tuple[str]], Select[tuple[str]]]:
+    """The clues whose 回访 is overdue and not yet made, and those with an overdue objection still open
+    (their 催办单 was issued): what the supervision list and the home page's count show."""
+    follow_up = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.follow_up.value,
+        ClueReminder.clue_id.not_in(select(FollowUp.clue_id)),
+    )
+    objection = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.objection.value,
+        ClueReminder.clue_id.in_(select(Objection.clue_id).where(Objection.status.in_(OPEN_OBJECTION))),
+    )
+    return follow_up, objection
+
+
 OPEN_OBJECTION = ("received", "reviewing")
 
 
@@ -505,14 +520,7 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
         raise NotFound("线索不存在", message_en="clue not found")
     reminded = select(ClueReminder.clue_id)
     # A concluded clue stays on the list while its reporter's 回访 or the answer to an objection is overdue.
-    follow_up_overdue = select(ClueReminder.clue_id).where(
-        ClueReminder.stage == deadlines.Stage.follow_up.value,
-        ClueReminder.clue_id.not_in(select(FollowUp.clue_id)),
-    )
-    objection_overdue = select(ClueReminder.clue_id).where(
-        ClueReminder.stage == deadlines.Stage.objection.value,
-        ClueReminder.clue_id.in_(select(Objection.clue_id).where(Objection.status.in_(OPEN_OBJECTION))),
-    )
+    follow_up_overdue, objection_overdue = contact_overdue()
     query = (
         select(Clue, ClueState)
         .outerjoin(ClueState, ClueState.clue_id == Clue.id)

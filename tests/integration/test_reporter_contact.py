@@ -447,6 +447,9 @@ async def test_a_missing_follow_up_is_reminded_and_staff_record_objections_on_th
     assert item["follow_up_overdue"] is True and item["objection_overdue"] is False
 
     async with log_in(harness, staff) as client:
+        home = await client.get("/staff")
+        figure = home.text.split('id="figure-contact_overdue"')[1].split("</li>")[0]
+        assert "/staff/registry/supervision" in figure and int(figure.split('"count">')[1].split("<")[0]) >= 1
         supervision_page = await client.get("/staff/registry/supervision")
         assert "回访已超期" in supervision_page.text.split(clue_id)[1].split("</tr>")[0]
         page = await client.get(f"/staff/registry/clues/{clue_id}")
