@@ -485,6 +485,11 @@ async def decide_objection(
     if decision == "resolve" and result not in OBJECTION_RESULTS:
         raise Invalid("请选择复查结论", message_en="result is finding_kept or finding_changed")
     needs_text = decision in ("reject", "resolve")
+    if needs_text and not (text or "").strip():
+        raise Invalid(
+            "不予受理须写明理由" if decision == "reject" else "请填写告知举报人的复查结果",
+            message_en="give the reason" if decision == "reject" else "give the result the reporter is told",
+        )
     if needs_text or (text or "").strip():
         what = {
             "review": ("受理说明", "note"),
