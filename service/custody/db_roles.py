@@ -67,8 +67,18 @@ INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "clue_additions": ("clue_id", ("id", "clue_id", "kind", "reporter_copy", "created_at"), ()),
     "clue_objections": (
         "clue_id",
-        ("id", "clue_id", "channel", "received_at", "status", "result", "reporter_copy", "answer_copy",
-         "reviewed_at", "closed_at"),
+        (
+            "id",
+            "clue_id",
+            "channel",
+            "received_at",
+            "status",
+            "result",
+            "reporter_copy",
+            "answer_copy",
+            "reviewed_at",
+            "closed_at",
+        ),
         (),
     ),
 }
