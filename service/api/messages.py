@@ -150,7 +150,7 @@ async def send_message(
     response_model=MessageOut,
     responses={
         **ERRORS,
-        409: {"description": "The reporter has not opened the status page yet (no key to send to)"},
+        409: {"description": "The clue has no reporter key (no receipt code): nothing to send to"},
         413: {"description": "File larger than the staff upload limit"},
         422: {"description": "File type not allowed, damaged, or its metadata cannot be removed"},
     },

@@ -239,10 +239,10 @@ async def staff_send_file(
     text = clean_text(text) if (text or "").strip() else ""
     key = await session.get(ReporterKey, clue_id)
     if key is None:
-        # The reporter key exists once the code has been used on the status page (or given by phone).
+        # Every receipt comes with one; a clue from a staff source (no reporter holds a code) has none.
         raise Conflict(
-            "举报人尚未用查询码打开过查询页，文件无法加密给举报人，暂不能发送",
-            message_en="the reporter has not opened the status page yet: there is no key to send a file to",
+            "此线索没有举报人查询码对应的密钥，文件无法加密给举报人，不能发送",
+            message_en="this clue has no reporter key (no receipt code): a file cannot be sent to a reporter",
         )
     for_reporter: dict[str, bytes] = {}
 

@@ -104,7 +104,7 @@ async def test_staff_send_a_cleaned_file_the_reporter_downloads(harness: Harness
     url = f"/api/v1/clues/{clue_id}/messages/file"
     photo = jpeg_with_gps(make="PhoneMaker", artist="王警官")
 
-    # A clue without a reporter key (one registered before there were any): nothing to seal the file to.
+    # A clue without a reporter key (as one from a staff source, or older): nothing to seal the file to.
     keyless, _ = await _tip(harness, world, anonymous=True)
     async with harness.runtime.session_factory() as session:
         await session.delete(await session.get(ReporterKey, keyless))
@@ -112,7 +112,7 @@ async def test_staff_send_a_cleaned_file_the_reporter_downloads(harness: Harness
     refused = await harness.client.post(
         f"/api/v1/clues/{keyless}/messages/file", content=photo, headers=auth(sup)
     )
-    assert refused.status_code == 409 and "查询页" in refused.json()["error"]["message"]
+    assert refused.status_code == 409 and "查询码" in refused.json()["error"]["message"]
     assert await _counts(harness, keyless) == (0, 0, 0, 0)
 
     # Wrong role, unknown clue, a clue not assigned to the caller: clear errors, nothing stored.
