@@ -21,6 +21,7 @@ from service.app.main import create_app
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
 from service.custody.db_roles import apply_roles
+from service.handoff.models import Dossier
 from service.intake import originals
 from service.messages.models import Message, ReporterKey
 from service.platform.db import create_engine
@@ -28,6 +29,7 @@ from service.platform.timeutil import LOCAL, local_date, utcnow
 from service.registry import supervision
 from service.registry.deadlines import add_working_days, end_of_local_day
 from service.registry.models import ClueReminder, ClueState, FollowUp, Objection
+from service.retention import service as retention_service
 from tests.helpers.app import Harness, auth, make_settings, running_app, unique
 from tests.helpers.database import create_pg_database, drop_pg_database, pg_admin
 from tests.helpers.media import jpeg_with_gps
@@ -542,6 +544,15 @@ async def test_a_transfer_produces_its_dossier_and_the_clue_page_downloads_it(ha
         assert fresh.status_code == 200 and fresh.headers["content-type"] == "application/zip"
         assert fresh.content[:2] == b"PK"
     assert len((await harness.client.get(f"/api/v1/clues/{clue_id}/dossiers", headers=auth(sup))).json()) == 2
+
+    # Retention's purge takes the kept dossiers' files with the clue's other blobs.
+    async with harness.runtime.session_factory() as session:
+        kept_blobs = set(
+            (await session.scalars(select(Dossier.blob_id).where(Dossier.clue_id == clue_id))).all()
+        )
+        purged = await retention_service.purge_clue_rows(session, clue_id=clue_id, actor="test")
+        await session.commit()
+    assert len(kept_blobs) == 2 and kept_blobs <= set(purged.blobs)
 
 
 # --- The receipt holder's side under least privilege (PostgreSQL) ---------------------------------------
