@@ -59,6 +59,21 @@ async def export_dossier(
     dossier = await handoff_service.export_dossier(
         session, clue_id=clue_id, principal=principal, runtime=runtime
     )
+    return _zip_response(dossier)
+
+
+class DossierOut(BaseModel):
+    id: str
+    transfer_id: str | None = Field(description="The hand-off it was produced for")
+    digest: str
+    hash_algorithm: str
+    created_at: datetime
+    kept: bool = Field(
+        description="The ZIP is kept and can be downloaded again (GET /api/v1/dossiers/{hash})"
+    )
+
+
+def _zip_response(dossier: handoff_service.ExportedDossier) -> Response:
     return Response(
         dossier.data,
         media_type="application/zip",
@@ -69,6 +84,43 @@ async def export_dossier(
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@router.get(
+    "/clues/{clue_id}/dossiers",
+    summary="A clue's dossiers (one is produced with each transfer or sending-on)",
+    response_model=list[DossierOut],
+    responses=NOT_FOUND,
+)
+async def list_dossiers(
+    clue_id: str,
+    principal: Annotated[Principal, authorized(Action.export_dossier)],
+    session: SessionDep,
+) -> list[DossierOut]:
+    """Newest first: hashes and dates, no content."""
+    rows = await handoff_service.list_dossiers(session, clue_id=clue_id, principal=principal)
+    return [DossierOut(**vars(r)) for r in rows]
+
+
+@router.get(
+    "/dossiers/{digest}",
+    summary="Download a dossier as it was produced",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The signed dossier (ZIP), unchanged"},
+        **NOT_FOUND,
+        409: {"description": "This dossier's ZIP was not kept (export the clue again)"},
+    },
+)
+async def download_dossier(
+    digest: Digest,
+    principal: Annotated[Principal, authorized(Action.export_dossier)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """The same bytes as when it was produced (with a transfer, or by an export); audited."""
+    dossier = await handoff_service.kept_dossier(session, digest=digest, principal=principal, runtime=runtime)
+    return _zip_response(dossier)
 
 
 @router.post(

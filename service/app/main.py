@@ -13,10 +13,12 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from service.api.attachments import router as attachments_router
 from service.api.classification import router as classification_router
+from service.api.contact import router as contact_router
 from service.api.handoff import router as handoff_router
 from service.api.hotline import UPLOAD_PATHS as HOTLINE_UPLOAD_PATHS
 from service.api.hotline import router as hotline_router
 from service.api.mail import router as mail_router
+from service.api.messages import UPLOAD_PATHS as MESSAGE_UPLOAD_PATHS
 from service.api.messages import receipt_router
 from service.api.messages import staff_router as messages_router
 from service.api.registry import ROUTERS as REGISTRY_ROUTERS
@@ -38,6 +40,7 @@ from service.mail.ingest import running_receiver
 from service.platform.migrations import ensure_schema
 from service.platform.settings import Settings, get_settings
 from service.staff_site.admin_pages import router as registry_admin_pages_router
+from service.staff_site.clue_pages import UPLOAD_PATHS as CLUE_PAGE_UPLOAD_PATHS
 from service.staff_site.intake_pages import UPLOAD_PATHS as STAFF_PAGE_UPLOAD_PATHS
 from service.staff_site.intake_pages import router as staff_intake_pages_router
 from service.staff_site.login import router as staff_login_router
@@ -54,6 +57,7 @@ STAFF_ROUTERS = (
     registry_pages_router,
     registry_admin_pages_router,
     messages_router,
+    contact_router,
     attachments_router,
     classification_router,
     retention_router,
@@ -126,7 +130,13 @@ def create_app(
         for router in PUBLIC_ROUTERS:
             app.include_router(router)
     if "staff" in roles:
-        exempt += (*HOTLINE_UPLOAD_PATHS, *DOCUMENT_UPLOAD_PATHS, *STAFF_PAGE_UPLOAD_PATHS)
+        exempt += (
+            *HOTLINE_UPLOAD_PATHS,
+            *DOCUMENT_UPLOAD_PATHS,
+            *STAFF_PAGE_UPLOAD_PATHS,
+            *MESSAGE_UPLOAD_PATHS,
+            *CLUE_PAGE_UPLOAD_PATHS,
+        )
         for router in STAFF_ROUTERS:
             app.include_router(router)
         install_login_redirect(app)

@@ -38,4 +38,7 @@ class Attachment(Base):
     sealed_reason: Mapped[str | None] = mapped_column(String(40))
     original_blob_id: Mapped[str | None] = mapped_column(String(32))
     original_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key
+    # A file staff sent to the reporter: the file key also sealed to the clue's reporter key (binding
+    # ``attachment/<blob_id>/reporter``), so the receipt holder downloads it from the status page.
+    reporter_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

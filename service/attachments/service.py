@@ -22,6 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -190,13 +191,25 @@ async def open_download(
         object_id=row.clue_id,
         details={"attachment_id": row.id, "message_id": row.message_id, "size": row.size},
     )
-    binding = attachment_binding(row.blob_id)
     try:
-        file_key = keys.open(row.wrapped_key, binding)
+        file_key = keys.open(row.wrapped_key, attachment_binding(row.blob_id))
     except EnvelopeError:
         log.warning("attachment %s: file key did not open", row.id)
         raise AttachmentUnavailable() from None
-    plain = decrypt_stream(file_key, binding, store.open_reader(row.blob_id))
+    return await stream_file(row, file_key, store)
+
+
+class StoredFile(Protocol):
+    id: str
+    blob_id: str
+    kind: str
+    size: int
+
+
+async def stream_file(row: StoredFile, file_key: bytes, store: BlobStore) -> Download:
+    """The stored file under its opened ``file_key``, verified as it streams (first segments before the
+    answer starts). Also the reporter's download of a file staff sent (``messages.service``)."""
+    plain = decrypt_stream(file_key, attachment_binding(row.blob_id), store.open_reader(row.blob_id))
     try:
         first = await anext(plain, b"")
     except (StreamError, BlobStoreError) as exc:

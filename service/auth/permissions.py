@@ -57,6 +57,9 @@ class Action(StrEnum):
     manage_legal_hold = "manage_legal_hold"
     export_dossier = "export_dossier"
     record_dossier_feedback = "record_dossier_feedback"
+    record_follow_up = "record_follow_up"
+    record_objection = "record_objection"
+    decide_objection = "decide_objection"
 
 
 _ALL = frozenset(Role)
@@ -102,6 +105,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.manage_legal_hold: frozenset({Role.supervisor}),
     Action.export_dossier: frozenset({Role.investigator, Role.supervisor}),
     Action.record_dossier_feedback: frozenset({Role.supervisor}),
+    Action.record_follow_up: frozenset({Role.investigator, Role.supervisor}),
+    Action.record_objection: frozenset({Role.investigator, Role.supervisor}),
+    Action.decide_objection: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -129,7 +135,8 @@ DESCRIPTIONS: dict[Action, str] = {
         "Register a superior assignment, self-inspection or voluntary confession (`POST /api/v1/staff-sources`)"
     ),
     Action.exchange_messages: (
-        "Read and send messages with the reporter of a visible clue (`GET/POST /api/v1/clues/{id}/messages`)"
+        "Read and send messages and cleaned files to the reporter of a visible clue "
+        "(`GET/POST /api/v1/clues/{id}/messages`, `POST …/messages/file`)"
     ),
     Action.decide_clue: (
         "Triage, refer out of scope, transfer, reopen, archive, reassign with a reason; decide transfer "
@@ -204,6 +211,18 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.record_dossier_feedback: (
         "Record and read a receiving organ's feedback against a dossier's hash, audited "
         "(`POST/GET /api/v1/dossiers/{hash}/feedback`)"
+    ),
+    Action.record_follow_up: (
+        "Record and list follow-up calls or visits (回访) to the reporter of a visible concluded clue, "
+        "audited (`GET/POST /api/v1/clues/{id}/follow-ups`)"
+    ),
+    Action.record_objection: (
+        "Record a real-name reporter's objection (异议) made by phone, letter or visit, and list a visible "
+        "clue's objections, audited (`GET/POST /api/v1/clues/{id}/objections`)"
+    ),
+    Action.decide_objection: (
+        "Accept an objection for review, reject it with a reason, or record the review's result, audited "
+        "(`POST /api/v1/objections/{id}/decision`)"
     ),
 }
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import segno
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,7 @@ from service.intake import follow_up, networks
 from service.intake import service as intake_service
 from service.intake.receipts import format_receipt
 from service.intake.schemas import TipIn
+from service.messages import contact
 from service.messages import service as messages_service
 from service.platform.blobs import LocalBlobStore
 from service.platform.errors import DomainError
@@ -693,9 +694,12 @@ async def _status_view(
     reply_text: str = "",
     status: int = 200,
     new_code: bool = False,
+    objection_text: str = "",
+    objected: bool = False,
 ) -> HTMLResponse:
     """``new_code``: the page before showed a replacement code not yet confirmed as written down; it stays."""
     thread = await messages_service.reporter_list(session, clue_id=opened.clue.id, code=opened.code)
+    objections = await contact.reporter_objections(session, clue_id=opened.clue.id, code=opened.code)
     received = await journey.received_at(session, opened.clue.id)
     return render(
         request,
@@ -711,6 +715,14 @@ async def _status_view(
         errors=errors or {},
         reply_text=reply_text,
         call_record=opened.clue.channel == "hotline",  # the caller may read and confirm it (call_record.py)
+        objections=objections,
+        # a real-name reporter may object to the finding once there is one, one objection at a time
+        may_object=opened.clue.real_name
+        and opened.clue.status in contact.CONCLUDED
+        and not any(o.status in contact.OPEN_OBJECTION for o in objections),
+        objection_text=objection_text,
+        objected=objected,
+        max_objection=contact.MAX_NOTE_CHARS,
     )
 
 
@@ -822,3 +834,134 @@ async def status_reply(request: Request) -> Response:
             await _forget(state, uploads)
             raise
     return response
+
+
+# --- Files staff sent, and objections to a finding (real-name reporters) --------------------------------
+
+STATUS_FORM_FIELDS = ("csrf", "lang", "code", "new_code", "file", "text")
+
+
+async def _status_form(request: Request) -> tuple[dict[str, str], str, HTMLResponse | None]:
+    """A small urlencoded POST from the status page (the generic body limit has capped it): its fields, the
+    language, and the refusal to answer with when it is cross-site or its CSRF token is wrong."""
+    runtime: Runtime = request.app.state.runtime
+    body = (await request.body()).decode("utf-8", "replace")
+    parsed = urllib.parse.parse_qs(body, keep_blank_values=True)
+    fields = {k: v[0] for k, v in parsed.items() if k in STATUS_FORM_FIELDS and v}
+    lang = i18n.pick(fields.get("lang"))
+    if not _same_site(request) or not csrf_ok(
+        runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")
+    ):
+        return fields, lang, _csrf_refused(request, lang, "/status")
+    return fields, lang, None
+
+
+async def _open_status(
+    request: Request, session: AsyncSession, fields: dict[str, str]
+) -> follow_up.OpenedReceipt:
+    state = web_state(request)
+    return await follow_up.open_receipt(
+        session,
+        runtime=request.app.state.runtime,
+        code_text=fields.get("code", "")[:100],
+        client=_client(request),
+        throttle=state.throttle,
+        floor_seconds=state.settings.lookup_floor_seconds,
+    )
+
+
+@router.post("/status/file")
+async def status_file(request: Request) -> Response:
+    """Download a file the investigators sent, with the code in the POST body (never in a URL): opened
+    with the reporter key, the cleaned copy only, verified as it streams; audited."""
+    fields, lang, refused = await _status_form(request)
+    if refused:
+        return refused
+    runtime: Runtime = request.app.state.runtime
+    async with runtime.session_factory() as session:
+        try:
+            opened = await _open_status(request, session, fields)
+        except follow_up.WrongCode:
+            return _wrong_code(request, lang)
+        try:
+            download = await messages_service.reporter_download(
+                session,
+                clue_id=opened.clue.id,
+                code=opened.code,
+                attachment_id=fields.get("file", ""),
+                store=runtime.blobs,
+            )
+        except DomainError:
+            await session.rollback()
+            return problem(
+                request,
+                lang,
+                404,
+                _(lang, "File not available"),
+                _(lang, "This file cannot be downloaded. Open the progress page again and try once more."),
+                "/status",
+            )
+        await session.commit()
+    response = StreamingResponse(
+        download.chunks,
+        media_type=download.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{download.filename}"',
+            "Content-Length": str(download.size),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+    secure(response)
+    return response
+
+
+@router.post("/status/objection", response_class=HTMLResponse)
+async def status_objection(request: Request) -> Response:
+    """A real-name reporter objects to the finding; the page shows it and, later, the answer."""
+    fields, lang, refused = await _status_form(request)
+    if refused:
+        return refused
+    runtime: Runtime = request.app.state.runtime
+    text = fields.get("text", "").strip()
+    new_code = fields.get("new_code") == "1"
+    async with runtime.session_factory() as session:
+        try:
+            opened = await _open_status(request, session, fields)
+        except follow_up.WrongCode:
+            return _wrong_code(request, lang)
+        error: str | None = None
+        if not text:
+            error = _(lang, "Write what you object to and why.")
+        elif len(text) > contact.MAX_NOTE_CHARS:
+            error = _(lang, "This is too long.")
+        else:
+            try:
+                await contact.reporter_object(
+                    session,
+                    clue_id=opened.clue.id,
+                    real_name=opened.clue.real_name,
+                    status=opened.clue.status,
+                    code=opened.code,
+                    keys=runtime.keys,
+                    text=text,
+                )
+            except DomainError as exc:  # refused before anything was written (contact.reporter_object)
+                error = _objection_refusal(lang, exc)
+        response = await _status_view(
+            request,
+            session,
+            opened,
+            lang,
+            errors={"objection": error} if error else None,
+            objection_text=text if error else "",
+            status=422 if error else 200,
+            new_code=new_code,
+            objected=error is None,
+        )
+        await session.commit()
+    return response
+
+
+def _objection_refusal(lang: str, exc: DomainError) -> str:
+    """The domain's reason in the reporter's language (the domain speaks Chinese and English)."""
+    return exc.message if lang == i18n.DEFAULT or not exc.message_en else exc.message_en

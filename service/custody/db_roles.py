@@ -38,6 +38,7 @@ INTAKE_INSERT = (
     "messages",
     "near_duplicate_pending",  # intake queues the clues it registers for the near-duplicate task
     "clue_additions",  # a caller's confirmation of the operator's record
+    "clue_objections",  # a real-name reporter's objection to a finding, from the status page
 )
 INTAKE_COUNTERS = ("audit_heads", "registry_counters")
 # The web form's filed idempotency keys (HMACs naming no clue): claimed, finished and expired by intake.
@@ -50,15 +51,36 @@ INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("id", "clue_id", "code_hash", "created_at", "read_aloud", "revoked_at"),
         ("revoked_at",),
     ),
-    "clues": ("id", ("id", "status", "assignee_id", "channel"), ()),
+    "clues": ("id", ("id", "status", "assignee_id", "channel", "real_name"), ()),
     "messages": ("clue_id", ("id", "clue_id", "direction", "reporter_copy", "created_at"), ()),
-    "attachments": ("clue_id", ("id", "clue_id", "message_id", "kind", "size", "created_at"), ()),
+    # blob_id and reporter_key: a file staff sent to the reporter, downloaded with the reporter key
+    "attachments": (
+        "clue_id",
+        ("id", "clue_id", "message_id", "kind", "size", "created_at", "blob_id", "reporter_key"),
+        (),
+    ),
     "reporter_keys": (
         "clue_id",
         ("clue_id", "public_key", "salt", "wrapped_private", "created_at"),
         ("salt", "wrapped_private"),
     ),
     "clue_additions": ("clue_id", ("id", "clue_id", "kind", "reporter_copy", "created_at"), ()),
+    "clue_objections": (
+        "clue_id",
+        (
+            "id",
+            "clue_id",
+            "channel",
+            "received_at",
+            "status",
+            "result",
+            "reporter_copy",
+            "answer_copy",
+            "reviewed_at",
+            "closed_at",
+        ),
+        (),
+    ),
 }
 AUDIT_TABLES = ("audit_entries", "audit_heads")
 

@@ -31,6 +31,10 @@ class Dossier(Base):
     identity_included: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(64))  # audit actor string
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The ZIP as exported, stream-encrypted in the blob store under a key sealed with the case key
+    # (binding ``dossiers/<id>/zip``); older rows kept none.
+    blob_id: Mapped[str | None] = mapped_column(String(32))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class DossierFeedback(Base):

@@ -34,18 +34,19 @@ from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
 from service.handoff.texts import ShownTexts, TextSource, masked_texts
 from service.messages import service as messages_service
 from service.messages.models import FROM_REPORTER
-from service.platform.blobs import BlobStoreError
-from service.platform.crypto.stream import StreamError
+from service.platform.blobs import BlobStoreError, new_blob_id
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.stream import StreamError, decrypt_stream, encrypt_stream_sync, generate_file_key
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import categories as taxonomy_categories
-from service.registry import routing
+from service.registry import lifecycle, routing, transfer_requests
 from service.registry import service as registry_service
 from service.registry.ledger import CHANNEL_NAMES, SOURCE_NAMES
 from service.registry.lifecycle import DISPOSAL_METHODS, FINDINGS, SEND_ON_KINDS, STATUS_NAMES, get_state
-from service.registry.models import Clue, ClueTransfer, ClueTransition
+from service.registry.models import Clue, ClueTransfer, ClueTransition, TransferRequest
 
 HANDOFF_KINDS = {"unit": "移交承办单位", **SEND_ON_KINDS}  # a referral of an out-of-scope report is not one
 STEP_NAMES = {
@@ -257,8 +258,10 @@ async def export_dossier(
     runtime: Runtime,
     text_source: TextSource = masked_texts,
     released_identity: ReleasedIdentity | None = None,
+    transfer: ClueTransfer | None = None,
 ) -> ExportedDossier:
-    """Build, sign, record and audit the dossier of a handed-off clue; returns the ZIP.
+    """Build, sign, record, keep and audit the dossier of a handed-off clue (``transfer``: that hand-off;
+    default the latest); returns the ZIP, which is also kept encrypted (:func:`kept_dossier`).
 
     ``text_source`` is where the report and message texts come from (redaction will pass its own).
     ``released_identity`` is the documented hook for identity (:class:`ReleasedIdentity`): what a completed
@@ -268,7 +271,7 @@ async def export_dossier(
     """
     require(principal.roles, Action.export_dossier)
     clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
-    transfer = await _handoff(session, clue.id)
+    transfer = transfer or await _handoff(session, clue.id)
     settings = runtime.settings
     algorithm = archive.hash_algorithm_for(settings.crypto_suite)
     texts = await text_source(session, clue_id=clue.id, principal=principal, runtime=runtime)
@@ -321,8 +324,13 @@ async def export_dossier(
         created_by=principal.actor,
         created_at=now,
     )
+    row.blob_id, row.wrapped_key = await _keep(runtime, row.id, built.data)
     session.add(row)
-    await session.flush()
+    try:
+        await session.flush()
+    except BaseException:
+        await runtime.blobs.delete(row.blob_id)
+        raise
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -338,6 +346,7 @@ async def export_dossier(
             "files": built.file_count,
             "identity_included": row.identity_included,
             "identity_release_id": released_identity.release_id if released_identity else None,
+            "blob_id": row.blob_id,  # names the kept ZIP: the orphan sweep leaves it (attachments/orphans.py)
         },
     )
     return ExportedDossier(
@@ -348,6 +357,141 @@ async def export_dossier(
         hash_algorithm=built.hash_algorithm,
         registry_number=clue.registry_number,
     )
+
+
+def _zip_binding(dossier_id: str) -> str:
+    return f"dossiers/{dossier_id}/zip"
+
+
+async def _keep(runtime: Runtime, dossier_id: str, data: bytes) -> tuple[str, bytes]:
+    """The ZIP stream-encrypted into the blob store under a fresh key sealed with the case key."""
+    blob_id, file_key, binding = new_blob_id(), generate_file_key(), _zip_binding(dossier_id)
+    async with await runtime.blobs.open_writer(blob_id) as writer:
+        for chunk in encrypt_stream_sync(file_key, binding, [data]):
+            await writer.write(chunk)
+        await writer.commit()
+    return blob_id, runtime.keys.seal_case(file_key, binding)
+
+
+async def kept_dossier(
+    session: AsyncSession, *, digest: str, principal: Principal, runtime: Runtime
+) -> ExportedDossier:
+    """A dossier as it was exported (the same bytes, so the same hash), verified as it is read; audited as
+    ``clue.dossier_downloaded``."""
+    require(principal.roles, Action.export_dossier)
+    row, clue = await _visible_dossier(session, digest=digest, principal=principal)
+    if row.blob_id is None or row.wrapped_key is None:
+        raise Conflict(
+            "此移交材料未保存副本，请重新生成", message_en="this dossier was not kept: export it again"
+        )
+    try:
+        file_key = runtime.keys.open(row.wrapped_key, _zip_binding(row.id))
+        data = b"".join(
+            [
+                c
+                async for c in decrypt_stream(
+                    file_key, _zip_binding(row.id), runtime.blobs.open_reader(row.blob_id)
+                )
+            ]
+        )
+    except (EnvelopeError, StreamError, BlobStoreError):
+        raise attachments_service.AttachmentUnavailable() from None
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.dossier_downloaded",
+        object_type="clue",
+        object_id=row.clue_id,
+        details={"dossier_id": row.id, "digest": row.digest},
+    )
+    return ExportedDossier(
+        dossier_id=row.id,
+        filename=f"dossier-{clue.registry_number}.zip",
+        data=data,
+        digest=row.digest,
+        hash_algorithm=row.hash_algorithm,
+        registry_number=clue.registry_number,
+    )
+
+
+@dataclass(frozen=True)
+class DossierListing:
+    id: str
+    transfer_id: str | None
+    digest: str
+    hash_algorithm: str
+    created_at: datetime
+    kept: bool
+
+
+async def list_dossiers(session: AsyncSession, *, clue_id: str, principal: Principal) -> list[DossierListing]:
+    """A visible clue's dossiers, newest first (hashes and dates only: no content, no audit entry)."""
+    require(principal.roles, Action.export_dossier)
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = await session.execute(
+        select(Dossier).where(Dossier.clue_id == clue_id).order_by(Dossier.created_at.desc(), Dossier.id)
+    )
+    return [
+        DossierListing(r.id, r.transfer_id, r.digest, r.hash_algorithm, r.created_at, r.blob_id is not None)
+        for r in rows.scalars()
+    ]
+
+
+# --- A hand-off produces its dossier ----------------------------------------------------------------------
+
+
+async def _dossiers_for_new_handoffs(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+) -> None:
+    """Each hand-off (移交 to a unit, 移送, 移交 another organ) of the clue without a dossier gets one,
+    recorded against it and audited, in the transaction that made the hand-off."""
+    done = select(Dossier.transfer_id).where(Dossier.transfer_id.is_not(None))
+    pending = (
+        await session.execute(
+            select(ClueTransfer)
+            .where(ClueTransfer.clue_id == clue_id, ClueTransfer.kind.in_(HANDOFF_KINDS))
+            .where(ClueTransfer.id.not_in(done))
+            .order_by(ClueTransfer.transferred_at, ClueTransfer.id)
+        )
+    ).scalars()
+    for transfer in list(pending):
+        await export_dossier(
+            session, clue_id=clue_id, principal=principal, runtime=runtime, transfer=transfer
+        )
+
+
+async def apply_transition(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    request: lifecycle.TransitionRequest,
+    principal: Principal,
+    runtime: Runtime,
+) -> ClueTransition:
+    """``lifecycle.apply_transition``; a transfer or sending-on also produces its dossier."""
+    row = await lifecycle.apply_transition(
+        session, clue_id=clue_id, request=request, principal=principal, runtime=runtime
+    )
+    if request.action in ("transfer", "send_on"):
+        await _dossiers_for_new_handoffs(session, clue_id=row.clue_id, principal=principal, runtime=runtime)
+    return row
+
+
+async def decide_transfer_request(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    decision: transfer_requests.Decision,
+    principal: Principal,
+    runtime: Runtime,
+) -> TransferRequest:
+    """``transfer_requests.decide``; an approved request's transfer also produces its dossier."""
+    row = await transfer_requests.decide(
+        session, request_id=request_id, decision=decision, principal=principal, runtime=runtime
+    )
+    if decision.approve:
+        await _dossiers_for_new_handoffs(session, clue_id=row.clue_id, principal=principal, runtime=runtime)
+    return row
 
 
 # --- The receiver's feedback ----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class ReceiptClue:
     status: str
     assignee_id: str | None
     channel: str
+    real_name: bool  # a real-name reporter may object to a finding (异议)
 
 
 def plain_status(clue: ReceiptClue) -> PlainStatus:
@@ -218,7 +219,7 @@ async def open_receipt(
     await scope_to_receipt(session, digest)
     row = (
         await session.execute(
-            select(Receipt, Clue.id, Clue.status, Clue.assignee_id, Clue.channel)
+            select(Receipt, Clue.id, Clue.status, Clue.assignee_id, Clue.channel, Clue.real_name)
             .join(Clue, Clue.id == Receipt.clue_id)
             .where(Receipt.code_hash == digest, Receipt.revoked_at.is_(None))
         )

@@ -11,15 +11,17 @@ Invariant: what the reporter sees never names the staff member who wrote a messa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.attachments import documents
 from service.attachments import service as attachments_service
 from service.attachments.models import Attachment
+from service.attachments.pipeline import attachment_binding
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.auth.permissions import Action, require
@@ -27,9 +29,11 @@ from service.auth.service import Principal
 from service.classification import classifier
 from service.messages import reporter_key as rk
 from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
+from service.platform.blobs import BlobStore
 from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
-from service.platform.errors import Invalid
+from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.runtime import Configured
 from service.platform.timeutil import utcnow
 from service.registry import service as registry_service
 
@@ -41,6 +45,7 @@ class AttachmentInfo:
     id: str
     kind: str
     size: int
+    for_reporter: bool = False  # staff sent it to the reporter: the status page offers it for download
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,21 @@ async def _attachments_by_message(
     session: AsyncSession, clue_id: str
 ) -> dict[str | None, list[AttachmentInfo]]:
     rows = await session.execute(
-        select(Attachment.message_id, Attachment.id, Attachment.kind, Attachment.size)
+        select(
+            Attachment.message_id,
+            Attachment.id,
+            Attachment.kind,
+            Attachment.size,
+            Attachment.reporter_key.is_not(None),
+        )
         .where(Attachment.clue_id == clue_id)
         .order_by(Attachment.created_at, Attachment.id)
     )
     grouped: dict[str | None, list[AttachmentInfo]] = {}
-    for message_id, attachment_id, kind, size in rows:
-        grouped.setdefault(message_id, []).append(AttachmentInfo(attachment_id, kind, size))
+    for message_id, attachment_id, kind, size, for_reporter in rows:
+        grouped.setdefault(message_id, []).append(
+            AttachmentInfo(attachment_id, kind, size, bool(for_reporter))
+        )
     return grouped
 
 
@@ -203,6 +216,91 @@ async def staff_send(
     return MessageView(message.id, TO_REPORTER, text, message.created_at, principal.staff_id)
 
 
+def reporter_file_binding(blob_id: str) -> str:
+    return f"{attachment_binding(blob_id)}/reporter"
+
+
+async def staff_send_file(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    principal: Principal,
+    runtime: Configured,
+    store: BlobStore,
+    chunks: AsyncIterable[bytes],
+    text: str = "",
+) -> MessageView:
+    """A file for the reporter, with an optional message: cleaned by the attachment pipeline like every
+    upload (a file that cannot be cleaned is refused, never sealed: it is meant to leave), its key sealed
+    for staff (case key) and for the reporter (reporter key), who downloads it from the status page.
+    Audited as ``message.sent`` and ``clue.attachments_added``."""
+    require(principal.roles, Action.exchange_messages)
+    await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    text = clean_text(text) if (text or "").strip() else ""
+    key = await session.get(ReporterKey, clue_id)
+    if key is None:
+        # Every receipt comes with one; a clue from a staff source (no reporter holds a code) has none.
+        raise Conflict(
+            "此线索没有举报人查询码对应的密钥，文件无法加密给举报人，不能发送",
+            message_en="this clue has no reporter key (no receipt code): a file cannot be sent to a reporter",
+        )
+    for_reporter: dict[str, bytes] = {}
+
+    def wrap(file_key: bytes, binding: str) -> bytes:
+        blob_id = binding.removeprefix("attachment/")
+        for_reporter[blob_id] = rk.seal_for_reporter(key.public_key, file_key, reporter_file_binding(blob_id))
+        return runtime.keys.seal_case(file_key, binding)
+
+    try:
+        record = await attachments_service.store_upload(
+            chunks,
+            store=store,
+            wrap=wrap,
+            max_size=runtime.settings.letter_page_max_bytes,
+            allowed=documents.ALLOWED,
+            scratch_dir=runtime.settings.attachment_scratch_dir,
+        )
+    except Invalid as exc:
+        raise Invalid(
+            f"文件未发送：{exc.message}。发给举报人的文件必须能可靠去除元数据",
+            message_en=f"file not sent: {exc.message_en}; a file for the reporter must be cleanable",
+        ) from None
+    try:
+        message = Message(
+            id=new_id(),
+            clue_id=clue_id,
+            direction=TO_REPORTER,
+            author_id=principal.staff_id,
+            created_at=utcnow(),
+        )
+        await _seal_both(session, message=message, text=text, keys=runtime.keys)
+        session.add(message)
+        await session.flush()
+        (row,) = await attachments_service.add_attachments(
+            session,
+            clue_id=clue_id,
+            message_id=message.id,
+            files=[attachments_service.UploadedFile(record=record)],
+            keys=runtime.keys,
+            actor=principal.actor,
+        )
+        row.reporter_key = for_reporter[record.blob_id]
+        await session.flush()
+        await audit_service.record(
+            session,
+            actor=principal.actor,
+            action="message.sent",
+            object_type="clue",
+            object_id=clue_id,
+            details={"message_id": message.id, "reporter_copy": True, "attachment_ids": [row.id]},
+        )
+    except BaseException:
+        await store.delete(record.blob_id)
+        raise
+    info = AttachmentInfo(row.id, row.kind, row.size, True)
+    return MessageView(message.id, TO_REPORTER, text, message.created_at, principal.staff_id, (info,))
+
+
 # --- Reporter side (the caller checked the receipt code) --------------------------------------------
 
 
@@ -263,3 +361,44 @@ async def reporter_send(
     )
     infos = tuple(AttachmentInfo(r.id, r.kind, r.size) for r in rows)
     return MessageView(message.id, FROM_REPORTER, text, message.created_at, None, infos)
+
+
+async def reporter_download(
+    session: AsyncSession, *, clue_id: str, code: str, attachment_id: str, store: BlobStore
+) -> attachments_service.Download:
+    """A file staff sent to the reporter, opened with the reporter key (the code unwraps it), cleaned copy
+    only, verified as it streams. Anything else — the reporter's own uploads, another clue's file, an
+    unknown id — does not exist here. Audited as ``attachment.reporter_downloaded``."""
+    row = (
+        await session.execute(  # only the columns the intake role may read (custody/db_roles.py)
+            select(
+                Attachment.id,
+                Attachment.blob_id,
+                Attachment.kind,
+                Attachment.size,
+                Attachment.message_id,
+                Attachment.reporter_key,
+            )
+            .join(Message, Message.id == Attachment.message_id)
+            .where(
+                Attachment.id == attachment_id[:36],
+                Attachment.clue_id == clue_id,
+                Message.direction == TO_REPORTER,
+                Attachment.reporter_key.is_not(None),
+            )
+        )
+    ).first()
+    if row is None or row.reporter_key is None:
+        raise NotFound("文件不存在", message_en="file not found")
+    key = await ensure_reporter_key(session, clue_id=clue_id, code=code)
+    private = rk.unwrap(_wrapped(key), code, clue_id)
+    file_key = rk.open_for_reporter(private, row.reporter_key, reporter_file_binding(row.blob_id))
+    await audit_service.record(
+        session,
+        actor=PUBLIC_ACTOR,
+        action="attachment.reporter_downloaded",
+        object_type="clue",
+        object_id=clue_id,
+        details={"attachment_id": row.id, "message_id": row.message_id, "size": row.size},
+    )
+    return await attachments_service.stream_file(row, file_key, store)

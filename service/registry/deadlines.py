@@ -74,6 +74,8 @@ class Stage(StrEnum):
     inquiry = "inquiry"  # a talk or written inquiry (谈话函询)
     outcome_feedback = "outcome_feedback"  # a real-name reporter told the outcome after closing
     transfer_feedback = "transfer_feedback"  # the handling unit reports back after a transfer
+    follow_up = "follow_up"  # 回访: a real-name reporter is called or visited after the finding
+    objection = "objection"  # 异议: a real-name reporter's objection to a finding is answered
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ DEFAULT_LIMITS: dict[Stage, Limit] = {
     Stage.inquiry: Limit(working_days=15),  # local practice (unconfirmed): same as verification
     Stage.outcome_feedback: Limit(working_days=15),
     Stage.transfer_feedback: Limit(working_days=15),  # unconfirmed: a document usually names its own date
+    # 12337: reachable reporters are contacted within 30 days; local practice (unconfirmed) counts it from
+    # the finding, in working days.
+    Stage.follow_up: Limit(working_days=20),
+    # unconfirmed: a review request is answered within 30 days (信访 practice); a committee configures its own
+    Stage.objection: Limit(working_days=20),
 }
 
 

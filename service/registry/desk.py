@@ -19,6 +19,7 @@ from service.platform.timeutil import as_utc, utcnow
 from service.registry.lifecycle import OPEN_STATUSES, Status
 from service.registry.models import Clue, ClueState, TransferRequest
 from service.registry.service import ClueFilters, count_clues
+from service.registry.supervision import contact_overdue
 from service.registry.transfer_requests import PENDING
 
 NEAR_DUE_DAYS = 3  # as stats.AT_RISK_DAYS: an open clue due within three days is at risk
@@ -64,7 +65,8 @@ async def desk_counts(
 ) -> dict[str, int]:
     """The figures that matter to the caller's roles. Supervisors: ``new`` (registered, not yet triaged),
     ``unassigned`` (open, nobody assigned), ``near_due``, ``overdue``, ``awaiting_approval`` (transfer
-    requests to decide). Investigators: ``mine`` (open clues assigned to them), ``mine_near_due``,
+    requests to decide), ``contact_overdue`` (concluded clues whose 回访 or objection answer is overdue).
+    Investigators: ``mine`` (open clues assigned to them), ``mine_near_due``,
     ``mine_overdue``."""
     now = now or utcnow()
     counts: dict[str, int] = {}
@@ -77,6 +79,10 @@ async def desk_counts(
     if is_allowed(roles, Action.decide_clue):
         pending = select(func.count()).select_from(TransferRequest).where(TransferRequest.status == PENDING)
         counts["awaiting_approval"] = int(await session.scalar(pending) or 0)
+    if is_allowed(roles, Action.supervise_clue):
+        follow_up, objection = contact_overdue()
+        late = select(func.count()).select_from(follow_up.union(objection).subquery())
+        counts["contact_overdue"] = int(await session.scalar(late) or 0)
     if is_allowed(roles, Action.list_assigned_clues):
         mine = principal.staff_id
         counts["mine"] = await count_clues(session, filters=ClueFilters(statuses=OPEN), assignee_id=mine)

@@ -233,3 +233,52 @@ class TransferRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision_reason: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+# --- Reporter communication the rules ask for (issue 19) ----------------------------------------------
+# Written by ``service.messages.contact`` (which masks reporter words); here so the registry's reminders
+# can see what is due.
+
+
+class FollowUp(Base):
+    """回访: a follow-up call or visit to the reporter after a finding. ``due_at`` is the deadline that
+    applied when it was recorded (the rule kind ``follow_up``), kept to show whether it was late."""
+
+    __tablename__ = "clue_follow_ups"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    visited_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(16))  # phone | visit | letter | message
+    visitor_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # reached | not_reached | declined
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key, masked (clue_follow_ups/<id>/note)
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key: the unmasked words
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Objection(Base):
+    """异议: a real-name reporter's objection to a finding, and its handling. The statement is masked for
+    staff (case key), the original sealed to the identity key, the reporter's own copy and the answer to the
+    reporter sealed to the reporter key (the status page reads them without the case key)."""
+
+    __tablename__ = "clue_objections"
+    __table_args__ = (Index("ix_clue_objections_status", "status", "received_at"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True)
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # status_page | phone | letter | visit
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # received | reviewing | rejected | resolved
+    result: Mapped[str | None] = mapped_column(String(16))  # resolved: finding_kept | finding_changed
+    statement: Mapped[bytes] = mapped_column(LargeBinary)  # case key (clue_objections/<id>/statement)
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key: the unmasked words
+    reporter_copy: Mapped[bytes | None] = mapped_column(LargeBinary)  # reporter key: as written
+    answer: Mapped[bytes | None] = mapped_column(LargeBinary)  # case key: reason or result, for staff
+    answer_copy: Mapped[bytes | None] = mapped_column(LargeBinary)  # reporter key: the same, for the reporter
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(64))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +25,15 @@ from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Configured
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry import deadlines, lifecycle
-from service.registry.models import Clue, ClueReminder, ClueState, Consultation, ProgressRequest
+from service.registry.models import (
+    Clue,
+    ClueReminder,
+    ClueState,
+    Consultation,
+    FollowUp,
+    Objection,
+    ProgressRequest,
+)
 from service.registry.service import get_visible_clue
 
 
@@ -311,7 +319,11 @@ async def issue_overdue_reminders(
             details={"reminder_id": reminder.id, "status": status},
         )
         issued += 1
-    return issued + await issue_acceptance_reminders(session, now=now, limit=limit)
+    return (
+        issued
+        + await issue_acceptance_reminders(session, now=now, limit=limit)
+        + await issue_contact_reminders(session, now=now, limit=limit)
+    )
 
 
 # --- The acceptance notice for real-name reporters (15 working days from receipt) ----------------------
@@ -351,31 +363,126 @@ async def issue_acceptance_reminders(session: AsyncSession, *, now: datetime, li
         due = acceptance_due(rules, clue, tuple(c.category for c in clue.categories))
         if due >= now:
             continue
-        clash = await session.scalar(
-            select(ClueReminder.id).where(ClueReminder.clue_id == clue.id, ClueReminder.due_at == due)
-        )
-        reminder = ClueReminder(
-            id=new_id(),
-            clue_id=clue.id,
-            status=clue.status,
-            # the (clue, due) pair is unique: a main deadline on the same second keeps its own notice
-            due_at=due if clash is None else due - timedelta(seconds=1),
-            issued_at=now,
-            handling_unit_id=clue.handling_unit_id,
-            assignee_id=clue.assignee_id,
-            stage=deadlines.Stage.acceptance_notice.value,
-        )
-        session.add(reminder)
-        await session.flush()
-        await audit_service.record(
-            session,
-            actor=audit_service.SYSTEM_ACTOR,
-            action="clue.reminder_issued",
-            object_type="clue",
-            object_id=clue.id,
-            details={"reminder_id": reminder.id, "status": clue.status, "stage": "acceptance_notice"},
-        )
+        await _issue_stage_reminder(session, clue, due, deadlines.Stage.acceptance_notice, now)
         issued += 1
+    return issued
+
+
+async def _issue_stage_reminder(
+    session: AsyncSession, clue: Clue, due: datetime, stage: deadlines.Stage, now: datetime
+) -> None:
+    clash = await session.scalar(
+        select(ClueReminder.id).where(ClueReminder.clue_id == clue.id, ClueReminder.due_at == due)
+    )
+    reminder = ClueReminder(
+        id=new_id(),
+        clue_id=clue.id,
+        status=clue.status,
+        # the (clue, due) pair is unique: a main deadline on the same second keeps its own notice
+        due_at=due if clash is None else due - timedelta(seconds=1),
+        issued_at=now,
+        handling_unit_id=clue.handling_unit_id,
+        assignee_id=clue.assignee_id,
+        stage=stage.value,
+    )
+    session.add(reminder)
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=audit_service.SYSTEM_ACTOR,
+        action="clue.reminder_issued",
+        object_type="clue",
+        object_id=clue.id,
+        details={"reminder_id": reminder.id, "status": clue.status, "stage": stage.value},
+    )
+
+
+# --- Follow-up calls (回访) and objections (异议): each with its own limit ------------------------------
+
+
+def contact_overdue() -> tuple[Select[tuple[str]], Select[tuple[str]]]:
+    """The clues whose 回访 is overdue and not yet made, and those with an overdue objection still open
+    (their 催办单 was issued): what the supervision list and the home page's count show."""
+    follow_up = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.follow_up.value,
+        ClueReminder.clue_id.not_in(select(FollowUp.clue_id)),
+    )
+    objection = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.objection.value,
+        ClueReminder.clue_id.in_(select(Objection.clue_id).where(Objection.status.in_(OPEN_OBJECTION))),
+    )
+    return follow_up, objection
+
+
+OPEN_OBJECTION = ("received", "reviewing")
+
+
+def _categories(clue: Clue) -> tuple[str, ...]:
+    return tuple(c.category for c in clue.categories)
+
+
+def follow_up_due(rules: list[deadlines.RuleRow], clue: Clue, concluded_at: datetime) -> datetime:
+    """A real-name reporter's 回访 is due this long after the finding (rule kind ``follow_up``)."""
+    limit = deadlines.pick_limit(
+        rules, stage=deadlines.Stage.follow_up, source=clue.source, categories=_categories(clue)
+    )
+    return limit.due(concluded_at)
+
+
+def objection_due(rules: list[deadlines.RuleRow], clue: Clue, received_at: datetime) -> datetime:
+    """An objection is answered this long after it was received (rule kind ``objection``)."""
+    limit = deadlines.pick_limit(
+        rules, stage=deadlines.Stage.objection, source=clue.source, categories=_categories(clue)
+    )
+    return limit.due(received_at)
+
+
+async def issue_contact_reminders(session: AsyncSession, *, now: datetime, limit: int = 1000) -> int:
+    """A 催办单 for each concluded real-name clue whose reporter had no 回访 within its limit (stage
+    ``follow_up``, one per clue), and for each objection not answered within its limit (stage
+    ``objection``, one per objection's deadline). Idempotent."""
+    rules = await lifecycle.load_rules(session)
+    issued = 0
+    follow_up_reminded = select(ClueReminder.clue_id).where(
+        ClueReminder.stage == deadlines.Stage.follow_up.value
+    )
+    pending = (
+        select(Clue, ClueState.concluded_at)
+        .join(ClueState, ClueState.clue_id == Clue.id)
+        .where(Clue.real_name.is_(True), Clue.status == lifecycle.Status.concluded.value)
+        .where(ClueState.concluded_at.is_not(None), ClueState.concluded_at < now)
+        .where(Clue.id.not_in(select(FollowUp.clue_id)), Clue.id.not_in(follow_up_reminded))
+        .options(selectinload(Clue.categories))
+        .order_by(ClueState.concluded_at)
+        .limit(limit)
+    )
+    for clue, concluded_at in (await session.execute(pending)).all():
+        due = follow_up_due(rules, clue, concluded_at)
+        if due < now:
+            await _issue_stage_reminder(session, clue, due, deadlines.Stage.follow_up, now)
+            issued += 1
+    unanswered = (
+        select(Objection.received_at, Clue)
+        .join(Clue, Clue.id == Objection.clue_id)
+        .where(Objection.status.in_(OPEN_OBJECTION), Objection.received_at < now)
+        .options(selectinload(Clue.categories))
+        .order_by(Objection.received_at)
+        .limit(limit)
+    )
+    for received_at, clue in (await session.execute(unanswered)).all():
+        due = objection_due(rules, clue, received_at)
+        if due >= now:
+            continue
+        already = await session.scalar(
+            select(ClueReminder.id).where(
+                ClueReminder.clue_id == clue.id,
+                ClueReminder.stage == deadlines.Stage.objection.value,
+                ClueReminder.due_at.in_([due, due - timedelta(seconds=1)]),
+            )
+        )
+        if already is None:
+            await _issue_stage_reminder(session, clue, due, deadlines.Stage.objection, now)
+            issued += 1
     return issued
 
 
@@ -412,16 +519,26 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
     if not is_allowed(principal.roles, Action.supervise_clue):
         raise NotFound("线索不存在", message_en="clue not found")
     reminded = select(ClueReminder.clue_id)
+    # A concluded clue stays on the list while its reporter's 回访 or the answer to an objection is overdue.
+    follow_up_overdue, objection_overdue = contact_overdue()
     query = (
         select(Clue, ClueState)
         .outerjoin(ClueState, ClueState.clue_id == Clue.id)
-        .where(Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES]))
-        .where((ClueState.key_clue.is_(True)) | Clue.id.in_(reminded))
+        .where(
+            (
+                Clue.status.in_([s.value for s in lifecycle.OPEN_STATUSES])
+                & ((ClueState.key_clue.is_(True)) | Clue.id.in_(reminded))
+            )
+            | Clue.id.in_(follow_up_overdue)
+            | Clue.id.in_(objection_overdue)
+        )
         .order_by(Clue.due_at)
         .limit(500)
     )
     now = utcnow()
     rules = await lifecycle.load_rules(session)
+    late_follow_up = set((await session.scalars(follow_up_overdue)).all())
+    late_objection = set((await session.scalars(objection_overdue)).all())
 
     def acceptance(clue: Clue, state: ClueState | None) -> dict[str, Any] | None:
         # Real-name clues only; categories are not loaded here, so a category-specific rule is not applied.
@@ -452,6 +569,8 @@ async def supervision_list(session: AsyncSession, *, principal: Principal) -> li
             "handling_unit_id": clue.handling_unit_id,
             "assignee_id": clue.assignee_id,
             "acceptance_notice": acceptance(clue, state),
+            "follow_up_overdue": clue.id in late_follow_up,
+            "objection_overdue": clue.id in late_objection,
         }
         for clue, state in (await session.execute(query)).all()
     ]

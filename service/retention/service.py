@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import column, delete, func, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments.models import Attachment
@@ -135,6 +135,16 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
     for attachment in attachments:
         purged.attachments += 1
         purged.blobs += [b for b in (attachment.blob_id, attachment.original_blob_id) if b]
+    # The hand-off dossiers' kept ZIPs (handoff/models.py; named here by table: the two domains are
+    # siblings): their keys go with the rows, their files with the clue's other blobs.
+    dossiers = table("dossiers", column("clue_id"), column("blob_id"))
+    purged.blobs += [
+        b
+        for b in (
+            await session.scalars(select(dossiers.c.blob_id).where(dossiers.c.clue_id == clue_id))
+        ).all()
+        if b
+    ]
     purged.messages = (
         await session.scalar(select(func.count()).select_from(Message).where(Message.clue_id == clue_id))
     ) or 0

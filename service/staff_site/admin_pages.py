@@ -800,6 +800,8 @@ STAGE_NAMES: dict[str, tuple[str, str]] = {
     Stage.inquiry: ("谈话函询", "Talk or written inquiry"),
     Stage.outcome_feedback: ("实名举报结果反馈", "Outcome feedback to a real-name reporter"),
     Stage.transfer_feedback: ("移交后反馈", "Feedback after a transfer"),
+    Stage.follow_up: ("实名举报人回访", "Follow-up call or visit to a real-name reporter"),
+    Stage.objection: ("实名举报人异议答复", "Answer to a real-name reporter's objection"),
 }
 SOURCE_NAMES: dict[str, tuple[str, str]] = {
     "public_report": ("群众举报", "Public report"),

@@ -21,16 +21,20 @@ from sqlalchemy import select
 
 from service.attachments import service as attachments_service
 from service.attachments.models import Attachment
+from service.auth import sessions as session_service
 from service.auth.models import Staff, StaffRole, Unit
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
 from service.classification import classifier
 from service.classification import service as classification_service
+from service.handoff import service as handoff_service
 from service.http.deps import RuntimeDep, SessionDep
+from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, StreamingForm
 from service.intake import assisted as hotline_service
+from service.messages import contact
 from service.messages import service as messages_service
 from service.messages.models import FROM_REPORTER
-from service.platform.errors import DomainError, Invalid
+from service.platform.errors import DomainError, Forbidden, Invalid, TooLarge
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry import desk, lifecycle, routing, supervision, transfer_requests
@@ -38,9 +42,11 @@ from service.registry import service as registry_service
 from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
 from service.registry.models import Clue, ClueState
 from service.staff_site.pages import render
-from service.staff_site.session import CsrfProtected, CurrentStaffSession
+from service.staff_site.session import CSRF_FIELD, CsrfProtected, CurrentStaffSession
 
 router = APIRouter(include_in_schema=False)  # included by registry_pages under /staff/registry
+# A file for the reporter is parsed as a stream: exempt from the generic body limit.
+UPLOAD_PATHS = ("/staff/registry/clues/{clue_id}/messages/file",)
 
 ACTION_NAMES = {
     "triage": "分办",
@@ -221,6 +227,19 @@ async def clue_page_response(
     ]
     supervisors = [(i, n) for i, n, _ in await people_with(session, Role.supervisor)]
     file_names = {m.id: i for i, m in enumerate(messages, start=1)}
+    follow_ups = (
+        await contact.follow_ups(session, clue_id=clue.id, principal=principal, runtime=runtime)
+        if is_allowed(roles, Action.record_follow_up)
+        else None
+    )
+    may_export = is_allowed(roles, Action.export_dossier) and any(
+        t.kind in handoff_service.HANDOFF_KINDS for t in transfers
+    )
+    objections = (
+        await contact.objections(session, clue_id=clue.id, principal=principal, runtime=runtime)
+        if is_allowed(roles, Action.record_objection)
+        else []
+    )
     now = utcnow()
     return render(
         request,
@@ -298,6 +317,24 @@ async def clue_page_response(
             "failed_form": note.form,
             "form": note.values or {},
             "today": now.astimezone(LOCAL).date().isoformat(),
+            "concluded": clue.status in contact.CONCLUDED,
+            "follow_ups": follow_ups,
+            "follow_up_channels": contact.FOLLOW_UP_CHANNELS,
+            "follow_up_outcomes": contact.FOLLOW_UP_OUTCOMES,
+            "objections": objections,
+            "may_record_objection": is_allowed(roles, Action.record_objection)
+            and clue.real_name
+            and clue.status in contact.CONCLUDED
+            and not any(o.status in contact.OPEN_OBJECTION for o in objections),
+            "may_decide_objection": is_allowed(roles, Action.decide_objection),
+            "objection_channels": contact.OBJECTION_CHANNELS,
+            "objection_statuses": contact.OBJECTION_STATUSES,
+            "objection_results": contact.OBJECTION_RESULTS,
+            "may_export_dossier": may_export,
+            "dossiers": await handoff_service.list_dossiers(session, clue_id=clue.id, principal=principal)
+            if may_export
+            else [],
+            "investigators": [(i, n) for i, n, _ in await people_with(session, Role.investigator)],
         },
         principal=principal,
         status_code=note.status_code,
@@ -462,7 +499,7 @@ async def transition(
     own = {k: v.strip() for k, v in given.items() if k in fields and v.strip()}
 
     async def work() -> None:
-        await lifecycle.apply_transition(
+        await handoff_service.apply_transition(
             session,
             clue_id=clue_id,
             request=lifecycle.TransitionRequest(
@@ -619,6 +656,229 @@ async def request_transfer(
         work,
         form="transfer-request",
         values={"to_unit_id": to_unit_id, "transfer_reason": reason},
+    )
+
+
+@router.post("/clues/{clue_id}/messages/file")
+async def send_file(
+    clue_id: str, request: Request, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """A file for the reporter, with an optional message: session login, then the CSRF field read from the
+    stream (not ``CsrfProtected``, which would make Starlette parse and spool the whole body)."""
+
+    async def work() -> None:
+        await _stream_file_to_reporter(request, principal, session, runtime, clue_id[:36])
+
+    return await _after(
+        request, principal, session, runtime, clue_id[:36], work, form="message-file", anchor="#messages"
+    )
+
+
+async def _stream_file_to_reporter(
+    request: Request, principal: Principal, session: Any, runtime: Runtime, clue_id: str
+) -> None:
+    require(principal.roles, Action.exchange_messages)  # before reading any of the body
+    text_limit = messages_service.MAX_MESSAGE_CHARS * 4 + 100  # bytes of UTF-8
+    cap = runtime.settings.letter_page_max_bytes
+    checked, text, sent = False, "", False
+    try:
+        form = StreamingForm(
+            request.stream(), request.headers.get("content-type", ""), max_body=cap + text_limit + 64 * 1024
+        )
+        async for part in form.parts():
+            if not part.is_file:
+                if part.name == CSRF_FIELD and not checked:
+                    presented = await part.read_text(1024)
+                    if not session_service.csrf_matches(
+                        runtime, request.state.staff_session_token, presented
+                    ):
+                        raise Forbidden(
+                            "表单已过期或来源不明，请刷新页面后重试", message_en="invalid CSRF token"
+                        )
+                    checked = True
+                elif part.name == "text" and checked:
+                    text = await part.read_text(text_limit)
+                continue
+            if not checked:
+                raise Forbidden("表单已过期或来源不明，请刷新页面后重试", message_en="CSRF token missing")
+            if not part.filename:
+                continue
+            if sent:
+                raise Invalid("一次只能发送一个文件", message_en="one file at a time")
+            await messages_service.staff_send_file(
+                session,
+                clue_id=clue_id,
+                principal=principal,
+                runtime=runtime,
+                store=runtime.blobs,
+                chunks=part.chunks(),
+                text=text,
+            )
+            sent = True
+    except BodyTooLarge:
+        raise TooLarge("文件太大", message_en="the upload is larger than allowed") from None
+    except (MalformedForm, FieldTooLarge):
+        raise Invalid("无法读取上传的表单", message_en="the form could not be read") from None
+    if not checked:
+        raise Forbidden("表单已过期或来源不明，请刷新页面后重试", message_en="CSRF token missing")
+    if not sent:
+        raise Invalid("请选择要发给举报人的文件", message_en="choose a file to send")
+
+
+@router.post("/clues/{clue_id}/follow-ups")
+async def record_follow_up(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    visited_on: Annotated[str, Form(max_length=20)] = "",
+    channel: Annotated[str, Form(max_length=16)] = "",
+    outcome: Annotated[str, Form(max_length=16)] = "",
+    visitor_id: Annotated[str, Form(max_length=36)] = "",
+    note: Annotated[str, Form(max_length=contact.MAX_NOTE_CHARS + 100)] = "",
+) -> Response:
+    """Record a 回访 (follow-up call or visit) of a concluded clue."""
+    values = {"visited_on": visited_on, "channel": channel, "outcome": outcome, "visitor_id": visitor_id}
+
+    async def work() -> None:
+        await contact.record_follow_up(
+            session,
+            clue_id=clue_id[:36],
+            principal=principal,
+            runtime=runtime,
+            visited_on=_date(visited_on, "回访日期"),
+            channel=channel,
+            outcome=outcome,
+            note=note,
+            visitor_id=visitor_id or None,
+        )
+
+    return await _after(
+        request,
+        principal,
+        session,
+        runtime,
+        clue_id[:36],
+        work,
+        form="follow-up",
+        values={**values, "note": note},
+        anchor="#follow-ups",
+    )
+
+
+@router.post("/clues/{clue_id}/objections")
+async def record_objection(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    received_on: Annotated[str, Form(max_length=20)] = "",
+    channel: Annotated[str, Form(max_length=16)] = "",
+    text: Annotated[str, Form(max_length=contact.MAX_NOTE_CHARS + 100)] = "",
+) -> Response:
+    """Record a real-name reporter's objection made by phone, letter or in person."""
+
+    async def work() -> None:
+        await contact.record_objection(
+            session,
+            clue_id=clue_id[:36],
+            principal=principal,
+            runtime=runtime,
+            channel=channel,
+            received_on=_date(received_on, "收到异议日期"),
+            text=text,
+        )
+
+    return await _after(
+        request,
+        principal,
+        session,
+        runtime,
+        clue_id[:36],
+        work,
+        form="objection",
+        values={"received_on": received_on, "channel": channel, "objection_text": text},
+        anchor="#objections",
+    )
+
+
+@router.post("/clues/{clue_id}/objections/{objection_id}/decision")
+async def decide_objection(
+    clue_id: str,
+    objection_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    decision: Annotated[str, Form(max_length=16)] = "",
+    result: Annotated[str, Form(max_length=16)] = "",
+    text: Annotated[str, Form(max_length=contact.MAX_NOTE_CHARS + 100)] = "",
+) -> Response:
+    """Accept an objection for review, reject it with a reason, or record the review's result."""
+
+    async def work() -> None:
+        await contact.decide_objection(
+            session,
+            objection_id=objection_id[:36],
+            principal=principal,
+            runtime=runtime,
+            decision=decision,
+            text=text,
+            result=result or None,
+        )
+
+    return await _after(
+        request,
+        principal,
+        session,
+        runtime,
+        clue_id[:36],
+        work,
+        form=f"objection-{objection_id[:36]}",
+        values={"decision": decision, "result": result, "answer": text},
+        anchor="#objections",
+    )
+
+
+@router.post("/clues/{clue_id}/dossier")
+async def dossier(
+    clue_id: str, request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """Produce the handed-off clue's signed dossier and download it (audited with its hash)."""
+    try:
+        exported = await handoff_service.export_dossier(
+            session, clue_id=clue_id[:36], principal=principal, runtime=runtime
+        )
+    except DomainError as exc:
+        await session.rollback()
+        note = PageMessage((exc.message, exc.message_en), "error", exc.status_code, "dossier")
+        return await clue_page_response(request, principal, session, runtime, clue_id[:36], note)
+    return _zip(exported)
+
+
+@router.get("/dossiers/{digest}")
+async def dossier_download(
+    digest: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """A dossier as it was produced (with the transfer, or by the button above); audited."""
+    kept = await handoff_service.kept_dossier(
+        session, digest=digest[:64], principal=principal, runtime=runtime
+    )
+    return _zip(kept)
+
+
+def _zip(dossier: handoff_service.ExportedDossier) -> Response:
+    return Response(
+        dossier.data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{dossier.filename}"',
+            "X-Dossier-Hash": f"{dossier.hash_algorithm}:{dossier.digest}",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

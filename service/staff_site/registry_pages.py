@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 from service.auth.permissions import Action, Role, is_allowed, require
 from service.auth.service import Principal
 from service.classification import classifier
+from service.handoff import service as handoff_service
 from service.http.deps import ReadSessionDep, RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid
 from service.platform.runtime import Runtime
@@ -302,7 +303,7 @@ async def decide_transfer_request(
     try:
         if decision not in ("approve", "refuse"):
             raise Invalid("请选择批准或不批准", message_en="approve or refuse")
-        await transfer_requests.decide(
+        await handoff_service.decide_transfer_request(
             session,
             request_id=request_id[:36],
             decision=transfer_requests.Decision(

@@ -127,11 +127,12 @@ FIGURES = (
     ("near_due", f"{desk.NEAR_DUE_DAYS}日内到期", "/staff/registry?due=near"),
     ("overdue", "已超期", "/staff/registry?due=overdue"),
     ("awaiting_approval", "移交申请待审批", "/staff/registry/transfer-requests"),
+    ("contact_overdue", "回访、异议答复超期", "/staff/registry/supervision"),
     ("mine", "我的在办线索", "/staff/registry/mine"),
     ("mine_near_due", f"我的线索 {desk.NEAR_DUE_DAYS}日内到期", "/staff/registry/mine?due=near"),
     ("mine_overdue", "我的线索 已超期", "/staff/registry/mine?due=overdue"),
 )
-ALERTING = {"overdue", "mine_overdue", "near_due", "mine_near_due"}
+ALERTING = {"overdue", "mine_overdue", "near_due", "mine_near_due", "contact_overdue"}
 
 
 @router.get("")

@@ -1,7 +1,7 @@
 """The citizen's whole journey in a real browser (Debian chromium through Playwright), once with
 JavaScript and once without, on SQLite and on PostgreSQL: report (anonymous, then real-name) with an
 attachment, read the receipt, open the status page with the code, see an investigator's message sent through
-the staff API, reply.
+the staff API, download the file the investigator sent (metadata removed), reply.
 
 Also: no request leaves the app's origin; axe-core (npm, tests/browser/package.json) finds no serious or
 critical violation on any public page; pages fit a 320 px screen. Screenshots go to test-artifacts/web/
@@ -11,6 +11,7 @@ critical violation on any public page; pages fit a 320 px screen. Screenshots go
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -146,6 +147,12 @@ def test_citizen_journey(server, browser, backend, tmp_path, javascript, identit
             headers={"Authorization": f"Bearer {token}"},
         )
         assert sent.status_code == 201, sent.text
+        sent_file = httpx.post(
+            f"{base_url}/api/v1/clues/{clue_id}/messages/file",
+            content=jpeg_with_gps(make="StaffCamera"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert sent_file.status_code == 201, sent_file.text
 
         page.goto(base_url + "/status")
         review(browser, base_url, page, f"{mode}-6-status-lookup")
@@ -155,6 +162,12 @@ def test_citizen_journey(server, browser, backend, tmp_path, javascript, identit
         assert "code" not in page.url and code not in page.url
         assert "已收到，正在登记分办" in page.content() and "提交日期" in page.content()
         review(browser, base_url, page, f"{mode}-7-status")
+
+        # The investigators' file: a plain form button downloads it, metadata removed.
+        with page.expect_download() as fetched:
+            page.get_by_role("button", name=re.compile("下载文件 1")).click()
+        downloaded = Path(fetched.value.path()).read_bytes()
+        assert downloaded[:2] == b"\xff\xd8" and b"StaffCamera" not in downloaded
 
         page.get_by_label("您的消息").fill("有，还有一名辅警。")
         note = tmp_path / "note.txt"

@@ -73,6 +73,9 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tips"): PUB,
     ("POST", "/api/v1/receipt/status"): PUB,
     ("POST", "/api/v1/receipt/messages"): PUB,
+    ("POST", "/api/v1/receipt/objections"): PUB,
+    ("POST", "/status/file"): PUB,
+    ("POST", "/status/objection"): PUB,
     ("GET", "/healthz"): PUB,
     ("GET", "/livez"): PUB,
     ("GET", "/readyz"): PUB,
@@ -127,6 +130,12 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/clues/{clue_id}/transfers/{transfer_id}/feedback"): r(A.decide_clue),
     ("GET", "/api/v1/clues/{clue_id}/messages"): r(A.exchange_messages, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/messages"): r(A.exchange_messages, hidden_404=True),
+    ("POST", "/api/v1/clues/{clue_id}/messages/file"): r(A.exchange_messages, hidden_404=True),
+    ("GET", "/api/v1/clues/{clue_id}/follow-ups"): r(A.record_follow_up, hidden_404=True),
+    ("POST", "/api/v1/clues/{clue_id}/follow-ups"): r(A.record_follow_up, hidden_404=True),
+    ("GET", "/api/v1/clues/{clue_id}/objections"): r(A.record_objection, hidden_404=True),
+    ("POST", "/api/v1/clues/{clue_id}/objections"): r(A.record_objection, hidden_404=True),
+    ("POST", "/api/v1/objections/{objection_id}/decision"): r(A.decide_objection),
     ("GET", "/api/v1/clues/{clue_id}/attachments"): r(A.list_attachments, hidden_404=True),
     ("GET", "/api/v1/attachments/{attachment_id}"): r(A.download_attachment, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/classification"): r(A.read_classification, hidden_404=True),
@@ -134,6 +143,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
     ("PUT", "/api/v1/clues/{clue_id}/legal-hold"): r(A.manage_legal_hold),
     ("POST", "/api/v1/clues/{clue_id}/dossier"): r(A.export_dossier, hidden_404=True),
+    ("GET", "/api/v1/clues/{clue_id}/dossiers"): r(A.export_dossier, hidden_404=True),
+    ("GET", "/api/v1/dossiers/{digest}"): r(A.export_dossier, hidden_404=True),
     ("POST", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
     ("GET", "/api/v1/dossiers/{digest}/feedback"): r(A.record_dossier_feedback),
     ("GET", "/api/v1/taxonomy"): r(A.view_taxonomy),
@@ -195,6 +206,14 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/staff/registry/clues/{clue_id}/supervision"): r(A.supervise_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/transition"): r(A.handle_clue, A.decide_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/messages"): r(A.exchange_messages, hidden_404=True),
+    ("POST", "/staff/registry/clues/{clue_id}/messages/file"): r(A.exchange_messages, hidden_404=True),
+    ("POST", "/staff/registry/clues/{clue_id}/follow-ups"): r(A.record_follow_up, hidden_404=True),
+    ("POST", "/staff/registry/clues/{clue_id}/objections"): r(A.record_objection, hidden_404=True),
+    ("POST", "/staff/registry/clues/{clue_id}/objections/{objection_id}/decision"): r(
+        A.decide_objection, hidden_404=True
+    ),
+    ("POST", "/staff/registry/clues/{clue_id}/dossier"): r(A.export_dossier, hidden_404=True),
+    ("GET", "/staff/registry/dossiers/{digest}"): r(A.export_dossier, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/notes"): r(A.handle_clue, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/progress/{request_id}"): r(A.report_progress, hidden_404=True),
     ("POST", "/staff/registry/clues/{clue_id}/transfer-request"): r(A.request_transfer, hidden_404=True),
@@ -302,6 +321,17 @@ def is_page(path: str) -> bool:
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/clues/{clue_id}/messages"): {"text": "矩阵测试"},
     ("POST", "/api/v1/clues/{clue_id}/transitions"): {"action": "accept", "reason": "矩阵测试"},
+    ("POST", "/api/v1/clues/{clue_id}/follow-ups"): {
+        "visited_on": "2026-01-05",
+        "channel": "phone",
+        "outcome": "reached",
+    },
+    ("POST", "/api/v1/clues/{clue_id}/objections"): {
+        "channel": "phone",
+        "received_on": "2026-01-05",
+        "text": "矩阵测试",
+    },
+    ("POST", "/api/v1/objections/{objection_id}/decision"): {"decision": "review"},
 }
 PAGE_FORM = {"assignee_id": "no-such-staff", "reason": "矩阵测试", "action": "no-such-step"}
 
@@ -359,6 +389,7 @@ async def test_role_endpoint_matrix(harness: Harness) -> None:
         "request_id": "no-such-request",
         "transfer_id": "no-such-transfer",
         "attachment_id": "no-such-attachment",
+        "objection_id": "no-such-objection",
         "mail_id": "no-such-mail",
         "digest": "0" * 64,
         "fmt": "csv",

@@ -218,9 +218,11 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
                 )
             ).scalars()
         )
-    assert len(entries) == 1
-    assert entries[0].actor == f"staff:{world.investigator[0]}"
-    assert json.loads(entries[0].details)["digest"] == digest
+    # One was produced with the sending-on (recorded against the hand-off), one by this export.
+    assert len(entries) == 2
+    assert {e.actor for e in entries} == {f"staff:{world.investigator[0]}"}
+    assert sorted(json.loads(e.details)["transfer_id"] is not None for e in entries) == [True, True]
+    assert digest in {json.loads(e.details)["digest"] for e in entries}
 
     # The receiver's feedback, against the hash: supervisors only, sealed, audited, marks the hand-off.
     feedback_url = f"/api/v1/dossiers/{digest}/feedback"
@@ -302,16 +304,19 @@ async def test_cli_export_acts_as_the_staff_member(harness: Harness, tmp_path: P
     assert verified.returncode == 0, verified.stderr
     assert digest in verified.stdout
     async with harness.runtime.session_factory() as session:
-        actors = list(
-            (
+        actors = {
+            json.loads(details)["digest"]: actor
+            for actor, details in (
                 await session.execute(
-                    select(AuditEntry.actor).where(
+                    select(AuditEntry.actor, AuditEntry.details).where(
                         AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_exported"
                     )
                 )
-            ).scalars()
-        )
-    assert actors == [f"staff:{world.supervisor[0]}"]
+            ).all()
+        }
+    # The CLI's export, and the one produced when the investigator sent the clue on.
+    assert actors.pop(digest) == f"staff:{world.supervisor[0]}"
+    assert list(actors.values()) == [f"staff:{world.investigator[0]}"]
 
 
 async def test_national_suite_signs_with_sm2_and_hashes_with_sm3(
@@ -406,10 +411,13 @@ async def test_a_damaged_file_stops_the_export_and_records_nothing(harness: Harn
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "attachment_unavailable"
     async with harness.runtime.session_factory() as session:
-        assert await session.scalar(select(Dossier.id).where(Dossier.clue_id == clue_id)) is None
-        exported = await session.scalar(
-            select(AuditEntry.id).where(
-                AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_exported"
+        # Only the dossier produced with the sending-on, before the damage: nothing more recorded.
+        assert len((await session.scalars(select(Dossier.id).where(Dossier.clue_id == clue_id))).all()) == 1
+        exported = (
+            await session.scalars(
+                select(AuditEntry.id).where(
+                    AuditEntry.object_id == clue_id, AuditEntry.action == "clue.dossier_exported"
+                )
             )
-        )
-        assert exported is None
+        ).all()
+        assert len(exported) == 1

@@ -25,6 +25,7 @@ from service.api.registry.schemas import (
 )
 from service.auth.permissions import Action
 from service.auth.service import Principal
+from service.handoff import service as handoff_service
 from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff, authorized
@@ -52,11 +53,12 @@ router = APIRouter(prefix="/api/v1", tags=["clues"], responses=STAFF_ERRORS)
 async def transition_clue(
     clue_id: str, body: TransitionIn, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep
 ) -> TransitionOut:
-    """Move a clue along its lifecycle. Illegal steps: 409; missing or bad fields: 422. Audited."""
+    """Move a clue along its lifecycle. Illegal steps: 409; missing or bad fields: 422. Audited. A transfer
+    or sending-on also produces the signed dossier, recorded against the hand-off (`GET …/dossiers`)."""
     request = lifecycle.TransitionRequest(
         **{**body.model_dump(), "attachment_ids": tuple(body.attachment_ids)}
     )
-    row = await lifecycle.apply_transition(
+    row = await handoff_service.apply_transition(
         session, clue_id=clue_id, request=request, principal=principal, runtime=runtime
     )
     return transition_out(row)
@@ -246,7 +248,7 @@ async def decide_transfer_request(
     runtime: RuntimeDep,
 ) -> TransferRequestOut:
     """Approve (the transfer step is applied, with recusal and the status rules) or refuse. Audited."""
-    row = await transfer_requests.decide(
+    row = await handoff_service.decide_transfer_request(
         session,
         request_id=request_id,
         decision=transfer_requests.Decision(

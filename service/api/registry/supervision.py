@@ -113,7 +113,9 @@ async def acceptance_notice(
 async def supervision_list(
     principal: Annotated[Principal, authorized(Action.supervise_clue)], session: SessionDep
 ) -> list[dict[str, object]]:
-    """Open key clues and clues with an overdue notice (催办单)."""
+    """Open key clues and clues with an overdue notice (催办单), and concluded clues whose reporter's
+    follow-up (回访) or the answer to an objection (异议) is overdue (``follow_up_overdue``,
+    ``objection_overdue``)."""
     return await supervision.supervision_list(session, principal=principal)
 
 
