@@ -57,6 +57,8 @@ class Action(StrEnum):
     manage_legal_hold = "manage_legal_hold"
     export_dossier = "export_dossier"
     record_dossier_feedback = "record_dossier_feedback"
+    redact = "redact"
+    request_unmask = "request_unmask"
 
 
 _ALL = frozenset(Role)
@@ -102,6 +104,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.manage_legal_hold: frozenset({Role.supervisor}),
     Action.export_dossier: frozenset({Role.investigator, Role.supervisor}),
     Action.record_dossier_feedback: frozenset({Role.supervisor}),
+    Action.redact: frozenset({Role.investigator, Role.supervisor}),
+    Action.request_unmask: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -198,6 +202,14 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.record_dossier_feedback: (
         "Record and read a receiving organ's feedback against a dossier's hash, audited "
         "(`POST/GET /api/v1/dossiers/{hash}/feedback`)"
+    ),
+    Action.redact: (
+        "Redact a visible clue's report, messages, additions (spans) and images or PDF pages (regions) as a new "
+        "version with a reason; list versions; the dossier shows the latest (`/api/v1/clues/{id}/redactions…`)"
+    ),
+    Action.request_unmask: (
+        "Ask to unmask one automatically masked span with a reason; custodians' shares apply it "
+        "(`POST /api/v1/clues/{id}/unmask-requests`, `tipline redaction unmask`)"
     ),
 }
 
