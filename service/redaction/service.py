@@ -38,17 +38,19 @@ from service.attachments.models import Attachment
 from service.attachments.pipeline import attachment_binding, encrypt_bytes_into_blob
 from service.attachments.sniff import FileKind
 from service.audit import service as audit_service
-from service.auth.permissions import Action, require
+from service.auth.permissions import Action, Role, require
 from service.auth.service import Principal
-from service.classification.pii import MASK_MARKERS
+from service.classification.pii import MASK_MARKERS, find_personal_data
+from service.classification.results import PersonalDataSpan
+from service.custody import service as custody_service
 from service.messages import service as messages_service
 from service.messages.models import Message
 from service.platform.blobs import BlobStore, BlobStoreError
-from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
-from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import utcnow
 from service.redaction import files
 from service.redaction.models import Redaction, UnmaskRequest
@@ -234,6 +236,7 @@ async def _record(
     text: str | None = None,
     stored: files.Covered | None = None,
     blob: tuple[str, bytes, int, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Redaction:
     row = Redaction(
         id=new_id(),
@@ -269,8 +272,9 @@ async def _record(
             "target_id": target_id,
             "field": field,
             "version": version,
-            "marks": len(next(iter(marks.values()), [])),
+            "marks": 1 if action == "unmask" else len(next(iter(marks.values()), [])),
             "reason_sha256": _reason_digest(row.reason),  # the row's sealed reason, tied to the chain
+            **(extra or {}),
         },
     )
     return row
@@ -623,3 +627,159 @@ async def list_unmask_requests(
         )
     ).scalars()
     return [_unmask_view(r, keys) for r in rows]
+
+
+def _marker_positions(original: str, spans: list[PersonalDataSpan]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The masked text ``mask_personal_data`` makes of ``original`` and where each of its markers stands:
+    (start, end, index of the span it hides)."""
+    out: list[str] = []
+    positions: list[tuple[int, int, int]] = []
+    cursor = length = 0
+    for index, span in enumerate(spans):  # find_personal_data's spans: sorted, not overlapping
+        out.append(original[cursor : span.start])
+        length += span.start - cursor
+        marker = MASK_MARKERS.get(span.kind, "［个人信息］")
+        positions.append((length, length + len(marker), index))
+        out.append(marker)
+        length += len(marker)
+        cursor = span.end
+    out.append(original[cursor:])
+    return "".join(out), positions
+
+
+def _shift(
+    positions: list[tuple[int, int, int]], changes: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int]]:
+    """Markers' positions after ``changes`` ((start, end, new length), on the same text, not overlapping):
+    a marker a change touches is gone, later ones move."""
+    moved = []
+    for start, end, index in positions:
+        if any(s < end and start < e for s, e, _ in changes):
+            continue
+        delta = sum(n - (e - s) for s, e, n in changes if e <= start)
+        moved.append((start + delta, end + delta, index))
+    return moved
+
+
+async def _replay(
+    session: AsyncSession, target: TextTarget, positions: list[tuple[int, int, int]], upto: int, keys: KeyRing
+) -> list[tuple[int, int, int]]:
+    """Follow the markers through the versions up to ``upto``: redactions cover, unmasks reveal."""
+    rows = (
+        await session.execute(
+            select(Redaction)
+            .where(
+                Redaction.target == target.kind,
+                Redaction.target_id == target.target_id,
+                Redaction.field == target.field,
+                Redaction.version <= upto,
+            )
+            .order_by(Redaction.version)
+        )
+    ).scalars()
+    for row in rows:
+        marks = json.loads(keys.open(row.marks, _binding(row.id, "marks")))
+        if row.action == "unmask":
+            start, end, length = marks["unmasked"]
+            positions = _shift(positions, [(start, end, length)])
+        else:
+            positions = _shift(positions, [(s, e, len(MARKER)) for s, e in marks["spans"]])
+    return positions
+
+
+async def _sealed_original(session: AsyncSession, clue: Clue, target: TextTarget) -> tuple[bytes, str, str]:
+    """The identity-key envelope holding the text as the reporter wrote it, its binding, and the key of
+    the text in it. Only this one text is read from it, never the submitter's details."""
+    sealed: bytes | None = None
+    if target.kind == "report":
+        sealed, binding, key = clue.identity, f"clues/{clue.id}/identity", "unmasked_text"
+    elif target.kind == "message":
+        message = await session.get(Message, target.target_id)
+        sealed, binding, key = (
+            message.identity if message else None,
+            messages_service.identity_binding(target.target_id),
+            "text",
+        )
+    else:
+        addition = await session.get(ClueAddition, target.target_id)
+        sealed, binding, key = (
+            addition.identity if addition else None,
+            f"clue_additions/{target.target_id}/identity",
+            target.field,
+        )
+    if sealed is None:
+        raise Conflict("此处没有被自动遮盖的原文", message_en="nothing of this text was masked")
+    return sealed, binding, key
+
+
+async def apply_unmask(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    custodian: str,
+    shares: list[custody_service.ShareInput],
+    keys: KeyRing,
+) -> VersionView:
+    """Show the one span a pending unmask request names: the identity key is rebuilt from custodians' shares
+    in memory (``custody_service.identity_opener``: two custodians at least, none recused), the text as
+    the reporter wrote it is opened, the masking is replayed to find the span behind the marker, and the
+    next version shows that span's words and nothing else. ``custodian`` runs it (an active custodian,
+    not the requester). Audited as ``clue.unmasked`` with the share holders."""
+    row = await session.get(UnmaskRequest, request_id[:36], with_for_update=True)
+    if row is None:
+        raise NotFound("去遮盖申请不存在", message_en="unmask request not found")
+    if row.status != "pending":
+        raise Conflict("申请已处理", message_en=f"the request is already {row.status}")
+    staff, roles = await custody_service.active_staff(session, custodian)
+    if Role.custodian not in roles:
+        raise Forbidden("只有身份保管人可以执行", message_en="only a custodian may apply an unmask")
+    if audit_service.staff_actor(staff.id) == row.requested_by:
+        raise Forbidden("申请人不能执行自己的申请", message_en="the requester cannot apply their own request")
+    clue = await session.get(Clue, row.clue_id)
+    assert clue is not None
+    target = TextTarget(row.target, row.target_id, row.field)
+    version, text = await _current(session, clue, target, keys)
+    if version != row.base_version:
+        raise Conflict(
+            "申请之后内容已有新版本，请重新申请", message_en="the text changed since the request; ask again"
+        )
+    sealed, binding, key = await _sealed_original(session, clue, target)
+    opener, holders = await custody_service.identity_opener(
+        session, clue=clue, envelope=Envelope.from_bytes(sealed), shares=shares, keys=keys
+    )
+    original = json.loads(opener.open(sealed, binding)).get(key)
+    del opener
+    names: list[str] = []  # as intake masked it: the report with the accused's name kept readable
+    if target.kind == "report":
+        names = [json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused")).get("name") or ""]
+    masked = await _original_text(session, clue, target, keys)
+    spans = find_personal_data(original, names) if isinstance(original, str) else []
+    rebuilt, positions = _marker_positions(original or "", spans)
+    if not spans or rebuilt != masked:  # the masking rules changed since: no safe way to map the marker
+        raise Conflict(
+            "无法对应到原文中的位置（遮盖规则已变化），未显示任何内容",
+            message_en="the marker cannot be mapped to the original (masking rules changed); nothing shown",
+        )
+    here = await _replay(session, target, positions, row.base_version, keys)
+    index = next((i for s, e, i in here if (s, e) == (row.start, row.end)), None)
+    if index is None:
+        raise Conflict("该标记已不在文本中", message_en="the marker is no longer in the text")
+    value = original[spans[index].start : spans[index].end]
+    version_row = await _record(
+        session,
+        clue_id=clue.id,
+        target=target.kind,
+        target_id=target.target_id,
+        field=target.field,
+        version=version + 1,
+        action="unmask",
+        marks={"unmasked": [row.start, row.end, len(value)]},
+        reason=keys.open(row.reason, _unmask_binding(row.id)).decode("utf-8"),
+        actor=audit_service.staff_actor(staff.id),
+        keys=keys,
+        text=text[: row.start] + value + text[row.end :],
+        extra={"request_id": row.id, "requested_by": row.requested_by, "share_holders": sorted(holders)},
+    )
+    row.status, row.redaction_id = "applied", version_row.id
+    await session.flush()
+    return _view(version_row, keys)

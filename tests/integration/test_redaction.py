@@ -8,6 +8,7 @@ changed; every redaction and unmask request in the audit trail with who and a ha
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,8 +26,15 @@ from sqlalchemy import func, select
 
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
+from service.auth.models import Staff
+from service.custody import service as custody_service
+from service.custody.ceremony import Custodian, init_keys
+from service.intake import service as intake_service
 from service.intake.models import Receipt
+from service.platform.crypto.keys import KeyRing, read_public_key
+from service.platform.errors import Conflict, Forbidden, Invalid
 from service.platform.timeutil import LOCAL
+from service.redaction import service as redaction_service
 from service.redaction.models import Redaction, UnmaskRequest
 from service.redaction.service import MARKER
 from tests.helpers.app import Harness, auth, unique
@@ -232,7 +240,7 @@ async def test_redacted_spans_go_onward_and_the_original_stays(harness: Harness)
     async with harness.runtime.session_factory() as session:
         rows = {r.id: r for r in (await session.execute(select(Redaction))).scalars() if r.clue_id == clue_id}
     for entry in entries:
-        details = entry.details if isinstance(entry.details, dict) else json.loads(entry.details)
+        details = json.loads(entry.details)
         row = rows[details["redaction_id"]]
         assert entry.actor == row.created_by
         assert details["reason_sha256"] == hashlib.sha256(row.reason).hexdigest()
@@ -394,7 +402,128 @@ async def test_unmask_is_requested_by_a_supervisor_and_audited(harness: Harness)
     listed = (await harness.client.get(url, headers=auth(inv))).json()
     assert [r["id"] for r in listed] == [made.json()["id"]] and listed[0]["reason"] == body["reason"]
     (entry,) = await _audit(harness, clue_id, "clue.unmask_requested")
-    details = entry.details if isinstance(entry.details, dict) else json.loads(entry.details)
+    details = json.loads(entry.details)
     assert entry.actor == f"staff:{world.supervisor[0]}" and details["marker"] == "［姓名］"
     # Nothing was revealed: the text staff see is unchanged.
     assert (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(sup))).json()["text"] == masked
+
+
+PASSPHRASES = {"a": "correct horse battery A", "b": "correct horse battery B"}
+
+
+@pytest.fixture(scope="module")
+def ceremony(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    keys_dir, custody_dir = tmp_path_factory.mktemp("keys"), tmp_path_factory.mktemp("custody")
+    names = {k: unique(f"保管人{k}") for k in PASSPHRASES}
+    init_keys(
+        keys_dir=keys_dir,
+        custody_dir=custody_dir,
+        suite="international",
+        custodians=[Custodian(names[k], PASSPHRASES[k]) for k in PASSPHRASES],
+        threshold=2,
+    )
+    return keys_dir, custody_dir, names
+
+
+async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Harness, ceremony) -> None:  # type: ignore[no-untyped-def]
+    """A middleman's phone number masked as if it were the reporter's: a supervisor asks, two custodians'
+    shares apply it; the new version shows that number and nothing else the masking hid."""
+    keys_dir, custody_dir, names = ceremony
+    base = harness.runtime.keys
+    ring = KeyRing(
+        case_public=base.case_public,
+        identity_public=read_public_key(keys_dir / "identity.public.json"),
+        contact_public=read_public_key(keys_dir / "contact.public.json"),
+        private=base._private.values(),
+    )
+    async with harness.runtime.session_factory() as session:
+        existing = set((await session.execute(select(Staff.name))).scalars())
+    for name in names.values():
+        if name not in existing:
+            await harness.add_staff(name, ["custodian"])
+    supervisor_id, sup = await harness.add_staff(unique("督办"), ["supervisor"])
+    runtime = dataclasses.replace(harness.runtime, keys=ring)
+    middleman = "13900000002"
+    tip = await runtime.intake.submit(
+        intake_service.Submission(
+            text=f"派出所民警收了红包以后压着案子不立案，我叫王举报。中间人的电话是{middleman}，他负责收钱。",
+            channel="web",
+            anonymous=False,
+            accused={"name": "李某"},
+            submitter={"name": "王举报", "phone": "13900000001"},
+        ),
+        actor="public",
+    )
+    clue_id = tip.clue_id
+    masked = (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(sup))).json()["text"]
+    assert middleman not in masked and "王举报" not in masked and "［手机号］" in masked
+    # A redaction first, so the marker has moved by the time it is unmasked.
+    first = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/redactions/texts",
+        headers=auth(sup),
+        json={"target": "report", "base_version": 0, "quotes": ["红包"], "reason": "细节另行移交"},
+    )
+    assert first.status_code == 201, first.text
+    text = first.json()["text"]
+    start = text.index("［手机号］")
+    request = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/unmask-requests",
+        headers=auth(sup),
+        json={
+            "target": "report",
+            "base_version": 1,
+            "start": start,
+            "end": start + len("［手机号］"),
+            "reason": "被遮盖的是中间人的电话，不是举报人的",
+        },
+    )
+    assert request.status_code == 201, request.text
+    request_id = request.json()["id"]
+
+    def share(who: str) -> custody_service.ShareInput:
+        (path,) = custody_dir.glob(f"identity-*.{names[who]}.share.json")
+        return custody_service.ShareInput(path, PASSPHRASES[who])
+
+    factory = harness.runtime.session_factory
+    refusals = [
+        (names["a"], [share("a")], Invalid),  # one custodian's share is not enough
+        (names["a"], [share("a"), share("a")], Invalid),  # nor the same one twice
+        (supervisor_id, [share("a"), share("b")], Forbidden),  # the requester is no custodian
+    ]
+    for custodian, shares, error in refusals:
+        async with factory() as session:
+            with pytest.raises(error):
+                await redaction_service.apply_unmask(
+                    session, request_id=request_id, custodian=custodian, shares=shares, keys=ring
+                )
+    assert await _counts(harness, clue_id) == (1, 1, 2)  # the redaction, the request and their entries
+
+    async with factory() as session:
+        version = await redaction_service.apply_unmask(
+            session, request_id=request_id, custodian=names["a"], shares=[share("a"), share("b")], keys=ring
+        )
+        await session.commit()
+    assert version.action == "unmask" and version.version == 2
+    assert version.text == text[:start] + middleman + text[start + len("［手机号］") :]
+    shown = (await harness.client.get(f"/api/v1/clues/{clue_id}/redacted", headers=auth(sup))).json()
+    assert middleman in shown["report"] and "［姓名］" in shown["report"] and "王举报" not in shown["report"]
+    assert "红包" not in shown["report"]
+    listed = (await harness.client.get(f"/api/v1/clues/{clue_id}/unmask-requests", headers=auth(sup))).json()
+    assert listed[0]["status"] == "applied" and listed[0]["redaction_id"] == version.id
+    (entry,) = await _audit(harness, clue_id, "clue.unmasked")
+    details = json.loads(entry.details)
+    async with factory() as session:
+        custodians = {
+            s.id
+            for s in (await session.execute(select(Staff).where(Staff.name.in_(names.values())))).scalars()
+        }
+    assert set(details["share_holders"]) == custodians and details["requested_by"] == f"staff:{supervisor_id}"
+    async with factory() as session:
+        with pytest.raises(Conflict):  # applied once
+            await redaction_service.apply_unmask(
+                session,
+                request_id=request_id,
+                custodian=names["b"],
+                shares=[share("a"), share("b")],
+                keys=ring,
+            )
