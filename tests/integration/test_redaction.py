@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import subprocess
 import zipfile
 from datetime import datetime
@@ -40,6 +41,7 @@ from service.redaction.service import MARKER
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.registry import World, make_world, step
+from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 from tests.helpers.tools import apt, require_executable
 from tests.helpers.web import open_status, post_reply, post_report, receipt_from
 
@@ -527,3 +529,105 @@ async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Har
                 shares=[share("a"), share("b")],
                 keys=ring,
             )
+
+
+async def test_staff_site_forms_work_without_javascript(harness: Harness) -> None:
+    world = await make_world(harness)
+    clue_id = await _clue(harness, world, files=[("照片.jpg", jpeg_with_gps(size=IMAGE_SIZE))])
+    supervisor = await make_web_staff(harness, ["supervisor"])
+    async with harness.runtime.session_factory() as session:
+        image_id = await session.scalar(select(Attachment.id).where(Attachment.clue_id == clue_id))
+    page_url = f"/staff/registry/clues/{clue_id}"
+
+    def redacted_report(html: str) -> str:
+        match = re.search(r'id="redacted-report">(.*?)</p>', html, re.S)
+        assert match, "no redacted report on the page"
+        return match.group(1)
+
+    async with log_in(harness, supervisor) as browser:
+        page = await browser.get(page_url)
+        assert page.status_code == 200 and 'id="redaction"' in page.text
+        assert SECRET in redacted_report(page.text)
+        assert f'value="report|{clue_id}||0"' in page.text
+
+        # A bad form is shown again with the message; nothing changes.
+        refused = await browser.post(
+            f"{page_url}/redactions/text",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "target": f"report|{clue_id}||0",
+                "quotes": SECRET,
+                "reason": " ",
+            },
+        )
+        assert refused.status_code == 422 and "请填写理由" in refused.text
+        assert SECRET in redacted_report(refused.text)
+
+        done = await browser.post(
+            f"{page_url}/redactions/text",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "target": f"report|{clue_id}||0",
+                "quotes": SECRET,
+                "reason": "保护证人",
+            },
+        )
+        assert done.status_code == 303, done.text
+        page = await browser.get(page_url)
+        assert SECRET not in redacted_report(page.text) and MARKER in redacted_report(page.text)
+        assert SECRET in page.text.split('id="redaction"')[0]  # the original, for those who could read it
+        assert "保护证人" in page.text and f'value="report|{clue_id}||1"' in page.text
+
+        outside = await browser.post(
+            f"{page_url}/redactions/file",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "file": f"{image_id}|0",
+                "page": "1",
+                "x": "100",
+                "y": "0",
+                "width": "50",
+                "height": "10",
+                "reason": "遮盖",
+            },
+        )
+        assert outside.status_code == 422 and "超出页面范围" in outside.text
+        covered = await browser.post(
+            f"{page_url}/redactions/file",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "file": f"{image_id}|0",
+                "page": "1",
+                "x": "10",
+                "y": "20",
+                "width": "40",
+                "height": "30",
+                "reason": "遮盖车牌",
+            },
+        )
+        assert covered.status_code == 303, covered.text
+
+        text = redacted_report(page.text)
+        start = text.index("［姓名］")
+        unmask = await browser.post(
+            f"{page_url}/unmask-requests",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "target": f"report|{clue_id}||1",
+                "start": str(start),
+                "end": str(start + len("［姓名］")),
+                "reason": "核实为被反映人姓名",
+            },
+        )
+        assert unmask.status_code == 303, unmask.text
+        page = await browser.get(page_url)
+        assert "遮盖车牌" in page.text and "待保管人执行" in page.text
+        link = re.search(r'href="(/staff/registry/redactions/[^"]+/file)"', page.text)
+        assert link
+        picture = await browser.get(link.group(1))
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+    assert await _counts(harness, clue_id) == (2, 1, 3)
+
+    outsider = await make_web_staff(harness, ["investigator"], world.other_unit)
+    async with log_in(harness, outsider) as browser:
+        assert (await browser.get(page_url)).status_code == 404
