@@ -16,6 +16,7 @@ page as shown; pages count from 1. A rectangle outside the page is refused, neve
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -89,8 +90,8 @@ def _cover_image(data: bytes, kind: str, regions: list[Region]) -> Covered:
     draw = ImageDraw.Draw(picture)
     for r in regions:
         # Pixel edges: round outwards, so a fractional rectangle never leaves a sliver uncovered.
-        left, top = int(r.x), int(r.y)
-        right, bottom = -int(-(r.x + r.width)) - 1, -int(-(r.y + r.height)) - 1
+        left, top = math.floor(r.x), math.floor(r.y)
+        right, bottom = math.ceil(r.x + r.width) - 1, math.ceil(r.y + r.height) - 1
         draw.rectangle(
             (left, top, right, bottom), fill=(0, 0, 0, 255) if picture.mode == "RGBA" else (0, 0, 0)
         )
