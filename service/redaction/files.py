@@ -10,7 +10,8 @@
   removed survives as an orphan object.
 
 Coordinates: images in pixels, PDF pages in points (1/72 inch), both from the top-left corner of the
-page as shown; pages count from 1. A rectangle outside the page is refused, never clipped.
+page as shown (a rotated page as a viewer shows it upright); pages count from 1. A rectangle outside the
+page is refused, never clipped.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def _redact_pdf(data: bytes, regions: list[Region]) -> bytes:
             by_page.setdefault(r.page - 1, []).append(pymupdf.Rect(r.x, r.y, r.x + r.width, r.y + r.height))
         for number, rects in by_page.items():
             page = document[number]
-            for rect in rects:
-                page.add_redact_annot(rect, fill=(0, 0, 0))
+            for rect in rects:  # as shown -> the page's own (unrotated) coordinates
+                page.add_redact_annot(rect * page.derotation_matrix, fill=(0, 0, 0))
             page.apply_redactions()
         document.set_metadata({})
         document.del_xml_metadata()

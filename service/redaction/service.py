@@ -456,16 +456,18 @@ async def latest_files(session: AsyncSession, *, clue_id: str) -> dict[str, Reda
 async def open_shown_file(
     session: AsyncSession, *, attachment_id: str, principal: Principal, keys: KeyRing, store: BlobStore
 ) -> attachments_service.Download:
-    """The file as it goes onward: its latest redacted version if it has one, else the cleaned file
-    (``attachments_service.open_download``, audited there). A redacted version's read is audited as
-    ``attachment.redacted_downloaded``."""
-    download = await attachments_service.open_download(
-        session, attachment_id=attachment_id, principal=principal, keys=keys, store=store
-    )
-    latest = await _latest(session, "attachment", download.attachment_id, "")
+    """The file as it goes onward: its latest redacted version if it has one (audited as
+    ``attachment.redacted_downloaded``), else the cleaned file (``attachments_service.open_download``)."""
+    latest = await _latest(session, "attachment", attachment_id[:36], "")
     if latest is None:
-        return download
-    await download.chunks.aclose()  # type: ignore[attr-defined]
+        return await attachments_service.open_download(
+            session, attachment_id=attachment_id, principal=principal, keys=keys, store=store
+        )
+    require(principal.roles, Action.download_attachment)
+    try:
+        await registry_service.get_visible_clue(session, clue_id=latest.clue_id, principal=principal)
+    except NotFound:
+        raise _not_found() from None
     return await _version_download(session, latest, principal, keys, store)
 
 

@@ -70,3 +70,35 @@ def test_markers_follow_the_versions() -> None:
     moved = _shift(positions, [(0, 2, 5)])
     assert [(s, i) for s, _, i in moved] == [(s + 3, i) for s, _, i in positions]
     assert [i for _, _, i in _shift(positions, [(3, 5, 5)])] == [1]
+
+
+def test_pdf_region_on_a_rotated_page_removes_the_text_shown_there(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A page rotated 90°: the region is given as a viewer shows the page; pdftotext (an independent reader)
+    finds the covered words gone and the others still there."""
+    import subprocess
+
+    import pymupdf
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    from tests.helpers.tools import apt, require_executable
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out, pagesize=A4)
+    page.setFont("Helvetica", 14)
+    page.drawString(72, 770, "SECRET-ALPHA")
+    page.drawString(72, 600, "VISIBLE-OMEGA")
+    page.save()
+    document = pymupdf.open(stream=out.getvalue(), filetype="pdf")
+    document[0].set_rotation(90)
+    rotated = document.tobytes()
+    # Shown upright the page is 842 x 595 pt; the first line runs down near x = 766-785.
+    covered = files.cover(rotated, "application/pdf", [files.Region(1, 760, 60, 30, 130)])
+    with pytest.raises(Invalid):
+        files.cover(rotated, "application/pdf", [files.Region(1, 700, 500, 30, 130)])  # 630 > 595 tall
+    tool = require_executable("pdftotext", apt("poppler-utils"))
+    path = tmp_path / "covered.pdf"
+    path.write_bytes(covered.data)
+    shown = subprocess.run([tool, str(path), "-"], check=True, capture_output=True, text=True)  # noqa: S603
+    text = "".join(shown.stdout.split())
+    assert "SECRET" not in text and "ALPHA" not in text and "VISIBLE-OMEGA" in text
