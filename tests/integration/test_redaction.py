@@ -12,8 +12,10 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
+import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +40,8 @@ from service.platform.timeutil import LOCAL
 from service.redaction import service as redaction_service
 from service.redaction.models import Redaction, UnmaskRequest
 from service.redaction.service import MARKER
-from tests.helpers.app import Harness, auth, unique
+from tests.helpers import REPO_ROOT
+from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.registry import World, make_world, step
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
@@ -631,3 +634,81 @@ async def test_staff_site_forms_work_without_javascript(harness: Harness) -> Non
     outsider = await make_web_staff(harness, ["investigator"], world.other_unit)
     async with log_in(harness, outsider) as browser:
         assert (await browser.get(page_url)).status_code == 404
+
+
+def _cli_with_passphrases(
+    args: list[str], env: dict[str, str], phrases: list[str]
+) -> subprocess.CompletedProcess[str]:
+    read, write = os.pipe()
+    os.write(write, ("\n".join(phrases) + "\n").encode())
+    os.close(write)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+            pass_fds=(read,),
+        )
+    finally:
+        os.close(read)
+
+
+async def test_unmask_by_the_custodial_command_line(tmp_path: Path, fresh_database_url: str) -> None:
+    """`tipline custody unmask`: two custodians' passphrases on a pipe; the command prints no revealed words,
+    a wrong passphrase changes nothing and is audited on its own."""
+    env = cli_env(tmp_path, fresh_database_url)
+    assert run_cli(["db", "upgrade"], env).returncode == 0
+    a, b = unique("甲"), unique("乙")
+    for name in (a, b):
+        assert run_cli(["staff", "add", "--name", name, "--role", "custodian"], env).returncode == 0
+    phrases = ["first passphrase 111", "second passphrase 222"]
+    made = _cli_with_passphrases(
+        ["keys", "init", "--custodian", a, "--custodian", b, "--threshold", "2"], env, phrases
+    )
+    assert made.returncode == 0, made.stderr
+    middleman = "13700000002"
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        _, sup = await harness.add_staff(unique("科长"), ["supervisor"])
+        body = {
+            "text": f"看守所民警收钱帮人办保外就医，我叫赵实名。中间人的电话是{middleman}。",
+            "anonymous": False,
+            "submitter": {"name": "赵实名", "phone": "13700000000"},
+        }
+        assert (await harness.client.post("/api/v1/tips", json=body)).status_code == 201
+        async with harness.runtime.session_factory() as session:
+            clue_id = (await session.execute(select(Receipt.clue_id))).scalar_one()
+        text = (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(sup))).json()["text"]
+        start = text.index("［手机号］")
+        made = await harness.client.post(
+            f"/api/v1/clues/{clue_id}/unmask-requests",
+            headers=auth(sup),
+            json={
+                "target": "report",
+                "base_version": 0,
+                "start": start,
+                "end": start + 5,
+                "reason": "中间人电话",
+            },
+        )
+        assert made.status_code == 201, made.text
+        request_id = made.json()["id"]
+    share = {n: next((tmp_path / "custody").glob(f"identity-*.{n}.share.json")) for n in (a, b)}
+    command = ["custody", "unmask", request_id, "--as", a, "--share", str(share[a]), "--share", str(share[b])]
+    wrong = _cli_with_passphrases(command, env, [phrases[0], "not the right one!!"])
+    assert wrong.returncode == 1 and middleman not in wrong.stdout + wrong.stderr
+    applied = _cli_with_passphrases(command, env, phrases)
+    assert applied.returncode == 0, applied.stderr
+    assert (
+        "version 1" in applied.stdout and middleman not in applied.stdout and "赵实名" not in applied.stdout
+    )
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        shown = (await harness.client.get(f"/api/v1/clues/{clue_id}/redacted", headers=auth(sup))).json()
+        assert (
+            middleman in shown["report"] and "赵实名" not in shown["report"] and "［姓名］" in shown["report"]
+        )
+        async with harness.runtime.session_factory() as session:
+            actions = set((await session.execute(select(AuditEntry.action))).scalars())
+    assert {"clue.unmask_requested", "custody.unmask_failed", "clue.unmasked"} <= actions
