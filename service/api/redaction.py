@@ -117,7 +117,7 @@ class UnmaskOut(BaseModel):
     start: int
     end: int
     reason: str
-    status: str = Field(description="pending | applied | refused")
+    status: str = Field(description="pending | applied")
     requested_by: str
     requested_at: datetime
     redaction_id: str | None

@@ -61,7 +61,7 @@ class UnmaskRequest(Base):
     start: Mapped[int] = mapped_column(Integer)  # the marker's offsets in that version's text
     end: Mapped[int] = mapped_column(Integer)
     reason: Mapped[bytes] = mapped_column(LargeBinary)  # case key: unmask_requests/<id>/reason
-    status: Mapped[str] = mapped_column(String(12))  # pending | applied | refused
+    status: Mapped[str] = mapped_column(String(12))  # pending | applied
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     redaction_id: Mapped[str | None] = mapped_column(String(36))  # the version it produced
