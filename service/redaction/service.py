@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments import service as attachments_service
@@ -259,7 +260,13 @@ async def _record(
         row.blob_id, row.wrapped_key, row.size, row.sha256 = blob
         row.kind = stored.kind
     session.add(row)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same version made at the same moment by someone else (unique index)
+        raise Conflict(
+            "刚有人生成了同一内容的新版本，请刷新后在最新版本上重新标注",
+            message_en="someone made this version at the same moment; reload and mark the latest version",
+        ) from None
     await audit_service.record(
         session,
         actor=actor,
@@ -440,17 +447,6 @@ async def latest_texts(session: AsyncSession, *, clue_id: str, keys: KeyRing) ->
         )
     ).scalars()
     return {TextTarget(r.target, r.target_id, r.field): _open_text(r, keys) for r in rows}
-
-
-async def latest_files(session: AsyncSession, *, clue_id: str) -> dict[str, Redaction]:
-    rows = (
-        await session.execute(
-            select(Redaction)
-            .where(Redaction.clue_id == clue_id, Redaction.target == "attachment")
-            .order_by(Redaction.version)
-        )
-    ).scalars()
-    return {r.target_id: r for r in rows}
 
 
 async def open_shown_file(
