@@ -21,6 +21,7 @@ from service.api.mail import router as mail_router
 from service.api.messages import UPLOAD_PATHS as MESSAGE_UPLOAD_PATHS
 from service.api.messages import receipt_router
 from service.api.messages import staff_router as messages_router
+from service.api.redaction import router as redaction_router
 from service.api.registry import ROUTERS as REGISTRY_ROUTERS
 from service.api.registry.clues import UPLOAD_PATHS as DOCUMENT_UPLOAD_PATHS
 from service.api.retention import router as retention_router
@@ -62,6 +63,7 @@ STAFF_ROUTERS = (
     classification_router,
     retention_router,
     handoff_router,
+    redaction_router,
     mail_router,
     hotline_router,
     staff_web_router,

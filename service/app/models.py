@@ -19,6 +19,7 @@ from service.mailbox.models import ReceivedMail
 from service.messages.models import Message, ReporterKey
 from service.notify.models import NotificationPreference, OutboxMessage
 from service.platform.db import Base
+from service.redaction.models import Redaction, UnmaskRequest
 from service.registry.additions import ClueAddition
 from service.registry.models import (
     Clue,
@@ -66,6 +67,7 @@ __all__ = [
     "NotificationPreference",
     "OutboxMessage",
     "ReceivedMail",
+    "Redaction",
     "LoginThrottle",
     "Message",
     "Receipt",
@@ -73,6 +75,7 @@ __all__ = [
     "ReporterKey",
     "RoutingRule",
     "TransferRequest",
+    "UnmaskRequest",
     "Staff",
     "StaffCredential",
     "StaffRole",

@@ -280,6 +280,26 @@ async def _encrypt_into_blob(
     )
 
 
+async def encrypt_bytes_into_blob(
+    data: bytes, *, kind: FileKind, store: BlobStore, wrap_key: WrapKey
+) -> AttachmentRecord:
+    """A file made from a stored, cleaned one (a redacted version): encrypted into a new blob with a new
+    file key exactly like an attachment. Not cleaned again: its maker re-encoded it from content only."""
+
+    async def once() -> AsyncIterator[bytes]:
+        yield data
+
+    return await _encrypt_into_blob(
+        once(),
+        store=store,
+        wrap_key=wrap_key,
+        segment_size=DEFAULT_SEGMENT_SIZE,
+        kind=lambda: kind,
+        removed=lambda: (),
+        received=lambda: len(data),
+    )
+
+
 _READ_CHUNK = 256 * 1024
 
 

@@ -60,6 +60,8 @@ class Action(StrEnum):
     record_follow_up = "record_follow_up"
     record_objection = "record_objection"
     decide_objection = "decide_objection"
+    redact = "redact"
+    request_unmask = "request_unmask"
 
 
 _ALL = frozenset(Role)
@@ -108,6 +110,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.record_follow_up: frozenset({Role.investigator, Role.supervisor}),
     Action.record_objection: frozenset({Role.investigator, Role.supervisor}),
     Action.decide_objection: frozenset({Role.supervisor}),
+    Action.redact: frozenset({Role.investigator, Role.supervisor}),
+    Action.request_unmask: frozenset({Role.supervisor}),
 }
 
 DESCRIPTIONS: dict[Action, str] = {
@@ -223,6 +227,13 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.decide_objection: (
         "Accept an objection for review, reject it with a reason, or record the review's result, audited "
         "(`POST /api/v1/objections/{id}/decision`)"
+    Action.redact: (
+        "Redact a visible clue's report, messages, additions (spans) and images or PDF pages (regions) as a new "
+        "version with a reason; list versions; the dossier shows the latest (`/api/v1/clues/{id}/redactions…`)"
+    ),
+    Action.request_unmask: (
+        "Ask to unmask one automatically masked span with a reason; custodians' shares apply it "
+        "(`POST /api/v1/clues/{id}/unmask-requests`, `tipline redaction unmask`)"
     ),
 }
 

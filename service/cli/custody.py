@@ -57,6 +57,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     con.add_argument("--key", type=Path, required=True, help="your contact key file")
     con.add_argument("--passphrase-fd", type=int)
     cs.add_parser("list", help="list requests (ids, statuses, times)")
+    unmask = cs.add_parser(
+        "unmask", help="apply a supervisor's unmask request with custodians' shares (shows that one span)"
+    )
+    unmask.add_argument("request_id")
+    unmask.add_argument("--as", dest="actor", required=True, help="your account name (a custodian)")
+    unmask.add_argument("--share", type=Path, action="append", required=True, help="a custodian's share file")
+    unmask.add_argument("--passphrase-fd", type=int)
 
 
 def _passphrases(fd: int | None, labels: list[str]) -> list[str]:
@@ -88,10 +95,10 @@ async def keys_command(args: argparse.Namespace, settings) -> int:  # type: igno
     people = [ceremony.Custodian(n, p) for n, p in zip(names, phrases, strict=True)]
 
     async def check_custodians(session: AsyncSession) -> None:
-        from service.custody.service import _staff
+        from service.custody.service import active_staff
 
         for name in names:
-            _, roles = await _staff(session, name)
+            _, roles = await active_staff(session, name)
             if "custodian" not in roles:
                 raise SystemExit(f"tipline: {name} is not a custodian")
 
@@ -201,6 +208,22 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 later=later,
             )
             return [json.dumps(identity, ensure_ascii=False, indent=2)]
+        if cmd == "unmask":
+            from service.redaction import service as redaction
+
+            phrases = _passphrases(args.passphrase_fd, [str(p) for p in args.share])
+            version = await redaction.apply_unmask(
+                session,
+                request_id=args.request_id,
+                custodian=args.actor,
+                shares=[custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)],
+                keys=keys,
+            )
+            # The revealed words are not printed: staff read them in the clue's new version.
+            return [
+                f"request {args.request_id} applied: "
+                f"{version.target} version {version.version} ({version.id})"
+            ]
         if cmd == "contact":
             (phrase,) = _passphrases(args.passphrase_fd, [str(args.key)])
             contact = await custody.release_contact(
@@ -222,7 +245,7 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
     try:
         lines = await in_session(settings, work)
     except DomainError as exc:
-        if args.custody_command in ("release", "contact"):
+        if args.custody_command in ("release", "contact", "unmask"):
             await _record_failure(settings, args, exc)
         raise
     for line in lines:

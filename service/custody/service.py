@@ -52,7 +52,8 @@ def seal_contact(keys: KeyRing, *, clue_id: str, submitter: dict[str, Any]) -> b
     return keys.seal_contact(json.dumps(contact, ensure_ascii=False).encode(), contact_binding(clue_id))
 
 
-async def _staff(session: AsyncSession, name_or_id: str) -> tuple[Staff, set[str]]:
+async def active_staff(session: AsyncSession, name_or_id: str) -> tuple[Staff, set[str]]:
+    """A staff member by name or id, refused if disabled, with their roles."""
     staff = await auth_service.find_staff(session, name_or_id)
     if staff.disabled:
         raise Forbidden("账号已停用", message_en="the account is disabled")
@@ -91,7 +92,7 @@ async def request_release(
         raise Invalid("申请类型无效", message_en="kind must be identity or contact")
     if len(reason.strip()) < 4:
         raise Invalid("请说明理由", message_en="a reason is required")
-    staff, roles = await _staff(session, requester)
+    staff, roles = await active_staff(session, requester)
     if Role.custodian not in roles:
         raise Forbidden("只有身份保管人可以申请", message_en="only a custodian may request a release")
     clue = await _clue(session, clue_id)
@@ -135,7 +136,7 @@ async def decide(
     row = await _request(session, request_id)
     if row.status != "pending":
         raise Conflict("申请已处理", message_en=f"the request is already {row.status}")
-    staff, roles = await _staff(session, approver)
+    staff, roles = await active_staff(session, approver)
     if staff.id == row.requester_id:
         raise Forbidden(
             "申请人不能批准自己的申请", message_en="the requester cannot approve their own request"
@@ -177,7 +178,7 @@ async def _usable(
         row.status = "expired"
         await session.flush()
         raise Conflict("批准已过期", message_en="the approval has expired")
-    staff, _ = await _staff(session, receiver)
+    staff, _ = await active_staff(session, receiver)
     if staff.id != row.requester_id:
         raise Forbidden("只有申请人可以接收", message_en="only the requester may receive the release")
     await _recuse(session, await _clue(session, row.clue_id), staff, keys)
@@ -192,6 +193,53 @@ class SealedOriginal:
     label: str
     sealed: bytes
     binding: str
+
+
+async def identity_opener(
+    session: AsyncSession, *, clue: Clue, envelope: Envelope, shares: list[ShareInput], keys: KeyRing
+) -> tuple[KeyRing, list[str]]:
+    """Rebuild the identity private key ``envelope`` is sealed to from at least two active custodians'
+    shares (none of them recused from ``clue``), in memory; returns a key ring that opens it and the share
+    holders' ids. The combined secret is wiped; the caller drops the ring once it has opened what it needs
+    (an identity release, an unmask: ``service.redaction``)."""
+    pieces: list[shamir.Share] = []
+    holders: list[str] = []
+    secret = bytearray()
+    threshold = 2
+    key_id = envelope.key_id
+    try:
+        for item in shares:
+            opened = read_custody_file(item.path, item.passphrase)
+            if opened.kind != "identity-share" or opened.key_id != key_id:
+                raise Invalid(
+                    "份额不属于此身份密钥",
+                    message_en="a share does not belong to the key this identity is sealed to",
+                )
+            holder, holder_roles = await active_staff(session, opened.holder)
+            if Role.custodian not in holder_roles:
+                raise Forbidden(
+                    "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"
+                )
+            await _recuse(session, clue, holder, keys)
+            if holder.id in holders:
+                raise Invalid("同一保管人的份额只能用一次", message_en="each custodian's share counts once")
+            holders.append(holder.id)
+            pieces.append(shamir.Share(opened.x, opened.secret))
+            threshold = opened.threshold
+        if len(pieces) < max(threshold, 2):
+            raise Invalid("份额不足", message_en=f"{threshold} custodians' shares are needed")
+        secret = bytearray(shamir.combine(pieces))
+        try:
+            pair = key_pair_from_private_bytes("identity", key_suite(envelope.suite), bytes(secret))
+        except (KeyFileError, ValueError):
+            pair = None
+        if pair is None or pair.public.key_id != key_id:
+            raise Invalid("份额无法重建身份密钥", message_en="the shares do not rebuild the identity key")
+        return keys.with_private([pair]), holders
+    except (CustodyFileError, shamir.ShamirError) as exc:
+        raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
+    finally:
+        wipe(secret)
 
 
 async def release_identity(
@@ -211,51 +259,16 @@ async def release_identity(
     clue = await _clue(session, row.clue_id)
     assert clue.identity is not None
     envelope = Envelope.from_bytes(clue.identity)
-    pieces: list[shamir.Share] = []
-    holders: list[str] = []
-    secret = bytearray()
-    threshold = 2
-    try:
-        for item in shares:
-            opened = read_custody_file(item.path, item.passphrase)
-            if opened.kind != "identity-share" or opened.key_id != envelope.key_id:
-                raise Invalid(
-                    "份额不属于此身份密钥",
-                    message_en="a share does not belong to the key this identity is sealed to",
-                )
-            holder, holder_roles = await _staff(session, opened.holder)
-            if Role.custodian not in holder_roles:
-                raise Forbidden(
-                    "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"
-                )
-            await _recuse(session, clue, holder, keys)
-            if holder.id in holders:
-                raise Invalid("同一保管人的份额只能用一次", message_en="each custodian's share counts once")
-            holders.append(holder.id)
-            pieces.append(shamir.Share(opened.x, opened.secret))
-            threshold = opened.threshold
-        if len(pieces) < max(threshold, 2):
-            raise Invalid("份额不足", message_en=f"{threshold} custodians' shares are needed")
-        secret = bytearray(shamir.combine(pieces))
-        try:
-            pair = key_pair_from_private_bytes("identity", key_suite(envelope.suite), bytes(secret))
-        except (KeyFileError, ValueError):
-            pair = None
-        if pair is None or pair.public.key_id != envelope.key_id:
-            raise Invalid("份额无法重建身份密钥", message_en="the shares do not rebuild the identity key")
-        opener = keys.with_private([pair])
-        identity = json.loads(opener.open(clue.identity, f"clues/{clue.id}/identity"))
-        if later:
-            identity["later_originals"] = {
-                item.label: json.loads(opener.open(item.sealed, item.binding))
-                if Envelope.from_bytes(item.sealed).key_id == envelope.key_id
-                else None
-                for item in later
-            }
-    except (CustodyFileError, shamir.ShamirError) as exc:
-        raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
-    finally:
-        wipe(secret)
+    opener, holders = await identity_opener(session, clue=clue, envelope=envelope, shares=shares, keys=keys)
+    identity = json.loads(opener.open(clue.identity, f"clues/{clue.id}/identity"))
+    if later:
+        identity["later_originals"] = {
+            item.label: json.loads(opener.open(item.sealed, item.binding))
+            if Envelope.from_bytes(item.sealed).key_id == envelope.key_id
+            else None
+            for item in later
+        }
+    del opener
     row.status, row.released_at = "released", utcnow()
     await session.flush()
     await audit_service.record(
@@ -290,7 +303,7 @@ async def release_contact(
         opened = read_custody_file(key_file.path, key_file.passphrase)
     except CustodyFileError as exc:
         raise Invalid("联系密钥无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
-    staff, _ = await _staff(session, custodian)
+    staff, _ = await active_staff(session, custodian)
     if opened.kind != "contact-key" or opened.holder != staff.name:
         raise Forbidden("只能使用本人的联系密钥", message_en="use your own contact key file")
     secret = bytearray(opened.secret)

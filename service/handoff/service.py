@@ -4,8 +4,8 @@ Services flush; the caller's edge commits.
 Invariants:
 - Only a clue that has been handed off (移交 to a unit, 移送审查调查, 移交 another organ) is exported, by
   someone who may see it (``registry_service.get_visible_clue``: otherwise 404, existence does not leak).
-- The dossier carries no identity data: the texts come from the text source (masked, later redacted), the
-  files are the cleaned copies under generated names (never the uploaded name, never a kept original),
+- The dossier carries no identity data: the texts come from the text source (masked, then redacted), the
+  files are the cleaned copies (their latest redacted version where one exists) under generated names (never the uploaded name, never a kept original),
   history rows carry codes and staff names but no free-text reasons. The one way identity can enter is
   ``released_identity``, which only a custody release may pass (see ``export_dossier``).
 - Every export is audited (who, which clue, the dossier's hash) in the same transaction as its row.
@@ -31,7 +31,7 @@ from service.auth.service import Principal
 from service.handoff import archive
 from service.handoff.models import Dossier, DossierFeedback
 from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
-from service.handoff.texts import ShownTexts, TextSource, masked_texts
+from service.handoff.texts import ShownTexts, TextSource, redacted_texts
 from service.messages import service as messages_service
 from service.messages.models import FROM_REPORTER
 from service.platform.blobs import BlobStoreError, new_blob_id
@@ -41,6 +41,7 @@ from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, as_utc, utcnow
+from service.redaction import service as redaction_service
 from service.registry import categories as taxonomy_categories
 from service.registry import lifecycle, routing, transfer_requests
 from service.registry import service as registry_service
@@ -120,11 +121,12 @@ async def _names(session: AsyncSession, model: type[Staff] | type[Unit], ids: se
 async def _cleaned_files(
     session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime, algorithm: str
 ) -> tuple[list[tuple[str, bytes]], list[list[str]]]:
-    """The clue's files as stored after cleaning, each read through the audited, verifying download."""
+    """The clue's files as they go onward: the latest redacted version where one exists, else the cleaned
+    file, each read through the audited, verifying download."""
     members, rows = [], []
     listings = await attachments_service.list_attachments(session, clue_id=clue_id, principal=principal)
     for listing in listings:
-        download = await attachments_service.open_download(
+        download = await redaction_service.open_shown_file(
             session, attachment_id=listing.id, principal=principal, keys=runtime.keys, store=runtime.blobs
         )
         try:
@@ -136,7 +138,7 @@ async def _cleaned_files(
         rows.append(
             [
                 path,
-                listing.kind,
+                download.media_type,
                 f"{len(data):,} 字节",
                 f"{archive.HASH_NAMES[algorithm]} {archive.digest_of(data, algorithm)}",
                 "、".join(listing.removed_metadata) or "无",
@@ -256,14 +258,14 @@ async def export_dossier(
     clue_id: str,
     principal: Principal,
     runtime: Runtime,
-    text_source: TextSource = masked_texts,
+    text_source: TextSource = redacted_texts,
     released_identity: ReleasedIdentity | None = None,
     transfer: ClueTransfer | None = None,
 ) -> ExportedDossier:
     """Build, sign, record, keep and audit the dossier of a handed-off clue (``transfer``: that hand-off;
     default the latest); returns the ZIP, which is also kept encrypted (:func:`kept_dossier`).
 
-    ``text_source`` is where the report and message texts come from (redaction will pass its own).
+    ``text_source`` is where the report and message texts come from: by default the redacted version.
     ``released_identity`` is the documented hook for identity (:class:`ReleasedIdentity`): what a completed
     custody release decided to send with the hand-off. The release path that would build it is not written;
     no edge passes it today. When given, the PDF shows it in a section of its own, the manifest says

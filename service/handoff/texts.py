@@ -1,8 +1,9 @@
 """What a dossier says in words: the ONE place the report and message texts for a hand-off come from.
 
-Today that is the text as staff see it (personal data masked at intake: ``classification.pii.mask_texts``).
-Redaction will supply its own function of the same shape (``TextSource``) returning the redacted version;
-``service.export_dossier`` takes the source as a parameter, so nothing else changes.
+``masked_texts`` is the text as staff see it (personal data masked at intake:
+``classification.pii.mask_texts``); ``redacted_texts``, what a dossier shows, is that with the latest
+redacted version of each text that has one (``service.redaction``). ``service.export_dossier`` takes the
+source as a parameter.
 
 Invariants: a text source returns only what staff may read (never the identity envelope, never the
 originals kept under the identity key, never an uploaded file's name); its reads are audited by the
@@ -20,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.service import Principal
 from service.messages import service as messages_service
 from service.platform.runtime import Runtime
+from service.redaction import service as redaction_service
 from service.registry import service as registry_service
 
 
 @dataclass(frozen=True)
 class ShownMessage:
+    id: str
     direction: str  # to_reporter | from_reporter
     at: datetime
     text: str
@@ -40,7 +43,7 @@ class ShownTexts:
 
 
 class TextSource(Protocol):
-    """Where a dossier's words come from: ``masked_texts`` today, the redacted version with redaction."""
+    """Where a dossier's words come from: ``redacted_texts`` (the default) or ``masked_texts``."""
 
     async def __call__(
         self, session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
@@ -63,7 +66,31 @@ async def masked_texts(
         incident=dict(view.incident),
         accused=dict(view.accused),
         messages=tuple(
-            ShownMessage(m.direction, m.created_at, m.text, tuple(a.id for a in m.attachments))
+            ShownMessage(m.id, m.direction, m.created_at, m.text, tuple(a.id for a in m.attachments))
             for m in messages
+        ),
+    )
+
+
+async def redacted_texts(
+    session: AsyncSession, *, clue_id: str, principal: Principal, runtime: Runtime
+) -> ShownTexts:
+    """The masked texts with each redacted one replaced by its latest version: what goes onward."""
+    masked = await masked_texts(session, clue_id=clue_id, principal=principal, runtime=runtime)
+    latest = await redaction_service.latest_texts(session, clue_id=clue_id, keys=runtime.keys)
+    report = redaction_service.TextTarget("report", clue_id)
+    return ShownTexts(
+        report=latest.get(report, masked.report),
+        incident=masked.incident,
+        accused=masked.accused,
+        messages=tuple(
+            ShownMessage(
+                m.id,
+                m.direction,
+                m.at,
+                latest.get(redaction_service.TextTarget("message", m.id), m.text),
+                m.attachment_ids,
+            )
+            for m in masked.messages
         ),
     )

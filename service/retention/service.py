@@ -34,6 +34,7 @@ from service.platform.blobs import LocalBlobStore
 from service.platform.crypto.keys import KeyRing
 from service.platform.errors import NotFound
 from service.platform.timeutil import as_utc, utcnow
+from service.redaction.models import Redaction
 from service.registry.models import Clue, ClueState
 from service.retention.models import LegalHold
 
@@ -145,11 +146,16 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
         ).all()
         if b
     ]
+    redacted = await session.execute(
+        select(Redaction.blob_id).where(Redaction.clue_id == clue_id, Redaction.blob_id.is_not(None))
+    )
+    purged.blobs += [b for b in redacted.scalars() if b]  # redacted versions of the files
     purged.messages = (
         await session.scalar(select(func.count()).select_from(Message).where(Message.clue_id == clue_id))
     ) or 0
     # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
     await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
+    await session.execute(delete(Redaction).where(Redaction.clue_id == clue_id))
 
     await session.execute(update(ReceivedMail).where(ReceivedMail.clue_id == clue_id).values(sealed=None))
     await session.execute(delete(Clue).where(Clue.id == clue_id))

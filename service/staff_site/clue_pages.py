@@ -37,6 +37,8 @@ from service.messages.models import FROM_REPORTER
 from service.platform.errors import DomainError, Forbidden, Invalid, TooLarge
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, utcnow
+from service.redaction import files as redaction_files
+from service.redaction import service as redaction_service
 from service.registry import desk, lifecycle, routing, supervision, transfer_requests
 from service.registry import service as registry_service
 from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
@@ -240,6 +242,13 @@ async def clue_page_response(
         if is_allowed(roles, Action.record_objection)
         else []
     )
+    redaction = (
+        await redaction_panel(
+            session, principal, runtime, view.text, messages, additions, files, clue_id=clue.id
+        )
+        if is_allowed(roles, Action.redact)
+        else None
+    )
     now = utcnow()
     return render(
         request,
@@ -335,10 +344,79 @@ async def clue_page_response(
             if may_export
             else [],
             "investigators": [(i, n) for i, n, _ in await people_with(session, Role.investigator)],
+            "redaction": redaction,
+            "may_request_unmask": is_allowed(roles, Action.request_unmask),
         },
         principal=principal,
         status_code=note.status_code,
     )
+
+
+REDACTION_TARGETS = {"report": "反映内容", "message": "消息", "addition": "来电补充", "attachment": "附件"}
+
+
+@dataclass(frozen=True)
+class RedactionPanel:
+    """The clue page's redaction section: what goes onward, the targets with their latest version numbers
+    (a form names the version its offsets refer to), the versions with who and why, unmask requests."""
+
+    report: str  # the report as it goes onward
+    texts: list[tuple[str, str, str]]  # (form value "kind|id|field|version", label, text as it goes onward)
+    files: list[tuple[str, str]]  # (form value "attachment id|version", label): images and PDF files
+    versions: list[redaction_service.VersionView]
+    unmask_requests: list[redaction_service.UnmaskView]
+    labels: dict[str, str]  # target id -> label
+
+
+async def redaction_panel(
+    session: Any,
+    principal: Principal,
+    runtime: Runtime,
+    report_text: str,
+    messages: list[messages_service.MessageView],
+    additions: list[Any],
+    files: list[attachments_service.AttachmentListing],
+    *,
+    clue_id: str,
+) -> RedactionPanel:
+    versions = await redaction_service.list_versions(
+        session, clue_id=clue_id, principal=principal, keys=runtime.keys
+    )
+    latest: dict[tuple[str, str, str], redaction_service.VersionView] = {
+        (v.target, v.target_id, v.field): v for v in versions
+    }
+
+    def current(kind: str, target_id: str, field: str, text: str) -> tuple[int, str]:
+        found = latest.get((kind, target_id, field))
+        return (found.version, found.text or "") if found else (0, text)
+
+    report_version, report = current("report", clue_id, "", report_text)
+    labels = {clue_id: REDACTION_TARGETS["report"]}
+    texts = []
+    texts.append((f"report|{clue_id}||{report_version}", labels[clue_id], report))
+    for number, m in enumerate(messages, start=1):
+        labels[m.id] = f"第 {number} 条消息"
+        version, text = current("message", m.id, "", m.text)
+        if text:
+            texts.append((f"message|{m.id}||{version}", labels[m.id], text))
+    for number, a in enumerate(additions, start=1):
+        labels[a.id] = f"来电补充 {number}"
+        for field in ("text", "correction"):
+            if isinstance(a.content.get(field), str) and a.content[field]:
+                version, text = current("addition", a.id, field, a.content[field])
+                texts.append((f"addition|{a.id}|{field}|{version}", labels[a.id], text))
+    covered = []
+    for number, f in enumerate(files, start=1):
+        labels[f.id] = f"附件 {number}"
+        if not f.sealed_reason and (
+            f.kind in redaction_files.IMAGE_KINDS or f.kind == redaction_files.PDF_KIND
+        ):
+            version = latest[("attachment", f.id, "")].version if ("attachment", f.id, "") in latest else 0
+            covered.append((f"{f.id}|{version}", f"{labels[f.id]}（{f.kind}，第 {version} 版）"))
+    requests = await redaction_service.list_unmask_requests(
+        session, clue_id=clue_id, principal=principal, keys=runtime.keys
+    )
+    return RedactionPanel(report, texts, covered, versions, requests, labels)
 
 
 @router.get("/clues/{clue_id}")
@@ -878,6 +956,191 @@ def _zip(dossier: handoff_service.ExportedDossier) -> Response:
             "X-Dossier-Hash": f"{dossier.hash_algorithm}:{dossier.digest}",
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
+def _redaction_target(value: str) -> tuple[str, str, str, int]:
+    """A text form's target: "kind|id|field|version" as the page wrote it."""
+    parts = (value or "").split("|")
+    if len(parts) != 4 or not parts[3].isdigit():
+        raise Invalid("请选择要处理的文字", message_en="choose the text")
+    return parts[0], parts[1], parts[2], int(parts[3])
+
+
+def _offsets(text: str) -> list[list[int]]:
+    """Spans typed as "12-18, 30-35" (start and end character positions, end not included)."""
+    spans = []
+    for piece in text.replace("，", ",").replace("\n", ",").split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        start, dash, end = piece.replace("–", "-").partition("-")
+        if not dash or not start.strip().isdigit() or not end.strip().isdigit():
+            raise Invalid(
+                "位置的写法应为「起-止」，如 12-18", message_en='write positions as "start-end", e.g. 12-18'
+            )
+        spans.append([int(start), int(end)])
+    return spans
+
+
+def _number(value: str, name: tuple[str, str]) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise Invalid(f"{name[0]}应为数字", message_en=f"{name[1]} must be a number") from None
+
+
+@router.post("/clues/{clue_id}/redactions/text")
+async def redact_text(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    target: Annotated[str, Form(max_length=120)] = "",
+    quotes: Annotated[str, Form(max_length=20_000)] = "",
+    spans: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Cover passages (quoted, one a line) or positions of a text as its next version."""
+
+    async def work() -> None:
+        require(principal.roles, Action.redact)
+        kind, target_id, field, version = _redaction_target(target)
+        await redaction_service.redact_text(
+            session,
+            clue_id=clue_id,
+            target=kind,
+            target_id=target_id,
+            field=field,
+            base_version=version,
+            spans=_offsets(spans),
+            quotes=[q for q in quotes.splitlines() if q.strip()],
+            reason=reason,
+            principal=principal,
+            keys=runtime.keys,
+        )
+
+    values = {"target": target, "quotes": quotes, "spans": spans, "reason": reason}
+    return await _after(
+        request,
+        principal,
+        session,
+        runtime,
+        clue_id,
+        work,
+        form="redact-text",
+        values=values,
+        anchor="#redaction",
+    )
+
+
+@router.post("/clues/{clue_id}/redactions/file")
+async def redact_file(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file: Annotated[str, Form(max_length=80)] = "",
+    page: Annotated[str, Form(max_length=12)] = "1",
+    x: Annotated[str, Form(max_length=12)] = "",
+    y: Annotated[str, Form(max_length=12)] = "",
+    width: Annotated[str, Form(max_length=12)] = "",
+    height: Annotated[str, Form(max_length=12)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Cover one rectangle of an image or a PDF page as the file's next version."""
+
+    async def work() -> None:
+        require(principal.roles, Action.redact)
+        attachment_id, _, version = file.partition("|")
+        if not version.isdigit():
+            raise Invalid("请选择要处理的附件", message_en="choose the file")
+        region = redaction_files.Region(
+            page=int(_number(page, ("页码", "page"))),
+            x=_number(x, ("横坐标", "x")),
+            y=_number(y, ("纵坐标", "y")),
+            width=_number(width, ("宽度", "width")),
+            height=_number(height, ("高度", "height")),
+        )
+        await redaction_service.redact_file(
+            session,
+            attachment_id=attachment_id,
+            base_version=int(version),
+            regions=[region],
+            reason=reason,
+            principal=principal,
+            keys=runtime.keys,
+            store=runtime.blobs,
+        )
+
+    values = {"file": file, "page": page, "x": x, "y": y, "width": width, "height": height, "reason": reason}
+    return await _after(
+        request,
+        principal,
+        session,
+        runtime,
+        clue_id,
+        work,
+        form="redact-file",
+        values=values,
+        anchor="#redaction",
+    )
+
+
+@router.post("/clues/{clue_id}/unmask-requests")
+async def request_unmask(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    target: Annotated[str, Form(max_length=120)] = "",
+    start: Annotated[str, Form(max_length=12)] = "",
+    end: Annotated[str, Form(max_length=12)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Ask custodians to show one automatically masked span (recorded, audited; nothing shown here)."""
+
+    async def work() -> None:
+        require(principal.roles, Action.request_unmask)
+        kind, target_id, field, version = _redaction_target(target)
+        await redaction_service.request_unmask(
+            session,
+            clue_id=clue_id,
+            target=kind,
+            target_id=target_id,
+            field=field,
+            base_version=version,
+            start=int(_number(start, ("起始位置", "start"))),
+            end=int(_number(end, ("结束位置", "end"))),
+            reason=reason,
+            principal=principal,
+            keys=runtime.keys,
+        )
+
+    values = {"target": target, "start": start, "end": end, "reason": reason}
+    return await _after(
+        request, principal, session, runtime, clue_id, work, form="unmask", values=values, anchor="#redaction"
+    )
+
+
+@router.get("/redactions/{redaction_id}/file")
+async def redacted_file(
+    redaction_id: str, principal: CurrentStaffSession, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """One redacted version of a file, as a download (audited)."""
+    download = await redaction_service.open_version_file(
+        session, redaction_id=redaction_id[:36], principal=principal, keys=runtime.keys, store=runtime.blobs
+    )
+    return StreamingResponse(
+        download.chunks,
+        media_type=download.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{download.filename}"',
+            "Content-Length": str(download.size),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Referrer-Policy": "no-referrer",
         },
     )
 

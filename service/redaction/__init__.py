@@ -1,0 +1,1 @@
+"""Redaction: new versions of a clue's texts and files that hide marked spans and regions."""
