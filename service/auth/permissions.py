@@ -227,6 +227,7 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.decide_objection: (
         "Accept an objection for review, reject it with a reason, or record the review's result, audited "
         "(`POST /api/v1/objections/{id}/decision`)"
+    ),
     Action.redact: (
         "Redact a visible clue's report, messages, additions (spans) and images or PDF pages (regions) as a new "
         "version with a reason; list versions; the dossier shows the latest (`/api/v1/clues/{id}/redactions…`)"

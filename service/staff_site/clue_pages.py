@@ -229,6 +229,13 @@ async def clue_page_response(
     ]
     supervisors = [(i, n) for i, n, _ in await people_with(session, Role.supervisor)]
     file_names = {m.id: i for i, m in enumerate(messages, start=1)}
+    redaction = (
+        await redaction_panel(
+            session, principal, runtime, view.text, messages, additions, files, clue_id=clue.id
+        )
+        if is_allowed(roles, Action.redact)
+        else None
+    )
     follow_ups = (
         await contact.follow_ups(session, clue_id=clue.id, principal=principal, runtime=runtime)
         if is_allowed(roles, Action.record_follow_up)
@@ -241,13 +248,6 @@ async def clue_page_response(
         await contact.objections(session, clue_id=clue.id, principal=principal, runtime=runtime)
         if is_allowed(roles, Action.record_objection)
         else []
-    )
-    redaction = (
-        await redaction_panel(
-            session, principal, runtime, view.text, messages, additions, files, clue_id=clue.id
-        )
-        if is_allowed(roles, Action.redact)
-        else None
     )
     now = utcnow()
     return render(
@@ -956,6 +956,10 @@ def _zip(dossier: handoff_service.ExportedDossier) -> Response:
             "X-Dossier-Hash": f"{dossier.hash_algorithm}:{dossier.digest}",
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 def _redaction_target(value: str) -> tuple[str, str, str, int]:
     """A text form's target: "kind|id|field|version" as the page wrote it."""
     parts = (value or "").split("|")
