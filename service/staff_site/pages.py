@@ -1,11 +1,13 @@
 """Rendering staff pages: one Jinja2 environment (autoescaped), strict security headers on every page.
 
 Language: Simplified Chinese, with an English switch (``/staff/lang?to=en``, remembered in a cookie that
-says nothing but the language). Templates write Chinese and wrap it in ``_()`` (base.html does so for the
-menu labels of ``nav_links``); the English is in the gettext catalog ``locale/en/LC_MESSAGES/messages.po``
-(msgids are the Chinese text; run ``python service/staff_site/locale/make_catalogs.py`` after changing a
-template). Messages built in Python
-are (Chinese, English) pairs, shown with ``pick(pair)``. Nothing is shown in both languages at once."""
+says nothing but the language). Templates write Chinese and wrap it in ``_()``; the fixed words Python hands
+to a template (menu labels, status, channel and step names: the lists in ``locale/make_catalogs.py``) are
+shown with the ``tr`` filter, which translates a known word and leaves data as it is (and, unlike ``_()``,
+escapes it). The English is in the gettext catalog ``locale/en/LC_MESSAGES/messages.po`` (msgids are the
+Chinese text; run ``python service/staff_site/locale/make_catalogs.py`` after changing a template or a
+list). Messages built in Python are (Chinese, English) pairs, shown with ``pick(pair)``. Nothing is shown
+in both languages at once."""
 
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 templates.env.globals["pick"] = _pick
+templates.env.filters["tr"] = pass_context(lambda context, word: _gettext(context, word) if word else "")
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 templates.env.filters["local"] = lambda moment: (
     as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if moment else ""
@@ -148,6 +151,7 @@ def render(
     values: dict[str, Any] = {
         "lang": lang,
         "html_lang": HTML_LANG[lang],
+        "comma": ", " if lang == "en" else "、",  # between the items of a list
         "switch_lang_url": f"/staff/lang?to={'zh' if lang == 'en' else 'en'}&next={quote(here, safe='')}",
         "principal": principal,
         "nav": nav_links(principal),

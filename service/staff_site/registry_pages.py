@@ -102,7 +102,7 @@ async def _rows(session: Any, clues: list[Clue], now: datetime) -> list[dict[str
         {
             "clue": c,
             "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
-            "categories": "、".join(sorted(categories.get(x.category, x.category) for x in c.categories)),
+            "categories": sorted(categories.get(x.category, x.category) for x in c.categories),
             "unit": unit_label(c.status, units.get(c.handling_unit_id or "", "")),
             "handler": staff.get(c.assignee_id or "", ""),
             "key": bool(states.get(c.id) and states[c.id].key_clue),
