@@ -26,7 +26,6 @@ import httpx
 import pyotp
 import pytest
 
-from service.classification import classifier
 from tests.helpers.browser import (
     browser_server,
     check_axe,
@@ -38,7 +37,7 @@ from tests.helpers.browser import (
 )
 from tests.helpers.hotline import call_body
 from tests.helpers.media import png_bytes
-from tests.helpers.staff_pages import chinese_left, english_left, staff_get_routes
+from tests.helpers.staff_pages import chinese_left, english_left, staff_get_routes, taxonomy_data
 
 pytestmark = pytest.mark.browser
 PASSWORD = "every page password 8"  # noqa: S105
@@ -84,19 +83,20 @@ NOT_PAGES = {
 }
 
 
+def test_the_language_checks_catch_a_page_in_both_languages() -> None:
+    """The old bilingual button fails both checks; data and the language switch pass."""
+    glossed = '<button>登记 <span lang="en">Register (Alt+S)</span></button>'
+    assert chinese_left(glossed, []) == ["登记"]
+    assert english_left(glossed, []) == ["Register (Alt+S)"]
+    data = '<td>区纪委监委</td><a class="lang-switch" href="/staff/lang?to=zh">中文</a><p>Status</p>'
+    assert chinese_left(data, ["区纪委监委"]) == []
+    assert chinese_left('<nav aria-label="主菜单"></nav>', []) == ["主菜单"]  # what is read aloud counts
+
+
 def test_every_staff_page_is_listed() -> None:
     routes = staff_get_routes()
     assert routes - PAGES.keys() - NOT_PAGES.keys() == set(), "a new staff page: add it to PAGES"
     assert (PAGES.keys() | NOT_PAGES.keys()) - routes == set(), "a page listed here no longer exists"
-
-
-def taxonomy_data() -> list[str]:
-    """What the taxonomy file says (shown as it is, in the committee's language)."""
-    words: list[str] = []
-    for c in classifier.current_taxonomy().categories:
-        short = c.name.split("(")[0].split("（")[0].strip()
-        words += [c.name, short, c.description, str(c.terms), str(c.patterns), str(c.counter_terms)]
-    return words
 
 
 class Api:

@@ -13,6 +13,7 @@ from babel.messages.pofile import read_po
 from fastapi import routing
 
 from service.app.main import create_app
+from service.classification import classifier
 from service.platform.settings import Settings
 from service.staff_site import pages
 
@@ -30,6 +31,15 @@ def staff_get_routes() -> set[str]:
             for context in routing.iter_route_contexts(app.routes)
             if "GET" in context.methods and context.path.startswith("/staff")
         }
+
+
+def taxonomy_data() -> list[str]:
+    """What the taxonomy file says (shown as it is, in the committee's language)."""
+    words: list[str] = []
+    for c in classifier.current_taxonomy().categories:
+        short = c.name.split("(")[0].split("（")[0].strip()
+        words += [c.name, short, c.description, str(c.terms), str(c.patterns), str(c.counter_terms)]
+    return words
 
 
 class _Interface(HTMLParser):
