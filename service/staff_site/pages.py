@@ -18,14 +18,16 @@ from typing import Any
 from urllib.parse import quote
 
 from babel.support import NullTranslations, Translations
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
+from service.http.errors import domain_error_response
+from service.platform.errors import DomainError
 from service.platform.timeutil import LOCAL, as_utc
 from service.staff_site.session import CSRF_FIELD, csrf_token
 
@@ -163,3 +165,19 @@ def render(
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """A staff page refused in a browser (no right to it, a clue it may not see, an expired form) says why on
+    a page in its language, with the way home; programs, and every other path, get the JSON error."""
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> Response:
+        if request.url.path.startswith("/staff") and "text/html" in request.headers.get("accept", ""):
+            return render(
+                request,
+                "message.html",
+                {"message": (exc.message, exc.message_en)},
+                status_code=exc.status_code,
+            )
+        return domain_error_response(exc)

@@ -1,7 +1,8 @@
 """Staff console pages for the registry: the ledger (filter, count, page on, export), an investigator's
 desk (我的线索), transfer requests to decide, the meeting brief and the supervision list. One clue's page
-and its forms are in ``clue_pages`` (included here). Server-rendered Chinese, no JavaScript, behind the
-staff session login; every POST carries the CSRF token. Role checks are the API's (``Action``)."""
+and its forms are in ``clue_pages`` (included here). Server-rendered in Chinese (or English, by the switch),
+no JavaScript, behind the staff session login; every POST carries the CSRF token. Role checks are the API's
+(``Action``)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ The pages are the GET routes under /staff of the app's own route table: a new pa
 user allowed to see it (one account holding every role, so every form a role may see is on the page),
 with the data it shows: a web report with the reporter's message and photo, our answer, a progress
 request, key-clue supervision, a working note and a transfer request; a hotline call with an addition; a
-letter; a routing rule.
+letter; a routing rule. A refusal (a clue that does not exist) is a page too, and is checked the same way.
 
 On each page, in each language:
 - axe-core (its default rule set: WCAG 2.0/2.1/2.2 A and AA and best practices) finds no violation of
@@ -44,6 +44,7 @@ PASSWORD = "every page password 8"  # noqa: S105
 EVERYONE = "全能值班员"
 ALL_ROLES = "operator,investigator,supervisor,custodian,admin"
 EVERY_IMPACT = ("minor", "moderate", "serious", "critical")
+NO_CLUE = "01a00000-0000-7000-8000-000000000000"
 
 # Route -> the addresses that show it (filled in from the data ``site`` makes).
 PAGES: dict[str, tuple[str, ...]] = {
@@ -220,10 +221,12 @@ def site(backend: str, browser, tmp_path_factory: pytest.TempPathFactory):  # ty
         yield base_url, totp, ids, data
 
 
-def visit(browser: Any, base_url: str, page: Any, path: str, lang: str, data: list[str]) -> list[str]:
+def visit(
+    browser: Any, base_url: str, page: Any, path: str, lang: str, data: list[str], status: int = 200
+) -> list[str]:
     """Open one page; returns what is wrong with it (axe-core and the language checks)."""
     response = page.goto(base_url + path)
-    assert response is not None and response.status == 200, f"{path}: {response and response.status}"
+    assert response is not None and response.status == status, f"{path}: {response and response.status}"
     assert "/staff/login" not in page.url or path == "/staff/login", f"{path}: sent to the login page"
     html = page.content()
     problems: list[str] = []
@@ -266,6 +269,8 @@ def test_every_staff_page_in_each_language_is_whole_and_axe_clean(browser, site,
             for path in paths:
                 problems += visit(browser, base_url, page, path.format(**ids), lang, data)
                 seen += 1
+        # A refusal is a page too: a clue that does not exist (or that this account may not see).
+        problems += visit(browser, base_url, page, f"/staff/registry/clues/{NO_CLUE}", lang, data, 404)
     finally:
         context.close()
     assert seen >= len(PAGES) - 1

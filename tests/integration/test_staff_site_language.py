@@ -100,3 +100,23 @@ async def test_refusals_on_the_clue_page_and_uploads_are_in_the_page_language(ha
         assert empty.status_code == 422
         assert "choose a file to upload" in empty.text and "请选择要上传的文件" not in empty.text
         assert chinese_left(empty.text, [operator.name]) == []
+
+
+async def test_a_refused_page_says_why_in_its_language(harness: Harness) -> None:
+    operator = await make_web_staff(harness, ["operator"])
+    async with log_in(harness, operator) as client:
+        # A page the role may not open: a page in the browser's language, not a JSON body.
+        program = await client.get("/staff/registry", headers={"Accept": "application/json"})
+        assert program.status_code == 403 and program.json()["error"]["message_en"]
+        refused = await client.get("/staff/registry")
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+        assert program.json()["error"]["message"] in refused.text and 'href="/staff"' in refused.text
+        await _switch(client, "en")
+        refused = await client.get("/staff/registry")
+        assert refused.status_code == 403 and '<html lang="en">' in refused.text
+        assert program.json()["error"]["message_en"] in refused.text
+        assert chinese_left(refused.text, [operator.name]) == []
+        # A form sent without its CSRF token.
+        expired = await client.post("/staff/hotline/calls", data=_call_form(""))
+        assert expired.status_code == 403 and "reload the page" in expired.text
+        assert chinese_left(expired.text, [operator.name]) == []
