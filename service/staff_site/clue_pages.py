@@ -239,7 +239,8 @@ async def clue_page_response(
             "hint_name": category_names().get(view.category_hint or "", view.category_hint or ""),
             "source": SOURCE_NAMES.get(clue.source, clue.source),
             "channel": CHANNEL_NAMES.get(clue.channel, clue.channel),
-            "unit": unit_label(clue.status, units.get(clue.handling_unit_id or "", "")),
+            "unit": units.get(clue.handling_unit_id or "", ""),  # a name: data, shown as it is
+            "no_unit": unit_label(clue.status, ""),  # the words for none, translated
             "handler": staff.get(clue.assignee_id or "", ""),
             "leader": staff.get((state.supervising_leader_id if state else None) or "", ""),
             "method": METHOD_NAMES.get(method or "", ""),

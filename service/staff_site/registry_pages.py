@@ -104,7 +104,8 @@ async def _rows(session: Any, clues: list[Clue], now: datetime) -> list[dict[str
             "clue": c,
             "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
             "categories": sorted(categories.get(x.category, x.category) for x in c.categories),
-            "unit": unit_label(c.status, units.get(c.handling_unit_id or "", "")),
+            "unit": units.get(c.handling_unit_id or "", ""),  # a name: data, shown as it is
+            "no_unit": unit_label(c.status, ""),  # the words for none, translated
             "handler": staff.get(c.assignee_id or "", ""),
             "key": bool(states.get(c.id) and states[c.id].key_clue),
             "channel": CHANNEL_NAMES.get(c.channel, c.channel),
