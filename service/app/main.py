@@ -45,6 +45,7 @@ from service.staff_site.clue_pages import UPLOAD_PATHS as CLUE_PAGE_UPLOAD_PATHS
 from service.staff_site.intake_pages import UPLOAD_PATHS as STAFF_PAGE_UPLOAD_PATHS
 from service.staff_site.intake_pages import router as staff_intake_pages_router
 from service.staff_site.login import router as staff_login_router
+from service.staff_site.pages import install_error_pages
 from service.staff_site.registry_pages import router as registry_pages_router
 from service.staff_site.routes import router as staff_web_router
 from service.staff_site.session import install_login_redirect
@@ -142,6 +143,7 @@ def create_app(
         for router in STAFF_ROUTERS:
             app.include_router(router)
         install_login_redirect(app)
+        install_error_pages(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes, exempt_paths=exempt)
 
     @app.get("/healthz", include_in_schema=False)

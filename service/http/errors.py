@@ -22,15 +22,20 @@ def error_body(code: str, message: str, message_en: str, **extra: Any) -> dict[s
     return {"error": {"code": code, "message": message, "message_en": message_en, **extra}}
 
 
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    """A refused request as JSON (what every router answers; the staff pages show it as a page)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if exc.status_code == 503:
+        headers = {"Retry-After": "30"}
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.message_en), status_code=exc.status_code, headers=headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        if exc.status_code == 503:
-            headers = {"Retry-After": "30"}
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.message_en), status_code=exc.status_code, headers=headers
-        )
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

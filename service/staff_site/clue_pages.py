@@ -43,7 +43,7 @@ from service.registry import desk, lifecycle, routing, supervision, transfer_req
 from service.registry import service as registry_service
 from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
 from service.registry.models import Clue, ClueState
-from service.staff_site.pages import render
+from service.staff_site.pages import DEFAULT_LANG, lang_of, render, translate
 from service.staff_site.session import CSRF_FIELD, CsrfProtected, CurrentStaffSession
 
 router = APIRouter(include_in_schema=False)  # included by registry_pages under /staff/registry
@@ -95,6 +95,7 @@ TRANSFER_KINDS = {
     "investigation": "移送审查调查",
     "referral": "转出",
 }
+GROUP_NAMES = {"handling": "承办单位：%(unit)s", "none": "未定单位"}  # the assignee list's groups
 VIEWABLE = ("image/jpeg", "image/png", "image/gif", "image/webp")  # shown in the browser; the rest download
 
 
@@ -129,7 +130,10 @@ async def people_with(session: Any, role: Role) -> list[tuple[str, str, str | No
 
 
 def grouped_investigators(
-    people: list[tuple[str, str, str | None]], unit_id: str | None, units: dict[str, str]
+    people: list[tuple[str, str, str | None]],
+    unit_id: str | None,
+    units: dict[str, str],
+    lang: str = DEFAULT_LANG,
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Investigators grouped by unit: the clue's handling unit first (marked), then the others by name."""
     by_unit: dict[str | None, list[tuple[str, str]]] = {}
@@ -138,9 +142,9 @@ def grouped_investigators(
     order = sorted(by_unit, key=lambda u: (u != unit_id or u is None, u is None, units.get(u or "", "")))
     return [
         (
-            f"承办单位：{units.get(u, '')}"
+            translate(lang, GROUP_NAMES["handling"]) % {"unit": units.get(u, "")}
             if u and u == unit_id
-            else (units.get(u, "") if u else "未定单位"),
+            else (units.get(u, "") if u else translate(lang, GROUP_NAMES["none"])),
             by_unit[u],
         )
         for u in order
@@ -259,13 +263,12 @@ async def clue_page_response(
             "state": state,
             "status_name": lifecycle.STATUS_NAMES.get(clue.status, clue.status),
             "due": desk.due_state(clue, state, now),
-            "category_names": "、".join(
-                sorted(category_names().get(c.category, c.category) for c in clue.categories)
-            ),
+            "category_names": sorted(category_names().get(c.category, c.category) for c in clue.categories),
             "hint_name": category_names().get(view.category_hint or "", view.category_hint or ""),
             "source": SOURCE_NAMES.get(clue.source, clue.source),
             "channel": CHANNEL_NAMES.get(clue.channel, clue.channel),
-            "unit": unit_label(clue.status, units.get(clue.handling_unit_id or "", "")),
+            "unit": units.get(clue.handling_unit_id or "", ""),  # a name: data, shown as it is
+            "no_unit": unit_label(clue.status, ""),  # the words for none, translated
             "handler": staff.get(clue.assignee_id or "", ""),
             "leader": staff.get((state.supervising_leader_id if state else None) or "", ""),
             "method": METHOD_NAMES.get(method or "", ""),
@@ -297,7 +300,7 @@ async def clue_page_response(
             "progress": progress,
             "transfers": transfers,
             "transfer_kinds": TRANSFER_KINDS,
-            "referral_names": {k: v[0] for k, v in lifecycle.REFERRAL_TARGETS.items()},
+            "referral_names": lifecycle.REFERRAL_TARGETS,
             "pending_transfer": pending_transfer,
             "units": units,
             "staff": staff,
@@ -305,7 +308,7 @@ async def clue_page_response(
             "may_decide": may_decide,
             "may_assign": is_allowed(roles, Action.assign_clue),
             "investigator_groups": grouped_investigators(
-                await people_with(session, Role.investigator), clue.handling_unit_id, units
+                await people_with(session, Role.investigator), clue.handling_unit_id, units, lang_of(request)
             )
             if is_allowed(roles, Action.assign_clue)
             else [],
@@ -319,7 +322,7 @@ async def clue_page_response(
             "methods": list(lifecycle.DISPOSAL_METHODS.items()),
             "send_on_kinds": list(lifecycle.SEND_ON_KINDS.items()),
             "findings": list(lifecycle.FINDINGS.items()),
-            "targets": [(k, v[0]) for k, v in lifecycle.REFERRAL_TARGETS.items()],
+            "targets": list(lifecycle.REFERRAL_TARGETS.items()),
             "back": "/staff/registry" if is_allowed(roles, Action.list_all_clues) else "/staff/registry/mine",
             "message": note.text,
             "message_class": note.css,
@@ -520,15 +523,16 @@ async def supervise(
     return await _after(request, principal, session, runtime, clue_id, work, form="supervision")
 
 
-def _date(value: str, label: str) -> date | None:
+def _date(value: str, label: tuple[str, str]) -> date | None:
+    """A date field of a step form; ``label`` is its name in Chinese and English."""
     if not value:
         return None
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{label}格式应为 YYYY-MM-DD", message_en=f"{label}: use YYYY-MM-DD") from None
+        raise Invalid(f"{label[0]}格式应为 YYYY-MM-DD", message_en=f"{label[1]}: use YYYY-MM-DD") from None
     if not 1900 <= day.year <= 2200:
-        raise Invalid(f"{label}不在有效范围内", message_en=f"{label}: out of range")
+        raise Invalid(f"{label[0]}不在有效范围内", message_en=f"{label[1]}: out of range")
     return day
 
 
@@ -584,13 +588,17 @@ async def transition(
                 action=action,
                 reason=reason,
                 approver_id=own.get("approver_id"),
-                decision_on=_date(own.get("decision_on", ""), "集体研究日期"),
+                decision_on=_date(
+                    own.get("decision_on", ""), ("集体研究日期", "date of the collective decision")
+                ),
                 method=own.get("method"),
                 kind=own.get("kind"),
                 target=own.get("organ") if action == "send_on" else own.get("target"),
                 to_unit_id=own.get("to_unit_id"),
                 document_number=own.get("document_number"),
-                expected_feedback_on=_date(own.get("expected_feedback_on", ""), "反馈期限"),
+                expected_feedback_on=_date(
+                    own.get("expected_feedback_on", ""), ("反馈期限", "feedback due date")
+                ),
                 finding=own.get("finding"),
                 summary=own.get("summary"),
                 feedback=own.get("feedback"),

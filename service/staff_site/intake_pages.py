@@ -1,7 +1,7 @@
 """Staff pages for typing clues in: hotline calls (and additions), letters, visits, staff sources.
 
 Built for use while on the phone: one column, first field focused, everything reachable by Tab, Chinese
-labels with English alongside, no JavaScript. Every POST carries the session's CSRF token
+(or English, by the staff site's switch), no JavaScript. Every POST carries the session's CSRF token
 (``CsrfProtected``); the service calls are the same as the API's.
 """
 
@@ -43,7 +43,34 @@ UPLOAD_PATHS = ("/staff/hotline/calls/{clue_id}/recording", "/staff/letters/{clu
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
 ACCUSED_FIELDS = ("name", "unit", "position", "rank", "region")
-FIELD_PROBLEM = "请检查此项"
+Pair = tuple[str, str]  # (Chinese, English): the page shows one, by the language switch
+# What pydantic found, in words (its own text is English only); anything else is "please check".
+PROBLEMS: dict[str, Pair] = {
+    "missing": ("必填", "required"),
+    "string_too_short": ("必填", "required"),
+    "string_too_long": ("太长", "too long"),
+    "date_parsing": ("日期格式应为 YYYY-MM-DD", "use a date as YYYY-MM-DD"),
+    "date_from_datetime_parsing": ("日期格式应为 YYYY-MM-DD", "use a date as YYYY-MM-DD"),
+    "datetime_parsing": ("日期或时间无效", "not a valid date and time"),
+    "datetime_from_date_parsing": ("日期或时间无效", "not a valid date and time"),
+    "int_parsing": ("应为整数", "use a whole number"),
+    "int_from_float": ("应为整数", "use a whole number"),
+    "greater_than_equal": ("数值太小", "too small"),
+    "greater_than": ("数值太小", "too small"),
+    "less_than_equal": ("数值太大", "too large"),
+    "less_than": ("数值太大", "too large"),
+}
+# The models' own checks (service.intake.assisted_schemas), by their English message.
+CHECKS: dict[str, str] = {
+    "contains control characters": "含有控制字符",
+    "a phone number has digits, spaces, + - ( ) only": "电话号码只能包含数字、空格和 + - ( )",
+    "a real-name call needs caller_name": "实名来电须填写来电人姓名",
+    "callback_number given but callback_allowed is false": "填写了回电号码，但未勾选同意回电",
+    "received_date is before postmark_date": "收到日期早于邮戳日期",
+    "a real-name letter needs writer.name": "实名来信须填写写信人姓名",
+    "a real-name visit needs visitor.name": "实名来访须填写来访人姓名",
+    "deadline is before received_date": "办结期限早于收到日期",
+}
 
 
 def _forbidden(request: Request, principal: Principal) -> Response:
@@ -81,17 +108,28 @@ def _incident(form: dict[str, Any]) -> dict[str, Any]:
     return {"time": _text(form, "incident_time"), "place": _text(form, "incident_place")}
 
 
-def _errors(exc: ValidationError) -> dict[str, str]:
-    """Field -> message, without echoing values. Model-level problems go under ``_form``."""
-    errors: dict[str, str] = {}
+def _problem(err: Any) -> Pair:
+    if err["type"] == "value_error":
+        said = str(err.get("ctx", {}).get("error", "")) or err["msg"].removeprefix("Value error, ")
+        return (
+            (f"请检查此项：{CHECKS[said]}", said) if said in CHECKS else ("请检查此项", "please check this")
+        )
+    zh, en = PROBLEMS.get(err["type"], ("请检查此项", "please check this"))
+    return f"请检查此项：{zh}", en
+
+
+def _errors(exc: ValidationError) -> dict[str, Pair]:
+    """Field -> (Chinese, English) message, without echoing values. Model-level problems go under
+    ``_form``."""
+    errors: dict[str, Pair] = {}
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
         key = "_".join(loc) if loc else "_form"
-        errors.setdefault(key, f"{FIELD_PROBLEM} · {err['msg']}")
+        errors.setdefault(key, _problem(err))
     return errors
 
 
-def _page_context(form: dict[str, Any], errors: dict[str, str] | None = None) -> dict[str, Any]:
+def _page_context(form: dict[str, Any], errors: dict[str, Pair] | None = None) -> dict[str, Any]:
     taxonomy = classifier.current_taxonomy()
     return {
         "form": form,
@@ -130,7 +168,7 @@ async def _submit(
         done = await register(model)
     except DomainError as exc:
         await session.rollback()
-        context = _page_context(form, {"_form": f"{exc.message} · {exc.message_en}"})
+        context = _page_context(form, {"_form": (exc.message, exc.message_en)})
         return render(request, template, context, principal=principal, status_code=exc.status_code)
     return done
 
@@ -453,7 +491,7 @@ def _upload_page(
     runtime: Runtime,
     *,
     stored: int = 0,
-    error: str | None = None,
+    error: Pair | None = None,
     status_code: int = 200,
 ) -> Response:
     context = {
@@ -469,7 +507,7 @@ def _upload_page(
 
 class _UploadRefused(Exception):
     def __init__(self, status_code: int, zh: str, en: str) -> None:
-        self.status_code, self.text = status_code, f"{zh} · {en}"
+        self.status_code, self.text = status_code, (zh, en)
 
 
 async def _receive_files(

@@ -1,11 +1,13 @@
 """Rendering staff pages: one Jinja2 environment (autoescaped), strict security headers on every page.
 
 Language: Simplified Chinese, with an English switch (``/staff/lang?to=en``, remembered in a cookie that
-says nothing but the language). Templates write Chinese and wrap it in ``_()`` (base.html does so for the
-menu labels of ``nav_links``); the English is in the gettext catalog ``locale/en/LC_MESSAGES/messages.po``
-(msgids are the Chinese text; run ``python service/staff_site/locale/make_catalogs.py`` after changing a
-template). Messages built in Python
-are (Chinese, English) pairs, shown with ``pick(pair)``. Nothing is shown in both languages at once."""
+says nothing but the language). Templates write Chinese and wrap it in ``_()``; the fixed words Python hands
+to a template (menu labels, status, channel and step names: the lists in ``locale/make_catalogs.py``) are
+shown with the ``tr`` filter, which translates a known word and leaves data as it is (and, unlike ``_()``,
+escapes it). The English is in the gettext catalog ``locale/en/LC_MESSAGES/messages.po`` (msgids are the
+Chinese text; run ``python service/staff_site/locale/make_catalogs.py`` after changing a template or a
+list). Messages built in Python are (Chinese, English) pairs, shown with ``pick(pair)``. Nothing is shown
+in both languages at once."""
 
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ from typing import Any
 from urllib.parse import quote
 
 from babel.support import NullTranslations, Translations
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
+from service.http.errors import domain_error_response
+from service.platform.errors import DomainError
 from service.platform.timeutil import LOCAL, as_utc
 from service.staff_site.session import CSRF_FIELD, csrf_token
 
@@ -71,6 +75,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 templates.env.globals["pick"] = _pick
+templates.env.filters["tr"] = pass_context(lambda context, word: _gettext(context, word) if word else "")
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 templates.env.filters["local"] = lambda moment: (
     as_utc(moment).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if moment else ""
@@ -148,6 +153,7 @@ def render(
     values: dict[str, Any] = {
         "lang": lang,
         "html_lang": HTML_LANG[lang],
+        "comma": ", " if lang == "en" else "、",  # between the items of a list
         "switch_lang_url": f"/staff/lang?to={'zh' if lang == 'en' else 'en'}&next={quote(here, safe='')}",
         "principal": principal,
         "nav": nav_links(principal),
@@ -159,3 +165,19 @@ def render(
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """A staff page refused in a browser (no right to it, a clue it may not see, an expired form) says why on
+    a page in its language, with the way home; programs, and every other path, get the JSON error."""
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> Response:
+        if request.url.path.startswith("/staff") and "text/html" in request.headers.get("accept", ""):
+            return render(
+                request,
+                "message.html",
+                {"message": (exc.message, exc.message_en)},
+                status_code=exc.status_code,
+            )
+        return domain_error_response(exc)

@@ -1,7 +1,8 @@
 """Staff console pages for the registry: the ledger (filter, count, page on, export), an investigator's
 desk (我的线索), transfer requests to decide, the meeting brief and the supervision list. One clue's page
-and its forms are in ``clue_pages`` (included here). Server-rendered Chinese, no JavaScript, behind the
-staff session login; every POST carries the CSRF token. Role checks are the API's (``Action``)."""
+and its forms are in ``clue_pages`` (included here). Server-rendered in Chinese (or English, by the switch),
+no JavaScript, behind the staff session login; every POST carries the CSRF token. Role checks are the API's
+(``Action``)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ async def _rows(session: Any, clues: list[Clue], now: datetime) -> list[dict[str
         {
             "clue": c,
             "status_name": lifecycle.STATUS_NAMES.get(c.status, c.status),
-            "categories": "、".join(sorted(categories.get(x.category, x.category) for x in c.categories)),
-            "unit": unit_label(c.status, units.get(c.handling_unit_id or "", "")),
+            "categories": sorted(categories.get(x.category, x.category) for x in c.categories),
+            "unit": units.get(c.handling_unit_id or "", ""),  # a name: data, shown as it is
+            "no_unit": unit_label(c.status, ""),  # the words for none, translated
             "handler": staff.get(c.assignee_id or "", ""),
             "key": bool(states.get(c.id) and states[c.id].key_clue),
             "channel": CHANNEL_NAMES.get(c.channel, c.channel),

@@ -81,9 +81,12 @@ def launch_chromium() -> Iterator[Any]:
             chromium.close()
 
 
-def check_axe(browser: Any, base_url: str, page: Any, name: str) -> None:
-    """axe-core over the page's HTML in a JS-enabled context of its own (the page under test may have
-    scripts disabled); no serious or critical violation."""
+def check_axe(
+    browser: Any, base_url: str, page: Any, name: str, impacts: tuple[str, ...] = ("serious", "critical")
+) -> None:
+    """axe-core (its default rules: WCAG 2.x A and AA and best practices) over the page's HTML in a
+    JS-enabled context of its own (the page under test may have scripts disabled); no violation of the
+    given impacts (serious or critical by default)."""
     html = page.content()
     context = browser.new_context()
     try:
@@ -98,7 +101,7 @@ def check_axe(browser: Any, base_url: str, page: Any, name: str) -> None:
         )
     finally:
         context.close()
-    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    bad = [v for v in result if v["impact"] in impacts]
     assert not bad, f"{name}: {bad}"
 
 

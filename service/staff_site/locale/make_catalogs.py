@@ -28,12 +28,42 @@ def message_ids() -> list[str]:
     ):
         if isinstance(message, str) and message not in ids:
             ids.append(message)
-    # The menu labels of pages.nav_links, translated in base.html with _(label).
+    # The menu labels of pages.nav_links and the fixed words Python hands to the templates (|tr).
     menu = (SITE / "pages.py").read_text()
-    for match in re.finditer(r'links(?:\.append\(| = \[)\("/staff[^"]*", "([^"]+)"\)', menu):
-        if match.group(1) not in ids:
-            ids.append(match.group(1))
+    words = [m.group(1) for m in re.finditer(r'links(?:\.append\(| = \[)\("/staff[^"]*", "([^"]+)"\)', menu)]
+    for word in words + vocabulary():
+        if word not in ids:
+            ids.append(word)
     return ids
+
+
+def vocabulary() -> list[str]:
+    """The words of the lists the staff pages show through ``|tr``."""
+    from service.registry import brief, lifecycle
+    from service.registry.ledger import CHANNEL_NAMES, METHOD_NAMES, SOURCE_NAMES
+    from service.staff_site import admin_pages, clue_pages, intake_pages, registry_pages, routes
+
+    lists: list[dict[str, str]] = [
+        lifecycle.STATUS_NAMES,
+        lifecycle.FINDINGS,
+        METHOD_NAMES,
+        SOURCE_NAMES,
+        CHANNEL_NAMES,
+        brief.SECTIONS,
+        clue_pages.ACTION_NAMES,
+        clue_pages.ADDITION_NAMES,
+        clue_pages.TRANSFER_KINDS,
+        clue_pages.GROUP_NAMES,
+        intake_pages.SOURCE_LABELS,
+        registry_pages.DUE_NAMES,
+        admin_pages.UNIT_KINDS,
+        {key: label for key, label, _ in routes.FIGURES},
+        {
+            "registered": clue_pages.unit_label("registered", ""),
+            "other": clue_pages.unit_label("triaged", ""),
+        },
+    ]
+    return [word for words in lists for word in words.values()]
 
 
 def main() -> int:
