@@ -235,7 +235,15 @@ async def clue_page_response(
     file_names = {m.id: i for i, m in enumerate(messages, start=1)}
     redaction = (
         await redaction_panel(
-            session, principal, runtime, view.text, messages, additions, files, clue_id=clue.id
+            session,
+            principal,
+            runtime,
+            view.text,
+            messages,
+            additions,
+            files,
+            clue_id=clue.id,
+            lang=lang_of(request),
         )
         if is_allowed(roles, Action.redact)
         else None
@@ -355,7 +363,14 @@ async def clue_page_response(
     )
 
 
-REDACTION_TARGETS = {"report": "反映内容", "message": "消息", "addition": "来电补充", "attachment": "附件"}
+# The redaction panel's labels, translated through the staff catalog (make_catalogs collects them).
+REDACTION_LABELS = {
+    "report": "反映内容",
+    "message": "第 %(n)s 条消息",
+    "addition": "来电补充 %(n)s",
+    "attachment": "附件 %(n)s",
+    "file": "%(label)s（%(kind)s，第 %(version)s 版）",
+}
 
 
 @dataclass(frozen=True)
@@ -381,6 +396,7 @@ async def redaction_panel(
     files: list[attachments_service.AttachmentListing],
     *,
     clue_id: str,
+    lang: str = DEFAULT_LANG,
 ) -> RedactionPanel:
     versions = await redaction_service.list_versions(
         session, clue_id=clue_id, principal=principal, keys=runtime.keys
@@ -394,28 +410,34 @@ async def redaction_panel(
         return (found.version, found.text or "") if found else (0, text)
 
     report_version, report = current("report", clue_id, "", report_text)
-    labels = {clue_id: REDACTION_TARGETS["report"]}
+
+    def label(which: str, **values: object) -> str:
+        return translate(lang, REDACTION_LABELS[which]) % values
+
+    labels = {clue_id: label("report")}
     texts = []
     texts.append((f"report|{clue_id}||{report_version}", labels[clue_id], report))
     for number, m in enumerate(messages, start=1):
-        labels[m.id] = f"第 {number} 条消息"
+        labels[m.id] = label("message", n=number)
         version, text = current("message", m.id, "", m.text)
         if text:
             texts.append((f"message|{m.id}||{version}", labels[m.id], text))
     for number, a in enumerate(additions, start=1):
-        labels[a.id] = f"来电补充 {number}"
+        labels[a.id] = label("addition", n=number)
         for field in ("text", "correction"):
             if isinstance(a.content.get(field), str) and a.content[field]:
                 version, text = current("addition", a.id, field, a.content[field])
                 texts.append((f"addition|{a.id}|{field}|{version}", labels[a.id], text))
     covered = []
     for number, f in enumerate(files, start=1):
-        labels[f.id] = f"附件 {number}"
+        labels[f.id] = label("attachment", n=number)
         if not f.sealed_reason and (
             f.kind in redaction_files.IMAGE_KINDS or f.kind == redaction_files.PDF_KIND
         ):
             version = latest[("attachment", f.id, "")].version if ("attachment", f.id, "") in latest else 0
-            covered.append((f"{f.id}|{version}", f"{labels[f.id]}（{f.kind}，第 {version} 版）"))
+            covered.append(
+                (f"{f.id}|{version}", label("file", label=labels[f.id], kind=f.kind, version=version))
+            )
     requests = await redaction_service.list_unmask_requests(
         session, clue_id=clue_id, principal=principal, keys=runtime.keys
     )

@@ -68,6 +68,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/staff/registry/supervision": ("/staff/registry/supervision",),
     "/staff/registry/clues/{clue_id}": ("/staff/registry/clues/{tip}", "/staff/registry/clues/{call}"),
     "/staff/registry/admin/units": ("/staff/registry/admin/units",),
+    "/staff/registry/admin/units/{unit_id}": ("/staff/registry/admin/units/{unit}",),
     "/staff/registry/admin/routing": ("/staff/registry/admin/routing",),
     "/staff/registry/admin/routing/{rule_id}": ("/staff/registry/admin/routing/{rule}",),
     "/staff/registry/admin/taxonomy": ("/staff/registry/admin/taxonomy",),
@@ -81,6 +82,8 @@ NOT_PAGES = {
     "/staff/registry/files/{attachment_id}": "a clue's file, shown or downloaded as itself",
     "/staff/registry/ledger.{fmt}": "the ledger as xlsx or CSV",
     "/staff/registry/brief.xlsx": "the meeting brief as xlsx",
+    "/staff/registry/dossiers/{digest}": "a kept hand-off dossier, a ZIP",
+    "/staff/registry/redactions/{redaction_id}/file": "a redacted version of a file, shown as itself",
 }
 
 
@@ -202,7 +205,8 @@ def site(backend: str, browser, tmp_path_factory: pytest.TempPathFactory):  # ty
 
         # A hotline call taken by us, with a later addition; a letter typed in by us.
         call = api.post("/api/v1/hotline/calls", call_body())
-        data += [call["registry_number"], "【来电人原话】"]  # the call's text as registered joins the two
+        # the call's text as registered joins the two (and a select may show it cut short)
+        data += [call["registry_number"], "【来电人原话】", "【来电人原话"]
         api.post(
             "/api/v1/hotline/additions", {"receipt": call["receipt"], "text": "来电人补充：还有一名证人。"}
         )
@@ -217,6 +221,7 @@ def site(backend: str, browser, tmp_path_factory: pytest.TempPathFactory):  # ty
             "letter": letter["clue_id"],
             "rule": rule["id"],
             "me": me,
+            "unit": units["区纪委监委"],
         }
         yield base_url, totp, ids, data
 

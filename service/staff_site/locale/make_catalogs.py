@@ -54,6 +54,7 @@ def vocabulary() -> list[str]:
         clue_pages.ADDITION_NAMES,
         clue_pages.TRANSFER_KINDS,
         clue_pages.GROUP_NAMES,
+        clue_pages.REDACTION_LABELS,
         intake_pages.SOURCE_LABELS,
         registry_pages.DUE_NAMES,
         admin_pages.UNIT_KINDS,
