@@ -89,8 +89,10 @@ def _compile_fast(regex: str) -> re.Pattern[str]:
 def _literal_gates(regex: str) -> list[set[str]]:
     """Literal sets that must each occur in a text for ``regex`` to match (runs of literal nodes merged).
 
-    Used as a cheap prefilter; a gate holding a single character is dropped because such
-    characters are everywhere and would only add matching work.
+    Used as a cheap prefilter. A gate holding a single character is dropped when the pattern has a gate of
+    words: single characters are common and would only add matching work. A pattern with no gate of words
+    keeps its single-character gates (利/息, 万): otherwise it is searched in every report, and a search
+    opening with a number or a long alternation scans every position.
     """
     gates: list[set[str]] = []
     run: set[str] | None = None
@@ -104,7 +106,8 @@ def _literal_gates(regex: str) -> list[set[str]]:
         run = literals
     if run is not None:
         gates.append(run)
-    return [g for g in gates if g and min(map(len, g)) >= 2]
+    words = [g for g in gates if g and min(map(len, g)) >= 2]
+    return words or [g for g in gates if g and min(map(len, g)) >= 1]
 
 
 class Engine:
@@ -341,7 +344,8 @@ class Engine:
         model = self.model
         assert model is not None
         features = model.features(norm.text)
-        logits = model.logits(features).tolist()
+        weights = model.weights(features)
+        logits = model.logits(features, weights).tolist()
         other_raw = raw.get(OTHER, 0.0)
         misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
         classes = model.classes
@@ -366,16 +370,16 @@ class Engine:
                 labels = [best, *sorted(more, key=probabilities.__getitem__, reverse=True)]
         # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
         text = norm.text
-        for category in labels or [best]:
-            i = self._model_index.get(category)
-            if i is None:
-                continue
-            probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
-            evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
-            for ngram, contribution in model.strongest(features, i):
-                first = text.find(ngram)  # its first occurrence, for the span
-                start, end = norm.original_span(first, first + len(ngram))
-                evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
+        shown = [(c, self._model_index[c]) for c in labels or [best] if c in self._model_index]
+        if shown:
+            ranked = model.strongest(features, weights, [i for _, i in shown])
+            for (category, i), strongest in zip(shown, ranked, strict=True):
+                probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logits[i]))))
+                evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
+                for ngram, contribution in strongest:
+                    first = text.find(ngram)  # its first occurrence, for the span
+                    start, end = norm.original_span(first, first + len(ngram))
+                    evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
         scores = {c: round(probabilities[c], 3) for c in raw}
         return labels, scores
 

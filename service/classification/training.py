@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,9 +177,7 @@ def train_candidate(
     )
     digest = hashlib.sha256(encode_arrays(model)).hexdigest()
     version = f"m{datetime.now(UTC):%Y%m%d}-{digest[:8]}"
-    return TriageModel(
-        **{**model.__dict__, "version": version, "meta": {"taxonomy_version": taxonomy.version, **meta}}
-    )
+    return replace(model, version=version, meta={"taxonomy_version": taxonomy.version, **meta})
 
 
 # --- Measuring ---------------------------------------------------------------------------------------
