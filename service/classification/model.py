@@ -87,9 +87,10 @@ class ModelFeatures:
     values: np.ndarray
 
 
-# Multiplicative hashing of the 63-bit n-gram keys (two odd 64-bit constants: bucket and slot).
-_BUCKET_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-_SLOT_MULTIPLIER = np.uint64(0xC2B2AE3D27D4EB4F)
+# Multiplicative hashing of the 63-bit n-gram keys: odd 64-bit multipliers for bucket and slot, the
+# next pair tried when two keys of one bucket share a slot hash.
+_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,61 +100,81 @@ class NgramIndex:
     looked up in a few vectorised operations instead of a sort and a binary search. A key that is not in
     the vocabulary lands on a slot holding another key (or none) and is dropped by the comparison."""
 
+    bucket_multiplier: np.uint64
+    slot_multiplier: np.uint64
     bucket_shift: np.uint64
     slot_shift: np.uint64
-    displacement: np.ndarray  # (buckets,) intp: XOR-ed into the slot hash
+    displacement: np.ndarray  # (buckets,) int32: XOR-ed into the slot hash
     slot_keys: np.ndarray  # (slots,) int64: the key owning the slot, -1 for a free slot
-    slot_rows: np.ndarray  # (slots,) intp: its row in the vocabulary
+    slot_rows: np.ndarray  # (slots,) int32: its row in the vocabulary
 
     @classmethod
     def build(cls, vocabulary: np.ndarray) -> NgramIndex:
+        for attempt in range(len(_MULTIPLIERS) - 1):  # other multipliers, and every other time more slots
+            pair = map(np.uint64, _MULTIPLIERS[attempt : attempt + 2])
+            index = cls._build(vocabulary, *pair, extra_bits=attempt // 2)
+            if index is not None:
+                return index
+        raise ModelError("no hash places the model's vocabulary")  # never seen
+
+    @classmethod
+    def _build(
+        cls, vocabulary: np.ndarray, bucket_multiplier: np.uint64, slot_multiplier: np.uint64, extra_bits: int
+    ) -> NgramIndex | None:
         n = len(vocabulary)
-        bucket_bits = max(4, math.ceil(math.log2(max(n, 1))))  # about one key per bucket
-        slot_bits = bucket_bits + 1  # at most half the slots used: displacements are found quickly
+        # Small enough to stay in the cache beside the rules' automata (at most 70 % of the slots used,
+        # about 1.4 keys per bucket); large enough that every bucket finds a displacement quickly.
+        slot_bits = max(4, math.ceil(math.log2(max(n, 1) / 0.7))) + extra_bits
+        bucket_bits = slot_bits - 1
         bucket_shift, slot_shift = np.uint64(64 - bucket_bits), np.uint64(64 - slot_bits)
         unsigned = vocabulary.view(np.uint64)
-        buckets = ((unsigned * _BUCKET_MULTIPLIER) >> bucket_shift).astype(np.intp)
-        hashes = ((unsigned * _SLOT_MULTIPLIER) >> slot_shift).astype(np.intp)
+        buckets = ((unsigned * bucket_multiplier) >> bucket_shift).astype(np.intp)
+        hashes = ((unsigned * slot_multiplier) >> slot_shift).astype(np.intp)
         slots = 1 << slot_bits
-        displacement = np.zeros(1 << bucket_bits, dtype=np.intp)
+        displacement = np.zeros(1 << bucket_bits, dtype=np.int32)
         slot_keys = np.full(slots, -1, dtype=np.int64)
-        slot_rows = np.zeros(slots, dtype=np.intp)
-        members: dict[int, list[int]] = {}
-        for row, bucket in enumerate(buckets.tolist()):
-            members.setdefault(bucket, []).append(row)
+        slot_rows = np.zeros(slots, dtype=np.int32)
+        if not n:
+            return cls(bucket_multiplier, slot_multiplier, bucket_shift, slot_shift, displacement, slot_keys, slot_rows)
+        # Buckets holding several keys, largest first while most slots are free (grouped by sorting);
+        # a bucket of one key then takes any free slot.
+        order = np.argsort(buckets, kind="stable")
+        sorted_buckets = buckets[order]
+        starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1], True])
+        sizes = np.diff(starts)
         used = bytearray(slots)
         hash_list = hashes.tolist()
-        singles = []
-        # Largest buckets first, while most slots are free; a bucket of one takes any free slot at the end.
-        for bucket, rows in sorted(members.items(), key=lambda item: -len(item[1])):
-            if len(rows) == 1:
-                singles.append((bucket, rows[0]))
-                continue
+        order_list = order.tolist()
+        placed_rows: list[int] = []
+        placed_slots: list[int] = []
+        for g in np.argsort(-sizes, kind="stable")[: int((sizes > 1).sum())].tolist():
+            rows = order_list[starts[g] : starts[g + 1]]
             own = [hash_list[r] for r in rows]
             if len(set(own)) < len(own):
-                raise ModelError("vocabulary keys collide in the n-gram index")  # never seen: 2^-64
+                return None  # two keys of one bucket share a slot hash: try other multipliers
             for d in range(slots):
-                placed = [h ^ d for h in own]
-                if not any(used[s] for s in placed):
+                if not any(used[h ^ d] for h in own):
                     break
             else:
-                raise ModelError("no displacement places a bucket of the n-gram index")  # half the slots free
-            for row, s in zip(rows, placed, strict=True):
-                used[s] = 1
-                slot_keys[s], slot_rows[s] = vocabulary[row], row
-            displacement[bucket] = d
-        free = (s for s in range(slots) if not used[s])
-        for bucket, row in singles:
-            s = next(free)
-            displacement[bucket] = hash_list[row] ^ s
-            slot_keys[s], slot_rows[s] = vocabulary[row], row
-        return cls(bucket_shift, slot_shift, displacement, slot_keys, slot_rows)
+                return None
+            for h in own:
+                used[h ^ d] = 1
+            placed_rows += rows
+            placed_slots += [h ^ d for h in own]
+            displacement[sorted_buckets[starts[g]]] = d
+        rows_one = order[starts[:-1][sizes == 1]]
+        free = np.flatnonzero(np.frombuffer(bytes(used), dtype=np.uint8) == 0)[: len(rows_one)]
+        displacement[buckets[rows_one]] = hashes[rows_one] ^ free
+        all_rows = np.concatenate([np.array(placed_rows, dtype=np.intp), rows_one])
+        all_slots = np.concatenate([np.array(placed_slots, dtype=np.intp), free])
+        slot_keys[all_slots], slot_rows[all_slots] = vocabulary[all_rows], all_rows
+        return cls(bucket_multiplier, slot_multiplier, bucket_shift, slot_shift, displacement, slot_keys, slot_rows)
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         """The vocabulary row of every key that is in the vocabulary (keys not in it are dropped)."""
         unsigned = keys.view(np.uint64)
-        slot = ((unsigned * _SLOT_MULTIPLIER) >> self.slot_shift).astype(np.intp)
-        slot ^= self.displacement[((unsigned * _BUCKET_MULTIPLIER) >> self.bucket_shift).astype(np.intp)]
+        slot = ((unsigned * self.slot_multiplier) >> self.slot_shift).astype(np.intp)
+        slot ^= self.displacement[((unsigned * self.bucket_multiplier) >> self.bucket_shift).astype(np.intp)]
         return self.slot_rows[slot[self.slot_keys[slot] == keys]]
 
 

@@ -144,3 +144,26 @@ def test_a_deployment_category_the_model_does_not_know_keeps_the_rules_score():
     assert "land_seizure" in result.labels
     assert result.scores["land_seizure"] == round(2.5 / (2.5 + 0.8), 3)  # raw / (raw + label threshold)
     assert not any(e.kind == "model" and e.category == "land_seizure" for e in result.evidence)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 100, 3000, 40000])
+def test_the_ngram_index_finds_every_vocabulary_key_and_nothing_else(size):
+    rng = np.random.default_rng(size)
+    vocabulary = np.unique(rng.integers(1, 2**63 - 1, size=size, dtype=np.int64))
+    index = artifact.NgramIndex.build(vocabulary)
+    assert index.rows(vocabulary).tolist() == list(range(len(vocabulary)))
+    others = np.setdiff1d(rng.integers(1, 2**63 - 1, size=5000, dtype=np.int64), vocabulary)
+    assert index.rows(others).size == 0
+    mixed = np.concatenate([others[:50], vocabulary[::-1], others[50:100]])
+    assert index.rows(mixed).tolist() == list(range(len(vocabulary)))[::-1]
+
+
+def test_features_are_those_of_a_binary_search_over_the_sorted_vocabulary():
+    model = classifier.current_model()
+    text = normalize("城南派出所的副所長天天晚上去棋牌室打麻將，一晚上輸贏好幾萬，还让他老婆开了家KTV").text
+    keys, counts = np.unique(artifact.ngram_keys(text), return_counts=True)
+    position = np.minimum(np.searchsorted(model.vocabulary, keys), len(model.vocabulary) - 1)
+    hit = model.vocabulary[position] == keys
+    found = model.features(text)
+    assert found.index.tolist() == position[hit].tolist()
+    assert np.allclose(found.values, artifact.tfidf_row(counts[hit], model.idf[position[hit]]))
