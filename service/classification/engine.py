@@ -12,6 +12,7 @@ import re._parser as sre_parse
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import product
+from operator import attrgetter
 
 import ahocorasick
 
@@ -20,6 +21,7 @@ from service.classification.normalize import SEPARATOR, NormalizedText, normaliz
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
 HINT_WEIGHT = 0.5
+_EVIDENCE_ORDER = attrgetter("start", "end", "category")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +263,7 @@ class Engine:
             scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
         else:
             labels, scores = self._combine(norm, raw, actor_found, evidence)
-        evidence.sort(key=lambda e: (e.start, e.end, e.category))
+        evidence.sort(key=_EVIDENCE_ORDER)
         return ClassificationResult(
             labels=labels,
             needs_triage=not labels,
