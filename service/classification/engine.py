@@ -185,7 +185,9 @@ class Engine:
         if gate_keys:
             self._gate_automaton.make_automaton()
         self._has_gates = bool(gate_keys)
+        self._gated_patterns = list(zip(self._patterns, self._gates, strict=True))
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
+        self._no_scores = dict.fromkeys(taxonomy.category_ids, 0.0)
         neg = taxonomy.negation
 
         def alternation(words) -> str:
@@ -202,7 +204,8 @@ class Engine:
     # -- matching -------------------------------------------------------------------------------------
 
     def _hits(self, text: str) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]]]:
-        """Whether an actor word occurs, and (start, end, entries) for every scored key found."""
+        """Whether an actor word occurs, and (start, -end, entries) for every scored key found (so that
+        a plain sort orders them by start, longest first)."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
         if not self._has_words:
@@ -218,7 +221,7 @@ class Engine:
             if is_actor:
                 actor_found = True
             if entries:
-                hits.append((start, end, entries))
+                hits.append((start, -end, entries))
         return actor_found, hits
 
     def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
@@ -282,17 +285,17 @@ class Engine:
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
         # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
         # exactly when an earlier hit reaches at least as far.
-        hits.sort(key=lambda h: (h[0], -h[1]))
+        hits.sort()  # (start, -end): never a tie, so the entries are never compared
         kept: list[tuple[int, int, tuple[_Entry, ...]]] = []
         reach = -1
-        for hit in hits:
-            if reach >= hit[1]:
+        for start, negative_end, entries in hits:
+            if reach >= -negative_end:
                 continue
-            kept.append(hit)
-            reach = hit[1]
+            reach = -negative_end
+            kept.append((start, reach, entries))
         marks = self._negation_marks(ntext)
 
-        raw: dict[str, float] = {c: 0.0 for c in taxonomy.category_ids}
+        raw: dict[str, float] = self._no_scores.copy()
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
         for hit_start, hit_end, entries in kept:
@@ -320,10 +323,8 @@ class Engine:
         if self._has_gates:
             for _, ids in self._gate_automaton.iter(ntext):
                 gates_seen.update(ids)
-        for (category_id, pattern_id, regex, weight, negatable), gates in zip(
-            self._patterns, self._gates, strict=True
-        ):
-            if not gates <= gates_seen:
+        for (category_id, pattern_id, regex, weight, negatable), gates in self._gated_patterns:
+            if gates and not gates <= gates_seen:
                 continue
             match = regex.search(ntext)
             if match is None or match.end() == match.start():
