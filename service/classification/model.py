@@ -127,6 +127,7 @@ class NgramIndex:
         slot_bits = max(4, math.ceil(math.log2(max(n, 1) / 0.7))) + extra_bits
         bucket_bits = slot_bits - 1
         bucket_shift, slot_shift = np.uint64(64 - bucket_bits), np.uint64(64 - slot_bits)
+        hashing = (bucket_multiplier, slot_multiplier, bucket_shift, slot_shift)
         unsigned = vocabulary.view(np.uint64)
         buckets = ((unsigned * bucket_multiplier) >> bucket_shift).astype(np.intp)
         hashes = ((unsigned * slot_multiplier) >> slot_shift).astype(np.intp)
@@ -135,7 +136,7 @@ class NgramIndex:
         slot_keys = np.full(slots, -1, dtype=np.int64)
         slot_rows = np.zeros(slots, dtype=np.int32)
         if not n:
-            return cls(bucket_multiplier, slot_multiplier, bucket_shift, slot_shift, displacement, slot_keys, slot_rows)
+            return cls(*hashing, displacement, slot_keys, slot_rows)
         # Buckets holding several keys, largest first while most slots are free (grouped by sorting);
         # a bucket of one key then takes any free slot.
         order = np.argsort(buckets, kind="stable")
@@ -168,7 +169,7 @@ class NgramIndex:
         all_rows = np.concatenate([np.array(placed_rows, dtype=np.intp), rows_one])
         all_slots = np.concatenate([np.array(placed_slots, dtype=np.intp), free])
         slot_keys[all_slots], slot_rows[all_slots] = vocabulary[all_rows], all_rows
-        return cls(bucket_multiplier, slot_multiplier, bucket_shift, slot_shift, displacement, slot_keys, slot_rows)
+        return cls(*hashing, displacement, slot_keys, slot_rows)
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         """The vocabulary row of every key that is in the vocabulary (keys not in it are dropped)."""

@@ -53,7 +53,10 @@ def test_needs_triage_means_the_best_probability_is_below_the_threshold():
     texts = [STORY, "我要反映一个情况", "那个所长有问题，大家都知道", "法官收红包", "楼上邻居装修噪音太大"]
     seen = set()
     # The shipped threshold (0.1) sends few reports to a person; a cautious one (0.5) sends the vague ones.
-    for engine in (Engine(taxonomy, model=model), Engine(taxonomy, model=replace(model, triage_threshold=0.5))):
+    for engine in (
+        Engine(taxonomy, model=model),
+        Engine(taxonomy, model=replace(model, triage_threshold=0.5)),
+    ):
         for text in texts:
             result = engine.classify(text)
             best = max(result.scores.values())
