@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         large_engine.classify(report)
 
     def model_only(text: str) -> object:
-        return model.logits(model.features(text))
+        features = model.features(text)
+        return model.logits(features, model.weights(features))
 
     candidates: list[tuple[str, Callable[[str], object]]] = [
         (f"rules + model ({count(default)} terms, model {model.version})", combined_engine.classify),

@@ -5,9 +5,10 @@ which files form the ``train``, ``dev`` and ``test`` splits and the SHA-256 of e
 frozen: ``load_corpus`` refuses a corpus whose files do not match the manifest, so nothing can be trained or
 gated on an edited test split. Labels are never edited to fit an output.
 
-Freezing a folder of writers' files (once, before any tuning)::
+Freezing a folder of writers' files (once, before any tuning), and adding later writers to training::
 
     python -m service.classification.corpus FROM_DIR TO_DIR --train A B --dev C --test D
+    python -m service.classification.corpus FROM_DIR TO_DIR --add --train E F G H
 """
 
 from __future__ import annotations
@@ -131,6 +132,32 @@ def split_sha256(root: Path, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _copy_writer(source: Path, target: Path, writer: str, split: str) -> dict[str, Any]:
+    """Copy one writer's file (``writer-<X>.jsonl``) into ``target``; its manifest entry."""
+    name = f"writer-{writer}.jsonl"
+    items = read_labelled(source / name)  # checked before anything is copied
+    if any(item.get("writer") not in (None, writer) for item in items):
+        raise CorpusError(f"{name} holds reports of another writer")
+    shutil.copyfile(source / name, target / name)
+    labels: dict[str, int] = {}
+    for item in items:
+        for label in item["labels"]:
+            labels[label] = labels.get(label, 0) + 1
+    return {
+        "writer": writer,
+        "split": split,
+        "reports": len(items),
+        "labels": dict(sorted(labels.items())),
+        "sha256": sha256_of(target / name),
+    }
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    (target / MANIFEST).write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+
+
 def freeze(source: Path, target: Path, assignment: dict[str, list[str]], extra: Sequence[Path] = ()) -> dict:
     """Copy each writer's file (``writer-<X>.jsonl``) into ``target`` and write the manifest."""
     target.mkdir(parents=True, exist_ok=True)
@@ -140,21 +167,7 @@ def freeze(source: Path, target: Path, assignment: dict[str, list[str]], extra: 
         splits[split] = []
         for writer in assignment[split]:
             name = f"writer-{writer}.jsonl"
-            shutil.copyfile(source / name, target / name)
-            items = read_labelled(target / name)
-            if any(item.get("writer") not in (None, writer) for item in items):
-                raise CorpusError(f"{name} holds reports of another writer")
-            labels: dict[str, int] = {}
-            for item in items:
-                for label in item["labels"]:
-                    labels[label] = labels.get(label, 0) + 1
-            files[name] = {
-                "writer": writer,
-                "split": split,
-                "reports": len(items),
-                "labels": dict(sorted(labels.items())),
-                "sha256": sha256_of(target / name),
-            }
+            files[name] = _copy_writer(source, target, writer, split)
             splits[split].append(name)
     for path in extra:
         shutil.copyfile(path, target / path.name)
@@ -165,24 +178,55 @@ def freeze(source: Path, target: Path, assignment: dict[str, list[str]], extra: 
         "note": "Split by writer: the test split's writer is never seen in training or tuning. Labels are "
         "the writers' own and are never edited. Frozen before any tuning; load_corpus checks every hash.",
     }
-    (target / MANIFEST).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    _write_manifest(target, manifest)
+    return manifest
+
+
+def add_writers(source: Path, target: Path, split: str, writers: Sequence[str]) -> dict:
+    """Add further writers' files to the training or dev split of a frozen corpus. The test split, its
+    hash and every file already there stay as they are (a writer already in the corpus is refused)."""
+    if split == "test":
+        raise CorpusError("the test split is frozen: writers are added to train or dev only")
+    manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+    test_before = manifest["test_sha256"]
+    for writer in writers:
+        name = f"writer-{writer}.jsonl"
+        if name in manifest["files"]:
+            raise CorpusError(f"{name} is already in the corpus")
+        manifest["files"][name] = _copy_writer(source, target, writer, split)
+        manifest["splits"][split].append(name)
+    if split_sha256(target, manifest["splits"]["test"]) != test_before:
+        raise CorpusError("the test split changed while adding writers")
+    _write_manifest(target, manifest)
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="freeze writers' files into a corpus split by writer")
+    parser = argparse.ArgumentParser(
+        description="freeze writers' files into a corpus split by writer, or (--add) add writers to the "
+        "train or dev split of a frozen one"
+    )
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
+    parser.add_argument("--add", action="store_true", help="add the writers given to an existing corpus")
     for split in SPLITS:
-        parser.add_argument(f"--{split}", nargs="+", required=True, metavar="WRITER")
+        parser.add_argument(f"--{split}", nargs="+", default=[], metavar="WRITER")
     parser.add_argument(
         "--extra", nargs="*", type=Path, default=[], help="files copied alongside (the brief)"
     )
     args = parser.parse_args(argv)
     try:
-        manifest = freeze(args.source, args.target, {s: getattr(args, s) for s in SPLITS}, args.extra)
+        if args.add:
+            if args.test:
+                raise CorpusError("the test split is frozen: writers are added to train or dev only")
+            manifest = json.loads((args.target / MANIFEST).read_text(encoding="utf-8"))
+            for split in ("train", "dev"):
+                if getattr(args, split):
+                    manifest = add_writers(args.source, args.target, split, getattr(args, split))
+        else:
+            if not all(getattr(args, s) for s in SPLITS):
+                parser.error("freezing needs --train, --dev and --test")
+            manifest = freeze(args.source, args.target, {s: getattr(args, s) for s in SPLITS}, args.extra)
     except CorpusError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import re._parser as sre_parse
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import product
+from operator import attrgetter
 
 import ahocorasick
 
@@ -20,6 +21,7 @@ from service.classification.normalize import SEPARATOR, NormalizedText, normaliz
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
 HINT_WEIGHT = 0.5
+_EVIDENCE_ORDER = attrgetter("start", "end", "category")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,10 @@ def _compile_fast(regex: str) -> re.Pattern[str]:
 def _literal_gates(regex: str) -> list[set[str]]:
     """Literal sets that must each occur in a text for ``regex`` to match (runs of literal nodes merged).
 
-    Used as a cheap prefilter; a gate holding a single character is dropped because such
-    characters are everywhere and would only add matching work.
+    Used as a cheap prefilter. A gate holding a single character is dropped when the pattern has a gate of
+    words: single characters are common and would only add matching work. A pattern with no gate of words
+    keeps its single-character gates made of uncommon characters (利/息, 万): otherwise it is searched in
+    every report, and a search opening with a number or a long alternation scans every position.
     """
     gates: list[set[str]] = []
     run: set[str] | None = None
@@ -104,7 +108,16 @@ def _literal_gates(regex: str) -> list[set[str]]:
         run = literals
     if run is not None:
         gates.append(run)
-    return [g for g in gates if g and min(map(len, g)) >= 2]
+    words = [g for g in gates if g and min(map(len, g)) >= 2]
+    return words or [g for g in gates if g and not any(len(w) == 1 and w in _COMMON_CHARACTERS for w in g)]
+
+
+# The most frequent characters of written Chinese: a gate holding one of them alone passes nearly every text.
+_COMMON_CHARACTERS = frozenset(
+    "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多"
+    "然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头"
+    "经长儿回位分爱老因很给名法间知世什两次使身者被高已亲其进此话常与活正感"
+)
 
 
 class Engine:
@@ -172,7 +185,9 @@ class Engine:
         if gate_keys:
             self._gate_automaton.make_automaton()
         self._has_gates = bool(gate_keys)
+        self._gated_patterns = list(zip(self._patterns, self._gates, strict=True))
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
+        self._no_scores = dict.fromkeys(taxonomy.category_ids, 0.0)
         neg = taxonomy.negation
 
         def alternation(words) -> str:
@@ -189,7 +204,8 @@ class Engine:
     # -- matching -------------------------------------------------------------------------------------
 
     def _hits(self, text: str) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]]]:
-        """Whether an actor word occurs, and (start, end, entries) for every scored key found."""
+        """Whether an actor word occurs, and (start, -end, entries) for every scored key found (so that
+        a plain sort orders them by start, longest first)."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
         if not self._has_words:
@@ -205,7 +221,7 @@ class Engine:
             if is_actor:
                 actor_found = True
             if entries:
-                hits.append((start, end, entries))
+                hits.append((start, -end, entries))
         return actor_found, hits
 
     def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
@@ -250,7 +266,7 @@ class Engine:
             scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
         else:
             labels, scores = self._combine(norm, raw, actor_found, evidence)
-        evidence.sort(key=lambda e: (e.start, e.end, e.category))
+        evidence.sort(key=_EVIDENCE_ORDER)
         return ClassificationResult(
             labels=labels,
             needs_triage=not labels,
@@ -269,17 +285,17 @@ class Engine:
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
         # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
         # exactly when an earlier hit reaches at least as far.
-        hits.sort(key=lambda h: (h[0], -h[1]))
+        hits.sort()  # (start, -end): never a tie, so the entries are never compared
         kept: list[tuple[int, int, tuple[_Entry, ...]]] = []
         reach = -1
-        for hit in hits:
-            if reach >= hit[1]:
+        for start, negative_end, entries in hits:
+            if reach >= -negative_end:
                 continue
-            kept.append(hit)
-            reach = hit[1]
+            reach = -negative_end
+            kept.append((start, reach, entries))
         marks = self._negation_marks(ntext)
 
-        raw: dict[str, float] = {c: 0.0 for c in taxonomy.category_ids}
+        raw: dict[str, float] = self._no_scores.copy()
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
         for hit_start, hit_end, entries in kept:
@@ -307,10 +323,8 @@ class Engine:
         if self._has_gates:
             for _, ids in self._gate_automaton.iter(ntext):
                 gates_seen.update(ids)
-        for (category_id, pattern_id, regex, weight, negatable), gates in zip(
-            self._patterns, self._gates, strict=True
-        ):
-            if not gates <= gates_seen:
+        for (category_id, pattern_id, regex, weight, negatable), gates in self._gated_patterns:
+            if gates and not gates <= gates_seen:
                 continue
             match = regex.search(ntext)
             if match is None or match.end() == match.start():
@@ -341,7 +355,8 @@ class Engine:
         model = self.model
         assert model is not None
         features = model.features(norm.text)
-        logits = model.logits(features).tolist()
+        weights = model.weights(features)
+        logits = model.logits(features, weights).tolist()
         other_raw = raw.get(OTHER, 0.0)
         misconduct_best = max((v for c, v in raw.items() if c != OTHER), default=0.0)
         classes = model.classes
@@ -366,16 +381,16 @@ class Engine:
                 labels = [best, *sorted(more, key=probabilities.__getitem__, reverse=True)]
         # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
         text = norm.text
-        for category in labels or [best]:
-            i = self._model_index.get(category)
-            if i is None:
-                continue
-            probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(logits[i])))))
-            evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
-            for ngram, contribution in model.strongest(features, i):
-                first = text.find(ngram)  # its first occurrence, for the span
-                start, end = norm.original_span(first, first + len(ngram))
-                evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
+        shown = [(c, self._model_index[c]) for c in labels or [best] if c in self._model_index]
+        if shown:
+            ranked = model.strongest(features, weights, [i for _, i in shown])
+            for (category, i), strongest in zip(shown, ranked, strict=True):
+                probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logits[i]))))
+                evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
+                for ngram, contribution in strongest:
+                    first = text.find(ngram)  # its first occurrence, for the span
+                    start, end = norm.original_span(first, first + len(ngram))
+                    evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
         scores = {c: round(probabilities[c], 3) for c in raw}
         return labels, scores
 

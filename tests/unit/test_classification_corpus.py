@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.classification import classifier
-from service.classification.corpus import CorpusError, load_corpus, read_labelled
+from service.classification.corpus import CorpusError, add_writers, load_corpus, read_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "classify" / "corpus"
@@ -24,7 +24,7 @@ def test_corpus_matches_its_manifest_and_the_recorded_test_hash():
     assert TEST_SPLIT_SHA256 in docs
     assert sum(len(items) for items in corpus.splits.values()) >= 1500
     writers = {split: {item["writer"] for item in items} for split, items in corpus.splits.items()}
-    assert writers == {"train": {"A", "B"}, "dev": {"C"}, "test": {"D"}}
+    assert writers == {"train": {"A", "B", "E", "F", "G", "H"}, "dev": {"C"}, "test": {"D"}}
     assert (CORPUS / "BRIEF.md").exists()
 
 
@@ -39,6 +39,36 @@ def test_an_edited_test_split_is_refused(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match="frozen"):
         load_corpus(copy)
+
+
+def test_writers_are_added_to_training_and_never_to_the_test_split(tmp_path):
+    copy = tmp_path / "corpus"
+    shutil.copytree(CORPUS, copy)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "writer-Z.jsonl").write_text(
+        '{"id": "Z-1", "writer": "Z", "text": "派出所所长开了一家KTV", "labels": ["illegal_business"]}\n'
+        '{"id": "Z-2", "writer": "Z", "text": "楼上装修太吵", "labels": ["other"]}\n',
+        encoding="utf-8",
+    )
+    before = (copy / "manifest.json").read_text(encoding="utf-8")
+    with pytest.raises(CorpusError, match="frozen"):
+        add_writers(staging, copy, "test", ["Z"])
+    with pytest.raises(CorpusError, match="already in the corpus"):
+        add_writers(CORPUS, copy, "train", ["A"])
+    assert (copy / "manifest.json").read_text(encoding="utf-8") == before  # refused: nothing changed
+    manifest = add_writers(staging, copy, "train", ["Z"])
+    entry = manifest["files"]["writer-Z.jsonl"]
+    assert entry["reports"] == 2 and entry["labels"] == {"illegal_business": 1, "other": 1}
+    corpus = load_corpus(copy)
+    assert corpus.test_sha256 == TEST_SPLIT_SHA256
+    assert {item["writer"] for item in corpus.splits["train"]} >= {"Z"}
+    (staging / "writer-Y.jsonl").write_text(
+        '{"id": "Y-1", "writer": "Z", "text": "x", "labels": ["other"]}\n', encoding="utf-8"
+    )
+    with pytest.raises(CorpusError, match="another writer"):
+        add_writers(staging, copy, "train", ["Y"])
+    assert not (copy / "writer-Y.jsonl").exists()
 
 
 @pytest.mark.parametrize(

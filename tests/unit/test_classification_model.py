@@ -49,16 +49,21 @@ def test_evidence_shows_the_model_and_its_strongest_ngrams_on_the_original_text(
 
 def test_needs_triage_means_the_best_probability_is_below_the_threshold():
     model = classifier.current_model()
+    taxonomy = load_taxonomy()
     texts = [STORY, "我要反映一个情况", "那个所长有问题，大家都知道", "法官收红包", "楼上邻居装修噪音太大"]
     seen = set()
-    for text in texts:
-        result = classifier.classify(text)
-        best = max(result.scores.values())
-        assert result.needs_triage == (best < model.triage_threshold)
-        assert all(0.0 <= v <= 1.0 for v in result.scores.values())
-        seen.add(result.needs_triage)
+    # The shipped threshold (0.1) sends few reports to a person; a cautious one (0.5) sends the vague ones.
+    for engine in (
+        Engine(taxonomy, model=model),
+        Engine(taxonomy, model=replace(model, triage_threshold=0.5)),
+    ):
+        for text in texts:
+            result = engine.classify(text)
+            best = max(result.scores.values())
+            assert result.needs_triage == (best < engine.model.triage_threshold) == (result.labels == [])
+            assert all(0.0 <= v <= 1.0 for v in result.scores.values())
+            seen.add(result.needs_triage)
     assert seen == {True, False}
-    taxonomy = load_taxonomy()
     never_sure = Engine(taxonomy, model=replace(model, triage_threshold=1.0))
     assert never_sure.classify(STORY).labels == [] and never_sure.classify(STORY).needs_triage
 
@@ -144,3 +149,26 @@ def test_a_deployment_category_the_model_does_not_know_keeps_the_rules_score():
     assert "land_seizure" in result.labels
     assert result.scores["land_seizure"] == round(2.5 / (2.5 + 0.8), 3)  # raw / (raw + label threshold)
     assert not any(e.kind == "model" and e.category == "land_seizure" for e in result.evidence)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 100, 3000, 40000])
+def test_the_ngram_index_finds_every_vocabulary_key_and_nothing_else(size):
+    rng = np.random.default_rng(size)
+    vocabulary = np.unique(rng.integers(1, 2**63 - 1, size=size, dtype=np.int64))
+    index = artifact.NgramIndex.build(vocabulary)
+    assert index.rows(vocabulary).tolist() == list(range(len(vocabulary)))
+    others = np.setdiff1d(rng.integers(1, 2**63 - 1, size=5000, dtype=np.int64), vocabulary)
+    assert index.rows(others).size == 0
+    mixed = np.concatenate([others[:50], vocabulary[::-1], others[50:100]])
+    assert index.rows(mixed).tolist() == list(range(len(vocabulary)))[::-1]
+
+
+def test_features_are_those_of_a_binary_search_over_the_sorted_vocabulary():
+    model = classifier.current_model()
+    text = normalize("城南派出所的副所長天天晚上去棋牌室打麻將，一晚上輸贏好幾萬，还让他老婆开了家KTV").text
+    keys, counts = np.unique(artifact.ngram_keys(text), return_counts=True)
+    position = np.minimum(np.searchsorted(model.vocabulary, keys), len(model.vocabulary) - 1)
+    hit = model.vocabulary[position] == keys
+    found = model.features(text)
+    assert found.index.tolist() == position[hit].tolist()
+    assert np.allclose(found.values, artifact.tfidf_row(counts[hit], model.idf[position[hit]]))
