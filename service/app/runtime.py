@@ -70,8 +70,8 @@ def ensure_development_material(settings: Settings) -> None:
         write_key_pair(paths["escrow_private"], escrow)
         write_public_key(paths["escrow_public"], escrow.public)
         log.warning(
-            "DEVELOPMENT ESCROW KEY GENERATED; its private half sits at %s on this machine. Production splits "
-            "it among custodians (`tipline custody split-escrow`).",
+            "DEVELOPMENT ESCROW KEY GENERATED; its private half sits at %s on this machine. Production "
+            "keeps it only as custodians' shares (docs/crypto.md, Compartments).",
             paths["escrow_private"],
         )
     secret_file = settings.data_dir / "secrets" / "lookup.key"

@@ -19,8 +19,8 @@ from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import AnyKeyPair, KeyRing
-from service.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
 from service.platform.db import new_id
+from service.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
 from service.platform.timeutil import utcnow
 
 
@@ -251,7 +251,9 @@ def token_label(token_id: str) -> str:
     return f"api_tokens/{token_id}"
 
 
-async def unlock(session: AsyncSession, wrapped: bytes | None, secret: str, label: str) -> compartment_keys.Unlocked | None:
+async def unlock(
+    session: AsyncSession, wrapped: bytes | None, secret: str, label: str
+) -> compartment_keys.Unlocked | None:
     """The keys a request holds: its token's or session's wrap of the personal key opened with the secret
     the caller presented, and the unit keys granted to that key. None when there is no (longer a) key."""
     if wrapped is None:

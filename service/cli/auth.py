@@ -72,7 +72,12 @@ async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
             unit_id = (await auth_service.find_unit(session, args.unit)).id if args.unit else None
             staff, personal = await auth_service.add_staff(
-                session, name=args.name, roles=roles, unit_id=unit_id, actor=CLI_ACTOR, keys=public_keys(settings)
+                session,
+                name=args.name,
+                roles=roles,
+                unit_id=unit_id,
+                actor=CLI_ACTOR,
+                keys=public_keys(settings),
             )
             # The first token carries the new personal key: the one moment it is in memory.
             _, token = await auth_service.issue_token(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from service.platform.crypto import wraps
 from service.platform.crypto.envelope import Envelope, EnvelopeError
@@ -58,6 +59,7 @@ def public_json(public: AnyPublicKey) -> str:
     return json.dumps(document, sort_keys=True)
 
 
+@lru_cache(maxsize=1024)  # one object per key: the national suite's data-key window lives on it
 def public_from_json(text: str) -> AnyPublicKey:
     return public_key_from_document(json.loads(text))
 
@@ -123,7 +125,7 @@ def open_sealed(opener: AnyKeyPair, wrapped: bytes, binding: str) -> bytes:
     return opener.open(envelope, binding)
 
 
-# --- A clue's content key and fields -------------------------------------------------------------------------
+# --- A clue's content key and fields ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)

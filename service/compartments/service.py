@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from service.compartments import keys as ck
 from service.compartments.models import ClueKeyWrap, ClueSealed, CompartmentKey, UnitKeyGrant
-from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import AnyKeyPair, AnyPublicKey, KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Forbidden
@@ -46,7 +45,9 @@ def _active(session: Session, kind: str, owner_id: str | None) -> CompartmentKey
         select(CompartmentKey)
         .where(
             CompartmentKey.owner_kind == kind,
-            CompartmentKey.owner_id == owner_id if owner_id is not None else CompartmentKey.owner_id.is_(None),
+            CompartmentKey.owner_id == owner_id
+            if owner_id is not None
+            else CompartmentKey.owner_id.is_(None),
             CompartmentKey.retired_at.is_(None),
         )
         .order_by(CompartmentKey.created_at.desc())
@@ -88,7 +89,7 @@ def unit_key(session: Session, unit_id: str) -> CompartmentKey | None:
     return _active(session, "unit", unit_id)
 
 
-# --- People ---------------------------------------------------------------------------------------------------
+# --- People --------------------------------------------------------------------------------------------
 
 
 def enrol_staff(session: Session, *, staff_id: str, unit_id: str | None, keys: KeyRing) -> AnyKeyPair:
@@ -117,7 +118,11 @@ def _join_unit(session: Session, *, unit_id: str, staff_id: str, member: AnyPubl
         session.flush()
     session.add(
         UnitKeyGrant(
-            unit_key_id=row.key_id, staff_key_id=member.key_id, staff_id=staff_id, wrapped=wrapped, created_at=utcnow()
+            unit_key_id=row.key_id,
+            staff_key_id=member.key_id,
+            staff_id=staff_id,
+            wrapped=wrapped,
+            created_at=utcnow(),
         )
     )
     session.flush()
@@ -158,7 +163,9 @@ def unlock_with_password(
         if row.password_wrap is not None and row.password_salt is not None:
             public = ck.public_from_json(row.public)
             return ck.open_under_password(public, row.password_salt, row.password_wrap, password)
-    return set_password(session, staff_id=staff_id, unit_id=unit_id, password=password, personal=None, keys=keys)
+    return set_password(
+        session, staff_id=staff_id, unit_id=unit_id, password=password, personal=None, keys=keys
+    )
 
 
 def unlocked(session: Session, personal: AnyKeyPair) -> ck.Unlocked | None:
@@ -194,7 +201,9 @@ def _seal_waiting_grants(session: Session, units: list[AnyKeyPair]) -> None:
     ).all()
     for grant, member in waiting:
         grant.wrapped = ck.seal_private_to(
-            by_id[grant.unit_key_id], ck.public_from_json(member.public), ck.grant_binding(grant.unit_key_id, member.key_id)
+            by_id[grant.unit_key_id],
+            ck.public_from_json(member.public),
+            ck.grant_binding(grant.unit_key_id, member.key_id),
         )
     if waiting:
         session.flush()
@@ -205,7 +214,9 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
     password wrap and retire the keys. Returns how many clue wraps went."""
     key_ids = list(
         session.scalars(
-            select(CompartmentKey.key_id).where(CompartmentKey.owner_kind == "staff", CompartmentKey.owner_id == staff_id)
+            select(CompartmentKey.key_id).where(
+                CompartmentKey.owner_kind == "staff", CompartmentKey.owner_id == staff_id
+            )
         )
     )
     if not key_ids:
@@ -222,7 +233,7 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
     return int(removed.rowcount or 0)  # type: ignore[attr-defined]
 
 
-# --- Clues ----------------------------------------------------------------------------------------------------
+# --- Clues ---------------------------------------------------------------------------------------------
 
 
 def store_sealed(session: Session, *, clue_id: str, sealed: ck.SealedClue) -> None:
@@ -242,7 +253,12 @@ def add_wraps(
         wrapped = ck.wrap_content_key(ck.public_from_json(row.public), clue_id, content_key)
         session.add(
             ClueKeyWrap(
-                id=new_id(), clue_id=clue_id, key_id=row.key_id, reason=reason, wrapped=wrapped, created_at=utcnow()
+                id=new_id(),
+                clue_id=clue_id,
+                key_id=row.key_id,
+                reason=reason,
+                wrapped=wrapped,
+                created_at=utcnow(),
             )
         )
         added.append(row.key_id)
@@ -254,7 +270,9 @@ def remove_wraps(session: Session, *, clue_id: str, key_ids: Iterable[str]) -> i
     ids = list(key_ids)
     if not ids:
         return 0
-    result = session.execute(delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id, ClueKeyWrap.key_id.in_(ids)))
+    result = session.execute(
+        delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id, ClueKeyWrap.key_id.in_(ids))
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

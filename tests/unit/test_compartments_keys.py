@@ -22,7 +22,11 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_clue_key_reaches_only_its_recipients(suite: str) -> None:
-    unit, staff, outsider = ck.generate("unit", suite), ck.generate("staff", suite), ck.generate("staff", suite)
+    unit, staff, outsider = (
+        ck.generate("unit", suite),
+        ck.generate("staff", suite),
+        ck.generate("staff", suite),
+    )
     sealed = ck.seal_clue("clue-1", suite, {"content": "举报内容".encode(), "accused": b"{}"})
     assert "举报内容".encode() not in sealed.fields["content"]
     wrapped = {
@@ -78,9 +82,17 @@ def test_personal_key_under_token_secret(suite: str) -> None:
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_unit_key_granted_and_escrowed(suite: str) -> None:
-    unit, member, escrow = ck.generate("unit", suite), ck.generate("staff", suite), ck.generate("escrow", suite)
-    grant = ck.seal_private_to(unit, member.public, ck.grant_binding(unit.public.key_id, member.public.key_id))
-    opened = ck.open_private(member, unit.public, grant, ck.grant_binding(unit.public.key_id, member.public.key_id))
+    unit, member, escrow = (
+        ck.generate("unit", suite),
+        ck.generate("staff", suite),
+        ck.generate("escrow", suite),
+    )
+    grant = ck.seal_private_to(
+        unit, member.public, ck.grant_binding(unit.public.key_id, member.public.key_id)
+    )
+    opened = ck.open_private(
+        member, unit.public, grant, ck.grant_binding(unit.public.key_id, member.public.key_id)
+    )
     assert opened.public.key_id == unit.public.key_id
     escrowed = ck.seal_private_to(unit, escrow.public, ck.escrow_binding(unit.public.key_id))
     recovered = ck.open_private(escrow, unit.public, escrowed, ck.escrow_binding(unit.public.key_id))

@@ -87,9 +87,7 @@ def open_with(key: bytes, data: bytes, binding: str) -> bytes:
     try:
         if envelope.suite == AES_SUITE:
             return AESGCM(key).decrypt(nonce, body, aad)
-        decryptor = Cipher(
-            algorithms.SM4(_sm4_key(key, aad)), modes.GCM(nonce, body[-_TAG:])
-        ).decryptor()
+        decryptor = Cipher(algorithms.SM4(_sm4_key(key, aad)), modes.GCM(nonce, body[-_TAG:])).decryptor()
         decryptor.authenticate_additional_data(aad)
         plaintext = decryptor.update(body[:-_TAG])
         decryptor.finalize()  # checks the tag before the plaintext is returned
