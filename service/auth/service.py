@@ -18,7 +18,7 @@ from service.auth.tokens import new_token, token_hash
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.platform.crypto.envelope import EnvelopeError
-from service.platform.crypto.keys import AnyKeyPair, KeyRing
+from service.platform.crypto.keys import AnyKeyPair
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
 from service.platform.timeutil import utcnow
@@ -128,7 +128,13 @@ async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list
 
 
 async def add_staff(
-    session: AsyncSession, *, name: str, roles: list[str], unit_id: str | None, actor: str, keys: KeyRing
+    session: AsyncSession,
+    *,
+    name: str,
+    roles: list[str],
+    unit_id: str | None,
+    actor: str,
+    keys: compartment_keys.KeySource,
 ) -> tuple[Staff, AnyKeyPair]:
     """A new account and its personal key pair (compartments). The pair is returned while it is in memory,
     so the caller can seal it to a first token (``issue_token(personal=…)``); otherwise it is reachable only

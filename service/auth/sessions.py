@@ -33,7 +33,7 @@ from service.auth.models import Staff
 from service.auth.service import Principal, unlock
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
-from service.platform.crypto.keys import AnyKeyPair, KeyRing
+from service.platform.crypto.keys import AnyKeyPair
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Unauthenticated
 from service.platform.runtime import Configured
@@ -85,7 +85,7 @@ async def set_password(
     staff: Staff,
     password: str,
     actor: str,
-    keys: KeyRing,
+    keys: compartment_keys.KeySource,
     personal: AnyKeyPair | None = None,
 ) -> None:
     """Set (or replace) a password and seal the personal key under it (``personal``: the key, when the

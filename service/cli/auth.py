@@ -12,11 +12,14 @@ from service.cli.common import CLI_ACTOR, in_session
 
 
 def public_keys(settings):  # type: ignore[no-untyped-def]
-    """The public key ring (no private key): what new accounts' compartment keys need (suite, escrow)."""
-    from service.app.runtime import ensure_development_material, load_keys
+    """What new accounts' compartment keys are made with: the suite, and the escrow public key once the key
+    ceremony has made one (custodians' accounts come before the ceremony, so nothing is generated here)."""
+    from service.app.runtime import key_paths
+    from service.compartments.keys import NewKeys
+    from service.platform.crypto.keys import SUITE_NAMES, read_public_key
 
-    ensure_development_material(settings)
-    return load_keys(settings, frozenset())
+    escrow = key_paths(settings)["escrow_public"]
+    return NewKeys(SUITE_NAMES[settings.crypto_suite], read_public_key(escrow) if escrow.exists() else None)
 
 
 def add_parsers(sub: Any) -> None:

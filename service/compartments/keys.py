@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from service.platform.crypto import wraps
 from service.platform.crypto.envelope import Envelope, EnvelopeError
@@ -31,6 +32,23 @@ from service.platform.crypto.keys import (
 )
 
 CLUE_FIELDS = ("content", "accused", "classification")
+
+
+class KeySource(Protocol):
+    """What making compartment keys needs: the suite, and the escrow public key (None before the key
+    ceremony). A ``KeyRing`` is one; so is ``NewKeys``, for the command line before any key exists."""
+
+    @property
+    def suite(self) -> str: ...
+
+    @property
+    def escrow_public(self) -> AnyPublicKey | None: ...
+
+
+@dataclass(frozen=True)
+class NewKeys:
+    suite: str
+    escrow_public: AnyPublicKey | None = None
 
 
 def password_binding(key_id: str) -> str:

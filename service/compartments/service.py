@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from service.compartments import keys as ck
 from service.compartments.models import ClueKeyWrap, ClueSealed, CompartmentKey, UnitKeyGrant
-from service.platform.crypto.keys import AnyKeyPair, AnyPublicKey, KeyRing
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import AnyKeyPair, AnyPublicKey
 from service.platform.db import new_id
 from service.platform.errors import Forbidden
 from service.platform.timeutil import utcnow
@@ -55,7 +56,7 @@ def _active(session: Session, kind: str, owner_id: str | None) -> CompartmentKey
     )
 
 
-def escrow_key(session: Session, keys: KeyRing) -> CompartmentKey | None:
+def escrow_key(session: Session, keys: ck.KeySource) -> CompartmentKey | None:
     """The row of the key ring's escrow public key (made on first use); None where no escrow key is set up."""
     if keys.escrow_public is None:
         return None
@@ -92,10 +93,10 @@ def unit_key(session: Session, unit_id: str) -> CompartmentKey | None:
 # --- People --------------------------------------------------------------------------------------------
 
 
-def enrol_staff(session: Session, *, staff_id: str, unit_id: str | None, keys: KeyRing) -> AnyKeyPair:
+def enrol_staff(session: Session, *, staff_id: str, unit_id: str | None, keys: ck.KeySource) -> AnyKeyPair:
     """A new personal key pair for a staff member (returned: the caller wraps it to a first token or a
     password while it is in memory), and membership of their unit's key."""
-    pair = ck.generate("staff", keys.case_public.suite)
+    pair = ck.generate("staff", keys.suite)
     _add_key(session, kind="staff", owner_id=staff_id, public=pair.public)
     session.flush()
     if unit_id is not None:
@@ -103,14 +104,16 @@ def enrol_staff(session: Session, *, staff_id: str, unit_id: str | None, keys: K
     return pair
 
 
-def _join_unit(session: Session, *, unit_id: str, staff_id: str, member: AnyPublicKey, keys: KeyRing) -> None:
+def _join_unit(
+    session: Session, *, unit_id: str, staff_id: str, member: AnyPublicKey, keys: ck.KeySource
+) -> None:
     """Grant the unit's key to a member. A unit's key is made when its first member joins (the one moment a
     process holds it without anyone's unlock) and sealed to the escrow at once; later members' grants wait
     until someone who holds it unlocks (``unlocked``)."""
     row = unit_key(session, unit_id)
     wrapped = None
     if row is None:
-        pair = ck.generate("unit", keys.case_public.suite)
+        pair = ck.generate("unit", keys.suite)
         row = _add_key(session, kind="unit", owner_id=unit_id, public=pair.public)
         if keys.escrow_public is not None:
             row.escrow_wrap = ck.seal_private_to(pair, keys.escrow_public, ck.escrow_binding(row.key_id))
@@ -135,7 +138,7 @@ def set_password(
     unit_id: str | None,
     password: str,
     personal: AnyKeyPair | None,
-    keys: KeyRing,
+    keys: ck.KeySource,
 ) -> AnyKeyPair:
     """Seal a personal key under a (new) password; any older password wrap goes, so the old password opens
     nothing. Whoever sets it without holding the key (an administrator) gives the person a new key: the
@@ -155,7 +158,7 @@ def set_password(
 
 
 def unlock_with_password(
-    session: Session, *, staff_id: str, unit_id: str | None, password: str, keys: KeyRing
+    session: Session, *, staff_id: str, unit_id: str | None, password: str, keys: ck.KeySource
 ) -> AnyKeyPair:
     """At login, the password already checked: the personal key it seals. An account whose password was set
     before compartments gets its key now, while the password is in hand."""
@@ -311,3 +314,40 @@ def open_clue(session: Session, *, clue_id: str, unlocked: ck.Unlocked | None) -
         return None
     key = content_key(session, clue_id=clue_id, unlocked=unlocked)
     return {name: ck.open_clue_field(key, clue_id, name, getattr(sealed, name)) for name in ck.CLUE_FIELDS}
+
+
+# --- Escrow ---------------------------------------------------------------------------------------------
+
+
+def unit_pair_from_escrow(session: Session, *, unit_id: str, escrow: AnyKeyPair) -> AnyKeyPair | None:
+    """The unit's current private key opened with the (rebuilt) escrow key; None if not sealed to it."""
+    row = unit_key(session, unit_id)
+    if row is None or row.escrow_wrap is None:
+        return None
+    try:
+        return ck.open_private(
+            escrow, ck.public_from_json(row.public), row.escrow_wrap, ck.escrow_binding(row.key_id)
+        )
+    except EnvelopeError:
+        return None
+
+
+def grant_unit_key(session: Session, *, unit: AnyKeyPair, staff_id: str) -> int:
+    """Seal the unit's key to each of the person's active keys (new or waiting grants); returns how many."""
+    sealed = 0
+    for member in staff_keys(session, [staff_id]).get(staff_id, []):
+        grant = session.get(UnitKeyGrant, (unit.public.key_id, member.key_id))
+        if grant is None:
+            grant = UnitKeyGrant(
+                unit_key_id=unit.public.key_id,
+                staff_key_id=member.key_id,
+                staff_id=staff_id,
+                created_at=utcnow(),
+            )
+            session.add(grant)
+        if grant.wrapped is None:
+            binding = ck.grant_binding(unit.public.key_id, member.key_id)
+            grant.wrapped = ck.seal_private_to(unit, ck.public_from_json(member.public), binding)
+            sealed += 1
+    session.flush()
+    return sealed

@@ -5,6 +5,8 @@
 - At assignment, transfer and reassignment: the assignee and the handling unit's key; the previous
   assignee's wrap goes. The person who assigns must hold the key (they rewrap what they can open).
 - Disabling an account removes every wrap of its keys (``compartments.service.revoke_staff``).
+- When a unit's people have left, custodians rebuild the escrow key and hand the unit's clues on
+  (``recover_unit``, through ``custody.service.recover_unit``).
 
 Synchronous on a ``Session``: intake registers in one worker-thread call; async callers use ``run_sync``.
 """
@@ -21,9 +23,10 @@ from service.auth.permissions import Role
 from service.auth.service import normalise_unit_name
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
-from service.compartments.models import CompartmentKey
-from service.platform.crypto.keys import KeyRing
+from service.compartments.models import ClueKeyWrap, CompartmentKey
+from service.platform.crypto.keys import AnyKeyPair, KeyRing
 from service.platform.errors import Forbidden
+from service.registry.models import Clue
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,31 @@ def rewrap(
         recipients.append((unit_key, "unit"))
     compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
     return True
+
+
+def recover_unit(
+    session: Session, *, unit_id: str, escrow: AnyKeyPair, receiver_id: str, recused_units: set[str]
+) -> tuple[int, bool]:
+    """With the escrow key rebuilt by custodians: grant the unit's key to the receiver and wrap to them (and
+    to the unit's key) the content key of every clue the unit handles that was sealed to the escrow, except
+    clues about the receiver's own unit chain. Returns (clues rewrapped, unit key granted)."""
+    unit_pair = compartments.unit_pair_from_escrow(session, unit_id=unit_id, escrow=escrow)
+    granted = bool(unit_pair and compartments.grant_unit_key(session, unit=unit_pair, staff_id=receiver_id))
+    unit_row = compartments.unit_key(session, unit_id)
+    receiver_keys = compartments.staff_keys(session, [receiver_id]).get(receiver_id, [])
+    found = session.execute(
+        select(Clue.id, Clue.accused_unit_id, ClueKeyWrap.wrapped)
+        .join(ClueKeyWrap, ClueKeyWrap.clue_id == Clue.id)
+        .where(Clue.handling_unit_id == unit_id, ClueKeyWrap.key_id == escrow.public.key_id)
+    ).all()
+    count = 0
+    for clue_id, accused_unit_id, wrapped in found:
+        if accused_unit_id is not None and accused_unit_id in recused_units:
+            continue
+        content_key = compartment_keys.unwrap_content_key(escrow, clue_id, wrapped)
+        recipients = [(row, "recovered") for row in receiver_keys]
+        if unit_row is not None:
+            recipients.append((unit_row, "unit"))
+        compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
+        count += 1
+    return count, granted

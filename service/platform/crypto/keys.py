@@ -437,6 +437,11 @@ class KeyRing:
         )
         return ring
 
+    @property
+    def suite(self) -> str:
+        """The suite new envelopes and new keys are made with (TIPLINE_CRYPTO_SUITE, through the case key)."""
+        return self.case_public.suite
+
     def seal_contact(self, plaintext: bytes, binding: str) -> bytes | None:
         """Contact fields for statutory feedback, sealed to the contact key; None without one."""
         return self.contact_public.seal(plaintext, binding) if self.contact_public is not None else None
