@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +27,14 @@ from service.platform.crypto.keys import AnyKeyPair, AnyPublicKey
 from service.platform.db import new_id
 from service.platform.errors import Forbidden
 from service.platform.timeutil import utcnow
+
+
+class Recipient(NamedTuple):
+    """A public key a clue's content key is wrapped to, and why (escrow, supervisor, assignee, unit …)."""
+
+    key_id: str
+    public: str  # the public key document (JSON)
+    reason: str
 
 
 def _add_key(session: Session, *, kind: str, owner_id: str | None, public: AnyPublicKey) -> CompartmentKey:
@@ -56,15 +65,16 @@ def _active(session: Session, kind: str, owner_id: str | None) -> CompartmentKey
     )
 
 
-def escrow_key(session: Session, keys: ck.KeySource) -> CompartmentKey | None:
-    """The row of the key ring's escrow public key (made on first use); None where no escrow key is set up."""
+def escrow_key(session: Session, keys: ck.KeySource) -> Recipient | None:
+    """The key ring's escrow public key as a recipient (its row made on first use); None where no escrow key
+    is set up. Reads only public columns: intake calls it (``custody.db_roles``)."""
     if keys.escrow_public is None:
         return None
-    row = session.get(CompartmentKey, keys.escrow_public.key_id)
-    if row is None:
-        row = _add_key(session, kind="escrow", owner_id=None, public=keys.escrow_public)
+    key_id = keys.escrow_public.key_id
+    if session.scalar(select(CompartmentKey.key_id).where(CompartmentKey.key_id == key_id)) is None:
+        _add_key(session, kind="escrow", owner_id=None, public=keys.escrow_public)
         session.flush()
-    return row
+    return Recipient(key_id, ck.public_json(keys.escrow_public), "escrow")
 
 
 def staff_keys(session: Session, staff_ids: Iterable[str]) -> dict[str, list[CompartmentKey]]:
@@ -243,14 +253,28 @@ def store_sealed(session: Session, *, clue_id: str, sealed: ck.SealedClue) -> No
     session.add(ClueSealed(clue_id=clue_id, **{name: sealed.fields[name] for name in ck.CLUE_FIELDS}))
 
 
+def recipient(row: CompartmentKey, reason: str) -> Recipient:
+    return Recipient(row.key_id, row.public, reason)
+
+
 def add_wraps(
-    session: Session, *, clue_id: str, content_key: bytes, recipients: Iterable[tuple[CompartmentKey, str]]
+    session: Session,
+    *,
+    clue_id: str,
+    content_key: bytes,
+    recipients: Iterable[Recipient],
+    fresh: bool = False,
 ) -> list[str]:
-    """Wrap the clue's content key to each (key row, reason) that has none yet; returns the key ids added."""
-    have = set(session.scalars(select(ClueKeyWrap.key_id).where(ClueKeyWrap.clue_id == clue_id)))
+    """Wrap the clue's content key to each recipient (an active key) that has none yet; returns the key ids
+    added. ``fresh``: a clue registered in this transaction, which has no wraps to read (intake may not)."""
+    have: set[str] = (
+        set()
+        if fresh
+        else set(session.scalars(select(ClueKeyWrap.key_id).where(ClueKeyWrap.clue_id == clue_id)))
+    )
     added: list[str] = []
-    for row, reason in recipients:
-        if row.key_id in have or row.retired_at is not None:
+    for row in recipients:
+        if row.key_id in have:
             continue
         have.add(row.key_id)
         wrapped = ck.wrap_content_key(ck.public_from_json(row.public), clue_id, content_key)
@@ -259,7 +283,7 @@ def add_wraps(
                 id=new_id(),
                 clue_id=clue_id,
                 key_id=row.key_id,
-                reason=reason,
+                reason=row.reason,
                 wrapped=wrapped,
                 created_at=utcnow(),
             )

@@ -48,10 +48,10 @@ def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
     return chain
 
 
-def _supervisors(session: Session) -> list[tuple[str | None, CompartmentKey]]:
-    """(unit id, key) of every active key of every active supervisor."""
+def _supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
+    """(unit id, key) of every active key of every active supervisor; public columns only (intake)."""
     rows = session.execute(
-        select(Staff.unit_id, CompartmentKey)
+        select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
         .join(StaffRole, StaffRole.staff_id == Staff.id)
         .join(CompartmentKey, CompartmentKey.owner_id == Staff.id)
         .where(
@@ -61,7 +61,9 @@ def _supervisors(session: Session) -> list[tuple[str | None, CompartmentKey]]:
             CompartmentKey.retired_at.is_(None),
         )
     )
-    return list(rows)
+    return [
+        (unit_id, compartments.Recipient(key_id, public, "supervisor")) for unit_id, key_id, public in rows
+    ]
 
 
 def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
@@ -76,14 +78,18 @@ def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment
     for new in news:
         compartments.store_sealed(session, clue_id=new.clue_id, sealed=new.sealed)
         accused_unit = by_name.get(normalise_unit_name(new.accused_unit_name or ""))
-        recipients = [(escrow, "escrow")] if escrow is not None else []
+        recipients = [escrow] if escrow is not None else []
         recipients += [
-            (key, "supervisor")
+            key
             for unit_id, key in supervisors
             if accused_unit is None or accused_unit not in _chain(parents, unit_id)
         ]
         compartments.add_wraps(
-            session, clue_id=new.clue_id, content_key=new.sealed.content_key, recipients=recipients
+            session,
+            clue_id=new.clue_id,
+            content_key=new.sealed.content_key,
+            recipients=recipients,
+            fresh=True,
         )
 
 
@@ -122,9 +128,9 @@ def rewrap(
     keys_of_assignee = (
         compartments.staff_keys(session, [assignee_id]).get(assignee_id, []) if assignee_id else []
     )
-    recipients = [(row, "assignee") for row in keys_of_assignee]
+    recipients = [compartments.recipient(row, "assignee") for row in keys_of_assignee]
     if unit_key is not None:
-        recipients.append((unit_key, "unit"))
+        recipients.append(compartments.recipient(unit_key, "unit"))
     compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
     return True
 
@@ -149,9 +155,9 @@ def recover_unit(
         if accused_unit_id is not None and accused_unit_id in recused_units:
             continue
         content_key = compartment_keys.unwrap_content_key(escrow, clue_id, wrapped)
-        recipients = [(row, "recovered") for row in receiver_keys]
+        recipients = [compartments.recipient(row, "recovered") for row in receiver_keys]
         if unit_row is not None:
-            recipients.append((unit_row, "unit"))
+            recipients.append(compartments.recipient(unit_row, "unit"))
         compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
         count += 1
     return count, granted
