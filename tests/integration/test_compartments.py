@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import delete, select
 
 from service.audit.models import AuditEntry
@@ -14,6 +15,7 @@ from service.auth.login_models import StaffSession
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.compartments.models import ClueKeyWrap, ClueSealed, CompartmentKey, UnitKeyGrant
+from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import private_bytes
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
@@ -72,6 +74,24 @@ async def test_assignee_reads_others_are_refused_and_wraps_follow_the_clue(harne
     read = await _read(harness, clue_id, supervisor)
     assert read.status_code == 200, read.text
     assert read.json()["text"].startswith("派出所副所长")
+
+    # The staff server's own key ring (every private key on its disk) opens none of the compartment copy:
+    # not the sealed fields, not a single wrap of the content key.
+    async with harness.runtime.session_factory() as session:
+        sealed = await session.get(ClueSealed, clue_id)
+        wraps = (
+            (await session.execute(select(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id))).scalars().all()
+        )
+    assert sealed is not None and wraps
+    for data, binding in [
+        *(
+            (getattr(sealed, f), compartment_keys.field_binding(clue_id, f))
+            for f in compartment_keys.CLUE_FIELDS
+        ),
+        *((w.wrapped, compartment_keys.clue_key_binding(clue_id)) for w in wraps),
+    ]:
+        with pytest.raises(EnvelopeError):
+            harness.runtime.keys.open(data, binding)
 
     # Recused, and a supervisor who joined after the clue was registered: a clear refusal, not the text.
     late_id, late = await harness.add_staff(unique("新督办"), ["supervisor"], office)
