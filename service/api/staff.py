@@ -160,14 +160,18 @@ async def list_staff(
     responses={**AUTH_ERRORS, 404: {"description": "Unit not found"}, 409: {"description": "Name taken"}},
 )
 async def add_staff(
-    body: StaffIn, principal: Annotated[Principal, authorized(Action.manage_staff)], session: SessionDep
+    body: StaffIn,
+    principal: Annotated[Principal, authorized(Action.manage_staff)],
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> StaffOut:
-    staff = await auth_service.add_staff(
+    staff, _ = await auth_service.add_staff(
         session,
         name=body.name,
         roles=[r.value for r in body.roles],
         unit_id=body.unit_id,
         actor=principal.actor,
+        keys=runtime.keys,
     )
     return _staff_out(await auth_service.get_staff(session, staff.id))
 
@@ -205,7 +209,11 @@ async def issue_token(
 ) -> TokenOut:
     staff = await auth_service.get_staff(session, staff_id)
     row, token = await auth_service.issue_token(
-        session, staff=staff, ttl_days=runtime.settings.token_ttl_days, actor=principal.actor
+        session,
+        staff=staff,
+        ttl_days=runtime.settings.token_ttl_days,
+        actor=principal.actor,
+        personal=principal.own_key(staff.id),
     )
     return TokenOut(id=row.id, expires_at=row.expires_at, token=token)
 

@@ -11,6 +11,7 @@ from service.classification.models import (
     NearDuplicateBand,
     NearDuplicatePending,
 )
+from service.compartments.models import ClueKeyWrap, ClueSealed, CompartmentKey, UnitKeyGrant
 from service.custody.models import ClueContact, CustodyRequest
 from service.handoff.models import Dossier, DossierFeedback
 from service.intake.models import Receipt, SubmittedForm
@@ -45,6 +46,10 @@ __all__ = [
     "AuditHead",
     "Base",
     "ClassificationCorrection",
+    "ClueKeyWrap",
+    "ClueSealed",
+    "CompartmentKey",
+    "UnitKeyGrant",
     "ClueLink",
     "NearDuplicateBand",
     "NearDuplicatePending",

@@ -37,8 +37,10 @@ def key_paths(settings: Settings) -> dict[str, Path]:
         "case_public": keys_dir / f"case{tag}.public.json",
         "identity_public": keys_dir / f"identity{tag}.public.json",
         "contact_public": keys_dir / f"contact{tag}.public.json",
+        "escrow_public": keys_dir / f"escrow{tag}.public.json",
         "case_private": keys_dir / f"case{tag}.private.json",
         "identity_private": settings.data_dir / "custody" / f"identity{tag}.private.json",
+        "escrow_private": settings.data_dir / "custody" / f"escrow{tag}.private.json",
     }
 
 
@@ -61,6 +63,16 @@ def ensure_development_material(settings: Settings) -> None:
             "custodial machine.",
             settings.effective_keys_dir,
             paths["identity_private"],
+        )
+    if not paths["escrow_public"].exists():
+        # The compartments' escrow key (service.compartments): custodians recover a unit's clues with it.
+        escrow = generate_key_pair("escrow", settings.crypto_suite)
+        write_key_pair(paths["escrow_private"], escrow)
+        write_public_key(paths["escrow_public"], escrow.public)
+        log.warning(
+            "DEVELOPMENT ESCROW KEY GENERATED; its private half sits at %s on this machine. Production "
+            "keeps it only as custodians' shares (docs/crypto.md, Compartments).",
+            paths["escrow_private"],
         )
     secret_file = settings.data_dir / "secrets" / "lookup.key"
     if settings.lookup_secret is None and not secret_file.exists():
@@ -93,10 +105,12 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     if "staff" in roles and not private:
         raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
     contact = read_public_key(paths["contact_public"]) if paths["contact_public"].exists() else None
+    escrow = read_public_key(paths["escrow_public"]) if paths["escrow_public"].exists() else None
     ring = KeyRing(
         case_public=read_public_key(paths["case_public"]),
         identity_public=read_public_key(paths["identity_public"]),
         contact_public=contact,
+        escrow_public=escrow,
         private=private,
     )
     return with_data_key_window(ring, settings)

@@ -35,6 +35,9 @@ class StaffSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the absolute limit
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The personal private key, unlocked by the password at login and sealed under a key derived from the
+    # cookie's secret (compartments): usable only while the browser presents the cookie.
+    key_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class LoginThrottle(Base):

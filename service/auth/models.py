@@ -51,3 +51,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The holder's personal private key sealed under a key derived from the token itself (compartments):
+    # the server, keeping only the hash, cannot open it without the token. None: a token that reads no
+    # compartmented content (issued by someone who did not hold the key).
+    key_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -16,6 +16,11 @@ from service.auth import unit_names
 from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.auth.permissions import Role
 from service.auth.tokens import new_token, token_hash
+from service.compartments import keys as compartment_keys
+from service.compartments import service as compartments
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import AnyKeyPair
+from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
 from service.platform.timeutil import utcnow
 
@@ -29,6 +34,14 @@ class Principal:
     unit_id: str | None
     roles: frozenset[str]
     token_id: str
+    # The keys this request unlocked (compartments): the personal key from the token's or session's own
+    # wrap, and the unit keys granted to it. None: the request can open no compartmented clue.
+    unlocked: compartment_keys.Unlocked | None = field(default=None, repr=False, compare=False)
+
+    def own_key(self, staff_id: str) -> AnyKeyPair | None:
+        """The personal key this request unlocked, if ``staff_id`` is the requester's own account: a token a
+        person issues to themselves carries their key; one an administrator issues for someone else cannot."""
+        return self.unlocked.personal if self.unlocked is not None and staff_id == self.staff_id else None
 
     @property
     def actor(self) -> str:
@@ -267,8 +280,17 @@ async def unit_and_ancestors(session: AsyncSession, unit_id: str | None) -> list
 
 
 async def add_staff(
-    session: AsyncSession, *, name: str, roles: list[str], unit_id: str | None, actor: str
-) -> Staff:
+    session: AsyncSession,
+    *,
+    name: str,
+    roles: list[str],
+    unit_id: str | None,
+    actor: str,
+    keys: compartment_keys.KeySource,
+) -> tuple[Staff, AnyKeyPair]:
+    """A new account and its personal key pair (compartments). The pair is returned while it is in memory,
+    so the caller can seal it to a first token (``issue_token(personal=…)``); otherwise it is reachable only
+    after a password is set, which gives a new one (whoever sets it does not hold this one)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid("姓名不能为空", message_en="name is empty or too long")
@@ -284,15 +306,18 @@ async def add_staff(
     )
     session.add(staff)
     await session.flush()
+    personal = await session.run_sync(
+        lambda s: compartments.enrol_staff(s, staff_id=staff.id, unit_id=unit_id, keys=keys)
+    )
     await audit_service.record(
         session,
         actor=actor,
         action="staff.created",
         object_type="staff",
         object_id=staff.id,
-        details={"roles": sorted(set(roles)), "unit_id": unit_id},
+        details={"roles": sorted(set(roles)), "unit_id": unit_id, "key_id": personal.public.key_id},
     )
-    return staff
+    return staff, personal
 
 
 async def get_staff(session: AsyncSession, staff_id: str) -> Staff:
@@ -322,7 +347,8 @@ async def list_staff(session: AsyncSession) -> list[Staff]:
 
 
 async def disable_staff(session: AsyncSession, *, staff: Staff, actor: str) -> None:
-    """Offboarding: the account stops working and every token it holds is revoked."""
+    """Offboarding: the account stops working, every token it holds is revoked, and every wrap of a clue
+    key and unit key to its personal key is removed (compartments)."""
     staff.disabled = True
     now = utcnow()
     tokens = await session.execute(
@@ -330,25 +356,38 @@ async def disable_staff(session: AsyncSession, *, staff: Staff, actor: str) -> N
     )
     for token in tokens.scalars():
         token.revoked_at = now
+        token.key_wrap = None
     await session.flush()
+    removed = await session.run_sync(lambda s: compartments.revoke_staff(s, staff_id=staff.id))
     await audit_service.record(
-        session, actor=actor, action="staff.disabled", object_type="staff", object_id=staff.id
+        session,
+        actor=actor,
+        action="staff.disabled",
+        object_type="staff",
+        object_id=staff.id,
+        details={"clue_wraps_removed": removed},
     )
 
 
 async def issue_token(
-    session: AsyncSession, *, staff: Staff, ttl_days: int, actor: str
+    session: AsyncSession, *, staff: Staff, ttl_days: int, actor: str, personal: AnyKeyPair | None = None
 ) -> tuple[ApiToken, str]:
+    """A bearer token. With ``personal`` (the holder's key, in memory at account creation or in the holder's
+    own unlocked request) the token carries its own wrap of it and reads what the holder may read; without,
+    it authenticates but opens no compartmented clue."""
     if staff.disabled:
         raise Conflict("账号已停用", message_en="account is disabled")
     token = new_token()
     now = utcnow()
     row = ApiToken(
+        id=new_id(),
         staff_id=staff.id,
         token_hash=token_hash(token),
         created_at=now,
         expires_at=now + timedelta(days=ttl_days),
     )
+    if personal is not None:
+        row.key_wrap = compartment_keys.seal_under_secret(personal, token, token_label(row.id))
     session.add(row)
     await session.flush()
     await audit_service.record(
@@ -357,9 +396,31 @@ async def issue_token(
         action="token.issued",
         object_type="staff",
         object_id=staff.id,
-        details={"token_id": row.id, "expires_at": row.expires_at.isoformat()},
+        details={
+            "token_id": row.id,
+            "expires_at": row.expires_at.isoformat(),
+            "carries_key": row.key_wrap is not None,
+        },
     )
     return row, token
+
+
+def token_label(token_id: str) -> str:
+    return f"api_tokens/{token_id}"
+
+
+async def unlock(
+    session: AsyncSession, wrapped: bytes | None, secret: str, label: str
+) -> compartment_keys.Unlocked | None:
+    """The keys a request holds: its token's or session's wrap of the personal key opened with the secret
+    the caller presented, and the unit keys granted to that key. None when there is no (longer a) key."""
+    if wrapped is None:
+        return None
+    try:
+        personal = compartment_keys.open_under_secret(wrapped, secret, label)
+    except (EnvelopeError, ValueError):
+        return None
+    return await session.run_sync(lambda s: compartments.unlocked(s, personal))
 
 
 async def revoke_token(session: AsyncSession, *, token_id: str, actor: str) -> None:
@@ -409,4 +470,5 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         unit_id=staff.unit_id,
         roles=frozenset(r.role for r in staff.roles),
         token_id=api_token.id,
+        unlocked=await unlock(session, api_token.key_wrap, token, token_label(api_token.id)),
     )

@@ -30,7 +30,11 @@ from service.audit import service as audit_service
 from service.auth import passwords
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import Staff
-from service.auth.service import Principal
+from service.auth.service import Principal, unlock
+from service.compartments import keys as compartment_keys
+from service.compartments import service as compartments
+from service.platform.crypto.keys import AnyKeyPair
+from service.platform.db import new_id
 from service.platform.errors import Conflict, Unauthenticated
 from service.platform.runtime import Configured
 from service.platform.settings import Settings
@@ -75,13 +79,28 @@ async def _credential(session: AsyncSession, staff_id: str) -> StaffCredential:
     return row
 
 
-async def set_password(session: AsyncSession, *, staff: Staff, password: str, actor: str) -> None:
-    """Set (or replace) a password. Ends the account's web sessions."""
+async def set_password(
+    session: AsyncSession,
+    *,
+    staff: Staff,
+    password: str,
+    actor: str,
+    keys: compartment_keys.KeySource,
+    personal: AnyKeyPair | None = None,
+) -> None:
+    """Set (or replace) a password and seal the personal key under it (``personal``: the key, when the
+    caller holds it; otherwise the account gets a new one, see ``compartments.service.set_password``).
+    Ends the account's web sessions."""
     hashed = passwords.hash_password(password)
     row = await _credential(session, staff.id)
     row.password_hash = hashed
     row.password_set_at = utcnow()
     await session.flush()
+    sealed = await session.run_sync(
+        lambda s: compartments.set_password(
+            s, staff_id=staff.id, unit_id=staff.unit_id, password=password, personal=personal, keys=keys
+        )
+    )
     ended = await revoke_sessions(session, staff_id=staff.id)
     await audit_service.record(
         session,
@@ -89,7 +108,7 @@ async def set_password(session: AsyncSession, *, staff: Staff, password: str, ac
         action="staff.password_set",
         object_type="staff",
         object_id=staff.id,
-        details={"sessions_ended": ended},
+        details={"sessions_ended": ended, "key_id": sealed.public.key_id},
     )
 
 
@@ -146,7 +165,7 @@ async def revoke_sessions(session: AsyncSession, *, staff_id: str) -> int:
     result = await session.execute(
         update(StaffSession)
         .where(StaffSession.staff_id == staff_id, StaffSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=utcnow(), key_wrap=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -273,13 +292,22 @@ async def attempt_login(
     if credential.password_hash and passwords.needs_rehash(credential.password_hash):
         credential.password_hash = passwords.hash_password(password)
     token = new_session_token()
+    # The password unlocks the personal key for this session only: sealed under the cookie's secret, which
+    # the server does not keep (compartments).
+    personal = await session.run_sync(
+        lambda s: compartments.unlock_with_password(
+            s, staff_id=staff.id, unit_id=staff.unit_id, password=password, keys=runtime.keys
+        )
+    )
     row = StaffSession(
+        id=new_id(),
         staff_id=staff.id,
         session_hash=session_hash(token),
         created_at=now,
         last_seen_at=now,
         expires_at=now + timedelta(hours=settings.staff_session_absolute_hours),
     )
+    row.key_wrap = compartment_keys.seal_under_secret(personal, token, session_label(row.id))
     session.add(row)
     await session.flush()
     await audit_service.record(
@@ -290,7 +318,8 @@ async def attempt_login(
         object_id=staff.id,
         details={"session_id": row.id},
     )
-    return LoginResult(ok=True, token=token, principal=_principal(staff, row))
+    unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
+    return LoginResult(ok=True, token=token, principal=_principal(staff, row, unlocked))
 
 
 async def _audit_failure(
@@ -307,13 +336,18 @@ async def _audit_failure(
     )
 
 
-def _principal(staff: Staff, row: StaffSession) -> Principal:
+def session_label(session_id: str) -> str:
+    return f"staff_sessions/{session_id}"
+
+
+def _principal(staff: Staff, row: StaffSession, unlocked: compartment_keys.Unlocked | None) -> Principal:
     return Principal(
         staff_id=staff.id,
         name=staff.name,
         unit_id=staff.unit_id,
         roles=frozenset(r.role for r in staff.roles),
         token_id=f"session:{row.id}",
+        unlocked=unlocked,
     )
 
 
@@ -341,12 +375,13 @@ async def authenticate_session(
     if now - as_utc(row.last_seen_at) >= _TOUCH_EVERY:
         row.last_seen_at = now
         await session.flush()
-    return _principal(staff, row), row
+    return _principal(staff, row, await unlock(session, row.key_wrap, token, session_label(row.id))), row
 
 
 async def logout(session: AsyncSession, *, row: StaffSession, reason: str = "logout") -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        row.key_wrap = None
         await session.flush()
     await audit_service.record(
         session,

@@ -11,6 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.cli.common import CLI_ACTOR, in_session
 
 
+def public_keys(settings):  # type: ignore[no-untyped-def]
+    """What new accounts' compartment keys are made with: the suite, and the escrow public key once the key
+    ceremony has made one (custodians' accounts come before the ceremony, so nothing is generated here)."""
+    from service.app.runtime import key_paths
+    from service.compartments.keys import NewKeys
+    from service.platform.crypto.keys import SUITE_NAMES, read_public_key
+
+    escrow = key_paths(settings)["escrow_public"]
+    return NewKeys(SUITE_NAMES[settings.crypto_suite], read_public_key(escrow) if escrow.exists() else None)
+
+
 def add_parsers(sub: Any) -> None:
     staff = sub.add_parser("staff", help="staff accounts").add_subparsers(dest="staff_command", required=True)
     add = staff.add_parser("add", help="create an account; prints its API token on the last line")
@@ -63,11 +74,17 @@ async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
         if args.staff_command == "add":
             roles = [r.strip() for value in args.role for r in value.split(",") if r.strip()]
             unit_id = (await auth_service.find_unit(session, args.unit)).id if args.unit else None
-            staff = await auth_service.add_staff(
-                session, name=args.name, roles=roles, unit_id=unit_id, actor=CLI_ACTOR
+            staff, personal = await auth_service.add_staff(
+                session,
+                name=args.name,
+                roles=roles,
+                unit_id=unit_id,
+                actor=CLI_ACTOR,
+                keys=public_keys(settings),
             )
+            # The first token carries the new personal key: the one moment it is in memory.
             _, token = await auth_service.issue_token(
-                session, staff=staff, ttl_days=settings.token_ttl_days, actor=CLI_ACTOR
+                session, staff=staff, ttl_days=settings.token_ttl_days, actor=CLI_ACTOR, personal=personal
             )
             return [f"created {staff.name} ({staff.id}) with roles {', '.join(sorted(roles))}", token]
         if args.staff_command == "disable":
@@ -114,7 +131,9 @@ async def _staff_login(args: argparse.Namespace, settings) -> int:  # type: igno
     async def work(session: AsyncSession) -> list[str]:
         staff = await auth_service.find_staff(session, args.name)
         if args.staff_command == "set-password":
-            await session_service.set_password(session, staff=staff, password=password, actor=CLI_ACTOR)
+            await session_service.set_password(
+                session, staff=staff, password=password, actor=CLI_ACTOR, keys=public_keys(settings)
+            )
             return [f"password set for {staff.name}; its web sessions ended"]
         if args.staff_command == "reset-totp":
             await session_service.reset_totp(session, staff=staff, actor=CLI_ACTOR)

@@ -56,6 +56,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     con.add_argument("--reason", required=True)
     con.add_argument("--key", type=Path, required=True, help="your contact key file")
     con.add_argument("--passphrase-fd", type=int)
+    rec = cs.add_parser(
+        "recover-unit", help="compartments: hand a unit's escrowed clues to a member with custodians' shares"
+    )
+    rec.add_argument("--unit", required=True, help="unit name or id")
+    rec.add_argument("--to", dest="receiver", required=True, help="an active member of the unit")
+    rec.add_argument("--share", type=Path, action="append", required=True, help="a custodian's escrow share")
+    rec.add_argument("--passphrase-fd", type=int)
     cs.add_parser("list", help="list requests (ids, statuses, times)")
     unmask = cs.add_parser(
         "unmask", help="apply a supervisor's unmask request with custodians' shares (shows that one span)"
@@ -235,6 +242,20 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 keys=keys,
             )
             return [json.dumps(contact, ensure_ascii=False, indent=2)]
+        if cmd == "recover-unit":
+            from service.auth import service as auth_service
+
+            phrases = _passphrases(args.passphrase_fd, [str(p) for p in args.share])
+            unit = await auth_service.find_unit(session, args.unit)
+            recovered = await custody.recover_unit(
+                session,
+                unit_id=unit.id,
+                receiver=args.receiver,
+                shares=[custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)],
+                actor=CLI_ACTOR,
+            )
+            granted = "unit key granted" if recovered.unit_key_granted else "no unit key to grant"
+            return [f"{recovered.clues} clues handed to {args.receiver}; {granted}"]
         return [
             f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
             for r in await custody.list_requests(session)

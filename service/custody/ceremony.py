@@ -9,7 +9,10 @@ on disk.
   memory during the ceremony, split k-of-n by Shamir, one share per custodian in
   ``<custody_dir>/identity-<key id>.<holder>.share.json``, encrypted to that custodian's passphrase;
 - ``<keys_dir>/contact[.national].public.json``: the contact key; each custodian gets a whole copy of its
-  private half, ``<custody_dir>/contact-<key id>.<holder>.key.json``, encrypted to their passphrase.
+  private half, ``<custody_dir>/contact-<key id>.<holder>.key.json``, encrypted to their passphrase;
+- ``<keys_dir>/escrow[.national].public.json``: the compartments' escrow key (every clue's content key and
+  every unit key is also sealed to it); its private half split k-of-n like the identity key,
+  ``<custody_dir>/escrow-<key id>.<holder>.share.json`` (``custody.service.recover_unit``).
 
 ``rotate_keys`` does the same with fresh keys and keeps the old case private key as
 ``case-<old key id>.private.json`` (staff servers load every ``case*.private.json``), so old envelopes open.
@@ -53,6 +56,7 @@ class CeremonyResult:
     contact_key_id: str
     files: list[Path]
     retired_case_key: Path | None = None
+    escrow_key_id: str | None = None
 
 
 def _tag(suite: str) -> str:
@@ -82,27 +86,10 @@ def _make(
     case: AnyKeyPair = generate_key_pair("case", suite)
     identity = generate_key_pair("identity", suite)
     contact = generate_key_pair("contact", suite)
+    escrow = generate_key_pair("escrow", suite)
     files: list[Path] = []
-    secret = bytearray(private_bytes(identity))
-    try:
-        pieces = shamir.split(bytes(secret), threshold=threshold, shares=len(custodians))
-        for custodian, piece in zip(custodians, pieces, strict=True):
-            path = custody_dir / f"identity-{identity.public.key_id}.{custodian.name}.share.json"
-            item = CustodyFile(
-                kind="identity-share",
-                holder=custodian.name,
-                purpose="identity",
-                suite=identity.public.suite,
-                key_id=identity.public.key_id,
-                threshold=threshold,
-                shares=len(custodians),
-                x=piece.x,
-                secret=piece.y,
-            )
-            write_custody_file(path, item, custodian.passphrase)
-            files.append(path)
-    finally:
-        wipe(secret)
+    for pair in (identity, escrow):
+        files += _split(pair, custody_dir=custody_dir, custodians=custodians, threshold=threshold)
     contact_secret = bytearray(private_bytes(contact))
     try:
         for custodian in custodians:
@@ -126,6 +113,7 @@ def _make(
     write_public_key(keys_dir / f"case{tag}.public.json", case.public)
     write_public_key(keys_dir / f"identity{tag}.public.json", identity.public)
     write_public_key(keys_dir / f"contact{tag}.public.json", contact.public)
+    write_public_key(keys_dir / f"escrow{tag}.public.json", escrow.public)
     files += [
         keys_dir / f"{name}{tag}.{kind}.json"
         for name, kind in (
@@ -133,9 +121,43 @@ def _make(
             ("case", "public"),
             ("identity", "public"),
             ("contact", "public"),
+            ("escrow", "public"),
         )
     ]
-    return CeremonyResult(case.public.key_id, identity.public.key_id, contact.public.key_id, files)
+    return CeremonyResult(
+        case.public.key_id,
+        identity.public.key_id,
+        contact.public.key_id,
+        files,
+        escrow_key_id=escrow.public.key_id,
+    )
+
+
+def _split(pair: AnyKeyPair, *, custody_dir: Path, custodians: list[Custodian], threshold: int) -> list[Path]:
+    """The private half split k-of-n, one share per custodian, each sealed to their passphrase."""
+    purpose = pair.public.purpose
+    files: list[Path] = []
+    secret = bytearray(private_bytes(pair))
+    try:
+        pieces = shamir.split(bytes(secret), threshold=threshold, shares=len(custodians))
+        for custodian, piece in zip(custodians, pieces, strict=True):
+            path = custody_dir / f"{purpose}-{pair.public.key_id}.{custodian.name}.share.json"
+            item = CustodyFile(
+                kind=f"{purpose}-share",
+                holder=custodian.name,
+                purpose=purpose,
+                suite=pair.public.suite,
+                key_id=pair.public.key_id,
+                threshold=threshold,
+                shares=len(custodians),
+                x=piece.x,
+                secret=piece.y,
+            )
+            write_custody_file(path, item, custodian.passphrase)
+            files.append(path)
+    finally:
+        wipe(secret)
+    return files
 
 
 def init_keys(
@@ -166,16 +188,21 @@ def rotate_keys(
         keys_dir=keys_dir, custody_dir=custody_dir, suite=suite, custodians=custodians, threshold=threshold
     )
     return CeremonyResult(
-        result.case_key_id, result.identity_key_id, result.contact_key_id, result.files, retired
+        result.case_key_id,
+        result.identity_key_id,
+        result.contact_key_id,
+        result.files,
+        retired,
+        result.escrow_key_id,
     )
 
 
 def export_public(*, keys_dir: Path, suite: str) -> dict[str, object]:
-    """The three current public key documents, for intake servers and for anyone verifying key ids."""
+    """The current public key documents, for intake servers and for anyone verifying key ids."""
 
     tag = _tag(suite)
     return {
         name: public_key_document(read_public_key(keys_dir / f"{name}{tag}.public.json"))
-        for name in ("case", "identity", "contact")
+        for name in ("case", "identity", "contact", "escrow")
         if (keys_dir / f"{name}{tag}.public.json").exists()
     }

@@ -9,7 +9,8 @@
   the transaction acts for: the process sets ``tipline.receipt`` to the code's keyed hash
   (``follow_up.scope_to_receipt``) and row-level security policies show it the rows of that receipt's clue
   (``tipline_receipt_clue()``, a SECURITY DEFINER function) and nothing else. Column grants keep every
-  case-key column out of its reach: it can SELECT no report content, no message body, no staff table, and
+  case-key column out of its reach: it can SELECT no report content, no message body, of the staff tables
+  only which accounts are active supervisors of which unit and their public compartment keys, and
   without a code it sees no clue at all, not even how many there are. ``tipline_receipt_status(code_hash)``
   answers one status word for a hash.
 - ``<prefix>_staff``: reads and writes the application's tables, owns nothing; on the audit trail it may only
@@ -39,6 +40,9 @@ INTAKE_INSERT = (
     "near_duplicate_pending",  # intake queues the clues it registers for the near-duplicate task
     "clue_additions",  # a caller's confirmation of the operator's record
     "clue_objections",  # a real-name reporter's objection to a finding, from the status page
+    "clue_sealed",  # compartments: the clue's fields under its own content key
+    "clue_key_wraps",  # … and that key wrapped to the escrow and the supervisors
+    "compartment_keys",  # the escrow public key's row, on first use
 )
 INTAKE_COUNTERS = ("audit_heads", "registry_counters")
 # The web form's filed idempotency keys (HMACs naming no clue): claimed, finished and expired by intake.
@@ -155,6 +159,15 @@ async def apply_roles(connection: AsyncConnection, *, prefix: str = "tipline") -
         if table in tables:
             await connection.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (id, name, parent_id) ON units TO {intake}"))
+    # Compartments: whom a new clue's key is wrapped to — supervisors' public keys and units, never a
+    # private key's wrap (password_wrap, escrow_wrap stay out of reach).
+    await connection.execute(
+        text(
+            f"GRANT SELECT (key_id, owner_kind, owner_id, public, retired_at) ON compartment_keys TO {intake}"
+        )
+    )
+    await connection.execute(text(f"GRANT SELECT (id, unit_id, disabled) ON staff TO {intake}"))
+    await connection.execute(text(f"GRANT SELECT (staff_id, role) ON staff_roles TO {intake}"))
     await connection.execute(text(f"GRANT SELECT (version_num) ON alembic_version TO {intake}"))
 
     await connection.execute(text(RECEIPT_CLUE_FUNCTION))

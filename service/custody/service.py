@@ -33,6 +33,7 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes, key_suite
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import utcnow
+from service.registry import keyholders
 from service.registry.models import Clue
 from service.registry.service import enforce_recusal
 
@@ -332,3 +333,76 @@ async def release_contact(
 
 async def list_requests(session: AsyncSession) -> list[CustodyRequest]:
     return list((await session.execute(select(CustodyRequest).order_by(CustodyRequest.created_at))).scalars())
+
+
+@dataclass(frozen=True)
+class UnitRecovery:
+    clues: int  # clue keys rewrapped to the receiver
+    unit_key_granted: bool
+
+
+async def recover_unit(
+    session: AsyncSession, *, unit_id: str, receiver: str, shares: list[ShareInput], actor: str
+) -> UnitRecovery:
+    """When a unit's people have left: rebuild the escrow key from custodians' shares, in memory, and give
+    the receiver (an active member of the unit) the unit's key and the content keys of the unit's clues
+    sealed to the escrow; then forget the escrow key. Recusal holds: clues whose accused unit is the
+    receiver's are skipped."""
+    staff, _ = await _staff(session, receiver)
+    if staff.disabled or staff.unit_id != unit_id:
+        raise Invalid(
+            "接收人须为该单位在岗人员", message_en="the receiver must be an active member of the unit"
+        )
+    pieces: list[shamir.Share] = []
+    holders: list[str] = []
+    key_id, threshold, suite = "", 2, ""
+    secret = bytearray()
+    try:
+        for item in shares:
+            opened = read_custody_file(item.path, item.passphrase)
+            if opened.kind != "escrow-share" or (key_id and opened.key_id != key_id):
+                raise Invalid("份额不属于同一托管密钥", message_en="the shares are not of one escrow key")
+            holder, holder_roles = await _staff(session, opened.holder)
+            if Role.custodian not in holder_roles or holder.disabled:
+                raise Forbidden(
+                    "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"
+                )
+            if holder.id in holders:
+                raise Invalid("同一保管人的份额只能用一次", message_en="each custodian's share counts once")
+            holders.append(holder.id)
+            pieces.append(shamir.Share(opened.x, opened.secret))
+            key_id, threshold, suite = opened.key_id, opened.threshold, opened.suite
+        if len(pieces) < max(threshold, 2):
+            raise Invalid("份额不足", message_en=f"{threshold} custodians' shares are needed")
+        secret = bytearray(shamir.combine(pieces))
+        try:
+            escrow = key_pair_from_private_bytes("escrow", suite, bytes(secret))
+        except (KeyFileError, ValueError):
+            escrow = None
+        if escrow is None or escrow.public.key_id != key_id:
+            raise Invalid("份额无法重建托管密钥", message_en="the shares do not rebuild the escrow key")
+        accused_units = set(await auth_service.unit_and_ancestors(session, staff.unit_id))
+        result = await session.run_sync(
+            lambda s: keyholders.recover_unit(
+                s, unit_id=unit_id, escrow=escrow, receiver_id=staff.id, recused_units=accused_units
+            )
+        )
+    except (CustodyFileError, shamir.ShamirError) as exc:
+        raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
+    finally:
+        wipe(secret)
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="custody.unit_recovered",
+        object_type="unit",
+        object_id=unit_id,
+        details={
+            "receiver_id": staff.id,
+            "escrow_key_id": key_id,
+            "share_holders": sorted(holders),
+            "clues": result[0],
+            "unit_key_granted": result[1],
+        },
+    )
+    return UnitRecovery(clues=result[0], unit_key_granted=result[1])

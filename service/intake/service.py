@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.classification import classifier
 from service.classification import service as classification_service
+from service.compartments import keys as compartment_keys
 from service.custody import service as custody_service
 from service.custody.models import ClueContact
 from service.intake.models import Receipt
@@ -31,7 +32,7 @@ from service.platform.db import execute_many, id_batch, new_id
 from service.platform.errors import Invalid
 from service.platform.runtime import Sealing
 from service.platform.timeutil import hour_floor, utcnow
-from service.registry import search
+from service.registry import keyholders, search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 
@@ -84,6 +85,7 @@ class PreparedTip:
     contact: bytes | None  # a real-name reporter's contact fields, for the one-custodian feedback release
     read_aloud: bool
     actor: str
+    compartment: compartment_keys.SealedClue  # the content key is dropped once registration has wrapped it
 
 
 def _received_at(submission: Submission) -> datetime:
@@ -125,14 +127,14 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
     }
     if masked.texts:
         content["notes"] = masked.texts
-    sealed = keys.seal_case_record(
-        f"clues/{clue_id}",
-        {
-            "content": _json(content),
-            "accused": _json(submission.accused),
-            "classification": _json(result.to_dict()),
-        },
-    )
+    fields = {
+        "content": _json(content),
+        "accused": _json(submission.accused),
+        "classification": _json(result.to_dict()),
+    }
+    sealed = keys.seal_case_record(f"clues/{clue_id}", fields)
+    # The compartment copy: under the clue's own content key, wrapped to its readers at registration.
+    compartment = compartment_keys.seal_clue(clue_id, keys.case_public.suite, fields)
     new = registry_service.NewClue(
         id=clue_id,
         source=submission.source,
@@ -160,6 +162,7 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         else custody_service.seal_contact(keys, clue_id=clue_id, submitter=submission.submitter),
         read_aloud=submission.channel == "hotline",
         actor=actor,
+        compartment=compartment,
     )
 
 
@@ -199,6 +202,11 @@ def _register_shuffled(session: Session, runtime: Runtime, prepared: list[Prepar
         session, news=[p.new for p in shuffled], actors=[p.actor for p in shuffled], settings=runtime.settings
     )
     classification_service.mark_for_near_duplicates(session, [c.id for c in registered])
+    keyholders.wrap_new_clues(
+        session,
+        keys=runtime.keys,
+        news=[keyholders.NewCompartment(p.new.id, p.compartment, p.new.accused_unit_name) for p in shuffled],
+    )
     clues: list[registry_service.RegisteredClue] = [registered[0]] * len(prepared)
     for position, clue in zip(order, registered, strict=True):
         clues[position] = clue

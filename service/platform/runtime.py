@@ -165,7 +165,7 @@ def session_info(settings: Settings) -> dict[str, object]:
 
 def with_data_key_window(ring: KeyRing, settings: Settings) -> KeyRing:
     """National suite: how long one SM2-wrapped data key seals records, from the settings."""
-    for key in (ring.case_public, ring.identity_public, ring.contact_public):
+    for key in (ring.case_public, ring.identity_public, ring.contact_public, ring.escrow_public):
         if isinstance(key, SM2PublicKey):
             key.window.seconds = settings.crypto_data_key_seconds
     return ring

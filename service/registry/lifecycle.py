@@ -33,7 +33,7 @@ from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.runtime import Configured
 from service.platform.timeutil import LOCAL, as_utc, utcnow
-from service.registry import deadlines, routing
+from service.registry import deadlines, keyholders, routing
 from service.registry.deadlines import Stage
 from service.registry.models import Clue, ClueState, ClueTransfer, ClueTransition, DeadlineRule
 from service.registry.service import assign_clue, enforce_recusal, get_visible_clue
@@ -265,6 +265,7 @@ async def apply_transition(
     sealed: dict[str, Any] = {"reason": request.reason}
     details: dict[str, Any] = {}
     previous = clue.status
+    holders_before = (clue.assignee_id, clue.handling_unit_id)
 
     if request.action == "triage":
         clue.needs_triage = False
@@ -393,6 +394,20 @@ async def apply_transition(
         details.update(finding=request.finding, clearing_record=bool(request.clearing_record))
     clue.status = spec.target.value
     state.stage_started_at = now
+    if (clue.assignee_id, clue.handling_unit_id) != holders_before:  # routed or transferred: rewrap
+        await session.flush()
+        rewrapped = await session.run_sync(
+            lambda s: keyholders.rewrap(
+                s,
+                clue_id=clue.id,
+                unlocked=principal.unlocked,
+                assignee_id=clue.assignee_id,
+                previous_assignee_id=holders_before[0],
+                unit_id=clue.handling_unit_id,
+            )
+        )
+        if rewrapped is not None:
+            details["key_wrapped"] = rewrapped
 
     transition = ClueTransition(
         id=transition_id,

@@ -89,7 +89,9 @@ def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> Callable[[], 
     return lambda: rng.choices(names, weights)[0]
 
 
-async def _ensure_people(session: AsyncSession, investigators: int) -> tuple[list[Unit], list[Staff]]:
+async def _ensure_people(
+    session: AsyncSession, investigators: int, keys: KeyRing
+) -> tuple[list[Unit], list[Staff]]:
     units = []
     for name in UNIT_NAMES:
         unit = await session.scalar(select(Unit).where(Unit.name == name))
@@ -102,18 +104,19 @@ async def _ensure_people(session: AsyncSession, investigators: int) -> tuple[lis
         name = f"seed-investigator-{n:03d}"
         person = await session.scalar(select(Staff).where(Staff.name == name))
         if person is None:
-            person = await auth_service.add_staff(
+            person, _ = await auth_service.add_staff(
                 session,
                 name=name,
                 roles=["investigator"],
                 unit_id=handling[n % len(handling)].id,
                 actor="seed",
+                keys=keys,
             )
         staff.append(person)
     for name in ("seed-supervisor", "seed-leader"):
         if await session.scalar(select(Staff).where(Staff.name == name)) is None:
             await auth_service.add_staff(
-                session, name=name, roles=["supervisor"], unit_id=units[-1].id, actor="seed"
+                session, name=name, roles=["supervisor"], unit_id=units[-1].id, actor="seed", keys=keys
             )
     await session.flush()
     return units, staff
@@ -152,7 +155,7 @@ async def seed_clues(
     started = time.perf_counter()
     rng = random.Random(seed)
     async with session_factory() as session:
-        units, staff = await _ensure_people(session, investigators)
+        units, staff = await _ensure_people(session, investigators, keys)
         await session.commit()
     pick_status = _weighted(rng, STATUS_WEIGHTS)
     pick_channel = _weighted(rng, CHANNELS)

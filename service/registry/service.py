@@ -17,13 +17,15 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
+from service.compartments import service as compartments
+from service.compartments.keys import CLUE_FIELDS
 from service.notify import service as notify_service
 from service.platform.crypto.keys import KeyRing
 from service.platform.db import UTCDateTime, execute_many
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
 from service.platform.timeutil import add_months_local, as_utc, hour_floor, local_date, utcnow
-from service.registry import recusal
+from service.registry import keyholders, recusal
 from service.registry.models import Clue, ClueCategory, ClueState
 from service.registry.numbering import next_registry_numbers
 
@@ -272,17 +274,25 @@ async def get_visible_clue(session: AsyncSession, *, clue_id: str, principal: Pr
 
 
 async def read_clue(session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing) -> ClueView:
+    """One clue's content, opened with the requester's own keys (compartments): a clue registered since
+    compartments opens only through a wrap of its content key to the requester or their unit, else a
+    clear refusal; an older clue opens with the case key."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
-    content = json.loads(keys.open(clue.content, f"clues/{clue.id}/content"))
-    accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
-    classification = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
+    opened = await session.run_sync(
+        lambda s: compartments.open_clue(s, clue_id=clue.id, unlocked=principal.unlocked)
+    )
+    key_used = "compartment"
+    if opened is None:
+        key_used = "case"
+        opened = {name: keys.open(getattr(clue, name), f"clues/{clue.id}/{name}") for name in CLUE_FIELDS}
+    content, accused, classification = (json.loads(opened[name]) for name in CLUE_FIELDS)
     await audit_service.record(
         session,
         actor=principal.actor,
         action="clue.read",
         object_type="clue",
         object_id=clue.id,
-        details={"fields": ["content", "accused", "classification"]},
+        details={"fields": list(CLUE_FIELDS), "key": key_used},
     )
     return ClueView(
         clue=clue,
@@ -325,6 +335,16 @@ async def assign_clue(
     clue.handling_unit_id = assignee.unit_id
     clue.assigned_at = utcnow()
     await session.flush()
+    rewrapped = await session.run_sync(
+        lambda s: keyholders.rewrap(
+            s,
+            clue_id=clue.id,
+            unlocked=principal.unlocked,
+            assignee_id=assignee.id,
+            previous_assignee_id=previous,
+            unit_id=assignee.unit_id,
+        )
+    )
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -336,6 +356,7 @@ async def assign_clue(
             "previous_assignee_id": previous,
             "unit_id": assignee.unit_id,
             **({"recusal_confirmed": True} if confirmed else {}),
+            **({"key_wrapped": rewrapped} if rewrapped is not None else {}),
         },
     )
     if runtime is not None and assignee.id != previous:

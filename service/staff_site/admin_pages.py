@@ -598,7 +598,9 @@ async def staff_page(request: Request, principal: CurrentStaffSession, session: 
 
 
 @router.post("/staff")
-async def add_staff(request: Request, principal: CsrfProtected, session: SessionDep) -> Response:
+async def add_staff(
+    request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
     require(principal.roles, Action.manage_staff)
     fields = await request.form()
     name = str(fields.get("name", ""))[:200]
@@ -606,8 +608,8 @@ async def add_staff(request: Request, principal: CsrfProtected, session: Session
     unit_id = str(fields.get("unit_id", ""))[:36]
     form = {"name": name, "roles": roles, "unit_id": unit_id}
     try:
-        staff = await auth_service.add_staff(
-            session, name=name, roles=roles, unit_id=unit_id or None, actor=principal.actor
+        staff, _ = await auth_service.add_staff(
+            session, name=name, roles=roles, unit_id=unit_id or None, actor=principal.actor, keys=runtime.keys
         )
     except DomainError as exc:
         await session.rollback()
@@ -712,7 +714,11 @@ async def issue_token(
 
     async def work(staff: Staff) -> dict[str, str]:
         row, token = await auth_service.issue_token(
-            session, staff=staff, ttl_days=runtime.settings.token_ttl_days, actor=principal.actor
+            session,
+            staff=staff,
+            ttl_days=runtime.settings.token_ttl_days,
+            actor=principal.actor,
+            personal=principal.own_key(staff.id),
         )
         return {"kind": "token", "value": token, "id": row.id}
 
@@ -737,6 +743,7 @@ async def set_password(
     request: Request,
     principal: CsrfProtected,
     session: SessionDep,
+    runtime: RuntimeDep,
     password: Annotated[str, Form(max_length=256)] = "",
     password_again: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
@@ -745,7 +752,14 @@ async def set_password(
     async def work(staff: Staff) -> None:
         if password != password_again:
             raise Invalid("两次输入的密码不一致", message_en="the two passwords differ")
-        await session_service.set_password(session, staff=staff, password=password, actor=principal.actor)
+        await session_service.set_password(
+            session,
+            staff=staff,
+            password=password,
+            actor=principal.actor,
+            keys=runtime.keys,
+            personal=principal.own_key(staff.id),
+        )
 
     return await _staff_action(request, principal, session, staff_id, Action.manage_staff_login, work)
 

@@ -50,10 +50,18 @@ async def set_password(
     body: PasswordIn,
     principal: Annotated[Principal, authorized(Action.manage_staff_login)],
     session: SessionDep,
+    runtime: RuntimeDep,
 ) -> None:
     """Set a staff member's web-login password (ends their web sessions). Audited, without the password."""
     staff = await auth_service.get_staff(session, staff_id)
-    await session_service.set_password(session, staff=staff, password=body.password, actor=principal.actor)
+    await session_service.set_password(
+        session,
+        staff=staff,
+        password=body.password,
+        actor=principal.actor,
+        keys=runtime.keys,
+        personal=principal.own_key(staff.id),
+    )
 
 
 @router.post(

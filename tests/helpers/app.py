@@ -43,10 +43,12 @@ class Harness:
         if unit_id is None and "investigator" in roles:
             unit_id = await self.add_unit(unique("核查单位"))
         async with self.runtime.session_factory() as session:
-            staff = await auth_service.add_staff(
-                session, name=name, roles=roles, unit_id=unit_id, actor="test"
+            staff, personal = await auth_service.add_staff(
+                session, name=name, roles=roles, unit_id=unit_id, actor="test", keys=self.runtime.keys
             )
-            _, token = await auth_service.issue_token(session, staff=staff, ttl_days=1, actor="test")
+            _, token = await auth_service.issue_token(
+                session, staff=staff, ttl_days=1, actor="test", personal=personal
+            )
             await session.commit()
             return staff.id, token
 

@@ -36,7 +36,9 @@ async def make_web_staff(harness: Harness, roles: list[str], unit_id: str | None
     staff_id, token = await harness.add_staff(name, roles, unit_id)
     async with harness.runtime.session_factory() as session:
         staff = await auth_service.get_staff(session, staff_id)
-        await session_service.set_password(session, staff=staff, password=PASSWORD, actor="test")
+        await session_service.set_password(
+            session, staff=staff, password=PASSWORD, actor="test", keys=harness.runtime.keys
+        )
         uri = await session_service.enrol_totp(
             session, totp_key=harness.runtime.lookup_key("totp-secret"), staff=staff, actor="test"
         )

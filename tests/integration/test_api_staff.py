@@ -356,8 +356,13 @@ async def test_staff_of_no_unit_cannot_be_assigned(harness: Harness) -> None:
     async with harness.runtime.session_factory() as session:
         from service.auth import service as auth_service
 
-        loner = await auth_service.add_staff(
-            session, name=unique("无单位核查员"), roles=["investigator"], unit_id=None, actor="test"
+        loner, _ = await auth_service.add_staff(
+            session,
+            name=unique("无单位核查员"),
+            roles=["investigator"],
+            unit_id=None,
+            actor="test",
+            keys=harness.runtime.keys,
         )
         await session.commit()
     number = await submit(harness, accused={"name": "李某", "unit": unique("某派出所")})

@@ -52,7 +52,7 @@ async def test_ceremony_and_release_by_cli(tmp_path: Path, fresh_database_url: s
     assert "(2 of 3)" in made.stdout
     assert not list(tmp_path.rglob("identity*.private.json"))  # noqa: ASYNC240 - never whole on disk
     public = run_cli(["keys", "export-public"], env)
-    assert set(json.loads(public.stdout)) == {"case", "identity", "contact"}
+    assert set(json.loads(public.stdout)) == {"case", "identity", "contact", "escrow"}
     assert "private" not in public.stdout
 
     async with running_app(tmp_path, fresh_database_url) as harness:

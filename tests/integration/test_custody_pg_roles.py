@@ -78,6 +78,12 @@ async def test_intake_inserts_but_reads_no_content(roles_db, tmp_path: Path) -> 
         "SELECT content FROM clue_additions",
         "SELECT details FROM audit_entries",
         "SELECT name FROM staff",
+        # Compartments: intake wraps to public keys; no private key's wrap nor any clue's wraps or fields.
+        "SELECT password_wrap FROM compartment_keys",
+        "SELECT escrow_wrap FROM compartment_keys",
+        "SELECT wrapped FROM clue_key_wraps",
+        "SELECT content FROM clue_sealed",
+        "SELECT wrapped FROM unit_key_grants",
         "UPDATE clues SET status = 'closed'",
         "DELETE FROM receipts",
     ):

@@ -45,6 +45,7 @@ async def _submit(harness, anonymous: bool) -> str:  # type: ignore[no-untyped-d
 
 async def test_an_anonymous_report_keeps_only_the_hour(harness) -> None:  # type: ignore[no-untyped-def]
     before = utcnow()
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"])  # there when it is registered
     clue_id = await _submit(harness, anonymous=True)
     async with harness.runtime.session_factory() as session:
         clue = await session.get(Clue, clue_id)
@@ -61,7 +62,6 @@ async def test_an_anonymous_report_keeps_only_the_hour(harness) -> None:  # type
     assert registered and all(e.at.endswith(":00:00.000000Z") for e in registered)
 
     # What staff see: the API and the ledger show the hour.
-    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"])
     shown = (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(supervisor))).json()
     assert _on_the_hour(datetime.fromisoformat(shown["received_at"]))
     ledger = await harness.client.get("/api/v1/ledger.csv", headers=auth(supervisor))

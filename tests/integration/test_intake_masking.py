@@ -50,8 +50,9 @@ async def _call(harness: Harness, **overrides: object) -> tuple[str, str, str]:
 
 
 async def test_a_call_reaches_staff_masked_and_the_caller_reads_it_back_as_said(harness: Harness) -> None:
-    clue_id, code, operator = await _call(harness)
+    # Before the call: a clue's key is wrapped to the supervisors there when it is registered (compartments).
     _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
+    clue_id, code, operator = await _call(harness)
 
     clue = (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(supervisor))).json()
     assert_masked(clue["text"])
@@ -94,10 +95,10 @@ async def test_a_call_reaches_staff_masked_and_the_caller_reads_it_back_as_said(
 
 
 async def test_text_without_personal_data_is_stored_once(harness: Harness) -> None:
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     clue_id, _, _ = await _call(
         harness, summary="来电人反映民警打牌赌钱。", caller_words=None, callback_how="工作日白天"
     )
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     clue = (await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(supervisor))).json()
     assert clue["text"] == "来电人反映民警打牌赌钱。" and clue["notes"] == {"callback_how": "工作日白天"}
     async with harness.runtime.session_factory() as session:

@@ -12,8 +12,8 @@ from tests.helpers.staff_web import log_in, make_web_staff
 
 async def test_pages_render_for_a_supervisor_and_refuse_others(harness: Harness) -> None:
     world = await make_world(harness)
+    supervisor = await make_web_staff(harness, ["supervisor"])  # there when the clue's key is wrapped
     clue_id = await submit(harness, world)
-    supervisor = await make_web_staff(harness, ["supervisor"])
     operator = await make_web_staff(harness, ["operator"])
     async with log_in(harness, supervisor) as client:
         for path in (

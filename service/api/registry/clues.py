@@ -97,7 +97,14 @@ async def list_clues(
     "/clues/{clue_id}",
     summary="Read one clue (audited)",
     response_model=ClueDetail,
-    responses={**ERRORS, **NOT_FOUND},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        403: {
+            "description": "The caller's role may not read clues, or (compartments) the clue's key is "
+            "not wrapped to the caller or their unit, or the token carries no personal key"
+        },
+    },
 )
 async def read_clue(
     clue_id: str, principal: CurrentStaff, session: SessionDep, runtime: RuntimeDep

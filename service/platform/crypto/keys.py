@@ -51,8 +51,10 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError, hpke_info
 from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair, SM2PublicKey
 from service.platform.crypto.national import make_key_id as national_key_id
 
-Purpose = Literal["case", "identity", "contact"]
-PURPOSES = ("case", "identity", "contact")
+# ``unit``, ``staff`` and ``escrow`` are the compartment keys (``service.compartments``): a handling unit's
+# content key, a person's key, and the escrow key whose private half is split among custodians.
+Purpose = Literal["case", "identity", "contact", "unit", "staff", "escrow"]
+PURPOSES = ("case", "identity", "contact", "unit", "staff", "escrow")
 SUITE_NAMES = {"international": "hpke-mlkem768x25519-hkdfsha256-aes256gcm", "national": "sm2-sm4gcm-hkdfsm3"}
 KEY_FORMAT = "tipline-key/1"
 HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
@@ -390,14 +392,19 @@ class KeyRing:
         identity_public: AnyPublicKey,
         private: Iterable[AnyKeyPair] = (),
         contact_public: AnyPublicKey | None = None,
+        escrow_public: AnyPublicKey | None = None,
     ):
         if case_public.purpose != "case" or identity_public.purpose != "identity":
             raise KeyFileError("public keys given for the wrong purpose")
         if contact_public is not None and contact_public.purpose != "contact":
             raise KeyFileError("public keys given for the wrong purpose")
+        if escrow_public is not None and escrow_public.purpose != "escrow":
+            raise KeyFileError("public keys given for the wrong purpose")
         self.case_public = case_public
         self.identity_public = identity_public
         self.contact_public = contact_public
+        # Every new clue's content key is wrapped to it (``service.compartments``); None: no escrow yet.
+        self.escrow_public = escrow_public
         self._private = {pair.public.key_id: pair for pair in private}
 
     def public_documents(self) -> dict[str, dict[str, object] | None]:
@@ -406,15 +413,17 @@ class KeyRing:
             "case": public_key_document(self.case_public),
             "identity": public_key_document(self.identity_public),
             "contact": public_key_document(self.contact_public) if self.contact_public else None,
+            "escrow": public_key_document(self.escrow_public) if self.escrow_public else None,
         }
 
     @classmethod
     def from_public_documents(cls, documents: dict[str, dict[str, object] | None]) -> KeyRing:
-        contact = documents.get("contact")
+        contact, escrow = documents.get("contact"), documents.get("escrow")
         return cls(
             case_public=public_key_from_document(documents["case"]),
             identity_public=public_key_from_document(documents["identity"]),
             contact_public=public_key_from_document(contact) if contact else None,
+            escrow_public=public_key_from_document(escrow) if escrow else None,
         )
 
     def with_private(self, pairs: Iterable[AnyKeyPair]) -> KeyRing:
@@ -423,9 +432,15 @@ class KeyRing:
             case_public=self.case_public,
             identity_public=self.identity_public,
             contact_public=self.contact_public,
+            escrow_public=self.escrow_public,
             private=[*self._private.values(), *pairs],
         )
         return ring
+
+    @property
+    def suite(self) -> str:
+        """The suite new envelopes and new keys are made with (TIPLINE_CRYPTO_SUITE, through the case key)."""
+        return self.case_public.suite
 
     def seal_contact(self, plaintext: bytes, binding: str) -> bytes | None:
         """Contact fields for statutory feedback, sealed to the contact key; None without one."""

@@ -1,0 +1,163 @@
+"""Who holds a clue's content key (compartments): the registry's rule, the compartments domain's wraps.
+
+- At registration: the escrow, and the supervisors (they triage and assign every clue) except those of the
+  accused unit as the reporter named it (recusal: a supervisor in that unit or a unit under it gets no wrap).
+- At assignment, transfer and reassignment: the assignee and the handling unit's key; the previous
+  assignee's wrap goes. The person who assigns must hold the key (they rewrap what they can open).
+- Disabling an account removes every wrap of its keys (``compartments.service.revoke_staff``).
+- When a unit's people have left, custodians rebuild the escrow key and hand the unit's clues on
+  (``recover_unit``, through ``custody.service.recover_unit``).
+
+Synchronous on a ``Session``: intake registers in one worker-thread call; async callers use ``run_sync``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.auth.models import Staff, StaffRole, Unit
+from service.auth.permissions import Role
+from service.auth.service import normalise_unit_name
+from service.compartments import keys as compartment_keys
+from service.compartments import service as compartments
+from service.compartments.models import ClueKeyWrap, CompartmentKey
+from service.platform.crypto.keys import AnyKeyPair, KeyRing
+from service.platform.errors import Forbidden
+from service.registry.models import Clue
+
+
+@dataclass(frozen=True)
+class NewCompartment:
+    clue_id: str
+    sealed: compartment_keys.SealedClue
+    accused_unit_name: str | None
+
+
+def _units(session: Session) -> dict[str, str | None]:
+    return dict(session.execute(select(Unit.id, Unit.parent_id)).all())
+
+
+def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
+    chain: set[str] = set()
+    while unit_id and unit_id not in chain and len(chain) < 32:
+        chain.add(unit_id)
+        unit_id = parents.get(unit_id)
+    return chain
+
+
+def _supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
+    """(unit id, key) of every active key of every active supervisor; public columns only (intake)."""
+    rows = session.execute(
+        select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
+        .join(StaffRole, StaffRole.staff_id == Staff.id)
+        .join(CompartmentKey, CompartmentKey.owner_id == Staff.id)
+        .where(
+            StaffRole.role == Role.supervisor.value,
+            Staff.disabled.is_(False),
+            CompartmentKey.owner_kind == "staff",
+            CompartmentKey.retired_at.is_(None),
+        )
+    )
+    return [
+        (unit_id, compartments.Recipient(key_id, public, "supervisor")) for unit_id, key_id, public in rows
+    ]
+
+
+def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
+    """Store the new clues' sealed fields and wrap their content keys to the escrow and the supervisors not
+    recused (intake: public keys only)."""
+    if not news:
+        return
+    escrow = compartments.escrow_key(session, keys)
+    supervisors = _supervisors(session)
+    parents = _units(session)
+    by_name = dict(session.execute(select(Unit.name, Unit.id)).all())
+    for new in news:
+        compartments.store_sealed(session, clue_id=new.clue_id, sealed=new.sealed)
+        accused_unit = by_name.get(normalise_unit_name(new.accused_unit_name or ""))
+        recipients = [escrow] if escrow is not None else []
+        recipients += [
+            key
+            for unit_id, key in supervisors
+            if accused_unit is None or accused_unit not in _chain(parents, unit_id)
+        ]
+        compartments.add_wraps(
+            session,
+            clue_id=new.clue_id,
+            content_key=new.sealed.content_key,
+            recipients=recipients,
+            fresh=True,
+        )
+
+
+def rewrap(
+    session: Session,
+    *,
+    clue_id: str,
+    unlocked: compartment_keys.Unlocked | None,
+    assignee_id: str | None,
+    previous_assignee_id: str | None,
+    unit_id: str | None,
+) -> bool | None:
+    """After assignment, routing, transfer or reassignment: wrap the clue's key to the assignee (if any) and
+    the handling unit, and remove the previous assignee's and any other unit's wraps.
+    Returns None for a clue sealed before compartments, False when the person assigning holds no key to
+    the clue (the assignment stands; the assignee reads once someone who holds it reassigns, or the escrow
+    recovers it), True when rewrapped."""
+    if not compartments.is_compartmented(session, clue_id):
+        return None
+    try:  # before any wrap goes: the assigner may hold the key through the old unit's wrap
+        content_key: bytes | None = compartments.content_key(session, clue_id=clue_id, unlocked=unlocked)
+    except Forbidden:
+        content_key = None
+    unit_key = compartments.unit_key(session, unit_id) if unit_id else None
+    stale = [
+        wrap.key_id
+        for wrap in compartments.wraps_of(session, clue_id)
+        if wrap.reason == "unit" and (unit_key is None or wrap.key_id != unit_key.key_id)
+    ]
+    if previous_assignee_id and previous_assignee_id != assignee_id:
+        previous = compartments.staff_keys(session, [previous_assignee_id]).get(previous_assignee_id, [])
+        stale += [row.key_id for row in previous]
+    compartments.remove_wraps(session, clue_id=clue_id, key_ids=stale)
+    if content_key is None:
+        return False
+    keys_of_assignee = (
+        compartments.staff_keys(session, [assignee_id]).get(assignee_id, []) if assignee_id else []
+    )
+    recipients = [compartments.recipient(row, "assignee") for row in keys_of_assignee]
+    if unit_key is not None:
+        recipients.append(compartments.recipient(unit_key, "unit"))
+    compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
+    return True
+
+
+def recover_unit(
+    session: Session, *, unit_id: str, escrow: AnyKeyPair, receiver_id: str, recused_units: set[str]
+) -> tuple[int, bool]:
+    """With the escrow key rebuilt by custodians: grant the unit's key to the receiver and wrap to them (and
+    to the unit's key) the content key of every clue the unit handles that was sealed to the escrow, except
+    clues about the receiver's own unit chain. Returns (clues rewrapped, unit key granted)."""
+    unit_pair = compartments.unit_pair_from_escrow(session, unit_id=unit_id, escrow=escrow)
+    granted = bool(unit_pair and compartments.grant_unit_key(session, unit=unit_pair, staff_id=receiver_id))
+    unit_row = compartments.unit_key(session, unit_id)
+    receiver_keys = compartments.staff_keys(session, [receiver_id]).get(receiver_id, [])
+    found = session.execute(
+        select(Clue.id, Clue.accused_unit_id, ClueKeyWrap.wrapped)
+        .join(ClueKeyWrap, ClueKeyWrap.clue_id == Clue.id)
+        .where(Clue.handling_unit_id == unit_id, ClueKeyWrap.key_id == escrow.public.key_id)
+    ).all()
+    count = 0
+    for clue_id, accused_unit_id, wrapped in found:
+        if accused_unit_id is not None and accused_unit_id in recused_units:
+            continue
+        content_key = compartment_keys.unwrap_content_key(escrow, clue_id, wrapped)
+        recipients = [compartments.recipient(row, "recovered") for row in receiver_keys]
+        if unit_row is not None:
+            recipients.append(compartments.recipient(unit_row, "unit"))
+        compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
+        count += 1
+    return count, granted
