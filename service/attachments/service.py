@@ -35,7 +35,7 @@ from service.attachments.pipeline import (
     attachment_binding,
     store_attachment,
 )
-from service.attachments.sniff import DisallowedFileType, FileKind
+from service.attachments.sniff import EXTENSIONS, DisallowedFileType, FileKind
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
@@ -49,16 +49,6 @@ from service.platform.timeutil import hour_floor, utcnow
 from service.registry import service as registry_service
 
 log = logging.getLogger("tipline.attachments")
-
-_EXTENSIONS = {
-    FileKind.JPEG: "jpg", FileKind.PNG: "png", FileKind.GIF: "gif", FileKind.WEBP: "webp",
-    FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
-    FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
-    FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
-    FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
-    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
-    FileKind.ODP: "odp",
-}  # fmt: skip
 
 
 class AttachmentSealed(DomainError):
@@ -115,7 +105,7 @@ class Download:
 
 def _extension(kind: str) -> str:
     try:
-        return _EXTENSIONS.get(FileKind(kind), "bin")
+        return EXTENSIONS.get(FileKind(kind), "bin")
     except ValueError:
         return "bin"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 import struct
 
 SNIFF_WINDOW = 64 * 1024
@@ -42,6 +43,10 @@ class FileKind(enum.StrEnum):
     ODT = "application/vnd.oasis.opendocument.text"
     ODS = "application/vnd.oasis.opendocument.spreadsheet"
     ODP = "application/vnd.oasis.opendocument.presentation"
+    ODG = "application/vnd.oasis.opendocument.graphics"
+    ZIP = "application/zip"  # a plain archive: each member cleaned by its own kind (``archives``)
+    TIFF = "image/tiff"
+    SVG = "image/svg+xml"
     LEGACY_OFFICE = "application/x-ole-storage"  # provisional; resolved by the sanitizer
     DOC = "application/msword"
     XLS = "application/vnd.ms-excel"
@@ -70,6 +75,17 @@ class FileKind(enum.StrEnum):
             return "video"
         return "document"
 
+
+# The extension of each kind: neutral names shown to staff ("附件1.jpg") and archive members ("1.jpg").
+EXTENSIONS = {
+    FileKind.JPEG: "jpg", FileKind.PNG: "png", FileKind.GIF: "gif", FileKind.WEBP: "webp",
+    FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
+    FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
+    FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
+    FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
+    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
+    FileKind.ODP: "odp", FileKind.ODG: "odg", FileKind.ZIP: "zip", FileKind.TIFF: "tif", FileKind.SVG: "svg",
+}  # fmt: skip
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"F4A "}
@@ -129,6 +145,8 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
         return FileKind.WAV
     if head.startswith(b"%PDF-"):
         return FileKind.PDF
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return FileKind.TIFF
     if head.startswith(b"PK\x03\x04"):
         return _sniff_odf(head) or _sniff_office_zip(head)
     if head.startswith(_OLE_MAGIC):
@@ -197,7 +215,7 @@ def _mpeg_audio_frame(data: bytes) -> FileKind | None:
     return FileKind.MP3
 
 
-_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP)}
+_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP, FileKind.ODG)}
 
 
 def _sniff_odf(head: bytes) -> FileKind | None:
@@ -212,7 +230,7 @@ def _sniff_odf(head: bytes) -> FileKind | None:
     start = 30 + name_len + extra_len
     kind = _ODF_KINDS.get(head[start : start + size])
     if kind is None:
-        raise DisallowedFileType("OpenDocument kind not accepted")  # drawings, formulas, templates
+        raise DisallowedFileType("OpenDocument kind not accepted")  # formulas, templates, EPUB
     return kind
 
 
@@ -226,6 +244,8 @@ def _sniff_office_zip(head: bytes) -> FileKind:
         return kinds.pop()
     if not kinds and not complete and names and all(name.startswith(_PACKAGE_PARTS) for name in names):
         return FileKind.DOCX  # provisional: the first parts say nothing more; the pre-pass resolves it
+    if not kinds and names:
+        return FileKind.ZIP  # any other archive: its members are sniffed and cleaned one by one
     raise DisallowedFileType("archive is not an office document")
 
 
@@ -256,10 +276,18 @@ def _sniff_text(head: bytes, *, complete: bool) -> FileKind:
             text = decoder.decode(head, final=complete)
         except UnicodeDecodeError:
             continue
+        if _SVG_START.match(text.lstrip("\ufeff \t\r\n")):
+            return FileKind.SVG  # redrawn by mat2 (no script, no metadata survives), or sealed
         if _looks_like_markup(text):
             raise DisallowedFileType("markup is not plain text")
         return kind
     raise DisallowedFileType("undecodable text")
+
+
+# An SVG image: the first element is <svg>, after an XML declaration, comments and a doctype at most.
+_SVG_START = re.compile(
+    r"(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!doctype svg[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]", re.I | re.S
+)
 
 
 def _looks_like_markup(text: str) -> bool:
