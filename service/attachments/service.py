@@ -326,10 +326,17 @@ async def add_attachments(
     files: Sequence[UploadedFile],
     keys: KeyRing,
     actor: str,
+    hour_only: bool = False,
 ) -> list[Attachment]:
     """``stage_attachments``, flushed and audited now."""
     rows, entry = stage_attachments(
-        session, clue_id=clue_id, message_id=message_id, files=files, keys=keys, actor=actor
+        session,
+        clue_id=clue_id,
+        message_id=message_id,
+        files=files,
+        keys=keys,
+        actor=actor,
+        hour_only=hour_only,
     )
     if entry is not None:
         await session.flush()
