@@ -243,12 +243,19 @@ async def reporter_send(
     clue_id: str,
     code: str,
     keys: KeyRing,
+    name_key: bytes,
     text: str,
     files: Sequence[attachments_service.UploadedFile] = (),
 ) -> MessageView:
+    """A receipt holder's message. ``name_key``: ``runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)``,
+    which opens the clue's keyed accused names, so the accused stays readable while the reporter's own
+    name is masked (this process cannot open the case key where the names are)."""
     text = clean_text(text) if (text or "").strip() or not files else (text or "").strip()
     await ensure_reporter_key(session, clue_id=clue_id, code=code)
-    anonymous = not await session.scalar(select(Clue.real_name).where(Clue.id == clue_id))
+    real_name, accused_names = (
+        await session.execute(select(Clue.real_name, Clue.accused_names).where(Clue.id == clue_id))
+    ).one()
+    anonymous = not real_name
     message = Message(
         id=new_id(hour_only=anonymous),
         clue_id=clue_id,
@@ -257,7 +264,9 @@ async def reporter_send(
         created_at=await _reporter_stamp(session, clue_id) if anonymous else utcnow(),
     )
     # The reporter's words are masked for staff like the first report; the original is an identity detail.
-    masked = classifier.mask_texts({"text": text})
+    masked = classifier.mask_texts(
+        {"text": text}, accused=classifier.keyed_accused_names(accused_names, key=name_key)
+    )
     if masked.originals:
         message.identity = keys.seal_identity(
             json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"), identity_binding(message.id)
