@@ -40,7 +40,7 @@ from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.platform.blobs import BlobStore, BlobStoreError
-from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
@@ -342,3 +342,34 @@ async def add_attachments(
         await session.flush()
         await audit_service.record_many(session, [entry])
     return rows
+
+
+async def reseal_uploaded_names(session: AsyncSession, *, keys: KeyRing, actor: str) -> int:
+    """Maintenance: uploaded file names sealed to the CASE key (rows stored before names went to the
+    identity key) are re-sealed to the identity key, and the case-key envelope is replaced, so staff keep
+    only the neutral name ("附件1.docx") and the name the reporter's device gave opens only in a custody
+    release. Needs the case private key (run where it is: ``tipline attachments reseal-names``). A row
+    already under the identity key is left as it is, so a second run changes nothing. One audit entry per
+    clue, with the count only. Returns how many names were re-sealed."""
+    if not keys.can_open("case"):
+        raise Invalid("此操作需要案件私钥", message_en="re-sealing old names needs the case private key")
+    rows = (await session.scalars(select(Attachment).where(Attachment.name.is_not(None)))).all()
+    per_clue: dict[str, int] = {}
+    for row in rows:
+        assert row.name is not None
+        if not Envelope.from_bytes(row.name).key_id.startswith("case-"):
+            continue  # already under the identity key
+        binding = f"attachments/{row.id}/name"
+        row.name = keys.seal_identity(keys.open(row.name, binding), binding)
+        per_clue[row.clue_id] = per_clue.get(row.clue_id, 0) + 1
+    await session.flush()
+    await audit_service.record_many(
+        session,
+        [
+            audit_service.PendingEntry(
+                actor, "attachment.names_resealed", "clue", clue_id, {"attachments": n}
+            )
+            for clue_id, n in sorted(per_clue.items())
+        ],
+    )
+    return sum(per_clue.values())

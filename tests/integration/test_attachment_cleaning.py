@@ -286,3 +286,59 @@ async def test_migration_scrubs_removed_metadata_names(fresh_database_url: str) 
         assert rows == {"a" * 36: "legacy:fields=3", "b" * 36: ""}
     finally:
         await engine.dispose()
+
+
+async def test_old_case_key_names_resealed_to_the_identity_key_by_the_cli(harness) -> None:  # noqa: ANN001
+    """Rows stored before uploaded names went to the identity key keep them under the CASE key, which staff
+    hold; ``tipline attachments reseal-names`` moves each to the identity key (the same name, opened only by
+    a custody release), audits it per clue, and changes nothing on a second run."""
+    import asyncio
+
+    from service.app.runtime import key_paths
+    from service.audit.models import AuditEntry
+    from service.platform.crypto.envelope import Envelope
+    from service.platform.crypto.keys import read_key_pair
+    from tests.helpers.app import cli_env, run_cli
+
+    response = await post_report(
+        harness.client,
+        {"text": unique("局长收钱")},
+        files=[("张三的举报.jpg", jpeg_with_gps()), ("李四_证据.jpg", jpeg_with_gps())],
+    )
+    assert response.status_code == 200, response.text
+    clue_id = await clue_of_receipt(harness, receipt_from(response.text))
+    async with harness.runtime.session_factory() as session:
+        old, new = (await session.scalars(select(Attachment).where(Attachment.clue_id == clue_id))).all()
+        # As stored before the change: the name sealed to the case key, which staff can open.
+        old.name = harness.runtime.keys.seal_case("张三的举报.jpg".encode(), f"attachments/{old.id}/name")
+        await session.commit()
+        untouched = new.name
+    assert harness.runtime.keys.open(old.name, f"attachments/{old.id}/name") == "张三的举报.jpg".encode()
+
+    env = cli_env(harness.data_dir, harness.database_url)
+    done = await asyncio.to_thread(run_cli, ["attachments", "reseal-names"], env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("1 attachment name")  # other tests' rows: new
+    again = await asyncio.to_thread(run_cli, ["attachments", "reseal-names"], env)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1].startswith("0 ")  # idempotent
+
+    identity = harness.runtime.keys.with_private(
+        [read_key_pair(key_paths(harness.runtime.settings)["identity_private"])]
+    )
+    async with harness.runtime.session_factory() as session:
+        resealed = await session.get(Attachment, old.id)
+        other = await session.get(Attachment, new.id)
+        entries = (
+            await session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.object_id == clue_id, AuditEntry.action == "attachment.names_resealed"
+                )
+            )
+        ).all()
+    assert Envelope.from_bytes(resealed.name).key_id.startswith("identity-")
+    with pytest.raises(EnvelopeError):  # staff can no longer open it
+        harness.runtime.keys.open(resealed.name, f"attachments/{old.id}/name")
+    assert identity.open(resealed.name, f"attachments/{old.id}/name") == "张三的举报.jpg".encode()
+    assert other.name == untouched  # already under the identity key: left as it was
+    (entry,) = entries
+    assert entry.actor == "cli" and "张三" not in (entry.details or "")
