@@ -10,7 +10,8 @@ Choices (issue 16):
   archive keeps every member for a custody release.
 - Limits against zip bombs, over the archive and everything nested in it: depth (an archive inside an
   archive, no deeper: :data:`MAX_DEPTH`), member count (:data:`MAX_MEMBERS`), total expanded size
-  (:data:`MAX_EXPANDED`) and the expansion ratio of each archive (``ooxml.guarded_open``). Declared sizes are
+  (:data:`MAX_EXPANDED`), the expansion ratio of each archive (``ooxml.guarded_open``) and time (one
+  cleaner's timeout for the whole archive: ``Uncleanable("timeout")``). Declared sizes are
   checked before anything is read, and the bytes actually inflated may not exceed what was declared. Over a
   limit: ``Uncleanable("archive-limits")``, so the archive is sealed (its compressed bytes), never expanded.
 - Member names can identify (a person's name, a user path, a phone's photo numbering, the folder layout of
@@ -28,9 +29,10 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.attachments import cleaners
@@ -50,16 +52,22 @@ Note = Callable[[str, int], None]
 
 @dataclass
 class _Budget:
-    """What the archive and everything nested in it may still expand to."""
+    """What the archive and everything nested in it may still expand to, and until when it may be worked
+    on: the whole archive gets one cleaner's timeout, not one per member."""
 
     members: int = MAX_MEMBERS
     size: int = MAX_EXPANDED
+    deadline: float = field(default_factory=lambda: time.monotonic() + cleaners.CLEAN_TIMEOUT_SECONDS)
 
     def take(self, size: int) -> None:
         self.members -= 1
         self.size -= size
         if self.members < 0 or self.size < 0:
             raise Uncleanable("archive-limits")
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise Uncleanable("timeout")
 
 
 async def clean(kind: FileKind, source: Path, work: Path, note: Note) -> tuple[FileKind, Path]:
@@ -85,6 +93,7 @@ async def _clean_zip(source: Path, work: Path, note: Note, *, depth: int, budget
                 raise Uncleanable("archive-member")
             budget.take(entry.file_size)
         for number, entry in enumerate(entries, start=1):
+            budget.check_time()
             member = folder / str(number)
             member.mkdir(mode=0o700)
             received = member / "received"

@@ -454,7 +454,8 @@ async def test_tiff_svg_odg_of_the_corpus_cleaned_by_mat2(scratch: Path, name: s
 
 async def test_svg_script_and_metadata_do_not_survive_and_undrawable_svg_is_sealed(scratch: Path) -> None:
     svg = (
-        '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" viewBox="0 0 20 20">'
+        '<?xml version="1.0"?>'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" viewBox="0 0 20 20">'
         f"<metadata><author>{dirty.AUTHOR}</author></metadata><title>{dirty.COMPANY}</title>"
         f"<script>alert('{dirty.JS}')</script><a href='file:///{dirty.USER_PATH}'>"
         '<rect width="10" height="10" fill="red"/></a></svg>'
@@ -466,3 +467,11 @@ async def test_svg_script_and_metadata_do_not_survive_and_undrawable_svg_is_seal
     weird = conformance_file("weird.svg", CORPUS).read_bytes()  # librsvg cannot draw it
     record, out = await clean(weird, scratch, wrap_sealed_key=identity_wrap)
     assert record.sealed_reason == "cleaner-failed" and out == b""
+
+
+async def test_zip_gets_one_timeout_for_all_its_members(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cleaners, "CLEAN_TIMEOUT_SECONDS", -1)  # the archive's time is already used up
+    record, out = await clean(_zip([("a.txt", b"hello")]), scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "timeout" and out == b"" and os.listdir(scratch) == []
