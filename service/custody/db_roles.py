@@ -48,7 +48,8 @@ INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("id", "clue_id", "code_hash", "created_at", "read_aloud", "revoked_at"),
         ("revoked_at",),
     ),
-    "clues": ("id", ("id", "status", "assignee_id", "channel"), ()),
+    # real_name and the keyed accused-name digests: a follow-up's time and masking (messages.reporter_send).
+    "clues": ("id", ("id", "status", "assignee_id", "channel", "real_name", "accused_names"), ()),
     "messages": ("clue_id", ("id", "clue_id", "direction", "reporter_copy", "created_at"), ()),
     "attachments": ("clue_id", ("id", "clue_id", "message_id", "kind", "size", "created_at"), ()),
     "reporter_keys": (

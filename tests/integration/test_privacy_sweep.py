@@ -547,7 +547,12 @@ async def test_conformance_corpus_through_the_channels_is_cleaned_or_sealed(  # 
         "dirty.jpg",
         "dirty.png",
         "dirty.odt",
+        "dirty.tiff",  # redrawn by mat2
+        "dirty.svg",
+        "dirty.odg",  # the ODF pre-pass, then mat2
     } <= cleaned
+    assert outcome[("web", "weird.svg")] == "sealed:cleaner-failed"  # librsvg cannot draw it: sealed
+    assert outcome[("web", "dirty.epub")] == "refused"
     assert {name for (channel, name), r in outcome.items() if channel == "letter" and r == "cleaned"} >= {
         "dirty.jpg", "dirty.png", "dirty.pdf"
     }  # fmt: skip
