@@ -1,9 +1,12 @@
-"""ZIP archives cleaned member by member, and the one cleaning dispatch for spooled uploads (:func:`clean`).
+"""ZIP and TAR archives cleaned member by member, and the one cleaning dispatch for spooled uploads
+(:func:`clean`).
 
 Choices (issue 16):
 - Every member is sniffed from its own bytes and cleaned as if it had been uploaded alone: by the external
   cleaners (``cleaners.clean``: office documents, PDF, HEIC, video, TIFF, SVG) or the in-process filters
-  (``sanitize``: JPEG, PNG, audio, text); a ZIP inside the ZIP recurses.
+  (``sanitize``: JPEG, PNG, audio, text); an archive inside the archive recurses. TAR: uncompressed only
+  (a ``.tar.gz`` is refused at sniffing); links, devices and other non-files are members that cannot be
+  cleaned (a link may point outside the archive).
 - A member that cannot be cleaned (a refused kind, an uncleanable file, an encrypted or damaged member)
   seals the WHOLE archive (``Uncleanable("archive-member")``), as any uncleanable upload is sealed. Not
   dropped: an archive served with silent gaps would mislead the investigator, and the sealed received
@@ -17,7 +20,7 @@ Choices (issue 16):
 - Member names can identify (a person's name, a user path, a phone's photo numbering, the folder layout of
   someone's disk): the cleaned archive names its members ``1.jpg``, ``2.docx``… in archive order, with the
   extension of the kind found in the bytes; no folders, no archive or member comments, no extra fields, a
-  fixed timestamp (1980-01-01).
+  fixed timestamp (ZIP 1980-01-01, TAR 1970-01-01), and in a TAR no owner names or ids.
 - Members' plaintext lives only in the upload's scratch directory (tmpfs, 0700), removed with it; each
   member's own directory is removed as soon as it is packed.
 - ``note`` receives ``zip:members`` and the members' own fixed labels, never a name from the archive.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -71,9 +75,9 @@ class _Budget:
 
 
 async def clean(kind: FileKind, source: Path, work: Path, note: Note) -> tuple[FileKind, Path]:
-    """``cleaners.clean`` for every spooled kind, ZIP archives included (recursively)."""
+    """``cleaners.clean`` for every spooled kind, ZIP and TAR archives included (recursively)."""
     if kind in cleaners.ARCHIVE_KINDS:
-        return kind, await _clean_zip(source, work, note, depth=1, budget=_Budget())
+        return kind, await _ARCHIVES[kind](source, work, note, depth=1, budget=_Budget())
     return await cleaners.clean(kind, source, work, note)
 
 
@@ -103,6 +107,55 @@ async def _clean_zip(source: Path, work: Path, note: Note, *, depth: int, budget
             shutil.rmtree(member)
     note("zip:members", len(entries))
     return target
+
+
+async def _clean_tar(source: Path, work: Path, note: Note, *, depth: int, budget: _Budget) -> Path:
+    if depth > MAX_DEPTH:
+        raise Uncleanable("archive-limits")
+    try:
+        archive = tarfile.open(source, "r:")  # noqa: SIM115 - closed by the ``with`` below
+        entries = [entry for entry in archive.getmembers() if not entry.isdir()]
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        raise Uncleanable("archive-limits") from None
+    folder = Path(tempfile.mkdtemp(prefix="tar-", dir=work))  # 0700
+    target = folder / "cleaned.tar"
+    with archive, tarfile.open(target, "w", format=tarfile.USTAR_FORMAT) as out:
+        for entry in entries:
+            if not entry.isfile():  # a link (it may point outside), a device, a FIFO: nothing to clean
+                raise Uncleanable("archive-member")
+            budget.take(entry.size)
+        for number, entry in enumerate(entries, start=1):
+            budget.check_time()
+            member = folder / str(number)
+            member.mkdir(mode=0o700)
+            received = member / "received"
+            await asyncio.to_thread(_extract_tar, archive, entry, received)
+            kind, cleaned = await _clean_member(received, member, note, depth=depth, budget=budget)
+            await asyncio.to_thread(_pack_tar, out, cleaned, f"{number}.{EXTENSIONS[kind]}")
+            shutil.rmtree(member)
+    note("tar:members", len(entries))
+    return target
+
+
+def _extract_tar(archive: tarfile.TarFile, entry: tarfile.TarInfo, target: Path) -> None:
+    try:
+        source = archive.extractfile(entry)
+        if source is None:
+            raise Uncleanable("archive-member")
+        with source, open(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+            shutil.copyfileobj(source, out, _COPY_CHUNK)
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        raise Uncleanable("archive-limits") from None  # truncated or damaged
+    if target.stat().st_size != entry.size:
+        raise Uncleanable("archive-limits")
+
+
+def _pack_tar(out: tarfile.TarFile, cleaned: Path, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = cleaned.stat().st_size
+    info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, 0, "", ""
+    with open(cleaned, "rb") as source:
+        out.addfile(info, source)
 
 
 def _extract(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, target: Path) -> None:
@@ -144,7 +197,7 @@ async def _clean_member(
     source = received.rename(work / f"received{suffix}")  # noqa: ASYNC240 - a rename on tmpfs
     try:
         if kind in cleaners.ARCHIVE_KINDS:
-            return kind, await _clean_zip(source, work, note, depth=depth + 1, budget=budget)
+            return kind, await _ARCHIVES[kind](source, work, note, depth=depth + 1, budget=budget)
         if kind in cleaners.EXTERNAL_KINDS:
             return await cleaners.clean(kind, source, work, note)
         return await _filter(kind, source, work, note)
@@ -166,3 +219,6 @@ async def _filter(kind: FileKind, source: Path, work: Path, note: Note) -> tuple
     for label, count in stream.report.counts.items():
         note(label, count)
     return stream.report.kind, target
+
+
+_ARCHIVES = {FileKind.ZIP: _clean_zip, FileKind.TAR: _clean_tar}

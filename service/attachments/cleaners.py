@@ -43,10 +43,10 @@ Choices, per kind:
 - SVG: mat2 redraws it through librsvg onto a new cairo SVG: paths and colours only, no metadata, no
   ``<script>``, no foreign elements or links. Text becomes outlines (still readable, no longer selectable).
   An SVG librsvg cannot draw (mat2's ``weird.svg``) is sealed.
-- ZIP: not here; :mod:`service.attachments.archives` unpacks it and sends every member through this
+- ZIP, TAR: not here; :mod:`service.attachments.archives` unpacks them and sends every member through this
   dispatch (or the in-process filters), under limits against zip bombs.
-- EPUB, TAR, ODF formulas: refused at sniffing. mat2 would clean an EPUB's package metadata, but its
-  chapters are HTML (scripts, remote references, file names that carry source paths) shown by a reader
+- EPUB, compressed TAR, ODF formulas: refused at sniffing. mat2 would clean an EPUB's package metadata,
+  but its chapters are HTML (scripts, remote references, file names that carry source paths) shown by a reader
   application: not a kind a reporter needs badly enough to take that risk.
 - Legacy DOC/XLS: no cleaner this service trusts (tracked changes and authors sit inside the binary
   document stream), so they are sealed.
@@ -73,7 +73,7 @@ FFMPEG = "ffmpeg"
 OOXML_KINDS = frozenset({FileKind.DOCX, FileKind.XLSX, FileKind.PPTX})
 ODF_KINDS = frozenset({FileKind.ODT, FileKind.ODS, FileKind.ODP, FileKind.ODG})
 REDRAWN_KINDS = frozenset({FileKind.TIFF, FileKind.SVG})  # mat2 draws a new file from the picture
-ARCHIVE_KINDS = frozenset({FileKind.ZIP})  # cleaned member by member in ``archives``
+ARCHIVE_KINDS = frozenset({FileKind.ZIP, FileKind.TAR})  # cleaned member by member in ``archives``
 VIDEO_KINDS = frozenset({FileKind.MP4, FileKind.MOV, FileKind.THREE_GP})
 SEALED_KINDS = frozenset({FileKind.LEGACY_OFFICE})  # accepted, never cleaned: always sealed
 EXTERNAL_KINDS = (
@@ -86,6 +86,7 @@ _SUFFIX = {
     FileKind.HEIC: ".heic", FileKind.MP4: ".mp4", FileKind.MOV: ".mov", FileKind.THREE_GP: ".3gp",
     FileKind.LEGACY_OFFICE: ".bin", FileKind.ODT: ".odt", FileKind.ODS: ".ods", FileKind.ODP: ".odp",
     FileKind.ODG: ".odg", FileKind.TIFF: ".tiff", FileKind.SVG: ".svg", FileKind.ZIP: ".zip",
+    FileKind.TAR: ".tar",
 }  # fmt: skip
 _OOXML_KIND = {"docx": FileKind.DOCX, "xlsx": FileKind.XLSX, "pptx": FileKind.PPTX}
 _ODF_KIND = {"odt": FileKind.ODT, "ods": FileKind.ODS, "odp": FileKind.ODP, "odg": FileKind.ODG}

@@ -45,6 +45,7 @@ class FileKind(enum.StrEnum):
     ODP = "application/vnd.oasis.opendocument.presentation"
     ODG = "application/vnd.oasis.opendocument.graphics"
     ZIP = "application/zip"  # a plain archive: each member cleaned by its own kind (``archives``)
+    TAR = "application/x-tar"  # uncompressed, POSIX or GNU: the same as ZIP
     TIFF = "image/tiff"
     SVG = "image/svg+xml"
     LEGACY_OFFICE = "application/x-ole-storage"  # provisional; resolved by the sanitizer
@@ -84,7 +85,8 @@ EXTENSIONS = {
     FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
     FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
     FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
-    FileKind.ODP: "odp", FileKind.ODG: "odg", FileKind.ZIP: "zip", FileKind.TIFF: "tif", FileKind.SVG: "svg",
+    FileKind.ODP: "odp", FileKind.ODG: "odg", FileKind.ZIP: "zip", FileKind.TAR: "tar", FileKind.TIFF: "tif",
+    FileKind.SVG: "svg",
 }  # fmt: skip
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -151,6 +153,8 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
         return _sniff_odf(head) or _sniff_office_zip(head)
     if head.startswith(_OLE_MAGIC):
         return FileKind.LEGACY_OFFICE
+    if head[257:262] == b"ustar" and _tar_checksum_ok(head[:512]):  # POSIX and GNU headers
+        return FileKind.TAR
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in _M4A_BRANDS:
@@ -173,6 +177,18 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
     if (audio := _mpeg_audio_frame(head)) is not None:
         return audio
     return _sniff_text(head, complete=complete)
+
+
+def _tar_checksum_ok(header: bytes) -> bool:
+    """The header's checksum field (octal) is the sum of its bytes with that field read as spaces: text
+    that merely has "ustar" at offset 257 is not taken for an archive."""
+    if len(header) < 512:
+        return False
+    try:
+        stored = int(header[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:512])
 
 
 def _sniff_after_id3(head: bytes) -> FileKind:

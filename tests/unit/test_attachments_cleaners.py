@@ -475,3 +475,46 @@ async def test_zip_gets_one_timeout_for_all_its_members(
     monkeypatch.setattr(cleaners, "CLEAN_TIMEOUT_SECONDS", -1)  # the archive's time is already used up
     record, out = await clean(_zip([("a.txt", b"hello")]), scratch, wrap_sealed_key=identity_wrap)
     assert record.sealed_reason == "timeout" and out == b"" and os.listdir(scratch) == []
+
+
+def _tar(members: list[tuple[str, bytes]], *, link: bool = False) -> bytes:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.uname, info.gname, info.mtime = (
+                len(body),
+                "canaryzw",
+                "Canary Bureau",
+                1_700_000_000,
+            )
+            archive.addfile(info, io.BytesIO(body))
+        if link:
+            info = tarfile.TarInfo("passwd")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+async def test_tar_members_cleaned_under_neutral_names_and_links_seal_it(scratch: Path) -> None:
+    import tarfile
+
+    names = ["home/canaryzw/张三的举报.docx", "张三/IMG_0001.jpg", "nested.zip"]
+    bodies = [dirty.dirty_docx(), dirty.exif_jpeg(), _zip([("Canary.jpg", dirty.exif_jpeg())])]
+    original = _tar(list(zip(names, bodies, strict=True)))
+    canaries = (*dirty.CANARIES, "张三")
+    assert findings(original, suffix=".tar", canaries=canaries)
+    record, out = await clean(original, scratch, wrap_sealed_key=identity_wrap)
+    assert record.kind is FileKind.TAR and record.sealed_reason is None
+    assert findings(out, suffix=".tar", canaries=canaries) == []
+    archive = tarfile.open(fileobj=io.BytesIO(out))
+    assert archive.getnames() == ["1.docx", "2.jpg", "3.zip"]
+    assert {(m.uname, m.gname, m.mtime, m.uid) for m in archive.getmembers()} == {("", "", 0, 0)}
+    inner = archive.extractfile("2.jpg").read()  # type: ignore[union-attr]
+    assert findings(inner, suffix=".jpg", canaries=canaries) == []
+    assert "tar:members=3" in record.removed_metadata and "zip:members=1" in record.removed_metadata
+    record, out = await clean(_tar([("a.txt", b"hello")], link=True), scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "archive-member" and out == b""
+    assert os.listdir(scratch) == []

@@ -162,6 +162,15 @@ def test_sniff_plain_zip_and_new_image_kinds() -> None:
     ):
         assert sniff(svg, complete=True) is FileKind.SVG
     assert sniff(_package(b"application/vnd.oasis.opendocument.graphics")) is FileKind.ODG
+    import tarfile
+
+    for tar_format in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tar_format) as archive:
+            archive.addfile(tarfile.TarInfo("a.txt"), io.BytesIO(b""))
+        assert sniff(buf.getvalue(), complete=True) is FileKind.TAR
+    text = ("x" * 257 + "ustar and more plain text " * 20).encode()  # "ustar" where a header has it
+    assert sniff(text, complete=True) is FileKind.TEXT_UTF8
     with pytest.raises(DisallowedFileType):  # EPUB: chapters are HTML (see cleaners)
         sniff(_package(b"application/epub+zip"))
 
