@@ -122,7 +122,29 @@ def samples() -> list[tuple[str, bytes]]:
     ]  # fmt: skip
     if heic.is_file():
         found.insert(1, ("HEIC photo (mat2/exiftool)", heic.read_bytes()))
+    corpus = heic.parent
+    for name, label in (
+        ("dirty.tiff", "TIFF photo (mat2 redraws)"),
+        ("dirty.svg", "SVG drawing (mat2 redraws)"),
+        ("dirty.odg", "ODG drawing (pre-pass, mat2)"),
+    ):
+        if (corpus / name).is_file():
+            found.append((label, (corpus / name).read_bytes()))
+    found.append(("ZIP: DOCX+JPEG+photo+PDF (ours)", archive(photo.getvalue())))
     return found
+
+
+def archive(photo: bytes) -> bytes:
+    """A ZIP as a reporter might send it: a crafted DOCX, a JPEG with GPS, a 2400x1800 photo, a PDF."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("材料/举报.docx", dirty.dirty_docx())
+        zipped.writestr("材料/IMG_0001.jpg", dirty.exif_jpeg())
+        zipped.writestr("材料/IMG_0002.jpg", photo)
+        zipped.writestr("材料/证据.pdf", dirty.dirty_pdf())
+    return out.getvalue()
 
 
 async def clean_once(data: bytes) -> float:

@@ -219,7 +219,7 @@ async def upload_letter_page(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> schemas.UploadOut:
-    """Attach one scanned page (JPEG, PNG, WebP or PDF body, streamed; ≤ 20 MB by default,
+    """Attach one scanned page (JPEG, PNG, WebP, TIFF, SVG, HEIC or PDF body, streamed; ≤ 20 MB by default,
     ``TIPLINE_LETTER_PAGE_MAX_BYTES``) to a letter you
     registered. Metadata is stripped; the file is stored encrypted like any attachment."""
     attachment_id = await uploads.attach_letter_page(

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.classification import classifier
 from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import CurrentStaff
@@ -237,7 +238,12 @@ async def receipt_reply(
     """Reply to investigators (text; files go through the web page)."""
     opened = await _open(request, session, runtime, _code(x_receipt_code, body))
     await messages_service.reporter_send(
-        session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=body.text
+        session,
+        clue_id=opened.clue.id,
+        code=opened.code,
+        keys=runtime.keys,
+        name_key=runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL),
+        text=body.text,
     )
     return await _status_out(session, opened)
 

@@ -37,6 +37,17 @@ Choices, per kind:
 - MP4/MOV/3GP: ffmpeg copies only the video and audio streams (no data, subtitle, timed-metadata or cover
   streams: iPhones keep location in those), drops global and per-stream metadata and chapters, writes in
   bit-exact mode (no encoder tag, zero creation times); the codecs are copied, not re-encoded.
+- ODG (drawings): as ODT (the same pre-pass and check; mat2 has an ODG parser).
+- TIFF: mat2 redraws the picture through GdkPixbuf into a new file (no IFD but the image's own survives:
+  no EXIF, GPS, maker notes or serial numbers). A TIFF GdkPixbuf cannot read is sealed.
+- SVG: mat2 redraws it through librsvg onto a new cairo SVG: paths and colours only, no metadata, no
+  ``<script>``, no foreign elements or links. Text becomes outlines (still readable, no longer selectable).
+  An SVG librsvg cannot draw (mat2's ``weird.svg``) is sealed.
+- ZIP, TAR: not here; :mod:`service.attachments.archives` unpacks them and sends every member through this
+  dispatch (or the in-process filters), under limits against zip bombs.
+- EPUB, compressed TAR, ODF formulas: refused at sniffing. mat2 would clean an EPUB's package metadata,
+  but its chapters are HTML (scripts, remote references, file names that carry source paths) shown by a reader
+  application: not a kind a reporter needs badly enough to take that risk.
 - Legacy DOC/XLS: no cleaner this service trusts (tracked changes and authors sit inside the binary
   document stream), so they are sealed.
 """
@@ -60,18 +71,25 @@ MAT2 = "mat2"
 FFMPEG = "ffmpeg"
 
 OOXML_KINDS = frozenset({FileKind.DOCX, FileKind.XLSX, FileKind.PPTX})
-ODF_KINDS = frozenset({FileKind.ODT, FileKind.ODS, FileKind.ODP})
+ODF_KINDS = frozenset({FileKind.ODT, FileKind.ODS, FileKind.ODP, FileKind.ODG})
+REDRAWN_KINDS = frozenset({FileKind.TIFF, FileKind.SVG})  # mat2 draws a new file from the picture
+ARCHIVE_KINDS = frozenset({FileKind.ZIP, FileKind.TAR})  # cleaned member by member in ``archives``
 VIDEO_KINDS = frozenset({FileKind.MP4, FileKind.MOV, FileKind.THREE_GP})
 SEALED_KINDS = frozenset({FileKind.LEGACY_OFFICE})  # accepted, never cleaned: always sealed
-EXTERNAL_KINDS = OOXML_KINDS | ODF_KINDS | VIDEO_KINDS | SEALED_KINDS | {FileKind.PDF, FileKind.HEIC}
+EXTERNAL_KINDS = (
+    OOXML_KINDS | ODF_KINDS | VIDEO_KINDS | SEALED_KINDS | REDRAWN_KINDS | ARCHIVE_KINDS
+    | {FileKind.PDF, FileKind.HEIC}
+)  # fmt: skip
 
 _SUFFIX = {
     FileKind.DOCX: ".docx", FileKind.XLSX: ".xlsx", FileKind.PPTX: ".pptx", FileKind.PDF: ".pdf",
     FileKind.HEIC: ".heic", FileKind.MP4: ".mp4", FileKind.MOV: ".mov", FileKind.THREE_GP: ".3gp",
     FileKind.LEGACY_OFFICE: ".bin", FileKind.ODT: ".odt", FileKind.ODS: ".ods", FileKind.ODP: ".odp",
+    FileKind.ODG: ".odg", FileKind.TIFF: ".tiff", FileKind.SVG: ".svg", FileKind.ZIP: ".zip",
+    FileKind.TAR: ".tar",
 }  # fmt: skip
 _OOXML_KIND = {"docx": FileKind.DOCX, "xlsx": FileKind.XLSX, "pptx": FileKind.PPTX}
-_ODF_KIND = {"odt": FileKind.ODT, "ods": FileKind.ODS, "odp": FileKind.ODP}
+_ODF_KIND = {"odt": FileKind.ODT, "ods": FileKind.ODS, "odp": FileKind.ODP, "odg": FileKind.ODG}
 _FFMPEG_FORMAT = {FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp"}
 
 
@@ -85,6 +103,8 @@ class Uncleanable(Exception):
         "no-cleaner-for-kind": "此类文件（旧版 Office）无可信的元数据清理工具",
         "check-failed": "清理后检查仍发现可识别身份的部分",
         "timeout": "清理超时",
+        "archive-limits": "压缩包超出解压限制（层数、文件数或解压后大小）或无法读取",
+        "archive-member": "压缩包内有无法清理或不允许的文件",
     }
 
     def __init__(self, reason: str) -> None:
@@ -150,7 +170,21 @@ async def clean(kind: FileKind, source: Path, work: Path, note) -> tuple[FileKin
         cleaned = await _mat2(source, work, lightweight=False)
         note("heic:metadata", 1)
         return kind, cleaned
+    if kind in REDRAWN_KINDS:
+        cleaned = await _mat2(source, work, lightweight=False)
+        note(f"{_SUFFIX[kind][1:]}:redrawn", 1)
+        return kind, cleaned
     raise Uncleanable("no-cleaner-for-kind")
+
+
+_READ_CHUNK = 256 * 1024
+
+
+async def read_file(path: Path) -> AsyncIterator[bytes]:
+    """A scratch file's bytes in chunks (blocking reads of a tmpfs file: memory speed, no thread needed)."""
+    with open(path, "rb") as handle:  # noqa: ASYNC230 - a tmpfs file: memory speed
+        while chunk := handle.read(_READ_CHUNK):
+            yield chunk
 
 
 def _environment(work: Path) -> dict[str, str]:

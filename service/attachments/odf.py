@@ -1,4 +1,4 @@
-"""Our pre-pass over OpenDocument packages (ODT, ODS, ODP), for what mat2 0.13 leaves (see ``cleaners``).
+"""Our pre-pass over OpenDocument packages (ODT, ODS, ODP, ODG), for what mat2 0.13 leaves (see ``cleaners``).
 
 mat2 removes ``meta.xml``, thumbnails, tracked changes and LibreOffice's configuration parts, but keeps
 comments (``office:annotation`` with its ``dc:creator`` and ``dc:date``) and ``manifest.rdf`` (RDF
@@ -22,6 +22,7 @@ KINDS = {
     b"application/vnd.oasis.opendocument.text": "odt",
     b"application/vnd.oasis.opendocument.spreadsheet": "ods",
     b"application/vnd.oasis.opendocument.presentation": "odp",
+    b"application/vnd.oasis.opendocument.graphics": "odg",
 }
 _DROP = {
     "odf:rdf-metadata": re.compile(r"^manifest\.rdf$|(^|/)meta\.xml$"),
@@ -50,8 +51,8 @@ def _dropped(name: str) -> str | None:
 
 
 def prepare(source: Path, target: Path, note: Callable[[str, int], None]) -> str:
-    """Write ``source`` without the parts and elements above to ``target``; returns "odt", "ods" or
-    "odp". Raises :class:`NotOfficeDocument` for anything else."""
+    """Write ``source`` without the parts and elements above to ``target``; returns "odt", "ods",
+    "odp" or "odg". Raises :class:`NotOfficeDocument` for anything else."""
     with guarded_open(source) as archive:
         entries = [e for e in archive.infolist() if not e.is_dir()]
         names = {e.filename for e in entries}

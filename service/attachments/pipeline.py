@@ -28,7 +28,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.attachments import cleaners
+from service.attachments import archives, cleaners
 from service.attachments.sanitize import (
     DEFAULT_WHOLE_FILE_LIMIT,
     SanitizeReport,
@@ -300,16 +300,6 @@ async def encrypt_bytes_into_blob(
     )
 
 
-_READ_CHUNK = 256 * 1024
-
-
-async def _read_file(path: Path) -> AsyncIterator[bytes]:
-    # Blocking reads of a tmpfs file: memory speed, no need for a thread per chunk.
-    with open(path, "rb") as handle:  # noqa: ASYNC230 - a tmpfs file: memory speed
-        while chunk := handle.read(_READ_CHUNK):
-            yield chunk
-
-
 async def _store_cleaned(
     kind: FileKind,
     chunks: AsyncIterable[bytes],
@@ -321,8 +311,8 @@ async def _store_cleaned(
     segment_size: int,
     received: Callable[[], int],
 ) -> AttachmentRecord:
-    """Spool to a private tmpfs directory, clean there with mat2 or ffmpeg, encrypt the result; seal the
-    received bytes instead when the file cannot be cleaned with confidence."""
+    """Spool to a private tmpfs directory, clean there (mat2, ffmpeg, archives member by member), encrypt
+    the result; seal the received bytes instead when the file cannot be cleaned with confidence."""
     try:
         async with cleaners.scratch(scratch_dir) as work:
             source = work / f"received{cleaners.suffix(kind)}"
@@ -332,12 +322,12 @@ async def _store_cleaned(
                     handle.write(chunk)
             report = SanitizeReport(kind=kind)
             try:
-                kind, cleaned = await cleaners.clean(kind, source, work, report.note)
+                kind, cleaned = await archives.clean(kind, source, work, report.note)
             except cleaners.Uncleanable as exc:
                 if wrap_sealed_key is None:
                     raise DisallowedFileType(f"cannot be cleaned: {exc.reason}") from None
                 return await _encrypt_into_blob(
-                    _read_file(source),
+                    cleaners.read_file(source),
                     store=store,
                     wrap_key=wrap_sealed_key,
                     segment_size=segment_size,
@@ -348,7 +338,7 @@ async def _store_cleaned(
                 )
             source.unlink()
             return await _encrypt_into_blob(
-                _read_file(cleaned),
+                cleaners.read_file(cleaned),
                 store=store,
                 wrap_key=wrap_key,
                 segment_size=segment_size,

@@ -36,12 +36,12 @@ from service.attachments.pipeline import (
     attachment_binding,
     store_attachment,
 )
-from service.attachments.sniff import DisallowedFileType, FileKind
+from service.attachments.sniff import EXTENSIONS, DisallowedFileType, FileKind
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.platform.blobs import BlobStore, BlobStoreError
-from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
@@ -50,16 +50,6 @@ from service.platform.timeutil import hour_floor, utcnow
 from service.registry import service as registry_service
 
 log = logging.getLogger("tipline.attachments")
-
-_EXTENSIONS = {
-    FileKind.JPEG: "jpg", FileKind.PNG: "png", FileKind.GIF: "gif", FileKind.WEBP: "webp",
-    FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
-    FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
-    FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
-    FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
-    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
-    FileKind.ODP: "odp",
-}  # fmt: skip
 
 
 class AttachmentSealed(DomainError):
@@ -116,7 +106,7 @@ class Download:
 
 def _extension(kind: str) -> str:
     try:
-        return _EXTENSIONS.get(FileKind(kind), "bin")
+        return EXTENSIONS.get(FileKind(kind), "bin")
     except ValueError:
         return "bin"
 
@@ -349,12 +339,50 @@ async def add_attachments(
     files: Sequence[UploadedFile],
     keys: KeyRing,
     actor: str,
+    hour_only: bool = False,
 ) -> list[Attachment]:
     """``stage_attachments``, flushed and audited now."""
     rows, entry = stage_attachments(
-        session, clue_id=clue_id, message_id=message_id, files=files, keys=keys, actor=actor
+        session,
+        clue_id=clue_id,
+        message_id=message_id,
+        files=files,
+        keys=keys,
+        actor=actor,
+        hour_only=hour_only,
     )
     if entry is not None:
         await session.flush()
         await audit_service.record_many(session, [entry])
     return rows
+
+
+async def reseal_uploaded_names(session: AsyncSession, *, keys: KeyRing, actor: str) -> int:
+    """Maintenance: uploaded file names sealed to the CASE key (rows stored before names went to the
+    identity key) are re-sealed to the identity key, and the case-key envelope is replaced, so staff keep
+    only the neutral name ("附件1.docx") and the name the reporter's device gave opens only in a custody
+    release. Needs the case private key (run where it is: ``tipline attachments reseal-names``). A row
+    already under the identity key is left as it is, so a second run changes nothing. One audit entry per
+    clue, with the count only. Returns how many names were re-sealed."""
+    if not keys.can_open("case"):
+        raise Invalid("此操作需要案件私钥", message_en="re-sealing old names needs the case private key")
+    rows = (await session.scalars(select(Attachment).where(Attachment.name.is_not(None)))).all()
+    per_clue: dict[str, int] = {}
+    for row in rows:
+        assert row.name is not None
+        if not Envelope.from_bytes(row.name).key_id.startswith("case-"):
+            continue  # already under the identity key
+        binding = f"attachments/{row.id}/name"
+        row.name = keys.seal_identity(keys.open(row.name, binding), binding)
+        per_clue[row.clue_id] = per_clue.get(row.clue_id, 0) + 1
+    await session.flush()
+    await audit_service.record_many(
+        session,
+        [
+            audit_service.PendingEntry(
+                actor, "attachment.names_resealed", "clue", clue_id, {"attachments": n}
+            )
+            for clue_id, n in sorted(per_clue.items())
+        ],
+    )
+    return sum(per_clue.values())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 import struct
 
 SNIFF_WINDOW = 64 * 1024
@@ -42,6 +43,11 @@ class FileKind(enum.StrEnum):
     ODT = "application/vnd.oasis.opendocument.text"
     ODS = "application/vnd.oasis.opendocument.spreadsheet"
     ODP = "application/vnd.oasis.opendocument.presentation"
+    ODG = "application/vnd.oasis.opendocument.graphics"
+    ZIP = "application/zip"  # a plain archive: each member cleaned by its own kind (``archives``)
+    TAR = "application/x-tar"  # uncompressed, POSIX or GNU: the same as ZIP
+    TIFF = "image/tiff"
+    SVG = "image/svg+xml"
     LEGACY_OFFICE = "application/x-ole-storage"  # provisional; resolved by the sanitizer
     DOC = "application/msword"
     XLS = "application/vnd.ms-excel"
@@ -70,6 +76,18 @@ class FileKind(enum.StrEnum):
             return "video"
         return "document"
 
+
+# The extension of each kind: neutral names shown to staff ("附件1.jpg") and archive members ("1.jpg").
+EXTENSIONS = {
+    FileKind.JPEG: "jpg", FileKind.PNG: "png", FileKind.GIF: "gif", FileKind.WEBP: "webp",
+    FileKind.PDF: "pdf", FileKind.DOCX: "docx", FileKind.XLSX: "xlsx", FileKind.PPTX: "pptx",
+    FileKind.DOC: "doc", FileKind.XLS: "xls", FileKind.MP3: "mp3", FileKind.AAC: "aac", FileKind.M4A: "m4a",
+    FileKind.WAV: "wav", FileKind.AMR: "amr", FileKind.OGG: "ogg", FileKind.TEXT_UTF8: "txt",
+    FileKind.TEXT_GB18030: "txt", FileKind.MP4: "mp4", FileKind.MOV: "mov", FileKind.THREE_GP: "3gp",
+    FileKind.HEIC: "heic", FileKind.LEGACY_OFFICE: "doc", FileKind.ODT: "odt", FileKind.ODS: "ods",
+    FileKind.ODP: "odp", FileKind.ODG: "odg", FileKind.ZIP: "zip", FileKind.TAR: "tar", FileKind.TIFF: "tif",
+    FileKind.SVG: "svg",
+}  # fmt: skip
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"F4A "}
@@ -129,10 +147,14 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
         return FileKind.WAV
     if head.startswith(b"%PDF-"):
         return FileKind.PDF
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return FileKind.TIFF
     if head.startswith(b"PK\x03\x04"):
         return _sniff_odf(head) or _sniff_office_zip(head)
     if head.startswith(_OLE_MAGIC):
         return FileKind.LEGACY_OFFICE
+    if head[257:262] == b"ustar" and _tar_checksum_ok(head[:512]):  # POSIX and GNU headers
+        return FileKind.TAR
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in _M4A_BRANDS:
@@ -155,6 +177,18 @@ def sniff(head: bytes, *, complete: bool = False) -> FileKind:
     if (audio := _mpeg_audio_frame(head)) is not None:
         return audio
     return _sniff_text(head, complete=complete)
+
+
+def _tar_checksum_ok(header: bytes) -> bool:
+    """The header's checksum field (octal) is the sum of its bytes with that field read as spaces: text
+    that merely has "ustar" at offset 257 is not taken for an archive."""
+    if len(header) < 512:
+        return False
+    try:
+        stored = int(header[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:512])
 
 
 def _sniff_after_id3(head: bytes) -> FileKind:
@@ -197,7 +231,7 @@ def _mpeg_audio_frame(data: bytes) -> FileKind | None:
     return FileKind.MP3
 
 
-_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP)}
+_ODF_KINDS = {kind.value.encode(): kind for kind in (FileKind.ODT, FileKind.ODS, FileKind.ODP, FileKind.ODG)}
 
 
 def _sniff_odf(head: bytes) -> FileKind | None:
@@ -212,7 +246,7 @@ def _sniff_odf(head: bytes) -> FileKind | None:
     start = 30 + name_len + extra_len
     kind = _ODF_KINDS.get(head[start : start + size])
     if kind is None:
-        raise DisallowedFileType("OpenDocument kind not accepted")  # drawings, formulas, templates
+        raise DisallowedFileType("OpenDocument kind not accepted")  # formulas, templates, EPUB
     return kind
 
 
@@ -226,6 +260,8 @@ def _sniff_office_zip(head: bytes) -> FileKind:
         return kinds.pop()
     if not kinds and not complete and names and all(name.startswith(_PACKAGE_PARTS) for name in names):
         return FileKind.DOCX  # provisional: the first parts say nothing more; the pre-pass resolves it
+    if not kinds and names:
+        return FileKind.ZIP  # any other archive: its members are sniffed and cleaned one by one
     raise DisallowedFileType("archive is not an office document")
 
 
@@ -256,10 +292,18 @@ def _sniff_text(head: bytes, *, complete: bool) -> FileKind:
             text = decoder.decode(head, final=complete)
         except UnicodeDecodeError:
             continue
+        if _SVG_START.match(text.lstrip("\ufeff \t\r\n")):
+            return FileKind.SVG  # redrawn by mat2 (no script, no metadata survives), or sealed
         if _looks_like_markup(text):
             raise DisallowedFileType("markup is not plain text")
         return kind
     raise DisallowedFileType("undecodable text")
+
+
+# An SVG image: the first element is <svg>, after an XML declaration, comments and a doctype at most.
+_SVG_START = re.compile(
+    r"(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!doctype svg[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]", re.I | re.S
+)
 
 
 def _looks_like_markup(text: str) -> bool:

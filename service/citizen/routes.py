@@ -824,7 +824,13 @@ async def status_reply(request: Request) -> Response:
             return response
         try:
             await messages_service.reporter_send(
-                session, clue_id=opened.clue.id, code=opened.code, keys=runtime.keys, text=text, files=uploads
+                session,
+                clue_id=opened.clue.id,
+                code=opened.code,
+                keys=runtime.keys,
+                name_key=runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL),
+                text=text,
+                files=uploads,
             )
             response = await _status_view(
                 request, session, opened, lang, sent=True, new_code=fields.get("new_code") == "1"

@@ -156,9 +156,24 @@ def mask_personal_data(text: str, spans: list[PersonalDataSpan]) -> str:
 MaskedTexts = pii.MaskedTexts
 
 
-def mask_texts(texts: dict[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
-    """``accused``: the names in the clue's accused field, which stay readable."""
+def mask_texts(texts: dict[str, str | None], accused: pii.Accused = ()) -> MaskedTexts:
+    """``accused``: the names in the clue's accused field, which stay readable (or their keyed digests,
+    :func:`keyed_accused_names`, where the process cannot read the names)."""
     return pii.mask_texts(texts, accused)
+
+
+ACCUSED_NAME_KEY_LABEL = "accused-name"  # runtime.lookup_key(...) for the accused names' digests
+
+
+def accused_name_digests(names: Sequence[str], *, key: bytes) -> bytes | None:
+    """What a clue keeps (``clues.accused_names``) so that later reporter texts keep the accused readable
+    without the case key: keyed digests of the names of the structured accused field; ``None`` if none."""
+    return pii.KeyedNames.of(names, key).dump()
+
+
+def keyed_accused_names(stored: bytes | None, *, key: bytes) -> pii.KeyedNames:
+    """The matcher for :func:`mask_texts` from a clue's ``accused_names`` (``None``: no names kept)."""
+    return pii.KeyedNames.load(stored, key)
 
 
 def load_name_segmenter() -> None:

@@ -8,6 +8,8 @@ Spans refer to the original text; the detector never logs the text or what it fo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -108,7 +110,7 @@ def _in_case_context(text: str, start: int) -> bool:
     return bool(_CASE_CONTEXT.search(text[max(0, start - 8) : start]))
 
 
-def find_personal_data(text: str, accused: Sequence[str] = ()) -> list[PersonalDataSpan]:
+def find_personal_data(text: str, accused: Accused = ()) -> list[PersonalDataSpan]:
     """Personal data in ``text``; ``accused`` are the names of the structured accused field, which stay."""
     # Folding is length-preserving, so positions in ``folded`` are positions in ``text``.
     folded = fold(text)
@@ -391,12 +393,97 @@ def _signature(folded: str) -> list[tuple[int, int]]:
     return found
 
 
-def find_reporter_names(text: str, accused: Sequence[str] = ()) -> list[tuple[int, int]]:
+def find_reporter_names(text: str, accused: Accused = ()) -> list[tuple[int, int]]:
     """Spans of the reporter's own name and of relatives named to identify them; never an accused name."""
     return _reporter_names(fold(text), accused)
 
 
-def _reporter_names(folded: str, accused: Sequence[str]) -> list[tuple[int, int]]:
+# Where the accused names may be split in the structured field ("张三、李四").
+_NAME_SEPARATORS = re.compile(r"[、,，;；/\s]+")
+_MAX_KEYED_NAME = 12  # longest accused name a keyed matcher looks for in a text (Han names are 2-4)
+
+
+@dataclass(frozen=True)
+class KeyedNames:
+    """The accused names as keyed BLAKE2b digests (key: the process's lookup key for accused names), so a
+    process that cannot open the case key (the public side masking a reporter's follow-up) can still tell
+    whether a name in the text is the accused and keep it readable. Without the key the digests answer
+    nothing. ``names``: digests of each folded name; ``parts``: of every substring of two or more
+    characters of each name (a mention of part of the name: "张三" of "张三丰")."""
+
+    key: bytes
+    names: frozenset[bytes]
+    parts: frozenset[bytes]
+
+    @classmethod
+    def of(cls, names: Sequence[str], key: bytes) -> KeyedNames:
+        whole = [fold(n) for name in names for n in _NAME_SEPARATORS.split(name or "") if len(n) >= 2]
+        parts = {n[i:j] for n in whole for i in range(len(n)) for j in range(i + 2, len(n) + 1)}
+        return cls(key, frozenset(_digest(key, n) for n in whole), frozenset(_digest(key, p) for p in parts))
+
+    @classmethod
+    def load(cls, stored: bytes | None, key: bytes) -> KeyedNames:
+        """From :meth:`dump`'s bytes; ``None`` (a clue registered before these were kept): no names."""
+        data = json.loads(stored) if stored else {"n": [], "p": []}
+        return cls(key, frozenset(map(bytes.fromhex, data["n"])), frozenset(map(bytes.fromhex, data["p"])))
+
+    def dump(self) -> bytes | None:
+        if not self.names:
+            return None
+        return json.dumps(
+            {"n": sorted(d.hex() for d in self.names), "p": sorted(d.hex() for d in self.parts)}
+        ).encode()
+
+    def covers(self, candidate: str) -> bool:
+        """The candidate is part of an accused name, or an accused name is part of it."""
+        if _digest(self.key, candidate) in self.parts:
+            return True
+        n = len(candidate)
+        return any(
+            _digest(self.key, candidate[i:j]) in self.names for i in range(n) for j in range(i + 2, n + 1)
+        )
+
+    def occurrences(self, folded: str) -> list[tuple[int, int]]:
+        if not self.names:
+            return []
+        return [
+            (i, j)
+            for i in range(len(folded))
+            for j in range(i + 2, min(i + _MAX_KEYED_NAME, len(folded)) + 1)
+            if _digest(self.key, folded[i:j]) in self.names
+        ]
+
+
+def _digest(key: bytes, text: str) -> bytes:
+    return hashlib.blake2b(
+        text.encode("utf-8"), key=key[:64], digest_size=16, person=b"accused-name"
+    ).digest()
+
+
+@dataclass(frozen=True)
+class _PlainNames:
+    """The accused names in plaintext (intake holds them from the structured field)."""
+
+    names: tuple[str, ...]
+
+    def covers(self, candidate: str) -> bool:
+        return any(candidate in name or name in candidate for name in self.names)
+
+    def occurrences(self, folded: str) -> list[tuple[int, int]]:
+        return [(m.start(), m.end()) for name in self.names for m in re.finditer(re.escape(name), folded)]
+
+
+Accused = Sequence[str] | KeyedNames
+
+
+def _accused(accused: Accused) -> KeyedNames | _PlainNames:
+    if isinstance(accused, KeyedNames):
+        return accused
+    # A one-character "name" (a bare surname) protects nothing: it would shield every reporter so named.
+    return _PlainNames(tuple(fold(name.strip()) for name in accused if name and len(name.strip()) >= 2))
+
+
+def _reporter_names(folded: str, accused: Accused) -> list[tuple[int, int]]:
     spans: set[tuple[int, int]] = set()
     for m in _STRONG_CUE.finditer(folded):
         if found := _after_cue(folded, m.end(), scan=False):
@@ -410,9 +497,8 @@ def _reporter_names(folded: str, accused: Sequence[str]) -> list[tuple[int, int]
     for m in _LEADING_NAME.finditer(folded):
         spans.add((m.start("name"), m.end("name")))
     spans.update(_signature(folded))
-    # A one-character "name" (a bare surname) protects nothing: it would shield every reporter so named.
-    kept = [fold(name.strip()) for name in accused if name and len(name.strip()) >= 2]
-    protected = [(m.start(), m.end()) for name in kept for m in re.finditer(re.escape(name), folded)]
+    kept = _accused(accused)
+    protected = kept.occurrences(folded)
     names = {folded[s:e] for s, e in spans}
     # Every mention of a reporter's name, not only the one after the cue.
     for name in names:
@@ -421,8 +507,7 @@ def _reporter_names(folded: str, accused: Sequence[str]) -> list[tuple[int, int]
     return sorted(
         (s, e)
         for s, e in spans
-        if not any(s < pe and ps < e for ps, pe in protected)
-        and not any(folded[s:e] in name or name in folded[s:e] for name in kept)
+        if not any(s < pe and ps < e for ps, pe in protected) and not kept.covers(folded[s:e])
     )
 
 
@@ -472,10 +557,11 @@ class MaskedTexts:
     originals: dict[str, str]
 
 
-def mask_texts(texts: Mapping[str, str | None], accused: Sequence[str] = ()) -> MaskedTexts:
+def mask_texts(texts: Mapping[str, str | None], accused: Accused = ()) -> MaskedTexts:
     """Mask each reporter-written text by name: the report body, a follow-up, an operator's record, a
     call-back instruction. One rule for every channel and every later addition. ``accused`` are the
-    names the reporter reports on (the structured field): they stay readable."""
+    names the reporter reports on (the structured field), or their :class:`KeyedNames` where the names
+    cannot be read: they stay readable."""
     masked: dict[str, str | None] = {}
     originals: dict[str, str] = {}
     for name, text in texts.items():

@@ -55,7 +55,8 @@ INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("id", "clue_id", "code_hash", "created_at", "read_aloud", "revoked_at"),
         ("revoked_at",),
     ),
-    "clues": ("id", ("id", "status", "assignee_id", "channel", "real_name"), ()),
+    # real_name and the keyed accused-name digests: a follow-up's time and masking (messages.reporter_send).
+    "clues": ("id", ("id", "status", "assignee_id", "channel", "real_name", "accused_names"), ()),
     "messages": ("clue_id", ("id", "clue_id", "direction", "reporter_copy", "created_at"), ()),
     # blob_id and reporter_key: a file staff sent to the reporter, downloaded with the reporter key
     "attachments": (

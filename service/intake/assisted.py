@@ -37,6 +37,7 @@ from service.platform.errors import Invalid, NotFound
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry.additions import ClueAddition
+from service.registry.models import Clue
 
 CALL_RECORD = "call_record"
 OPERATOR_ADDITION = "operator_addition"
@@ -187,7 +188,13 @@ async def _add(
     (the originals go under the identity key); the caller's own copy keeps them as said."""
     addition_id = new_id()
     plaintext = _json(content)
-    masked = classifier.mask_texts({name: content.get(name) for name in reporter_written})
+    accused_names = await session.scalar(select(Clue.accused_names).where(Clue.id == clue_id))
+    masked = classifier.mask_texts(
+        {name: content.get(name) for name in reporter_written},
+        accused=classifier.keyed_accused_names(
+            accused_names, key=runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)
+        ),
+    )
     identity = (
         runtime.keys.seal_identity(_json(masked.originals), addition_identity_binding(addition_id))
         if masked.originals

@@ -146,6 +146,9 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         classification=sealed["classification"],
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
         accused_key=search.accused_index(runtime, submission.accused),
+        accused_names=classifier.accused_name_digests(
+            [submission.accused.get("name") or ""], key=runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)
+        ),
         accused_unit_name=submission.accused.get("unit"),
         categories=tuple(result.labels),
         needs_triage=result.needs_triage,

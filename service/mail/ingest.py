@@ -53,7 +53,7 @@ from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, W
 from service.attachments.service import UploadedFile
 from service.attachments.sniff import DisallowedFileType
 from service.audit import service as audit_service
-from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR
+from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR, PendingEntry
 from service.classification import classifier
 from service.intake.service import Submission, SubmittedTip
 from service.mail.parse import ParsedMail, parse_message
@@ -68,7 +68,7 @@ from service.notify import service as notify_service
 from service.platform.blobs import BlobStore, LocalBlobStore
 from service.platform.db import new_id
 from service.platform.runtime import Runtime
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import hour_floor, utcnow
 from service.platform.workers import WorkerPool, WorkerUnavailable, default_worker_count
 
 log = logging.getLogger("tipline.mail")
@@ -257,7 +257,7 @@ class MailIngest:
 
     async def _report(self, raw: bytes, prepared: _Prepared, key: str) -> str:
         runtime = self.runtime
-        now = utcnow()
+        now = hour_floor(utcnow())  # received mail keeps the hour only, as an anonymous report does
         parsed, stored = prepared.parsed, prepared.stored
         try:
             submission = Submission(
@@ -320,6 +320,7 @@ class MailIngest:
             files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
+            hour_only=True,
         )
         entries = [entry] if entry is not None else []
         if notify_service.relay_configured(runtime):
@@ -345,7 +346,7 @@ class MailIngest:
         clue_id: str | None = None,
     ) -> ReceivedMail:
         return ReceivedMail(
-            id=new_id(),
+            id=new_id(hour_only=True),
             dedupe_key=key,
             kind=parsed.kind,
             reason=(parsed.kind_reason or "")[:120],
@@ -385,7 +386,7 @@ class MailIngest:
     async def _commit_other(self, raw: bytes, parsed: ParsedMail, key: str) -> str:
         """Filtered or quarantined mail: no tip, so one transaction of its own."""
         runtime = self.runtime
-        now = utcnow()
+        now = hour_floor(utcnow())  # received mail keeps the hour only, as an anonymous report does
         async with runtime.session_factory() as session:
             try:
                 row = await self._claim(
@@ -408,13 +409,14 @@ class MailIngest:
                     row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
                 await session.flush()
                 if row.outcome == QUARANTINED:
-                    await audit_service.record(
+                    quarantined = {"size": row.size}
+                    await audit_service.record_many(
                         session,
-                        actor=SYSTEM_ACTOR,
-                        action="mail.quarantined",
-                        object_type="mail",
-                        object_id=row.id,
-                        details={"size": row.size},
+                        [
+                            PendingEntry(
+                                SYSTEM_ACTOR, "mail.quarantined", "mail", row.id, quarantined, hour_only=True
+                            )
+                        ],
                     )
                     await notify_service.notify_supervisors(
                         session, runtime=runtime, event="mail_quarantined", path="/api/v1/mail/quarantine"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments import documents
@@ -23,7 +23,7 @@ from service.attachments import service as attachments_service
 from service.attachments.models import Attachment
 from service.attachments.pipeline import attachment_binding
 from service.audit import service as audit_service
-from service.audit.service import PUBLIC_ACTOR
+from service.audit.service import PUBLIC_ACTOR, PendingEntry
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.classification import classifier
@@ -34,8 +34,9 @@ from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Configured
-from service.platform.timeutil import utcnow
+from service.platform.timeutil import as_utc, hour_floor, utcnow
 from service.registry import service as registry_service
+from service.registry.models import Clue
 
 MAX_MESSAGE_CHARS = 10_000
 
@@ -325,22 +326,45 @@ async def reporter_list(session: AsyncSession, *, clue_id: str, code: str) -> li
     return views
 
 
+async def _reporter_stamp(session: AsyncSession, clue_id: str) -> datetime:
+    """When an anonymous reporter's message arrived, kept as for their first report: the hour
+    (``hour_floor``), but never before the thread's last message, so the conversation keeps its order (a
+    reply still follows the question it answers, which the order shows anyway: nothing finer is told)."""
+    last = await session.scalar(select(func.max(Message.created_at)).where(Message.clue_id == clue_id))
+    stamp = hour_floor(utcnow())
+    return stamp if last is None or as_utc(last) < stamp else as_utc(last) + timedelta(microseconds=1)
+
+
 async def reporter_send(
     session: AsyncSession,
     *,
     clue_id: str,
     code: str,
     keys: KeyRing,
+    name_key: bytes,
     text: str,
     files: Sequence[attachments_service.UploadedFile] = (),
 ) -> MessageView:
+    """A receipt holder's message. ``name_key``: ``runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)``,
+    which opens the clue's keyed accused names, so the accused stays readable while the reporter's own
+    name is masked (this process cannot open the case key where the names are)."""
     text = clean_text(text) if (text or "").strip() or not files else (text or "").strip()
     await ensure_reporter_key(session, clue_id=clue_id, code=code)
+    real_name, accused_names = (
+        await session.execute(select(Clue.real_name, Clue.accused_names).where(Clue.id == clue_id))
+    ).one()
+    anonymous = not real_name
     message = Message(
-        id=new_id(), clue_id=clue_id, direction=FROM_REPORTER, author_id=None, created_at=utcnow()
+        id=new_id(hour_only=anonymous),
+        clue_id=clue_id,
+        direction=FROM_REPORTER,
+        author_id=None,
+        created_at=await _reporter_stamp(session, clue_id) if anonymous else utcnow(),
     )
     # The reporter's words are masked for staff like the first report; the original is an identity detail.
-    masked = classifier.mask_texts({"text": text})
+    masked = classifier.mask_texts(
+        {"text": text}, accused=classifier.keyed_accused_names(accused_names, key=name_key)
+    )
     if masked.originals:
         message.identity = keys.seal_identity(
             json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"), identity_binding(message.id)
@@ -348,16 +372,19 @@ async def reporter_send(
     await _seal_both(session, message=message, text=text, keys=keys, staff_text=masked.texts["text"])
     session.add(message)
     await session.flush()
-    await audit_service.record(
+    received = {"message_id": message.id, "attachments": len(files)}
+    await audit_service.record_many(
         session,
-        actor=PUBLIC_ACTOR,
-        action="message.received",
-        object_type="clue",
-        object_id=clue_id,
-        details={"message_id": message.id, "attachments": len(files)},
+        [PendingEntry(PUBLIC_ACTOR, "message.received", "clue", clue_id, received, hour_only=anonymous)],
     )
     rows = await attachments_service.add_attachments(
-        session, clue_id=clue_id, message_id=message.id, files=files, keys=keys, actor=PUBLIC_ACTOR
+        session,
+        clue_id=clue_id,
+        message_id=message.id,
+        files=files,
+        keys=keys,
+        actor=PUBLIC_ACTOR,
+        hour_only=anonymous,
     )
     infos = tuple(AttachmentInfo(r.id, r.kind, r.size) for r in rows)
     return MessageView(message.id, FROM_REPORTER, text, message.created_at, None, infos)

@@ -44,6 +44,9 @@ class Clue(Base):
     identity: Mapped[bytes | None] = mapped_column(LargeBinary)  # identity key: submitter, unmasked text
     # Keyed hash of the accused person's normalised name and unit: links repeat reports without plaintext.
     accused_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Keyed digests of the accused names (``classifier.accused_name_digests``): later reporter texts keep
+    # the accused readable where the case key cannot be opened. NULL for clues registered before 0028.
+    accused_names: Mapped[bytes | None] = mapped_column(LargeBinary)
     accused_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)
 
     handling_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)

@@ -52,6 +52,7 @@ class NewClue:
     needs_triage: bool
     taxonomy_version: str
     due_at: datetime | None = None  # a superior's deadline; otherwise the disposal-proposal limit
+    accused_names: bytes | None = None  # keyed digests of the accused names (see ``Clue.accused_names``)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def register_clues(
             "classification": new.classification,
             "identity": new.identity,
             "accused_key": new.accused_key,
+            "accused_names": new.accused_names,
             "accused_unit_name": normalise_unit_name(new.accused_unit_name or ""),
         }
         for new, year in zip(news, years, strict=True)

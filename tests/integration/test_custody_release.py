@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
+from service.classification import classifier
 from service.custody import service as custody
 from service.custody.ceremony import Custodian, init_keys, rotate_keys
 from service.custody.models import CustodyRequest
@@ -387,10 +388,16 @@ async def test_release_includes_the_originals_of_later_reporter_texts(harness: H
             clue_id=tip.clue_id,
             code=tip.receipt,
             keys=world.keys,
+            name_key=world.runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL),
             text="我电话13900000002，随时找我。",
         )
         await messages_service.reporter_send(
-            session, clue_id=tip.clue_id, code=tip.receipt, keys=world.keys, text="没有别的补充了。"
+            session,
+            clue_id=tip.clue_id,
+            code=tip.receipt,
+            keys=world.keys,
+            name_key=world.runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL),
+            text="没有别的补充了。",
         )
         row = await custody.request_release(
             session,

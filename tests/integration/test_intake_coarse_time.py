@@ -1,7 +1,8 @@
 """Coarse time for anonymous reports: what is stored and shown about when an anonymous report arrived says no
 more than the hour — its times, its row ids, its receipt and reporter key, its audit entries, what the API and
 the ledger show — and the reports of one group commit are registered in no particular order. A real-name
-report keeps its exact time."""
+report keeps its exact time. The same rule holds for an anonymous reporter's follow-up messages and for
+received mail; staff-written rows keep exact times."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
 from service.intake import service as intake_service
 from service.intake.models import Receipt
-from service.messages.models import ReporterKey
-from service.platform.timeutil import as_utc, utcnow
+from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
+from service.platform.timeutil import as_utc, hour_floor, utcnow
 from service.registry.models import Clue
 from tests.helpers.app import auth, unique
 
@@ -134,3 +136,91 @@ async def test_one_batch_is_registered_in_no_particular_order(harness) -> None: 
     await asyncio.gather(*(runtime.intake.register(p, also=hook(i)) for i, p in enumerate(more)))
     assert sorted(called) == list(range(24))
     assert called != list(range(24))
+
+
+async def _tip(harness, anonymous: bool) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    body = {"text": "派出所民警收了红包，案子压着不立。", "anonymous": anonymous}
+    if not anonymous:
+        body["submitter"] = {"name": "王五", "phone": "13900139000"}
+    response = await harness.client.post("/api/v1/tips", json=body)
+    assert response.status_code == 201, response.text
+    number = response.json()["registry_number"]
+    async with harness.runtime.session_factory() as session:
+        clue_id = await session.scalar(select(Clue.id).where(Clue.registry_number == number))
+    return clue_id, response.json()["receipt"]
+
+
+async def _reporter_says(harness, code: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    sent = await harness.client.post(
+        "/api/v1/receipt/messages", json={"text": text}, headers={"X-Receipt-Code": code}
+    )
+    assert sent.status_code == 201, sent.text
+
+
+async def test_an_anonymous_reporters_follow_ups_keep_only_the_hour(harness) -> None:  # type: ignore[no-untyped-def]
+    """Follow-up messages of an anonymous reporter (and their audit entries) keep the hour, as the first
+    report does; a reply is never stamped before the staff message it answers, so the thread keeps its
+    order; staff messages keep their exact time."""
+    clue_id, code = await _tip(harness, anonymous=True)
+    await _reporter_says(harness, code, "补充一下：是上个月的事。")
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"])
+    asked = await harness.client.post(
+        f"/api/v1/clues/{clue_id}/messages", json={"text": "请补充具体地点。"}, headers=auth(supervisor)
+    )
+    assert asked.status_code == 201, asked.text
+    await _reporter_says(harness, code, "在他办公室。")
+    async with harness.runtime.session_factory() as session:
+        messages = list(
+            await session.scalars(
+                select(Message).where(Message.clue_id == clue_id).order_by(Message.created_at)
+            )
+        )
+        received = list(
+            await session.scalars(
+                select(AuditEntry.at).where(
+                    AuditEntry.object_id == clue_id, AuditEntry.action == "message.received"
+                )
+            )
+        )
+    first, question, answer = messages
+    assert [m.direction for m in messages] == [FROM_REPORTER, TO_REPORTER, FROM_REPORTER]
+    assert _on_the_hour(first.created_at) and _id_millis(first.id) % HOUR_MS == 0
+    assert not _on_the_hour(question.created_at)  # staff-written: exact (1 in 3.6e9 to be on the hour)
+    # The answer: the hour, or just after the question when that came later in the same hour.
+    stamp = as_utc(answer.created_at)
+    assert stamp == max(hour_floor(stamp), as_utc(question.created_at) + timedelta(microseconds=1))
+    assert _id_millis(answer.id) % HOUR_MS == 0
+    assert len(received) == 2 and all(at.endswith(":00:00.000000Z") for at in received)
+    thread = await harness.client.get(f"/api/v1/clues/{clue_id}/messages", headers=auth(supervisor))
+    assert [m["text"] for m in thread.json()][1:] == ["请补充具体地点。", "在他办公室。"]
+
+
+async def test_a_real_name_reporters_follow_up_keeps_its_exact_time(harness) -> None:  # type: ignore[no-untyped-def]
+    clue_id, code = await _tip(harness, anonymous=False)
+    before = utcnow()
+    await _reporter_says(harness, code, "补充一下：是上个月的事。")
+    async with harness.runtime.session_factory() as session:
+        (message,) = (await session.scalars(select(Message).where(Message.clue_id == clue_id))).all()
+    assert abs(as_utc(message.created_at) - before) < timedelta(seconds=30)
+    assert not _on_the_hour(message.created_at)
+
+
+async def test_received_mail_keeps_only_the_hour(harness) -> None:  # type: ignore[no-untyped-def]
+    """The received-mail row, its attachment rows and a filtered mail's expiry keep the hour."""
+    from service.mail.ingest import MailIngest
+    from tests.helpers.mail import PNG, mail, row_for
+
+    report = mail(unique("举报某局局长收钱"), attachment=PNG)
+    auto_reply = mail("我正在休假。", subject="自动回复", headers="Auto-Submitted: auto-replied\r\n")
+    assert await MailIngest(harness.runtime)(report) == "clue"
+    assert await MailIngest(harness.runtime)(auto_reply) == "filtered"
+    row, filtered = await row_for(harness, report), await row_for(harness, auto_reply)
+    assert row is not None and filtered is not None and filtered.expires_at is not None
+    for stored in (row, filtered):
+        assert _on_the_hour(stored.received_at) and _id_millis(stored.id) % HOUR_MS == 0
+    assert _on_the_hour(filtered.expires_at)
+    async with harness.runtime.session_factory() as session:
+        (attachment,) = (
+            await session.scalars(select(Attachment).where(Attachment.clue_id == row.clue_id))
+        ).all()
+    assert _on_the_hour(attachment.created_at) and _id_millis(attachment.id) % HOUR_MS == 0

@@ -31,3 +31,40 @@ async def test_reporter_names_masked_accused_name_readable(harness: Harness) -> 
     assert "李建国" not in shown and "张小明" not in shown, shown
     assert shown.count("［姓名］") == 3, shown
     assert shown.count(accused) == 2 and "王海涛" in shown and "城关派出所" in shown, shown
+
+
+async def test_accused_name_readable_in_a_follow_up_reporter_name_masked(harness: Harness) -> None:
+    """The public side masks a follow-up without the case key: the clue's keyed accused-name digests
+    (``clues.accused_names``) keep the accused readable for the assigned investigator."""
+    from sqlalchemy import select
+
+    from service.registry.models import Clue
+    from tests.helpers.registry import step
+
+    world = await make_world(harness)
+    accused = "孙立军"
+    response = await harness.client.post(
+        "/api/v1/tips",
+        json={
+            "text": f"城关派出所所长{accused}收受赌场老板好处。{unique('编号')}",
+            "accused": {"name": accused, "unit": world.accused_unit_name},
+        },
+    )
+    assert response.status_code == 201, response.text
+    number, code = response.json()["registry_number"], response.json()["receipt"]
+    async with harness.runtime.session_factory() as session:
+        clue = await session.scalar(select(Clue).where(Clue.registry_number == number))
+    assert clue is not None and clue.accused_names and accused.encode() not in clue.accused_names
+    assert (await step(harness, clue.id, world.supervisor[1], "triage")).status_code == 201
+    sent = await harness.client.post(
+        "/api/v1/receipt/messages",
+        json={"text": f"我是{accused}的邻居，我叫王秀英。{accused}昨天又收了钱。"},
+        headers={"X-Receipt-Code": code},
+    )
+    assert sent.status_code == 201, sent.text
+    thread = await harness.client.get(
+        f"/api/v1/clues/{clue.id}/messages", headers=auth(world.investigator[1])
+    )
+    assert thread.status_code == 200, thread.text
+    (shown,) = [m["text"] for m in thread.json()]
+    assert shown.count(accused) == 2 and "王秀英" not in shown and "［姓名］" in shown, shown

@@ -359,3 +359,162 @@ async def test_odt_comments_revisions_and_metadata_removed(scratch: Path) -> Non
 
     content = "".join(ElementTree.fromstring(archive.read("content.xml")).itertext())  # noqa: S314 - ours
     assert "举报内容" in content and "删去一句" not in content and "my comment" not in content
+
+
+# --- Archives cleaned member by member; TIFF, SVG and ODG through mat2 --------------------------------------
+
+
+def _zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, body in members:
+            archive.writestr(name, body)
+        archive.comment = dirty.AUTHOR.encode()
+    return buffer.getvalue()
+
+
+async def test_zip_members_cleaned_recursively_under_neutral_names(scratch: Path) -> None:
+    names = ["C:/Users/canaryzw/张三的举报.docx", "张三/IMG_0001.jpg", "说明.txt", "旧照片.zip", "Canary.pdf"]
+    inner = _zip([("张三/子目录/Canary照片.jpg", dirty.exif_jpeg())])
+    bodies = [dirty.dirty_docx(), dirty.exif_jpeg(), "举报说明，见附件。".encode(), inner, dirty.dirty_pdf()]
+    original = _zip(list(zip(names, bodies, strict=True)))
+    canaries = (*dirty.CANARIES, "张三")
+    assert findings(original, suffix=".zip", canaries=canaries)  # the oracle sees the planted values
+    record, out = await clean(original, scratch, wrap_sealed_key=identity_wrap)
+    assert record.kind is FileKind.ZIP and record.sealed_reason is None
+    assert findings(out, suffix=".zip", canaries=canaries) == []
+    archive = zipfile.ZipFile(io.BytesIO(out))
+    assert archive.namelist() == ["1.docx", "2.jpg", "3.txt", "4.zip", "5.pdf"] and archive.comment == b""
+    assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert archive.read("3.txt") == "举报说明，见附件。".encode()  # content stays
+    assert zipfile.ZipFile(io.BytesIO(archive.read("4.zip"))).namelist() == ["1.jpg"]
+    assert "zip:members=6" in record.removed_metadata and "jpeg:APP1/Exif=2" in record.removed_metadata
+    assert all("张三" not in label and "Canary" not in label for label in record.removed_metadata)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["ratio-bomb", "too-deep", "uncleanable-member", "refused-member", "encrypted-member", "lying-header"],
+)
+async def test_zip_that_cannot_be_cleaned_is_sealed_whole(scratch: Path, case: str) -> None:
+    legacy = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + dirty.AUTHOR.encode()
+    data = {
+        "ratio-bomb": lambda: _zip([("a.txt", b"ok"), ("bomb.txt", bytes(64 * 1024 * 1024))]),
+        "too-deep": lambda: _zip([("1.zip", _zip([("2.zip", _zip([("3.jpg", dirty.exif_jpeg())]))]))]),
+        "uncleanable-member": lambda: _zip([("photo.jpg", dirty.exif_jpeg()), ("old.doc", legacy)]),
+        "refused-member": lambda: _zip([("run.exe", b"MZ\x90\x00" + bytes(200))]),
+        "encrypted-member": lambda: _encrypted_flag(_zip([("a.txt", b"hello")], zipfile.ZIP_STORED)),
+        "lying-header": lambda: _lying(_zip([("a.txt", b"x" * 5000)], zipfile.ZIP_STORED)),
+    }[case]()
+    reason = {"uncleanable-member": "archive-member", "refused-member": "archive-member"}.get(
+        case, "encrypted-member" in case and "archive-member" or "archive-limits"
+    )
+    record, out = await clean(data, scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == reason and record.wrapped_key.startswith(b"ID") and out == b""
+    assert record.kind is FileKind.ZIP and record.removed_metadata == ()
+    assert os.listdir(scratch) == []  # every member's plaintext went with the scratch directory
+    with pytest.raises(DisallowedFileType):  # without the identity key on offer: refused, never passed
+        await clean(data, scratch)
+
+
+def _encrypted_flag(data: bytes) -> bytes:
+    """Set the "encrypted" bit in every header (the content cannot be inspected, whatever it is)."""
+    out = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = out.find(signature)
+        while at != -1:
+            out[at + offset] |= 0x01
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def _lying(data: bytes) -> bytes:
+    """Declare a member's size smaller than what it expands to (both headers)."""
+    out = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = out.find(signature)
+        out[at + offset : at + offset + 4] = (100).to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("name", ["dirty.tiff", "clean.tif", "dirty.svg", "dirty.odg"])
+async def test_tiff_svg_odg_of_the_corpus_cleaned_by_mat2(scratch: Path, name: str) -> None:
+    original = conformance_file(name, CORPUS).read_bytes()
+    suffix = Path(name).suffix
+    record, out = await clean(original, scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason is None, record.sealed_reason
+    assert (
+        findings(out, suffix=suffix, canaries=("jvoisin", "Julien Voisin", "000741709798", "OLYMPUS")) == []
+    )
+    if suffix == ".svg":
+        assert out.lstrip().startswith(b"<?xml") and b"<svg" in out and b"<metadata" not in out
+    if suffix.startswith(".tif"):
+        assert out[:4] in (b"II*\x00", b"MM\x00*")
+
+
+async def test_svg_script_and_metadata_do_not_survive_and_undrawable_svg_is_sealed(scratch: Path) -> None:
+    svg = (
+        '<?xml version="1.0"?>'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" viewBox="0 0 20 20">'
+        f"<metadata><author>{dirty.AUTHOR}</author></metadata><title>{dirty.COMPANY}</title>"
+        f"<script>alert('{dirty.JS}')</script><a href='file:///{dirty.USER_PATH}'>"
+        '<rect width="10" height="10" fill="red"/></a></svg>'
+    ).encode()
+    record, out = await clean(svg, scratch, wrap_sealed_key=identity_wrap)
+    assert record.kind is FileKind.SVG and record.sealed_reason is None
+    assert findings(out, suffix=".svg", canaries=dirty.CANARIES) == []
+    assert b"<script" not in out and b"href" not in out and b"<path" in out  # drawn anew
+    weird = conformance_file("weird.svg", CORPUS).read_bytes()  # librsvg cannot draw it
+    record, out = await clean(weird, scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "cleaner-failed" and out == b""
+
+
+async def test_zip_gets_one_timeout_for_all_its_members(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cleaners, "CLEAN_TIMEOUT_SECONDS", -1)  # the archive's time is already used up
+    record, out = await clean(_zip([("a.txt", b"hello")]), scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "timeout" and out == b"" and os.listdir(scratch) == []
+
+
+def _tar(members: list[tuple[str, bytes]], *, link: bool = False) -> bytes:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.uname, info.gname, info.mtime = (
+                len(body),
+                "canaryzw",
+                "Canary Bureau",
+                1_700_000_000,
+            )
+            archive.addfile(info, io.BytesIO(body))
+        if link:
+            info = tarfile.TarInfo("passwd")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+async def test_tar_members_cleaned_under_neutral_names_and_links_seal_it(scratch: Path) -> None:
+    import tarfile
+
+    names = ["home/canaryzw/张三的举报.docx", "张三/IMG_0001.jpg", "nested.zip"]
+    bodies = [dirty.dirty_docx(), dirty.exif_jpeg(), _zip([("Canary.jpg", dirty.exif_jpeg())])]
+    original = _tar(list(zip(names, bodies, strict=True)))
+    canaries = (*dirty.CANARIES, "张三")
+    assert findings(original, suffix=".tar", canaries=canaries)
+    record, out = await clean(original, scratch, wrap_sealed_key=identity_wrap)
+    assert record.kind is FileKind.TAR and record.sealed_reason is None
+    assert findings(out, suffix=".tar", canaries=canaries) == []
+    archive = tarfile.open(fileobj=io.BytesIO(out))
+    assert archive.getnames() == ["1.docx", "2.jpg", "3.zip"]
+    assert {(m.uname, m.gname, m.mtime, m.uid) for m in archive.getmembers()} == {("", "", 0, 0)}
+    inner = archive.extractfile("2.jpg").read()  # type: ignore[union-attr]
+    assert findings(inner, suffix=".jpg", canaries=canaries) == []
+    assert "tar:members=3" in record.removed_metadata and "zip:members=1" in record.removed_metadata
+    record, out = await clean(_tar([("a.txt", b"hello")], link=True), scratch, wrap_sealed_key=identity_wrap)
+    assert record.sealed_reason == "archive-member" and out == b""
+    assert os.listdir(scratch) == []

@@ -117,7 +117,7 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
         b"<!DOCTYPE html><html><body>hi</body></html>",
         b"  <html><script>alert(1)</script>",
         b"hello <script>alert(1)</script>",
-        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        b"<html><body><svg xmlns='http://www.w3.org/2000/svg'/></body></html>",  # a page, not an image
         b"",
         b"text with a \x00 NUL",
         b"\x00\x00\x00\x18ftypavif\x00\x00",  # AVIF: no cleaner for it
@@ -145,14 +145,43 @@ def test_sniff_office_zip_in_any_part_order() -> None:
         sniff(zip_of({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"x"}))
 
 
-def test_sniff_rejects_zip_that_is_not_office() -> None:
-    # A bomb-ish archive: one highly compressible entry, no office structure.
+def test_sniff_plain_zip_and_new_image_kinds() -> None:
+    # Any archive that is not an office package is a ZIP: its members are cleaned one by one, under the
+    # zip-bomb limits of ``archives`` (a bomb is sealed there, never expanded: test_attachments_cleaners).
     bomb = zip_of({"bomb.txt": bytes(20 * 1024 * 1024)})
     assert len(bomb) < 100_000
-    with pytest.raises(DisallowedFileType):
-        sniff(bomb[:65536])
-    with pytest.raises(DisallowedFileType):
+    assert sniff(bomb[:65536]) is FileKind.ZIP
+    with pytest.raises(DisallowedFileType):  # two office kinds at once: neither
         sniff(zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"x", "xl/x.xml": b"y"}))
+    assert sniff(b"II*\x00\x08\x00\x00\x00" + bytes(32)) is FileKind.TIFF
+    assert sniff(b"MM\x00*\x00\x00\x00\x08" + bytes(32)) is FileKind.TIFF
+    for svg in (
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        b'<?xml version="1.0"?>\n<!-- Created with Inkscape -->\n'
+        b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">\n<svg\n width="1">',
+    ):
+        assert sniff(svg, complete=True) is FileKind.SVG
+    assert sniff(_package(b"application/vnd.oasis.opendocument.graphics")) is FileKind.ODG
+    import tarfile
+
+    for tar_format in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tar_format) as archive:
+            archive.addfile(tarfile.TarInfo("a.txt"), io.BytesIO(b""))
+        assert sniff(buf.getvalue(), complete=True) is FileKind.TAR
+    text = ("x" * 257 + "ustar and more plain text " * 20).encode()  # "ustar" where a header has it
+    assert sniff(text, complete=True) is FileKind.TEXT_UTF8
+    with pytest.raises(DisallowedFileType):  # EPUB: chapters are HTML (see cleaners)
+        sniff(_package(b"application/epub+zip"))
+
+
+def _package(mimetype: bytes) -> bytes:
+    """An ODF or EPUB package: the ``mimetype`` part first and stored."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("mimetype", mimetype, zipfile.ZIP_STORED)
+        archive.writestr("content.xml", b"x", zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
 
 
 @pytest.mark.parametrize("step", [1, 7, 1000, 10**9])

@@ -141,3 +141,31 @@ if __name__ == "__main__":
     everything = _load()
     for half in ("dev", "test"):
         print(half, score([item for item in everything if item["split"] == half]))
+
+
+def test_keyed_accused_names_keep_what_the_names_keep() -> None:
+    """A follow-up is masked where the accused names cannot be read: their keyed digests (what a clue keeps
+    in ``accused_names``) give the same spans as the names on every item of the labelled set; with another
+    key (a database copy without the lookup secret) they protect nothing, and the digests hold no name."""
+    key, other = b"k" * 32, b"o" * 32
+    for item in _load():
+        text, names = item["text"], item["accused"]
+        stored = classifier.accused_name_digests(names, key=key)
+        plain = classifier.find_personal_data(text, accused=names)
+        assert (
+            classifier.find_personal_data(text, accused=classifier.keyed_accused_names(stored, key=key))
+            == plain
+        )
+        assert stored is None or not any(name.encode() in stored for name in names)
+    # Where the exception matters (the accused named right after a self-identification cue), the key does.
+    text, names = "我是赵建国的邻居，赵建国收了钱。我叫李明。", ["赵建国、钱某"]
+    stored = classifier.accused_name_digests(names, key=key)
+    kept = classifier.mask_texts({"t": text}, accused=classifier.keyed_accused_names(stored, key=key)).texts[
+        "t"
+    ]
+    lost = classifier.mask_texts(
+        {"t": text}, accused=classifier.keyed_accused_names(stored, key=other)
+    ).texts["t"]
+    assert kept.count("赵建国") == 2 and "李明" not in kept, kept
+    assert "赵建国" not in lost, lost
+    assert classifier.keyed_accused_names(None, key=key).dump() is None  # a clue from before: no names
