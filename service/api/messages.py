@@ -273,7 +273,7 @@ async def receipt_objection(
         real_name=opened.clue.real_name,
         status=opened.clue.status,
         code=opened.code,
-        keys=runtime.keys,
+        sealing=runtime,
         text=body.text,
     )
     return await _status_out(session, opened)

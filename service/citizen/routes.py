@@ -948,7 +948,7 @@ async def status_objection(request: Request) -> Response:
                     real_name=opened.clue.real_name,
                     status=opened.clue.status,
                     code=opened.code,
-                    keys=runtime.keys,
+                    sealing=runtime,
                     text=text,
                 )
             except DomainError as exc:  # refused before anything was written (contact.reporter_object)

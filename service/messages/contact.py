@@ -38,7 +38,7 @@ from service.messages.service import clean_text, ensure_reporter_key
 from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
-from service.platform.runtime import Configured
+from service.platform.runtime import Configured, Sealing
 from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import deadlines, lifecycle
 from service.registry import service as registry_service
@@ -89,15 +89,21 @@ def identity_binding(table: str, row_id: str) -> str:
     return _binding(table, row_id, "identity")
 
 
-def _masked(keys: KeyRing, text: str, table: str, row_id: str) -> tuple[bytes, bytes | None]:
+async def _masked(
+    session: AsyncSession, sealing: Sealing, clue_id: str, text: str, table: str, row_id: str
+) -> tuple[bytes, bytes | None]:
     """Reporter words: the masked text for staff (case key) and, if masking changed it, the original
-    (identity key)."""
-    masked = classifier.mask_texts({"text": text})
+    (identity key). The accused stays readable through the clue's keyed name digests, as in follow-ups."""
+    stored = await session.scalar(select(Clue.accused_names).where(Clue.id == clue_id))
+    accused = classifier.keyed_accused_names(
+        stored, key=sealing.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)
+    )
+    masked = classifier.mask_texts({"text": text}, accused=accused)
     staff_text = masked.texts["text"] or ""
     field = "note" if table == "clue_follow_ups" else "statement"
-    sealed = keys.seal_case(staff_text.encode("utf-8"), _binding(table, row_id, field))
+    sealed = sealing.keys.seal_case(staff_text.encode("utf-8"), _binding(table, row_id, field))
     original = (
-        keys.seal_identity(
+        sealing.keys.seal_identity(
             json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"),
             identity_binding(table, row_id),
         )
@@ -207,7 +213,7 @@ async def record_follow_up(
         recorded_at=utcnow(),
     )
     if note:
-        row.note, row.identity = _masked(runtime.keys, note, "clue_follow_ups", row.id)
+        row.note, row.identity = await _masked(session, runtime, clue.id, note, "clue_follow_ups", row.id)
     session.add(row)
     await session.flush()
     late = due is not None and visited_at > due
@@ -322,7 +328,7 @@ async def _new_objection(
     session: AsyncSession,
     *,
     clue_id: str,
-    keys: KeyRing,
+    sealing: Sealing,
     text: str,
     channel: str,
     received_at: datetime,
@@ -338,7 +344,7 @@ async def _new_objection(
         status="received",
         recorded_by=actor,
     )
-    row.statement, row.identity = _masked(keys, text, "clue_objections", row.id)
+    row.statement, row.identity = await _masked(session, sealing, clue_id, text, "clue_objections", row.id)
     row.reporter_copy = await _for_reporter(
         session, clue_id, text, _binding("clue_objections", row.id, "reporter")
     )
@@ -356,7 +362,14 @@ async def _new_objection(
 
 
 async def reporter_object(
-    session: AsyncSession, *, clue_id: str, real_name: bool, status: str, code: str, keys: KeyRing, text: str
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    real_name: bool,
+    status: str,
+    code: str,
+    sealing: Sealing,
+    text: str,
 ) -> None:
     """An objection from the status page (the caller checked the receipt code; ``real_name`` and
     ``status`` are what the receipt opened). The deadline is counted from now."""
@@ -365,7 +378,7 @@ async def reporter_object(
     await _new_objection(
         session,
         clue_id=clue_id,
-        keys=keys,
+        sealing=sealing,
         text=text,
         channel="status_page",
         received_at=utcnow(),
@@ -394,7 +407,7 @@ async def record_objection(
     row = await _new_objection(
         session,
         clue_id=clue.id,
-        keys=runtime.keys,
+        sealing=runtime,
         text=text,
         channel=channel,
         received_at=received_at,

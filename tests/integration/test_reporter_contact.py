@@ -612,3 +612,31 @@ async def test_the_status_page_reads_files_and_objections_as_the_intake_role(tmp
         for role in (f"{prefix}_intake", f"{prefix}_staff"):
             await admin.execute(f"DROP ROLE IF EXISTS {role}")
         await admin.close()
+
+
+async def test_an_objection_keeps_the_accused_readable_and_masks_the_reporter(harness: Harness) -> None:
+    """The reporter's words are masked by the one rule, with the clue's keyed accused-name digests: staff read
+    the accused's name, not the reporter's own."""
+    world = await make_world(harness)
+    accused = "郑国梁"
+    response = await harness.client.post(
+        "/api/v1/tips",
+        json={
+            "text": unique("派出所副所长收了红包，案子一直压着不立案。"),
+            "accused": {"name": accused, "unit": world.accused_unit_name, "position": "副所长"},
+            "anonymous": False,
+            "submitter": {"name": "罗晓燕", "phone": "13800138000"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    code = response.json()["receipt"].replace(" ", "").replace("-", "")
+    clue_id = await clue_of_receipt(harness, code)
+    await _concluded(harness, world, clue_id)
+    words = f"我叫罗晓燕，电话{PHONE}。我不同意结论，{accused}副所长收钱的事有证人。"
+    made = await harness.client.post("/api/v1/receipt/objections", json={"receipt": code, "text": words})
+    assert made.status_code in (200, 201), made.text
+    (objection,) = (
+        await harness.client.get(f"/api/v1/clues/{clue_id}/objections", headers=auth(world.investigator[1]))
+    ).json()
+    assert accused in objection["statement"]
+    assert "罗晓燕" not in objection["statement"] and PHONE not in objection["statement"]
