@@ -293,8 +293,13 @@ READ_ACTIONS = (
     "clue.progress_read",
     "clue.dossier_exported",  # the hand-off dossier: the clue's masked texts and files, one clue
     "clue.dossier_feedback_read",
+    "clue.dossier_downloaded",  # a kept dossier, as produced with a transfer
+    "clue.follow_ups_read",
+    "clue.objections_read",
+    "clue.redactions_read",
     "message.read",
     "attachment.downloaded",
+    "attachment.redacted_downloaded",
     "mail.quarantine_read",
 )
 BULK_READ_ACTIONS = {

@@ -348,7 +348,7 @@ async def recover_unit(
     the receiver (an active member of the unit) the unit's key and the content keys of the unit's clues
     sealed to the escrow; then forget the escrow key. Recusal holds: clues whose accused unit is the
     receiver's are skipped."""
-    staff, _ = await _staff(session, receiver)
+    staff, _ = await active_staff(session, receiver)
     if staff.disabled or staff.unit_id != unit_id:
         raise Invalid(
             "接收人须为该单位在岗人员", message_en="the receiver must be an active member of the unit"
@@ -362,7 +362,7 @@ async def recover_unit(
             opened = read_custody_file(item.path, item.passphrase)
             if opened.kind != "escrow-share" or (key_id and opened.key_id != key_id):
                 raise Invalid("份额不属于同一托管密钥", message_en="the shares are not of one escrow key")
-            holder, holder_roles = await _staff(session, opened.holder)
+            holder, holder_roles = await active_staff(session, opened.holder)
             if Role.custodian not in holder_roles or holder.disabled:
                 raise Forbidden(
                     "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"

@@ -116,6 +116,9 @@ def shoot_both(page: Any, directory: Path, name: str) -> None:
     page.set_viewport_size(before)
 
 
+_USED_CODES: dict[int, set[str]] = {}
+
+
 def staff_login(
     page: Any, base_url: str, name: str, password: str, totp: Any, target: str = "/staff"
 ) -> None:
@@ -128,7 +131,13 @@ def staff_login(
     page.locator("#password").fill(password)
     if totp.interval - time.time() % totp.interval < 3:
         time.sleep(3.5)
-    page.locator("#totp").fill(totp.now())
+    # A code is accepted once (replay protection): a second login of the same account within one step
+    # waits for the next code.
+    used = _USED_CODES.setdefault(id(totp), set())
+    while (code := totp.now()) in used:
+        time.sleep(1.0)
+    used.add(code)
+    page.locator("#totp").fill(code)
     with page.expect_navigation():
         page.locator("#totp").press("Enter")
     assert "/staff/login" not in page.url, page.locator("main").inner_text()
