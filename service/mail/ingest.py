@@ -329,8 +329,10 @@ class MailIngest:
                 await notify_service.queue_acknowledgement(
                     session, runtime=runtime, to_address=addresses[0], receipt=tip.receipt
                 )
+            # The link names no clue: an outbox row's exact times must not bound when this (hour-only)
+            # report arrived.
             await notify_service.notify_supervisors(
-                session, runtime=runtime, event="new_clue", path=f"/staff/clues/{tip.clue_id}"
+                session, runtime=runtime, event="new_clue", path="/staff/registry?status=registered"
             )
         return entries
 

@@ -32,7 +32,7 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending, held (for a digest), sent, failed, digested
     staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(String(32), default="")  # staff: clue_assigned, new_clue, …
-    path: Mapped[str] = mapped_column(String(200), default="")  # staff: where to look, e.g. /staff/clues/<id>
+    path: Mapped[str] = mapped_column(String(200), default="")  # staff: where to look, e.g. /staff/registry/clues/<id>
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # ack: outbound key {"to", "receipt"}
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(64))

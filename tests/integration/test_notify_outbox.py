@@ -159,3 +159,10 @@ async def test_staff_notices_are_content_free_and_digests_fold_them(tmp_path, fr
             assert REPORT[:6] not in text and "LG" not in text and "@example.cn" not in text
             assert "/staff" in text
         assert "（2）" in body_of(digests[0][1])
+        # The notice links the list of new clues, never one clue: its exact times bound no report's arrival
+        # (the clue itself keeps only the hour).
+        async with h.runtime.session_factory() as session:
+            paths = set((await session.execute(select(OutboxMessage.path))).scalars())
+            clue_ids = set((await session.execute(select(ReceivedMail.clue_id))).scalars()) - {None}
+        assert {p for p in paths if p.startswith("/")} == {"/staff/registry?status=registered"}  # + a digest
+        assert clue_ids and not any(c in p for p in paths for c in clue_ids)
