@@ -536,8 +536,8 @@ async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Har
 
 async def test_staff_site_forms_work_without_javascript(harness: Harness) -> None:
     world = await make_world(harness)
+    supervisor = await make_web_staff(harness, ["supervisor"])  # before the clue: its key is wrapped to them
     clue_id = await _clue(harness, world, files=[("照片.jpg", jpeg_with_gps(size=IMAGE_SIZE))])
-    supervisor = await make_web_staff(harness, ["supervisor"])
     async with harness.runtime.session_factory() as session:
         image_id = await session.scalar(select(Attachment.id).where(Attachment.clue_id == clue_id))
     page_url = f"/staff/registry/clues/{clue_id}"

@@ -65,8 +65,8 @@ async def test_form_errors_are_in_the_page_language_only(harness: Harness) -> No
 
 async def test_refusals_on_the_clue_page_and_uploads_are_in_the_page_language(harness: Harness) -> None:
     world = await make_world(harness)
+    supervisor = await make_web_staff(harness, ["supervisor"], world.other_unit)  # before the clue (compartments)
     clue_id = await submit(harness, world)
-    supervisor = await make_web_staff(harness, ["supervisor"], world.other_unit)
     operator = await make_web_staff(harness, ["operator"])
     async with log_in(harness, supervisor) as client:
         await _switch(client, "en")
