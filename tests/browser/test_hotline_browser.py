@@ -16,7 +16,7 @@ import pyotp
 import pytest
 
 from tests.helpers import files_under, find_canaries, pg_dump
-from tests.helpers.browser import browser_server, cli, launch_chromium, require_chromium
+from tests.helpers.browser import browser_server, cli, fresh_totp_code, launch_chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +60,7 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Tab")
-    page.keyboard.type(totp.now())
+    page.keyboard.type(fresh_totp_code(totp))
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "您好，hotline-op" in page.locator("main").inner_text(), page.url
@@ -89,9 +89,7 @@ def test_operator_shift_end_to_end(server, browser) -> None:  # type: ignore[no-
     page.screenshot(path=str(data / "call-done.png"))
 
     # The caller's number is nowhere in the stored data (the files, and on PostgreSQL a dump of the rows).
-    stored = b"".join(
-        p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png")
-    )
+    stored = b"".join(p.read_bytes() for p in files_under(data) if p.suffix not in (".log", ".png"))
     if database_url.startswith("postgresql"):
         stored += pg_dump(database_url)
     assert find_canaries(stored, [number, code]) == []

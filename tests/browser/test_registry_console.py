@@ -6,13 +6,12 @@ shows the error."""
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import pyotp
 import pytest
 
-from tests.helpers.browser import browser_server, cli, launch_chromium, require_chromium
+from tests.helpers.browser import browser_server, cli, fresh_totp_code, launch_chromium, require_chromium
 
 pytestmark = pytest.mark.browser
 PASSWORD = "registry console password 7"  # noqa: S105
@@ -72,9 +71,7 @@ def test_supervisor_filters_opens_assigns_and_supervises(server, browser) -> Non
     assert "/staff/login" in page.url
     page.locator("#name").fill("台账主任")
     page.locator("#password").fill(PASSWORD)
-    if totp.interval - time.time() % totp.interval < 3:  # never type a code in its last seconds
-        time.sleep(3.5)
-    page.locator("#totp").fill(totp.now())
+    page.locator("#totp").fill(fresh_totp_code(totp))
     with page.expect_navigation():
         page.locator("#totp").press("Enter")
     assert "/staff/registry" in page.url, (page.url, page.locator("main").inner_text())

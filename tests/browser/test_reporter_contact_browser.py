@@ -6,7 +6,6 @@ with the receipt code, downloads the photo (metadata removed) and reads the obje
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pyotp
 import pytest
 
 from service.platform.timeutil import LOCAL
-from tests.helpers.browser import browser_server, cli, launch_chromium, require_chromium
+from tests.helpers.browser import browser_server, cli, fresh_totp_code, launch_chromium, require_chromium
 from tests.helpers.media import jpeg_with_gps
 
 pytestmark = pytest.mark.browser
@@ -89,9 +88,7 @@ def test_clue_page_forms_and_the_reporters_view(server, browser, tmp_path: Path)
     assert "/staff/login" in page.url
     page.locator("#name").fill("回访主任")
     page.locator("#password").fill(PASSWORD)
-    if totp.interval - time.time() % totp.interval < 3:  # never type a code in its last seconds
-        time.sleep(3.5)
-    page.locator("#totp").fill(totp.now())
+    page.locator("#totp").fill(fresh_totp_code(totp))
     with page.expect_navigation():
         page.locator("#totp").press("Enter")
     page.goto(f"{base_url}/staff/registry/clues/{clue_id}")

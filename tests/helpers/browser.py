@@ -116,27 +116,35 @@ def shoot_both(page: Any, directory: Path, name: str) -> None:
     page.set_viewport_size(before)
 
 
-_USED_CODES: dict[int, set[str]] = {}
+_USED_CODES: dict[str, set[str]] = {}
+
+
+def fresh_totp_code(totp: Any) -> str:
+    """A code to type now: never in its step's last seconds, and never one already used for this secret
+    (the server accepts a code once, so a second login of one account within a step waits for the next)."""
+    import time
+
+    used = _USED_CODES.setdefault(totp.secret, set())
+    while True:
+        if totp.interval - time.time() % totp.interval < 3:
+            time.sleep(3.5)
+        code = totp.now()
+        if code not in used:
+            used.add(code)
+            return code
+        time.sleep(1.0)
 
 
 def staff_login(
     page: Any, base_url: str, name: str, password: str, totp: Any, target: str = "/staff"
 ) -> None:
     """Log in through the form (JavaScript not needed), never typing a TOTP code in its last seconds."""
-    import time
 
     page.goto(base_url + target)
     assert "/staff/login" in page.url
     page.locator("#name").fill(name)
     page.locator("#password").fill(password)
-    if totp.interval - time.time() % totp.interval < 3:
-        time.sleep(3.5)
-    # A code is accepted once (replay protection): a second login of the same account within one step
-    # waits for the next code.
-    used = _USED_CODES.setdefault(id(totp), set())
-    while (code := totp.now()) in used:
-        time.sleep(1.0)
-    used.add(code)
+    code = fresh_totp_code(totp)
     page.locator("#totp").fill(code)
     with page.expect_navigation():
         page.locator("#totp").press("Enter")
