@@ -297,6 +297,7 @@ READ_ACTIONS = (
     "clue.follow_ups_read",
     "clue.objections_read",
     "clue.redactions_read",
+    "clue.unmask_requests_read",
     "message.read",
     "attachment.downloaded",
     "attachment.redacted_downloaded",

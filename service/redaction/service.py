@@ -624,7 +624,16 @@ async def list_unmask_requests(
             .order_by(UnmaskRequest.requested_at, UnmaskRequest.id)
         )
     ).scalars()
-    return [_unmask_view(r, keys) for r in rows]
+    views = [_unmask_view(r, keys) for r in rows]
+    await audit_service.record(  # the requests' reasons are opened: an audited read, like the versions
+        session,
+        actor=principal.actor,
+        action="clue.unmask_requests_read",
+        object_type="clue",
+        object_id=clue.id,
+        details={"request_ids": [v.id for v in views]},
+    )
+    return views
 
 
 def _marker_positions(original: str, spans: list[PersonalDataSpan]) -> tuple[str, list[tuple[int, int, int]]]:

@@ -515,6 +515,8 @@ async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Har
     assert "红包" not in shown["report"]
     listed = (await harness.client.get(f"/api/v1/clues/{clue_id}/unmask-requests", headers=auth(sup))).json()
     assert listed[0]["status"] == "applied" and listed[0]["redaction_id"] == version.id
+    (read,) = await _audit(harness, clue_id, "clue.unmask_requests_read")  # reasons were opened: audited
+    assert json.loads(read.details) == {"request_ids": [listed[0]["id"]]}
     (entry,) = await _audit(harness, clue_id, "clue.unmasked")
     details = json.loads(entry.details)
     async with factory() as session:
