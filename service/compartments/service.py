@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.compartments import keys as ck
@@ -65,13 +65,16 @@ def _active(session: Session, kind: str, owner_id: str | None) -> CompartmentKey
     )
 
 
+_KEY_EXISTS = select(CompartmentKey.key_id).where(CompartmentKey.key_id == bindparam("key_id"))
+
+
 def escrow_key(session: Session, keys: ck.KeySource) -> Recipient | None:
     """The key ring's escrow public key as a recipient (its row made on first use); None where no escrow key
     is set up. Reads only public columns: intake calls it (``custody.db_roles``)."""
     if keys.escrow_public is None:
         return None
     key_id = keys.escrow_public.key_id
-    if session.scalar(select(CompartmentKey.key_id).where(CompartmentKey.key_id == key_id)) is None:
+    if session.connection().execute(_KEY_EXISTS, {"key_id": key_id}).first() is None:
         _add_key(session, kind="escrow", owner_id=None, public=keys.escrow_public)
         session.flush()
     return Recipient(key_id, ck.public_json(keys.escrow_public), "escrow")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.auth.models import Staff, StaffRole, Unit
@@ -36,10 +37,6 @@ class NewCompartment:
     accused_unit_name: str | None
 
 
-def _units(session: Session) -> dict[str, str | None]:
-    return dict(session.execute(select(Unit.id, Unit.parent_id)).all())
-
-
 def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
     chain: set[str] = set()
     while unit_id and unit_id not in chain and len(chain) < 32:
@@ -48,21 +45,26 @@ def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
     return chain
 
 
-def _supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
-    """(unit id, key) of every active key of every active supervisor; public columns only (intake)."""
-    rows = session.execute(
-        select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
-        .join(StaffRole, StaffRole.staff_id == Staff.id)
-        .join(CompartmentKey, CompartmentKey.owner_id == Staff.id)
-        .where(
-            StaffRole.role == Role.supervisor.value,
-            Staff.disabled.is_(False),
-            CompartmentKey.owner_kind == "staff",
-            CompartmentKey.retired_at.is_(None),
-        )
+# Built once: intake runs them for every batch it registers (public columns only).
+_SUPERVISOR_KEYS = (
+    select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
+    .join(StaffRole, StaffRole.staff_id == Staff.id)
+    .join(CompartmentKey, CompartmentKey.owner_id == Staff.id)
+    .where(
+        StaffRole.role == Role.supervisor.value,
+        Staff.disabled.is_(False),
+        CompartmentKey.owner_kind == "staff",
+        CompartmentKey.retired_at.is_(None),
     )
+)
+_UNITS = select(Unit.id, Unit.parent_id, Unit.name)
+
+
+def _supervisors(connection: Connection) -> list[tuple[str | None, compartments.Recipient]]:
+    """(unit id, key) of every active key of every active supervisor."""
     return [
-        (unit_id, compartments.Recipient(key_id, public, "supervisor")) for unit_id, key_id, public in rows
+        (unit_id, compartments.Recipient(key_id, public, "supervisor"))
+        for unit_id, key_id, public in connection.execute(_SUPERVISOR_KEYS)
     ]
 
 
@@ -80,9 +82,13 @@ def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment
 
 def _wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
     escrow = compartments.escrow_key(session, keys)
-    supervisors = _supervisors(session)
-    parents = _units(session)
-    by_name = dict(session.execute(select(Unit.name, Unit.id)).all())
+    connection = session.connection()
+    supervisors = _supervisors(connection)
+    parents: dict[str, str | None] = {}
+    by_name: dict[str, str] = {}
+    if supervisors and any(new.accused_unit_name for new in news):  # recusal needs the unit tree
+        for unit_id, parent_id, name in connection.execute(_UNITS):
+            parents[unit_id], by_name[name] = parent_id, unit_id
     fresh: list[tuple[str, bytes, list[compartments.Recipient]]] = []
     for new in news:
         accused_unit = by_name.get(normalise_unit_name(new.accused_unit_name or ""))
