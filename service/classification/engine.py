@@ -23,6 +23,7 @@ from service.classification.normalize import SEPARATOR, NormalizedText, normaliz
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
 HINT_WEIGHT = 0.5
+_EXCEPTION, _CUE, _BREAKER = range(3)  # ranks of negation words
 # An Evidence made without the named tuple's Python-level __new__: half the cost, and a report has dozens.
 _evidence = partial(tuple.__new__, Evidence)
 _EVIDENCE_ORDER = attrgetter("start", "end", "category")
@@ -218,17 +219,30 @@ class Engine:
                 required |= 1 << gate_count
                 gate_count += 1
             pattern_gates.append(required)
-        # One automaton for terms, actors, aliases and gate literals: scanning a report costs about as much
-        # as the matches it yields (pyahocorasick walks each node's transitions), so one scan, not two.
+        # Negation words by rank: where several start at one position, the lowest rank wins, then the
+        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it).
+        neg = taxonomy.negation
+        negation_ranks: dict[str, int] = {}
+        if neg.window:
+            for rank, words in ((_EXCEPTION, neg.exceptions), (_CUE, neg.cues), (_BREAKER, neg.scope_breakers)):
+                for word in words:
+                    if key := normalize_key(word):
+                        negation_ranks.setdefault(key, rank)
+            negation_ranks[SEPARATOR] = _BREAKER  # never a key: normalize_key strips it
+        self._neg_window = neg.window
+        # One automaton for terms, actors, aliases, gate literals and negation words: scanning a report
+        # costs more than the matches it yields (pyahocorasick walks each node's transitions), so one scan.
         self._automaton = ahocorasick.Automaton()
-        for key in entries.keys() | gate_masks.keys():
+        for key in entries.keys() | gate_masks.keys() | negation_ranks.keys():
             items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
             scored = tuple(e for e in items if e.kind != "actor")
-            # A gate literal counts wherever it occurs; only terms keep to ASCII word boundaries.
+            # Gate literals and negation words count wherever they occur; only terms keep to ASCII word
+            # boundaries.
             ascii_word = bool(items) and _is_ascii_word(key)
-            self._automaton.add_word(key, (len(key), ascii_word, is_actor, scored, gate_masks.get(key, 0)))
-        self._has_words = bool(entries or gate_masks)
+            value = (len(key), ascii_word, is_actor, scored, gate_masks.get(key, 0), negation_ranks.get(key, -1))
+            self._automaton.add_word(key, value)
+        self._has_words = bool(entries or gate_masks or negation_ranks)
         if self._has_words:
             self._automaton.make_automaton()
         patterns = [
@@ -239,33 +253,26 @@ class Engine:
         self._gated_patterns = list(zip(patterns, pattern_gates, strict=True))
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
         self._no_scores = dict.fromkeys(taxonomy.category_ids, 0.0)
-        neg = taxonomy.negation
-
-        def alternation(words) -> str:
-            keys = sorted({normalize_key(w) for w in words} - {""}, key=len, reverse=True)
-            return "|".join(map(re.escape, keys)) or "(?!)"
-
-        # Exceptions come first so that "没想到" is consumed before "没" can match inside it. A long
-        # alternation of words, so it gets the first-character lookahead too.
-        self._neg_re = _compile_fast(
-            f"(?P<exception>{alternation(neg.exceptions)})|(?P<cue>{alternation(neg.cues)})"
-            f"|(?P<breaker>{alternation(neg.scope_breakers)}|{re.escape(SEPARATOR)})"
-        )
-        self._neg_window = neg.window
 
     # -- matching -------------------------------------------------------------------------------------
 
-    def _hits(self, text: str) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]], int]:
+    def _hits(
+        self, text: str
+    ) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]]]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
-        sort orders them by start, longest first), and the patterns' gates seen (a bit each)."""
+        sort orders them by start, longest first), the patterns' gates seen (a bit each), and (start, rank,
+        -length) for every negation word found."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
         gates = 0
+        negation_words: list[tuple[int, int, int]] = []
         if not self._has_words:
-            return actor_found, hits, gates
-        for end_index, (length, ascii_word, is_actor, entries, gate_mask) in self._automaton.iter(text):
+            return actor_found, hits, gates, negation_words
+        for end_index, (length, ascii_word, is_actor, entries, gate_mask, rank) in self._automaton.iter(text):
             gates |= gate_mask
             start = end_index - length + 1
+            if rank >= 0:
+                negation_words.append((start, rank, -length))
             end = end_index + 1
             if ascii_word and (
                 (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum())
@@ -276,20 +283,30 @@ class Engine:
                 actor_found = True
             if entries:
                 hits.append((start, -end, entries))
-        return actor_found, hits, gates
+        return actor_found, hits, gates, negation_words
 
-    def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
-        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…)."""
+    @staticmethod
+    def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
+        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…).
+
+        ``words`` are all negation words found, overlapping ones included; they are read left to right
+        without overlaps, the lowest rank and then the longest word winning at each position (a regex
+        alternation of exceptions, cues and breakers, longest first, scanning the text would do the same).
+        """
         cue_starts: list[int] = []
         cue_ends: list[int] = []
         breakers: list[int] = []
-        if self._neg_window:
-            for m in self._neg_re.finditer(text):
-                if m.lastgroup == "cue":
-                    cue_starts.append(m.start())
-                    cue_ends.append(m.end())
-                elif m.lastgroup == "breaker":
-                    breakers.append(m.end())
+        reach = 0
+        words.sort()  # (start, rank, -length): the winner first at each start
+        for start, rank, negative_length in words:
+            if start < reach:
+                continue
+            reach = start - negative_length
+            if rank == _CUE:
+                cue_starts.append(start)
+                cue_ends.append(reach)
+            elif rank == _BREAKER:
+                breakers.append(reach)
         return cue_starts, cue_ends, breakers
 
     def _negated(self, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
@@ -336,7 +353,7 @@ class Engine:
         """Raw scores, evidence, whether an actor word occurs, and ``norm.offsets`` (spans map through it)."""
         taxonomy = self.taxonomy
         ntext = norm.text
-        actor_found, hits, gates_seen = self._hits(ntext)
+        actor_found, hits, gates_seen, negation_words = self._hits(ntext)
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
         # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
         # exactly when an earlier hit reaches at least as far.
@@ -348,7 +365,7 @@ class Engine:
                 continue
             reach = -negative_end
             kept.append((start, reach, entries))
-        marks = self._negation_marks(ntext)
+        marks = self._negation_marks(negation_words)
         offsets = norm.offsets
 
         raw: dict[str, float] = self._no_scores.copy()
