@@ -224,7 +224,11 @@ class Engine:
         neg = taxonomy.negation
         negation_ranks: dict[str, int] = {}
         if neg.window:
-            for rank, words in ((_EXCEPTION, neg.exceptions), (_CUE, neg.cues), (_BREAKER, neg.scope_breakers)):
+            for rank, words in (
+                (_EXCEPTION, neg.exceptions),
+                (_CUE, neg.cues),
+                (_BREAKER, neg.scope_breakers),
+            ):
                 for word in words:
                     if key := normalize_key(word):
                         negation_ranks.setdefault(key, rank)
@@ -240,7 +244,14 @@ class Engine:
             # Gate literals and negation words count wherever they occur; only terms keep to ASCII word
             # boundaries.
             ascii_word = bool(items) and _is_ascii_word(key)
-            value = (len(key), ascii_word, is_actor, scored, gate_masks.get(key, 0), negation_ranks.get(key, -1))
+            value = (
+                len(key),
+                ascii_word,
+                is_actor,
+                scored,
+                gate_masks.get(key, 0),
+                negation_ranks.get(key, -1),
+            )
             self._automaton.add_word(key, value)
         self._has_words = bool(entries or gate_masks or negation_ranks)
         if self._has_words:
@@ -380,7 +391,9 @@ class Engine:
                     continue  # a term counts once; its first occurrence is the evidence
                 if entry.kind == "counter":
                     counted.add(key)
-                    evidence.append(_evidence((entry.term, entry.category, start, end, entry.weight, "counter")))
+                    evidence.append(
+                        _evidence((entry.term, entry.category, start, end, entry.weight, "counter"))
+                    )
                     raw[entry.category] += entry.weight
                     continue
                 if negated is None:

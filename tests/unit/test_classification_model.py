@@ -3,9 +3,9 @@ against its checksum, combined with the rules so that needs_triage means "not co
 strongest n-grams with spans on the original text."""
 
 import hashlib
-import math
 import io
 import json
+import math
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -182,7 +182,9 @@ def _reference_explanation(model, text: str) -> tuple[list[float], dict[str, tup
     in Python, a dictionary for the vocabulary."""
     rows = _vocabulary_rows(model)
     norm = normalize(text).text
-    counts = Counter(norm[i : i + n] for n in range(1, artifact.NGRAM_MAX + 1) for i in range(len(norm) - n + 1))
+    counts = Counter(
+        norm[i : i + n] for n in range(1, artifact.NGRAM_MAX + 1) for i in range(len(norm) - n + 1)
+    )
     found = {g: (1.0 + math.log(c)) * float(model.idf[rows[g]]) for g, c in counts.items() if g in rows}
     norm2 = math.sqrt(sum(v * v for v in found.values())) or 1.0
     contributions = {
@@ -190,7 +192,8 @@ def _reference_explanation(model, text: str) -> tuple[list[float], dict[str, tup
         for g, v in found.items()
     }
     logits = [
-        float(model.intercept[k]) + sum(c[k] for _, c in contributions.values()) for k in range(len(model.classes))
+        float(model.intercept[k]) + sum(c[k] for _, c in contributions.values())
+        for k in range(len(model.classes))
     ]
     return logits, contributions
 
@@ -231,11 +234,15 @@ def test_the_explanation_is_each_shown_label_and_its_three_strongest_ngrams_at_t
         norm = normalize(text)
         for category in shown:
             k = model.classes.index(category)
-            summary = [e for e in result.evidence if e.kind == "model" and e.id == "model" and e.category == category]
+            summary = [
+                e for e in result.evidence if e.kind == "model" and e.id == "model" and e.category == category
+            ]
             assert summary[0].weight == pytest.approx(1 / (1 + math.exp(-logits[k])), abs=1.5e-3)
             assert summary[0][2:4] == (0, 0)
             # (the evidence is in text order: strongest first among the n-grams means by weight here)
-            ngrams = [e for e in result.evidence if e.kind == "model" and e.id != "model" and e.category == category]
+            ngrams = [
+                e for e in result.evidence if e.kind == "model" and e.id != "model" and e.category == category
+            ]
             ngrams.sort(key=lambda e: contributions[e.id][1][k], reverse=True)
             positive = sorted((c[k] for _, c in contributions.values() if c[k] > 0), reverse=True)
             assert len(ngrams) == min(3, len(positive))
