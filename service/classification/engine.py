@@ -133,6 +133,8 @@ def _compile_fast(regex: str) -> re.Pattern[str]:
     only add work.
     """
     parsed = sre_parse.parse(regex)
+    if parsed.state.flags & ~re.UNICODE:
+        return re.compile(regex)  # global inline flags ("(?i)…") must stay at the very start
     first = None if _sre_sees_start(parsed) else _first_chars(parsed)
     if first:
         return re.compile(f"(?=[{re.escape(''.join(sorted(first)))}])" + regex)
