@@ -10,7 +10,9 @@ import math
 import re
 import re._parser as sre_parse
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
 from operator import attrgetter
 
@@ -21,6 +23,9 @@ from service.classification.normalize import SEPARATOR, NormalizedText, normaliz
 from service.classification.results import OTHER, ClassificationResult, Evidence, Taxonomy
 
 HINT_WEIGHT = 0.5
+_EXCEPTION, _CUE, _BREAKER = range(3)  # ranks of negation words
+# An Evidence made without the named tuple's Python-level __new__: half the cost, and a report has dozens.
+_evidence = partial(tuple.__new__, Evidence)
 _EVIDENCE_ORDER = attrgetter("start", "end", "category")
 
 
@@ -37,7 +42,6 @@ def _is_ascii_word(key: str) -> bool:
 
 
 _MAX_LITERALS = 4000
-_LOOKAHEAD_MIN_ALTERNATIVES = 20
 
 
 def _node_literals(node) -> set[str] | None:
@@ -72,19 +76,68 @@ def _sequence_literals(nodes) -> set[str] | None:
     return out
 
 
-def _compile_fast(regex: str) -> re.Pattern[str]:
-    """Compile with a leading first-character lookahead when the pattern starts with a literal set.
+def _first_chars(nodes) -> set[str] | None:
+    """The characters every match of a parsed sequence starts with, or None when that is not known."""
+    if not len(nodes) or sre_parse.SubPattern(nodes.state, [nodes[0]]).getwidth()[0] == 0:
+        return None
+    op, arg = nodes[0]
+    if op is sre_parse.LITERAL:
+        return {chr(arg)}
+    if op is sre_parse.IN:
+        out: set[str] = set()
+        for item_op, value in arg:
+            if item_op is sre_parse.LITERAL:
+                out.add(chr(value))
+            elif item_op is sre_parse.RANGE and value[1] - value[0] < 256:
+                out.update(map(chr, range(value[0], value[1] + 1)))
+            else:
+                return None
+        return out
+    if op is sre_parse.BRANCH:
+        out = set()
+        for branch in arg[1]:
+            first = _first_chars(branch)
+            if first is None:
+                return None
+            out |= first
+        return out
+    if op is sre_parse.SUBPATTERN:
+        _, add_flags, del_flags, sub = arg
+        return None if add_flags or del_flags else _first_chars(sub)
+    if op is sre_parse.MAX_REPEAT or op is sre_parse.MIN_REPEAT:
+        low, _, item = arg
+        return _first_chars(item) if low >= 1 else None
+    return None
 
-    sre scans for a start position with a character-set check only when it can see one; a long
-    alternation of words hides it, and the search then tries the whole alternation at every position
-    (measured: 5x slower on 500-character reports). The lookahead restores the fast scan; for short
-    alternations it costs more than it saves, hence the size limit.
+
+def _sre_sees_start(nodes) -> bool:
+    """Whether sre finds a literal or character-set prefix itself (the cases of its ``_compile_info``):
+    a literal or a set first, or an alternation whose every branch opens with a literal."""
+    while len(nodes) and nodes[0][0] is sre_parse.SUBPATTERN:
+        nodes = nodes[0][1][3]
+    if not len(nodes):
+        return False
+    op, arg = nodes[0]
+    if op is sre_parse.LITERAL or op is sre_parse.IN:
+        return True
+    return op is sre_parse.BRANCH and all(len(b) and b[0][0] is sre_parse.LITERAL for b in arg[1])
+
+
+def _compile_fast(regex: str) -> re.Pattern[str]:
+    """Compile with a leading first-character lookahead when sre cannot see where a match may start.
+
+    sre scans for a start position with a character-set check only when it sees a literal or a set at the
+    front; an alternation of alternations (an actor word or 他, a duration or a number of months) hides
+    it, and the search then tries the whole pattern at every position (measured: 5-8x slower on
+    500-character reports). The lookahead restores the fast scan; where sre sees a start itself, it would
+    only add work.
     """
     parsed = sre_parse.parse(regex)
-    first = _node_literals(parsed[0]) if len(parsed) else None
-    if first and all(first) and len(first) > _LOOKAHEAD_MIN_ALTERNATIVES:
-        chars = "".join(sorted({literal[0] for literal in first}))
-        return re.compile(f"(?=[{re.escape(chars)}])" + regex)
+    if parsed.state.flags & ~re.UNICODE:
+        return re.compile(regex)  # global inline flags ("(?i)…") must stay at the very start
+    first = None if _sre_sees_start(parsed) else _first_chars(parsed)
+    if first:
+        return re.compile(f"(?=[{re.escape(''.join(sorted(first)))}])" + regex)
     return re.compile(regex)
 
 
@@ -155,63 +208,84 @@ class Engine:
                 kind = "actor" if entry.kind == "actor" else "alias"
                 add(variant, _Entry(entry.category, entry.term, entry.weight, kind))
 
+        # Each pattern is gated by literal words it requires (a bit per gate): the pattern is searched only
+        # when every one of its gates was seen.
+        gate_masks: dict[str, int] = {}
+        pattern_gates: list[int] = []
+        gate_count = 0
+        for pattern in (p for category in taxonomy.categories for p in category.patterns):
+            required = 0
+            for literals in _literal_gates(pattern.regex):
+                for literal in literals:
+                    gate_masks[literal] = gate_masks.get(literal, 0) | 1 << gate_count
+                required |= 1 << gate_count
+                gate_count += 1
+            pattern_gates.append(required)
+        # Negation words by rank: where several start at one position, the lowest rank wins, then the
+        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it).
+        neg = taxonomy.negation
+        negation_ranks: dict[str, int] = {}
+        if neg.window:
+            for rank, words in (
+                (_EXCEPTION, neg.exceptions),
+                (_CUE, neg.cues),
+                (_BREAKER, neg.scope_breakers),
+            ):
+                for word in words:
+                    if key := normalize_key(word):
+                        negation_ranks.setdefault(key, rank)
+            negation_ranks[SEPARATOR] = _BREAKER  # never a key: normalize_key strips it
+        self._neg_window = neg.window
+        # One automaton for terms, actors, aliases, gate literals and negation words: scanning a report
+        # costs more than the matches it yields (pyahocorasick walks each node's transitions), so one scan.
         self._automaton = ahocorasick.Automaton()
-        for key, items in entries.items():
+        for key in entries.keys() | gate_masks.keys() | negation_ranks.keys():
+            items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
             scored = tuple(e for e in items if e.kind != "actor")
-            self._automaton.add_word(key, (len(key), _is_ascii_word(key), is_actor, scored))
-        if entries:
+            # Gate literals and negation words count wherever they occur; only terms keep to ASCII word
+            # boundaries.
+            ascii_word = bool(items) and _is_ascii_word(key)
+            value = (
+                len(key),
+                ascii_word,
+                is_actor,
+                scored,
+                gate_masks.get(key, 0),
+                negation_ranks.get(key, -1),
+            )
+            self._automaton.add_word(key, value)
+        self._has_words = bool(entries or gate_masks or negation_ranks)
+        if self._has_words:
             self._automaton.make_automaton()
-        self._has_words = bool(entries)
-        self._patterns = [
+        patterns = [
             (category.id, p.id, _compile_fast(p.regex), p.weight, p.negatable)
             for category in taxonomy.categories
             for p in category.patterns
         ]
-        self._gates: list[frozenset[int]] = []
-        gate_keys: dict[str, list[int]] = {}
-        gate_count = 0
-        for pattern in (p for category in taxonomy.categories for p in category.patterns):
-            ids = []
-            for literals in _literal_gates(pattern.regex):
-                for literal in literals:
-                    gate_keys.setdefault(literal, []).append(gate_count)
-                ids.append(gate_count)
-                gate_count += 1
-            self._gates.append(frozenset(ids))
-        self._gate_automaton = ahocorasick.Automaton()
-        for literal, ids in gate_keys.items():
-            self._gate_automaton.add_word(literal, tuple(ids))
-        if gate_keys:
-            self._gate_automaton.make_automaton()
-        self._has_gates = bool(gate_keys)
-        self._gated_patterns = list(zip(self._patterns, self._gates, strict=True))
+        self._gated_patterns = list(zip(patterns, pattern_gates, strict=True))
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
         self._no_scores = dict.fromkeys(taxonomy.category_ids, 0.0)
-        neg = taxonomy.negation
-
-        def alternation(words) -> str:
-            keys = sorted({normalize_key(w) for w in words} - {""}, key=len, reverse=True)
-            return "|".join(map(re.escape, keys)) or "(?!)"
-
-        # Exceptions come first so that "没想到" is consumed before "没" can match inside it.
-        self._neg_re = re.compile(
-            f"(?P<exception>{alternation(neg.exceptions)})|(?P<cue>{alternation(neg.cues)})"
-            f"|(?P<breaker>{alternation(neg.scope_breakers)}|{re.escape(SEPARATOR)})"
-        )
-        self._neg_window = neg.window
 
     # -- matching -------------------------------------------------------------------------------------
 
-    def _hits(self, text: str) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]]]:
-        """Whether an actor word occurs, and (start, -end, entries) for every scored key found (so that
-        a plain sort orders them by start, longest first)."""
+    def _hits(
+        self, text: str
+    ) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]]]:
+        """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
+        sort orders them by start, longest first), the patterns' gates seen (a bit each), and (start, rank,
+        -length) for every negation word found."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
+        gates = 0
+        negation_words: list[tuple[int, int, int]] = []
         if not self._has_words:
-            return actor_found, hits
-        for end_index, (length, ascii_word, is_actor, entries) in self._automaton.iter(text):
+            return actor_found, hits, gates, negation_words
+        for end_index, (length, ascii_word, is_actor, entries, gate_mask, rank) in self._automaton.iter(text):
+            gates |= gate_mask
             start = end_index - length + 1
+            if rank >= 0:
+                negation_words.append((start, rank, -length))
             end = end_index + 1
             if ascii_word and (
                 (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum())
@@ -222,20 +296,30 @@ class Engine:
                 actor_found = True
             if entries:
                 hits.append((start, -end, entries))
-        return actor_found, hits
+        return actor_found, hits, gates, negation_words
 
-    def _negation_marks(self, text: str) -> tuple[list[int], list[int], list[int]]:
-        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…)."""
+    @staticmethod
+    def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
+        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…).
+
+        ``words`` are all negation words found, overlapping ones included; they are read left to right
+        without overlaps, the lowest rank and then the longest word winning at each position (a regex
+        alternation of exceptions, cues and breakers, longest first, scanning the text would do the same).
+        """
         cue_starts: list[int] = []
         cue_ends: list[int] = []
         breakers: list[int] = []
-        if self._neg_window:
-            for m in self._neg_re.finditer(text):
-                if m.lastgroup == "cue":
-                    cue_starts.append(m.start())
-                    cue_ends.append(m.end())
-                elif m.lastgroup == "breaker":
-                    breakers.append(m.end())
+        reach = 0
+        words.sort()  # (start, rank, -length): the winner first at each start
+        for start, rank, negative_length in words:
+            if start < reach:
+                continue
+            reach = start - negative_length
+            if rank == _CUE:
+                cue_starts.append(start)
+                cue_ends.append(reach)
+            elif rank == _BREAKER:
+                breakers.append(reach)
         return cue_starts, cue_ends, breakers
 
     def _negated(self, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
@@ -254,18 +338,18 @@ class Engine:
     def rule_scores(self, text: str, category_hint: str | None = None) -> tuple[dict[str, float], bool]:
         """The rules' raw score per category and whether an actor word occurs (training fits the model's
         stacking weights on these)."""
-        raw, _, actor_found = self._rules(normalize(text), category_hint)
+        raw, _, actor_found, _ = self._rules(normalize(text), category_hint)
         return raw, actor_found
 
     def classify(self, text: str, category_hint: str | None = None) -> ClassificationResult:
         norm: NormalizedText = normalize(text)
-        raw, evidence, actor_found = self._rules(norm, category_hint)
+        raw, evidence, actor_found, offsets = self._rules(norm, category_hint)
         thresholds = self.taxonomy.thresholds
         if self.model is None:
             labels = self._decide(raw)
             scores = {c: round(v / (v + thresholds.label), 3) if v > 0 else 0.0 for c, v in raw.items()}
         else:
-            labels, scores = self._combine(norm, raw, actor_found, evidence)
+            labels, scores = self._combine(norm.text, offsets, raw, actor_found, evidence)
         evidence.sort(key=_EVIDENCE_ORDER)
         return ClassificationResult(
             labels=labels,
@@ -278,10 +362,11 @@ class Engine:
 
     def _rules(
         self, norm: NormalizedText, category_hint: str | None
-    ) -> tuple[dict[str, float], list[Evidence], bool]:
+    ) -> tuple[dict[str, float], list[Evidence], bool, Sequence[int]]:
+        """Raw scores, evidence, whether an actor word occurs, and ``norm.offsets`` (spans map through it)."""
         taxonomy = self.taxonomy
         ntext = norm.text
-        actor_found, hits = self._hits(ntext)
+        actor_found, hits, gates_seen, negation_words = self._hits(ntext)
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
         # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
         # exactly when an earlier hit reaches at least as far.
@@ -293,38 +378,37 @@ class Engine:
                 continue
             reach = -negative_end
             kept.append((start, reach, entries))
-        marks = self._negation_marks(ntext)
+        marks = self._negation_marks(negation_words)
+        offsets = norm.offsets
 
         raw: dict[str, float] = self._no_scores.copy()
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
         for hit_start, hit_end, entries in kept:
             negated: bool | None = None
+            start, end = offsets[hit_start], offsets[hit_end - 1] + 1
             for entry in entries:
                 key = (entry.category, entry.term)
                 if key in counted:
                     continue  # a term counts once; its first occurrence is the evidence
-                start, end = norm.original_span(hit_start, hit_end)
                 if entry.kind == "counter":
                     counted.add(key)
-                    evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, "counter"))
+                    evidence.append(
+                        _evidence((entry.term, entry.category, start, end, entry.weight, "counter"))
+                    )
                     raw[entry.category] += entry.weight
                     continue
                 if negated is None:
                     negated = self._negated(marks, hit_start)
                 if negated:
-                    evidence.append(Evidence(entry.term, entry.category, start, end, 0.0, "negated"))
+                    evidence.append(_evidence((entry.term, entry.category, start, end, 0.0, "negated")))
                     continue
                 counted.add(key)
                 raw[entry.category] += entry.weight
-                evidence.append(Evidence(entry.term, entry.category, start, end, entry.weight, entry.kind))  # type: ignore[arg-type]
+                evidence.append(_evidence((entry.term, entry.category, start, end, entry.weight, entry.kind)))
 
-        gates_seen: set[int] = set()
-        if self._has_gates:
-            for _, ids in self._gate_automaton.iter(ntext):
-                gates_seen.update(ids)
         for (category_id, pattern_id, regex, weight, negatable), gates in self._gated_patterns:
-            if gates and not gates <= gates_seen:
+            if gates & gates_seen != gates:
                 continue
             match = regex.search(ntext)
             if match is None or match.end() == match.start():
@@ -333,9 +417,9 @@ class Engine:
             action_start = match.start(match.lastindex) if match.lastindex else match.start()
             if negatable and self._negated(marks, action_start):
                 continue
-            start, end = norm.original_span(match.start(), match.end())
             raw[category_id] += weight
-            evidence.append(Evidence(pattern_id, category_id, start, end, weight, "pattern"))
+            start, end = offsets[match.start()], offsets[match.end() - 1] + 1
+            evidence.append(_evidence((pattern_id, category_id, start, end, weight, "pattern")))
 
         if category_hint and category_hint in raw:
             raw[category_hint] += HINT_WEIGHT
@@ -346,15 +430,21 @@ class Engine:
             for category_id, needs_actor in self._requires_actor.items():
                 if needs_actor and raw[category_id] > 0:
                     raw[category_id] *= factor
-        return raw, evidence, actor_found
+        return raw, evidence, actor_found, offsets
 
     def _combine(
-        self, norm: NormalizedText, raw: dict[str, float], actor_found: bool, evidence: list[Evidence]
+        self,
+        text: str,
+        offsets: Sequence[int],
+        raw: dict[str, float],
+        actor_found: bool,
+        evidence: list[Evidence],
     ) -> tuple[list[str], dict[str, float]]:
-        """Rules and model together: calibrated probabilities, a label when confident, triage otherwise."""
+        """Rules and model together: calibrated probabilities, a label when confident, triage otherwise.
+        ``text`` is the normalised text, ``offsets`` its map to the original."""
         model = self.model
         assert model is not None
-        features = model.features(norm.text)
+        features = model.features(text)
         weights = model.weights(features)
         logits = model.logits(features, weights).tolist()
         other_raw = raw.get(OTHER, 0.0)
@@ -380,7 +470,6 @@ class Engine:
                 more = [c for c, p in probabilities.items() if p >= floor and c != best and c != OTHER]
                 labels = [best, *sorted(more, key=probabilities.__getitem__, reverse=True)]
         # Evidence: what the model saw for the labels given (or, for a report sent to triage, its best guess).
-        text = norm.text
         shown = [(c, self._model_index[c]) for c in labels or [best] if c in self._model_index]
         if shown:
             ranked = model.strongest(features, weights, [i for _, i in shown])
@@ -389,8 +478,8 @@ class Engine:
                 evidence.append(Evidence("model", category, 0, 0, round(probability, 3), "model"))
                 for ngram, contribution in strongest:
                     first = text.find(ngram)  # its first occurrence, for the span
-                    start, end = norm.original_span(first, first + len(ngram))
-                    evidence.append(Evidence(ngram, category, start, end, round(contribution, 3), "model"))
+                    start, end = offsets[first], offsets[first + len(ngram) - 1] + 1
+                    evidence.append(_evidence((ngram, category, start, end, round(contribution, 3), "model")))
         scores = {c: round(probabilities[c], 3) for c in raw}
         return labels, scores
 

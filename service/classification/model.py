@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ def ngram_keys(text: str) -> np.ndarray:
     return np.concatenate(parts)
 
 
+@lru_cache(maxsize=1 << 16)  # the explanation asks for the same few thousand strong n-grams again and again
 def key_text(key: int) -> str:
     """The n-gram a key stands for (for evidence and for reading the artifact)."""
     chars = []
@@ -98,15 +99,17 @@ class NgramIndex:
     """A perfect hash from vocabulary key to row ("hash and displace"): every key of the vocabulary owns
     one slot, found with two multiplications, one displacement and two gathers, so a report's n-grams are
     looked up in a few vectorised operations instead of a sort and a binary search. A key that is not in
-    the vocabulary lands on a slot holding another key (or none) and is dropped by the comparison."""
+    the vocabulary lands on a slot holding another key's row (or none) and is dropped by comparing the
+    row's key with it. The slots hold rows only (the keys are compared in the vocabulary's own order): a
+    smaller table, which stays in the cache beside the rules' automaton and regexes."""
 
     bucket_multiplier: np.uint64
     slot_multiplier: np.uint64
     bucket_shift: np.uint64
     slot_shift: np.uint64
     displacement: np.ndarray  # (buckets,) int32: XOR-ed into the slot hash
-    slot_keys: np.ndarray  # (slots,) int64: the key owning the slot, -1 for a free slot
-    slot_rows: np.ndarray  # (slots,) int32: its row in the vocabulary
+    slot_rows: np.ndarray  # (slots,) int32: the row of the key owning the slot; a free slot: the last row
+    row_keys: np.ndarray  # (rows + 1,) int64: the vocabulary, then -1 (no key) for the free slots' row
 
     @classmethod
     def build(cls, vocabulary: np.ndarray) -> NgramIndex:
@@ -133,10 +136,10 @@ class NgramIndex:
         hashes = ((unsigned * slot_multiplier) >> slot_shift).astype(np.intp)
         slots = 1 << slot_bits
         displacement = np.zeros(1 << bucket_bits, dtype=np.int32)
-        slot_keys = np.full(slots, -1, dtype=np.int64)
-        slot_rows = np.zeros(slots, dtype=np.int32)
+        slot_rows = np.full(slots, n, dtype=np.int32)
+        row_keys = np.append(vocabulary.astype(np.int64), np.int64(-1))
         if not n:
-            return cls(*hashing, displacement, slot_keys, slot_rows)
+            return cls(*hashing, displacement, slot_rows, row_keys)
         # Buckets holding several keys, largest first while most slots are free (grouped by sorting);
         # a bucket of one key then takes any free slot.
         order = np.argsort(buckets, kind="stable")
@@ -168,15 +171,16 @@ class NgramIndex:
         displacement[buckets[rows_one]] = hashes[rows_one] ^ free
         all_rows = np.concatenate([np.array(placed_rows, dtype=np.intp), rows_one])
         all_slots = np.concatenate([np.array(placed_slots, dtype=np.intp), free])
-        slot_keys[all_slots], slot_rows[all_slots] = vocabulary[all_rows], all_rows
-        return cls(*hashing, displacement, slot_keys, slot_rows)
+        slot_rows[all_slots] = all_rows
+        return cls(*hashing, displacement, slot_rows, row_keys)
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         """The vocabulary row of every key that is in the vocabulary (keys not in it are dropped)."""
         unsigned = keys.view(np.uint64)
         slot = ((unsigned * self.slot_multiplier) >> self.slot_shift).astype(np.intp)
         slot ^= self.displacement[((unsigned * self.bucket_multiplier) >> self.bucket_shift).astype(np.intp)]
-        return self.slot_rows[slot[self.slot_keys[slot] == keys]]
+        rows = self.slot_rows.take(slot)
+        return rows[self.row_keys.take(rows) == keys]
 
 
 @dataclass(frozen=True)
@@ -242,14 +246,15 @@ class TriageModel:
     ) -> list[list[tuple[str, float]]]:
         """For each class asked for (the labels shown), the ``count`` n-grams that push its logit up most:
         (n-gram, contribution to the logit), strongest first. Only those classes are ranked."""
-        chosen = weights[:, class_rows].T * features.values  # (classes asked for, features found)
-        n = chosen.shape[1]
+        # (features found, classes asked for), ranked down each column: one contiguous product, no transpose
+        chosen = weights[:, class_rows] * features.values[:, None]
+        n = len(chosen)
         if n > count:
-            picks = np.argpartition(chosen, n - count, axis=1)[:, n - count :]
+            picks = np.argpartition(chosen, n - count, axis=0)[n - count :]
         else:
-            picks = np.broadcast_to(np.arange(n), (len(class_rows), n))
-        values = chosen[np.arange(len(class_rows))[:, None], picks].tolist()
-        keys = self.vocabulary[features.index[picks]].tolist()
+            picks = np.broadcast_to(np.arange(n)[:, None], (n, len(class_rows)))
+        values = chosen[picks, np.arange(len(class_rows))].T.tolist()
+        keys = self.vocabulary[features.index[picks]].T.tolist()
         out = []
         for row_values, row_keys in zip(values, keys, strict=True):
             ranked = sorted(zip(row_values, row_keys, strict=True), reverse=True)

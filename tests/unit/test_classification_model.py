@@ -5,7 +5,9 @@ strongest n-grams with spans on the original text."""
 import hashlib
 import io
 import json
+import math
 import shutil
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -172,3 +174,81 @@ def test_features_are_those_of_a_binary_search_over_the_sorted_vocabulary():
     found = model.features(text)
     assert found.index.tolist() == position[hit].tolist()
     assert np.allclose(found.values, artifact.tfidf_row(counts[hit], model.idf[position[hit]]))
+
+
+def _reference_explanation(model, text: str) -> tuple[list[float], dict[str, tuple[int, list[float]]]]:
+    """The model's logits and, per n-gram of the text in the vocabulary, (first position in the normalised
+    text, contribution to each class's logit), computed the plain way: a Counter of the n-grams, TF-IDF
+    in Python, a dictionary for the vocabulary."""
+    rows = _vocabulary_rows(model)
+    norm = normalize(text).text
+    counts = Counter(
+        norm[i : i + n] for n in range(1, artifact.NGRAM_MAX + 1) for i in range(len(norm) - n + 1)
+    )
+    found = {g: (1.0 + math.log(c)) * float(model.idf[rows[g]]) for g, c in counts.items() if g in rows}
+    norm2 = math.sqrt(sum(v * v for v in found.values())) or 1.0
+    contributions = {
+        g: (norm.find(g), [float(model.coef[k, rows[g]]) * v / norm2 for k in range(len(model.classes))])
+        for g, v in found.items()
+    }
+    logits = [
+        float(model.intercept[k]) + sum(c[k] for _, c in contributions.values())
+        for k in range(len(model.classes))
+    ]
+    return logits, contributions
+
+
+_ROWS: dict[str, dict[str, int]] = {}
+
+
+def _vocabulary_rows(model) -> dict[str, int]:
+    if model.version not in _ROWS:
+        _ROWS[model.version] = {artifact.key_text(k): row for row, k in enumerate(model.vocabulary.tolist())}
+    return _ROWS[model.version]
+
+
+def test_the_explanation_is_each_shown_label_and_its_three_strongest_ngrams_at_their_first_occurrence():
+    """On every report of the dev and holdout sets: for the labels given (or a triaged report's best guess),
+    the model's probability for the label and the n-grams that push its logit up most (at most three,
+    positive only) with their contribution, each spanning the n-gram's first occurrence in the original
+    text. The engine ranks them with numpy on the report's sparse features; here they are recomputed
+    from scratch (to rounding)."""
+    model = classifier.current_model()
+    engine = Engine(load_taxonomy(), model=model)
+    root = DEFAULT_TAXONOMY_PATH.parents[2] / "tests" / "data" / "classify"
+    texts = [
+        json.loads(line)["text"]
+        for name in ("dev.jsonl", "holdout.jsonl")
+        for line in (root / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(texts) > 300
+    for text in texts:
+        result = engine.classify(text)
+        logits, contributions = _reference_explanation(model, text)
+        shown = [e.category for e in result.evidence if e.kind == "model" and e.id == "model"]
+        if result.labels:
+            assert sorted(shown) == sorted(c for c in result.labels if c in model.classes)
+        else:
+            assert len(shown) == 1 and result.scores[shown[0]] == max(result.scores.values())
+        norm = normalize(text)
+        for category in shown:
+            k = model.classes.index(category)
+            summary = [
+                e for e in result.evidence if e.kind == "model" and e.id == "model" and e.category == category
+            ]
+            assert summary[0].weight == pytest.approx(1 / (1 + math.exp(-logits[k])), abs=1.5e-3)
+            assert summary[0][2:4] == (0, 0)
+            # (the evidence is in text order: strongest first among the n-grams means by weight here)
+            ngrams = [
+                e for e in result.evidence if e.kind == "model" and e.id != "model" and e.category == category
+            ]
+            ngrams.sort(key=lambda e: contributions[e.id][1][k], reverse=True)
+            positive = sorted((c[k] for _, c in contributions.values() if c[k] > 0), reverse=True)
+            assert len(ngrams) == min(3, len(positive))
+            for e, expected in zip(ngrams, positive, strict=False):
+                first, c = contributions[e.id]
+                assert e.weight == pytest.approx(c[k], abs=1.5e-3)
+                assert c[k] == pytest.approx(expected, abs=1e-9)  # the strongest ones, none left out
+                assert (e.start, e.end) == norm.original_span(first, first + len(e.id))  # first occurrence
+                assert normalize(text[e.start : e.end]).text == e.id

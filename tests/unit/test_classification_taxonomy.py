@@ -92,6 +92,22 @@ def test_concepts_expand_inside_patterns():
     assert taxonomy.category("noise").patterns[0].regex == "很(?:吵|闹)"
 
 
+def test_patterns_of_any_shape_build_and_match():
+    # The engine puts a first-character lookahead before some patterns: never before global flags.
+    from service.classification.engine import Engine
+
+    data = _minimal()
+    data["categories"][0]["patterns"] = [
+        {"id": "noise.case", "regex": "(?i)((?:dj|ktv)|音响)[^|]{0,4}吵", "weight": 1.0},
+        {"id": "noise.nested", "regex": "((?:楼上|隔壁)|他们)[^|]{0,4}(?:吵|闹)", "weight": 1.0},
+        {"id": "noise.count", "regex": "([一二三]+个月|[0-9]+天)都在闹", "weight": 1.0},
+    ]
+    engine = Engine(parse_taxonomy(data))
+    result = engine.classify("KTV天天吵，隔壁也吵，三个月都在闹")
+    fired = {e.id for e in result.evidence if e.kind == "pattern"}
+    assert fired == {"noise.case", "noise.nested", "noise.count"}
+
+
 def test_deployment_file_replaces_default_and_reload_needs_no_restart(tmp_path, monkeypatch):
     path = _write(tmp_path, _minimal())
     set_configured_path(path)  # as the composition root does with TIPLINE_TAXONOMY_PATH
