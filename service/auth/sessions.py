@@ -30,7 +30,7 @@ from service.audit import service as audit_service
 from service.auth import passwords
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import Staff
-from service.auth.service import Principal, unlock
+from service.auth.service import Principal, advance_rotations, unlock
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.platform.crypto.keys import AnyKeyPair
@@ -319,6 +319,7 @@ async def attempt_login(
         details={"session_id": row.id},
     )
     unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
+    await advance_rotations(session, unlocked, staff_id=staff.id)
     return LoginResult(ok=True, token=token, principal=_principal(staff, row, unlocked))
 
 
@@ -375,7 +376,8 @@ async def authenticate_session(
     if now - as_utc(row.last_seen_at) >= _TOUCH_EVERY:
         row.last_seen_at = now
         await session.flush()
-    return _principal(staff, row, await unlock(session, row.key_wrap, token, session_label(row.id))), row
+    unlocked = await unlock(session, row.key_wrap, token, session_label(row.id), staff_id=staff.id)
+    return _principal(staff, row, unlocked), row
 
 
 async def logout(session: AsyncSession, *, row: StaffSession, reason: str = "logout") -> None:
