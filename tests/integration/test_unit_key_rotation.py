@@ -22,7 +22,7 @@ from service.custody import service as custody
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import AnyKeyPair
 from service.registry.models import Clue
-from tests.helpers.app import Harness, auth, running_app, unique
+from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
 
 TEXT = "城关派出所民警收了好处费，把我举报的赌场案子压下来不办。"
 
@@ -311,3 +311,40 @@ async def test_custodians_rotate_the_key_of_a_unit_whose_last_holder_left(
 async def _staff_key(session, staff_id: str) -> str:  # type: ignore[no-untyped-def]
     (row,) = await session.run_sync(lambda s: compartments.staff_keys(s, [staff_id])[staff_id])
     return row.key_id
+
+
+async def test_a_member_rotates_the_unit_key_from_the_command_line_with_their_password(
+    harness: Harness,
+) -> None:
+    unit = await harness.add_unit(unique("区纪委监委第十一室"))
+    _, supervisor = await harness.add_staff(
+        unique("督办"), ["supervisor"], await harness.add_unit(unique("办"))
+    )
+    leaver_id, leaver = await harness.add_staff(unique("核查离"), ["investigator"], unit)
+    member_name = unique("核查留")
+    await harness.add_staff(member_name, ["investigator"], unit)
+    _, admin = await harness.add_staff(unique("管理"), ["admin"])
+    env = cli_env(harness.data_dir, harness.database_url)
+    password = "correct horse battery 42"  # noqa: S105 - a test password
+    done = run_cli(["staff", "set-password", member_name, "--stdin"], env, stdin=password + "\n")
+    assert done.returncode == 0, done.stderr
+    copies = await _unit_pairs(harness, leaver)  # the holder's request seals the member's waiting grants
+    ids = await _clues(harness, 2)
+    for clue_id in ids:
+        assigned = await harness.client.post(
+            f"/api/v1/clues/{clue_id}/assign", headers=auth(supervisor), json={"assignee_id": leaver_id}
+        )
+        assert assigned.status_code == 200, assigned.text
+    assert (
+        await harness.client.post(f"/api/v1/staff/{leaver_id}/disable", headers=auth(admin))
+    ).status_code == 200
+
+    wrong = run_cli(["unit", "rotate-key", "--as", member_name, "--stdin"], env, stdin="wrong password\n")
+    assert wrong.returncode != 0 and "does not unlock" in wrong.stderr and password not in wrong.stderr
+    assert len(await _unit_keys(harness, unit)) == 1
+    done = run_cli(["unit", "rotate-key", "--as", member_name, "--stdin"], env, stdin=password + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "2 clue wraps rewrapped; 1 unit key(s) replaced" in done.stdout
+    old, new = await _unit_keys(harness, unit)
+    assert old.retired_at is not None and new.replaces == old.key_id
+    await _opens_nothing(harness, copies)
