@@ -224,7 +224,8 @@ def _seal_waiting_grants(session: Session, units: list[AnyKeyPair]) -> None:
 
 def revoke_staff(session: Session, *, staff_id: str) -> int:
     """Offboarding (and a key reset): remove every clue wrap and unit grant of the person's keys, drop the
-    password wrap and retire the keys. Returns how many clue wraps went."""
+    password wrap and retire the keys; the unit keys they held are marked for rotation. Returns how many
+    clue wraps went."""
     key_ids = list(
         session.scalars(
             select(CompartmentKey.key_id).where(
