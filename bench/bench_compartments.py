@@ -16,8 +16,9 @@ meanwhile. ``--fresh`` drops and recreates the database first; without it the ge
 the database already holds the clues.
 
 Measured (p50/p95 over ``--iterations``, in-process ASGI, bearer tokens carrying the holder's key):
-- ``first_page``: an investigator's first page (``GET /api/v1/me/clues``), beside the same SELECT through
-  asyncpg;
+- ``first_page``: an investigator's first page (``GET /api/v1/me/clues``), beside the same route with a
+  token of the same person that carries no key (no unlock) and the same SELECT through asyncpg; and
+  ``authenticate`` alone, with and without the unlock;
 - ``open``: ``GET /api/v1/clues/{id}`` of a compartmented clue (unlock, the wraps, the sealed fields), beside
   a case-key clue;
 - ``assign`` (another investigator of the same unit) and ``transfer`` (an investigator of another unit), both
@@ -237,10 +238,10 @@ async def _bulk(dsn: str, total: int, sample: list[str], world: dict[str, object
 
 async def _timed(call, iterations: int) -> list[float]:  # type: ignore[no-untyped-def]
     samples = []
-    for n in range(iterations + 5):
+    for n in range(iterations + 4):  # an even number of calls: assign/transfer end where they started
         started = time.perf_counter()
         await call(n)
-        if n >= 5:
+        if n >= 4:
             samples.append((time.perf_counter() - started) * 1000)
     return samples
 
@@ -256,9 +257,44 @@ async def _measure(app, world, sample: dict[str, list[str]], dsn: str, iteration
     as_reader = {"Authorization": f"Bearer {reader}"}
     as_supervisor = {"Authorization": f"Bearer {supervisor}"}
 
-    async def page(_: int) -> None:
-        response = await app.get("/api/v1/me/clues", headers=as_reader, params={"limit": 50})
-        assert response.status_code == 200, response.text
+    from sqlalchemy import select
+
+    from service.auth import service as auth_service
+    from service.registry.models import Clue
+
+    async with app.runtime.session_factory() as session:
+        elsewhere = await session.scalars(
+            select(Clue.id).where(
+                Clue.id.in_(sample["compartmented"] + sample["case_key"]), Clue.assignee_id != reader_id
+            )
+        )
+        for clue_id in list(elsewhere):  # an interrupted earlier run left it with someone else
+            back = await app.post(
+                f"/api/v1/clues/{clue_id}/assign", headers=as_supervisor, json={"assignee_id": reader_id}
+            )
+            assert back.status_code == 200, back.text
+    async with app.runtime.session_factory() as session:
+        # The same person's token without their key (as an administrator issues one): the same route and
+        # query without the per-request unlock (token wrap, unit-key grants, due rotations).
+        staff = await auth_service.get_staff(session, reader_id)
+        _, keyless = await auth_service.issue_token(session, staff=staff, ttl_days=1, actor="bench")
+        await session.commit()
+
+    def page_as(token: str):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def call(_: int) -> None:
+            response = await app.get("/api/v1/me/clues", headers=headers, params={"limit": 50})
+            assert response.status_code == 200, response.text
+
+        return call
+
+    def unlock_as(token: str):  # type: ignore[no-untyped-def]
+        async def call(_: int) -> None:
+            async with app.runtime.session_factory() as session:
+                await auth_service.authenticate(session, token)
+
+        return call
 
     connection = await asyncpg.connect(dsn)
     try:
@@ -283,8 +319,13 @@ async def _measure(app, world, sample: dict[str, list[str]], dsn: str, iteration
             "wraps": await connection.fetchval("SELECT count(*) FROM clue_key_wraps"),
         }
         result["first_page_ms"] = {
-            "api": _figures(await _timed(page, iterations)),
+            "api": _figures(await _timed(page_as(reader), iterations)),
+            "baseline_api_token_without_key": _figures(await _timed(page_as(keyless), iterations)),
             "baseline_asyncpg_select": _figures(await _timed(raw, iterations)),
+        }
+        result["authenticate_ms"] = {
+            "token_with_key": _figures(await _timed(unlock_as(reader), iterations)),
+            "baseline_token_without_key": _figures(await _timed(unlock_as(keyless), iterations)),
         }
     finally:
         await connection.close()
