@@ -120,7 +120,10 @@ DESCRIPTIONS: dict[Action, str] = {
     Action.read_assigned_clue: "Read a clue assigned to oneself, content included (`GET /api/v1/clues/{id}`)",
     Action.list_all_clues: "List and filter every clue (`GET /api/v1/clues`)",
     Action.read_any_clue: "Read any clue, content included (`GET /api/v1/clues/{id}`)",
-    Action.assign_clue: "Assign a clue to an investigator (`POST /api/v1/clues/{id}/assign`)",
+    Action.assign_clue: (
+        "Assign a clue to an investigator; recuse a person from it "
+        "(`POST /api/v1/clues/{id}/assign`, `/recusals`)"
+    ),
     Action.list_units: "List units (`GET /api/v1/units`)",
     Action.manage_units: (
         "Create, rename and move units, add and remove their aliases (`/api/v1/units…`, `tipline unit`)"

@@ -17,6 +17,7 @@ from service.auth.models import ApiToken, Staff, StaffRole, Unit
 from service.auth.permissions import Role
 from service.auth.tokens import new_token, token_hash
 from service.compartments import keys as compartment_keys
+from service.compartments import rotation
 from service.compartments import service as compartments
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import AnyKeyPair
@@ -410,7 +411,7 @@ def token_label(token_id: str) -> str:
 
 
 async def unlock(
-    session: AsyncSession, wrapped: bytes | None, secret: str, label: str
+    session: AsyncSession, wrapped: bytes | None, secret: str, label: str, *, staff_id: str
 ) -> compartment_keys.Unlocked | None:
     """The keys a request holds: its token's or session's wrap of the personal key opened with the secret
     the caller presented, and the unit keys granted to that key. None when there is no (longer a) key."""
@@ -420,7 +421,18 @@ async def unlock(
         personal = compartment_keys.open_under_secret(wrapped, secret, label)
     except (EnvelopeError, ValueError):
         return None
-    return await session.run_sync(lambda s: compartments.unlocked(s, personal))
+    unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
+    await advance_rotations(session, unlocked, staff_id=staff_id)
+    return unlocked
+
+
+async def advance_rotations(
+    session: AsyncSession, unlocked: compartment_keys.Unlocked | None, *, staff_id: str
+) -> None:
+    """A unit key whose holder left is replaced by the remaining members' requests, a bounded chunk each
+    (``compartments.rotation``)."""
+    if unlocked is not None and unlocked.units:
+        await rotation.advance(session, unlocked=unlocked, actor=audit_service.staff_actor(staff_id))
 
 
 async def revoke_token(session: AsyncSession, *, token_id: str, actor: str) -> None:
@@ -470,5 +482,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         unit_id=staff.unit_id,
         roles=frozenset(r.role for r in staff.roles),
         token_id=api_token.id,
-        unlocked=await unlock(session, api_token.key_wrap, token, token_label(api_token.id)),
+        unlocked=await unlock(
+            session, api_token.key_wrap, token, token_label(api_token.id), staff_id=staff.id
+        ),
     )

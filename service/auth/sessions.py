@@ -17,6 +17,7 @@ import hmac
 import secrets
 import time
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,12 +31,14 @@ from service.audit import service as audit_service
 from service.auth import passwords
 from service.auth.login_models import LoginThrottle, StaffCredential, StaffSession
 from service.auth.models import Staff
-from service.auth.service import Principal, unlock
+from service.auth.service import Principal, advance_rotations, unlock
 from service.compartments import keys as compartment_keys
+from service.compartments import rotation
 from service.compartments import service as compartments
+from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import AnyKeyPair
 from service.platform.db import new_id
-from service.platform.errors import Conflict, Unauthenticated
+from service.platform.errors import Conflict, Invalid, Unauthenticated
 from service.platform.runtime import Configured
 from service.platform.settings import Settings
 from service.platform.timeutil import as_utc, utcnow
@@ -319,6 +322,7 @@ async def attempt_login(
         details={"session_id": row.id},
     )
     unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
+    await advance_rotations(session, unlocked, staff_id=staff.id)
     return LoginResult(ok=True, token=token, principal=_principal(staff, row, unlocked))
 
 
@@ -375,7 +379,8 @@ async def authenticate_session(
     if now - as_utc(row.last_seen_at) >= _TOUCH_EVERY:
         row.last_seen_at = now
         await session.flush()
-    return _principal(staff, row, await unlock(session, row.key_wrap, token, session_label(row.id))), row
+    unlocked = await unlock(session, row.key_wrap, token, session_label(row.id), staff_id=staff.id)
+    return _principal(staff, row, unlocked), row
 
 
 async def logout(session: AsyncSession, *, row: StaffSession, reason: str = "logout") -> None:
@@ -404,3 +409,36 @@ async def end_all_sessions(session: AsyncSession, *, staff_id: str, actor: str) 
         details={"sessions_ended": ended},
     )
     return ended
+
+
+async def rotate_unit_keys(
+    session: AsyncSession, *, staff: Staff, password: str, commit: Callable[[], Awaitable[None]]
+) -> list[rotation.Step]:
+    """A member replaces their unit's keys due for rotation (someone who held them left), with their own
+    unlock: the password opens their personal key (a wrong one opens nothing), which opens the unit key.
+    Chunk by chunk, ``commit`` between chunks (an interruption resumes); audited by the rotation."""
+    if staff.disabled or staff.unit_id is None:
+        raise Invalid("须为某单位在岗人员", message_en="must be an active member of a unit")
+    unit_id = staff.unit_id
+    personal = None
+    for row in await session.run_sync(lambda s: compartments.staff_keys(s, [staff.id]).get(staff.id, [])):
+        if row.password_wrap is not None and row.password_salt is not None:
+            try:
+                public = compartment_keys.public_from_json(row.public)
+                personal = compartment_keys.open_under_password(
+                    public, row.password_salt, row.password_wrap, password
+                )
+            except (EnvelopeError, ValueError):
+                personal = None
+    unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal)) if personal else None
+    if unlocked is None:
+        raise Invalid("密码无法解锁个人密钥", message_en="the password does not unlock a personal key")
+    return await rotation.rotate_unit(
+        session,
+        unit_id=unit_id,
+        pairs=unlocked.pairs,
+        escrow=None,
+        actor=audit_service.staff_actor(staff.id),
+        via="cli",
+        commit=commit,
+    )

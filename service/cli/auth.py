@@ -62,6 +62,12 @@ def add_parsers(sub: Any) -> None:
     unit_alias.add_argument("--unit", required=True, help="unit name or id")
     unit_alias.add_argument("--alias", action="append", default=[], help="an alias (repeat; none: clear)")
     unit.add_parser("list", help="list units")
+    rotate = unit.add_parser(
+        "rotate-key",
+        help="replace your unit's key after someone who held it left (with your password; resumable)",
+    )
+    rotate.add_argument("--as", dest="member", required=True, help="your account name (a member of the unit)")
+    rotate.add_argument("--stdin", action="store_true", help="read the password from standard input")
 
 
 async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
@@ -150,9 +156,40 @@ async def _staff_login(args: argparse.Namespace, settings) -> int:  # type: igno
     return 0
 
 
+async def _rotate_unit_key(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    """The member's password never appears in argv, logs or audit details."""
+    from service.auth import service as auth_service
+    from service.auth import sessions as session_service
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("密码 Password: ")
+
+    async def work(session: AsyncSession) -> list[str]:
+        staff = await auth_service.find_staff(session, args.member)
+        steps = await session_service.rotate_unit_keys(
+            session, staff=staff, password=password, commit=session.commit
+        )
+        if not steps:
+            return ["no unit key of yours is due for rotation"]
+        rewrapped = sum(step.rewrapped for step in steps)
+        finished = [step.old_key_id for step in steps if step.finished]
+        return [f"{rewrapped} clue wraps rewrapped; {len(finished)} unit key(s) replaced and retired"]
+
+    for line in await in_session(settings, work):
+        print(line)
+    return 0
+
+
 async def _unit(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from service.auth import service as auth_service
     from service.auth.unit_names import aliases_of
+
+    if args.unit_command == "rotate-key":
+        return await _rotate_unit_key(args, settings)
 
     async def work(session: AsyncSession) -> list[str]:
         if args.unit_command == "add":

@@ -253,9 +253,11 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 receiver=args.receiver,
                 shares=[custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)],
                 actor=CLI_ACTOR,
+                commit=session.commit,
             )
             granted = "unit key granted" if recovered.unit_key_granted else "no unit key to grant"
-            return [f"{recovered.clues} clues handed to {args.receiver}; {granted}"]
+            rotated = "; unit key rotated" if recovered.unit_key_rotated else ""
+            return [f"{recovered.clues} clues handed to {args.receiver}; {granted}{rotated}"]
         return [
             f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
             for r in await custody.list_requests(session)

@@ -29,6 +29,9 @@ class CompartmentKey(Base):
     escrow_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)  # unit: private half sealed to the escrow
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no new wraps; old ones removed
+    # unit: someone who held a grant of it left; replaced at a remaining holder's next unlock (rotation.py)
+    rotation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaces: Mapped[str | None] = mapped_column(String(64), index=True)  # unit: the key this one replaces
 
 
 class UnitKeyGrant(Base):

@@ -227,7 +227,8 @@ def _seal_waiting_grants(session: Session, units: list[AnyKeyPair]) -> None:
 
 def revoke_staff(session: Session, *, staff_id: str) -> int:
     """Offboarding (and a key reset): remove every clue wrap and unit grant of the person's keys, drop the
-    password wrap and retire the keys. Returns how many clue wraps went."""
+    password wrap and retire the keys; the unit keys they held are marked for rotation. Returns how many
+    clue wraps went."""
     key_ids = list(
         session.scalars(
             select(CompartmentKey.key_id).where(
@@ -237,6 +238,7 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
     )
     if not key_ids:
         return 0
+    _mark_rotation_due(session, key_ids)
     removed = session.execute(delete(ClueKeyWrap).where(ClueKeyWrap.key_id.in_(key_ids)))
     session.execute(delete(UnitKeyGrant).where(UnitKeyGrant.staff_key_id.in_(key_ids)))
     session.execute(
@@ -247,6 +249,24 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
     )
     session.flush()
     return int(removed.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _mark_rotation_due(session: Session, staff_key_ids: list[str]) -> None:
+    """Every unit key these keys were granted (sealed, not waiting) is to be replaced: the person may keep a
+    copy of it. A remaining holder does it (``compartments.rotation``)."""
+    held = select(UnitKeyGrant.unit_key_id).where(
+        UnitKeyGrant.staff_key_id.in_(staff_key_ids), UnitKeyGrant.wrapped.is_not(None)
+    )
+    session.execute(
+        update(CompartmentKey)
+        .where(
+            CompartmentKey.key_id.in_(held),
+            CompartmentKey.retired_at.is_(None),
+            CompartmentKey.rotation_due_at.is_(None),
+        )
+        .values(rotation_due_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- Clues ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ Audit details carry ids and key ids only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Role
+from service.compartments import rotation
 from service.custody import shamir
 from service.custody.ceremony import wipe
 from service.custody.models import ClueContact, CustodyRequest
@@ -339,15 +340,27 @@ async def list_requests(session: AsyncSession) -> list[CustodyRequest]:
 class UnitRecovery:
     clues: int  # clue keys rewrapped to the receiver
     unit_key_granted: bool
+    unit_key_rotated: bool = False  # a rotation due after offboarding was finished with the escrow
+
+
+async def _no_commit() -> None:
+    return None
 
 
 async def recover_unit(
-    session: AsyncSession, *, unit_id: str, receiver: str, shares: list[ShareInput], actor: str
+    session: AsyncSession,
+    *,
+    unit_id: str,
+    receiver: str,
+    shares: list[ShareInput],
+    actor: str,
+    commit: Callable[[], Awaitable[None]] = _no_commit,
 ) -> UnitRecovery:
     """When a unit's people have left: rebuild the escrow key from custodians' shares, in memory, and give
     the receiver (an active member of the unit) the unit's key and the content keys of the unit's clues
     sealed to the escrow; then forget the escrow key. Recusal holds: clues whose accused unit is the
-    receiver's are skipped."""
+    receiver's are skipped. A unit key due for rotation (someone who held it left) is replaced with the
+    escrow's copy of it, chunk by chunk (``commit`` between chunks, so an interruption resumes)."""
     staff, _ = await active_staff(session, receiver)
     if staff.disabled or staff.unit_id != unit_id:
         raise Invalid(
@@ -387,6 +400,15 @@ async def recover_unit(
                 s, unit_id=unit_id, escrow=escrow, receiver_id=staff.id, recused_units=accused_units
             )
         )
+        rotated = await rotation.rotate_unit(
+            session,
+            unit_id=unit_id,
+            pairs={},
+            escrow=escrow,
+            actor=actor,
+            via="escrow",
+            commit=commit,
+        )
     except (CustodyFileError, shamir.ShamirError) as exc:
         raise Invalid("份额无法打开（口令错误或文件损坏）", message_en=str(exc)) from None
     finally:
@@ -405,4 +427,6 @@ async def recover_unit(
             "unit_key_granted": result[1],
         },
     )
-    return UnitRecovery(clues=result[0], unit_key_granted=result[1])
+    return UnitRecovery(
+        clues=result[0], unit_key_granted=result[1], unit_key_rotated=any(r.finished for r in rotated)
+    )

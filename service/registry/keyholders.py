@@ -4,7 +4,11 @@
   accused unit as the reporter named it (recusal: a supervisor in that unit or a unit under it gets no wrap).
 - At assignment, transfer and reassignment: the assignee and the handling unit's key; the previous
   assignee's wrap goes. The person who assigns must hold the key (they rewrap what they can open).
-- Disabling an account removes every wrap of its keys (``compartments.service.revoke_staff``).
+- Disabling an account removes every wrap of its keys (``compartments.service.revoke_staff``) and marks
+  the unit keys it held for rotation (``compartments.rotation``).
+- Recusal of a person from one clue (``registry.recusal.recuse``): their wraps of it go, and while a member
+  of the handling unit is recused the unit's wrap is replaced by wraps to its other members (``recuse``,
+  ``unit_recipients``).
 - When a unit's people have left, custodians rebuild the escrow key and hand the unit's clues on
   (``recover_unit``, through ``custody.service.recover_unit``).
 
@@ -24,10 +28,10 @@ from service.auth.permissions import Role
 from service.auth.service import normalise_unit_name
 from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
-from service.compartments.models import ClueKeyWrap, CompartmentKey
+from service.compartments.models import ClueKeyWrap, CompartmentKey, UnitKeyGrant
 from service.platform.crypto.keys import AnyKeyPair, KeyRing, sealing_batch
 from service.platform.errors import Forbidden
-from service.registry.models import Clue
+from service.registry.models import Clue, ClueRecusal
 
 
 @dataclass(frozen=True)
@@ -123,10 +127,12 @@ def rewrap(
     except Forbidden:
         content_key = None
     unit_key = compartments.unit_key(session, unit_id) if unit_id else None
+    for_unit = unit_recipients(session, clue_id=clue_id, unit_key=unit_key)
+    keep = {row.key_id for row in for_unit}
     stale = [
         wrap.key_id
         for wrap in compartments.wraps_of(session, clue_id)
-        if wrap.reason == "unit" and (unit_key is None or wrap.key_id != unit_key.key_id)
+        if wrap.reason in ("unit", "member") and wrap.key_id not in keep
     ]
     if previous_assignee_id and previous_assignee_id != assignee_id:
         previous = compartments.staff_keys(session, [previous_assignee_id]).get(previous_assignee_id, [])
@@ -138,10 +144,75 @@ def rewrap(
         compartments.staff_keys(session, [assignee_id]).get(assignee_id, []) if assignee_id else []
     )
     recipients = [compartments.recipient(row, "assignee") for row in keys_of_assignee]
-    if unit_key is not None:
-        recipients.append(compartments.recipient(unit_key, "unit"))
-    compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
+    compartments.add_wraps(
+        session, clue_id=clue_id, content_key=content_key, recipients=[*recipients, *for_unit]
+    )
     return True
+
+
+def _recused_holders(session: Session, *, clue_id: str, unit_key_id: str) -> bool:
+    """Whether someone recused from the clue holds (or awaits) a grant of the unit key."""
+    return (
+        session.scalar(
+            select(UnitKeyGrant.staff_id)
+            .join(ClueRecusal, ClueRecusal.staff_id == UnitKeyGrant.staff_id)
+            .where(UnitKeyGrant.unit_key_id == unit_key_id, ClueRecusal.clue_id == clue_id)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def unit_recipients(
+    session: Session, *, clue_id: str, unit_key: CompartmentKey | None
+) -> list[compartments.Recipient]:
+    """Who reads the clue for its handling unit: the unit key — or, when a member of the unit is recused from
+    the clue, each other member's own keys instead (a recused member must not read it through the unit key).
+    Members who join later get no such wrap: someone who holds the clue rewraps it by reassigning."""
+    if unit_key is None:
+        return []
+    if not _recused_holders(session, clue_id=clue_id, unit_key_id=unit_key.key_id):
+        return [compartments.recipient(unit_key, "unit")]
+    rows = session.execute(
+        select(CompartmentKey)
+        .join(UnitKeyGrant, UnitKeyGrant.staff_key_id == CompartmentKey.key_id)
+        .where(
+            UnitKeyGrant.unit_key_id == unit_key.key_id,
+            CompartmentKey.retired_at.is_(None),
+            UnitKeyGrant.staff_id.not_in(select(ClueRecusal.staff_id).where(ClueRecusal.clue_id == clue_id)),
+        )
+    ).scalars()
+    return [compartments.recipient(row, "member") for row in rows]
+
+
+def recuse(
+    session: Session, *, clue_id: str, staff_id: str, unlocked: compartment_keys.Unlocked | None
+) -> tuple[int, bool | None]:
+    """After a person's recusal from a clue was recorded (``ClueRecusal``): remove their wraps of it, and
+    where they hold the handling unit's key, replace the unit's wrap with wraps to the unit's other members.
+    Returns (wraps removed, whether the person acting could rewrap: None for a clue sealed before
+    compartments). Fails closed: an actor who holds no key to the clue still removes the unit's wrap (the
+    members read again once someone who holds it reassigns, or custodians recover the unit)."""
+    if not compartments.is_compartmented(session, clue_id):
+        return 0, None
+    try:
+        content_key: bytes | None = compartments.content_key(session, clue_id=clue_id, unlocked=unlocked)
+    except Forbidden:
+        content_key = None
+    wraps = compartments.wraps_of(session, clue_id)
+    own = {row.key_id for row in compartments.staff_keys(session, [staff_id]).get(staff_id, [])}
+    stale = [wrap.key_id for wrap in wraps if wrap.key_id in own]
+    members: list[compartments.Recipient] = []
+    for wrap in wraps:
+        if wrap.reason == "unit" and _recused_holders(session, clue_id=clue_id, unit_key_id=wrap.key_id):
+            unit_key = session.get(CompartmentKey, wrap.key_id)
+            members += unit_recipients(session, clue_id=clue_id, unit_key=unit_key)
+            stale.append(wrap.key_id)
+    if content_key is not None and members:
+        compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=members)
+    removed = compartments.remove_wraps(session, clue_id=clue_id, key_ids=stale)
+    session.flush()
+    return removed, content_key is not None
 
 
 def recover_unit(
@@ -160,13 +231,15 @@ def recover_unit(
         .where(Clue.handling_unit_id == unit_id, ClueKeyWrap.key_id == escrow.public.key_id)
     ).all()
     count = 0
+    personally_recused = set(
+        session.scalars(select(ClueRecusal.clue_id).where(ClueRecusal.staff_id == receiver_id))
+    )
     for clue_id, accused_unit_id, wrapped in found:
-        if accused_unit_id is not None and accused_unit_id in recused_units:
+        if accused_unit_id is not None and accused_unit_id in recused_units or clue_id in personally_recused:
             continue
         content_key = compartment_keys.unwrap_content_key(escrow, clue_id, wrapped)
         recipients = [compartments.recipient(row, "recovered") for row in receiver_keys]
-        if unit_row is not None:
-            recipients.append(compartments.recipient(unit_row, "unit"))
+        recipients += unit_recipients(session, clue_id=clue_id, unit_key=unit_row)
         compartments.add_wraps(session, clue_id=clue_id, content_key=content_key, recipients=recipients)
         count += 1
     return count, granted

@@ -285,3 +285,18 @@ class Objection(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     handled_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ClueRecusal(Base):
+    """A person recused from one clue (a conflict of interest beyond the unit rule): their wraps of the clue
+    are removed, the handling unit's key no longer opens it (its members hold individual wraps instead), and
+    they cannot be assigned it (``registry.recusal.recuse``)."""
+
+    __tablename__ = "clue_recusals"
+
+    clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(
+        ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

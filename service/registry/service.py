@@ -26,7 +26,7 @@ from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
 from service.platform.timeutil import add_months_local, as_utc, hour_floor, local_date, utcnow
 from service.registry import keyholders, recusal
-from service.registry.models import Clue, ClueCategory, ClueState
+from service.registry.models import Clue, ClueCategory, ClueRecusal, ClueState
 from service.registry.numbering import next_registry_numbers
 
 if TYPE_CHECKING:
@@ -329,6 +329,8 @@ async def assign_clue(
             "承办人未归属任何单位，不能交办线索",
             message_en="the assignee belongs to no unit and cannot be assigned",
         )
+    if await session.get(ClueRecusal, (clue.id, assignee.id)) is not None:
+        raise _recused_person()
     confirmed = await enforce_recusal(
         session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys, confirmed=confirm_recusal
     )
@@ -409,6 +411,49 @@ async def enforce_recusal(
             )
         return True
     return False
+
+
+def _recused_person() -> Conflict:
+    return Conflict(
+        "回避：该人员已对此线索回避，不能承办",
+        message_en="recusal: this person is recused from this clue and cannot handle it",
+    )
+
+
+async def recuse_staff(session: AsyncSession, *, clue_id: str, staff_id: str, principal: Principal) -> int:
+    """Record that a person is recused from a clue (a supervisor's decision, also about themselves): their
+    wraps of its content key go, the handling unit's key no longer opens it for them (its other members get
+    wraps of their own), and they cannot be assigned it. The current assignee is reassigned first. Audited;
+    returns how many wraps went."""
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    person = await auth_service.get_staff(session, staff_id)
+    if clue.assignee_id == person.id:
+        raise Conflict(
+            "此人正在承办该线索，请先改派再回避",
+            message_en="this person is the clue's assignee: reassign the clue first",
+        )
+    if await session.get(ClueRecusal, (clue.id, person.id)) is not None:
+        raise Conflict("此人已对该线索回避", message_en="this person is already recused from this clue")
+    session.add(
+        ClueRecusal(clue_id=clue.id, staff_id=person.id, recorded_by=principal.actor, created_at=utcnow())
+    )
+    await session.flush()
+    removed, rewrapped = await session.run_sync(
+        lambda s: keyholders.recuse(s, clue_id=clue.id, staff_id=person.id, unlocked=principal.unlocked)
+    )
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.recusal_recorded",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "staff_id": person.id,
+            "wraps_removed": removed,
+            **({"key_wrapped": rewrapped} if rewrapped is not None else {}),
+        },
+    )
+    return removed
 
 
 def _recused() -> Conflict:

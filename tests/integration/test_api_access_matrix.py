@@ -101,6 +101,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/clues/{clue_id}/actions"): r(*READ_CLUE, hidden_404=True),
     ("GET", "/api/v1/clues/{clue_id}/additions"): r(*READ_CLUE, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/assign"): r(A.assign_clue),
+    ("POST", "/api/v1/clues/{clue_id}/recusals"): r(A.assign_clue),
     ("POST", "/api/v1/clues/{clue_id}/reassign"): r(A.decide_clue),
     ("POST", "/api/v1/clues/{clue_id}/transitions"): r(A.handle_clue, A.decide_clue, hidden_404=True),
     ("POST", "/api/v1/clues/{clue_id}/acceptance-notice"): r(A.handle_clue, hidden_404=True),

@@ -67,6 +67,10 @@ OPERATOR_ONLY: dict[str, str] = {
     "custody contact": _CUSTODY,
     "custody list": _CUSTODY,
     "custody recover-unit": "escrow recovery of a unit's clues: custodians bring key shares to the host",
+    "unit rotate-key": (
+        "maintenance with a member's own password on the host (a large unit at once; the members' "
+        "requests do it a chunk each anyway)"
+    ),
     "custody unmask": "an unmask request applied with custodians' shares of the identity key, on the host",
     "attachments reseal-names": "maintenance with the case private key: re-seals old file names",
     "taxonomy validate": "checks a taxonomy file on the host before it is installed",

@@ -25,6 +25,8 @@ from service.api.registry.schemas import (
     CluePage,
     ClueSummary,
     DocumentOut,
+    RecusalIn,
+    RecusalOut,
 )
 from service.attachments import documents
 from service.auth.permissions import Action
@@ -153,6 +155,27 @@ async def assign_clue(
         confirm_recusal=body.confirm_recusal,
     )
     return clue_summary(clue)
+
+
+@router.post(
+    "/clues/{clue_id}/recusals",
+    summary="Recuse a person from a clue",
+    status_code=201,
+    response_model=RecusalOut,
+    responses={**ERRORS, **NOT_FOUND, 409: {"description": "The person is the assignee, or already recused"}},
+)
+async def recuse(
+    clue_id: str,
+    body: RecusalIn,
+    principal: Annotated[Principal, authorized(Action.assign_clue)],
+    session: SessionDep,
+) -> RecusalOut:
+    """Recuse a person (a conflict of interest): their wraps of the clue go, the handling unit's key no
+    longer opens it for them, and they cannot be assigned it (supervisors). Audited."""
+    removed = await registry_service.recuse_staff(
+        session, clue_id=clue_id, staff_id=body.staff_id, principal=principal
+    )
+    return RecusalOut(clue_id=clue_id, staff_id=body.staff_id, wraps_removed=removed)
 
 
 @router.post(

@@ -203,3 +203,13 @@ class TransferOut(BaseModel):
 
 class DocumentOut(BaseModel):
     id: str = Field(description="The attachment record; download with GET /api/v1/attachments/{id}")
+
+
+class RecusalIn(BaseModel):
+    staff_id: str = Field(max_length=36, description="The person recused from this clue")
+
+
+class RecusalOut(BaseModel):
+    clue_id: str
+    staff_id: str
+    wraps_removed: int = Field(description="Wraps of the clue's content key to the person's keys removed")
