@@ -43,6 +43,8 @@ from service.auth.permissions import Action, Role, require
 from service.auth.service import Principal
 from service.classification.pii import MASK_MARKERS, find_personal_data
 from service.classification.results import PersonalDataSpan
+from service.compartments import items as clue_items
+from service.compartments.keys import Unlocked
 from service.custody import service as custody_service
 from service.messages import service as messages_service
 from service.messages.models import Message
@@ -123,8 +125,11 @@ def _not_found() -> NotFound:
     return NotFound("要遮盖的内容不存在", message_en="no such text or file on this clue")
 
 
-async def _original_text(session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing) -> str:
-    """The stored text staff read (version 0): masked at intake, never the identity-sealed original."""
+async def _original_text(
+    session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing, unlocked: Unlocked | None
+) -> str:
+    """The stored text staff read (version 0): masked at intake, never the identity-sealed original. A
+    message's or an addition's opens with the requester's key to the clue (compartments)."""
     if target.kind == "report":
         if target.target_id != clue.id or target.field:
             raise _not_found()
@@ -133,12 +138,14 @@ async def _original_text(session: AsyncSession, clue: Clue, target: TextTarget, 
         message = await session.get(Message, target.target_id[:36])
         if message is None or message.clue_id != clue.id or target.field:
             raise _not_found()
-        return keys.open(message.body, messages_service.body_binding(message.id)).decode("utf-8")
+        opener = await clue_items.opener(session, clue_id=clue.id, unlocked=unlocked, keys=keys)
+        return opener.open(message.body, messages_service.body_binding(message.id)).decode("utf-8")
     if target.kind == "addition":
         addition = await session.get(ClueAddition, target.target_id[:36])
         if addition is None or addition.clue_id != clue.id:
             raise _not_found()
-        content = json.loads(keys.open(addition.content, f"clue_additions/{addition.id}/content"))
+        opener = await clue_items.opener(session, clue_id=clue.id, unlocked=unlocked, keys=keys)
+        content = json.loads(opener.open(addition.content, f"clue_additions/{addition.id}/content"))
         value = content.get(target.field or "text")
         if not isinstance(value, str):
             raise _not_found()
@@ -151,8 +158,10 @@ def _open_text(row: Redaction, keys: KeyRing) -> str:
     return str(json.loads(keys.open(row.content, _binding(row.id, "content")))["text"])
 
 
-async def _current(session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing) -> tuple[int, str]:
-    original = await _original_text(session, clue, target, keys)  # also checks the target is the clue's
+async def _current(
+    session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing, unlocked: Unlocked | None
+) -> tuple[int, str]:
+    original = await _original_text(session, clue, target, keys, unlocked)  # checks it is the clue's
     latest = await _latest(session, target.kind, target.target_id, target.field)
     return (latest.version, _open_text(latest, keys)) if latest else (0, original)
 
@@ -328,7 +337,7 @@ async def redact_text(
         require(principal.roles, Action.exchange_messages)
     reason = _reason(reason)
     text_target = _normalise_target(target, target_id, field, clue.id)
-    version, text = await _current(session, clue, text_target, keys)
+    version, text = await _current(session, clue, text_target, keys, principal.unlocked)
     _check_base(version, base_version)
     merged = _spans(text, spans, quotes)
     row = await _record(
@@ -348,10 +357,10 @@ async def redact_text(
     return _view(row, keys)
 
 
-async def _file_bytes(store: BlobStore, blob_id: str, wrapped_key: bytes, keys: KeyRing) -> bytes:
+async def _file_bytes(store: BlobStore, blob_id: str, wrapped_key: bytes, opener: clue_items.Opener) -> bytes:
     binding = attachment_binding(blob_id)
     try:
-        file_key = keys.open(wrapped_key, binding)
+        file_key = opener.open(wrapped_key, binding)
         return b"".join([c async for c in decrypt_stream(file_key, binding, store.open_reader(blob_id))])
     except (EnvelopeError, StreamError, BlobStoreError):
         raise attachments_service.AttachmentUnavailable() from None
@@ -385,7 +394,8 @@ async def redact_file(
     _check_base(latest.version if latest else 0, base_version)
     source = latest if latest else attachment
     assert source.blob_id is not None and source.wrapped_key is not None and source.kind is not None
-    data = await _file_bytes(store, source.blob_id, source.wrapped_key, keys)
+    opener = await clue_items.opener(session, clue_id=clue.id, unlocked=principal.unlocked, keys=keys)
+    data = await _file_bytes(store, source.blob_id, source.wrapped_key, opener)
     covered = files.cover(data, source.kind, list(regions))
     record = await encrypt_bytes_into_blob(
         covered.data, kind=FileKind(covered.kind), store=store, wrap_key=keys.seal_case
@@ -471,6 +481,7 @@ async def _version_download(
     session: AsyncSession, row: Redaction, principal: Principal, keys: KeyRing, store: BlobStore
 ) -> attachments_service.Download:
     assert row.blob_id is not None and row.wrapped_key is not None and row.kind is not None
+    opener = await clue_items.opener(session, clue_id=row.clue_id, unlocked=principal.unlocked, keys=keys)
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -479,7 +490,7 @@ async def _version_download(
         object_id=row.clue_id,
         details={"attachment_id": row.target_id, "redaction_id": row.id, "version": row.version},
     )
-    data = await _file_bytes(store, row.blob_id, row.wrapped_key, keys)
+    data = await _file_bytes(store, row.blob_id, row.wrapped_key, opener)
 
     async def chunks():  # type: ignore[no-untyped-def]
         yield data
@@ -570,7 +581,7 @@ async def request_unmask(
     clue = await _visible(session, clue_id, principal, Action.request_unmask)
     reason = _reason(reason)
     text_target = _normalise_target(target, target_id, field, clue.id)
-    version, text = await _current(session, clue, text_target, keys)
+    version, text = await _current(session, clue, text_target, keys, principal.unlocked)
     _check_base(version, base_version)
     marker = text[start:end] if 0 <= start < end <= len(text) else ""
     if marker not in MASK_MARKERS.values():
@@ -745,7 +756,9 @@ async def apply_unmask(
     clue = await session.get(Clue, row.clue_id)
     assert clue is not None
     target = TextTarget(row.target, row.target_id, row.field)
-    version, text = await _current(session, clue, target, keys)
+    # The custodians' command line holds no unlocked personal key: a message's or an addition's text on a
+    # compartmented clue does not open here (a clear refusal), only the report and older clues' texts.
+    version, text = await _current(session, clue, target, keys, None)
     if version != row.base_version:
         raise Conflict(
             "申请之后内容已有新版本，请重新申请", message_en="the text changed since the request; ask again"
@@ -759,7 +772,7 @@ async def apply_unmask(
     names: list[str] = []  # as intake masked it: the report with the accused's name kept readable
     if target.kind == "report":
         names = [json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused")).get("name") or ""]
-    masked = await _original_text(session, clue, target, keys)
+    masked = await _original_text(session, clue, target, keys, None)
     spans = find_personal_data(original, names) if isinstance(original, str) else []
     rebuilt, positions = _marker_positions(original or "", spans)
     if not spans or rebuilt != masked:  # the masking rules changed since: no safe way to map the marker
