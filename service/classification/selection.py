@@ -6,7 +6,7 @@ turn a writer's scores into probabilities are fitted on the other writers' out-o
 figure printed is for reports from a writer the model did not see, as the test split is — but the test
 split itself is never used (only checked against its hash, as every load of the corpus does).
 
-    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 4 8] ...
+    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 4 8] [--stack-c 0.1 1] ...
 
 Prints, per setting, the macro-F1 of each held-out writer, their mean, and the best thresholds on the
 pooled out-of-writer probabilities.
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             rate, wrong = triage_figures(result, classes, triage)
             per_writer = " ".join(f"{w}={figures[w]:.3f}" for w in writers)
             print(
-                f"c={c} min_df={min_df} stack_c={stack_c} triage={triage} secondary={secondary}: mean {figures['mean']:.4f}"
+                f"c={c} min_df={min_df} stack_c={stack_c} triage={triage} secondary={secondary}:"
+                f" mean {figures['mean']:.4f}"
                 f" [{per_writer}] triage rate {rate:.3f}, best guess wrong {wrong:.2f}"
             )
         sys.stdout.flush()
