@@ -6,7 +6,7 @@ turn a writer's scores into probabilities are fitted on the other writers' out-o
 figure printed is for reports from a writer the model did not see, as the test split is — but the test
 split itself is never used (only checked against its hash, as every load of the corpus does).
 
-    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 4 8] ...
+    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 4 8] [--stack-c 0.1 1] ...
 
 Prints, per setting, the macro-F1 of each held-out writer, their mean, and the best thresholds on the
 pooled out-of-writer probabilities.
@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=FILE[,FILE]")
     parser.add_argument("--c", type=float, nargs="+", default=[training.Params.c])
     parser.add_argument("--min-df", type=int, nargs="+", default=[training.Params.min_df])
-    parser.add_argument("--triage", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.4])
-    parser.add_argument("--secondary", type=float, nargs="+", default=[0.4, 0.5, 0.6])
+    parser.add_argument("--stack-c", type=float, nargs="+", default=[training.Params.stack_c])
+    parser.add_argument("--triage", type=float, nargs="+", default=[0.1, 0.15, 0.2])
+    parser.add_argument("--secondary", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
     args = parser.parse_args(argv)
     taxonomy = load_taxonomy(args.taxonomy)
     classes = tuple(taxonomy.category_ids)
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = training._rules(engine, batch, classes)
     writers = sorted({e.group for e in batch})
     print(f"{len(batch)} reports, writers {', '.join(writers)} (the test split is never read)")
-    for c, min_df in itertools.product(args.c, args.min_df):
-        params = replace(training.Params(), c=c, min_df=min_df)
+    for c, min_df, stack_c in itertools.product(args.c, args.min_df, args.stack_c):
+        params = replace(training.Params(), c=c, min_df=min_df, stack_c=stack_c)
         result = out_of_writer(batch, classes, params, rules)
         grid = []
         for triage, secondary in itertools.product(args.triage, args.secondary):
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             rate, wrong = triage_figures(result, classes, triage)
             per_writer = " ".join(f"{w}={figures[w]:.3f}" for w in writers)
             print(
-                f"c={c} min_df={min_df} triage={triage} secondary={secondary}: mean {figures['mean']:.4f}"
+                f"c={c} min_df={min_df} stack_c={stack_c} triage={triage} secondary={secondary}:"
+                f" mean {figures['mean']:.4f}"
                 f" [{per_writer}] triage rate {rate:.3f}, best guess wrong {wrong:.2f}"
             )
         sys.stdout.flush()

@@ -249,6 +249,7 @@ def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
             "params": {
                 "min_df": params.min_df,
                 "c": params.c,
+                "stack_c": params.stack_c,
                 "triage_threshold": params.triage_threshold,
                 "secondary_threshold": params.secondary_threshold,
             },
