@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, tuple_
+from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -333,16 +333,21 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 _INSERT_PENDING = insert(NearDuplicatePending.__table__)
 
 
-def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
-    """In the registering transaction: queue the clues for the periodic near-duplicate task."""
-    execute_many(session.connection(), _INSERT_PENDING, [{"clue_id": clue_id} for clue_id in clue_ids])
+def mark_for_near_duplicates(session: Session, signed: list[tuple[str, bytes | None]]) -> None:
+    """In the registering transaction: queue the clues, with the keyed signatures intake computed
+    (``classifier.near_duplicate_signature``), for the periodic near-duplicate task."""
+    execute_many(
+        session.connection(),
+        _INSERT_PENDING,
+        [{"clue_id": clue_id, "signature": signature} for clue_id, signature in signed],
+    )
 
 
 async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 10, most: int = 5000) -> int:
     """The periodic task: sign, index and link queued clues, chunk by chunk, taking them off the queue in
     the same transaction as their links. Returns how many new links were made.
 
-    Everything slow — reading, decrypting, signing, comparing — happens before a chunk's transaction; the
+    Everything slow — reading, comparing — happens before a chunk's transaction; the
     transaction itself is one synchronous call (on SQLite through the runtime's writer connection, in one
     worker-thread call), so the write lock intake needs is held for the writes alone, never across event
     loop turns."""
@@ -384,22 +389,31 @@ class _Found:
 
 
 async def _find_near_duplicates(runtime: Runtime, clue_ids: list[str], threshold: float) -> _Found:
-    """The reading, decrypting and comparing: in read-only transactions and a worker thread (no write
-    lock on SQLite)."""
+    """The reading and comparing: in read-only transactions and a worker thread (no write lock on SQLite).
+    Intake signed each clue while it held the text: nothing is opened here. A clue queued without a
+    signature was registered before intake signed (or re-queued by revision 0024) and is signed from its
+    case-key copy, as every item of such a clue opens."""
     async with runtime.read_session_factory() as reader:
         rows = (
             await reader.execute(
-                select(Clue.id, Clue.content, ClueState.near_signature)
+                select(
+                    Clue.id,
+                    Clue.content,
+                    func.coalesce(ClueState.near_signature, NearDuplicatePending.signature),
+                )
                 .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+                .outerjoin(NearDuplicatePending, NearDuplicatePending.clue_id == Clue.id)
                 .where(Clue.id.in_(clue_ids))
             )
         ).all()
     if not rows:
         return _Found({}, {}, {})
     if not runtime.keys.can_open("case") and any(signature is None for _, _, signature in rows):
-        # A process without the case key cannot sign: fail loudly and leave the queue as it is (skipping
-        # would take every clue off it unlinked).
-        raise RuntimeError("near-duplicate linking needs the case private key in this process")
+        # Old clues queued unsigned need the case key: fail loudly and leave the queue as it is (skipping
+        # would take them off it unlinked).
+        raise RuntimeError(
+            "near-duplicate linking of clues queued before intake signed needs the case private key"
+        )
     key = runtime.lookup_key(dedup.KEY_LABEL)  # signatures and bands are keyed: see dedup
     signatures = await asyncio.to_thread(_sign, runtime.keys, rows, key)
     buckets = {clue_id: dedup.band_buckets(sig, key=key) for clue_id, sig in signatures.items()}
@@ -488,7 +502,8 @@ def _record_sync(session: Session, *, found: _Found, dequeue: list[str]) -> int:
 
 
 def _sign(keys: KeyRing, rows: Sequence[Any], key: bytes) -> dict[str, bytes]:
-    """CPU only (a worker thread): the keyed signature of each clue's masked text, reusing stored ones."""
+    """CPU only (a worker thread): the stored keyed signatures; an old clue without one is signed from its
+    case-key copy."""
     signatures: dict[str, bytes] = {}
     for clue_id, sealed, signature in rows:
         if signature is None:

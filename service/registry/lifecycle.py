@@ -33,7 +33,7 @@ from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.runtime import Configured
 from service.platform.timeutil import LOCAL, as_utc, utcnow
-from service.registry import deadlines, keyholders, routing
+from service.registry import deadlines, keyholders, recusal, routing
 from service.registry.deadlines import Stage
 from service.registry.models import Clue, ClueState, ClueTransfer, ClueTransition, DeadlineRule
 from service.registry.service import assign_clue, enforce_recusal, get_visible_clue
@@ -274,7 +274,7 @@ async def apply_transition(
         stage = Stage.referral if labels == {"other"} else Stage.disposal
         clue.due_at = await stage_due(session, clue, stage, clue.received_at)
         if request.route and clue.assignee_id is None:
-            fired = await routing.route_clue(session, clue=clue, state=state, keys=runtime.keys)
+            fired = await routing.route_clue(session, clue=clue, state=state, sealing=runtime)
             details["routing_rule_id"] = fired
     elif request.action == "refer":
         if request.target not in REFERRAL_TARGETS:
@@ -305,6 +305,7 @@ async def apply_transition(
             clue=clue,
             assignee_unit_id=request.to_unit_id,
             keys=runtime.keys,
+            words_key=runtime.lookup_key(recusal.WORDS_KEY_LABEL),
             confirmed=request.confirm_recusal,
         ):
             details["recusal_confirmed"] = True
@@ -599,7 +600,6 @@ async def reassign_clue(
         clue_id=clue_id,
         assignee_id=assignee_id,
         principal=principal,
-        keys=runtime.keys,
         runtime=runtime,
         confirm_recusal=confirm_recusal,
     )
