@@ -4,6 +4,8 @@
     personal key ◀──grant── unit private key ──sealed to──▶ escrow public key (private half k-of-n)
     clue content key ──sealed to──▶ unit key, assignee's key, supervisors' keys, escrow key
     clue content key ──seals──▶ the clue's content, accused details, classification
+    clue content key ──HKDF──▶ the clue's key pair ◀──sealed to its public half── messages, file keys,
+                                                     additions (written by processes without the content key)
 
 Key pairs are the key ring's own (``KeyPair`` international, ``SM2KeyPair`` national); the symmetric layer
 follows the key's suite (``service.platform.crypto.wraps``). Every wrap is bound to the record it belongs
@@ -17,11 +19,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from service.platform.crypto import wraps
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from service.platform.crypto import sm2, wraps
 from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import (
+    HPKE_SUITE,
+    SUITE_NAMES,
     AnyKeyPair,
     AnyPublicKey,
+    KeyFileError,
+    KeyPair,
     Purpose,
     generate_key_pair,
     key_pair_from_private_bytes,
@@ -30,6 +39,7 @@ from service.platform.crypto.keys import (
     public_key_document,
     public_key_from_document,
 )
+from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair
 
 CLUE_FIELDS = ("content", "accused", "classification")
 
@@ -148,12 +158,14 @@ def open_sealed(opener: AnyKeyPair, wrapped: bytes, binding: str) -> bytes:
 
 @dataclass(frozen=True)
 class SealedClue:
-    """A new clue's fields sealed under its fresh content key. The content key lives only until intake has
-    wrapped it to its first readers, in the process that held the plaintext anyway."""
+    """A new clue's fields sealed under its fresh content key, and the public half of the clue's key pair.
+    The content key lives only until intake has wrapped it to its first readers, in the process that held
+    the plaintext anyway."""
 
     content_key: bytes = field(repr=False)
     suite: str
     fields: dict[str, bytes]
+    public: str  # the clue key pair's public key document (JSON)
 
 
 def seal_clue(clue_id: str, key_suite_name: str, fields: dict[str, bytes]) -> SealedClue:
@@ -163,7 +175,42 @@ def seal_clue(clue_id: str, key_suite_name: str, fields: dict[str, bytes]) -> Se
         name: wraps.seal_with(content_key, suite, data, field_binding(clue_id, name))
         for name, data in fields.items()
     }
-    return SealedClue(content_key=content_key, suite=suite, fields=sealed)
+    public = public_json(clue_pair(content_key, clue_id, key_suite_name).public)
+    return SealedClue(content_key=content_key, suite=suite, fields=sealed, public=public)
+
+
+# --- A clue's own key pair: what processes without the content key seal to --------------------------------
+
+_CLUE_PAIR_INFO = b"tipline/clue-pair\x00"
+
+
+def clue_pair(content_key: bytes, clue_id: str, suite: str) -> AnyKeyPair:
+    """The clue's key pair, derived from its content key (HKDF, bound to the clue id): whoever holds a wrap
+    of the content key holds the private half too, so no second wrap is needed; the public half lets
+    intake, mail ingest, the status page and the hotline seal follow-ups, file keys and additions that only
+    the clue's readers open. ``suite``: "international", "national" or a full suite name."""
+    name = SUITE_NAMES.get(suite, suite)
+    info = _CLUE_PAIR_INFO + clue_id.encode()
+    if name == HPKE_SUITE:  # ML-KEM-768 seed (64 bytes) || X25519 scalar (32 bytes)
+        material = HKDF(hashes.SHA256(), 96, None, info).derive(content_key)
+        return KeyPair.from_private_parts("clue", material[:64], material[64:])
+    if name == NATIONAL_SUITE:
+        for counter in range(256):  # a zero scalar is ~2^-256 likely; the counter only makes it total
+            raw = HKDF(hashes.SM3(), 32, None, info + bytes([counter])).derive(content_key)
+            d = int.from_bytes(raw, "big") % (sm2.N - 1)  # [0, n-2]: signing needs 1 + d invertible
+            if d:
+                return SM2KeyPair.from_private("clue", d.to_bytes(32, "big"))
+    raise KeyFileError(f"unknown crypto suite {suite!r}")
+
+
+def clue_suite(sealed_field: bytes) -> str:
+    """The key suite of a clue, read off one of its sealed fields (the wrap suite follows the key suite)."""
+    return NATIONAL_SUITE if Envelope.from_bytes(sealed_field).suite == wraps.SM4_SUITE else HPKE_SUITE
+
+
+def sealed_to_clue(data: bytes) -> bool:
+    """Whether ``data`` is sealed to a clue's own key (else: the case key, as before compartments)."""
+    return Envelope.from_bytes(data).key_id.startswith("clue-")
 
 
 def open_clue_field(content_key: bytes, clue_id: str, name: str, data: bytes) -> bytes:

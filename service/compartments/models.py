@@ -49,7 +49,10 @@ class UnitKeyGrant(Base):
 
 
 class ClueSealed(Base):
-    """A clue's fields sealed under its content key (the compartment copy of ``clues.content`` …)."""
+    """A clue's fields sealed under its content key (the compartment copy of ``clues.content`` …), and the
+    public half of the clue's key pair (derived from the content key): follow-ups, file keys and additions
+    written without the content key are sealed to it. NULL for a clue registered before the key pair
+    existed, until a holder opens it."""
 
     __tablename__ = "clue_sealed"
 
@@ -57,6 +60,7 @@ class ClueSealed(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     accused: Mapped[bytes] = mapped_column(LargeBinary)
     classification: Mapped[bytes] = mapped_column(LargeBinary)
+    public: Mapped[str | None] = mapped_column(Text)  # the clue key pair's public key document (JSON)
 
 
 class ClueKeyWrap(Base):

@@ -250,7 +250,13 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
 
 
 def store_sealed(session: Session, *, clue_id: str, sealed: ck.SealedClue) -> None:
-    session.add(ClueSealed(clue_id=clue_id, **{name: sealed.fields[name] for name in ck.CLUE_FIELDS}))
+    session.add(
+        ClueSealed(
+            clue_id=clue_id,
+            public=sealed.public,
+            **{name: sealed.fields[name] for name in ck.CLUE_FIELDS},
+        )
+    )
 
 
 def recipient(row: CompartmentKey, reason: str) -> Recipient:
@@ -337,7 +343,52 @@ def open_clue(session: Session, *, clue_id: str, unlocked: ck.Unlocked | None) -
     if sealed is None:
         return None
     key = content_key(session, clue_id=clue_id, unlocked=unlocked)
+    _fill_public(sealed, key)
     return {name: ck.open_clue_field(key, clue_id, name, getattr(sealed, name)) for name in ck.CLUE_FIELDS}
+
+
+def _fill_public(sealed: ClueSealed, key: bytes) -> AnyKeyPair:
+    """The clue's key pair; its public half is stored now if the clue was registered before it existed
+    (a holder's read fills it, so later follow-ups are sealed to it)."""
+    pair = ck.clue_pair(key, sealed.clue_id, ck.clue_suite(sealed.content))
+    if sealed.public is None:
+        sealed.public = ck.public_json(pair.public)
+    return pair
+
+
+# --- Items about a clue, sealed by processes that do not hold its content key -------------------------
+
+
+def clue_public(session: Session, clue_id: str) -> AnyPublicKey | None:
+    """The clue's public key; None for a clue sealed before compartments (or whose key pair no holder has
+    opened yet): its items are sealed to the case key. Public columns only (intake calls it)."""
+    public = session.scalar(select(ClueSealed.public).where(ClueSealed.clue_id == clue_id))
+    return ck.public_from_json(public) if public else None
+
+
+def seal_to_clue(session: Session, *, clue_id: str, data: bytes, binding: str) -> bytes | None:
+    """``data`` sealed to the clue's public key, bound to its record (``messages/<id>/body``); None when the
+    clue has none, and the caller seals to the case key."""
+    public = clue_public(session, clue_id)
+    return public.seal(data, binding) if public is not None else None
+
+
+def clue_private(session: Session, *, clue_id: str, unlocked: ck.Unlocked | None) -> AnyKeyPair:
+    """The clue's key pair through the requester's wrap of its content key, or the clear refusals of
+    ``content_key``. For a page that opens many items of one clue: derive once, open each with
+    ``compartments.keys.open_sealed``."""
+    sealed = session.get(ClueSealed, clue_id)
+    key = content_key(session, clue_id=clue_id, unlocked=unlocked)
+    if sealed is None:  # no compartment, so nothing is sealed to its key: a wrap alone cannot exist
+        raise EnvelopeError("this clue has no key pair")
+    return _fill_public(sealed, key)
+
+
+def open_from_clue(
+    session: Session, *, clue_id: str, unlocked: ck.Unlocked | None, data: bytes, binding: str
+) -> bytes:
+    """An item sealed to the clue's key, opened with the requester's keys (403 without a wrap)."""
+    return ck.open_sealed(clue_private(session, clue_id=clue_id, unlocked=unlocked), data, binding)
 
 
 # --- Escrow ---------------------------------------------------------------------------------------------

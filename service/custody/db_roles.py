@@ -70,6 +70,8 @@ INTAKE_SCOPED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("salt", "wrapped_private"),
     ),
     "clue_additions": ("clue_id", ("id", "clue_id", "kind", "reporter_copy", "created_at"), ()),
+    # the clue's public key: a follow-up and its files are sealed to it (compartments), never the fields
+    "clue_sealed": ("clue_id", ("clue_id", "public"), ()),
     "clue_objections": (
         "clue_id",
         (

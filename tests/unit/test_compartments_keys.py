@@ -7,7 +7,7 @@ import pytest
 from service.compartments import keys as ck
 from service.platform.crypto import wraps
 from service.platform.crypto.envelope import Envelope, EnvelopeError
-from service.platform.crypto.keys import HPKE_SUITE
+from service.platform.crypto.keys import HPKE_SUITE, KeyFileError
 from service.platform.crypto.national import NATIONAL_SUITE
 
 SUITES = [HPKE_SUITE, NATIONAL_SUITE]
@@ -101,3 +101,44 @@ def test_unit_key_granted_and_escrowed(suite: str) -> None:
         ck.open_private(member, unit.public, escrowed, ck.escrow_binding(unit.public.key_id))
     with pytest.raises(EnvelopeError):  # a grant replayed as another member's
         ck.open_private(member, unit.public, grant, ck.grant_binding(unit.public.key_id, "staff-x"))
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_a_wrap_of_the_content_key_gives_the_clue_private_key(suite: str) -> None:
+    """The clue's key pair is derived from its content key: the public half stored at intake is the one a
+    holder of any wrap rebuilds; another clue, or another content key, gives another pair."""
+    staff = ck.generate("staff", suite)
+    sealed = ck.seal_clue("clue-1", suite, {"content": "举报内容".encode()})
+    assert ck.clue_suite(sealed.fields["content"]) == suite
+    wrapped = {staff.public.key_id: ck.wrap_content_key(staff.public, "clue-1", sealed.content_key)}
+    key = ck.Unlocked(staff).content_key("clue-1", wrapped)
+    assert key is not None
+    pair = ck.clue_pair(key, "clue-1", suite)
+    assert ck.public_json(pair.public) == sealed.public
+    assert pair.public.key_id.startswith("clue-") and pair.public.suite == suite
+    assert ck.clue_pair(key, "clue-1", suite).public.key_id == pair.public.key_id  # deterministic
+    assert ck.clue_pair(key, "clue-2", suite).public.key_id != pair.public.key_id
+    assert ck.clue_pair(wraps.new_content_key(), "clue-1", suite).public.key_id != pair.public.key_id
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_a_seal_to_the_clue_opens_only_with_its_key_and_binding(suite: str) -> None:
+    content_key = wraps.new_content_key()
+    pair = ck.clue_pair(content_key, "clue-1", suite)
+    public = ck.public_from_json(ck.public_json(pair.public))  # as intake reads it from clue_sealed.public
+    sealed = public.seal("补充：他还收了购物卡".encode(), "messages/m1/body")
+    assert ck.sealed_to_clue(sealed)
+    assert ck.open_sealed(pair, sealed, "messages/m1/body").decode() == "补充：他还收了购物卡"
+    with pytest.raises(EnvelopeError):  # bound to its record: not another message, not another field
+        ck.open_sealed(pair, sealed, "messages/m2/body")
+    with pytest.raises(EnvelopeError):
+        ck.open_sealed(pair, sealed, "attachments/m1/key")
+    for other in (ck.clue_pair(content_key, "clue-2", suite), ck.generate("staff", suite)):
+        with pytest.raises(EnvelopeError):  # another clue's key (or anyone else's) does not open it
+            ck.open_sealed(other, sealed, "messages/m1/body")
+    assert not ck.sealed_to_clue(ck.generate("case", suite).public.seal(b"x", "messages/m1/body"))
+
+
+def test_clue_pair_refuses_an_unknown_suite() -> None:
+    with pytest.raises(KeyFileError):
+        ck.clue_pair(wraps.new_content_key(), "clue-1", "rot13")

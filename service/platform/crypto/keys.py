@@ -51,10 +51,11 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError, hpke_info
 from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair, SM2PublicKey
 from service.platform.crypto.national import make_key_id as national_key_id
 
-# ``unit``, ``staff`` and ``escrow`` are the compartment keys (``service.compartments``): a handling unit's
-# content key, a person's key, and the escrow key whose private half is split among custodians.
-Purpose = Literal["case", "identity", "contact", "unit", "staff", "escrow"]
-PURPOSES = ("case", "identity", "contact", "unit", "staff", "escrow")
+# ``unit``, ``staff``, ``escrow`` and ``clue`` are the compartment keys (``service.compartments``): a handling
+# unit's content key, a person's key, the escrow key whose private half is split among custodians, and a
+# clue's own key pair (derived from its content key) that processes without the content key seal to.
+Purpose = Literal["case", "identity", "contact", "unit", "staff", "escrow", "clue"]
+PURPOSES = ("case", "identity", "contact", "unit", "staff", "escrow", "clue")
 SUITE_NAMES = {"international": "hpke-mlkem768x25519-hkdfsha256-aes256gcm", "national": "sm2-sm4gcm-hkdfsm3"}
 KEY_FORMAT = "tipline-key/1"
 HPKE_SUITE = "hpke-mlkem768x25519-hkdfsha256-aes256gcm"
