@@ -65,5 +65,5 @@ class NearDuplicatePending(Base):
     __tablename__ = "near_duplicate_pending"
 
     clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
-    # NULL: queued before intake signed (revision 0033), or re-queued by 0024: signed from the case key.
+    # NULL: queued before intake signed (revision 0034), or re-queued by 0024: signed from the case key.
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -48,7 +48,7 @@ class Clue(Base):
     # the accused readable where the case key cannot be opened. NULL for clues registered before 0028.
     accused_names: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Keyed digests of everything the reporter wrote about the accused (``recusal.KeyedWords``): recusal
-    # asks them which units are named, without opening the words. NULL for clues registered before 0033.
+    # asks them which units are named, without opening the words. NULL for clues registered before 0034.
     accused_words: Mapped[bytes | None] = mapped_column(LargeBinary)
     accused_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)
 

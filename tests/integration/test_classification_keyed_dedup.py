@@ -188,7 +188,7 @@ async def test_migration_replaces_unkeyed_signatures_and_bands_with_keyed_ones(
 
 
 async def _queued_unsigned(harness: Harness, clue_id: str) -> None:
-    """As if queued before intake signed (revision 0033): the task must sign it from the case key."""
+    """As if queued before intake signed (revision 0034): the task must sign it from the case key."""
     async with harness.runtime.session_factory() as session:
         await session.execute(
             update(NearDuplicatePending).where(NearDuplicatePending.clue_id == clue_id).values(signature=None)

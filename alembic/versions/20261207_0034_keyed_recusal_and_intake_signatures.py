@@ -9,8 +9,8 @@ as every item of such a clue opens; their queue rows keep ``signature`` NULL and
 them from the case-key copy, in a process holding the case key (it refuses loudly elsewhere and leaves the
 queue as it is). Clues already signed keep ``clue_states.near_signature``.
 
-Revision ID: 0033
-Revises: 0032
+Revision ID: 0034
+Revises: 0033
 Create Date: 2026-12-07 14:15:00
 """
 
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0033"
-down_revision: str | None = "0032"
+revision: str = "0034"
+down_revision: str | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
