@@ -1,7 +1,8 @@
 """Staff corrections of a clue's classification, their export as labelled data, the taxonomy in force, and
 near-duplicate links. Services flush; the caller's edge (route, CLI, worker) commits.
 
-Invariants: a correction's reason is sealed with the case key and never enters the audit log (labels do:
+Invariants: a correction's reason is sealed to the clue's own key (the case key for a clue sealed before
+compartments, ``compartments.items``) and never enters the audit log (labels do:
 they are not personal data); exports carry the masked text only; links never merge or hide a clue.
 """
 
@@ -31,6 +32,8 @@ from service.classification.models import (
     NearDuplicateBand,
     NearDuplicatePending,
 )
+from service.compartments import items
+from service.compartments import service as compartments
 from service.platform.crypto.keys import EnvelopeError, KeyRing
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
@@ -125,7 +128,11 @@ async def correct_classification(
         old_labels=json.dumps(old),
         new_labels=json.dumps(new),
         taxonomy_version=version,
-        reason=keys.seal_case(reason.encode("utf-8"), _binding(correction_id)),
+        reason=await session.run_sync(
+            lambda s: items.seal_item(
+                s, keys, clue_id=clue.id, data=reason.encode("utf-8"), binding=_binding(correction_id)
+            )
+        ),
         actor=principal.actor,
         created_at=now,
     )
@@ -160,7 +167,18 @@ async def read_classification(
 ) -> ClassificationView:
     """The classification in force with the classifier's evidence and every correction (reasons opened)."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
-    machine = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
+    # A compartmented clue's evidence and correction reasons open with the requester's key, else 403.
+    opened = await session.run_sync(
+        lambda s: compartments.open_clue(s, clue_id=clue.id, unlocked=principal.unlocked)
+    )
+    machine = json.loads(
+        opened["classification"]
+        if opened is not None
+        else keys.open(clue.classification, f"clues/{clue.id}/classification")
+    )
+    opener = await session.run_sync(
+        lambda s: items.item_opener(s, keys, clue_id=clue.id, unlocked=principal.unlocked)
+    )
     rows = (
         await session.scalars(
             select(ClassificationCorrection)
@@ -174,7 +192,7 @@ async def read_classification(
             old_labels=_labels(row.old_labels),
             new_labels=_labels(row.new_labels),
             taxonomy_version=row.taxonomy_version,
-            reason=keys.open(row.reason, _binding(row.id)).decode("utf-8"),
+            reason=opener.open(row.reason, _binding(row.id)).decode("utf-8"),
             actor=row.actor,
             created_at=row.created_at,
         )

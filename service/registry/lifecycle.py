@@ -29,6 +29,7 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
+from service.compartments import items
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.runtime import Configured
@@ -157,9 +158,31 @@ def _invalid(zh: str, en: str) -> Invalid:
     return Invalid(zh, message_en=en)
 
 
-def seal(runtime: Configured, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
+async def seal(
+    session: AsyncSession,
+    runtime: Configured,
+    clue_id: str,
+    table: str,
+    row_id: str,
+    name: str,
+    value: dict[str, Any],
+) -> bytes:
+    """A staff-written item about a clue, sealed to the clue's own key (its readers only) where it has one,
+    else to the case key (``compartments.items``)."""
     data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
+    binding = f"{table}/{row_id}/{name}"
+    return await session.run_sync(
+        lambda s: items.seal_item(s, runtime.keys, clue_id=clue_id, data=data, binding=binding)
+    )
+
+
+async def item_opener(
+    session: AsyncSession, runtime: Configured, *, clue_id: str, principal: Principal
+) -> items.ItemOpener:
+    """Opens a clue's sealed items for this request (its own key derived once; see ``seal``)."""
+    return await session.run_sync(
+        lambda s: items.item_opener(s, runtime.keys, clue_id=clue_id, unlocked=principal.unlocked)
+    )
 
 
 async def load_rules(session: AsyncSession) -> list[deadlines.RuleRow]:
@@ -423,7 +446,7 @@ async def apply_transition(
         details=json.dumps(
             {**details, "attachment_ids": list(request.attachment_ids)}, ensure_ascii=False, sort_keys=True
         ),
-        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", sealed),
+        sealed=await seal(session, runtime, clue.id, "clue_transitions", transition_id, "sealed", sealed),
     )
     session.add(transition)
     await session.flush()
@@ -466,7 +489,9 @@ async def record_note_transition(
         actor=principal.actor,
         at=utcnow(),
         details=json.dumps(details, ensure_ascii=False, sort_keys=True),
-        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", {"reason": reason}),
+        sealed=await seal(
+            session, runtime, clue.id, "clue_transitions", transition_id, "sealed", {"reason": reason}
+        ),
     )
     session.add(transition)
     await session.flush()
@@ -514,12 +539,11 @@ async def history(
             .order_by(ClueTransition.at, ClueTransition.id)
         )
     ).scalars()
+    opener = await item_opener(session, runtime, clue_id=clue.id, principal=principal)
     entries = []
     for row in rows:
         opened = (
-            json.loads(runtime.keys.open(row.sealed, f"clue_transitions/{row.id}/sealed"))
-            if row.sealed
-            else {}
+            json.loads(opener.open(row.sealed, f"clue_transitions/{row.id}/sealed")) if row.sealed else {}
         )
         entries.append(HistoryEntry(row, json.loads(row.details or "{}"), opened))
     await audit_service.record(

@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.models import Unit
 from service.auth.unit_names import distinctive, normalise, unit_names
 
-
 WORDS_KEY_LABEL = "accused-words"  # runtime.lookup_key(...) for the digests of the accused words
 WINDOW = 16  # longest piece digested whole; a longer unit name counts as named when all its windows occur
 _DIGEST = 8
