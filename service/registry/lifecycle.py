@@ -32,7 +32,7 @@ from service.auth.service import Principal
 from service.compartments import items
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from service.platform.runtime import Configured
+from service.platform.runtime import Configured, Sealing
 from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import deadlines, keyholders, recusal, routing
 from service.registry.deadlines import Stage
@@ -170,14 +170,19 @@ async def seal(
     """A staff-written item about a clue, sealed to the clue's own key (its readers only) where it has one,
     else to the case key (``compartments.items``)."""
     data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    binding = f"{table}/{row_id}/{name}"
+    return await seal_bytes(session, runtime, clue_id, data, f"{table}/{row_id}/{name}")
+
+
+async def seal_bytes(
+    session: AsyncSession, runtime: Sealing, clue_id: str, data: bytes, binding: str
+) -> bytes:
     return await session.run_sync(
         lambda s: items.seal_item(s, runtime.keys, clue_id=clue_id, data=data, binding=binding)
     )
 
 
 async def item_opener(
-    session: AsyncSession, runtime: Configured, *, clue_id: str, principal: Principal
+    session: AsyncSession, runtime: Sealing, *, clue_id: str, principal: Principal
 ) -> items.ItemOpener:
     """Opens a clue's sealed items for this request (its own key derived once; see ``seal``)."""
     return await session.run_sync(
