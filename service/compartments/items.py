@@ -9,6 +9,7 @@ request) can still record their reason, which they then cannot read back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -19,9 +20,15 @@ from service.platform.crypto.keys import AnyKeyPair, KeyRing
 from service.platform.errors import Forbidden
 
 
+def sealer(session: Session, keys: KeyRing, *, clue_id: str) -> Callable[[bytes, str], bytes]:
+    """``seal(data, binding)`` for one clue's items (many of them, or a file key as the blob store wraps
+    it): to the clue's public key, else to the case key."""
+    public = compartments.clue_public(session, clue_id)
+    return public.seal if public is not None else keys.seal_case
+
+
 def seal_item(session: Session, keys: KeyRing, *, clue_id: str, data: bytes, binding: str) -> bytes:
-    sealed = compartments.seal_to_clue(session, clue_id=clue_id, data=data, binding=binding)
-    return sealed if sealed is not None else keys.seal_case(data, binding)
+    return sealer(session, keys, clue_id=clue_id)(data, binding)
 
 
 @dataclass

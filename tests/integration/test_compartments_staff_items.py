@@ -17,6 +17,7 @@ from service.classification.models import ClassificationCorrection
 from service.compartments import keys as compartment_keys
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.timeutil import utcnow
+from service.redaction.models import Redaction
 from service.registry import transfer_requests
 from service.registry.models import Clue, ClueTransition, Consultation, ProgressRequest, TransferRequest
 from tests.helpers.app import Harness, auth, unique
@@ -161,3 +162,34 @@ async def test_a_clue_sealed_before_compartments_keeps_the_case_key(harness: Har
         )
     history = await harness.client.get(f"{api}/history", headers=auth(holder))
     assert history.status_code == 200 and WRITTEN in {e.get("reason") for e in history.json()}
+
+
+async def test_redacted_versions_open_only_for_the_clues_readers(harness: Harness) -> None:
+    office = await harness.add_unit(unique("信访室"))
+    _, holder = await harness.add_staff(unique("督办"), ["supervisor"], office)
+    clue_id = await _submit(harness)
+    _, late = await harness.add_staff(unique("新督办"), ["supervisor"], office)
+    api = f"/api/v1/clues/{clue_id}"
+    made = await harness.client.post(
+        f"{api}/redactions/texts",
+        json={"target": "report", "base_version": 0, "quotes": ["扶贫资金"], "reason": WRITTEN},
+        headers=auth(holder),
+    )
+    assert made.status_code == 201, made.text
+    assert "扶贫资金" not in made.json()["text"]
+    async with harness.runtime.session_factory() as session:
+        row = await session.get(Redaction, made.json()["id"])
+        assert row is not None
+        for name in ("content", "marks", "reason"):
+            _sealed_to_the_clue_only(harness, getattr(row, name), f"redactions/{row.id}/{name}")
+    listed = await harness.client.get(f"{api}/redactions", headers=auth(holder))
+    assert listed.status_code == 200 and listed.json()[0]["reason"] == WRITTEN
+    refused = await harness.client.get(f"{api}/redactions", headers=auth(late))
+    assert refused.status_code == 403 and "密钥" in refused.json()["error"]["message"]
+    # Nor can one without the key make a version from the text they cannot read.
+    again = await harness.client.post(
+        f"{api}/redactions/texts",
+        json={"target": "report", "base_version": 1, "quotes": ["会计"], "reason": "再遮"},
+        headers=auth(late),
+    )
+    assert again.status_code == 403
