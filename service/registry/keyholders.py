@@ -48,7 +48,7 @@ def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
     return chain
 
 
-def _supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
+def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
     """(unit id, key) of every active key of every active supervisor; public columns only (intake)."""
     rows = session.execute(
         select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
@@ -72,7 +72,7 @@ def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment
     if not news:
         return
     escrow = compartments.escrow_key(session, keys)
-    supervisors = _supervisors(session)
+    recipients_at_intake = supervisors(session)
     parents = _units(session)
     by_name = dict(session.execute(select(Unit.name, Unit.id)).all())
     for new in news:
@@ -81,7 +81,7 @@ def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment
         recipients = [escrow] if escrow is not None else []
         recipients += [
             key
-            for unit_id, key in supervisors
+            for unit_id, key in recipients_at_intake
             if accused_unit is None or accused_unit not in _chain(parents, unit_id)
         ]
         compartments.add_wraps(
