@@ -15,7 +15,11 @@ class CorrectionIn(BaseModel):
         max_length=20,
         description="Category ids of the taxonomy in force; `other` stands alone.",
     )
-    reason: str = Field(min_length=1, max_length=2000, description="Why; sealed with the case key.")
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="Why; sealed to the clue's own key (the case key for a clue sealed before compartments).",
+    )
 
 
 class CorrectionOut(BaseModel):

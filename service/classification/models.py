@@ -58,9 +58,12 @@ class NearDuplicateBand(Base):
 
 
 class NearDuplicatePending(Base):
-    """Clues registered but not yet signed and indexed; intake adds a row in its own insert, the periodic
-    near-duplicate task takes them in chunks (no job row per intake batch)."""
+    """Clues registered but not yet indexed; intake adds a row in its own insert, with the text's keyed
+    signature it computed while it held the text, and the periodic near-duplicate task takes them in
+    chunks (no job row per intake batch) and compares signatures without opening any report."""
 
     __tablename__ = "near_duplicate_pending"
 
     clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), primary_key=True)
+    # NULL: queued before intake signed (revision 0034), or re-queued by 0024: signed from the case key.
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -1,7 +1,8 @@
 """Staff corrections of a clue's classification, their export as labelled data, the taxonomy in force, and
 near-duplicate links. Services flush; the caller's edge (route, CLI, worker) commits.
 
-Invariants: a correction's reason is sealed with the case key and never enters the audit log (labels do:
+Invariants: a correction's reason is sealed to the clue's own key (the case key for a clue sealed before
+compartments, ``compartments.items``) and never enters the audit log (labels do:
 they are not personal data); exports carry the masked text only; links never merge or hide a clue.
 """
 
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, tuple_
+from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,8 @@ from service.classification.models import (
     NearDuplicateBand,
     NearDuplicatePending,
 )
+from service.compartments import items
+from service.compartments import service as compartments
 from service.platform.crypto.keys import EnvelopeError, KeyRing
 from service.platform.db import execute_many, new_id
 from service.platform.errors import Invalid
@@ -125,7 +128,11 @@ async def correct_classification(
         old_labels=json.dumps(old),
         new_labels=json.dumps(new),
         taxonomy_version=version,
-        reason=keys.seal_case(reason.encode("utf-8"), _binding(correction_id)),
+        reason=await session.run_sync(
+            lambda s: items.seal_item(
+                s, keys, clue_id=clue.id, data=reason.encode("utf-8"), binding=_binding(correction_id)
+            )
+        ),
         actor=principal.actor,
         created_at=now,
     )
@@ -160,7 +167,18 @@ async def read_classification(
 ) -> ClassificationView:
     """The classification in force with the classifier's evidence and every correction (reasons opened)."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
-    machine = json.loads(keys.open(clue.classification, f"clues/{clue.id}/classification"))
+    # A compartmented clue's evidence and correction reasons open with the requester's key, else 403.
+    opened = await session.run_sync(
+        lambda s: compartments.open_clue(s, clue_id=clue.id, unlocked=principal.unlocked)
+    )
+    machine = json.loads(
+        opened["classification"]
+        if opened is not None
+        else keys.open(clue.classification, f"clues/{clue.id}/classification")
+    )
+    opener = await session.run_sync(
+        lambda s: items.item_opener(s, keys, clue_id=clue.id, unlocked=principal.unlocked)
+    )
     rows = (
         await session.scalars(
             select(ClassificationCorrection)
@@ -174,7 +192,7 @@ async def read_classification(
             old_labels=_labels(row.old_labels),
             new_labels=_labels(row.new_labels),
             taxonomy_version=row.taxonomy_version,
-            reason=keys.open(row.reason, _binding(row.id)).decode("utf-8"),
+            reason=opener.open(row.reason, _binding(row.id)).decode("utf-8"),
             actor=row.actor,
             created_at=row.created_at,
         )
@@ -333,16 +351,21 @@ async def reload_taxonomy(session: AsyncSession, *, path: Path | None, actor: st
 _INSERT_PENDING = insert(NearDuplicatePending.__table__)
 
 
-def mark_for_near_duplicates(session: Session, clue_ids: list[str]) -> None:
-    """In the registering transaction: queue the clues for the periodic near-duplicate task."""
-    execute_many(session.connection(), _INSERT_PENDING, [{"clue_id": clue_id} for clue_id in clue_ids])
+def mark_for_near_duplicates(session: Session, signed: list[tuple[str, bytes | None]]) -> None:
+    """In the registering transaction: queue the clues, with the keyed signatures intake computed
+    (``classifier.near_duplicate_signature``), for the periodic near-duplicate task."""
+    execute_many(
+        session.connection(),
+        _INSERT_PENDING,
+        [{"clue_id": clue_id, "signature": signature} for clue_id, signature in signed],
+    )
 
 
 async def link_pending_near_duplicates(runtime: Runtime, *, chunk: int = 10, most: int = 5000) -> int:
     """The periodic task: sign, index and link queued clues, chunk by chunk, taking them off the queue in
     the same transaction as their links. Returns how many new links were made.
 
-    Everything slow — reading, decrypting, signing, comparing — happens before a chunk's transaction; the
+    Everything slow — reading, comparing — happens before a chunk's transaction; the
     transaction itself is one synchronous call (on SQLite through the runtime's writer connection, in one
     worker-thread call), so the write lock intake needs is held for the writes alone, never across event
     loop turns."""
@@ -384,22 +407,31 @@ class _Found:
 
 
 async def _find_near_duplicates(runtime: Runtime, clue_ids: list[str], threshold: float) -> _Found:
-    """The reading, decrypting and comparing: in read-only transactions and a worker thread (no write
-    lock on SQLite)."""
+    """The reading and comparing: in read-only transactions and a worker thread (no write lock on SQLite).
+    Intake signed each clue while it held the text: nothing is opened here. A clue queued without a
+    signature was registered before intake signed (or re-queued by revision 0024) and is signed from its
+    case-key copy, as every item of such a clue opens."""
     async with runtime.read_session_factory() as reader:
         rows = (
             await reader.execute(
-                select(Clue.id, Clue.content, ClueState.near_signature)
+                select(
+                    Clue.id,
+                    Clue.content,
+                    func.coalesce(ClueState.near_signature, NearDuplicatePending.signature),
+                )
                 .outerjoin(ClueState, ClueState.clue_id == Clue.id)
+                .outerjoin(NearDuplicatePending, NearDuplicatePending.clue_id == Clue.id)
                 .where(Clue.id.in_(clue_ids))
             )
         ).all()
     if not rows:
         return _Found({}, {}, {})
     if not runtime.keys.can_open("case") and any(signature is None for _, _, signature in rows):
-        # A process without the case key cannot sign: fail loudly and leave the queue as it is (skipping
-        # would take every clue off it unlinked).
-        raise RuntimeError("near-duplicate linking needs the case private key in this process")
+        # Old clues queued unsigned need the case key: fail loudly and leave the queue as it is (skipping
+        # would take them off it unlinked).
+        raise RuntimeError(
+            "near-duplicate linking of clues queued before intake signed needs the case private key"
+        )
     key = runtime.lookup_key(dedup.KEY_LABEL)  # signatures and bands are keyed: see dedup
     signatures = await asyncio.to_thread(_sign, runtime.keys, rows, key)
     buckets = {clue_id: dedup.band_buckets(sig, key=key) for clue_id, sig in signatures.items()}
@@ -488,7 +520,8 @@ def _record_sync(session: Session, *, found: _Found, dequeue: list[str]) -> int:
 
 
 def _sign(keys: KeyRing, rows: Sequence[Any], key: bytes) -> dict[str, bytes]:
-    """CPU only (a worker thread): the keyed signature of each clue's masked text, reusing stored ones."""
+    """CPU only (a worker thread): the stored keyed signatures; an old clue without one is signed from its
+    case-key copy."""
     signatures: dict[str, bytes] = {}
     for clue_id, sealed, signature in rows:
         if signature is None:

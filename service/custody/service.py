@@ -74,9 +74,10 @@ async def _clue(session: AsyncSession, clue_id: str) -> Clue:
 async def _recuse(session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing) -> None:
     """Nobody in the accused person's unit (or a part of it) may request, approve or receive."""
     try:
-        await enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys)
+        await enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys, words_key=None)
     except EnvelopeError:
-        # Without the case private key (the custodial machine) the reporter's words cannot be compared;
+        # The custodial command line holds no lookup key, so the words open with the case key; without it
+        # (the custodial machine) the reporter's words cannot be compared;
         # the check of the unit resolved at intake ran before.
         pass
     except Conflict:

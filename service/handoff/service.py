@@ -326,7 +326,7 @@ async def export_dossier(
         created_by=principal.actor,
         created_at=now,
     )
-    row.blob_id, row.wrapped_key = await _keep(runtime, row.id, built.data)
+    row.blob_id, row.wrapped_key = await _keep(session, runtime, clue.id, row.id, built.data)
     session.add(row)
     try:
         await session.flush()
@@ -365,14 +365,17 @@ def _zip_binding(dossier_id: str) -> str:
     return f"dossiers/{dossier_id}/zip"
 
 
-async def _keep(runtime: Runtime, dossier_id: str, data: bytes) -> tuple[str, bytes]:
-    """The ZIP stream-encrypted into the blob store under a fresh key sealed with the case key."""
+async def _keep(
+    session: AsyncSession, runtime: Runtime, clue_id: str, dossier_id: str, data: bytes
+) -> tuple[str, bytes]:
+    """The ZIP stream-encrypted into the blob store under a fresh key sealed to the clue's own key (the
+    case key for a clue sealed before compartments)."""
     blob_id, file_key, binding = new_blob_id(), generate_file_key(), _zip_binding(dossier_id)
     async with await runtime.blobs.open_writer(blob_id) as writer:
         for chunk in encrypt_stream_sync(file_key, binding, [data]):
             await writer.write(chunk)
         await writer.commit()
-    return blob_id, runtime.keys.seal_case(file_key, binding)
+    return blob_id, await lifecycle.seal_bytes(session, runtime, clue_id, file_key, binding)
 
 
 async def kept_dossier(
@@ -386,8 +389,9 @@ async def kept_dossier(
         raise Conflict(
             "此移交材料未保存副本，请重新生成", message_en="this dossier was not kept: export it again"
         )
+    opener = await lifecycle.item_opener(session, runtime, clue_id=clue.id, principal=principal)
     try:
-        file_key = runtime.keys.open(row.wrapped_key, _zip_binding(row.id))
+        file_key = opener.open(row.wrapped_key, _zip_binding(row.id))
         data = b"".join(
             [
                 c
@@ -542,7 +546,9 @@ async def record_feedback(
     row = DossierFeedback(
         id=new_id(), dossier_id=dossier.id, recorded_by=principal.actor, recorded_at=utcnow()
     )
-    row.body = runtime.keys.seal_case(text.encode("utf-8"), _feedback_binding(row.id))
+    row.body = await lifecycle.seal_bytes(
+        session, runtime, clue.id, text.encode("utf-8"), _feedback_binding(row.id)
+    )
     session.add(row)
     await session.flush()
     if dossier.transfer_id is not None:
@@ -575,12 +581,13 @@ async def list_feedback(
             .order_by(DossierFeedback.recorded_at, DossierFeedback.id)
         )
     ).scalars()
+    opener = await lifecycle.item_opener(session, runtime, clue_id=clue.id, principal=principal)
     views = [
         FeedbackView(
             r.id,
             dossier.id,
             dossier.digest,
-            runtime.keys.open(r.body, _feedback_binding(r.id)).decode("utf-8"),
+            opener.open(r.body, _feedback_binding(r.id)).decode("utf-8"),
             r.recorded_by,
             r.recorded_at,
         )

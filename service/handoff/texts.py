@@ -77,7 +77,9 @@ async def redacted_texts(
 ) -> ShownTexts:
     """The masked texts with each redacted one replaced by its latest version: what goes onward."""
     masked = await masked_texts(session, clue_id=clue_id, principal=principal, runtime=runtime)
-    latest = await redaction_service.latest_texts(session, clue_id=clue_id, keys=runtime.keys)
+    latest = await redaction_service.latest_texts(
+        session, clue_id=clue_id, principal=principal, keys=runtime.keys
+    )
     report = redaction_service.TextTarget("report", clue_id)
     return ShownTexts(
         report=latest.get(report, masked.report),

@@ -32,7 +32,7 @@ from service.platform.db import execute_many, id_batch, new_id
 from service.platform.errors import Invalid
 from service.platform.runtime import Sealing
 from service.platform.timeutil import hour_floor, utcnow
-from service.registry import keyholders, search
+from service.registry import keyholders, recusal, search
 from service.registry import service as registry_service
 from service.registry.models import CHANNELS, SOURCES
 
@@ -149,6 +149,13 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         accused_names=classifier.accused_name_digests(
             [submission.accused.get("name") or ""], key=runtime.lookup_key(classifier.ACCUSED_NAME_KEY_LABEL)
         ),
+        # Keyed derived data, so staff-side work needs no decryption: recusal's and near-duplicates'.
+        accused_words=recusal.keyed_words(
+            submission.accused, key=runtime.lookup_key(recusal.WORDS_KEY_LABEL)
+        ),
+        near_signature=classifier.near_duplicate_signature(
+            masked_text, key=runtime.lookup_key(classifier.NEAR_DUPLICATE_KEY_LABEL)
+        ),
         accused_unit_name=submission.accused.get("unit"),
         categories=tuple(result.labels),
         needs_triage=result.needs_triage,
@@ -204,7 +211,9 @@ def _register_shuffled(session: Session, runtime: Runtime, prepared: list[Prepar
     registered = registry_service.register_clues(
         session, news=[p.new for p in shuffled], actors=[p.actor for p in shuffled], settings=runtime.settings
     )
-    classification_service.mark_for_near_duplicates(session, [c.id for c in registered])
+    classification_service.mark_for_near_duplicates(
+        session, [(c.id, p.new.near_signature) for c, p in zip(registered, shuffled, strict=True)]
+    )
     keyholders.wrap_new_clues(
         session,
         keys=runtime.keys,

@@ -60,7 +60,12 @@ class UnmaskRequest(Base):
     base_version: Mapped[int] = mapped_column(Integer)
     start: Mapped[int] = mapped_column(Integer)  # the marker's offsets in that version's text
     end: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[bytes] = mapped_column(LargeBinary)  # case key: unmask_requests/<id>/reason
+    reason: Mapped[bytes] = mapped_column(
+        LargeBinary
+    )  # clue key (else case key): unmask_requests/<id>/reason
+    # Identity key: what the custodians' step needs (that version's text, version 0, the versions' marks,
+    # the accused name, the reason), sealed by the requester who holds the clue's key. NULL before 0034.
+    context: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(12))  # pending | applied
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,9 @@ from service.auth.permissions import Action, Role, require
 from service.auth.service import Principal
 from service.classification.pii import MASK_MARKERS, find_personal_data
 from service.classification.results import PersonalDataSpan
+from service.compartments import items
+from service.compartments import service as compartments
+from service.compartments.keys import Unlocked
 from service.custody import service as custody_service
 from service.messages import service as messages_service
 from service.messages.models import Message
@@ -123,22 +126,50 @@ def _not_found() -> NotFound:
     return NotFound("要遮盖的内容不存在", message_en="no such text or file on this clue")
 
 
-async def _original_text(session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing) -> str:
+async def _opener(
+    session: AsyncSession, clue_id: str, keys: KeyRing, unlocked: Unlocked | None
+) -> items.ItemOpener:
+    """Opens the clue's versions, reasons and file keys for this request (``compartments.items``)."""
+    return await session.run_sync(lambda s: items.item_opener(s, keys, clue_id=clue_id, unlocked=unlocked))
+
+
+async def _sealer(session: AsyncSession, clue_id: str, keys: KeyRing) -> Callable[[bytes, str], bytes]:
+    """Seals the clue's new versions, marks and reasons: to its own key, so only its readers open them."""
+    return await session.run_sync(lambda s: items.sealer(s, keys, clue_id=clue_id))
+
+
+async def _clue_field(
+    session: AsyncSession, clue: Clue, name: str, keys: KeyRing, unlocked: Unlocked | None
+) -> Any:
+    """One of the clue's own fields, opened with the requester's key (a clue sealed before compartments:
+    with the case key), as ``registry.service.read_clue`` opens them."""
+    opened = await session.run_sync(lambda s: compartments.open_clue(s, clue_id=clue.id, unlocked=unlocked))
+    data = opened[name] if opened is not None else keys.open(getattr(clue, name), f"clues/{clue.id}/{name}")
+    return json.loads(data)
+
+
+async def _original_text(
+    session: AsyncSession,
+    clue: Clue,
+    target: TextTarget,
+    opener: items.ItemOpener,
+    unlocked: Unlocked | None,
+) -> str:
     """The stored text staff read (version 0): masked at intake, never the identity-sealed original."""
     if target.kind == "report":
         if target.target_id != clue.id or target.field:
             raise _not_found()
-        return str(json.loads(keys.open(clue.content, f"clues/{clue.id}/content"))["text"])
+        return str((await _clue_field(session, clue, "content", opener.keys, unlocked))["text"])
     if target.kind == "message":
         message = await session.get(Message, target.target_id[:36])
         if message is None or message.clue_id != clue.id or target.field:
             raise _not_found()
-        return keys.open(message.body, messages_service.body_binding(message.id)).decode("utf-8")
+        return opener.open(message.body, messages_service.body_binding(message.id)).decode("utf-8")
     if target.kind == "addition":
         addition = await session.get(ClueAddition, target.target_id[:36])
         if addition is None or addition.clue_id != clue.id:
             raise _not_found()
-        content = json.loads(keys.open(addition.content, f"clue_additions/{addition.id}/content"))
+        content = json.loads(opener.open(addition.content, f"clue_additions/{addition.id}/content"))
         value = content.get(target.field or "text")
         if not isinstance(value, str):
             raise _not_found()
@@ -146,15 +177,19 @@ async def _original_text(session: AsyncSession, clue: Clue, target: TextTarget, 
     raise Invalid("遮盖对象无效", message_en=f"target must be one of {', '.join(TEXT_TARGETS)}")
 
 
-def _open_text(row: Redaction, keys: KeyRing) -> str:
+def _open_text(row: Redaction, opener: items.ItemOpener) -> str:
     assert row.content is not None
-    return str(json.loads(keys.open(row.content, _binding(row.id, "content")))["text"])
+    return str(json.loads(opener.open(row.content, _binding(row.id, "content")))["text"])
 
 
-async def _current(session: AsyncSession, clue: Clue, target: TextTarget, keys: KeyRing) -> tuple[int, str]:
-    original = await _original_text(session, clue, target, keys)  # also checks the target is the clue's
+async def _current(
+    session: AsyncSession, clue: Clue, target: TextTarget, opener: items.ItemOpener, unlocked: Unlocked | None
+) -> tuple[int, str]:
+    original = await _original_text(
+        session, clue, target, opener, unlocked
+    )  # checks the target is the clue's
     latest = await _latest(session, target.kind, target.target_id, target.field)
-    return (latest.version, _open_text(latest, keys)) if latest else (0, original)
+    return (latest.version, _open_text(latest, opener)) if latest else (0, original)
 
 
 def _normalise_target(kind: str, target_id: str | None, field: str | None, clue_id: str) -> TextTarget:
@@ -250,10 +285,11 @@ async def _record(
         created_by=actor,
         created_at=utcnow(),
     )
-    row.marks = keys.seal_case(json.dumps(marks).encode("utf-8"), _binding(row.id, "marks"))
-    row.reason = keys.seal_case(reason.encode("utf-8"), _binding(row.id, "reason"))
+    seal = await _sealer(session, clue_id, keys)
+    row.marks = seal(json.dumps(marks).encode("utf-8"), _binding(row.id, "marks"))
+    row.reason = seal(reason.encode("utf-8"), _binding(row.id, "reason"))
     if text is not None:
-        row.content = keys.seal_case(
+        row.content = seal(
             json.dumps({"text": text}, ensure_ascii=False).encode("utf-8"), _binding(row.id, "content")
         )
     if stored is not None and blob is not None:
@@ -287,7 +323,21 @@ async def _record(
     return row
 
 
-def _view(row: Redaction, keys: KeyRing) -> VersionView:
+def _view(
+    row: Redaction,
+    opener: items.ItemOpener | None,
+    *,
+    opened: tuple[dict[str, Any], str, str | None] | None = None,
+) -> VersionView:
+    """A version as staff read it: opened with ``opener``, or from its ``opened`` (marks, reason, text)."""
+    if opened is None:
+        assert opener is not None
+        opened = (
+            json.loads(opener.open(row.marks, _binding(row.id, "marks"))),
+            opener.open(row.reason, _binding(row.id, "reason")).decode("utf-8"),
+            _open_text(row, opener) if row.content is not None else None,
+        )
+    marks, reason, text = opened
     return VersionView(
         id=row.id,
         clue_id=row.clue_id,
@@ -296,11 +346,11 @@ def _view(row: Redaction, keys: KeyRing) -> VersionView:
         field=row.field,
         version=row.version,
         action=row.action,
-        marks=json.loads(keys.open(row.marks, _binding(row.id, "marks"))),
-        reason=keys.open(row.reason, _binding(row.id, "reason")).decode("utf-8"),
+        marks=marks,
+        reason=reason,
         created_by=row.created_by,
         created_at=row.created_at,
-        text=_open_text(row, keys) if row.content is not None else None,
+        text=text,
         kind=row.kind,
         size=row.size,
         sha256=row.sha256,
@@ -328,7 +378,8 @@ async def redact_text(
         require(principal.roles, Action.exchange_messages)
     reason = _reason(reason)
     text_target = _normalise_target(target, target_id, field, clue.id)
-    version, text = await _current(session, clue, text_target, keys)
+    opener = await _opener(session, clue.id, keys, principal.unlocked)
+    version, text = await _current(session, clue, text_target, opener, principal.unlocked)
     _check_base(version, base_version)
     merged = _spans(text, spans, quotes)
     row = await _record(
@@ -345,13 +396,13 @@ async def redact_text(
         keys=keys,
         text=_apply_spans(text, merged),
     )
-    return _view(row, keys)
+    return _view(row, opener)
 
 
-async def _file_bytes(store: BlobStore, blob_id: str, wrapped_key: bytes, keys: KeyRing) -> bytes:
+async def _file_bytes(store: BlobStore, blob_id: str, wrapped_key: bytes, opener: items.ItemOpener) -> bytes:
     binding = attachment_binding(blob_id)
     try:
-        file_key = keys.open(wrapped_key, binding)
+        file_key = opener.open(wrapped_key, binding)
         return b"".join([c async for c in decrypt_stream(file_key, binding, store.open_reader(blob_id))])
     except (EnvelopeError, StreamError, BlobStoreError):
         raise attachments_service.AttachmentUnavailable() from None
@@ -385,10 +436,14 @@ async def redact_file(
     _check_base(latest.version if latest else 0, base_version)
     source = latest if latest else attachment
     assert source.blob_id is not None and source.wrapped_key is not None and source.kind is not None
-    data = await _file_bytes(store, source.blob_id, source.wrapped_key, keys)
+    opener = await _opener(session, clue.id, keys, principal.unlocked)
+    data = await _file_bytes(store, source.blob_id, source.wrapped_key, opener)
     covered = files.cover(data, source.kind, list(regions))
     record = await encrypt_bytes_into_blob(
-        covered.data, kind=FileKind(covered.kind), store=store, wrap_key=keys.seal_case
+        covered.data,
+        kind=FileKind(covered.kind),
+        store=store,
+        wrap_key=await _sealer(session, clue.id, keys),
     )
     row = await _record(
         session,
@@ -405,7 +460,7 @@ async def redact_file(
         stored=covered,
         blob=(record.blob_id, record.wrapped_key, record.size, record.sha256),
     )
-    return _view(row, keys)
+    return _view(row, opener)
 
 
 async def list_versions(
@@ -421,7 +476,8 @@ async def list_versions(
             .order_by(Redaction.created_at, Redaction.target, Redaction.target_id, Redaction.version)
         )
     ).scalars()
-    views = [_view(r, keys) for r in rows]
+    opener = await _opener(session, clue.id, keys, principal.unlocked)
+    views = [_view(r, opener) for r in rows]
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -436,9 +492,12 @@ async def list_versions(
 # --- What goes onward ----------------------------------------------------------------------------
 
 
-async def latest_texts(session: AsyncSession, *, clue_id: str, keys: KeyRing) -> dict[TextTarget, str]:
-    """The latest version of each of the clue's texts that has one (the caller checked visibility and
-    audits its own read of the rest)."""
+async def latest_texts(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
+) -> dict[TextTarget, str]:
+    """The latest version of each of the clue's texts that has one, opened with the requester's key (the
+    caller checked visibility and audits its own read of the rest)."""
+    opener = await _opener(session, clue_id, keys, principal.unlocked)
     rows = (
         await session.execute(
             select(Redaction)
@@ -446,7 +505,7 @@ async def latest_texts(session: AsyncSession, *, clue_id: str, keys: KeyRing) ->
             .order_by(Redaction.version)
         )
     ).scalars()
-    return {TextTarget(r.target, r.target_id, r.field): _open_text(r, keys) for r in rows}
+    return {TextTarget(r.target, r.target_id, r.field): _open_text(r, opener) for r in rows}
 
 
 async def open_shown_file(
@@ -479,7 +538,8 @@ async def _version_download(
         object_id=row.clue_id,
         details={"attachment_id": row.target_id, "redaction_id": row.id, "version": row.version},
     )
-    data = await _file_bytes(store, row.blob_id, row.wrapped_key, keys)
+    opener = await _opener(session, row.clue_id, keys, principal.unlocked)
+    data = await _file_bytes(store, row.blob_id, row.wrapped_key, opener)
 
     async def chunks():  # type: ignore[no-untyped-def]
         yield data
@@ -532,7 +592,11 @@ def _unmask_binding(request_id: str) -> str:
     return f"unmask_requests/{request_id}/reason"
 
 
-def _unmask_view(row: UnmaskRequest, keys: KeyRing) -> UnmaskView:
+def _context_binding(request_id: str) -> str:
+    return f"unmask_requests/{request_id}/context"
+
+
+def _unmask_view(row: UnmaskRequest, opener: items.ItemOpener) -> UnmaskView:
     return UnmaskView(
         id=row.id,
         clue_id=row.clue_id,
@@ -542,7 +606,7 @@ def _unmask_view(row: UnmaskRequest, keys: KeyRing) -> UnmaskView:
         base_version=row.base_version,
         start=row.start,
         end=row.end,
-        reason=keys.open(row.reason, _unmask_binding(row.id)).decode("utf-8"),
+        reason=opener.open(row.reason, _unmask_binding(row.id)).decode("utf-8"),
         status=row.status,
         requested_by=row.requested_by,
         requested_at=row.requested_at,
@@ -570,7 +634,8 @@ async def request_unmask(
     clue = await _visible(session, clue_id, principal, Action.request_unmask)
     reason = _reason(reason)
     text_target = _normalise_target(target, target_id, field, clue.id)
-    version, text = await _current(session, clue, text_target, keys)
+    opener = await _opener(session, clue.id, keys, principal.unlocked)
+    version, text = await _current(session, clue, text_target, opener, principal.unlocked)
     _check_base(version, base_version)
     marker = text[start:end] if 0 <= start < end <= len(text) else ""
     if marker not in MASK_MARKERS.values():
@@ -591,7 +656,22 @@ async def request_unmask(
         requested_by=principal.actor,
         requested_at=utcnow(),
     )
-    row.reason = keys.seal_case(reason.encode("utf-8"), _unmask_binding(row.id))
+    row.reason = (await _sealer(session, clue.id, keys))(reason.encode("utf-8"), _unmask_binding(row.id))
+    # What the custodians' step needs besides the original, opened here by someone holding the clue's key
+    # and sealed to the identity key: the custodians open it with the key they rebuild from their shares,
+    # so the custodial command line needs no personal key and the staff server still opens none of it.
+    context = {
+        "text": text,
+        "masked": await _original_text(session, clue, text_target, opener, principal.unlocked),
+        "marks": await _version_marks(session, text_target, base_version, opener),
+        "names": [(await _clue_field(session, clue, "accused", keys, principal.unlocked)).get("name") or ""]
+        if text_target.kind == "report"
+        else [],
+        "reason": reason,
+    }
+    row.context = keys.seal_identity(
+        json.dumps(context, ensure_ascii=False).encode("utf-8"), _context_binding(row.id)
+    )
     session.add(row)
     await session.flush()
     await audit_service.record(
@@ -610,7 +690,7 @@ async def request_unmask(
             "reason_sha256": _reason_digest(row.reason),
         },
     )
-    return _unmask_view(row, keys)
+    return _unmask_view(row, opener)
 
 
 async def list_unmask_requests(
@@ -624,7 +704,8 @@ async def list_unmask_requests(
             .order_by(UnmaskRequest.requested_at, UnmaskRequest.id)
         )
     ).scalars()
-    views = [_unmask_view(r, keys) for r in rows]
+    opener = await _opener(session, clue.id, keys, principal.unlocked)
+    views = [_unmask_view(r, opener) for r in rows]
     await audit_service.record(  # the requests' reasons are opened: an audited read, like the versions
         session,
         actor=principal.actor,
@@ -668,10 +749,10 @@ def _shift(
     return moved
 
 
-async def _replay(
-    session: AsyncSession, target: TextTarget, positions: list[tuple[int, int, int]], upto: int, keys: KeyRing
-) -> list[tuple[int, int, int]]:
-    """Follow the markers through the versions up to ``upto``: redactions cover, unmasks reveal."""
+async def _version_marks(
+    session: AsyncSession, target: TextTarget, upto: int, opener: items.ItemOpener
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each version's action and marks up to ``upto``, in order."""
     rows = (
         await session.execute(
             select(Redaction)
@@ -684,9 +765,15 @@ async def _replay(
             .order_by(Redaction.version)
         )
     ).scalars()
-    for row in rows:
-        marks = json.loads(keys.open(row.marks, _binding(row.id, "marks")))
-        if row.action == "unmask":
+    return [(row.action, json.loads(opener.open(row.marks, _binding(row.id, "marks")))) for row in rows]
+
+
+def _replay(
+    positions: list[tuple[int, int, int]], versions: Sequence[Sequence[Any]]
+) -> list[tuple[int, int, int]]:
+    """Follow the markers through the versions (``_version_marks``): redactions cover, unmasks reveal."""
+    for action, marks in versions:
+        if action == "unmask":
             start, end, length = marks["unmasked"]
             positions = _shift(positions, [(start, end, length)])
         else:
@@ -745,33 +832,40 @@ async def apply_unmask(
     clue = await session.get(Clue, row.clue_id)
     assert clue is not None
     target = TextTarget(row.target, row.target_id, row.field)
-    version, text = await _current(session, clue, target, keys)
+    latest = await _latest(session, target.kind, target.target_id, target.field)
+    version = latest.version if latest else 0
     if version != row.base_version:
         raise Conflict(
             "申请之后内容已有新版本，请重新申请", message_en="the text changed since the request; ask again"
+        )
+    if row.context is None:  # asked before revision 0034 kept what this step needs: nothing to map with
+        raise Conflict(
+            "此申请提出时未保存去遮盖所需的内容，请重新申请",
+            message_en="this request predates what the custodians' step needs; ask again",
         )
     sealed, binding, key = await _sealed_original(session, clue, target)
     opener, holders = await custody_service.identity_opener(
         session, clue=clue, envelope=Envelope.from_bytes(sealed), shares=shares, keys=keys
     )
     original = json.loads(opener.open(sealed, binding)).get(key)
+    context = json.loads(opener.open(row.context, _context_binding(row.id)))
     del opener
-    names: list[str] = []  # as intake masked it: the report with the accused's name kept readable
-    if target.kind == "report":
-        names = [json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused")).get("name") or ""]
-    masked = await _original_text(session, clue, target, keys)
-    spans = find_personal_data(original, names) if isinstance(original, str) else []
+    # As intake masked it (the report with the accused's name kept readable), then through the versions.
+    spans = find_personal_data(original, context["names"]) if isinstance(original, str) else []
     rebuilt, positions = _marker_positions(original or "", spans)
-    if not spans or rebuilt != masked:  # the masking rules changed since: no safe way to map the marker
+    if not spans or rebuilt != context["masked"]:  # the masking rules changed since: no safe way to map
         raise Conflict(
             "无法对应到原文中的位置（遮盖规则已变化），未显示任何内容",
             message_en="the marker cannot be mapped to the original (masking rules changed); nothing shown",
         )
-    here = await _replay(session, target, positions, row.base_version, keys)
+    here = _replay(positions, context["marks"])
     index = next((i for s, e, i in here if (s, e) == (row.start, row.end)), None)
     if index is None:
         raise Conflict("该标记已不在文本中", message_en="the marker is no longer in the text")
     value = original[spans[index].start : spans[index].end]
+    text = context["text"]
+    marks = {"unmasked": [row.start, row.end, len(value)]}
+    shown = text[: row.start] + value + text[row.end :]
     version_row = await _record(
         session,
         clue_id=clue.id,
@@ -780,13 +874,14 @@ async def apply_unmask(
         field=target.field,
         version=version + 1,
         action="unmask",
-        marks={"unmasked": [row.start, row.end, len(value)]},
-        reason=keys.open(row.reason, _unmask_binding(row.id)).decode("utf-8"),
+        marks=marks,
+        reason=context["reason"],
         actor=audit_service.staff_actor(staff.id),
         keys=keys,
-        text=text[: row.start] + value + text[row.end :],
+        text=shown,
         extra={"request_id": row.id, "requested_by": row.requested_by, "share_holders": sorted(holders)},
     )
     row.status, row.redaction_id = "applied", version_row.id
     await session.flush()
-    return _view(version_row, keys)
+    # Built from what is in hand: the version is sealed to the clue's key, which custodians need not hold.
+    return _view(version_row, None, opened=(marks, context["reason"], shown))

@@ -29,11 +29,12 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
+from service.compartments import items
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from service.platform.runtime import Configured
+from service.platform.runtime import Configured, Sealing
 from service.platform.timeutil import LOCAL, as_utc, utcnow
-from service.registry import deadlines, keyholders, routing
+from service.registry import deadlines, keyholders, recusal, routing
 from service.registry.deadlines import Stage
 from service.registry.models import Clue, ClueState, ClueTransfer, ClueTransition, DeadlineRule
 from service.registry.service import assign_clue, enforce_recusal, get_visible_clue
@@ -157,9 +158,36 @@ def _invalid(zh: str, en: str) -> Invalid:
     return Invalid(zh, message_en=en)
 
 
-def seal(runtime: Configured, table: str, row_id: str, name: str, value: dict[str, Any]) -> bytes:
+async def seal(
+    session: AsyncSession,
+    runtime: Configured,
+    clue_id: str,
+    table: str,
+    row_id: str,
+    name: str,
+    value: dict[str, Any],
+) -> bytes:
+    """A staff-written item about a clue, sealed to the clue's own key (its readers only) where it has one,
+    else to the case key (``compartments.items``)."""
     data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    return runtime.keys.seal_case(data, f"{table}/{row_id}/{name}")
+    return await seal_bytes(session, runtime, clue_id, data, f"{table}/{row_id}/{name}")
+
+
+async def seal_bytes(
+    session: AsyncSession, runtime: Sealing, clue_id: str, data: bytes, binding: str
+) -> bytes:
+    return await session.run_sync(
+        lambda s: items.seal_item(s, runtime.keys, clue_id=clue_id, data=data, binding=binding)
+    )
+
+
+async def item_opener(
+    session: AsyncSession, runtime: Sealing, *, clue_id: str, principal: Principal
+) -> items.ItemOpener:
+    """Opens a clue's sealed items for this request (its own key derived once; see ``seal``)."""
+    return await session.run_sync(
+        lambda s: items.item_opener(s, runtime.keys, clue_id=clue_id, unlocked=principal.unlocked)
+    )
 
 
 async def load_rules(session: AsyncSession) -> list[deadlines.RuleRow]:
@@ -274,7 +302,7 @@ async def apply_transition(
         stage = Stage.referral if labels == {"other"} else Stage.disposal
         clue.due_at = await stage_due(session, clue, stage, clue.received_at)
         if request.route and clue.assignee_id is None:
-            fired = await routing.route_clue(session, clue=clue, state=state, keys=runtime.keys)
+            fired = await routing.route_clue(session, clue=clue, state=state, sealing=runtime)
             details["routing_rule_id"] = fired
     elif request.action == "refer":
         if request.target not in REFERRAL_TARGETS:
@@ -305,6 +333,7 @@ async def apply_transition(
             clue=clue,
             assignee_unit_id=request.to_unit_id,
             keys=runtime.keys,
+            words_key=runtime.lookup_key(recusal.WORDS_KEY_LABEL),
             confirmed=request.confirm_recusal,
         ):
             details["recusal_confirmed"] = True
@@ -422,7 +451,7 @@ async def apply_transition(
         details=json.dumps(
             {**details, "attachment_ids": list(request.attachment_ids)}, ensure_ascii=False, sort_keys=True
         ),
-        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", sealed),
+        sealed=await seal(session, runtime, clue.id, "clue_transitions", transition_id, "sealed", sealed),
     )
     session.add(transition)
     await session.flush()
@@ -465,7 +494,9 @@ async def record_note_transition(
         actor=principal.actor,
         at=utcnow(),
         details=json.dumps(details, ensure_ascii=False, sort_keys=True),
-        sealed=seal(runtime, "clue_transitions", transition_id, "sealed", {"reason": reason}),
+        sealed=await seal(
+            session, runtime, clue.id, "clue_transitions", transition_id, "sealed", {"reason": reason}
+        ),
     )
     session.add(transition)
     await session.flush()
@@ -513,12 +544,11 @@ async def history(
             .order_by(ClueTransition.at, ClueTransition.id)
         )
     ).scalars()
+    opener = await item_opener(session, runtime, clue_id=clue.id, principal=principal)
     entries = []
     for row in rows:
         opened = (
-            json.loads(runtime.keys.open(row.sealed, f"clue_transitions/{row.id}/sealed"))
-            if row.sealed
-            else {}
+            json.loads(opener.open(row.sealed, f"clue_transitions/{row.id}/sealed")) if row.sealed else {}
         )
         entries.append(HistoryEntry(row, json.loads(row.details or "{}"), opened))
     await audit_service.record(
@@ -599,7 +629,6 @@ async def reassign_clue(
         clue_id=clue_id,
         assignee_id=assignee_id,
         principal=principal,
-        keys=runtime.keys,
         runtime=runtime,
         confirm_recusal=confirm_recusal,
     )

@@ -47,6 +47,9 @@ class Clue(Base):
     # Keyed digests of the accused names (``classifier.accused_name_digests``): later reporter texts keep
     # the accused readable where the case key cannot be opened. NULL for clues registered before 0028.
     accused_names: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Keyed digests of everything the reporter wrote about the accused (``recusal.KeyedWords``): recusal
+    # asks them which units are named, without opening the words. NULL for clues registered before 0034.
+    accused_words: Mapped[bytes | None] = mapped_column(LargeBinary)
     accused_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)
 
     handling_unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)

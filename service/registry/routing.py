@@ -19,11 +19,11 @@ from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
 from service.auth.permissions import Role
 from service.auth.service import Principal
-from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
+from service.platform.runtime import Sealing
 from service.platform.timeutil import utcnow
-from service.registry import categories
+from service.registry import categories, recusal
 from service.registry.deadlines import Stage
 from service.registry.models import SOURCES, Clue, ClueState, ClueTransfer, DeadlineRule, RoutingRule
 from service.registry.service import enforce_recusal, get_visible_clue
@@ -41,7 +41,7 @@ async def _active_investigator(session: AsyncSession, staff_id: str) -> Staff:
     return staff
 
 
-async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, keys: KeyRing) -> str | None:
+async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, sealing: Sealing) -> str | None:
     """Apply the first matching rule that respects recusal; returns its id (stored on the clue's state)."""
     rules = (
         await session.execute(
@@ -50,6 +50,7 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
             .order_by(RoutingRule.priority, RoutingRule.created_at)
         )
     ).scalars()
+    keys, words_key = sealing.keys, sealing.lookup_key(recusal.WORDS_KEY_LABEL)
     categories = {c.category for c in clue.categories}
     accused_chain = (
         set(await auth_service.unit_and_ancestors(session, clue.accused_unit_id))
@@ -62,7 +63,9 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
         if rule.accused_unit_id is not None and rule.accused_unit_id not in accused_chain:
             continue
         try:
-            await enforce_recusal(session, clue=clue, assignee_unit_id=rule.handling_unit_id, keys=keys)
+            await enforce_recusal(
+                session, clue=clue, assignee_unit_id=rule.handling_unit_id, keys=keys, words_key=words_key
+            )
         except Conflict:
             continue
         clue.handling_unit_id = rule.handling_unit_id
@@ -77,7 +80,13 @@ async def route_clue(session: AsyncSession, *, clue: Clue, state: ClueState, key
                 and Role.investigator in {r.role for r in assignee.roles}
             ):
                 try:
-                    await enforce_recusal(session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys)
+                    await enforce_recusal(
+                        session,
+                        clue=clue,
+                        assignee_unit_id=assignee.unit_id,
+                        keys=keys,
+                        words_key=words_key,
+                    )
                 except Conflict:
                     pass
                 else:

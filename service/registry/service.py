@@ -53,6 +53,8 @@ class NewClue:
     taxonomy_version: str
     due_at: datetime | None = None  # a superior's deadline; otherwise the disposal-proposal limit
     accused_names: bytes | None = None  # keyed digests of the accused names (see ``Clue.accused_names``)
+    accused_words: bytes | None = None  # keyed digests for recusal (see ``Clue.accused_words``)
+    near_signature: bytes | None = None  # keyed MinHash of the masked text (``classifier``)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def register_clues(
             "identity": new.identity,
             "accused_key": new.accused_key,
             "accused_names": new.accused_names,
+            "accused_words": new.accused_words,
             "accused_unit_name": normalise_unit_name(new.accused_unit_name or ""),
         }
         for new, year in zip(news, years, strict=True)
@@ -313,13 +316,12 @@ async def assign_clue(
     clue_id: str,
     assignee_id: str,
     principal: Principal,
-    keys: KeyRing,
-    runtime: Configured | None = None,
+    runtime: Configured,
     confirm_recusal: bool = False,
 ) -> Clue:
     """Assign to an active investigator of a unit (recusal applies; ``confirm_recusal`` is the supervisor's
-    decision where the accused unit as written only resembles the assignee's), audited; with ``runtime``
-    the assignee is also notified (content-free: a link, by their notification preference)."""
+    decision where the accused unit as written only resembles the assignee's), audited; the assignee is
+    notified (content-free: a link, by their notification preference)."""
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     assignee = await auth_service.get_staff(session, assignee_id)
     if assignee.disabled or Role.investigator not in {r.role for r in assignee.roles}:
@@ -330,7 +332,12 @@ async def assign_clue(
             message_en="the assignee belongs to no unit and cannot be assigned",
         )
     confirmed = await enforce_recusal(
-        session, clue=clue, assignee_unit_id=assignee.unit_id, keys=keys, confirmed=confirm_recusal
+        session,
+        clue=clue,
+        assignee_unit_id=assignee.unit_id,
+        keys=runtime.keys,
+        words_key=runtime.lookup_key(recusal.WORDS_KEY_LABEL),
+        confirmed=confirm_recusal,
     )
     previous = clue.assignee_id
     clue.assignee_id = assignee.id
@@ -361,7 +368,7 @@ async def assign_clue(
             **({"key_wrapped": rewrapped} if rewrapped is not None else {}),
         },
     )
-    if runtime is not None and assignee.id != previous:
+    if assignee.id != previous:
         await notify_service.notify_staff(
             session,
             runtime=runtime,
@@ -384,20 +391,28 @@ async def enforce_recusal(
     clue: Clue,
     assignee_unit_id: str | None,
     keys: KeyRing,
+    words_key: bytes | None,
     confirmed: bool = False,
 ) -> bool:
     """Nobody in the accused person's unit (or in a part of it) may handle the clue. Fails closed: the
     accused unit is whatever registered unit the reporter's words name, by name, alias or containment
     (``registry.recusal``); where the words only come close to the assignee's unit, the caller must have
     ``confirmed`` (a supervisor's explicit decision). Returns whether that confirmation was needed, so the
-    caller audits it."""
+    caller audits it. The words are asked through the keyed digests intake stored (``words_key``:
+    ``lookup_key(recusal.WORDS_KEY_LABEL)``), never opened; a clue registered before those were kept, or a
+    process without the lookup key (the custodial command line), opens them with the case key."""
     if assignee_unit_id is None:
         return False
     assignee_units = set(await auth_service.unit_and_ancestors(session, assignee_unit_id))
     if clue.accused_unit_id is not None and clue.accused_unit_id in assignee_units:
         raise _recused()
-    accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
-    match = await recusal.match_accused(session, accused)
+    words: recusal.Words
+    if clue.accused_words is not None and words_key is not None:
+        words = recusal.KeyedWords.load(clue.accused_words, words_key)
+    else:
+        accused = json.loads(keys.open(clue.accused, f"clues/{clue.id}/accused"))
+        words = recusal.PlainWords(recusal.accused_words(accused))
+    match = await recusal.match_accused(session, words)
     if match.named & assignee_units:
         raise _recused()
     if match.near & assignee_units:

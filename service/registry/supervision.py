@@ -20,6 +20,7 @@ from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal
+from service.compartments.items import ItemOpener
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Configured
@@ -37,8 +38,8 @@ from service.registry.models import (
 from service.registry.service import get_visible_clue
 
 
-def _open(runtime: Configured, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
-    return json.loads(runtime.keys.open(data, f"{table}/{row_id}/{name}")) if data else {}
+def _open(opener: ItemOpener, data: bytes | None, table: str, row_id: str, name: str) -> dict[str, Any]:
+    return json.loads(opener.open(data, f"{table}/{row_id}/{name}")) if data else {}
 
 
 async def set_supervision(
@@ -113,7 +114,9 @@ async def request_progress(
         requested_by=principal.actor,
         requested_at=utcnow(),
         due_at=deadlines.end_of_local_day(due_on),
-        request=lifecycle.seal(runtime, "clue_progress_requests", row_id, "request", {"note": note}),
+        request=await lifecycle.seal(
+            session, runtime, clue.id, "clue_progress_requests", row_id, "request", {"note": note}
+        ),
     )
     session.add(row)
     await session.flush()
@@ -140,7 +143,9 @@ async def report_progress(
     if not report.strip():
         raise Invalid("请填写进展情况", message_en="the report is empty")
     row.reported_at, row.reported_by = utcnow(), principal.actor
-    row.report = lifecycle.seal(runtime, "clue_progress_requests", row.id, "report", {"report": report})
+    row.report = await lifecycle.seal(
+        session, runtime, clue.id, "clue_progress_requests", row.id, "report", {"report": report}
+    )
     await session.flush()
     await audit_service.record(
         session,
@@ -164,6 +169,7 @@ async def list_progress(
             .order_by(ProgressRequest.requested_at)
         )
     ).scalars()
+    opener = await lifecycle.item_opener(session, runtime, clue_id=clue.id, principal=principal)
     out = []
     for row in rows:
         out.append(
@@ -172,12 +178,10 @@ async def list_progress(
                 "requested_by": row.requested_by,
                 "requested_at": row.requested_at,
                 "due_at": row.due_at,
-                "note": _open(runtime, row.request, "clue_progress_requests", row.id, "request").get("note"),
+                "note": _open(opener, row.request, "clue_progress_requests", row.id, "request").get("note"),
                 "reported_at": row.reported_at,
                 "reported_by": row.reported_by,
-                "report": _open(runtime, row.report, "clue_progress_requests", row.id, "report").get(
-                    "report"
-                ),
+                "report": _open(opener, row.report, "clue_progress_requests", row.id, "report").get("report"),
                 "overdue": row.reported_at is None and utcnow() > row.due_at,
             }
         )
@@ -218,8 +222,10 @@ async def record_consultation(
         participant_count=len(data.participants),
         recorded_by=principal.actor,
         recorded_at=utcnow(),
-        record=lifecycle.seal(
+        record=await lifecycle.seal(
+            session,
             runtime,
+            clue.id,
             "clue_consultations",
             row_id,
             "record",
@@ -250,12 +256,13 @@ async def list_consultations(
             select(Consultation).where(Consultation.clue_id == clue.id).order_by(Consultation.held_on)
         )
     ).scalars()
+    opener = await lifecycle.item_opener(session, runtime, clue_id=clue.id, principal=principal)
     out = [
         {
             "id": r.id,
             "held_on": r.held_on.astimezone(LOCAL).date(),
             "recorded_by": r.recorded_by,
-            **_open(runtime, r.record, "clue_consultations", r.id, "record"),
+            **_open(opener, r.record, "clue_consultations", r.id, "record"),
         }
         for r in rows
     ]

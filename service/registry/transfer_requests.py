@@ -63,7 +63,9 @@ async def request_transfer(
         clue_id=clue.id,
         requester_id=principal.staff_id,
         to_unit_id=to_unit_id,
-        reason=lifecycle.seal(runtime, "transfer_requests", row_id, "reason", {"reason": reason}),
+        reason=await lifecycle.seal(
+            session, runtime, clue.id, "transfer_requests", row_id, "reason", {"reason": reason}
+        ),
         status=PENDING,
         created_at=utcnow(),
     )
@@ -114,8 +116,14 @@ async def decide(
     row.status = APPROVED if decision.approve else REFUSED
     row.decided_by = principal.staff_id
     row.decided_at = utcnow()
-    row.decision_reason = lifecycle.seal(
-        runtime, "transfer_requests", row.id, "decision_reason", {"reason": decision.reason}
+    row.decision_reason = await lifecycle.seal(
+        session,
+        runtime,
+        row.clue_id,
+        "transfer_requests",
+        row.id,
+        "decision_reason",
+        {"reason": decision.reason},
     )
     await session.flush()
     await audit_service.record(
@@ -145,15 +153,20 @@ def summary(row: TransferRequest) -> dict[str, str | datetime | None]:
 
 async def pending_with_reasons(
     session: AsyncSession, *, principal: Principal, runtime: Configured
-) -> list[tuple[TransferRequest, str]]:
-    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited."""
+) -> list[tuple[TransferRequest, str | None]]:
+    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited. A
+    reason sealed to a clue's key this supervisor does not hold is None."""
     if not is_allowed(principal.roles, Action.decide_clue):
         raise Forbidden("您的角色无权进行此操作", message_en="your role may not decide_clue")
     rows = await list_pending(session)
-    opened = [
-        (row, json.loads(runtime.keys.open(row.reason, f"transfer_requests/{row.id}/reason"))["reason"])
-        for row in rows
-    ]
+    opened = []
+    for row in rows:
+        opener = await lifecycle.item_opener(session, runtime, clue_id=row.clue_id, principal=principal)
+        try:
+            reason = json.loads(opener.open(row.reason, f"transfer_requests/{row.id}/reason"))["reason"]
+        except Forbidden:
+            reason = None  # sealed to a clue this supervisor holds no key to (recused): shown as such
+        opened.append((row, reason))
     if rows:
         await audit_service.record(
             session,

@@ -509,7 +509,6 @@ async def assign(
                 clue_id=clue_id,
                 assignee_id=assignee_id,
                 principal=principal,
-                keys=runtime.keys,
                 runtime=runtime,
                 confirm_recusal=confirm_recusal,
             )

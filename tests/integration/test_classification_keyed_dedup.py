@@ -187,16 +187,26 @@ async def test_migration_replaces_unkeyed_signatures_and_bands_with_keyed_ones(
         assert frozenset((first, again)) in await _links(harness)
 
 
+async def _queued_unsigned(harness: Harness, clue_id: str) -> None:
+    """As if queued before intake signed (revision 0034): the task must sign it from the case key."""
+    async with harness.runtime.session_factory() as session:
+        await session.execute(
+            update(NearDuplicatePending).where(NearDuplicatePending.clue_id == clue_id).values(signature=None)
+        )
+        await session.commit()
+
+
 async def test_a_clue_that_cannot_be_opened_does_not_stop_the_queue(
     tmp_path: Path, fresh_database_url: str
 ) -> None:
-    """A damaged content envelope (or one sealed to a key rotated away) in the queue: that clue is skipped and
-    taken off, the clues queued with and behind it are still signed and linked."""
+    """An old clue queued unsigned whose content envelope is damaged (or sealed to a key rotated away): that
+    clue is skipped and taken off, the clues queued with and behind it are still linked."""
     async with running_app(tmp_path, fresh_database_url) as harness:
         world = await make_world(harness)
         broken = await _submit(harness, world, "看守所民警收钱给在押人员传递纸条。")
         first = await _submit(harness, world, BASE)
         again = await _submit(harness, world, BASE + "希望尽快查处！")
+        await _queued_unsigned(harness, broken)
         async with harness.runtime.session_factory() as session:
             sealed = await session.scalar(select(Clue.content).where(Clue.id == broken))
             await session.execute(
@@ -211,14 +221,42 @@ async def test_a_clue_that_cannot_be_opened_does_not_stop_the_queue(
             assert not (await session.execute(select(NearDuplicatePending.clue_id))).all()
 
 
+async def test_new_clues_link_in_a_process_without_the_case_key(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """Intake signs while it holds the text: the task compares stored signatures and opens nothing, so a
+    process holding public keys only links new clues (compartments: no standing master key)."""
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        world = await make_world(harness)
+        first = await _submit(harness, world, BASE)
+        again = await _submit(harness, world, BASE + "！")
+        async with harness.runtime.session_factory() as session:
+            stored = dict(
+                (
+                    await session.execute(
+                        select(NearDuplicatePending.clue_id, NearDuplicatePending.signature)
+                    )
+                ).all()
+            )
+        key = harness.runtime.lookup_key(dedup.KEY_LABEL)
+        assert stored[first] == dedup.near_duplicate_signature(await _masked_text(harness, first), key=key)
+        public_only = dataclasses.replace(
+            harness.runtime, keys=KeyRing.from_public_documents(harness.runtime.keys.public_documents())
+        )
+        assert await classification_service.link_pending_near_duplicates(public_only) >= 1
+        assert frozenset((first, again)) in await _links(harness)
+
+
 async def test_a_process_without_the_case_key_fails_loudly_and_keeps_the_queue(
     tmp_path: Path, fresh_database_url: str
 ) -> None:
-    """Skipping unopenable clues must not turn a deployment without the case key into one that silently takes
-    every clue off the queue unlinked."""
+    """Old clues queued unsigned need the case key: skipping them must not turn a deployment without it into
+    one that silently takes them off the queue unlinked."""
     async with running_app(tmp_path, fresh_database_url) as harness:
         world = await make_world(harness)
         queued = {await _submit(harness, world, BASE), await _submit(harness, world, BASE + "！")}
+        for clue_id in queued:
+            await _queued_unsigned(harness, clue_id)
         public_only = dataclasses.replace(
             harness.runtime, keys=KeyRing.from_public_documents(harness.runtime.keys.public_documents())
         )

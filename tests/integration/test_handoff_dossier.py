@@ -20,11 +20,13 @@ from service.attachments.models import Attachment
 from service.audit import checkpoints
 from service.audit.models import AuditEntry
 from service.auth import service as auth_service
+from service.compartments import keys as compartment_keys
 from service.handoff import archive
 from service.handoff import service as handoff_service
 from service.handoff.models import Dossier, DossierFeedback
 from service.handoff.texts import masked_texts
 from service.intake.models import Receipt
+from service.platform.crypto.envelope import EnvelopeError
 from service.platform.timeutil import LOCAL
 from service.registry.models import ClueTransfer
 from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
@@ -241,9 +243,25 @@ async def test_export_verify_tamper_identity_audit_feedback(harness: Harness, tm
     assert recorded.json()["digest"] == digest and recorded.json()["text"] == body["text"]
     listed = await harness.client.get(feedback_url, headers=auth(sup))
     assert [f["text"] for f in listed.json()] == [body["text"]]
+    _, late = await harness.add_staff(
+        unique("新督办"), ["supervisor"], world.handling_unit
+    )  # holds no wrap of the clue
+    refused = await harness.client.get(feedback_url, headers=auth(late))
+    assert refused.status_code == 403 and "密钥" in refused.json()["error"]["message"]
+    assert (await harness.client.get(f"/api/v1/dossiers/{digest}", headers=auth(late))).status_code == 403
     async with harness.runtime.session_factory() as session:
         row = await session.get(DossierFeedback, recorded.json()["id"])
         assert "正在初查".encode() not in row.body
+        # Compartments: the feedback and the kept ZIP's file key are sealed to the clue's own key; the staff
+        # server's key ring opens neither.
+        kept = await session.scalar(select(Dossier).where(Dossier.digest == digest))
+        for sealed, binding in (
+            (row.body, f"dossier_feedback/{row.id}/body"),
+            (kept.wrapped_key, f"dossiers/{kept.id}/zip"),
+        ):
+            assert compartment_keys.sealed_to_clue(sealed)
+            with pytest.raises(EnvelopeError):
+                harness.runtime.keys.open(sealed, binding)
         transfer = await session.scalar(
             select(ClueTransfer).where(ClueTransfer.clue_id == clue_id, ClueTransfer.kind == "organ")
         )

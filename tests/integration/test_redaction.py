@@ -430,7 +430,9 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     return keys_dir, custody_dir, names
 
 
-async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Harness, ceremony) -> None:  # type: ignore[no-untyped-def]
+async def test_unmask_reveals_only_that_span_with_custodians_shares(  # type: ignore[no-untyped-def]
+    harness: Harness, ceremony, monkeypatch
+) -> None:
     """A middleman's phone number masked as if it were the reporter's: a supervisor asks, two custodians'
     shares apply it; the new version shows that number and nothing else the masking hid."""
     keys_dir, custody_dir, names = ceremony
@@ -448,6 +450,8 @@ async def test_unmask_reveals_only_that_span_with_custodians_shares(harness: Har
             await harness.add_staff(name, ["custodian"])
     supervisor_id, sup = await harness.add_staff(unique("督办"), ["supervisor"])
     runtime = dataclasses.replace(harness.runtime, keys=ring)
+    # The staff server seals the unmask request's context to the ceremony's identity key, as deployed.
+    monkeypatch.setattr(harness.runtime, "keys", ring)
     middleman = "13900000002"
     tip = await runtime.intake.submit(
         intake_service.Submission(

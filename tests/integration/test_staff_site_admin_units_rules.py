@@ -149,7 +149,8 @@ async def test_aliases_on_the_page_are_checked_as_recusal_needs_them(harness: Ha
         assert alias in page.text and "已保存" in page.text
         # recusal now takes the alias for the unit
         async with harness.runtime.session_factory() as session:
-            match = await recusal.match_accused(session, {"unit": f"{alias}的民警"})
+            words = recusal.KeyedWords.of({"unit": f"{alias}的民警"}, b"k" * 32)
+            match = await recusal.match_accused(session, words)
         assert station in match.named
 
         neighbour_alias = unique("南所")

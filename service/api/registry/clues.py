@@ -148,7 +148,6 @@ async def assign_clue(
         clue_id=clue_id,
         assignee_id=body.assignee_id,
         principal=principal,
-        keys=runtime.keys,
         runtime=runtime,
         confirm_recusal=body.confirm_recusal,
     )
