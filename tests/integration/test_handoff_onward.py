@@ -400,3 +400,169 @@ async def test_identity_enters_a_dossier_only_through_a_custody_release(  # type
     # Every other dossier still carries no identity.
     later = await harness.client.post(f"/api/v1/clues/{clue_id}/dossier", headers=auth(world.investigator[1]))
     _no_identity(later.content, tmp_path, (REPORTER_NAME, PHONE))
+
+
+async def test_the_staff_form_covers_several_regions_in_one_version(harness: Harness) -> None:
+    """Without JavaScript: the form repeats the region fields; row i of each is region i, blank rows are
+    left out, an incomplete row is refused with its number and nothing changes."""
+    world = await make_world(harness)
+    supervisor = await make_web_staff(harness, ["supervisor"])  # before the clue: its key is wrapped to them
+    response = await post_report(
+        harness.client,
+        {"text": "派出所民警收了红包，案子压着不立。", "accused_unit": world.accused_unit_name},
+        files=[("照片.jpg", jpeg_with_gps(size=(120, 80)))],
+    )
+    assert response.status_code == 200, response.text
+    async with harness.runtime.session_factory() as session:
+        clue_id = await session.scalar(select(Receipt.clue_id).order_by(Receipt.created_at.desc()).limit(1))
+        image_id = await session.scalar(select(Attachment.id).where(Attachment.clue_id == clue_id))
+    page_url = f"/staff/registry/clues/{clue_id}"
+    regions = [(10, 10, 20, 15), (70, 40, 30, 25)]
+    async with log_in(harness, supervisor) as browser:
+        page = await browser.get(page_url)
+        form = re.search(r'<form[^>]*id="redact-file".*?</form>', page.text, re.S)
+        assert form and form.group(0).count('name="x"') == 5 and form.group(0).count('name="height"') == 5
+
+        def fields(rows: list[tuple[str, ...]]) -> dict[str, object]:
+            return {
+                "csrf_token": csrf_of(page.text),
+                "file": f"{image_id}|0",
+                **{
+                    name: [row[i] for row in rows]
+                    for i, name in enumerate(("page", "x", "y", "width", "height"))
+                },
+                "reason": "遮盖车牌和人脸",
+            }
+
+        rows = [("1", *map(str, r)) for r in regions]
+        incomplete = await browser.post(
+            f"{page_url}/redactions/file",
+            data=fields([rows[0], ("1", "70", "", "30", "25"), ("1", "", "", "", "")]),
+        )
+        assert incomplete.status_code == 422 and "第 2 行区域未填写完整" in incomplete.text
+        shown = re.search(r'<form[^>]*id="redact-file".*?</form>', incomplete.text, re.S).group(0)
+        assert 'value="70"' in shown and 'value="10"' in shown  # what was typed is shown again
+        done = await browser.post(
+            f"{page_url}/redactions/file", data=fields([rows[0], ("1", "", "", "", ""), rows[1]])
+        )
+        assert done.status_code == 303, done.text
+    async with harness.runtime.session_factory() as session:
+        versions = list(
+            (await session.execute(select(Redaction).where(Redaction.target_id == image_id))).scalars()
+        )
+    assert [v.version for v in versions] == [1]  # one version for both regions
+    listed = await harness.client.get(
+        f"/api/v1/clues/{clue_id}/redactions", headers=auth(world.supervisor[1])
+    )
+    (version,) = listed.json()
+    assert [(r["x"], r["y"], r["width"], r["height"]) for r in version["marks"]["regions"]] == regions
+    picture = await harness.client.get(
+        f"/api/v1/redactions/{version['id']}/file", headers=auth(world.supervisor[1])
+    )
+    with Image.open(io.BytesIO(picture.content)) as opened:
+        pixels = opened.convert("RGB")
+        for x, y, w, h in regions:
+            for px, py in ((x + 2, y + 2), (x + w - 3, y + h - 3), (x + w // 2, y + h // 2)):
+                assert max(pixels.getpixel((px, py))) < 40, (px, py)
+        red, green, blue = pixels.getpixel((50, 60))  # between the regions: the photo's red
+        assert red > 150 and green < 60 and blue < 60
+
+
+def _cli(
+    args: list[str], env: dict[str, str], phrases: list[str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    read, write = os.pipe()
+    os.write(write, ("\n".join(phrases) + "\n").encode())
+    os.close(write)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+            pass_fds=(read,),
+        )
+    finally:
+        os.close(read)
+
+
+async def test_release_into_a_dossier_by_the_custodial_command_line(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """`tipline custody request --into-dossier TRANSFER --field …`, approve, `release … --out`: passphrases on
+    a pipe, the exporting staff member's token on standard input; the ZIP written verifies and carries the
+    decided fields; a wrong passphrase writes nothing and is audited on its own."""
+    env = cli_env(tmp_path, fresh_database_url)
+    assert run_cli(["db", "upgrade"], env).returncode == 0
+    a, b = unique("甲"), unique("乙")
+    for name in (a, b):
+        assert run_cli(["staff", "add", "--name", name, "--role", "custodian"], env).returncode == 0
+    phrases = ["first passphrase 111", "second passphrase 222"]
+    made = _cli(["keys", "init", "--custodian", a, "--custodian", b, "--threshold", "2"], env, phrases)
+    assert made.returncode == 0, made.stderr
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        world = await make_world(harness)
+        body = {
+            "text": "执行局干警收了好处费以后把查封的厂房低价拍给了关系人。",
+            "anonymous": False,
+            "accused": {"name": "孙某", "unit": world.accused_unit_name},
+            "submitter": {"name": REPORTER_NAME, "phone": PHONE},
+        }
+        assert (await harness.client.post("/api/v1/tips", json=body)).status_code == 201
+        async with harness.runtime.session_factory() as session:
+            clue_id = (await session.execute(select(Receipt.clue_id))).scalar_one()
+        await _send_on(harness, world, clue_id)
+        transfer_id = await _transfer_id(harness, clue_id)
+    request = [
+        "custody",
+        "request",
+        "--clue",
+        clue_id,
+        "--as",
+        a,
+        "--reason",
+        "移送检察机关须附实名举报人姓名",
+    ]
+    unnamed = run_cli([*request, "--into-dossier", transfer_id], env)
+    assert unnamed.returncode == 1 and "name" in unnamed.stderr
+    requested = run_cli([*request, "--into-dossier", transfer_id, "--field", "name"], env)
+    assert requested.returncode == 0, requested.stderr
+    request_id = requested.stdout.split()[1]
+    assert run_cli(["custody", "approve", request_id, "--as", b], env).returncode == 0
+    listed = run_cli(["custody", "list"], env)
+    assert f"into hand-off {transfer_id}: name" in listed.stdout
+    share = {n: next((tmp_path / "custody").glob(f"identity-*.{n}.share.json")) for n in (a, b)}
+    out = tmp_path / "released.zip"
+    command = [
+        "custody",
+        "release",
+        request_id,
+        "--as",
+        a,
+        "--share",
+        str(share[a]),
+        "--share",
+        str(share[b]),
+    ]
+    token = world.supervisor[1] + "\n"
+    wrong = _cli([*command, "--out", str(out)], env, [phrases[0], "not the right one!!"], stdin=token)
+    assert wrong.returncode == 1 and not out.exists() and REPORTER_NAME not in wrong.stdout + wrong.stderr
+    released = _cli([*command, "--out", str(out)], env, phrases, stdin=token)
+    assert released.returncode == 0, released.stderr
+    assert REPORTER_NAME not in released.stdout and PHONE not in released.stdout
+    manifest = json.loads(_members(out.read_bytes())["manifest.json"])
+    assert manifest["identity_included"] is True and manifest["identity_release_id"] == request_id
+    assert manifest["identity_fields"] == ["举报人姓名"]
+    pdf_text = _pdftotext(_members(out.read_bytes())["dossier.pdf"], tmp_path)
+    assert REPORTER_NAME in pdf_text and PHONE not in pdf_text  # only the decided field
+    verified = run_cli(["dossier", "verify", str(out)], env)
+    assert verified.returncode == 0 and "includes reporter identity" in verified.stdout, verified.stderr
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        async with harness.runtime.session_factory() as session:
+            actions = set((await session.execute(select(AuditEntry.action))).scalars())
+    assert {"custody.requested", "custody.approved", "custody.release_failed", "custody.released"} <= actions
+    assert "clue.dossier_exported" in actions
+    assert run_cli(["audit", "verify"], env).returncode == 0
