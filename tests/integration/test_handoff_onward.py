@@ -48,7 +48,7 @@ from tests.helpers.media import jpeg_with_gps
 from tests.helpers.registry import World, make_world, step
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 from tests.helpers.tools import apt, missing, require_executable
-from tests.helpers.web import post_report, receipt_from
+from tests.helpers.web import clue_of_receipt, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -147,8 +147,7 @@ async def test_additions_and_accused_go_onward_redacted(harness: Harness, tmp_pa
     )
     assert response.status_code == 200, response.text
     code = receipt_from(response.text)
-    async with harness.runtime.session_factory() as session:
-        clue_id = await session.scalar(select(Receipt.clue_id).order_by(Receipt.created_at.desc()).limit(1))
+    clue_id = await clue_of_receipt(harness, code)
     # The caller phones again with the code: an operator adds what they say (their number masked at intake);
     # later, on the status page, they correct the record.
     added = await harness.client.post(
@@ -413,8 +412,8 @@ async def test_the_staff_form_covers_several_regions_in_one_version(harness: Har
         files=[("照片.jpg", jpeg_with_gps(size=(120, 80)))],
     )
     assert response.status_code == 200, response.text
+    clue_id = await clue_of_receipt(harness, receipt_from(response.text))  # anonymous: no exact time kept
     async with harness.runtime.session_factory() as session:
-        clue_id = await session.scalar(select(Receipt.clue_id).order_by(Receipt.created_at.desc()).limit(1))
         image_id = await session.scalar(select(Attachment.id).where(Attachment.clue_id == clue_id))
     page_url = f"/staff/registry/clues/{clue_id}"
     regions = [(10, 10, 20, 15), (70, 40, 30, 25)]
