@@ -132,6 +132,11 @@ async def request_release(
     clue = await _clue(session, clue_id)
     if kind in ("identity", "dossier") and clue.identity is None:
         raise Invalid("该线索没有举报人身份信息", message_en="this clue holds no identity")
+    if kind != "dossier" and (fields or transfer_id):
+        raise Invalid(
+            "只有随移交材料提供身份信息的申请才写明移交记录和信息项",
+            message_en="a hand-off and fields are named only when including identity in a dossier",
+        )
     named = None
     if kind == "dossier":
         named = _dossier_fields(fields)
