@@ -52,6 +52,7 @@ def add_parsers(sub: Any) -> None:
 async def run_dev(args: argparse.Namespace, settings: Any) -> int:
     from service.app.runtime import build_runtime
     from service.platform.migrations import ensure_schema
+    from service.registry import recusal
     from service.registry.seed import seed_clues
 
     if settings.environment == "production":
@@ -72,6 +73,7 @@ async def run_dev(args: argparse.Namespace, settings: Any) -> int:
             runtime.session_factory,
             keys=runtime.keys,
             accused_index_key=runtime.lookup_key("accused-index"),
+            words_key=runtime.lookup_key(recusal.WORDS_KEY_LABEL),
             count=args.clues,
             prefix=args.prefix,
             investigators=args.investigators,

@@ -4,6 +4,12 @@ Resumable by construction: each batch picks clues whose envelopes still name an 
 and commits with one audit entry; a crash loses at most the batch in flight, and the next run goes on where
 the last one stopped. Old keys stay on disk, so nothing is unreadable at any point.
 
+Compartments: only the case-key copy of a clue's fields (``clues.content`` …) is re-sealed. The compartment
+copy (``clue_sealed``, under the clue's content key), the content key's wraps and every item sealed to the
+clue's own key are not case-key envelopes and are left as they are (nothing here could open them, and a
+case-key rotation does not concern them). Staff items of clues sealed before compartments stay under the old
+case key, which stays on disk.
+
 Identity and contact envelopes are not re-sealed: that would need the identity private key, which exists
 only as custodians' shares. They stay readable with the old shares, which custodians keep.
 """

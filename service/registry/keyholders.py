@@ -68,6 +68,11 @@ def _supervisors(connection: Connection) -> list[tuple[str | None, compartments.
     ]
 
 
+def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
+    """(unit id, key) of every active key of every active supervisor; public columns only (intake, seed)."""
+    return _supervisors(session.connection())
+
+
 def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
     """Store the new clues' sealed fields and wrap their content keys to the escrow and the supervisors not
     recused (intake: public keys only)."""
@@ -83,10 +88,10 @@ def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment
 def _wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
     escrow = compartments.escrow_key(session, keys)
     connection = session.connection()
-    supervisors = _supervisors(connection)
+    recipients_at_intake = _supervisors(connection)
     parents: dict[str, str | None] = {}
     by_name: dict[str, str] = {}
-    if supervisors and any(new.accused_unit_name for new in news):  # recusal needs the unit tree
+    if recipients_at_intake and any(new.accused_unit_name for new in news):  # recusal needs the unit tree
         for unit_id, parent_id, name in connection.execute(_UNITS):
             parents[unit_id], by_name[name] = parent_id, unit_id
     fresh: list[tuple[str, bytes, list[compartments.Recipient]]] = []
@@ -95,7 +100,7 @@ def _wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartmen
         recipients = [escrow] if escrow is not None else []
         recipients += [
             key
-            for unit_id, key in supervisors
+            for unit_id, key in recipients_at_intake
             if accused_unit is None or accused_unit not in _chain(parents, unit_id)
         ]
         fresh.append((new.clue_id, new.sealed.content_key, recipients))

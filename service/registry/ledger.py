@@ -2,14 +2,14 @@
 
 Invariants:
 - The submitter's identity envelope is never read: the query does not even select it. Real-name is a yes/no.
-- Nor is the report's text: the summary column is built from the accused person's details and the
-  categories, because reporters write identifying details about themselves into the text.
+- Nor is the report's text: the summary column is built from the accused unit and the categories, because
+  reporters write identifying details about themselves into the text.
+- Nothing is decrypted (compartments, issue 19): a ledger opens no report, so a bulk export needs no master
+  key and holds nothing a clue's own key protects. The accused columns come from plain columns only: the
+  unit is the registered unit the reporter's words named exactly (``clues.accused_unit_id``); the accused
+  person's name, position, rank and region are report content, shown on the clue's page to its readers.
 - The export is audited (filters, format, row count) in the caller's transaction.
 - Rows are streamed from the database in batches and written straight out; nothing holds the whole ledger.
-- The accused envelopes (one HPKE decapsulation each, holding the GIL) are opened in a helper process
-  forked for the export (``_Opener``), so openpyxl writes batch N while batch N+1 is decrypted on the
-  other core; at most ``IN_FLIGHT`` batches are in flight. Nothing but envelopes and the decoded accused
-  fields crosses the pipe (no temp files); if the helper cannot start, the envelopes are opened in-process.
 - openpyxl's write-only mode needs a temporary file for the sheet; it and the finished file live in a
   private (0700) directory on tmpfs (``/dev/shm``) when there is one, so the plaintext never reaches a disk,
   and are deleted when the response has been sent (``ExportFile.cleanup``).
@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +37,6 @@ from service.audit import service as audit_service
 from service.audit.models import AuditEntry
 from service.auth.models import Staff, Unit
 from service.auth.service import Principal
-from service.platform.crypto.keys import EnvelopeError, KeyRing
 from service.platform.timeutil import LOCAL, as_utc, utcnow
 from service.registry import categories as taxonomy_categories
 from service.registry.lifecycle import (
@@ -150,13 +146,13 @@ def _short_name(name: str) -> str:
     return name.replace("（", "(").split("(")[0].strip()
 
 
-def _summary(accused: dict[str, Any], labels: list[str], names: dict[str, str]) -> str:
-    """The ledger's one-line summary, built from the accused person's details and the categories.
+def _summary(unit: str | None, labels: list[str], names: dict[str, str]) -> str:
+    """The ledger's one-line summary, built from the accused unit (as registered) and the categories.
 
     Deliberately not an excerpt of the report: reporters write their own names, relatives and
     addresses into the text, and an export travels further than the clue page (domain.md: the
     ledger never carries a submitter detail)."""
-    who = "".join(accused.get(k) or "" for k in ("unit", "position", "name")) or "有关人员"
+    who = f"{unit}有关人员" if unit else "有关人员"
     issues = "、".join(names.get(label, label) for label in labels if label != "other")
     return f"反映{who}涉嫌{issues}问题" if issues else f"反映{who}有关问题（不属于受理范围）"
 
@@ -167,98 +163,11 @@ def _registrar(channel: str, staff: dict[str, str], actor: str | None) -> str:
     return "系统自动登记" if channel in ("web", "email") else "工作人员登记"
 
 
-# --- Opening the accused envelopes in a helper process ------------------------------------------------
-
-_helper_keys: KeyRing | None = None
-
-
-def _helper_init(keys: KeyRing) -> None:
-    # The 'fork' context hands the parent's KeyRing over without pickling it (private keys never cross a
-    # pipe); the helper lives for one export.
-    global _helper_keys
-    _helper_keys = keys
-
-
-UNREADABLE = "［无法解密］"
-
-
-def _open_accused(keys: KeyRing, envelopes: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """One envelope that cannot be opened (a key rotated away, a damaged row) marks its own row, and the
-    export goes on: a ledger of thousands of clues is not lost to one of them."""
-    opened = []
-    for clue_id, data in envelopes:
-        try:
-            opened.append(json.loads(keys.open(data, f"clues/{clue_id}/accused")))
-        except EnvelopeError:
-            log.warning("ledger export: the accused envelope of clue %s cannot be opened", clue_id)
-            opened.append({"name": UNREADABLE})
-    return opened
-
-
-def _helper_open(envelopes: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    assert _helper_keys is not None  # noqa: S101 - set by the initializer
-    return _open_accused(_helper_keys, envelopes)
-
-
-class _Opener:
-    """Opens batches of accused envelopes: in a forked one-worker process pool when one can be started,
-    otherwise in this process. ``submit`` returns a future resolved with the decoded dicts."""
-
-    def __init__(self, keys: KeyRing, *, helper: bool = True):
-        self.keys = keys
-        self.pool: ProcessPoolExecutor | None = None
-        pool: ProcessPoolExecutor | None = None
-        if helper and "fork" in multiprocessing.get_all_start_methods():
-            try:
-                pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("fork"),
-                    initializer=_helper_init,
-                    initargs=(keys,),
-                )
-                pool.submit(_helper_open, []).result(timeout=10)  # started and answering
-                self.pool = pool
-            except Exception as exc:  # noqa: BLE001 - any failure: open in-process instead
-                log.warning(
-                    "ledger export: helper process unavailable (%s); decrypting in-process",
-                    type(exc).__name__,
-                )
-                if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
-
-    def submit(self, envelopes: list[tuple[str, bytes]]) -> asyncio.Future[list[dict[str, Any]]]:
-        if self.pool is not None:
-            try:
-                return asyncio.wrap_future(self.pool.submit(_helper_open, envelopes))
-            except Exception as exc:  # noqa: BLE001 - the helper died: carry on in-process
-                log.warning(
-                    "ledger export: helper process lost (%s); decrypting in-process", type(exc).__name__
-                )
-                self.close()
-        done: Future[list[dict[str, Any]]] = Future()
-        try:
-            done.set_result(_open_accused(self.keys, envelopes))
-        except Exception as exc:  # noqa: BLE001
-            done.set_exception(exc)
-        return asyncio.wrap_future(done)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
 async def ledger_rows(
-    session: AsyncSession,
-    *,
-    filters: ClueFilters,
-    keys: KeyRing,
-    limit: int | None = None,
-    helper: bool = True,
+    session: AsyncSession, *, filters: ClueFilters, limit: int | None = None
 ) -> AsyncIterator[list[Any]]:
-    """The ledger's rows in the order of ``COLUMNS``, newest first (empty cells are None). Opens only the
-    accused envelope (in a helper process unless ``helper=False``); never touches ``clues.identity`` or
-    the report text."""
+    """The ledger's rows in the order of ``COLUMNS``, newest first (empty cells are None). Opens nothing:
+    plain columns only, never ``clues.identity``, the accused details or the report text."""
     lookups = await _lookups(session)
     names = {id_: _short_name(name) for id_, name in taxonomy_categories.category_names().items()}
     query = (
@@ -274,7 +183,7 @@ async def ledger_rows(
             Clue.handling_unit_id,
             Clue.assignee_id,
             Clue.due_at,
-            Clue.accused,
+            Clue.accused_unit_id,
             ClueState.disposal_method,
             ClueState.approver_id,
             ClueState.key_clue,
@@ -293,65 +202,25 @@ async def ledger_rows(
     query = _apply_filters(query, filters)  # type: ignore[arg-type]
     if limit:
         query = query.limit(limit)
-    # A reader task fetches the next batch (rows, then their categories) while this generator opens and
-    # formats the current one: the database works on its core while we decrypt on ours.
-    batches: asyncio.Queue[tuple[Any, dict[str, list[str]]] | None] = asyncio.Queue(maxsize=2)
-
-    async def read() -> None:
-        result = await session.stream(query.execution_options(yield_per=BATCH))
-        async for batch in result.partitions(BATCH):
-            categories: dict[str, list[str]] = {}
-            ids = [row.id for row in batch]
-            rows = await session.execute(
-                select(ClueCategory.clue_id, ClueCategory.category).where(ClueCategory.clue_id.in_(ids))
-            )
-            for clue_id, category in rows.all():
-                categories.setdefault(clue_id, []).append(category)
-            await batches.put((batch, categories))
-        await batches.put(None)
-
-    reader = asyncio.create_task(read())
-    opener = _Opener(keys, helper=helper)
-    pending: deque[tuple[Any, dict[str, list[str]], asyncio.Future[list[dict[str, Any]]]]] = deque()
-    try:
-        exhausted = False
-        while True:
-            # Keep the helper IN_FLIGHT batches ahead of the writer (bounded: memory stays flat).
-            while not exhausted and len(pending) < IN_FLIGHT:
-                if pending and batches.empty():
-                    break  # don't wait for the database while a decrypted batch could be written
-                item = await batches.get()
-                if item is None:
-                    exhausted = True
-                    break
-                batch, categories = item
-                pending.append((batch, categories, opener.submit([(row.id, row.accused) for row in batch])))
-            if not pending:
-                break
-            batch, categories, opened = pending.popleft()
-            accused = await opened
-            for row in _ledger_batch(batch, categories, accused, lookups=lookups, names=names):
-                yield row
-            await asyncio.sleep(0)  # let the reader send its next request before the writer's turn
-        await reader
-    finally:
-        for _, _, opened in pending:
-            opened.cancel()
-        if not reader.done():
-            reader.cancel()
-        opener.close()
+    result = await session.stream(query.execution_options(yield_per=BATCH))
+    async for batch in result.partitions(BATCH):
+        categories: dict[str, list[str]] = {}
+        ids = [row.id for row in batch]
+        rows = await session.execute(
+            select(ClueCategory.clue_id, ClueCategory.category).where(ClueCategory.clue_id.in_(ids))
+        )
+        for clue_id, category in rows.all():
+            categories.setdefault(clue_id, []).append(category)
+        for row in _ledger_batch(batch, categories, lookups=lookups, names=names):
+            yield row
 
 
 def _ledger_batch(
-    batch: Any,
-    categories: dict[str, list[str]],
-    accused_list: list[dict[str, Any]],
-    *,
-    lookups: _Lookups,
-    names: dict[str, str],
+    batch: Any, categories: dict[str, list[str]], *, lookups: _Lookups, names: dict[str, str]
 ) -> list[list[Any]]:
     rows = []
-    for row, accused in zip(batch, accused_list, strict=True):
+    for row in batch:
+        unit = lookups.units.get(row.accused_unit_id or "") or None
         labels = sorted(categories.get(row.id, []))
         result_text = FINDINGS.get(row.finding or "", "")
         if row.status == "referred":
@@ -365,12 +234,12 @@ def _ledger_batch(
                 CHANNEL_NAMES.get(row.channel, row.channel),
                 _local(row.received_at, with_time=True),
                 _registrar(row.channel, lookups.staff, row.registered_by),
-                accused.get("name") or None,
-                accused.get("unit") or None,
-                accused.get("position") or None,
-                accused.get("rank") or None,
-                accused.get("region") or None,
-                _summary(accused, labels, names),
+                None,  # the accused's name, position, rank, region: report content (module docstring)
+                unit,
+                None,
+                None,
+                None,
+                _summary(unit, labels, names),
                 "、".join(names.get(label, label) for label in labels),
                 "实名" if row.real_name else "匿名",
                 "是" if row.accused_key in lookups.repeated else "否",
@@ -521,9 +390,7 @@ async def export_ledger(
     filters: ClueFilters,
     fmt: str,
     principal: Principal,
-    keys: KeyRing,
     limit: int | None = None,
-    helper: bool = True,
     read_session: AsyncSession | None = None,
 ) -> ExportFile:
     """Write the ledger to a private temporary file and audit the export; the caller streams the file and
@@ -534,7 +401,7 @@ async def export_ledger(
     directory = private_tmpdir()
     path = directory / f"ledger.{fmt}"
     try:
-        rows = ledger_rows(read_session or session, filters=filters, keys=keys, limit=limit, helper=helper)
+        rows = ledger_rows(read_session or session, filters=filters, limit=limit)
         if fmt == "xlsx":
             count = await write_xlsx(rows, path, heading=heading)
         else:

@@ -2,8 +2,10 @@
 
 Seed data only, and never in production: every clue gets its own envelopes bound to its own id (so reads,
 exports and the benchmarks exercise the real decryption), but the plaintexts come from a small pool of
-made-up reports and officers. On PostgreSQL rows go in with COPY (asyncpg ``copy_records_to_table``), on
-SQLite with executemany, in batches, one transaction per batch.
+made-up reports and officers. Like intake, each clue is compartmented (a fresh content key, its fields
+sealed under it, the key wrapped to the escrow, the supervisors and, once assigned, the assignee and the
+handling unit) and keeps its case-key copy and its keyed recusal digests. On PostgreSQL rows go in with
+COPY (asyncpg ``copy_records_to_table``), on SQLite with executemany, in batches, one transaction per batch.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from service.auth import service as auth_service
 from service.auth.models import Staff, Unit
-from service.platform.crypto.keys import KeyRing
+from service.compartments import keys as compartment_keys
+from service.compartments import service as compartments
+from service.compartments.models import ClueKeyWrap, ClueSealed
+from service.platform.crypto.keys import AnyPublicKey, KeyRing, sealing_batch
+from service.registry import keyholders, recusal
 from service.registry.models import Clue, ClueCategory, ClueState, RegistryCounter
 
 log = logging.getLogger("tipline.registry.seed")
@@ -122,6 +129,39 @@ async def _ensure_people(
     return units, staff
 
 
+@dataclass
+class _Holders:
+    """The public keys a seeded clue's content key is wrapped to: at registration (the escrow, every
+    supervisor: seeded accused units are never a supervisor's), and once assigned (the assignee's keys,
+    the handling unit's key)."""
+
+    at_registration: list[tuple[AnyPublicKey, str]]
+    people: dict[str, list[AnyPublicKey]]
+    units: dict[str, AnyPublicKey]
+
+    def assigned(self, assignee: Staff) -> list[tuple[AnyPublicKey, str]]:
+        unit = self.units.get(assignee.unit_id or "")
+        return [(key, "assignee") for key in self.people.get(assignee.id, [])] + (
+            [(unit, "unit")] if unit is not None else []
+        )
+
+
+def _holders(session: Session, keys: KeyRing, staff: list[Staff]) -> _Holders:
+    escrow = compartments.escrow_key(session, keys)
+    found = [escrow] if escrow is not None else []
+    found += [recipient for _, recipient in keyholders.supervisors(session)]
+    people = {
+        staff_id: [compartment_keys.public_from_json(row.public) for row in rows]
+        for staff_id, rows in compartments.staff_keys(session, [p.id for p in staff]).items()
+    }
+    units = {}
+    for unit_id in {p.unit_id for p in staff if p.unit_id}:
+        row = compartments.unit_key(session, unit_id)
+        if row is not None:
+            units[unit_id] = compartment_keys.public_from_json(row.public)
+    return _Holders([(compartment_keys.public_from_json(r.public), r.reason) for r in found], people, units)
+
+
 async def _reserve_numbers(session: AsyncSession, prefix: str, year: int, count: int) -> int:
     insert_ = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     statement = (
@@ -145,6 +185,7 @@ async def seed_clues(
     *,
     keys: KeyRing,
     accused_index_key: bytes,  # runtime.lookup_key("accused-index"): search finds seeded officers
+    words_key: bytes,  # runtime.lookup_key(recusal.WORDS_KEY_LABEL): recusal asks the seeded digests
     count: int,
     prefix: str,
     investigators: int = 60,
@@ -156,6 +197,9 @@ async def seed_clues(
     rng = random.Random(seed)
     async with session_factory() as session:
         units, staff = await _ensure_people(session, investigators, keys)
+        await session.commit()
+    async with session_factory() as session:
+        holders = await session.run_sync(lambda s: _holders(s, keys, staff))
         await session.commit()
     pick_status = _weighted(rng, STATUS_WEIGHTS)
     pick_channel = _weighted(rng, CHANNELS)
@@ -172,9 +216,15 @@ async def seed_clues(
 
     def make_batch(first: int, size: int) -> tuple[list[dict[str, Any]], ...]:
         # Runs in a worker thread: sealing overlaps the previous batch's COPY on the event loop.
+        with sealing_batch():  # one KEM operation per recipient key for the whole batch
+            return _make_batch(first, size)
+
+    def _make_batch(first: int, size: int) -> tuple[list[dict[str, Any]], ...]:
         clue_rows: list[dict[str, Any]] = []
         category_rows: list[dict[str, Any]] = []
         state_rows: list[dict[str, Any]] = []
+        sealed_rows: list[dict[str, Any]] = []
+        wrap_rows: list[dict[str, Any]] = []
         for n in range(size):
             clue_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             # A few officers are reported again and again: 30% of reports name one of the top 1%.
@@ -195,6 +245,25 @@ async def seed_clues(
             assignee = rng.choice(staff) if status not in ("registered", "referred") else None
             channel = pick_channel()
             key = hmac.new(accused_index_key, f"{name}\x00{unit.name}".encode(), hashlib.sha256).hexdigest()
+            fields = {
+                "content": _dump({"text": text, "incident": {}, "category_hint": None, "details": {}}),
+                "accused": _dump(accused),
+                "classification": _dump({"labels": [category], "seed": True}),
+            }
+            sealed = compartment_keys.seal_clue(clue_id, keys.case_public.suite, fields)
+            sealed_rows.append({"clue_id": clue_id, "public": sealed.public, **sealed.fields})
+            recipients = holders.at_registration + (holders.assigned(assignee) if assignee else [])
+            wrap_rows += [
+                {
+                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "clue_id": clue_id,
+                    "key_id": public.key_id,
+                    "reason": reason,
+                    "wrapped": compartment_keys.wrap_content_key(public, clue_id, sealed.content_key),
+                    "created_at": received + timedelta(minutes=1),
+                }
+                for public, reason in recipients
+            ]
             clue_rows.append(
                 {
                     "id": clue_id,
@@ -208,16 +277,12 @@ async def seed_clues(
                     "due_at": received + timedelta(days=30 + rng.randrange(0, 20)),
                     "needs_triage": status == "registered",
                     "taxonomy_version": "seed",
-                    "content": keys.seal_case(
-                        _dump({"text": text, "incident": {}, "category_hint": None, "details": {}}),
-                        f"clues/{clue_id}/content",
-                    ),
-                    "accused": keys.seal_case(_dump(accused), f"clues/{clue_id}/accused"),
-                    "classification": keys.seal_case(
-                        _dump({"labels": [category], "seed": True}), f"clues/{clue_id}/classification"
-                    ),
+                    **{
+                        name: keys.seal_case(data, f"clues/{clue_id}/{name}") for name, data in fields.items()
+                    },
                     "identity": None,  # seed clues have no submitter
                     "accused_key": key,
+                    "accused_words": recusal.keyed_words(accused, key=words_key),
                     "accused_unit_id": unit.id,
                     "handling_unit_id": assignee.unit_id if assignee else None,
                     "assignee_id": assignee.id if assignee else None,
@@ -254,13 +319,18 @@ async def seed_clues(
                         "near_signature": None,
                     }
                 )
-        return clue_rows, category_rows, state_rows
+        return clue_rows, category_rows, state_rows, sealed_rows, wrap_rows
 
     async def store(batch_rows: tuple[list[dict[str, Any]], ...]) -> None:
+        tables = (
+            Clue.__table__,
+            ClueCategory.__table__,
+            ClueState.__table__,
+            ClueSealed.__table__,
+            ClueKeyWrap.__table__,
+        )
         async with session_factory() as session:
-            for table, rows in zip(
-                (Clue.__table__, ClueCategory.__table__, ClueState.__table__), batch_rows, strict=True
-            ):
+            for table, rows in zip(tables, batch_rows, strict=True):
                 await _bulk_insert(session, table, rows)
             await session.commit()
 

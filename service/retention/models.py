@@ -11,7 +11,8 @@ from service.platform.db import Base, UTCDateTime
 
 
 class LegalHold(Base):
-    """One row per held clue. The reason is a case-key envelope bound to ``legal_holds/<clue id>/reason``."""
+    """One row per held clue. The reason is sealed to the clue's own key (else the case key), bound to
+    ``legal_holds/<clue id>/reason``."""
 
     __tablename__ = "legal_holds"
 

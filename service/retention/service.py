@@ -6,6 +6,8 @@ plus deletion:
 
 1. Attachments: the rows holding the wrapped per-file keys go first (committed), then the encrypted files.
    Without its key a file is noise even where a copy survives (a backup, a disk block).
+   A compartmented clue's content-key wraps go with them: whatever is sealed under or to its key is noise
+   once they are gone.
 2. Envelopes (content, accused, classification, identity, contact fields, messages, notes, receipts,
    reporter keys…): the rows are deleted (every table refers to ``clues`` with ON DELETE CASCADE); sealed
    raw mail that produced the clue is cleared. SQLite runs with ``secure_delete`` so freed pages are
@@ -28,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.attachments.models import Attachment
 from service.audit import service as audit_service
 from service.auth.service import Principal
+from service.compartments import items
+from service.compartments.models import ClueKeyWrap
 from service.mailbox.models import ReceivedMail
 from service.messages.models import Message
 from service.platform.blobs import LocalBlobStore
@@ -75,7 +79,12 @@ async def set_hold(
             clue_id=clue_id,
             set_by=principal.staff_id,
             set_at=utcnow(),
-            reason=keys.seal_case(reason.encode(), f"legal_holds/{clue_id}/reason"),
+            # To the clue's own key where it has one (compartments), else the case key.
+            reason=await session.run_sync(
+                lambda s: items.seal_item(
+                    s, keys, clue_id=clue_id, data=reason.encode(), binding=f"legal_holds/{clue_id}/reason"
+                )
+            ),
         )
         session.add(hold)
     elif not held and hold is not None:
@@ -153,7 +162,10 @@ async def purge_clue_rows(session: AsyncSession, *, clue_id: str, actor: str) ->
     purged.messages = (
         await session.scalar(select(func.count()).select_from(Message).where(Message.clue_id == clue_id))
     ) or 0
-    # Wrapped file keys first (explicitly: they are what makes the files readable), then everything else.
+    # Wrapped keys first (explicitly: they are what makes the files and sealed items readable): the clue's
+    # content key wraps (compartments: every item sealed to the clue's key is noise without them), the
+    # files' keys, then everything else.
+    await session.execute(delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id))
     await session.execute(delete(Attachment).where(Attachment.clue_id == clue_id))
     await session.execute(delete(Redaction).where(Redaction.clue_id == clue_id))
 

@@ -185,7 +185,6 @@ async def ledger_export(
     principal: CurrentStaffSession,
     session: SessionDep,
     read_session: ReadSessionDep,
-    runtime: RuntimeDep,
     fmt: Annotated[str, Path(pattern="^(xlsx|csv)$")],
     status: Annotated[str | None, Query(max_length=16)] = None,
     category: Annotated[str | None, Query(max_length=48)] = None,
@@ -204,7 +203,6 @@ async def ledger_export(
         filters=_ledger_filters(form, utcnow()),
         fmt=fmt,
         principal=principal,
-        keys=runtime.keys,
         read_session=read_session,
     )
     return _download(export)

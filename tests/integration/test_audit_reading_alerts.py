@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from service.audit import checkpoints
 from service.platform.timeutil import utcnow
+from service.registry.models import Clue
 from tests.helpers import REPO_ROOT
 from tests.helpers.app import auth, unique
 
@@ -40,16 +43,18 @@ async def _alerts_for(harness, staff_id: str, threshold: int) -> int:  # type: i
 
 
 async def test_history_reads_searches_and_exports_count(harness) -> None:  # type: ignore[no-untyped-def]
+    # Made before the clues: supervisors then hold their wraps (compartments), so the history opens.
+    historian_id, historian = await harness.add_staff(unique("科长"), ["supervisor"])
+    numbers = []
     for i in range(5):
         response = await harness.client.post("/api/v1/tips", json={"text": f"第{i}条：民警收红包后不立案。"})
         assert response.status_code == 201
-    _, boss = await harness.add_staff(unique("科长"), ["supervisor"])
-    listed = (await harness.client.get("/api/v1/clues", params={"limit": 5}, headers=auth(boss))).json()
-    clue_ids = [item["id"] for item in listed["items"]]
+        numbers.append(response.json()["registry_number"])
+    async with harness.runtime.session_factory() as session:
+        clue_ids = list(await session.scalars(select(Clue.id).where(Clue.registry_number.in_(numbers))))
     assert len(clue_ids) == 5
 
     # History only (never counted before): five clues read, one by one.
-    historian_id, historian = await harness.add_staff(unique("科长"), ["supervisor"])
     for clue_id in clue_ids:
         response = await harness.client.get(f"/api/v1/clues/{clue_id}/history", headers=auth(historian))
         assert response.status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,12 +16,15 @@ from sqlalchemy import select
 from service.auth import service as auth_service
 from service.classification.models import ClassificationCorrection
 from service.compartments import keys as compartment_keys
-from service.platform.crypto.envelope import EnvelopeError
+from service.compartments.models import ClueSealed
+from service.custody import rotation
+from service.platform.crypto.envelope import Envelope, EnvelopeError
+from service.platform.crypto.keys import KeyRing, generate_key_pair
 from service.platform.timeutil import utcnow
 from service.redaction.models import Redaction
 from service.registry import transfer_requests
 from service.registry.models import Clue, ClueTransition, Consultation, ProgressRequest, TransferRequest
-from tests.helpers.app import Harness, auth, unique
+from tests.helpers.app import Harness, auth, running_app, unique
 
 TEXT = "乡财政所会计挪用扶贫资金，给亲戚发了三年的补贴。"
 WRITTEN = "线人称会计的表弟在县财政局"  # what staff write: must stay with the clue's readers
@@ -141,8 +145,6 @@ async def test_a_clue_sealed_before_compartments_keeps_the_case_key(harness: Har
     _, holder = await harness.add_staff(unique("督办"), ["supervisor"], office)
     clue_id = await _submit(harness)
     async with harness.runtime.session_factory() as session:
-        from service.compartments.models import ClueSealed
-
         await session.execute(ClueSealed.__table__.delete().where(ClueSealed.clue_id == clue_id))
         await session.commit()
     api = f"/api/v1/clues/{clue_id}"
@@ -193,3 +195,64 @@ async def test_redacted_versions_open_only_for_the_clues_readers(harness: Harnes
         headers=auth(late),
     )
     assert again.status_code == 403
+
+
+async def test_case_key_rotation_leaves_what_is_sealed_to_the_clue(
+    tmp_path: Path, fresh_database_url: str
+) -> None:
+    """`tipline keys reencrypt` re-seals the case-key copy of a clue's fields and nothing else: the
+    compartment copy and the items sealed to the clue's key are untouched, and its readers still read.
+    A database of its own: every clue in it is re-sealed."""
+    async with running_app(tmp_path, fresh_database_url) as harness:
+        await _rotate_and_read(harness)
+
+
+async def _rotate_and_read(harness: Harness) -> None:
+    office = await harness.add_unit(unique("信访室"))
+    _, holder = await harness.add_staff(unique("督办"), ["supervisor"], office)
+    clue_id = await _submit(harness)
+    api = f"/api/v1/clues/{clue_id}"
+    assert (
+        await harness.client.post(f"{api}/notes", json={"text": WRITTEN}, headers=auth(holder))
+    ).status_code == 201
+    old = harness.runtime.keys
+    new_case = generate_key_pair("case", old.suite)
+    ring = KeyRing(
+        case_public=new_case.public,
+        identity_public=old.identity_public,
+        contact_public=old.contact_public,
+        escrow_public=old.escrow_public,
+        private=[*old._private.values(), new_case],
+    )
+    async with harness.runtime.session_factory() as session:
+        before = await session.get(ClueSealed, clue_id)
+        assert before is not None
+        kept = (before.content, before.accused, before.classification, before.public)
+        note = await session.scalar(
+            select(ClueTransition.sealed).where(
+                ClueTransition.clue_id == clue_id, ClueTransition.sealed.is_not(None)
+            )
+        )
+    async with harness.runtime.session_factory() as session:
+        while await rotation.reencrypt_batch(session, keys=ring, limit=500):
+            await session.commit()
+        await session.commit()
+    async with harness.runtime.session_factory() as session:
+        clue = await session.get(Clue, clue_id)
+        assert clue is not None and Envelope.from_bytes(clue.content).key_id == new_case.public.key_id
+        after = await session.get(ClueSealed, clue_id)
+        assert (
+            after is not None and (after.content, after.accused, after.classification, after.public) == kept
+        )
+        assert (
+            await session.scalar(
+                select(ClueTransition.sealed).where(
+                    ClueTransition.clue_id == clue_id, ClueTransition.sealed.is_not(None)
+                )
+            )
+            == note
+        )
+    read = await harness.client.get(api, headers=auth(holder))
+    assert read.status_code == 200 and read.json()["text"]
+    history = await harness.client.get(f"{api}/history", headers=auth(holder))
+    assert WRITTEN in {e.get("reason") for e in history.json()}

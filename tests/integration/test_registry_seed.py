@@ -6,6 +6,8 @@ import json
 
 from sqlalchemy import func, select
 
+from service.compartments.models import ClueKeyWrap
+from service.registry import recusal
 from service.registry.models import Clue
 from service.registry.seed import seed_clues
 from tests.helpers.app import Harness, auth, unique
@@ -13,10 +15,12 @@ from tests.helpers.app import Harness, auth, unique
 
 async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:
     prefix = "S" + unique("x")[-6:].upper().replace("-", "")
+    _, token = await harness.add_staff(unique("sup"), ["supervisor"])  # before the seed: holds wraps
     report = await seed_clues(
         harness.runtime.session_factory,
         keys=harness.runtime.keys,
         accused_index_key=harness.runtime.lookup_key("accused-index"),
+        words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
         count=120,
         prefix=prefix,
         investigators=4,
@@ -35,7 +39,16 @@ async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:
         harness.runtime.keys.open(sample.content, f"clues/{sample.id}/content")
         assert all(c.identity is None for c in clues)
         same = await session.scalar(select(func.count()).where(Clue.accused_key == sample.accused_key))
-    _, token = await harness.add_staff(unique("sup"), ["supervisor"])
+        # Compartmented like intake's: the assignee's and the unit's wraps where assigned, recusal digests.
+        assigned = next(c for c in clues if c.assignee_id)
+        reasons = {
+            w.reason
+            for w in await session.scalars(select(ClueKeyWrap).where(ClueKeyWrap.clue_id == assigned.id))
+        }
+        assert {"supervisor", "assignee", "unit"} <= reasons
+        assert all(c.accused_words for c in clues)
+    opened = await harness.client.get(f"/api/v1/clues/{sample.id}", headers=auth(token))
+    assert opened.status_code == 200 and opened.json()["accused"]["name"] == accused["name"]
     response = await harness.client.get(
         "/api/v1/clue-search",
         headers=auth(token),

@@ -15,10 +15,13 @@ from sqlalchemy import select, update
 from service.attachments.models import Attachment
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
+from service.compartments import keys as compartment_keys
+from service.compartments.models import ClueKeyWrap, ClueSealed
 from service.custody.models import ClueContact
 from service.messages.models import Message
 from service.platform.timeutil import LOCAL, utcnow
 from service.registry.models import Clue
+from service.retention.models import LegalHold
 from service.retention.tasks import purge_expired
 from tests.helpers import files_under, pg_dump
 from tests.helpers.app import auth, running_app, unique
@@ -116,6 +119,24 @@ async def test_purge_shreds_expired_clues_and_respects_legal_hold(
                     await session.execute(select(ClueContact.sealed).where(ClueContact.clue_id == expired))
                 ).scalars()
             )
+            # Compartments: the content key's wraps and the compartment copy go too.
+            wraps = list(
+                (
+                    await session.execute(select(ClueKeyWrap.wrapped).where(ClueKeyWrap.clue_id == expired))
+                ).scalars()
+            )
+            assert wraps
+            envelopes += wraps
+            envelopes += list(
+                (
+                    await session.execute(select(ClueSealed.content).where(ClueSealed.clue_id == expired))
+                ).scalars()
+            )
+            # The hold's reason is sealed to the held clue's own key where it has one.
+            hold_reason = await session.scalar(select(LegalHold.reason).where(LegalHold.clue_id == held))
+            assert hold_reason is not None and "暂停销毁".encode() not in hold_reason
+            if await session.get(ClueSealed, held) is not None:
+                assert compartment_keys.sealed_to_clue(hold_reason)
             attachment = (
                 await session.execute(select(Attachment).where(Attachment.clue_id == letter_id))
             ).scalar_one()

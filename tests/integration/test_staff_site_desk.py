@@ -53,6 +53,8 @@ async def test_investigator_desk_reads_are_audited_and_other_units_invisible(har
     world = await make_world(harness)
     sup = world.supervisor[1]
     investigator = await make_web_staff(harness, ["investigator"], world.handling_unit)
+    # Made before the clues: a supervisor then holds their wraps (compartments), reads the request's reason.
+    supervisor = await make_web_staff(harness, ["supervisor"], world.other_unit)
     mine = await submit(harness, world)
     theirs = await submit(harness, world)
     for clue_id, assignee in ((mine, investigator.id), (theirs, world.other_investigator[0])):
@@ -169,7 +171,6 @@ async def test_investigator_desk_reads_are_audited_and_other_units_invisible(har
         assert await audit_count(harness, "clue.note_added", investigator.id, mine) == 1
 
     # The supervisor sees the request waiting, with its reason, and decides it.
-    supervisor = await make_web_staff(harness, ["supervisor"], world.other_unit)
     async with log_in(harness, supervisor) as client:
         home = await client.get("/staff")
         assert 'id="figure-awaiting_approval"' in home.text

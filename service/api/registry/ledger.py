@@ -18,7 +18,7 @@ from service.api.registry.common import (
 )
 from service.auth.permissions import Action
 from service.auth.service import Principal
-from service.http.deps import ReadSessionDep, RuntimeDep, SessionDep
+from service.http.deps import ReadSessionDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
 from service.platform.errors import Invalid
@@ -63,7 +63,6 @@ async def export_ledger(
     principal: Annotated[Principal, authorized(Action.export_ledger)],
     session: SessionDep,
     read_session: ReadSessionDep,
-    runtime: RuntimeDep,
     status: Status = None,
     category: Category = None,
     source: Source = None,
@@ -83,7 +82,7 @@ async def export_ledger(
         received_to=received_to,
     )
     export = await ledger.export_ledger(
-        session, filters=filters, fmt=fmt, principal=principal, keys=runtime.keys, read_session=read_session
+        session, filters=filters, fmt=fmt, principal=principal, read_session=read_session
     )
     return _file_response(export)
 
