@@ -151,7 +151,7 @@ async def list_additions(
     correction from the status page. Staff who may read the clue; every read is audited."""
     await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
     views = await hotline_service.list_additions(
-        session, clue_id=clue_id, runtime=runtime, actor=principal.actor
+        session, clue_id=clue_id, runtime=runtime, actor=principal.actor, unlocked=principal.unlocked
     )
     return [
         schemas.AdditionView(
@@ -191,7 +191,7 @@ async def upload_recording(
     """Attach the call's recording (raw audio body, streamed; ≤ 100 MB by default,
     ``TIPLINE_HOTLINE_RECORDING_MAX_BYTES``) to a call you registered. Its
     key is wrapped with the identity key: a voice identifies the caller."""
-    addition_id = await uploads.attach_recording(
+    addition_id, _ = await uploads.attach_recording(
         session,
         runtime=runtime,
         store=runtime.blobs,

@@ -1,7 +1,8 @@
 """Documents staff add to a clue while handling it (verification notes, statements, photos): streamed through
-the attachment pipeline (type from the bytes, metadata removed, encrypted as it arrives, key sealed with the
-case key), listed and downloaded with the clue's other attachments (``/api/v1/clues/{id}/attachments``),
-audited. Size cap: ``TIPLINE_LETTER_PAGE_MAX_BYTES`` (20 MB by default), the staff upload cap."""
+the attachment pipeline (type from the bytes, metadata removed, encrypted as it arrives, key sealed to the
+clue's own key, or the case key for a clue sealed before compartments), listed and downloaded with the
+clue's other attachments (``/api/v1/clues/{id}/attachments``), audited. Size cap:
+``TIPLINE_LETTER_PAGE_MAX_BYTES`` (20 MB by default), the staff upload cap."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.attachments import service as attachments_service
 from service.auth.permissions import Action, is_allowed
 from service.auth.service import Principal
+from service.compartments import items as clue_items
 from service.platform.blobs import BlobStore
 from service.platform.errors import NotFound
 from service.platform.runtime import Configured
@@ -41,7 +43,7 @@ async def add_document(
     record = await attachments_service.store_upload(
         chunks,
         store=store,
-        wrap=runtime.keys.seal_case,
+        wrap=await clue_items.sealer(session, clue_id=clue.id, keys=runtime.keys),
         max_size=runtime.settings.letter_page_max_bytes,
         allowed=ALLOWED,
         wrap_sealed=runtime.keys.seal_identity,

@@ -1,7 +1,9 @@
 """Stored attachments: one row per encrypted blob, linked to a clue and, for replies, to a message.
 
-Invariants: the file key exists only wrapped (``wrapped_key``: HPKE to the case key, bound to
-``attachment/<blob_id>``); the name the reporter's device gave the file is an envelope (it can
+Invariants: the file key exists only wrapped (``wrapped_key``, bound to ``attachment/<blob_id>``: to the
+clue's own key when the clue is known at upload — a follow-up, a staff upload, a hotline addition — so only
+those who hold a wrap of its content key open it; to the case key for a first report's files and older
+clues); the name the reporter's device gave the file is an envelope (it can
 identify someone: "张三的举报.pdf"), so it is sealed to the identity key and staff see a neutral name
 ("附件1.docx"); a kept original is a separate blob whose key is wrapped to the
 identity key. Plain columns hold what the registry needs to list and serve files: kind, sizes, digest.
@@ -27,7 +29,7 @@ class Attachment(Base):
     kind: Mapped[str] = mapped_column(String(100))  # media type, from the bytes (FileKind value)
     size: Mapped[int] = mapped_column(Integer)  # sanitised plaintext bytes
     sha256: Mapped[str] = mapped_column(String(64))
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # case key: the per-file key
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # clue key or case key: the per-file key
     name: Mapped[bytes | None] = mapped_column(
         LargeBinary
     )  # identity key: the name as uploaded (older rows: case key)

@@ -3,6 +3,8 @@
 Invariants:
 - Who may see a file is the registry's rule (``registry_service.get_visible_clue``: supervisors, or the
   investigator the clue is assigned to); for anyone else the file does not exist (404), so nothing leaks.
+  A file key wrapped to the clue's own key (compartments) opens only for a requester who holds a wrap of
+  the clue's content key (else 403); older clues' file keys are wrapped to the case key.
 - Plaintext is released segment by segment, each only after its tag verified (``decrypt_stream``). The
   first segments are verified before the answer starts, so a blob that is missing, damaged at its start or
   wrapped for another key is refused with a clear error instead of a broken download. A segment damaged
@@ -40,6 +42,7 @@ from service.attachments.sniff import EXTENSIONS, DisallowedFileType, FileKind
 from service.audit import service as audit_service
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
+from service.compartments import items as clue_items
 from service.platform.blobs import BlobStore, BlobStoreError
 from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing
@@ -160,8 +163,9 @@ async def open_download(
 ) -> Download:
     """The sanitised file, decrypted as it streams; audited as ``attachment.downloaded``.
 
-    Raises ``NotFound`` (no such file, or its clue is not visible to the caller) or
-    :class:`AttachmentUnavailable` (blob missing or damaged at its start, key not openable).
+    Raises ``NotFound`` (no such file, or its clue is not visible to the caller), ``Forbidden`` (the clue's
+    key is not wrapped to the caller) or :class:`AttachmentUnavailable` (blob missing or damaged at its
+    start, key not openable).
     """
     require(principal.roles, Action.download_attachment)
     row = await session.get(Attachment, attachment_id[:36])
@@ -173,6 +177,7 @@ async def open_download(
         raise _not_found() from None
     if row.sealed_reason:
         raise AttachmentSealed(row.sealed_reason)
+    opener = await clue_items.opener(session, clue_id=row.clue_id, unlocked=principal.unlocked, keys=keys)
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -182,7 +187,7 @@ async def open_download(
         details={"attachment_id": row.id, "message_id": row.message_id, "size": row.size},
     )
     try:
-        file_key = keys.open(row.wrapped_key, attachment_binding(row.blob_id))
+        file_key = opener.open(row.wrapped_key, attachment_binding(row.blob_id))
     except EnvelopeError:
         log.warning("attachment %s: file key did not open", row.id)
         raise AttachmentUnavailable() from None

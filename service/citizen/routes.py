@@ -41,6 +41,7 @@ from service.citizen.guard import (
 )
 from service.citizen.once import RECEIPT_COOKIE, Begun, FormKey, ReceiptViews, SubmissionKeys
 from service.classification import classifier
+from service.compartments import items as clue_items
 from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, Part, StreamingForm
 from service.intake import follow_up, networks
 from service.intake import service as intake_service
@@ -336,11 +337,15 @@ def validate_report(form: dict[str, str], lang: str, max_text: int) -> tuple[Tip
     return (None if errors else tip), errors
 
 
-async def _store_file(part: Part, state: WebState, runtime: Runtime) -> UploadedFile:
+async def _store_file(
+    part: Part, state: WebState, runtime: Runtime, wrap_key: clue_items.Seal | None = None
+) -> UploadedFile:
+    """One uploaded file through the pipeline. ``wrap_key``: a follow-up's files go to the clue's own key
+    (compartments); a new report's to the case key (its clue does not exist yet)."""
     record = await store_attachment(
         part.chunks(),
         store=state.store,
-        wrap_key=runtime.keys.seal_case,
+        wrap_key=wrap_key or runtime.keys.seal_case,
         max_size=state.settings.attachment_max_bytes,
         # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
         wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
@@ -740,8 +745,10 @@ async def status_reply(request: Request) -> Response:
     opened: follow_up.OpenedReceipt | None = None
     files_seen = 0
 
+    seal: clue_items.Seal | None = None
+
     async def open_code() -> follow_up.OpenedReceipt:
-        nonlocal lang
+        nonlocal lang, seal
         lang = i18n.pick(fields.get("lang"))
         if not csrf_ok(runtime.lookup_key("web-csrf"), request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
             raise _Refused(_csrf_refused(request, lang, "/status"))
@@ -757,6 +764,7 @@ async def status_reply(request: Request) -> Response:
                 )
             except follow_up.WrongCode:
                 raise _Refused(_wrong_code(request, lang)) from None
+            seal = await clue_items.sealer(session, clue_id=found.clue.id, keys=runtime.keys)
             await session.commit()
         return found
 
@@ -777,7 +785,7 @@ async def status_reply(request: Request) -> Response:
                 file_error = _(lang, "Too many files: at most %(n)s.", n=state.settings.attachment_max_count)
                 continue
             try:
-                uploads.append(await _store_file(part, state, runtime))
+                uploads.append(await _store_file(part, state, runtime, wrap_key=seal))
             except AttachmentTooLarge:
                 file_error = _too_large(lang, files_seen, state.settings)
             except DisallowedFileType:

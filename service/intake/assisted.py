@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR
 from service.classification import classifier
+from service.compartments import items as clue_items
+from service.compartments.keys import Unlocked
 from service.intake import assisted_schemas as schemas
 from service.intake import service as intake_service
 from service.intake.models import Receipt
@@ -210,11 +212,12 @@ async def _add(
             reporter_copy = rk.seal_for_reporter(
                 key_row.public_key, plaintext, reporter_copy_binding(addition_id)
             )
+    seal = await clue_items.sealer(session, clue_id=clue_id, keys=runtime.keys)
     row = ClueAddition(
         id=addition_id,
         clue_id=clue_id,
         kind=kind,
-        content=runtime.keys.seal_case(_json({**content, **masked.texts}), addition_binding(addition_id)),
+        content=seal(_json({**content, **masked.texts}), addition_binding(addition_id)),
         reporter_copy=reporter_copy,
         identity=identity,
         created_at=utcnow(),
@@ -374,9 +377,11 @@ async def operator_record_for_caller(session: AsyncSession, clue_id: str, *, cod
 
 
 async def list_additions(
-    session: AsyncSession, *, clue_id: str, runtime: Runtime, actor: str
+    session: AsyncSession, *, clue_id: str, runtime: Runtime, actor: str, unlocked: Unlocked | None
 ) -> list[AdditionView]:
-    """Staff view (the caller must already have checked the clue is visible to them). Audited read."""
+    """Staff view (the caller must already have checked the clue is visible to them), opened with the
+    requester's key to the clue (compartments; 403 without one). Audited read."""
+    opener = await clue_items.opener(session, clue_id=clue_id, unlocked=unlocked, keys=runtime.keys)
     rows = (
         await session.execute(
             select(ClueAddition)
@@ -385,9 +390,7 @@ async def list_additions(
         )
     ).scalars()
     views = [
-        AdditionView(
-            r.id, r.kind, json.loads(runtime.keys.open(r.content, addition_binding(r.id))), r.created_at
-        )
+        AdditionView(r.id, r.kind, json.loads(opener.open(r.content, addition_binding(r.id))), r.created_at)
         for r in rows
     ]
     await audit_service.record(

@@ -4,10 +4,10 @@ Invariants:
 - Only the staff member who registered the clue may attach to it (checked against the audit trail before
   a byte is stored), and only to a clue of the right channel; anything else is the same 404.
 - A recording identifies the caller by voice: its file key is wrapped with the IDENTITY key, and that
-  envelope is kept inside the case-key record of a ``call_recording`` addition. Staff see that a
-  recording exists (kind, size, digest); only the custodial process can open it.
+  envelope is kept inside the record of a ``call_recording`` addition (sealed like every addition). Staff
+  see that a recording exists (kind, size, digest); only the custodial process can open it.
 - Scanned pages go through the same pipeline as web uploads (sniff, strip metadata, encrypt, store) and
-  become ordinary case-key ``attachments`` rows.
+  become ordinary ``attachments`` rows, their file keys sealed to the clue's own key (compartments).
 - The body is streamed into the pipeline; the size limit holds on the bytes received. A failure after the
   blob was stored deletes it.
 """
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.attachments import service as attachments_service
 from service.audit import service as audit_service
 from service.audit.models import AuditEntry
+from service.compartments import items as clue_items
 from service.intake import assisted as hotline_service
 from service.platform.blobs import BlobStore
 from service.platform.errors import NotFound
@@ -52,7 +53,9 @@ async def attach_recording(
     clue_id: str,
     chunks: AsyncIterable[bytes],
     actor: str,
-) -> str:
+) -> tuple[str, str]:
+    """(addition id, blob id): the caller may need the blob to clean up, and its record is sealed to the
+    clue's key, which the operator who registered the call need not hold."""
     await own_clue(session, clue_id=clue_id, channel="hotline", actor=actor)
     record = await attachments_service.store_upload(
         chunks,
@@ -86,7 +89,7 @@ async def attach_recording(
     except BaseException:
         await store.delete(record.blob_id)
         raise
-    return row.id
+    return row.id, record.blob_id
 
 
 async def attach_letter_page(
@@ -102,7 +105,7 @@ async def attach_letter_page(
     record = await attachments_service.store_upload(
         chunks,
         store=store,
-        wrap=runtime.keys.seal_case,
+        wrap=await clue_items.sealer(session, clue_id=clue_id, keys=runtime.keys),
         max_size=runtime.settings.letter_page_max_bytes,
         allowed=("image/", "application/pdf"),
         wrap_sealed=runtime.keys.seal_identity,

@@ -1,9 +1,10 @@
 """Messages on a clue, and the reporter's message key.
 
-A message is sealed twice when it goes to the reporter: for staff with the case key (``body``) and for the
-reporter (``reporter_copy``) to the clue's reporter key, whose private half exists only wrapped under a key
-derived from the receipt code. So the internet-facing intake process, which holds no case private key, can
-show investigators' messages to whoever holds the code, and to nobody else.
+A message is sealed twice when it goes to the reporter: for staff (``body``: to the clue's own key, so only
+those who hold a wrap of its content key read it; the case key for a clue sealed before compartments) and
+for the reporter (``reporter_copy``) to the clue's reporter key, whose private half exists only wrapped
+under a key derived from the receipt code. So the internet-facing intake process, which holds no case
+private key, can show investigators' messages to whoever holds the code, and to nobody else.
 
 The author's staff id is kept for the audit and for staff; it is never shown to the reporter.
 """
@@ -29,7 +30,7 @@ class Message(Base):
     clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(16))
     author_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # staff only; None = reporter
-    body: Mapped[bytes] = mapped_column(LargeBinary)  # case key, binding messages/<id>/body
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # clue key (older: case key), messages/<id>/body
     reporter_copy: Mapped[bytes | None] = mapped_column(LargeBinary)  # reporter key, messages/<id>/reporter
     # A reporter's words as written, when masking changed them (identity key, messages/<id>/identity): the
     # body staff read is masked.

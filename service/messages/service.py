@@ -27,6 +27,7 @@ from service.audit.service import PUBLIC_ACTOR, PendingEntry
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.classification import classifier
+from service.compartments import items as clue_items
 from service.messages import reporter_key as rk
 from service.messages.models import FROM_REPORTER, TO_REPORTER, Message, ReporterKey
 from service.platform.blobs import BlobStore
@@ -149,9 +150,12 @@ async def rewrap_reporter_key(session: AsyncSession, *, clue_id: str, old_code: 
 async def _seal_both(
     session: AsyncSession, *, message: Message, text: str, keys: KeyRing, staff_text: str | None = None
 ) -> None:
-    """The message for staff (``staff_text``, if it differs: masked) and for the reporter, as written."""
+    """The message for staff (``staff_text``, if it differs: masked) and for the reporter, as written.
+    Staff's copy goes to the clue's key (compartments: only its readers open it), or the case key for an
+    older clue."""
     plaintext = text.encode("utf-8")
-    message.body = keys.seal_case((staff_text or text).encode("utf-8"), body_binding(message.id))
+    seal = await clue_items.sealer(session, clue_id=message.clue_id, keys=keys)
+    message.body = seal((staff_text or text).encode("utf-8"), body_binding(message.id))
     key = await session.get(ReporterKey, message.clue_id)
     message.reporter_copy = (
         rk.seal_for_reporter(key.public_key, plaintext, reporter_binding(message.id)) if key else None
@@ -166,6 +170,7 @@ async def staff_list(
 ) -> list[MessageView]:
     require(principal.roles, Action.exchange_messages)
     await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
+    opener = await clue_items.opener(session, clue_id=clue_id, unlocked=principal.unlocked, keys=keys)
     rows = (
         await session.execute(
             select(Message).where(Message.clue_id == clue_id).order_by(Message.created_at, Message.id)
@@ -176,7 +181,7 @@ async def staff_list(
         MessageView(
             id=m.id,
             direction=m.direction,
-            text=keys.open(m.body, body_binding(m.id)).decode("utf-8"),
+            text=opener.open(m.body, body_binding(m.id)).decode("utf-8"),
             created_at=m.created_at,
             author_id=m.author_id,
             attachments=tuple(files.get(m.id, ())),
@@ -233,8 +238,8 @@ async def staff_send_file(
 ) -> MessageView:
     """A file for the reporter, with an optional message: cleaned by the attachment pipeline like every
     upload (a file that cannot be cleaned is refused, never sealed: it is meant to leave), its key sealed
-    for staff (case key) and for the reporter (reporter key), who downloads it from the status page.
-    Audited as ``message.sent`` and ``clue.attachments_added``."""
+    for staff (the clue's key, or the case key for an older clue) and for the reporter (reporter key),
+    who downloads it from the status page. Audited as ``message.sent`` and ``clue.attachments_added``."""
     require(principal.roles, Action.exchange_messages)
     await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
     text = clean_text(text) if (text or "").strip() else ""
@@ -246,11 +251,12 @@ async def staff_send_file(
             message_en="this clue has no reporter key (no receipt code): a file cannot be sent to a reporter",
         )
     for_reporter: dict[str, bytes] = {}
+    seal = await clue_items.sealer(session, clue_id=clue_id, keys=runtime.keys)
 
     def wrap(file_key: bytes, binding: str) -> bytes:
         blob_id = binding.removeprefix("attachment/")
         for_reporter[blob_id] = rk.seal_for_reporter(key.public_key, file_key, reporter_file_binding(blob_id))
-        return runtime.keys.seal_case(file_key, binding)
+        return seal(file_key, binding)
 
     try:
         record = await attachments_service.store_upload(

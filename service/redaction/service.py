@@ -142,7 +142,7 @@ async def _opener(
 
 async def _sealer(session: AsyncSession, clue_id: str, keys: KeyRing) -> Callable[[bytes, str], bytes]:
     """Seals the clue's new versions, marks and reasons: to its own key, so only its readers open them."""
-    return await session.run_sync(lambda s: items.sealer(s, keys, clue_id=clue_id))
+    return await items.sealer(session, clue_id=clue_id, keys=keys)
 
 
 async def _clue_field(

@@ -208,7 +208,9 @@ async def clue_page_response(
         else []
     )
     additions = (
-        await hotline_service.list_additions(session, clue_id=clue.id, runtime=runtime, actor=principal.actor)
+        await hotline_service.list_additions(
+            session, clue_id=clue.id, runtime=runtime, actor=principal.actor, unlocked=principal.unlocked
+        )
         if clue.channel == "hotline"
         else []
     )

@@ -7,7 +7,6 @@ Built for use while on the phone: one column, first field focused, everything re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -27,13 +26,11 @@ from service.http.multipart import BodyTooLarge, FieldTooLarge, MalformedForm, P
 from service.intake import assisted as hotline_service
 from service.intake import assisted_schemas as schemas
 from service.intake import assisted_uploads as uploads
-from service.intake.assisted import addition_binding
 from service.intake.receipts import GROUP
 from service.platform.blobs import BlobStore
 from service.platform.errors import DomainError
 from service.platform.runtime import Runtime
 from service.platform.timeutil import LOCAL
-from service.registry.additions import ClueAddition
 from service.staff_site.pages import render
 from service.staff_site.session import CSRF_FIELD, CsrfProtected, CurrentStaffSession
 
@@ -591,12 +588,10 @@ async def _store_one(
 ) -> str:
     """Store one file part; returns its blob id (for clean-up if a later part is refused)."""
     if kind is RECORDING:
-        addition_id = await uploads.attach_recording(
+        _, blob_id = await uploads.attach_recording(
             session, runtime=runtime, store=store, clue_id=clue_id, chunks=part.chunks(), actor=actor
         )
-        row = await session.get(ClueAddition, addition_id)
-        assert row is not None
-        return str(json.loads(runtime.keys.open(row.content, addition_binding(row.id)))["blob_id"])
+        return blob_id
     attachment_id = await uploads.attach_letter_page(
         session, runtime=runtime, store=store, clue_id=clue_id, chunks=part.chunks(), actor=actor
     )

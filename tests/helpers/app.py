@@ -17,6 +17,7 @@ import httpx
 from service.app.main import create_app
 from service.app.runtime import Runtime
 from service.auth import service as auth_service
+from service.compartments import service as compartments
 from service.platform.settings import Settings
 from tests.helpers import REPO_ROOT
 
@@ -51,6 +52,16 @@ class Harness:
             )
             await session.commit()
             return staff.id, token
+
+    async def open_item(self, token: str, clue_id: str, data: bytes, binding: str) -> bytes:
+        """An item sealed to a clue's own key (compartments), opened as the holder of ``token`` would."""
+        async with self.runtime.session_factory() as session:
+            principal = await auth_service.authenticate(session, token)
+            return await session.run_sync(
+                lambda s: compartments.open_from_clue(
+                    s, clue_id=clue_id, unlocked=principal.unlocked, data=data, binding=binding
+                )
+            )
 
     async def add_unit(self, name: str, parent_id: str | None = None) -> str:
         async with self.runtime.session_factory() as session:

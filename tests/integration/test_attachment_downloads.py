@@ -65,11 +65,12 @@ async def _downloads(harness, attachment_id: str) -> list[str]:  # noqa: ANN001
 
 
 async def test_list_and_download_for_those_who_see_the_clue(harness) -> None:  # noqa: ANN001
+    # Before the report: the supervisors at registration get a wrap of the clue's key (compartments).
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     clue_id, rows = await _reported(harness)
     photo = next(r for r in rows if r.kind == "image/jpeg")
     reply_file = next(r for r in rows if r.message_id is not None)
     client = harness.client
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     investigator_id, investigator = await harness.add_staff(unique("inv"), ["investigator"])
     _, outsider = await harness.add_staff(unique("inv2"), ["investigator"])
     _, admin = await harness.add_staff(unique("admin"), ["admin"])
@@ -127,8 +128,8 @@ async def test_list_and_download_for_those_who_see_the_clue(harness) -> None:  #
 
 
 async def test_tampered_blob_is_refused(harness) -> None:  # noqa: ANN001
-    clue_id, rows = await _reported(harness)
     _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
+    clue_id, rows = await _reported(harness)
     client = harness.client
     photo = next(r for r in rows if r.kind == "image/jpeg")
     path = _blob(harness, photo)

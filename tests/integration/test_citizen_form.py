@@ -183,10 +183,10 @@ async def test_csrf_rejection(harness):
 
 async def test_status_page_messages_and_reply(harness):
     client = harness.client
+    _, token = await harness.add_staff(unique("sup"), ["supervisor"])  # before the report: holds its key
     response = await post_report(client, {"text": unique("民警收保护费")})
     code = receipt_from(response.text)
     clue_id = await clue_of_receipt(harness, code)
-    _, token = await harness.add_staff(unique("sup"), ["supervisor"])
     sent = await client.post(
         f"/api/v1/clues/{clue_id}/messages",
         json={"text": "请问具体是哪一天？"},

@@ -7,11 +7,15 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from service.audit.models import AuditEntry
+from service.auth import service as auth_service
 from service.intake import assisted as hotline_service
 from service.intake.models import Receipt
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.errors import Forbidden
 from service.registry.additions import ClueAddition
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
@@ -119,6 +123,7 @@ async def test_real_name_call_keeps_the_name_under_the_identity_key(harness: Har
 
 
 async def test_caller_phones_again_and_the_operator_adds_to_the_clue(harness: Harness) -> None:
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])  # before the call: holds its key
     _, operator = await harness.add_staff(unique("op"), ["operator"])
     made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
     clue_id, code = made.json()["clue_id"], made.json()["receipt"]
@@ -135,12 +140,16 @@ async def test_caller_phones_again_and_the_operator_adds_to_the_clue(harness: Ha
         row = await session.get(ClueAddition, response.json()["addition_id"])
         assert row.clue_id == clue_id and row.kind == "operator_addition"
         assert "另一家人" not in row.content.decode("latin-1")
-        opened = json.loads(harness.runtime.keys.open(row.content, f"clue_additions/{row.id}/content"))
-        assert opened["text"] == addition["text"]
         actions = (
             await session.execute(select(AuditEntry.action).where(AuditEntry.object_id == clue_id))
         ).scalars()
         assert {"clue.addition_added", "receipt.read_aloud"} <= set(actions)
+    # Sealed to the clue's own key (compartments): a holder opens it, the staff server's case key does not.
+    binding = f"clue_additions/{row.id}/content"
+    opened = json.loads(await harness.open_item(supervisor, clue_id, row.content, binding))
+    assert opened["text"] == addition["text"]
+    with pytest.raises(EnvelopeError):
+        harness.runtime.keys.open(row.content, binding)
     wrong = {"receipt": "1" * 25, "text": "x"}
     assert (
         await harness.client.post("/api/v1/hotline/additions", json=wrong, headers=auth(operator))
@@ -149,13 +158,13 @@ async def test_caller_phones_again_and_the_operator_adds_to_the_clue(harness: Ha
     assert (
         await harness.client.post("/api/v1/hotline/additions", json=malformed, headers=auth(operator))
     ).status_code == 404
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     assert (
         await harness.client.post("/api/v1/hotline/additions", json=addition, headers=auth(supervisor))
     ).status_code == 403
 
 
 async def test_caller_reads_back_the_record_and_confirms_or_corrects(harness: Harness) -> None:
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])  # before the call: holds its key
     _, operator = await harness.add_staff(unique("op"), ["operator"])
     made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
     clue_id, code = made.json()["clue_id"], made.json()["receipt"].replace(" ", "")
@@ -174,10 +183,15 @@ async def test_caller_reads_back_the_record_and_confirms_or_corrects(harness: Ha
         record = await hotline_service.operator_record_for_caller(session, clue_id, code=code)
         kinds = [(v.kind, v.content.get("confirmed")) for v in record]
         assert kinds == [("call_record", None), ("caller_confirmation", False), ("caller_confirmation", True)]
+        holder = await auth_service.authenticate(session, supervisor)
         staff_view = await hotline_service.list_additions(
-            session, clue_id=clue_id, runtime=harness.runtime, actor="test"
+            session, clue_id=clue_id, runtime=harness.runtime, actor="test", unlocked=holder.unlocked
         )
         assert staff_view[1].content["correction"] == "不是两万，是三万。"
+        with pytest.raises(Forbidden):  # no key unlocked for the request: refused
+            await hotline_service.list_additions(
+                session, clue_id=clue_id, runtime=harness.runtime, actor="test", unlocked=None
+            )
         try:
             await hotline_service.record_caller_confirmation(
                 session, clue_id, False, "  ", runtime=harness.runtime

@@ -22,14 +22,17 @@ def form_fields(html: str, action: str) -> dict[str, str]:
     raise AssertionError(f"no form posting to {action}")
 
 
-async def _call(harness: Harness, **overrides: object) -> tuple[str, str, str]:
+async def _call(harness: Harness, **overrides: object) -> tuple[str, str, str, str]:
+    """(clue id, spoken code, summary, a supervisor's token): the supervisor exists before the call, so
+    the clue's key is wrapped to them (compartments) and they read its additions."""
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     _, operator = await harness.add_staff(unique("op"), ["operator"])
     summary = unique("来电人反映派出所民警索要好处费")
     made = await harness.client.post(
         "/api/v1/hotline/calls", json=call_body(summary=summary, **overrides), headers=auth(operator)
     )
     assert made.status_code == 201, made.text
-    return made.json()["clue_id"], made.json()["receipt"], summary
+    return made.json()["clue_id"], made.json()["receipt"], summary, supervisor
 
 
 async def _audit(harness: Harness, clue_id: str) -> list[str]:
@@ -42,7 +45,7 @@ async def _audit(harness: Harness, clue_id: str) -> list[str]:
 
 async def test_caller_replaces_code_reads_the_record_and_confirms(harness: Harness) -> None:
     client = harness.client
-    clue_id, spoken, summary = await _call(harness)
+    clue_id, spoken, summary, supervisor = await _call(harness)
     status = await open_status(client, spoken)
     assert status.status_code == 200
     new_code = receipt_from(status.text)
@@ -61,7 +64,6 @@ async def test_caller_replaces_code_reads_the_record_and_confirms(harness: Harne
     assert done.status_code == 200, done.text
     assert "您的确认已随举报一并保存" in done.text and "您已确认记录准确" in done.text
     # A supervisor sees the confirmation with the clue.
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     additions = await client.get(f"/api/v1/clues/{clue_id}/additions", headers=auth(supervisor))
     kinds = [(a["kind"], a["content"].get("confirmed")) for a in additions.json()]
     assert kinds == [("call_record", None), ("caller_confirmation", True)]
@@ -75,7 +77,7 @@ async def test_caller_replaces_code_reads_the_record_and_confirms(harness: Harne
 
 async def test_caller_corrects_the_record_in_english(harness: Harness) -> None:
     client = harness.client
-    clue_id, spoken, _ = await _call(harness)
+    clue_id, spoken, _, supervisor = await _call(harness)
     status = await open_status(client, spoken, lang="en")
     record = await client.post("/status/call-record", data=form_fields(status.text, "/status/call-record"))
     assert "Record of your call" in record.text
@@ -95,7 +97,6 @@ async def test_caller_corrects_the_record_in_english(harness: Harness) -> None:
     assert (
         done.status_code == 200 and "Your correction has been kept" in done.text and correction in done.text
     )
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     additions = (await client.get(f"/api/v1/clues/{clue_id}/additions", headers=auth(supervisor))).json()
     assert [a["content"].get("correction") for a in additions[1:]] == [correction]  # refusals kept nothing
     assert "clue.caller_corrected" in await _audit(harness, clue_id)
@@ -103,7 +104,7 @@ async def test_caller_corrects_the_record_in_english(harness: Harness) -> None:
 
 async def test_refusals_change_nothing(harness: Harness) -> None:
     client = harness.client
-    clue_id, spoken, _ = await _call(harness)
+    clue_id, spoken, _, supervisor = await _call(harness)
     status = await open_status(client, spoken)
     fields = form_fields(status.text, "/status/call-record")
     confirm = {**fields, "decision": "confirm"}
@@ -124,6 +125,5 @@ async def test_refusals_change_nothing(harness: Harness) -> None:
     web_confirm = {**hidden_fields(web_status.text), "decision": "confirm"}
     refused = await client.post("/status/call-record/confirm", data=web_confirm)
     assert refused.status_code == 422 and "此举报没有来电记录" in refused.text
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     additions = (await client.get(f"/api/v1/clues/{clue_id}/additions", headers=auth(supervisor))).json()
     assert [a["kind"] for a in additions] == ["call_record"]

@@ -6,10 +6,11 @@ import base64
 import json
 from datetime import datetime
 
+import pytest
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
-from service.platform.crypto.envelope import Envelope
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.timeutil import LOCAL
 from service.registry.additions import ClueAddition
 from tests.helpers.app import Harness, auth, unique
@@ -18,6 +19,7 @@ from tests.helpers.media import png_bytes, wav_bytes
 
 
 async def test_recording_key_is_wrapped_to_the_identity_key(harness: Harness) -> None:
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])  # holds the clue's key
     _, operator = await harness.add_staff(unique("op"), ["operator"])
     _, other = await harness.add_staff(unique("op"), ["operator"])
     made = await harness.client.post("/api/v1/hotline/calls", json=call_body(), headers=auth(operator))
@@ -34,10 +36,15 @@ async def test_recording_key_is_wrapped_to_the_identity_key(harness: Harness) ->
     async with harness.runtime.session_factory() as session:
         row = await session.get(ClueAddition, response.json()["id"])
         assert row.kind == "call_recording" and row.reporter_copy is None
-        record = json.loads(harness.runtime.keys.open(row.content, f"clue_additions/{row.id}/content"))
-        assert record["kind"] == "audio/wav"
-        wrapped = Envelope.from_bytes(base64.b64decode(record["identity_wrapped_key"]))
-        assert wrapped.key_id == harness.runtime.keys.identity_public.key_id
+    # The record is sealed to the clue's own key (compartments): the staff server's case key does not open
+    # it, a supervisor holding the clue's key does.
+    binding = f"clue_additions/{row.id}/content"
+    with pytest.raises(EnvelopeError):
+        harness.runtime.keys.open(row.content, binding)
+    record = json.loads(await harness.open_item(supervisor, clue_id, row.content, binding))
+    assert record["kind"] == "audio/wav"
+    wrapped = Envelope.from_bytes(base64.b64decode(record["identity_wrapped_key"]))
+    assert wrapped.key_id == harness.runtime.keys.identity_public.key_id
     blob = harness.data_dir / "blobs"
     stored = b"".join(p.read_bytes() for p in blob.rglob("*") if p.is_file())
     assert audio[1000:1100] not in stored

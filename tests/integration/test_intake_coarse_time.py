@@ -161,9 +161,9 @@ async def test_an_anonymous_reporters_follow_ups_keep_only_the_hour(harness) -> 
     """Follow-up messages of an anonymous reporter (and their audit entries) keep the hour, as the first
     report does; a reply is never stamped before the staff message it answers, so the thread keeps its
     order; staff messages keep their exact time."""
+    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"])  # before the clue: holds its key
     clue_id, code = await _tip(harness, anonymous=True)
     await _reporter_says(harness, code, "补充一下：是上个月的事。")
-    _, supervisor = await harness.add_staff(unique("科长"), ["supervisor"])
     asked = await harness.client.post(
         f"/api/v1/clues/{clue_id}/messages", json={"text": "请补充具体地点。"}, headers=auth(supervisor)
     )

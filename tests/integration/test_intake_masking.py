@@ -11,6 +11,7 @@ import json
 from sqlalchemy import select
 
 from service.audit.service import PUBLIC_ACTOR
+from service.auth import service as auth_service
 from service.intake import assisted as hotline_service
 from service.intake import service as intake_service
 from service.mail.ingest import MailIngest
@@ -61,8 +62,9 @@ async def test_a_call_reaches_staff_masked_and_the_caller_reads_it_back_as_said(
     assert clue["notes"]["callback_how"].endswith("别留言")
 
     async with harness.runtime.session_factory() as session:
+        holder = await auth_service.authenticate(session, supervisor)
         staff_view = await hotline_service.list_additions(
-            session, clue_id=clue_id, runtime=harness.runtime, actor="test"
+            session, clue_id=clue_id, runtime=harness.runtime, actor="test", unlocked=holder.unlocked
         )
         (record,) = staff_view
         for field in ("summary", "caller_words", "callback_how"):
@@ -85,8 +87,9 @@ async def test_a_call_reaches_staff_masked_and_the_caller_reads_it_back_as_said(
         )
         await session.commit()
     async with harness.runtime.session_factory() as session:
+        holder = await auth_service.authenticate(session, supervisor)
         views = await hotline_service.list_additions(
-            session, clue_id=clue_id, runtime=harness.runtime, actor="test"
+            session, clue_id=clue_id, runtime=harness.runtime, actor="test", unlocked=holder.unlocked
         )
         assert [v.kind for v in views] == ["call_record", "operator_addition", "caller_confirmation"]
         assert_masked(views[1].content["text"])
@@ -110,6 +113,7 @@ async def test_text_without_personal_data_is_stored_once(harness: Harness) -> No
 
 
 async def test_a_follow_up_message_reaches_staff_masked(harness: Harness) -> None:
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])  # before the clue: holds its key
     submitted = await harness.runtime.intake.submit(
         intake_service.Submission(text=unique("派出所民警收了红包，案子压着不立。"), channel="web"),
         actor=PUBLIC_ACTOR,
@@ -121,7 +125,6 @@ async def test_a_follow_up_message_reaches_staff_masked(harness: Harness) -> Non
     )
     assert sent.status_code == 201, sent.text
     assert sent.json()["messages"][-1]["text"] == words  # the reporter sees their own words
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     listing = await harness.client.get(f"/api/v1/clues/{clue_id}/messages", headers=auth(supervisor))
     (message,) = listing.json()
     assert_masked(message["text"])
@@ -129,7 +132,8 @@ async def test_a_follow_up_message_reaches_staff_masked(harness: Harness) -> Non
     async with harness.runtime.session_factory() as session:
         row = (await session.execute(select(Message).where(Message.clue_id == clue_id))).scalar_one()
         assert row.identity is not None
-        assert PHONE not in harness.runtime.keys.open(row.body, f"messages/{row.id}/body").decode()
+    body = await harness.open_item(supervisor, clue_id, row.body, f"messages/{row.id}/body")
+    assert PHONE not in body.decode()
     # Staff's own messages are not masked: they are not reporter-written.
     reply = await harness.client.post(
         f"/api/v1/clues/{clue_id}/messages", json={"text": f"请拨打{PHONE}联系我们"}, headers=auth(supervisor)

@@ -31,10 +31,10 @@ async def _tip(harness, *, channel: str = "web") -> tuple[str, str]:
 
 
 async def test_staff_messages_need_role_and_visibility(harness):
+    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])  # before the clue: holds its key
     clue_id, code = await _tip(harness)
     _, admin = await harness.add_staff(unique("admin"), ["admin"])
     _, investigator = await harness.add_staff(unique("inv"), ["investigator"])
-    _, supervisor = await harness.add_staff(unique("sup"), ["supervisor"])
     client = harness.client
     assert (await client.get(f"/api/v1/clues/{clue_id}/messages")).status_code == 401
     assert (await client.get(f"/api/v1/clues/{clue_id}/messages", headers=auth(admin))).status_code == 403

@@ -366,3 +366,12 @@ def test_national_seal_throughput() -> None:
     rate = 2000 / (time.perf_counter() - start)
     floor = cpu_pace().floor(2000)  # 2000 a second on the reference machine
     assert rate > floor, f"{rate:.0f} seals/s (at least {floor:.0f} on this machine now)"
+
+
+def test_base_point_multiples_from_the_table_match_double_and_add() -> None:
+    """The fixed-base table (public halves, C1, signatures) gives the same points as the generic affine
+    double-and-add, at the scalar range's edges and for random scalars."""
+    base = sm2._from_hex(sm2._G_HEX)  # noqa: SLF001 - the two internal paths compared
+    edges = [1, 2, 15, 16, 17, 255, 256, 2**255, sm2.N - 2, sm2.N - 1]
+    for k in [*edges, *(int.from_bytes(os.urandom(32), "big") % (sm2.N - 1) + 1 for _ in range(40))]:
+        assert sm2._times_base(k) == sm2._times(k, base), k  # noqa: SLF001
