@@ -28,6 +28,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
   command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
   command -v pdftotext >/dev/null || missing+=(poppler-utils)
+  # pdftotext reads the dossier PDF's Chinese (the Adobe-GB1 CID font) only with Poppler's CMaps.
+  [ -d /usr/share/poppler/cMap/Adobe-GB1 ] || missing+=(poppler-data)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -32,11 +32,16 @@ BaseVersion = Annotated[
 
 class TextRedactionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: Literal["report", "message", "addition"]
+    target: Literal["report", "message", "addition", "accused"]
     target_id: str | None = Field(
-        default=None, max_length=36, description="The message or addition id (not for the report)"
+        default=None, max_length=36, description="The message or addition id (not for the report or accused)"
     )
-    field: str | None = Field(default=None, max_length=24, description='An addition\'s text field ("text")')
+    field: str | None = Field(
+        default=None,
+        max_length=24,
+        description='An addition\'s text field ("text", "correction"); for accused: name, unit, position, '
+        "rank or region",
+    )
     base_version: BaseVersion
     spans: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
         default=[], max_length=200, description="[start, end) character offsets in the text staff see"
@@ -89,11 +94,20 @@ class ShownMessageOut(BaseModel):
     attachment_ids: list[str]
 
 
+class ShownAdditionOut(BaseModel):
+    id: str
+    kind: str = Field(description="operator_addition | caller_confirmation")
+    at: datetime
+    fields: dict[str, str] = Field(description='Text fields as they go onward: "text", "correction"')
+    confirmed: bool | None = Field(description="A caller's confirmation: whether they confirmed the record")
+
+
 class ShownOut(BaseModel):
     report: str
     incident: dict[str, Any]
     accused: dict[str, Any]
     messages: list[ShownMessageOut]
+    additions: list[ShownAdditionOut]
 
 
 class UnmaskIn(BaseModel):
@@ -219,7 +233,8 @@ async def shown_texts(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> ShownOut:
-    """The report and messages exactly as a dossier shows them: masked, then the latest redaction."""
+    """The report, the accused person's details, the messages and a hotline caller's later additions and
+    corrections exactly as a dossier shows them: masked, then the latest redaction."""
     shown = await handoff_texts.redacted_texts(session, clue_id=clue_id, principal=principal, runtime=runtime)
     return ShownOut(
         report=shown.report,
@@ -231,6 +246,7 @@ async def shown_texts(
             )
             for m in shown.messages
         ],
+        additions=[ShownAdditionOut(**vars(a)) for a in shown.additions],
     )
 
 

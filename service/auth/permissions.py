@@ -213,7 +213,8 @@ DESCRIPTIONS: dict[Action, str] = {
     ),
     Action.export_dossier: (
         "Export a visible transferred or sent-on clue as a signed dossier (PDF, cleaned files, manifest), "
-        "no identity, audited (`POST /api/v1/clues/{id}/dossier`, `tipline dossier export`)"
+        "no identity unless a custody release names it, audited (`POST /api/v1/clues/{id}/dossier`, "
+        "`tipline dossier export`; with identity: `tipline custody release … --out`, the exporter's token)"
     ),
     Action.record_dossier_feedback: (
         "Record and read a receiving organ's feedback against a dossier's hash, audited "
@@ -232,8 +233,9 @@ DESCRIPTIONS: dict[Action, str] = {
         "(`POST /api/v1/objections/{id}/decision`)"
     ),
     Action.redact: (
-        "Redact a visible clue's report, messages, additions (spans) and images or PDF pages (regions) as a new "
-        "version with a reason; list versions; the dossier shows the latest (`/api/v1/clues/{id}/redactions…`)"
+        "Redact a visible clue's report, messages, additions, accused details (spans) and images or PDF pages "
+        "(regions) as a new version with a reason; list versions; the dossier shows the latest "
+        "(`/api/v1/clues/{id}/redactions…`)"
     ),
     Action.request_unmask: (
         "Ask to unmask one automatically masked span with a reason; custodians' shares apply it "

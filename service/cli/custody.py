@@ -14,6 +14,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cli.common import CLI_ACTOR, in_session
@@ -35,21 +36,40 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     custody = sub.add_parser("custody", help="identity releases (two people) and contact releases (one)")
     cs = custody.add_subparsers(dest="custody_command", required=True)
-    req = cs.add_parser("request", help="ask to open a clue's reporter identity")
+    req = cs.add_parser(
+        "request", help="ask to open a clue's reporter identity (or send fields of it onward)"
+    )
     req.add_argument("--clue", required=True)
     req.add_argument("--as", dest="actor", required=True, help="your account name")
     req.add_argument("--reason", required=True)
+    req.add_argument(
+        "--into-dossier",
+        metavar="TRANSFER_ID",
+        help="instead: include the --field identity fields in the dossier of this hand-off of the clue",
+    )
+    req.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        help="with --into-dossier: an identity field to include (name, phone, callback_number, email, "
+        "id_number, address; repeat)",
+    )
     for name in ("approve", "refuse"):
         p = cs.add_parser(name, help=f"{name} a pending request (a second custodian or a supervisor)")
         p.add_argument("request_id")
         p.add_argument("--as", dest="actor", required=True)
         if name == "approve":
             p.add_argument("--window-minutes", type=int, default=60, help="how long the approval holds")
-    rel = cs.add_parser("release", help="open an approved identity with custodians' shares")
+    rel = cs.add_parser(
+        "release",
+        help="open an approved identity with custodians' shares; a dossier request writes the hand-off's "
+        "dossier with the decided fields (--out; the exporting staff member's API token on stdin)",
+    )
     rel.add_argument("request_id")
     rel.add_argument("--as", dest="actor", required=True, help="the requester")
     rel.add_argument("--share", type=Path, action="append", required=True, help="a custodian's share file")
     rel.add_argument("--passphrase-fd", type=int)
+    rel.add_argument("--out", type=Path, help="a dossier request: the dossier ZIP to write")
     con = cs.add_parser("contact", help="statutory feedback: open only a reporter's contact fields")
     con.add_argument("--clue", required=True)
     con.add_argument("--as", dest="actor", required=True)
@@ -183,10 +203,15 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 clue_id=args.clue,
                 requester=args.actor,
                 reason=args.reason,
-                kind="identity",
+                kind="dossier" if args.into_dossier else "identity",
                 keys=keys,
+                transfer_id=args.into_dossier,
+                fields=args.field,
             )
-            return [f"request {row.id} pending: a second custodian or a supervisor must approve it"]
+            what = (
+                f" (fields {row.fields} into the dossier of hand-off {row.transfer_id})" if row.fields else ""
+            )
+            return [f"request {row.id} pending{what}: a second custodian or a supervisor must approve it"]
         if cmd in ("approve", "refuse"):
             window = timedelta(minutes=getattr(args, "window_minutes", 60))
             row = await custody.decide(
@@ -260,13 +285,22 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
             return [f"{recovered.clues} clues handed to {args.receiver}; {granted}{rotated}"]
         return [
             f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
+            + (f"  into hand-off {r.transfer_id}: {r.fields}" if r.kind == "dossier" else "")
             for r in await custody.list_requests(session)
         ]
 
     from service.platform.errors import DomainError
 
+    async def kind_of_request(session: AsyncSession) -> str | None:
+        return await session.scalar(select(CustodyRequest.kind).where(CustodyRequest.id == args.request_id))
+
     try:
-        lines = await in_session(settings, work)
+        if args.custody_command == "release" and await in_session(settings, kind_of_request) == "dossier":
+            phrases = _passphrases(args.passphrase_fd, [str(p) for p in args.share])
+            shares = [custody.ShareInput(p, s) for p, s in zip(args.share, phrases, strict=True)]
+            lines = await _release_into_dossier(args, settings, shares)
+        else:
+            lines = await in_session(settings, work)
     except DomainError as exc:
         if args.custody_command in ("release", "contact", "unmask"):
             await _record_failure(settings, args, exc)
@@ -274,6 +308,41 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
     for line in lines:
         sys.stdout.write(line + "\n")
     return 0
+
+
+async def _release_into_dossier(args: argparse.Namespace, settings, shares: list) -> list[str]:  # type: ignore[no-untyped-def,type-arg]
+    """A dossier request: the requester opens the decided fields with the shares and the staff member whose
+    API token is on standard input exports the hand-off's dossier with them, in one transaction of its own
+    (committed with its audit entries before the file is written)."""
+    from service.app.runtime import build_runtime
+    from service.auth import service as auth_service
+    from service.handoff import service as handoff_service
+
+    if args.out is None:
+        raise SystemExit("tipline: a dossier release writes the dossier: give --out FILE")
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise SystemExit("tipline: give the exporting staff member's API token on standard input")
+    runtime = build_runtime(settings, frozenset({"staff"}))
+    try:
+        async with runtime.session_factory() as session:
+            principal = await auth_service.authenticate(session, token)
+            dossier = await handoff_service.export_released_dossier(
+                session,
+                request_id=args.request_id,
+                receiver=args.actor,
+                shares=shares,
+                principal=principal,
+                runtime=runtime,
+            )
+            await session.commit()
+    finally:
+        await runtime.close()
+    args.out.write_bytes(dossier.data)
+    return [
+        f"dossier of {dossier.registry_number} with released identity written to {args.out}",
+        f"dossier hash {dossier.hash_algorithm}:{dossier.digest}",
+    ]
 
 
 async def _record_failure(settings, args: argparse.Namespace, exc: Exception) -> None:  # type: ignore[no-untyped-def]

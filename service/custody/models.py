@@ -11,7 +11,9 @@ from service.platform.db import Base, IdColumn, UTCDateTime, new_id
 
 
 class CustodyRequest(Base):
-    """A request to open a submitter's identity (two people) or contact fields (one custodian).
+    """A request to open a submitter's identity (two people), to send named identity fields with one
+    hand-off's dossier (``dossier``: two people, ``transfer_id`` and ``fields`` say which), or to open the
+    contact fields (one custodian).
 
     ``reason`` is a case-key envelope bound to ``custody_requests/<id>/reason``; everything else is ids,
     codes and times. Status moves pending → approved | refused → released | expired, never back."""
@@ -20,7 +22,7 @@ class CustodyRequest(Base):
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     clue_id: Mapped[str] = mapped_column(ForeignKey("clues.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # identity | contact
+    kind: Mapped[str] = mapped_column(String(16))  # identity | dossier | contact
     status: Mapped[str] = mapped_column(String(16), index=True)
     requester_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     reason: Mapped[bytes] = mapped_column(LargeBinary)
@@ -29,6 +31,10 @@ class CustodyRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A dossier release: the hand-off whose dossier carries the identity, and the identity fields decided
+    # (comma-separated names, e.g. "name,phone"); NULL for the other kinds.
+    transfer_id: Mapped[str | None] = mapped_column(ForeignKey("clue_transfers.id", ondelete="SET NULL"))
+    fields: Mapped[str | None] = mapped_column(String(200))
 
 
 class ClueContact(Base):

@@ -35,10 +35,19 @@ from service.platform.crypto.keys import KeyFileError, KeyRing, key_pair_from_pr
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import utcnow
 from service.registry import keyholders
-from service.registry.models import Clue
+from service.registry.models import Clue, ClueTransfer
 from service.registry.service import enforce_recusal
 
 CONTACT_FIELDS = ("phone", "email", "address")
+# The identity fields a dossier release may name, with the labels the dossier shows them under.
+IDENTITY_FIELDS = {
+    "name": "举报人姓名",
+    "phone": "联系电话",
+    "callback_number": "回拨号码",
+    "email": "电子邮箱",
+    "id_number": "身份证号",
+    "address": "通讯地址",
+}
 DEFAULT_WINDOW = timedelta(hours=1)
 
 
@@ -88,22 +97,66 @@ async def _recuse(session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing
         ) from None
 
 
+def _dossier_fields(fields: Sequence[str]) -> str:
+    names = [f.strip() for value in fields for f in value.split(",") if f.strip()]
+    unknown = sorted(set(names) - set(IDENTITY_FIELDS))
+    if not names or unknown:
+        raise Invalid(
+            "请写明要随移交材料提供的身份信息项："
+            + "、".join(f"{k}（{v}）" for k, v in IDENTITY_FIELDS.items()),
+            message_en=f"name the identity fields to include, of: {', '.join(IDENTITY_FIELDS)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+        )
+    return ",".join(dict.fromkeys(names))
+
+
 async def request_release(
-    session: AsyncSession, *, clue_id: str, requester: str, reason: str, kind: str, keys: KeyRing
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    requester: str,
+    reason: str,
+    kind: str,
+    keys: KeyRing,
+    transfer_id: str | None = None,
+    fields: Sequence[str] = (),
 ) -> CustodyRequest:
-    if kind not in ("identity", "contact"):
-        raise Invalid("申请类型无效", message_en="kind must be identity or contact")
+    """A custodian asks; a second person decides (:func:`decide`). ``kind="dossier"`` asks to send the named
+    identity ``fields`` with the dossier of the hand-off ``transfer_id`` (and nothing else is opened)."""
+    if kind not in ("identity", "dossier", "contact"):
+        raise Invalid("申请类型无效", message_en="kind must be identity, dossier or contact")
     if len(reason.strip()) < 4:
         raise Invalid("请说明理由", message_en="a reason is required")
     staff, roles = await active_staff(session, requester)
     if Role.custodian not in roles:
         raise Forbidden("只有身份保管人可以申请", message_en="only a custodian may request a release")
     clue = await _clue(session, clue_id)
-    if kind == "identity" and clue.identity is None:
+    if kind in ("identity", "dossier") and clue.identity is None:
         raise Invalid("该线索没有举报人身份信息", message_en="this clue holds no identity")
+    if kind != "dossier" and (fields or transfer_id):
+        raise Invalid(
+            "只有随移交材料提供身份信息的申请才写明移交记录和信息项",
+            message_en="a hand-off and fields are named only when including identity in a dossier",
+        )
+    named = None
+    if kind == "dossier":
+        named = _dossier_fields(fields)
+        transfer = await session.get(ClueTransfer, (transfer_id or "")[:36])
+        if transfer is None or transfer.clue_id != clue.id:
+            raise Invalid(
+                "请写明此线索的哪一次移交（移交记录编号）",
+                message_en="name one of this clue's hand-offs (its transfer id)",
+            )
     await _recuse(session, clue, staff, keys)
     row = CustodyRequest(
-        clue_id=clue.id, kind=kind, status="pending", requester_id=staff.id, reason=b"", created_at=utcnow()
+        clue_id=clue.id,
+        kind=kind,
+        status="pending",
+        requester_id=staff.id,
+        reason=b"",
+        created_at=utcnow(),
+        transfer_id=transfer_id if kind == "dossier" else None,
+        fields=named,
     )
     session.add(row)
     await session.flush()
@@ -114,9 +167,16 @@ async def request_release(
         action="custody.requested",
         object_type="clue",
         object_id=clue.id,
-        details={"request_id": row.id, "kind": kind},
+        details={"request_id": row.id, "kind": kind, **_purpose(row)},
     )
     return row
+
+
+def _purpose(row: CustodyRequest) -> dict[str, Any]:
+    """What a dossier release decides, for its audit entries: the hand-off and the field names."""
+    if row.kind != "dossier":
+        return {}
+    return {"transfer_id": row.transfer_id, "fields": (row.fields or "").split(",")}
 
 
 async def _request(session: AsyncSession, request_id: str) -> CustodyRequest:
@@ -159,7 +219,12 @@ async def decide(
         action="custody.approved" if approve else "custody.refused",
         object_type="clue",
         object_id=row.clue_id,
-        details={"request_id": row.id, "kind": row.kind, "window_seconds": int(window.total_seconds())},
+        details={
+            "request_id": row.id,
+            "kind": row.kind,
+            "window_seconds": int(window.total_seconds()),
+            **_purpose(row),
+        },
     )
     return row
 
@@ -289,6 +354,60 @@ async def release_identity(
         },
     )
     return identity
+
+
+@dataclass(frozen=True)
+class DossierRelease:
+    """The identity fields a completed dossier release decided to send, labelled, and the hand-off."""
+
+    release_id: str
+    clue_id: str
+    transfer_id: str
+    fields: tuple[tuple[str, str], ...]
+
+
+async def release_into_dossier(
+    session: AsyncSession, *, request_id: str, receiver: str, shares: list[ShareInput], keys: KeyRing
+) -> DossierRelease:
+    """Open an approved ``dossier`` request's identity fields (the named ones only) with custodians' shares,
+    as :func:`release_identity` opens the identity, for the dossier of the named hand-off
+    (``handoff.service.export_released_dossier`` writes it in the same transaction: a failed export undoes
+    the release). Audited as ``custody.released`` with the hand-off and the field names."""
+    row = await _request(session, request_id)
+    staff = await _usable(session, row, receiver, "dossier", keys)
+    if row.transfer_id is None:  # the hand-off's record was removed since the decision
+        raise Conflict("申请所指的移交记录已不存在", message_en="the hand-off this request names is gone")
+    clue = await _clue(session, row.clue_id)
+    assert clue.identity is not None
+    envelope = Envelope.from_bytes(clue.identity)
+    opener, holders = await identity_opener(session, clue=clue, envelope=envelope, shares=shares, keys=keys)
+    identity = json.loads(opener.open(clue.identity, f"clues/{clue.id}/identity"))
+    del opener
+    names = (row.fields or "").split(",")
+    missing = [IDENTITY_FIELDS[n] for n in names if not identity.get(n)]
+    if missing:
+        raise Invalid(
+            f"举报人身份信息中没有：{'、'.join(missing)}；请按实有信息重新申请",
+            message_en="the identity holds no value for a field the request names; ask again",
+        )
+    fields = tuple((IDENTITY_FIELDS[n], str(identity[n])) for n in names)
+    del identity
+    row.status, row.released_at = "released", utcnow()
+    await session.flush()
+    await audit_service.record(
+        session,
+        actor=audit_service.staff_actor(staff.id),
+        action="custody.released",
+        object_type="clue",
+        object_id=clue.id,
+        details={
+            "request_id": row.id,
+            "key_id": envelope.key_id,
+            "share_holders": sorted(holders),
+            **_purpose(row),
+        },
+    )
+    return DossierRelease(row.id, clue.id, row.transfer_id, fields)
 
 
 async def release_contact(

@@ -154,6 +154,7 @@ class VerifiedDossier:
         return (
             f"dossier intact: {self.registry_number}, {len(self.files)} file(s), signed by {self.key_id} "
             f"({self.algorithm}); dossier hash {self.hash_algorithm}:{self.digest}"
+            + ("; includes reporter identity released by custodians" if self.identity_included else "")
         )
 
 

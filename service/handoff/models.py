@@ -29,6 +29,7 @@ class Dossier(Base):
     file_count: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)  # bytes of the ZIP
     identity_included: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity_release_id: Mapped[str | None] = mapped_column(String(36))  # the custody release that added it
     created_by: Mapped[str] = mapped_column(String(64))  # audit actor string
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The ZIP as exported, stream-encrypted in the blob store under a key sealed with the case key

@@ -50,6 +50,7 @@ class DossierDocument:
     report: str
     incident: Sequence[tuple[str, str]]
     messages: Sequence[MessageBlock]
+    additions: Sequence[MessageBlock]  # a hotline caller's later additions and corrections
     attachments: Sequence[Sequence[str]]  # rows: file, type, size, hash, metadata removed
     history: Sequence[Sequence[str]]  # rows: time, step, status, by, approver
     footer: Sequence[str]
@@ -107,7 +108,13 @@ def render_pdf(document: DossierDocument) -> bytes:
             story += [_p(message.heading, _SMALL), _p(message.text), Spacer(1, 4)]
     else:
         story.append(_p("无"))
-    story.append(_p("五、附件清单（元数据已清除，文件见 files/ 目录）", _HEADING))
+    story.append(_p("五、来电补充与更正", _HEADING))
+    if document.additions:
+        for addition in document.additions:
+            story += [_p(addition.heading, _SMALL), _p(addition.text), Spacer(1, 4)]
+    else:
+        story.append(_p("无"))
+    story.append(_p("六、附件清单（元数据已清除，文件见 files/ 目录）", _HEADING))
     if document.attachments:
         story.append(
             _grid(
@@ -119,11 +126,11 @@ def render_pdf(document: DossierDocument) -> bytes:
     else:
         story.append(_p("无"))
     story += [
-        _p("六、办理经过", _HEADING),
+        _p("七、办理经过", _HEADING),
         _grid(["时间", "步骤", "状态", "经办人", "审批人"], document.history, (34, 30, 38, 34, 34)),
     ]
     if document.released_identity:
-        story += [_p("七、经监护人批准披露的身份信息", _HEADING), _facts(document.released_identity)]
+        story += [_p("八、经保管人批准披露的身份信息", _HEADING), _facts(document.released_identity)]
     story += [Spacer(1, 10), *(_p(line, _SMALL) for line in document.footer)]
 
     buffer = io.BytesIO()

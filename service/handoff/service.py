@@ -28,6 +28,7 @@ from service.audit import service as audit_service
 from service.auth.models import Staff, Unit
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
+from service.custody import service as custody_service
 from service.handoff import archive
 from service.handoff.models import Dossier, DossierFeedback
 from service.handoff.pdf import DossierDocument, MessageBlock, render_pdf
@@ -62,6 +63,7 @@ STEP_NAMES = {
     "archive": "归档",
     "reassign": "改派",
 }
+ADDITION_NAMES = {"operator_addition": "来电补充", "caller_confirmation": "来电人核对记录"}
 ACCUSED_FIELDS = (
     ("name", "姓名"),
     ("unit", "单位"),
@@ -76,7 +78,8 @@ _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 @dataclass(frozen=True)
 class ReleasedIdentity:
     """Identity a completed custody release (two people, a recorded reason: ``service.custody``) decided to
-    send with a hand-off: the release's id and the labelled values to show. Nothing builds one yet."""
+    send with a hand-off: the release's id and the labelled values to show. Built only by
+    :func:`export_released_dossier` from ``custody_service.release_into_dossier``."""
 
     release_id: str
     fields: tuple[tuple[str, str], ...]
@@ -226,6 +229,19 @@ def _document(
         )
         for m in texts.messages
     ]
+    additions = [
+        MessageBlock(
+            f"{ADDITION_NAMES.get(a.kind, a.kind)}　{_local(a.at)}",
+            "\n".join(
+                [
+                    *(["来电人确认记录无误。"] if a.confirmed else []),
+                    *(f"更正：{v}" if f == "correction" else v for f, v in a.fields.items()),
+                ]
+            )
+            or "—",
+        )
+        for a in texts.additions
+    ]
     incident = [
         (label, str(texts.incident[key]))
         for key, label in (("time", "发生时间"), ("place", "发生地点"))
@@ -245,6 +261,7 @@ def _document(
         report=texts.report,
         incident=incident,
         messages=messages,
+        additions=additions,
         attachments=attachments,
         history=history,
         footer=footer,
@@ -266,10 +283,10 @@ async def export_dossier(
     default the latest); returns the ZIP, which is also kept encrypted (:func:`kept_dossier`).
 
     ``text_source`` is where the report and message texts come from: by default the redacted version.
-    ``released_identity`` is the documented hook for identity (:class:`ReleasedIdentity`): what a completed
-    custody release decided to send with the hand-off. The release path that would build it is not written;
-    no edge passes it today. When given, the PDF shows it in a section of its own, the manifest says
-    ``identity_included: true`` with the release id, and so do the dossier row and the audit entry.
+    ``released_identity`` is the one way identity enters (:class:`ReleasedIdentity`): what a completed
+    custody release decided to send with the hand-off, passed only by :func:`export_released_dossier`.
+    When given, the PDF shows it in a section of its own, the manifest says ``identity_included: true``
+    with the release id and the field labels, and so do the dossier row and the audit entry.
     """
     require(principal.roles, Action.export_dossier)
     clue = await registry_service.get_visible_clue(session, clue_id=clue_id, principal=principal)
@@ -302,8 +319,20 @@ async def export_dossier(
             "document_number": transfer.document_number,
             "transferred_at": as_utc(transfer.transferred_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
+        # A hotline caller's later additions and corrections as they go onward (redacted where redacted).
+        "additions": [
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "recorded_at": as_utc(a.at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "confirmed": a.confirmed,
+                "fields": a.fields,
+            }
+            for a in texts.additions
+        ],
         "identity_included": released_identity is not None,
         "identity_release_id": released_identity.release_id if released_identity else None,
+        "identity_fields": [label for label, _ in released_identity.fields] if released_identity else [],
     }
 
     def build() -> archive.BuiltDossier:  # CPU-bound: typesetting, hashing, signing
@@ -323,15 +352,20 @@ async def export_dossier(
         file_count=built.file_count,
         size=len(built.data),
         identity_included=released_identity is not None,
+        identity_release_id=released_identity.release_id if released_identity else None,
         created_by=principal.actor,
         created_at=now,
     )
-    row.blob_id, row.wrapped_key = await _keep(session, runtime, clue.id, row.id, built.data)
+    # A dossier with released identity is not kept: whoever may export the clue could download it again
+    # (``kept_dossier``); the release's own copy is the one written where the custodians ran it.
+    if released_identity is None:
+        row.blob_id, row.wrapped_key = await _keep(session, runtime, clue.id, row.id, built.data)
     session.add(row)
     try:
         await session.flush()
     except BaseException:
-        await runtime.blobs.delete(row.blob_id)
+        if row.blob_id is not None:
+            await runtime.blobs.delete(row.blob_id)
         raise
     await audit_service.record(
         session,
@@ -361,6 +395,37 @@ async def export_dossier(
     )
 
 
+async def export_released_dossier(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    receiver: str,
+    shares: list[custody_service.ShareInput],
+    principal: Principal,
+    runtime: Runtime,
+) -> ExportedDossier:
+    """The dossier of the hand-off an approved custody request of kind ``dossier`` names, with the identity
+    fields it decided: the requester (``receiver``) opens them with custodians' shares
+    (``custody_service.release_into_dossier``), and ``principal`` (someone who may export the clue: their
+    own key opens its texts) exports the dossier, in one transaction — a refused export undoes the release."""
+    release = await custody_service.release_into_dossier(
+        session, request_id=request_id, receiver=receiver, shares=shares, keys=runtime.keys
+    )
+    transfer = await session.get(ClueTransfer, release.transfer_id)
+    if transfer is None or transfer.clue_id != release.clue_id or transfer.kind not in HANDOFF_KINDS:
+        raise Conflict(
+            "申请所指的不是此线索的移交或移送", message_en="the request names no hand-off of this clue"
+        )
+    return await export_dossier(
+        session,
+        clue_id=release.clue_id,
+        principal=principal,
+        runtime=runtime,
+        released_identity=ReleasedIdentity(release.release_id, release.fields),
+        transfer=transfer,
+    )
+
+
 def _zip_binding(dossier_id: str) -> str:
     return f"dossiers/{dossier_id}/zip"
 
@@ -385,6 +450,11 @@ async def kept_dossier(
     ``clue.dossier_downloaded``."""
     require(principal.roles, Action.export_dossier)
     row, clue = await _visible_dossier(session, digest=digest, principal=principal)
+    if row.identity_included:
+        raise Conflict(
+            "含身份信息的移交材料不保存副本，不能再次下载",
+            message_en="a dossier with released identity is not kept and cannot be downloaded again",
+        )
     if row.blob_id is None or row.wrapped_key is None:
         raise Conflict(
             "此移交材料未保存副本，请重新生成", message_en="this dossier was not kept: export it again"

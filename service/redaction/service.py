@@ -1,6 +1,7 @@
 """Redacting a clue's texts and files before they go onward, and correcting automatic masking.
 
-A redaction marks spans of a text (the report, a message, an addition's text field) by character offsets
+A redaction marks spans of a text (the report, a message, an addition's text field, one of the accused
+person's fields: name, unit, position, rank, region) by character offsets
 of the text staff see, or rectangles on an image or PDF page, and produces a new version of that target:
 the redacted text sealed with the case key like the content it replaces, or the covered file encrypted
 into the blob store with its key wrapped to the case key like an attachment's. Versions build on each
@@ -65,12 +66,18 @@ from service.registry.models import Clue
 MARKER = "［已遮盖］"
 MAX_SPANS = 200
 MAX_REASON_CHARS = 1000
-TEXT_TARGETS = ("report", "message", "addition")
+TEXT_TARGETS = ("report", "message", "addition", "accused")
+ACCUSED_FIELDS = ("name", "unit", "position", "rank", "region")
+# The text fields of each kind of addition that go onward (a dossier, the redacted view) and can be redacted.
+# Left out: the operator's record of the registering call (``call_record``: its summary and the caller's
+# words are the report itself, redacted as the report) and how to call the caller back (about reaching them).
+ADDITION_FIELDS = {"operator_addition": ("text",), "caller_confirmation": ("correction",)}
 
 
 @dataclass(frozen=True)
 class TextTarget:
-    """A redactable text: the report (``target_id`` is the clue), a message, or an addition's field."""
+    """A redactable text: the report (``target_id`` is the clue), a message, an addition's field, or one of
+    the accused person's fields (``accused``: ``target_id`` is the clue, ``field`` one of ACCUSED_FIELDS)."""
 
     kind: str
     target_id: str
@@ -135,7 +142,7 @@ async def _opener(
 
 async def _sealer(session: AsyncSession, clue_id: str, keys: KeyRing) -> Callable[[bytes, str], bytes]:
     """Seals the clue's new versions, marks and reasons: to its own key, so only its readers open them."""
-    return await session.run_sync(lambda s: items.clue_sealer(s, keys, clue_id=clue_id))
+    return await items.sealer(session, clue_id=clue_id, keys=keys)
 
 
 async def _clue_field(
@@ -160,6 +167,13 @@ async def _original_text(
         if target.target_id != clue.id or target.field:
             raise _not_found()
         return str((await _clue_field(session, clue, "content", opener.keys, unlocked))["text"])
+    if target.kind == "accused":
+        if target.target_id != clue.id or target.field not in ACCUSED_FIELDS:
+            raise _not_found()
+        value = (await _clue_field(session, clue, "accused", opener.keys, unlocked)).get(target.field)
+        if not isinstance(value, str) or not value:
+            raise _not_found()
+        return value
     if target.kind == "message":
         message = await session.get(Message, target.target_id[:36])
         if message is None or message.clue_id != clue.id or target.field:
@@ -198,7 +212,12 @@ def _normalise_target(kind: str, target_id: str | None, field: str | None, clue_
     field = (field or "").strip()
     if kind == "addition":
         field = field or "text"
-    return TextTarget(kind, clue_id if kind == "report" else (target_id or ""), field)
+    if kind == "accused" and field not in ACCUSED_FIELDS:
+        raise Invalid(
+            "请选择被反映人的一项信息（姓名、单位、职务、职级、地区）",
+            message_en=f"an accused target needs a field: one of {', '.join(ACCUSED_FIELDS)}",
+        )
+    return TextTarget(kind, clue_id if kind in ("report", "accused") else (target_id or ""), field)
 
 
 def _check_base(current: int, base_version: int) -> None:
@@ -508,6 +527,54 @@ async def latest_texts(
     return {TextTarget(r.target, r.target_id, r.field): _open_text(r, opener) for r in rows}
 
 
+@dataclass(frozen=True)
+class AdditionText:
+    """An addition as it goes onward, before redaction: its text fields named in ADDITION_FIELDS (masked at
+    intake), and for a caller's confirmation whether they confirmed the operator's record."""
+
+    id: str
+    kind: str
+    created_at: datetime
+    fields: dict[str, str]
+    confirmed: bool | None
+
+
+async def addition_texts(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
+) -> list[AdditionText]:
+    """The clue's additions that go onward (the kinds in ADDITION_FIELDS), oldest first, opened with the
+    requester's key (the caller checked visibility); audited as ``clue.additions_read``."""
+    rows = list(
+        (
+            await session.execute(
+                select(ClueAddition)
+                .where(ClueAddition.clue_id == clue_id, ClueAddition.kind.in_(ADDITION_FIELDS))
+                .order_by(ClueAddition.created_at, ClueAddition.id)
+            )
+        ).scalars()
+    )
+    if not rows:
+        return []
+    opener = await _opener(session, clue_id, keys, principal.unlocked)
+    shown = []
+    for row in rows:
+        content = json.loads(opener.open(row.content, f"clue_additions/{row.id}/content"))
+        fields = {
+            f: content[f] for f in ADDITION_FIELDS[row.kind] if isinstance(content.get(f), str) and content[f]
+        }
+        confirmed = content.get("confirmed") if row.kind == "caller_confirmation" else None
+        shown.append(AdditionText(row.id, row.kind, row.created_at, fields, confirmed))
+    await audit_service.record(
+        session,
+        actor=principal.actor,
+        action="clue.additions_read",
+        object_type="clue",
+        object_id=clue_id,
+        details={"addition_ids": [a.id for a in shown]},
+    )
+    return shown
+
+
 async def open_shown_file(
     session: AsyncSession, *, attachment_id: str, principal: Principal, keys: KeyRing, store: BlobStore
 ) -> attachments_service.Download:
@@ -530,7 +597,6 @@ async def _version_download(
     session: AsyncSession, row: Redaction, principal: Principal, keys: KeyRing, store: BlobStore
 ) -> attachments_service.Download:
     assert row.blob_id is not None and row.wrapped_key is not None and row.kind is not None
-    opener = await items.opener(session, clue_id=row.clue_id, unlocked=principal.unlocked, keys=keys)
     await audit_service.record(
         session,
         actor=principal.actor,
@@ -635,6 +701,11 @@ async def request_unmask(
     clue = await _visible(session, clue_id, principal, Action.request_unmask)
     reason = _reason(reason)
     text_target = _normalise_target(target, target_id, field, clue.id)
+    if text_target.kind == "accused":  # intake does not mask the accused person's details: nothing to show
+        raise Invalid(
+            "被反映人信息未经自动遮盖，无需取消",
+            message_en="the accused details are not masked automatically",
+        )
     opener = await _opener(session, clue.id, keys, principal.unlocked)
     version, text = await _current(session, clue, text_target, opener, principal.unlocked)
     _check_base(version, base_version)

@@ -72,6 +72,11 @@ def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipie
     ]
 
 
+def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
+    """(unit id, key) of every active key of every active supervisor; public columns only (intake, seed)."""
+    return _supervisors(session.connection())
+
+
 def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
     """Store the new clues' sealed fields and wrap their content keys to the escrow and the supervisors not
     recused (intake: public keys only)."""

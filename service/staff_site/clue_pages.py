@@ -175,7 +175,7 @@ class PageMessage:
     css: str = "error"
     status_code: int = 200
     form: str = ""  # the form the message belongs to (its values are shown again)
-    values: dict[str, str] | None = None
+    values: dict[str, Any] | None = None  # str values; the region form's rows are a list of tuples
 
 
 async def sealed_originals(session: Any, clue_id: str) -> set[str]:
@@ -241,6 +241,7 @@ async def clue_page_response(
             principal,
             runtime,
             view.text,
+            view.accused,
             messages,
             additions,
             files,
@@ -338,6 +339,7 @@ async def clue_page_response(
             "message_class": note.css,
             "failed_form": note.form,
             "form": note.values or {},
+            "region_rows": REGION_ROWS,
             "today": now.astimezone(LOCAL).date().isoformat(),
             "concluded": clue.status in contact.CONCLUDED,
             "follow_ups": follow_ups,
@@ -370,6 +372,11 @@ REDACTION_LABELS = {
     "report": "反映内容",
     "message": "第 %(n)s 条消息",
     "addition": "来电补充 %(n)s",
+    "accused_name": "被反映人姓名",
+    "accused_unit": "被反映人单位",
+    "accused_position": "被反映人职务",
+    "accused_rank": "被反映人职级",
+    "accused_region": "被反映人地区",
     "attachment": "附件 %(n)s",
     "file": "%(label)s（%(kind)s，第 %(version)s 版）",
 }
@@ -385,7 +392,7 @@ class RedactionPanel:
     files: list[tuple[str, str]]  # (form value "attachment id|version", label): images and PDF files
     versions: list[redaction_service.VersionView]
     unmask_requests: list[redaction_service.UnmaskView]
-    labels: dict[str, str]  # target id -> label
+    labels: dict[str, str]  # target id (an accused field: "clue id|field") -> label
 
 
 async def redaction_panel(
@@ -393,6 +400,7 @@ async def redaction_panel(
     principal: Principal,
     runtime: Runtime,
     report_text: str,
+    accused: dict[str, Any],
     messages: list[messages_service.MessageView],
     additions: list[Any],
     files: list[attachments_service.AttachmentListing],
@@ -419,6 +427,11 @@ async def redaction_panel(
     labels = {clue_id: label("report")}
     texts = []
     texts.append((f"report|{clue_id}||{report_version}", labels[clue_id], report))
+    for field in redaction_service.ACCUSED_FIELDS:
+        if isinstance(accused.get(field), str) and accused[field]:
+            labels[f"{clue_id}|{field}"] = label(f"accused_{field}")
+            version, text = current("accused", clue_id, field, accused[field])
+            texts.append((f"accused|{clue_id}|{field}|{version}", labels[f"{clue_id}|{field}"], text))
     for number, m in enumerate(messages, start=1):
         labels[m.id] = label("message", n=number)
         version, text = current("message", m.id, "", m.text)
@@ -465,7 +478,7 @@ async def _after(
     work: Callable[[], Awaitable[Any]],
     *,
     form: str,
-    values: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
     anchor: str = "",
 ) -> Response:
     """Run a change; on a domain error show the page again with the message and the form's values (the
@@ -1067,6 +1080,37 @@ async def redact_text(
     )
 
 
+REGION_FIELDS = ("page", "x", "y", "width", "height")
+REGION_ROWS = 5  # rows of region fields the form shows (blank rows are ignored; more: the next version)
+
+
+def _regions(rows: list[tuple[str, ...]]) -> list[redaction_files.Region]:
+    """The form's rows of region fields (page, x, y, width, height), blank rows left out: one version
+    covers them all."""
+    regions = []
+    for index, row in enumerate(rows, start=1):
+        page, x, y, width, height = (value.strip() for value in row)
+        if not (x or y or width or height):
+            continue
+        if not (x and y and width and height):
+            raise Invalid(
+                f"第 {index} 行区域未填写完整（横坐标、纵坐标、宽度、高度）",
+                message_en=f"region row {index}: give x, y, width and height",
+            )
+        regions.append(
+            redaction_files.Region(
+                page=int(_number(page or "1", ("页码", "page"))),
+                x=_number(x, ("横坐标", "x")),
+                y=_number(y, ("纵坐标", "y")),
+                width=_number(width, ("宽度", "width")),
+                height=_number(height, ("高度", "height")),
+            )
+        )
+    if not regions:
+        raise Invalid("请至少标出一个区域", message_en="mark at least one region")
+    return regions
+
+
 @router.post("/clues/{clue_id}/redactions/file")
 async def redact_file(
     clue_id: str,
@@ -1075,39 +1119,41 @@ async def redact_file(
     session: SessionDep,
     runtime: RuntimeDep,
     file: Annotated[str, Form(max_length=80)] = "",
-    page: Annotated[str, Form(max_length=12)] = "1",
-    x: Annotated[str, Form(max_length=12)] = "",
-    y: Annotated[str, Form(max_length=12)] = "",
-    width: Annotated[str, Form(max_length=12)] = "",
-    height: Annotated[str, Form(max_length=12)] = "",
+    page: Annotated[list[Annotated[str, Form(max_length=12)]], Form()] = [],  # noqa: B006 - FastAPI default
+    x: Annotated[list[Annotated[str, Form(max_length=12)]], Form()] = [],  # noqa: B006
+    y: Annotated[list[Annotated[str, Form(max_length=12)]], Form()] = [],  # noqa: B006
+    width: Annotated[list[Annotated[str, Form(max_length=12)]], Form()] = [],  # noqa: B006
+    height: Annotated[list[Annotated[str, Form(max_length=12)]], Form()] = [],  # noqa: B006
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """Cover one rectangle of an image or a PDF page as the file's next version."""
+    """Cover several rectangles of an image or PDF pages as the file's next version: the form repeats the
+    region fields (row i of each field is region i), so no JavaScript is needed."""
+    count = max(len(x), len(y), len(width), len(height))
+    if count > redaction_files.MAX_REGIONS:
+        count = redaction_files.MAX_REGIONS + 1  # refused below with the limit's message
+
+    def column(values: list[str], default: str = "") -> list[str]:
+        return [values[i] if i < len(values) else default for i in range(count)]
+
+    rows = list(zip(column(page, "1"), column(x), column(y), column(width), column(height), strict=True))
 
     async def work() -> None:
         require(principal.roles, Action.redact)
         attachment_id, _, version = file.partition("|")
         if not version.isdigit():
             raise Invalid("请选择要处理的附件", message_en="choose the file")
-        region = redaction_files.Region(
-            page=int(_number(page, ("页码", "page"))),
-            x=_number(x, ("横坐标", "x")),
-            y=_number(y, ("纵坐标", "y")),
-            width=_number(width, ("宽度", "width")),
-            height=_number(height, ("高度", "height")),
-        )
         await redaction_service.redact_file(
             session,
             attachment_id=attachment_id,
             base_version=int(version),
-            regions=[region],
+            regions=_regions(rows),
             reason=reason,
             principal=principal,
             keys=runtime.keys,
             store=runtime.blobs,
         )
 
-    values = {"file": file, "page": page, "x": x, "y": y, "width": width, "height": height, "reason": reason}
+    values = {"file": file, "regions": rows, "reason": reason}
     return await _after(
         request,
         principal,
