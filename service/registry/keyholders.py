@@ -64,17 +64,12 @@ _UNITS = select(Unit.id, Unit.parent_id, Unit.name)
 
 
 def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
-    """(unit id, key) of every active key of every active supervisor; public columns only (intake)."""
+    """(unit id, key) of every active key of every active supervisor; public columns only (intake, seed)."""
     connection = session.connection()
     return [
         (unit_id, compartments.Recipient(key_id, public, "supervisor"))
         for unit_id, key_id, public in connection.execute(_SUPERVISOR_KEYS)
     ]
-
-
-def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
-    """(unit id, key) of every active key of every active supervisor; public columns only (intake, seed)."""
-    return _supervisors(session.connection())
 
 
 def wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartment]) -> None:
