@@ -62,7 +62,8 @@ def _node_literals(node) -> set[str] | None:
             out |= literals
         return out
     if op is sre_parse.SUBPATTERN:
-        return _sequence_literals(list(arg[3]))
+        _, add_flags, del_flags, sub = arg
+        return None if add_flags or del_flags else _sequence_literals(list(sub))
     return None
 
 
@@ -141,6 +142,16 @@ def _compile_fast(regex: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+def _opening_literals(regex: str) -> set[str] | None:
+    """The words every match of ``regex`` starts with (its first node, when that is a small set of
+    non-empty literals), or None. A match can only start where one of them occurs."""
+    parsed = sre_parse.parse(regex)
+    if parsed.state.flags & ~re.UNICODE or not len(parsed):
+        return None
+    literals = _node_literals(parsed[0])
+    return literals if literals and "" not in literals else None
+
+
 def _literal_gates(regex: str) -> list[set[str]]:
     """Literal sets that must each occur in a text for ``regex`` to match (runs of literal nodes merged).
 
@@ -213,7 +224,23 @@ class Engine:
         gate_masks: dict[str, int] = {}
         pattern_gates: list[int] = []
         gate_count = 0
+        # Patterns that open with a set of words are tried only where one of those words starts (the scan
+        # finds them): the leftmost such start that matches is what a search would find, without the
+        # search trying the opening alternation at every position (half the patterns' cost).
+        opening_ids: dict[frozenset[str], int] = {}
+        pattern_openings: list[int] = []  # -1: searched
+        opening_words: dict[str, list[int]] = {}
         for pattern in (p for category in taxonomy.categories for p in category.patterns):
+            opening = _opening_literals(pattern.regex)
+            if opening is None:
+                pattern_openings.append(-1)
+            else:
+                known = len(opening_ids)
+                opening_id = opening_ids.setdefault(frozenset(opening), known)
+                pattern_openings.append(opening_id)
+                if opening_id == known:
+                    for word in opening:
+                        opening_words.setdefault(word, []).append(opening_id)
             required = 0
             for literals in _literal_gates(pattern.regex):
                 for literal in literals:
@@ -239,7 +266,7 @@ class Engine:
         # One automaton for terms, actors, aliases, gate literals and negation words: scanning a report
         # costs more than the matches it yields (pyahocorasick walks each node's transitions), so one scan.
         self._automaton = ahocorasick.Automaton()
-        for key in entries.keys() | gate_masks.keys() | negation_ranks.keys():
+        for key in entries.keys() | gate_masks.keys() | negation_ranks.keys() | opening_words.keys():
             items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
             scored = tuple(e for e in items if e.kind != "actor")
@@ -253,9 +280,11 @@ class Engine:
                 scored,
                 gate_masks.get(key, 0),
                 negation_ranks.get(key, -1),
+                tuple(opening_words.get(key, ())),
             )
             self._automaton.add_word(key, value)
-        self._has_words = bool(entries or gate_masks or negation_ranks)
+        self._has_words = bool(entries or gate_masks or negation_ranks or opening_words)
+        self._opening_count = len(opening_ids)
         if self._has_words:
             self._automaton.make_automaton()
         patterns = [
@@ -263,7 +292,7 @@ class Engine:
             for category in taxonomy.categories
             for p in category.patterns
         ]
-        self._gated_patterns = list(zip(patterns, pattern_gates, strict=True))
+        self._gated_patterns = list(zip(patterns, pattern_gates, pattern_openings, strict=True))
         self._requires_actor = {c.id: c.requires_actor for c in taxonomy.categories}
         self._no_scores = dict.fromkeys(taxonomy.category_ids, 0.0)
 
@@ -271,21 +300,27 @@ class Engine:
 
     def _hits(
         self, text: str
-    ) -> tuple[bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]]]:
+    ) -> tuple[
+        bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]], list[list[int]]
+    ]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
-        sort orders them by start, longest first), the patterns' gates seen (a bit each), and (start, rank,
-        -length) for every negation word found."""
+        sort orders them by start, longest first), the patterns' gates seen (a bit each), (start, rank,
+        -length) for every negation word found, and per set of opening words the starts of its words."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
         gates = 0
         negation_words: list[tuple[int, int, int]] = []
+        openings: list[list[int]] = [[] for _ in range(self._opening_count)]
         if not self._has_words:
-            return actor_found, hits, gates, negation_words
-        for end_index, (length, ascii_word, is_actor, entries, gate_mask, rank) in self._automaton.iter(text):
+            return actor_found, hits, gates, negation_words, openings
+        for end_index, value in self._automaton.iter(text):
+            length, ascii_word, is_actor, entries, gate_mask, rank, opens = value
             gates |= gate_mask
             start = end_index - length + 1
             if rank >= 0:
                 negation_words.append((start, rank, -length))
+            for opening_id in opens:
+                openings[opening_id].append(start)
             end = end_index + 1
             if ascii_word and (
                 (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum())
@@ -296,7 +331,7 @@ class Engine:
                 actor_found = True
             if entries:
                 hits.append((start, -end, entries))
-        return actor_found, hits, gates, negation_words
+        return actor_found, hits, gates, negation_words, openings
 
     @staticmethod
     def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
@@ -366,7 +401,7 @@ class Engine:
         """Raw scores, evidence, whether an actor word occurs, and ``norm.offsets`` (spans map through it)."""
         taxonomy = self.taxonomy
         ntext = norm.text
-        actor_found, hits, gates_seen, negation_words = self._hits(ntext)
+        actor_found, hits, gates_seen, negation_words, openings = self._hits(ntext)
         # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
         # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
         # exactly when an earlier hit reaches at least as far.
@@ -407,10 +442,18 @@ class Engine:
                 raw[entry.category] += entry.weight
                 evidence.append(_evidence((entry.term, entry.category, start, end, entry.weight, entry.kind)))
 
-        for (category_id, pattern_id, regex, weight, negatable), gates in self._gated_patterns:
+        for (category_id, pattern_id, regex, weight, negatable), gates, opening in self._gated_patterns:
             if gates & gates_seen != gates:
                 continue
-            match = regex.search(ntext)
+            if opening < 0:
+                match = regex.search(ntext)
+            else:
+                match = None
+                starts = openings[opening]
+                starts.sort()  # found in order of their ends
+                for position in starts:
+                    if match := regex.match(ntext, position):
+                        break
             if match is None or match.end() == match.start():
                 continue
             # The action is the pattern's last group: "民警没有打人" negates at 打, not at 民警.

@@ -129,3 +129,24 @@ def test_engine_scales_to_thousands_of_terms():
     data["categories"][0]["terms"].update(big)
     engine = Engine(parse_taxonomy(data))
     assert engine.classify("法官收了对方的红包，吃了原告吃被告").labels[0] == "interference"
+
+
+def test_patterns_tried_where_their_opening_words_start_find_what_a_search_finds():
+    # A pattern opening with a set of words is matched only at the starts of those words that the scan
+    # found; the result must be the leftmost match a search over the whole text gives.
+    engine = Engine(load_taxonomy(DEFAULT_TAXONOMY_PATH))
+    searching = Engine(load_taxonomy(DEFAULT_TAXONOMY_PATH))
+    searching._gated_patterns = [(p, gates, -1) for p, gates, _ in engine._gated_patterns]
+    assert sum(opening >= 0 for _, _, opening in engine._gated_patterns) >= 40
+    pieces = [*"他她说给交出拿送向找跟原前收要罚像股没不|，。"] + (
+        "副所长 所长 派出所 民警 法官 老婆 儿子 法院 老板 公司 开了 经营 三万 借钱 打 罩着 没有 但是 他们 "
+        "张口 要钱 判了 出来了 报警 不管 以前 律师 一伙 天天 感谢 过问"
+    ).split()
+    rng = random.Random(18)
+    fired = 0
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(3, 60)))
+        result = engine.classify(text)
+        assert result.to_dict() == searching.classify(text).to_dict()
+        fired += any(e.kind == "pattern" for e in result.evidence)
+    assert fired > 500
