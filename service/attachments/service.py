@@ -20,7 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -243,6 +243,15 @@ class UploadedFile:
     record: AttachmentRecord
     filename: str | None = None
     original: AttachmentRecord | None = None  # kept original, key wrapped to the identity key
+    # A new report's file, stored before its clue exists: ``record.wrapped_key`` is the plain file key, held
+    # in memory only, and sealed to the clue's own key when the rows are staged at registration.
+    key_pending: bool = False
+
+
+def keep_key(file_key: bytes, binding: str) -> bytes:
+    """The ``wrap_key`` of a new report's files: the key stays plain in memory until the clue's key exists
+    (``UploadedFile.key_pending``)."""
+    return file_key
 
 
 def _size_text(limit: int) -> str:
@@ -295,15 +304,21 @@ def stage_attachments(
     keys: KeyRing,
     actor: str,
     hour_only: bool = False,
+    seal_pending: Callable[[bytes, str], bytes] | None = None,
 ) -> tuple[list[Attachment], audit_service.PendingEntry | None]:
     """The one writer of attachment rows: adds a clue's rows to the session without a round trip (they go
     out with the transaction's next flush) and returns them with their audit entry for the caller to
     append, so a batch of registrations appends all its entries under one lock per chain. ``hour_only``:
-    the files came with an anonymous report, whose rows keep no finer time than the hour."""
+    the files came with an anonymous report, whose rows keep no finer time than the hour. ``seal_pending``
+    (the clue's sealer, ``compartments.items``) seals the file keys a new report's uploads held in memory."""
     rows = []
     now = hour_floor(utcnow()) if hour_only else utcnow()
     for upload in files:
         record = upload.record
+        wrapped_key = record.wrapped_key
+        if upload.key_pending:
+            assert seal_pending is not None, "a new report's file key needs its clue's sealer"
+            wrapped_key = seal_pending(wrapped_key, record.binding)
         row = Attachment(
             id=new_id(hour_only=hour_only),
             clue_id=clue_id,
@@ -312,7 +327,7 @@ def stage_attachments(
             kind=str(record.kind.value),
             size=record.size,
             sha256=record.sha256,
-            wrapped_key=record.wrapped_key,
+            wrapped_key=wrapped_key,
             removed_metadata=",".join(record.removed_metadata)[:2000],
             sealed_reason=record.sealed_reason,
             original_blob_id=upload.original.blob_id if upload.original else None,

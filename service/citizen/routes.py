@@ -341,11 +341,12 @@ async def _store_file(
     part: Part, state: WebState, runtime: Runtime, wrap_key: clue_items.Seal | None = None
 ) -> UploadedFile:
     """One uploaded file through the pipeline. ``wrap_key``: a follow-up's files go to the clue's own key
-    (compartments); a new report's to the case key (its clue does not exist yet)."""
+    (compartments); a new report's file key stays in memory until registration seals it to the clue's own
+    key (its clue does not exist yet)."""
     record = await store_attachment(
         part.chunks(),
         store=state.store,
-        wrap_key=wrap_key or runtime.keys.seal_case,
+        wrap_key=wrap_key or attachments_service.keep_key,
         max_size=state.settings.attachment_max_bytes,
         # An original's metadata identifies (GPS, device, author): its key goes to the identity key.
         wrap_original_key=runtime.keys.seal_identity if state.settings.keep_originals else None,
@@ -353,7 +354,13 @@ async def _store_file(
         wrap_sealed_key=runtime.keys.seal_identity,
         scratch_dir=runtime.settings.attachment_scratch_dir,
     )
-    return UploadedFile(record=record, filename=(part.filename or "")[:255] or None, original=record.original)
+    return UploadedFile(
+        record=record,
+        filename=(part.filename or "")[:255] or None,
+        original=record.original,
+        # A file that could not be cleaned is already sealed to the identity key.
+        key_pending=wrap_key is None and not record.sealed_reason,
+    )
 
 
 async def _forget(state: WebState, uploads: Sequence[UploadedFile]) -> None:
@@ -604,6 +611,8 @@ async def _submit(
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
             hour_only=tip.anonymous,
+            # The files' keys, held in memory since upload, go to the clue's own key (registered just now).
+            seal_pending=await clue_items.sealer(session, clue_id=submitted.clue_id, keys=runtime.keys),
         )
         return [entry] if entry is not None else []
 

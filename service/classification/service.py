@@ -40,7 +40,7 @@ from service.platform.errors import Invalid
 from service.platform.runtime import Runtime
 from service.platform.timeutil import utcnow
 from service.registry.lifecycle import lock_visible_clue
-from service.registry.models import Clue, ClueCategory, ClueState
+from service.registry.models import NO_CASE_COPY, Clue, ClueCategory, ClueState
 from service.registry.service import get_visible_clue
 
 log = logging.getLogger("tipline.classification")
@@ -221,6 +221,7 @@ async def read_classification(
 class ExportReport:
     rows: int
     skipped: int  # corrections whose labels no longer fit the taxonomy in force
+    compartmented: int = 0  # clues whose text opens only with a person's key (compartments): not exported
 
 
 async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str, write) -> ExportReport:  # type: ignore[no-untyped-def]
@@ -235,12 +236,15 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
     )
     for clue_id, new_labels in rows.all():
         latest[clue_id] = _labels(new_labels)
-    written = skipped = 0
+    written = skipped = compartmented = 0
     clue_ids = sorted(latest)
     for start in range(0, len(clue_ids), EXPORT_BATCH):
         chunk = clue_ids[start : start + EXPORT_BATCH]
         contents = await session.execute(select(Clue.id, Clue.content).where(Clue.id.in_(chunk)))
         for clue_id, sealed in sorted(contents.all()):
+            if sealed == NO_CASE_COPY:
+                compartmented += 1  # no case-key copy: the command line holds no key that opens it
+                continue
             text = json.loads(keys.open(sealed, f"clues/{clue_id}/content")).get("text") or ""
             try:
                 line = classifier.labelled_example(example_id=clue_id, text=text, labels=latest[clue_id])
@@ -258,9 +262,14 @@ async def export_corrections(session: AsyncSession, *, keys: KeyRing, actor: str
         action="classification.corrections_exported",
         object_type="registry",
         object_id="classification_corrections",
-        details={"rows": written, "skipped": skipped, "fields": ["masked_text", "labels"]},
+        details={
+            "rows": written,
+            "skipped": skipped,
+            "compartmented": compartmented,
+            "fields": ["masked_text", "labels"],
+        },
     )
-    return ExportReport(written, skipped)
+    return ExportReport(written, skipped, compartmented)
 
 
 # --- The learned model --------------------------------------------------------------------------------

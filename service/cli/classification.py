@@ -109,7 +109,13 @@ async def _export(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> i
     where = args.out if args.out is not None else "standard output"
     print(
         f"exported {report.rows} corrected clue(s) to {where}"
-        + (f"; {report.skipped} skipped (labels not in the taxonomy in force)" if report.skipped else ""),
+        + (f"; {report.skipped} skipped (labels not in the taxonomy in force)" if report.skipped else "")
+        + (
+            f"; {report.compartmented} not exported (registered since compartments: only a person's key"
+            " opens them)"
+            if report.compartmented
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0

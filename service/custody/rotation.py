@@ -4,7 +4,8 @@ Resumable by construction: each batch picks clues whose envelopes still name an 
 and commits with one audit entry; a crash loses at most the batch in flight, and the next run goes on where
 the last one stopped. Old keys stay on disk, so nothing is unreadable at any point.
 
-Compartments: only the case-key copy of a clue's fields (``clues.content`` …) is re-sealed. The compartment
+Compartments: only the case-key copy of a clue's fields (``clues.content`` …, kept by clues registered before
+compartments; a newer clue has none, ``NO_CASE_COPY``) is re-sealed. The compartment
 copy (``clue_sealed``, under the clue's content key), the content key's wraps and every item sealed to the
 clue's own key are not case-key envelopes and are left as they are (nothing here could open them, and a
 case-key rotation does not concern them). Staff items of clues sealed before compartments stay under the old
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import service as audit_service
 from service.platform.crypto.envelope import Envelope
 from service.platform.crypto.keys import KeyRing
-from service.registry.models import Clue
+from service.registry.models import NO_CASE_COPY, Clue
 
 CASE_FIELDS = ("content", "accused", "classification")
 SCAN = 1000
@@ -35,7 +36,10 @@ async def reencrypt_batch(session: AsyncSession, *, keys: KeyRing, limit: int) -
     while len(todo) < limit:
         rows = (
             await session.execute(
-                select(Clue.id, Clue.content).where(Clue.id > after).order_by(Clue.id).limit(SCAN)
+                select(Clue.id, Clue.content)
+                .where(Clue.id > after, Clue.content != NO_CASE_COPY)
+                .order_by(Clue.id)
+                .limit(SCAN)
             )
         ).all()
         if not rows:

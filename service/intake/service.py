@@ -4,7 +4,8 @@ one transaction. Channels do not call this directly: they call the one intake en
 (``intake.pipeline``), which runs these in a worker process and the group commit.
 
 Invariant: the submitter's details and the unmasked text leave this function only as identity-key
-envelopes; the report content only as case-key envelopes. Nothing here logs content or identity.
+envelopes; the report content only under the clue's own content key (compartments). Nothing here logs
+content or identity.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from service.platform.runtime import Sealing
 from service.platform.timeutil import hour_floor, utcnow
 from service.registry import keyholders, recusal, search
 from service.registry import service as registry_service
-from service.registry.models import CHANNELS, SOURCES
+from service.registry.models import CHANNELS, NO_CASE_COPY, SOURCES
 
 if TYPE_CHECKING:
     from service.platform.runtime import Runtime
@@ -132,8 +133,8 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         "accused": _json(submission.accused),
         "classification": _json(result.to_dict()),
     }
-    sealed = keys.seal_case_record(f"clues/{clue_id}", fields)
-    # The compartment copy: under the clue's own content key, wrapped to its readers at registration.
+    # Under the clue's own content key only, wrapped to its readers at registration: no case-key copy, so
+    # a staff server's files and the database together open none of it.
     compartment = compartment_keys.seal_clue(clue_id, keys.case_public.suite, fields)
     new = registry_service.NewClue(
         id=clue_id,
@@ -141,9 +142,9 @@ def prepare_tip(runtime: Sealing, submission: Submission, *, actor: str) -> Prep
         channel=submission.channel,
         real_name=not submission.anonymous,
         received_at=_received_at(submission),
-        content=sealed["content"],
-        accused=sealed["accused"],
-        classification=sealed["classification"],
+        content=NO_CASE_COPY,
+        accused=NO_CASE_COPY,
+        classification=NO_CASE_COPY,
         identity=keys.seal_identity(_json(identity), binding(clue_id, "identity")) if identity else None,
         accused_key=search.accused_index(runtime, submission.accused),
         accused_names=classifier.accused_name_digests(

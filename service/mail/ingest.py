@@ -8,10 +8,11 @@
    between our commit and our ``250`` sends the same bytes, finds the row, and gets ``250`` without a
    second clue. A concurrent duplicate loses on the unique index and is treated the same way;
 3. by kind:
-   - ``report`` → attachments through the web channel's pipeline (keys wrapped to the case key), then
-     the intake entry's group commit (``runtime.intake.register``): the tip is prepared (classified,
-     sealed) outside any transaction, and the batcher registers it together with whatever other tips (mail or web) are
-     waiting, in one transaction. Our own writes — the ``mail_received`` row (the dedupe check),
+   - ``report`` → attachments through the web channel's pipeline (their keys held in memory and sealed
+     to the clue's own key at registration), then the intake entry's group commit
+     (``runtime.intake.register``): the tip is prepared (classified, sealed) outside any transaction, and
+     the batcher registers it together with whatever other tips (mail or web) are waiting, in one
+     transaction. Our own writes — the ``mail_received`` row (the dedupe check),
      attachment rows, the acknowledgement and notifications — run in that same transaction through the
      batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
      duplicate fails alone and the others commit. The submitter is the parsed identity (identity key), the
@@ -50,11 +51,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.attachments import service as attachments_service
 from service.attachments.pipeline import AttachmentRecord, AttachmentTooLarge, WrapKey, store_attachment
-from service.attachments.service import UploadedFile
+from service.attachments.service import UploadedFile, keep_key
 from service.attachments.sniff import DisallowedFileType
 from service.audit import service as audit_service
 from service.audit.service import PUBLIC_ACTOR, SYSTEM_ACTOR, PendingEntry
 from service.classification import classifier
+from service.compartments import items as clue_items
 from service.intake.service import Submission, SubmittedTip
 from service.mail.parse import ParsedMail, parse_message
 from service.mail.receiver import (
@@ -117,10 +119,6 @@ class _Unwrapped:
     filename: str
 
 
-def _keep_key(file_key: bytes, binding: str) -> bytes:
-    return file_key
-
-
 _WORKER_LOOP: asyncio.AbstractEventLoop | None = None
 
 
@@ -141,18 +139,13 @@ def _prepare_in_worker(
     if parsed.kind != "report" or not parsed.attachments:
         return parsed, [], []
     stored, left_out = _worker_loop().run_until_complete(
-        _store_all(parsed, LocalBlobStore(store_root), _keep_key, _keep_key, max_size, Path(scratch_dir))
+        _store_all(parsed, LocalBlobStore(store_root), keep_key, keep_key, max_size, Path(scratch_dir))
     )
     unwrapped = [
         _Unwrapped(dataclasses.replace(item.record, wrapped_key=b""), item.record.wrapped_key, item.filename)
         for item in stored
     ]
     return dataclasses.replace(parsed, attachments=()), unwrapped, left_out
-
-
-def _wrap_for(keys, record: AttachmentRecord) -> WrapKey:  # type: ignore[no-untyped-def]
-    """A sealed file (not cleaned) is for the identity key only; a cleaned one for the case key."""
-    return keys.seal_identity if record.sealed_reason else keys.seal_case
 
 
 async def _store_all(
@@ -236,8 +229,11 @@ class MailIngest:
                     _Stored(
                         dataclasses.replace(
                             item.record,
-                            # A sealed file (not cleanable) is for the identity key only.
-                            wrapped_key=_wrap_for(keys, item.record)(item.file_key, item.record.binding),
+                            # A sealed file (not cleanable) is for the identity key only; a cleaned
+                            # one's key stays in memory until registration seals it to the clue's key.
+                            wrapped_key=keys.seal_identity(item.file_key, item.record.binding)
+                            if item.record.sealed_reason
+                            else item.file_key,
                         ),
                         item.filename,
                     )
@@ -250,9 +246,7 @@ class MailIngest:
         limit = self.runtime.settings.mail_attachment_max_bytes
         scratch = self.runtime.settings.attachment_scratch_dir
         keys = self.runtime.keys
-        stored, left_out = await _store_all(
-            parsed, self.store, keys.seal_case, keys.seal_identity, limit, scratch
-        )
+        stored, left_out = await _store_all(parsed, self.store, keep_key, keys.seal_identity, limit, scratch)
         return _Prepared(parsed, stored, left_out)
 
     async def _report(self, raw: bytes, prepared: _Prepared, key: str) -> str:
@@ -317,10 +311,15 @@ class MailIngest:
             session,
             clue_id=tip.clue_id,
             message_id=None,
-            files=[UploadedFile(record=item.record, filename=item.filename) for item in stored],
+            files=[
+                UploadedFile(item.record, item.filename, key_pending=not item.record.sealed_reason)
+                for item in stored
+            ],
             keys=runtime.keys,
             actor=PUBLIC_ACTOR,
             hour_only=True,
+            # The cleaned files' keys, in memory since parsing, go to the clue's own key (just registered).
+            seal_pending=await clue_items.sealer(session, clue_id=tip.clue_id, keys=runtime.keys),
         )
         entries = [entry] if entry is not None else []
         if notify_service.relay_configured(runtime):

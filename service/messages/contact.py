@@ -32,10 +32,10 @@ from service.auth.models import Staff
 from service.auth.permissions import Action, require
 from service.auth.service import Principal
 from service.classification import classifier
+from service.compartments import items as clue_items
 from service.messages import reporter_key as rk
 from service.messages.models import ReporterKey
 from service.messages.service import clean_text, ensure_reporter_key
-from service.platform.crypto.keys import KeyRing
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.runtime import Configured, Sealing
@@ -92,7 +92,7 @@ def identity_binding(table: str, row_id: str) -> str:
 async def _masked(
     session: AsyncSession, sealing: Sealing, clue_id: str, text: str, table: str, row_id: str
 ) -> tuple[bytes, bytes | None]:
-    """Reporter words: the masked text for staff (case key) and, if masking changed it, the original
+    """Reporter words: the masked text for staff (the clue's own key) and, if masking changed it, the original
     (identity key). The accused stays readable through the clue's keyed name digests, as in follow-ups."""
     stored = await session.scalar(select(Clue.accused_names).where(Clue.id == clue_id))
     accused = classifier.keyed_accused_names(
@@ -101,7 +101,9 @@ async def _masked(
     masked = classifier.mask_texts({"text": text}, accused=accused)
     staff_text = masked.texts["text"] or ""
     field = "note" if table == "clue_follow_ups" else "statement"
-    sealed = sealing.keys.seal_case(staff_text.encode("utf-8"), _binding(table, row_id, field))
+    # To the clue's own key (compartments; the case key for a clue registered before).
+    seal = await clue_items.sealer(session, clue_id=clue_id, keys=sealing.keys)
+    sealed = seal(staff_text.encode("utf-8"), _binding(table, row_id, field))
     original = (
         sealing.keys.seal_identity(
             json.dumps(masked.originals, ensure_ascii=False).encode("utf-8"),
@@ -225,12 +227,13 @@ async def record_follow_up(
         object_id=clue.id,
         details={"follow_up_id": row.id, "channel": channel, "outcome": outcome, "late": late},
     )
-    return _follow_up_view(row, runtime.keys, visitor.name)
+    opener = await clue_items.opener(session, clue_id=clue.id, unlocked=principal.unlocked, keys=runtime.keys)
+    return _follow_up_view(row, opener, visitor.name)
 
 
-def _follow_up_view(row: FollowUp, keys: KeyRing, visitor_name: str) -> FollowUpView:
+def _follow_up_view(row: FollowUp, opener: clue_items.ItemOpener, visitor_name: str) -> FollowUpView:
     note = (
-        keys.open(row.note, _binding("clue_follow_ups", row.id, "note")).decode("utf-8") if row.note else ""
+        opener.open(row.note, _binding("clue_follow_ups", row.id, "note")).decode("utf-8") if row.note else ""
     )
     return FollowUpView(
         id=row.id,
@@ -263,7 +266,8 @@ async def follow_ups(
             )
         ).all()
     )
-    items = [_follow_up_view(row, runtime.keys, name) for row, name in rows]
+    opener = await clue_items.opener(session, clue_id=clue.id, unlocked=principal.unlocked, keys=runtime.keys)
+    items = [_follow_up_view(row, opener, name) for row, name in rows]
     if items:
         await audit_service.record(
             session,
@@ -413,14 +417,13 @@ async def record_objection(
         received_at=received_at,
         actor=principal.actor,
     )
-    return _staff_view(
-        row, runtime.keys, objection_due(await lifecycle.load_rules(session), clue, received_at)
-    )
+    opener = await clue_items.opener(session, clue_id=clue.id, unlocked=principal.unlocked, keys=runtime.keys)
+    return _staff_view(row, opener, objection_due(await lifecycle.load_rules(session), clue, received_at))
 
 
-def _staff_view(row: Objection, keys: KeyRing, due: datetime) -> ObjectionView:
+def _staff_view(row: Objection, opener: clue_items.ItemOpener, due: datetime) -> ObjectionView:
     answer = (
-        keys.open(row.answer, _binding("clue_objections", row.id, "answer")).decode("utf-8")
+        opener.open(row.answer, _binding("clue_objections", row.id, "answer")).decode("utf-8")
         if row.answer
         else ""
     )
@@ -430,7 +433,9 @@ def _staff_view(row: Objection, keys: KeyRing, due: datetime) -> ObjectionView:
         received_at=row.received_at,
         status=row.status,
         result=row.result,
-        statement=keys.open(row.statement, _binding("clue_objections", row.id, "statement")).decode("utf-8"),
+        statement=opener.open(row.statement, _binding("clue_objections", row.id, "statement")).decode(
+            "utf-8"
+        ),
         answer=answer,
         due_at=due,
         overdue=row.status in OPEN_OBJECTION and utcnow() > due,
@@ -463,7 +468,8 @@ async def objections(
         object_id=clue.id,
         details={"objection_ids": [r.id for r in rows]},
     )
-    return [_staff_view(r, runtime.keys, objection_due(rules, clue, r.received_at)) for r in rows]
+    opener = await clue_items.opener(session, clue_id=clue.id, unlocked=principal.unlocked, keys=runtime.keys)
+    return [_staff_view(r, opener, objection_due(rules, clue, r.received_at)) for r in rows]
 
 
 async def decide_objection(
@@ -510,9 +516,8 @@ async def decide_objection(
             "resolve": ("复查结果", "result"),
         }
         text = clean_text(text, limit=MAX_NOTE_CHARS, what=what[decision])
-        row.answer = runtime.keys.seal_case(
-            text.encode("utf-8"), _binding("clue_objections", row.id, "answer")
-        )
+        seal = await clue_items.sealer(session, clue_id=row.clue_id, keys=runtime.keys)
+        row.answer = seal(text.encode("utf-8"), _binding("clue_objections", row.id, "answer"))
         row.answer_copy = await _for_reporter(
             session, row.clue_id, text, _binding("clue_objections", row.id, "answer_copy")
         )
@@ -533,7 +538,10 @@ async def decide_objection(
         object_id=row.clue_id,
         details={"objection_id": row.id, "decision": decision, "result": row.result, "late": now > due},
     )
-    return _staff_view(row, runtime.keys, due)
+    opener = await clue_items.opener(
+        session, clue_id=row.clue_id, unlocked=principal.unlocked, keys=runtime.keys
+    )
+    return _staff_view(row, opener, due)
 
 
 async def reporter_objections(session: AsyncSession, *, clue_id: str, code: str) -> list[ObjectionView]:

@@ -11,9 +11,16 @@ SOURCES = ("public_report", "superior_assigned", "self_inspection", "voluntary_c
 CHANNELS = ("web", "email", "hotline", "letter", "visit", "staff")
 
 
+# The case-key columns of a clue registered since compartments: empty, no envelope (the columns stay NOT NULL,
+# so older clues' rows and every reader of them are unchanged).
+NO_CASE_COPY = b""
+
+
 class Clue(Base):
-    """A registered clue. Content, the accused person's details and the classification evidence are case-key
-    envelopes; submitter details are an identity-key envelope. Plain columns are what the ledger filters on."""
+    """A registered clue. Content, the accused person's details and the classification evidence are sealed
+    under the clue's own content key (``clue_sealed``; case-key envelopes here for a clue registered before
+    compartments); submitter details are an identity-key envelope. Plain columns are what the ledger
+    filters on."""
 
     __tablename__ = "clues"
     __table_args__ = (
@@ -36,6 +43,8 @@ class Clue(Base):
     needs_triage: Mapped[bool] = mapped_column(Boolean)
     taxonomy_version: Mapped[str] = mapped_column(String(32))
 
+    # A clue registered before compartments: case-key envelopes. Since then ``NO_CASE_COPY``: its fields are
+    # only in ``clue_sealed``, under its own content key, so a staff server's case key opens none of them.
     content: Mapped[bytes] = mapped_column(
         LargeBinary
     )  # case key: text (personal data masked), incident, hint

@@ -36,7 +36,7 @@ from service.compartments import service as compartments
 from service.compartments.models import ClueKeyWrap, ClueSealed
 from service.platform.crypto.keys import AnyPublicKey, KeyRing, sealing_batch
 from service.registry import keyholders, recusal
-from service.registry.models import Clue, ClueCategory, ClueState, RegistryCounter
+from service.registry.models import NO_CASE_COPY, Clue, ClueCategory, ClueState, RegistryCounter
 
 log = logging.getLogger("tipline.registry.seed")
 
@@ -277,9 +277,7 @@ async def seed_clues(
                     "due_at": received + timedelta(days=30 + rng.randrange(0, 20)),
                     "needs_triage": status == "registered",
                     "taxonomy_version": "seed",
-                    **{
-                        name: keys.seal_case(data, f"clues/{clue_id}/{name}") for name, data in fields.items()
-                    },
+                    **dict.fromkeys(fields, NO_CASE_COPY),  # compartmented like intake: no case-key copy
                     "identity": None,  # seed clues have no submitter
                     "accused_key": key,
                     "accused_words": recusal.keyed_words(accused, key=words_key),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
+from service.app.runtime import key_paths
+from service.compartments import service as compartments
+from service.compartments.keys import CLUE_FIELDS, Unlocked
+from service.platform.crypto.keys import read_key_pair
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 
@@ -78,3 +84,34 @@ async def step(harness: Harness, clue_id: str, token: str, action: str, **fields
         headers=auth(token),
         json={"action": action, "reason": f"理由：{action}", **fields},
     )
+
+
+async def clue_fields(harness: Harness, clue_id: str) -> dict[str, Any]:
+    """A clue's own fields (content, accused, classification) as a test reads them: a clue registered since
+    compartments through its escrow wrap (the escrow private key is on disk in the test data dir only; in
+    production it exists as custodians' shares), an older clue with the case key."""
+    escrow = read_key_pair(key_paths(harness.runtime.settings)["escrow_private"])
+    # A read-only session: callers may hold a transaction of their own (on SQLite, its write lock).
+    async with harness.runtime.read_session_factory() as session:
+        opened = await session.run_sync(
+            lambda s: compartments.open_clue(s, clue_id=clue_id, unlocked=Unlocked(personal=escrow))
+        )
+        if opened is None:
+            clue = await session.get(Clue, clue_id)
+            assert clue is not None
+            opened = {
+                n: harness.runtime.keys.open(getattr(clue, n), f"clues/{clue_id}/{n}") for n in CLUE_FIELDS
+            }
+    return {name: json.loads(data) for name, data in opened.items()}
+
+
+async def seal_case_copy(harness: Harness, clue_id: str) -> None:
+    """Make a clue look registered before compartments: its fields as case-key envelopes on the row."""
+    fields = await clue_fields(harness, clue_id)
+    keys = harness.runtime.keys
+    async with harness.runtime.session_factory() as session:
+        clue = await session.get(Clue, clue_id)
+        for name, value in fields.items():
+            data = json.dumps(value, ensure_ascii=False).encode("utf-8")
+            setattr(clue, name, keys.seal_case(data, f"clues/{clue_id}/{name}"))
+        await session.commit()

@@ -61,6 +61,7 @@ async def test_report_form_size(harness):
 
 
 async def test_anonymous_report_with_attachments_strips_metadata(harness):
+    _, holder = await harness.add_staff(unique("督办"), ["supervisor"])  # holds the clue's key
     text = unique("派出所民警收了红包，压着案子不立案")
     response = await post_report(
         harness.client,
@@ -82,7 +83,8 @@ async def test_anonymous_report_with_attachments_strips_metadata(harness):
     assert sorted(r.kind for r in rows) == ["application/pdf", "image/jpeg"]
     store = harness.data_dir / "blobs"
     for row in rows:
-        file_key = runtime.keys.open(row.wrapped_key, f"attachment/{row.blob_id}")
+        # Sealed to the clue's own key at registration (compartments): its holder opens it.
+        file_key = await harness.open_item(holder, clue_id, row.wrapped_key, f"attachment/{row.blob_id}")
         raw = (store / row.blob_id[:2] / row.blob_id).read_bytes()
 
         async def chunks(data=raw):

@@ -20,7 +20,7 @@ from service.intake.receipts import receipt_hash
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.crypto.keys import read_key_pair
 from service.platform.crypto.stream import decrypt_stream
-from tests.helpers.app import make_settings, unique
+from tests.helpers.app import Harness, make_settings, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.web import hidden_fields, post_report, receipt_from
 
@@ -70,9 +70,15 @@ async def test_originals_kept_with_the_identity_key_when_asked(
     photo = jpeg_with_gps()
     async with app_with(data_dir, fresh_database_url, TIPLINE_WEB_KEEP_ORIGINALS="true") as (app, client):
         runtime = app.state.runtime  # type: ignore[attr-defined]
+        harness = Harness(client, runtime, data_dir, fresh_database_url)
+        _, holder = await harness.add_staff(unique("督办"), ["supervisor"])  # holds the clue's key
         response = await post_report(client, {"text": unique("民警收红包")}, files=[("photo.jpg", photo)])
         assert response.status_code == 200, response.text
         [row] = await _attachments_of(runtime, receipt_from(response.text))
+        # The cleaned copy's key is sealed to the clue's own key at registration (compartments).
+        sanitised_key = await harness.open_item(
+            holder, row.clue_id, row.wrapped_key, f"attachment/{row.blob_id}"
+        )
     assert row.original_blob_id and row.original_wrapped_key and row.original_blob_id != row.blob_id
     store = data_dir / "blobs"
     original_binding = f"attachment/{row.original_blob_id}"
@@ -87,9 +93,7 @@ async def test_originals_kept_with_the_identity_key_when_asked(
     )
     assert original == photo
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(0x8825)
-    sanitised = await _plain(
-        runtime.keys.open(row.wrapped_key, f"attachment/{row.blob_id}"), row.blob_id, store
-    )
+    sanitised = await _plain(sanitised_key, row.blob_id, store)
     assert not Image.open(io.BytesIO(sanitised)).getexif().get_ifd(0x8825)
     assert b"PhoneMaker" not in sanitised
     for path in store.rglob("*"):

@@ -21,7 +21,7 @@ from service.jobs.worker import Worker
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue, ClueCategory
 from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
-from tests.helpers.registry import make_world
+from tests.helpers.registry import make_world, seal_case_copy
 
 PHONE = "13912345678"
 TEXT = f"我叫王小明，手机{PHONE}。派出所民警收了对方的红包，还打招呼让案子不立案。"
@@ -92,9 +92,7 @@ async def test_staff_correct_a_classification_with_a_sealed_reason(harness: Harn
     assert response.status_code == 201, response.text
     correction = response.json()
     assert correction["new_labels"] == ["interference", "case_suppression"]  # taxonomy order
-    assert correction["old_labels"] == [
-        c for c in classifier.current_taxonomy().category_ids if c in before
-    ]
+    assert correction["old_labels"] == [c for c in classifier.current_taxonomy().category_ids if c in before]
     assert await _categories(harness, clue_id) == {"interference", "case_suppression"}
 
     # The assigned investigator may correct too; another investigator may not see the clue.
@@ -143,15 +141,27 @@ async def test_corrections_export_round_trips_through_eval(harness: Harness, tmp
     for labels in (["vice"], ["case_suppression"]):  # the latest correction is the label
         response = await harness.client.post(url, headers=sup, json={"labels": labels, "reason": "复核"})
         assert response.status_code == 201, response.text
+    # The command line holds no person's key: it exports clues registered before compartments (with a
+    # case-key copy) and counts the others as not exported.
+    await seal_case_copy(harness, clue_id)
+    compartmented = await _submit(harness, world)
+    response = await harness.client.post(
+        f"/api/v1/clues/{compartmented}/classification",
+        headers=sup,
+        json={"labels": ["vice"], "reason": "复核"},
+    )
+    assert response.status_code == 201, response.text
 
     env = cli_env(harness.data_dir, harness.database_url)
     out = tmp_path / "corrections.jsonl"
     result = run_cli(["classify", "export-corrections", "--out", str(out)], env)
     assert result.returncode == 0, result.stderr
     assert "exported" in result.stderr and PHONE not in result.stderr
+    assert "not exported (registered since compartments" in result.stderr
     assert out.stat().st_mode & 0o077 == 0
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     [mine] = [line for line in lines if line["id"] == clue_id]
+    assert not [line for line in lines if line["id"] == compartmented]
     assert set(mine) == {"id", "text", "labels"}
     assert mine["labels"] == ["case_suppression"]
     assert PHONE not in mine["text"] and "不立案" in mine["text"]  # the masked text only

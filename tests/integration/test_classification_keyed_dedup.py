@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from service.classification.models import ClueLink, NearDuplicateBand, NearDupli
 from service.platform.crypto.keys import KeyRing
 from service.registry.models import Clue, ClueState
 from tests.helpers.app import Harness, running_app, unique
-from tests.helpers.registry import make_world
+from tests.helpers.registry import clue_fields, make_world, seal_case_copy
 
 PHRASE = "城关派出所副所长长期收受辖区内娱乐场所老板的好处费"
 BASE = f"我要反映，某某县公安局{PHRASE}，每逢检查提前通风报信，群众多次举报都不了了之。"
@@ -75,9 +74,7 @@ async def _submit(harness: Harness, world, text: str) -> str:  # type: ignore[no
 
 
 async def _masked_text(harness: Harness, clue_id: str) -> str:
-    async with harness.runtime.session_factory() as session:
-        sealed = await session.scalar(select(Clue.content).where(Clue.id == clue_id))
-    return json.loads(harness.runtime.keys.open(sealed, f"clues/{clue_id}/content"))["text"]
+    return (await clue_fields(harness, clue_id))["content"]["text"]
 
 
 async def _database_copy(harness: Harness) -> tuple[dict[str, bytes], set[tuple[int, int]]]:
@@ -150,6 +147,8 @@ async def test_migration_replaces_unkeyed_signatures_and_bands_with_keyed_ones(
         world = await make_world(harness)
         first = await _submit(harness, world, BASE)
         again = await _submit(harness, world, BASE + "请尽快查处。")
+        for clue_id in (first, again):  # registered before compartments, as the migration met them
+            await seal_case_copy(harness, clue_id)
         await classification_service.link_pending_near_duplicates(harness.runtime)
         # Rows as the unkeyed scheme stored them before this change.
         text = await _masked_text(harness, first)
@@ -188,7 +187,9 @@ async def test_migration_replaces_unkeyed_signatures_and_bands_with_keyed_ones(
 
 
 async def _queued_unsigned(harness: Harness, clue_id: str) -> None:
-    """As if queued before intake signed (revision 0034): the task must sign it from the case key."""
+    """As if queued before intake signed (revision 0034), and so registered before compartments: the task
+    must sign it from the case key."""
+    await seal_case_copy(harness, clue_id)
     async with harness.runtime.session_factory() as session:
         await session.execute(
             update(NearDuplicatePending).where(NearDuplicatePending.clue_id == clue_id).values(signature=None)

@@ -140,3 +140,34 @@ async def test_a_clue_sealed_before_compartments_keeps_the_case_key(harness: Har
     assert not compartment_keys.sealed_to_clue(row.wrapped_key)
     download = await client.get(f"/api/v1/attachments/{row.id}", headers=auth(later))
     assert download.status_code == 200 and download.content == REPLY_FILE
+
+
+async def test_a_first_reports_files_are_sealed_to_the_clue_at_registration(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Web form and mail (in the server process and through a worker process): stored before the clue
+    exists, each cleaned file's key is held in memory and sealed to the clue's own key at registration."""
+    from service.mail import ingest as mail_ingest
+    from tests.helpers.mail import PNG, mail, row_for
+
+    _, holder = await harness.add_staff(unique("督办"), ["supervisor"])
+    response = await post_report(
+        harness.client, {"text": unique("区住建局科长吃拿卡要")}, files=[("转账.txt", REPLY_FILE)]
+    )
+    clue_ids = [await clue_of_receipt(harness, receipt_from(response.text))]
+    for text, via_worker in (("派出所民警收红包", False), ("法官收受财物", True)):
+        if via_worker:
+            monkeypatch.setattr(mail_ingest, "POOL_BYTES", 0)  # the worker process's path
+        raw = mail(unique(text), attachment=PNG)
+        assert await mail_ingest.MailIngest(harness.runtime)(raw) == "clue"
+        received = await row_for(harness, raw)
+        assert received is not None and received.clue_id
+        clue_ids.append(received.clue_id)
+    _, late = await harness.add_staff(unique("新督办"), ["supervisor"])
+    for clue_id in clue_ids:
+        async with harness.runtime.session_factory() as session:
+            (row,) = await session.scalars(select(Attachment).where(Attachment.clue_id == clue_id))
+        _not_for_the_case_key(harness, row.wrapped_key, f"attachment/{row.blob_id}")
+        download = await harness.client.get(f"/api/v1/attachments/{row.id}", headers=auth(holder))
+        assert download.status_code == 200, download.text
+        _refused(await harness.client.get(f"/api/v1/attachments/{row.id}", headers=auth(late)))

@@ -23,8 +23,16 @@ from service.platform.crypto.keys import KeyRing, generate_key_pair
 from service.platform.timeutil import utcnow
 from service.redaction.models import Redaction
 from service.registry import transfer_requests
-from service.registry.models import Clue, ClueTransition, Consultation, ProgressRequest, TransferRequest
+from service.registry.models import (
+    NO_CASE_COPY,
+    Clue,
+    ClueTransition,
+    Consultation,
+    ProgressRequest,
+    TransferRequest,
+)
 from tests.helpers.app import Harness, auth, running_app, unique
+from tests.helpers.registry import seal_case_copy
 
 TEXT = "乡财政所会计挪用扶贫资金，给亲戚发了三年的补贴。"
 WRITTEN = "线人称会计的表弟在县财政局"  # what staff write: must stay with the clue's readers
@@ -215,6 +223,8 @@ async def _rotate_and_read(harness: Harness) -> None:
     assert (
         await harness.client.post(f"{api}/notes", json={"text": WRITTEN}, headers=auth(holder))
     ).status_code == 201
+    older = await _submit(harness)
+    await seal_case_copy(harness, older)  # as if registered before compartments: a case-key copy
     old = harness.runtime.keys
     new_case = generate_key_pair("case", old.suite)
     ring = KeyRing(
@@ -239,7 +249,11 @@ async def _rotate_and_read(harness: Harness) -> None:
         await session.commit()
     async with harness.runtime.session_factory() as session:
         clue = await session.get(Clue, clue_id)
-        assert clue is not None and Envelope.from_bytes(clue.content).key_id == new_case.public.key_id
+        assert clue is not None and clue.content == NO_CASE_COPY  # a compartmented clue has no case-key copy
+        older_row = await session.get(Clue, older)
+        assert (
+            older_row is not None and Envelope.from_bytes(older_row.content).key_id == new_case.public.key_id
+        )
         after = await session.get(ClueSealed, clue_id)
         assert (
             after is not None and (after.content, after.accused, after.classification, after.public) == kept

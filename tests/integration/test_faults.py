@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -34,6 +33,7 @@ from service.registry.models import Clue
 from tests.helpers import tipline_server
 from tests.helpers.app import cli_env, run_cli, running_app
 from tests.helpers.pace import Pace, cpu_pace_over, cpu_seconds
+from tests.helpers.registry import clue_fields
 
 KILLS = 50
 LETTERS = str.maketrans("0123456789", "ghijklmnop")  # digits in a marker could be masked as a phone number
@@ -91,7 +91,7 @@ async def check_everything_acknowledged_is_intact(
             for ack in acknowledged:
                 clue = clues.get(ack["number"])
                 assert clue is not None, f"acknowledged {ack['number']} is missing"
-                content = json.loads(runtime.keys.open(clue.content, f"clues/{clue.id}/content"))
+                content = (await clue_fields(harness, clue.id))["content"]
                 assert content["text"] == f"{TEXT}{ack['marker']}"
                 code_hash = receipt_hash(receipt_key, normalise_receipt(ack["receipt"]))
                 found = await session.scalar(select(Receipt.clue_id).where(Receipt.code_hash == code_hash))

@@ -20,6 +20,7 @@ from service.registry.additions import ClueAddition
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import assert_absent_from_database, call_body, caller_number
+from tests.helpers.registry import clue_fields
 
 
 async def test_operator_registers_a_call_and_the_number_is_sealed(harness: Harness) -> None:
@@ -38,7 +39,7 @@ async def test_operator_registers_a_call_and_the_number_is_sealed(harness: Harne
         assert clue.identity is not None and clue.real_name is False
         receipt = await session.scalar(select(Receipt).where(Receipt.clue_id == clue_id))
         assert receipt.read_aloud is True
-        content = json.loads(harness.runtime.keys.open(clue.content, f"clues/{clue_id}/content"))
+        content = (await clue_fields(harness, clue_id))["content"]
         assert content["details"]["call"]["duration_seconds"] == 540
         assert content["details"]["call"]["callback_allowed"] is True
         assert body["caller_number"] not in json.dumps(content, ensure_ascii=False)

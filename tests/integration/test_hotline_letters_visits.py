@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import datetime, timedelta
 
@@ -10,6 +9,7 @@ from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import assert_absent_from_database
+from tests.helpers.registry import clue_fields
 
 
 def today():  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ async def test_letter_with_postmark_and_sealed_writer(harness: Harness) -> None:
         assert clue.channel == "letter" and clue.source == "public_report" and clue.real_name is True
         assert clue.identity is not None
         assert clue.received_at.astimezone(LOCAL).date() == today() - timedelta(days=1)
-        content = json.loads(harness.runtime.keys.open(clue.content, f"clues/{clue.id}/content"))
+        content = (await clue_fields(harness, clue.id))["content"]
         assert content["details"]["letter"]["postmark_date"] == body["postmark_date"]
         assert content["details"]["letter"]["page_count"] == 3
     await assert_absent_from_database(harness, address)
@@ -56,7 +56,7 @@ async def test_visit_with_receiver_and_sealed_visitor(harness: Harness) -> None:
     async with harness.runtime.session_factory() as session:
         clue = await session.get(Clue, response.json()["clue_id"])
         assert clue.channel == "visit" and clue.identity is not None and clue.real_name is False
-        content = json.loads(harness.runtime.keys.open(clue.content, f"clues/{clue.id}/content"))
+        content = (await clue_fields(harness, clue.id))["content"]
         assert content["details"]["visit"]["received_by"] == "接待室张某、李某"
     await assert_absent_from_database(harness, id_number)
 

@@ -24,6 +24,7 @@ from service.platform.errors import Invalid, TemporarilyUnavailable
 from service.platform.workers import WorkerUnavailable
 from service.registry.models import Clue
 from tests.helpers.app import running_app
+from tests.helpers.registry import clue_fields
 
 REPORT = "派出所民警收受红包后对报案不予立案，第{}次反映。"
 
@@ -57,7 +58,7 @@ async def test_reports_go_through_a_worker_sealed_numbered_and_audited(
             clues = list((await session.execute(select(Clue))).scalars())
             assert (await audit_service.verify(session)).problem is None
         assert {c.registry_number for c in clues} == numbers
-        texts = {json.loads(runtime.keys.open(c.content, f"clues/{c.id}/content"))["text"] for c in clues}
+        texts = {(await clue_fields(harness, c.id))["content"]["text"] for c in clues}
         assert texts == {b["text"] for b in bodies}
         assert sum(c.identity is not None for c in clues) == 15  # sealed to the identity key, in the worker
         status = await harness.client.post(
@@ -80,7 +81,7 @@ async def test_a_bad_submission_in_a_worker_batch_fails_alone(
         assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 4)
         assert await clue_count(harness) == 8
         prepared = await intake.prepare(good[0], actor="public")  # channels with writes of their own
-        assert isinstance(prepared, PreparedTip) and prepared.new.content
+        assert isinstance(prepared, PreparedTip) and prepared.compartment.fields["content"]
 
 
 async def test_a_taxonomy_reload_reaches_the_worker(tmp_path: Path, fresh_database_url: str) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import func, select
 
 from service.compartments.models import ClueKeyWrap
 from service.registry import recusal
-from service.registry.models import Clue
+from service.registry.models import NO_CASE_COPY, Clue
 from service.registry.seed import seed_clues
 from tests.helpers.app import Harness, auth, unique
+from tests.helpers.registry import clue_fields
 
 
 async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:
@@ -35,8 +34,8 @@ async def test_seeded_clues_open_search_and_export(harness: Harness) -> None:
         )
         assert len(clues) == 120 and len({c.registry_number for c in clues}) == 120
         sample = clues[0]
-        accused = json.loads(harness.runtime.keys.open(sample.accused, f"clues/{sample.id}/accused"))
-        harness.runtime.keys.open(sample.content, f"clues/{sample.id}/content")
+        accused = (await clue_fields(harness, sample.id))["accused"]
+        assert sample.content == NO_CASE_COPY  # compartmented like intake's: no case-key copy
         assert all(c.identity is None for c in clues)
         same = await session.scalar(select(func.count()).where(Clue.accused_key == sample.accused_key))
         # Compartmented like intake's: the assignee's and the unit's wraps where assigned, recusal digests.

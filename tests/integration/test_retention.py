@@ -127,11 +127,11 @@ async def test_purge_shreds_expired_clues_and_respects_legal_hold(
             )
             assert wraps
             envelopes += wraps
-            envelopes += list(
-                (
-                    await session.execute(select(ClueSealed.content).where(ClueSealed.clue_id == expired))
-                ).scalars()
-            )
+            # A clue's own fields: only the compartment copy since intake stopped writing the case-key one.
+            for sealed in (
+                await session.scalars(select(ClueSealed).where(ClueSealed.clue_id.in_([expired, letter_id])))
+            ).all():
+                envelopes += [sealed.content, sealed.accused]
             # The hold's reason is sealed to the held clue's own key where it has one.
             hold_reason = await session.scalar(select(LegalHold.reason).where(LegalHold.clue_id == held))
             assert hold_reason is not None and "暂停销毁".encode() not in hold_reason

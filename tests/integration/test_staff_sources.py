@@ -13,6 +13,7 @@ from service.platform.timeutil import LOCAL
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.hotline import assert_absent_from_database
+from tests.helpers.registry import clue_fields
 
 URL = "/api/v1/staff-sources"
 
@@ -36,7 +37,7 @@ def superior(**overrides: object) -> dict[str, object]:
 
 
 async def content_of(harness: Harness, clue: Clue) -> dict[str, object]:
-    return json.loads(harness.runtime.keys.open(clue.content, f"clues/{clue.id}/content"))
+    return (await clue_fields(harness, clue.id))["content"]
 
 
 async def test_superior_assignment_sets_the_due_date_from_its_deadline(harness: Harness) -> None:
@@ -101,7 +102,7 @@ async def test_voluntary_confession_seals_the_officer_and_is_filterable(harness:
         assert clue.source == "voluntary_confession" and clue.real_name is True and clue.identity is not None
         content = await content_of(harness, clue)
         assert content["details"]["leniency_policy"] == "自查从宽"
-        accused = json.loads(harness.runtime.keys.open(clue.accused, f"clues/{clue_id}/accused"))
+        accused = (await clue_fields(harness, clue_id))["accused"]
         assert name not in json.dumps(accused, ensure_ascii=False) and "审判员" not in json.dumps(accused)
     await assert_absent_from_database(harness, name)
     listed = await harness.client.get(
