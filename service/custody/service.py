@@ -337,6 +337,22 @@ async def release_identity(
             for item in later
         }
     del opener
+    # Which later reporter texts were opened with it (labels only: message or addition ids).
+    await _released(
+        session, row, staff, envelope, holders, {"later_originals": [item.label for item in later]}
+    )
+    return identity
+
+
+async def _released(
+    session: AsyncSession,
+    row: CustodyRequest,
+    staff: Staff,
+    envelope: Envelope,
+    holders: list[str],
+    details: dict[str, Any],
+) -> None:
+    """Mark a request released and audit it as ``custody.released`` (who held the shares, which key)."""
     row.status, row.released_at = "released", utcnow()
     await session.flush()
     await audit_service.record(
@@ -344,16 +360,14 @@ async def release_identity(
         actor=audit_service.staff_actor(staff.id),
         action="custody.released",
         object_type="clue",
-        object_id=clue.id,
+        object_id=row.clue_id,
         details={
             "request_id": row.id,
             "key_id": envelope.key_id,
             "share_holders": sorted(holders),
-            # Which later reporter texts were opened with it (labels only: message or addition ids).
-            "later_originals": [item.label for item in later],
+            **details,
         },
     )
-    return identity
 
 
 @dataclass(frozen=True)
@@ -392,21 +406,7 @@ async def release_into_dossier(
         )
     fields = tuple((IDENTITY_FIELDS[n], str(identity[n])) for n in names)
     del identity
-    row.status, row.released_at = "released", utcnow()
-    await session.flush()
-    await audit_service.record(
-        session,
-        actor=audit_service.staff_actor(staff.id),
-        action="custody.released",
-        object_type="clue",
-        object_id=clue.id,
-        details={
-            "request_id": row.id,
-            "key_id": envelope.key_id,
-            "share_holders": sorted(holders),
-            **_purpose(row),
-        },
-    )
+    await _released(session, row, staff, envelope, holders, _purpose(row))
     return DossierRelease(row.id, clue.id, row.transfer_id, fields)
 
 
