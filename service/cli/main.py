@@ -12,7 +12,18 @@ import sys
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from service.classification import classifier
-from service.cli import attachments, audit, auth, classification, custody, db, handoff, registry, server
+from service.cli import (
+    attachments,
+    audit,
+    auth,
+    classification,
+    compartments,
+    custody,
+    db,
+    handoff,
+    registry,
+    server,
+)
 from service.cli.classify import run as run_classify
 from service.platform.crypto.keys import KeyFileError
 from service.platform.db import private_directory
@@ -20,7 +31,7 @@ from service.platform.errors import DomainError
 from service.platform.migrations import SchemaOutOfDate
 from service.platform.settings import Settings, SettingsError, load_settings
 
-GROUPS = (server, db, audit, auth, custody, classification, registry, handoff, attachments)
+GROUPS = (server, db, audit, auth, custody, compartments, classification, registry, handoff, attachments)
 COMMANDS = {name: handler for group in GROUPS for name, handler in group.COMMANDS.items()}
 
 

@@ -40,7 +40,7 @@ class NewCompartment:
     accused_unit_name: str | None
 
 
-def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
+def unit_chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
     chain: set[str] = set()
     while unit_id and unit_id not in chain and len(chain) < 32:
         chain.add(unit_id)
@@ -50,7 +50,7 @@ def _chain(parents: dict[str, str | None], unit_id: str | None) -> set[str]:
 
 # Built once: intake runs them for every batch it registers (public columns only).
 _SUPERVISOR_KEYS = (
-    select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public)
+    select(Staff.unit_id, CompartmentKey.key_id, CompartmentKey.public, Staff.id)
     .join(StaffRole, StaffRole.staff_id == Staff.id)
     .join(CompartmentKey, CompartmentKey.owner_id == Staff.id)
     .where(
@@ -65,10 +65,15 @@ _UNITS = select(Unit.id, Unit.parent_id, Unit.name)
 
 def supervisors(session: Session) -> list[tuple[str | None, compartments.Recipient]]:
     """(unit id, key) of every active key of every active supervisor; public columns only (intake, seed)."""
+    return [(unit_id, key) for unit_id, key, _ in supervisor_keys(session)]
+
+
+def supervisor_keys(session: Session) -> list[tuple[str | None, compartments.Recipient, str]]:
+    """(unit id, key, staff id) of every active key of every active supervisor; public columns only."""
     connection = session.connection()
     return [
-        (unit_id, compartments.Recipient(key_id, public, "supervisor"))
-        for unit_id, key_id, public in connection.execute(_SUPERVISOR_KEYS)
+        (unit_id, compartments.Recipient(key_id, public, "supervisor"), staff_id)
+        for unit_id, key_id, public, staff_id in connection.execute(_SUPERVISOR_KEYS)
     ]
 
 
@@ -100,7 +105,7 @@ def _wrap_new_clues(session: Session, *, keys: KeyRing, news: list[NewCompartmen
         recipients += [
             key
             for unit_id, key in recipients_at_intake
-            if accused_unit is None or accused_unit not in _chain(parents, unit_id)
+            if accused_unit is None or accused_unit not in unit_chain(parents, unit_id)
         ]
         fresh.append((new.clue_id, new.sealed.content_key, recipients))
     compartments.store_new_clues(session, sealed=[(new.clue_id, new.sealed) for new in news], wraps=fresh)

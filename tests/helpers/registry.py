@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from service.app.runtime import key_paths
 from service.compartments import service as compartments
@@ -114,4 +115,38 @@ async def seal_case_copy(harness: Harness, clue_id: str) -> None:
         for name, value in fields.items():
             data = json.dumps(value, ensure_ascii=False).encode("utf-8")
             setattr(clue, name, keys.seal_case(data, f"clues/{clue_id}/{name}"))
+        await session.commit()
+
+
+async def make_old(harness: Harness, clue_id: str) -> None:
+    """Make a clue exactly as one registered before compartments: its fields as case-key envelopes on the
+    row, every item of it (``registry.adoption.ITEMS``) sealed to the case key under its own binding, and no
+    ``clue_sealed`` row or wrap. Opened through the escrow, on disk in the test data dir only."""
+    from service.compartments import keys as ck
+    from service.compartments.models import ClueKeyWrap, ClueSealed
+    from service.platform.db import Base
+    from service.registry import adoption
+
+    await seal_case_copy(harness, clue_id)
+    escrow = read_key_pair(key_paths(harness.runtime.settings)["escrow_private"])
+    keys = harness.runtime.keys
+
+    def work(s: Session) -> None:
+        pair = compartments.clue_private(s, clue_id=clue_id, unlocked=Unlocked(personal=escrow))
+        for name, column, binding in adoption.ITEMS:
+            table = Base.metadata.tables[name]
+            for row in list(adoption.item_rows(s, name, column, [clue_id])):
+                data = getattr(row, column)
+                if ck.sealed_to_clue(data):
+                    where = binding(row)
+                    s.execute(
+                        update(table)
+                        .where(*(c == getattr(row, c.name) for c in table.primary_key.columns))
+                        .values({column: keys.seal_case(ck.open_sealed(pair, data, where), where)})
+                    )
+        s.execute(delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id))
+        s.execute(delete(ClueSealed).where(ClueSealed.clue_id == clue_id))
+
+    async with harness.runtime.session_factory() as session:
+        await session.run_sync(work)
         await session.commit()

@@ -14,20 +14,19 @@ Also the row "a thief of one unlocked session reads only what that person could 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import LargeBinary, select
+from sqlalchemy import select
 
 from service.attachments.models import Attachment
 from service.compartments import service as compartments
 from service.mail.ingest import MailIngest
 from service.mail.receiver import serve_receiver
 from service.messages.models import Message
-from service.platform.crypto.envelope import Envelope, EnvelopeError
-from service.platform.crypto.keys import KeyRing, read_key_pair
-from service.platform.db import Base
+from service.platform.crypto.envelope import Envelope
 from service.platform.errors import Forbidden
 from tests.helpers.app import Harness, auth, unique
 from tests.helpers.mail import TIP, mail, row_for, send
 from tests.helpers.registry import seal_case_copy
+from tests.helpers.thief import every_row, thiefs_ring, what_opens
 from tests.helpers.web import clue_of_receipt, open_status, post_reply, post_report, receipt_from
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -83,81 +82,6 @@ async def _clues(harness: Harness, words: dict[str, str]) -> tuple[list[str], st
     return [web, mailed], holder
 
 
-def _thiefs_ring(harness: Harness) -> KeyRing:
-    """Every private key file of the data directory outside the custodians' ``custody/``."""
-    data_dir = harness.data_dir
-    found = [p for p in data_dir.rglob("*.private.json") if "custody" not in p.relative_to(data_dir).parts]
-    assert found, "a staff server holds the case private key"
-    keys = harness.runtime.keys
-    return KeyRing(
-        case_public=keys.case_public,
-        identity_public=keys.identity_public,
-        contact_public=keys.contact_public,
-        escrow_public=keys.escrow_public,
-        private=[read_key_pair(p) for p in found],
-    )
-
-
-async def _every_row(harness: Harness) -> list[tuple[str, str, dict[str, object]]]:
-    """(table, primary key, row) for every row of every table: the database copy."""
-    rows = []
-    async with harness.runtime.session_factory() as session:
-        for table in Base.metadata.sorted_tables:
-            for row in (await session.execute(select(table))).mappings():
-                key = "/".join(str(row[c.name]) for c in table.primary_key.columns)
-                rows.append((table.name, key, dict(row)))
-    return rows
-
-
-def _bindings(table: str, key: str, column: str, row: dict[str, object]) -> list[str]:
-    """What a thief would try as the envelope's binding: the record's own names, as the service forms them."""
-    names = [f"{table}/{key}/{column}", f"{table}/{key}"]
-    if "clue_id" in row:
-        names += [f"clues/{row['clue_id']}/{column}", f"clue_sealed/{row['clue_id']}/{column}"]
-    if table == "clues":
-        names.append(f"clues/{key}/{column}")
-    for blob in ("blob_id", "original_blob_id"):
-        if row.get(blob):
-            names.append(f"attachment/{row[blob]}")
-    return names
-
-
-def _what_opens(
-    rows: list[tuple[str, str, dict[str, object]]], ring: KeyRing, secret: list[bytes], clue_ids: set[str]
-) -> tuple[list[str], int]:
-    """Every column of every row: the words in plaintext fail at once; each LargeBinary value that parses
-    as an envelope is tried with the thief's keys under every binding its record suggests. Returns the
-    columns that opened (to the words, or at all for a row of ``clue_ids``) and how many envelopes there
-    were."""
-    thief_keys = {pair.public.key_id for pair in ring._private.values()}
-    opened: list[str] = []
-    envelopes = 0
-    for table, key, row in rows:
-        for column in Base.metadata.tables[table].columns:
-            value = row[column.name]
-            if isinstance(value, str | bytes):
-                data = value.encode() if isinstance(value, str) else value
-                assert not any(s in data for s in secret), f"plaintext in {table}.{column.name}"
-            if not isinstance(column.type, LargeBinary) or not value:
-                continue
-            try:
-                envelope = Envelope.from_bytes(value)
-            except EnvelopeError:
-                continue
-            envelopes += 1
-            if envelope.key_id not in thief_keys:
-                continue
-            ours = row.get("clue_id") in clue_ids or (table == "clues" and key in clue_ids)
-            for binding in _bindings(table, key, column.name, row):
-                try:
-                    plain = ring.open(value, binding)
-                except EnvelopeError:
-                    continue
-                if ours or any(s in plain for s in secret):
-                    opened.append(f"{table}.{column.name}")
-    return opened, envelopes
-
-
 async def test_a_copy_of_the_staff_servers_files_and_the_database_reads_no_report(harness: Harness) -> None:
     tag = unique("")
     words = {
@@ -172,10 +96,10 @@ async def test_a_copy_of_the_staff_servers_files_and_the_database_reads_no_repor
         "redaction_reason": f"金额另案处理{tag}",
     }
     clue_ids, holder = await _clues(harness, words)
-    ring = _thiefs_ring(harness)
+    ring = thiefs_ring(harness)
     thief_keys = {pair.public.key_id for pair in ring._private.values()}
     secret = [w.encode() for w in words.values()] + [tag.encode()]
-    opened, envelopes = _what_opens(await _every_row(harness), ring, secret, set(clue_ids))
+    opened, envelopes = what_opens(await every_row(harness), ring, secret, set(clue_ids))
     assert envelopes > 0
     assert opened == [], f"the staff server's keys open {opened}"
     # The scan does find what the case key opens: a clue registered before compartments (its fields as
@@ -184,7 +108,7 @@ async def test_a_copy_of_the_staff_servers_files_and_the_database_reads_no_repor
     response = await post_report(harness.client, {"text": control})
     older = await clue_of_receipt(harness, receipt_from(response.text))
     await seal_case_copy(harness, older)
-    found, _ = _what_opens(await _every_row(harness), ring, [control.encode()], {older})
+    found, _ = what_opens(await every_row(harness), ring, [control.encode()], {older})
     assert {"clues.content", "clues.accused", "clues.classification"} <= set(found)
 
     # Nor the blob store: every file under the data directory, ciphertext only.

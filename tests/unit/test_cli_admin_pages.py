@@ -73,6 +73,10 @@ OPERATOR_ONLY: dict[str, str] = {
     ),
     "custody unmask": "an unmask request applied with custodians' shares of the identity key, on the host",
     "attachments reseal-names": "maintenance with the case private key: re-seals old file names",
+    "compartments adopt": (
+        "a one-off conversion with the case private key on the host, which no web request holds; resumable "
+        "chunks, run by the operator"
+    ),
     "taxonomy validate": "checks a taxonomy file on the host before it is installed",
     "dev seed": "development data only; refused in production",
     "dossier export": "casework, not administration: a client of the API with a staff token",

@@ -450,6 +450,10 @@ class KeyRing:
     def can_open(self, purpose: Purpose) -> bool:
         return any(pair.public.purpose == purpose for pair in self._private.values())
 
+    def key_ids(self, purpose: Purpose) -> set[str]:
+        """The ids of the private keys of that purpose this ring holds (current and older ones)."""
+        return {key_id for key_id, pair in self._private.items() if pair.public.purpose == purpose}
+
     def seal_case(self, plaintext: bytes, binding: str) -> bytes:
         return self.case_public.seal(plaintext, binding)
 

@@ -1,0 +1,53 @@
+"""``tipline compartments adopt``: move clues registered before compartments into them, on a host that holds
+the case private key (``service.registry.adoption``). Resumable: one transaction per chunk; run it again to
+continue."""
+
+from __future__ import annotations
+
+import argparse
+
+from service.cli.common import CLI_ACTOR, in_session
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = sub.add_parser("compartments", help="compartments: adopt clues registered before them")
+    cs = group.add_subparsers(dest="compartments_command", required=True)
+    adopt = cs.add_parser(
+        "adopt",
+        help="seal old clues (fields and items) under their own content key and drop the case-key copy "
+        "(resumable, audited; needs the case private key)",
+    )
+    adopt.add_argument("--chunk", type=int, default=50, help="clues per transaction")
+    adopt.add_argument("--max-chunks", type=int, help="stop after this many chunks (run again to continue)")
+    adopt.add_argument("--dry-run", action="store_true", help="only count the clues and items to convert")
+
+
+async def _compartments(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    import service.app.models  # noqa: F401 - every domain's tables: adoption reaches the items by table name
+    from service.app.runtime import load_keys
+    from service.registry import adoption
+
+    if args.chunk < 1:
+        raise SystemExit("tipline: --chunk must be at least 1")
+    keys = load_keys(settings, frozenset({"staff"}))
+    if args.dry_run:
+        clues, items = await in_session(settings, lambda s: adoption.plan(s, keys=keys))
+        print(f"{clues} clue(s) to adopt, {items} case-key item(s) to reseal")
+        return 0
+    left = await in_session(settings, lambda s: adoption.started(s, actor=CLI_ACTOR, chunk=args.chunk))
+    clues = items = chunks = 0
+    while left and (args.max_chunks is None or chunks < args.max_chunks):
+        done = await in_session(
+            settings, lambda s: adoption.adopt(s, keys=keys, actor=CLI_ACTOR, limit=args.chunk)
+        )
+        clues, items, chunks, left = clues + done.clues, items + done.items, chunks + 1, done.remaining
+        print(f"adopted {done.clues} clue(s), {done.items} item(s); {done.remaining} left")
+        if not done.clues:
+            break
+    await in_session(settings, lambda s: adoption.finished(s, actor=CLI_ACTOR, clues=clues, items=items))
+    again = " (run again to continue)" if left else ""
+    print(f"adopted {clues} clue(s) and resealed {items} item(s); {left} left{again}")
+    return 0
+
+
+COMMANDS = {"compartments": _compartments}
