@@ -59,10 +59,10 @@ async def test_old_clues_are_adopted_read_as_before_and_a_stopped_run_resumes(
     async with running_app(
         tmp_path / "data", fresh_database_url, database_auto_upgrade=True, crypto_suite=suite
     ) as harness:
-        await _adopt_and_read(harness)
+        await _adopt_and_read(harness, suite)
 
 
-async def _adopt_and_read(harness: Harness) -> None:
+async def _adopt_and_read(harness: Harness, suite: str) -> None:
     client = harness.client
     tag = unique("")
     words = {
@@ -124,7 +124,7 @@ async def _adopt_and_read(harness: Harness) -> None:
     )
     assert "clue_additions.content" in opened
 
-    env = cli_env(harness.data_dir, harness.database_url)
+    env = {**cli_env(harness.data_dir, harness.database_url), "TIPLINE_CRYPTO_SUITE": suite}
     counted = run_cli(["compartments", "adopt", "--dry-run"], env)
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout.startswith("2 clue(s) to adopt")
