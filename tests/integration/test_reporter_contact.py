@@ -39,7 +39,12 @@ from tests.helpers.web import clue_of_receipt, hidden_fields, open_status, post_
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-TODAY = datetime.now(LOCAL).date().isoformat()
+
+def _today() -> str:
+    """The reporter's local date when the step runs (a module constant went stale across local midnight)."""
+    return datetime.now(LOCAL).date().isoformat()
+
+
 PHONE = "13987654321"
 LEGACY_DOC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "作者：张三".encode() * 400  # no cleaner
 
@@ -64,7 +69,7 @@ async def _concluded(harness: Harness, world: World, clue_id: str) -> None:
     sup, inv = world.supervisor[1], world.investigator[1]
     assert (await step(harness, clue_id, sup, "triage")).status_code == 201
     assert (await step(harness, clue_id, inv, "accept")).status_code == 201
-    approval = {"approver_id": world.approver[0], "decision_on": TODAY}
+    approval = {"approver_id": world.approver[0], "decision_on": _today()}
     disposed = await step(harness, clue_id, inv, "dispose", method="verification", **approval)
     assert disposed.status_code == 201, disposed.text
     concluded = await step(
@@ -231,12 +236,12 @@ async def test_follow_ups_and_objections_with_their_deadlines(harness: Harness) 
     follow_ups = f"/api/v1/clues/{clue_id}/follow-ups"
     objections = f"/api/v1/clues/{clue_id}/objections"
     visit = {
-        "visited_on": TODAY,
+        "visited_on": _today(),
         "channel": "phone",
         "outcome": "reached",
         "note": f"举报人表示满意，电话{PHONE}",
     }
-    said = {"channel": "phone", "received_on": TODAY, "text": f"对结论不服，请重新调查。我的电话{PHONE}"}
+    said = {"channel": "phone", "received_on": _today(), "text": f"对结论不服，请重新调查。我的电话{PHONE}"}
 
     # No finding yet: neither is possible, on any side.
     assert (await harness.client.post(follow_ups, json=visit, headers=auth(sup))).status_code == 409
@@ -461,14 +466,14 @@ async def test_a_missing_follow_up_is_reminded_and_staff_record_objections_on_th
         token = csrf_of(page.text)
         bad = await client.post(
             f"/staff/registry/clues/{clue_id}/objections",
-            data={"csrf_token": token, "received_on": TODAY, "channel": "letter", "text": ""},
+            data={"csrf_token": token, "received_on": _today(), "channel": "letter", "text": ""},
         )
         assert bad.status_code == 422 and "请填写异议内容" in bad.text
         made = await client.post(
             f"/staff/registry/clues/{clue_id}/objections",
             data={
                 "csrf_token": token,
-                "received_on": TODAY,
+                "received_on": _today(),
                 "channel": "letter",
                 "text": f"来信不服，电话{PHONE}",
             },
@@ -476,7 +481,7 @@ async def test_a_missing_follow_up_is_reminded_and_staff_record_objections_on_th
         assert made.status_code == 303, made.text
         visit = await client.post(
             f"/staff/registry/clues/{clue_id}/follow-ups",
-            data={"csrf_token": token, "visited_on": TODAY, "channel": "visit", "outcome": "reached"},
+            data={"csrf_token": token, "visited_on": _today(), "channel": "visit", "outcome": "reached"},
         )
         assert visit.status_code == 303, visit.text
         page = await client.get(f"/staff/registry/clues/{clue_id}")
