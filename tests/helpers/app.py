@@ -102,6 +102,29 @@ def run_cli(
     )
 
 
+def run_cli_with_passphrases(
+    args: list[str], env: dict[str, str], phrases: list[str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` for the custodial commands: the custodians' passphrases go through a pipe
+    (``--passphrase-fd``), never argv or the environment."""
+    read, write = os.pipe()
+    os.write(write, ("\n".join(phrases) + "\n").encode())
+    os.close(write)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+            pass_fds=(read,),
+        )
+    finally:
+        os.close(read)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

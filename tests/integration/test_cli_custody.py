@@ -4,36 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
-from tests.helpers import REPO_ROOT
-from tests.helpers.app import cli_env, run_cli, running_app, unique
-
-
-def run_with_passphrases(
-    args: list[str], env: dict[str, str], phrases: list[str]
-) -> subprocess.CompletedProcess[str]:
-    read, write = os.pipe()
-    os.write(write, ("\n".join(phrases) + "\n").encode())
-    os.close(write)
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO_ROOT,
-            pass_fds=(read,),
-        )
-    finally:
-        os.close(read)
+from tests.helpers.app import cli_env, run_cli, run_cli_with_passphrases, running_app, unique
 
 
 async def test_ceremony_and_release_by_cli(tmp_path: Path, fresh_database_url: str) -> None:
@@ -43,7 +19,7 @@ async def test_ceremony_and_release_by_cli(tmp_path: Path, fresh_database_url: s
     for name, role in ((a, "custodian"), (b, "custodian"), (c, "custodian"), (boss, "supervisor")):
         assert run_cli(["staff", "add", "--name", name, "--role", role], env).returncode == 0
     phrases = ["first passphrase 111", "second passphrase 222", "third passphrase 333"]
-    made = run_with_passphrases(
+    made = run_cli_with_passphrases(
         ["keys", "init", "--custodian", a, "--custodian", b, "--custodian", c, "--threshold", "2"],
         env,
         phrases,
@@ -76,13 +52,13 @@ async def test_ceremony_and_release_by_cli(tmp_path: Path, fresh_database_url: s
     assert approved.returncode == 0, approved.stderr
     share = {n: next((tmp_path / "custody").glob(f"identity-*.{n}.share.json")) for n in (a, b, c)}
 
-    wrong = run_with_passphrases(
+    wrong = run_cli_with_passphrases(
         ["custody", "release", request_id, "--as", a, "--share", str(share[a]), "--share", str(share[b])],
         env,
         [phrases[0], "not the right one!!"],
     )
     assert wrong.returncode == 1 and "赵实名" not in wrong.stdout
-    released = run_with_passphrases(
+    released = run_cli_with_passphrases(
         ["custody", "release", request_id, "--as", a, "--share", str(share[a]), "--share", str(share[c])],
         env,
         [phrases[0], phrases[2]],

@@ -12,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +40,7 @@ from service.platform.timeutil import LOCAL
 from service.redaction.models import Redaction
 from service.redaction.service import MARKER
 from service.registry.models import ClueTransfer
-from tests.helpers import REPO_ROOT
-from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
+from tests.helpers.app import Harness, auth, cli_env, run_cli, run_cli_with_passphrases, running_app, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.registry import World, make_world, step
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
@@ -467,27 +464,6 @@ async def test_the_staff_form_covers_several_regions_in_one_version(harness: Har
         assert red > 150 and green < 60 and blue < 60
 
 
-def _cli(
-    args: list[str], env: dict[str, str], phrases: list[str], stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    read, write = os.pipe()
-    os.write(write, ("\n".join(phrases) + "\n").encode())
-    os.close(write)
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO_ROOT,
-            pass_fds=(read,),
-        )
-    finally:
-        os.close(read)
-
-
 async def test_release_into_a_dossier_by_the_custodial_command_line(
     tmp_path: Path, fresh_database_url: str
 ) -> None:
@@ -500,7 +476,9 @@ async def test_release_into_a_dossier_by_the_custodial_command_line(
     for name in (a, b):
         assert run_cli(["staff", "add", "--name", name, "--role", "custodian"], env).returncode == 0
     phrases = ["first passphrase 111", "second passphrase 222"]
-    made = _cli(["keys", "init", "--custodian", a, "--custodian", b, "--threshold", "2"], env, phrases)
+    made = run_cli_with_passphrases(
+        ["keys", "init", "--custodian", a, "--custodian", b, "--threshold", "2"], env, phrases
+    )
     assert made.returncode == 0, made.stderr
     async with running_app(tmp_path, fresh_database_url) as harness:
         world = await make_world(harness)
@@ -547,9 +525,11 @@ async def test_release_into_a_dossier_by_the_custodial_command_line(
         str(share[b]),
     ]
     token = world.supervisor[1] + "\n"
-    wrong = _cli([*command, "--out", str(out)], env, [phrases[0], "not the right one!!"], stdin=token)
+    wrong = run_cli_with_passphrases(
+        [*command, "--out", str(out)], env, [phrases[0], "not the right one!!"], stdin=token
+    )
     assert wrong.returncode == 1 and not out.exists() and REPORTER_NAME not in wrong.stdout + wrong.stderr
-    released = _cli([*command, "--out", str(out)], env, phrases, stdin=token)
+    released = run_cli_with_passphrases([*command, "--out", str(out)], env, phrases, stdin=token)
     assert released.returncode == 0, released.stderr
     assert REPORTER_NAME not in released.stdout and PHONE not in released.stdout
     manifest = json.loads(_members(out.read_bytes())["manifest.json"])

@@ -12,10 +12,8 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -40,8 +38,7 @@ from service.platform.timeutil import LOCAL
 from service.redaction import service as redaction_service
 from service.redaction.models import Redaction, UnmaskRequest
 from service.redaction.service import MARKER
-from tests.helpers import REPO_ROOT
-from tests.helpers.app import Harness, auth, cli_env, run_cli, running_app, unique
+from tests.helpers.app import Harness, auth, cli_env, run_cli, run_cli_with_passphrases, running_app, unique
 from tests.helpers.media import jpeg_with_gps
 from tests.helpers.registry import World, make_world, step
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
@@ -642,26 +639,6 @@ async def test_staff_site_forms_work_without_javascript(harness: Harness) -> Non
         assert (await browser.get(page_url)).status_code == 404
 
 
-def _cli_with_passphrases(
-    args: list[str], env: dict[str, str], phrases: list[str]
-) -> subprocess.CompletedProcess[str]:
-    read, write = os.pipe()
-    os.write(write, ("\n".join(phrases) + "\n").encode())
-    os.close(write)
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "service", *args, "--passphrase-fd", str(read)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO_ROOT,
-            pass_fds=(read,),
-        )
-    finally:
-        os.close(read)
-
-
 async def test_unmask_by_the_custodial_command_line(tmp_path: Path, fresh_database_url: str) -> None:
     """`tipline custody unmask`: two custodians' passphrases on a pipe; the command prints no revealed words,
     a wrong passphrase changes nothing and is audited on its own."""
@@ -671,7 +648,7 @@ async def test_unmask_by_the_custodial_command_line(tmp_path: Path, fresh_databa
     for name in (a, b):
         assert run_cli(["staff", "add", "--name", name, "--role", "custodian"], env).returncode == 0
     phrases = ["first passphrase 111", "second passphrase 222"]
-    made = _cli_with_passphrases(
+    made = run_cli_with_passphrases(
         ["keys", "init", "--custodian", a, "--custodian", b, "--threshold", "2"], env, phrases
     )
     assert made.returncode == 0, made.stderr
@@ -703,9 +680,9 @@ async def test_unmask_by_the_custodial_command_line(tmp_path: Path, fresh_databa
         request_id = made.json()["id"]
     share = {n: next((tmp_path / "custody").glob(f"identity-*.{n}.share.json")) for n in (a, b)}
     command = ["custody", "unmask", request_id, "--as", a, "--share", str(share[a]), "--share", str(share[b])]
-    wrong = _cli_with_passphrases(command, env, [phrases[0], "not the right one!!"])
+    wrong = run_cli_with_passphrases(command, env, [phrases[0], "not the right one!!"])
     assert wrong.returncode == 1 and middleman not in wrong.stdout + wrong.stderr
-    applied = _cli_with_passphrases(command, env, phrases)
+    applied = run_cli_with_passphrases(command, env, phrases)
     assert applied.returncode == 0, applied.stderr
     assert (
         "version 1" in applied.stdout and middleman not in applied.stdout and "赵实名" not in applied.stdout
