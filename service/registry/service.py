@@ -17,6 +17,7 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
+from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.compartments.keys import CLUE_FIELDS
 from service.notify import service as notify_service
@@ -432,6 +433,44 @@ def _recused_person() -> Conflict:
     return Conflict(
         "回避：该人员已对此线索回避，不能承办",
         message_en="recusal: this person is recused from this clue and cannot handle it",
+    )
+
+
+async def move_staff(
+    session: AsyncSession, *, staff_id: str, unit_id: str | None, actor: str, keys: compartment_keys.KeySource
+) -> None:
+    """Move a person to another unit (``unit_id``) or out of theirs (None). What they held through the old
+    unit goes: its key's grants (the key is rotated as after offboarding, by a remaining member's next
+    request or ``tipline unit rotate-key``) and their wraps that came through it; a clue assigned to them
+    stays readable to them while assigned. The new unit's key is granted as to any new member: sealed at the
+    next request of someone who holds it. Audited (``staff.unit_changed``)."""
+    staff = await auth_service.get_staff(session, staff_id)
+    if staff.disabled:
+        raise Conflict("账号已停用", message_en="account is disabled")
+    if unit_id is not None:
+        await auth_service.find_unit_by_id(session, unit_id)
+    if unit_id == staff.unit_id:
+        raise Conflict("此人已在该单位", message_en="this person is already in that unit")
+    previous = staff.unit_id
+    staff.unit_id = unit_id
+    await session.flush()
+    grants, wraps = await session.run_sync(lambda s: keyholders.leave_unit(s, staff_id=staff.id))
+    if unit_id is not None:
+        await session.run_sync(
+            lambda s: compartments.join_unit(s, unit_id=unit_id, staff_id=staff.id, keys=keys)
+        )
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="staff.unit_changed",
+        object_type="staff",
+        object_id=staff.id,
+        details={
+            "from_unit_id": previous,
+            "to_unit_id": unit_id,
+            "unit_grants_removed": grants,
+            "clue_wraps_removed": wraps,
+        },
     )
 
 
