@@ -18,6 +18,7 @@ from service.platform.crypto.envelope import EnvelopeError
 from service.platform.errors import Forbidden
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
+from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 TEXT = "镇卫生院院长虚报医保结算，药品回扣分给科室负责人。"
 
@@ -222,3 +223,39 @@ async def test_a_bad_move_is_refused_and_changes_nothing(harness: Harness) -> No
             )
         )
     assert due is None
+
+
+async def test_an_admin_moves_a_person_on_the_staff_site(harness: Harness) -> None:
+    old_unit = await harness.add_unit(unique("区纪委监委第十室"))
+    new_unit = await harness.add_unit(unique("区纪委监委第十一室"))
+    person_id, person = await harness.add_staff(unique("核查"), ["investigator"], old_unit)
+    await harness.add_staff(unique("核查留"), ["investigator"], old_unit)
+    await _unlocked(harness, person)  # the first member: holds the old unit's key
+    admin = await make_web_staff(harness, ["admin"])
+    page_url = f"/staff/registry/admin/staff/{person_id}"
+    async with log_in(harness, admin) as client:
+        page = await client.get(page_url)
+        assert page.status_code == 200 and "调整所在单位" in page.text
+        token = csrf_of(page.text)
+        # bad input and a missing CSRF token change nothing
+        unknown = await client.post(f"{page_url}/unit", data={"csrf_token": token, "unit_id": "nope"})
+        assert unknown.status_code == 404 and "单位不存在" in unknown.text
+        same = await client.post(f"{page_url}/unit", data={"csrf_token": token, "unit_id": old_unit})
+        assert same.status_code == 409 and "此人已在该单位" in same.text and "调整所在单位" in same.text
+        forged = await client.post(f"{page_url}/unit", data={"unit_id": new_unit})
+        assert forged.status_code == 403
+        assert await _audit(harness, person_id, "staff.unit_changed") == []
+
+        moved = await client.post(f"{page_url}/unit", data={"csrf_token": token, "unit_id": new_unit})
+        assert moved.status_code == 303, moved.text
+        page = await client.get(moved.headers["location"])
+        assert f'value="{new_unit}" selected' in page.text
+    (change,) = await _audit(harness, person_id, "staff.unit_changed")
+    assert change[1]["to_unit_id"] == new_unit
+    async with harness.runtime.session_factory() as session:
+        due = await session.scalar(
+            select(CompartmentKey.rotation_due_at).where(
+                CompartmentKey.owner_kind == "unit", CompartmentKey.owner_id == old_unit
+            )
+        )
+    assert due is not None  # a remaining member's next request replaces it
