@@ -21,6 +21,7 @@ from tests.helpers.app import Harness, auth, unique
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 TEXT = "镇卫生院院长虚报医保结算，药品回扣分给科室负责人。"
+WHY = "与被反映人系近亲属"
 
 
 async def _clue(harness: Harness) -> str:
@@ -110,7 +111,9 @@ async def test_a_member_moved_to_another_unit_reads_the_new_units_clues_and_no_l
     # A member is recused from one: the unit's wrap is replaced by wraps to each other member ("member").
     recused_clue = unit_clues[1]
     recusal = await harness.client.post(
-        f"/api/v1/clues/{recused_clue}/recusals", headers=auth(supervisor), json={"staff_id": recused_id}
+        f"/api/v1/clues/{recused_clue}/recusals",
+        headers=auth(supervisor),
+        json={"staff_id": recused_id, "reason": WHY},
     )
     assert recusal.status_code == 201, recusal.text
     assert await _reasons(harness, recused_clue, mover_id) == ["member"]
