@@ -15,7 +15,7 @@ from service.compartments import service as compartments
 from service.platform.errors import Forbidden
 from service.registry import service as registry_service
 from service.registry.models import ClueRecusal
-from tests.helpers.app import Harness, auth, unique
+from tests.helpers.app import Harness, auth
 from tests.helpers.registry import make_world, submit
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
