@@ -17,7 +17,7 @@ from service.compartments.models import ClueKeyWrap, CompartmentKey, UnitKeyGran
 from service.platform.crypto.envelope import EnvelopeError
 from service.platform.errors import Forbidden
 from service.registry.models import Clue
-from tests.helpers.app import Harness, auth, unique
+from tests.helpers.app import Harness, auth, cli_env, run_cli, unique
 from tests.helpers.staff_web import csrf_of, log_in, make_web_staff
 
 TEXT = "镇卫生院院长虚报医保结算，药品回扣分给科室负责人。"
@@ -262,3 +262,36 @@ async def test_an_admin_moves_a_person_on_the_staff_site(harness: Harness) -> No
             )
         )
     assert due is not None  # a remaining member's next request replaces it
+
+
+async def test_the_command_line_moves_a_person_and_rotate_key_finishes_the_old_units_rotation(
+    harness: Harness,
+) -> None:
+    old_name, new_name = unique("区纪委监委第十二室"), unique("区纪委监委第十三室")
+    old_unit, new_unit = await harness.add_unit(old_name), await harness.add_unit(new_name)
+    office = await harness.add_unit(unique("案管室"))
+    _, supervisor = await harness.add_staff(unique("督办"), ["supervisor"], office)
+    mover_name, stayer_name = unique("核查调"), unique("核查留")
+    mover_id, mover = await harness.add_staff(mover_name, ["investigator"], old_unit)
+    stayer_id, _ = await harness.add_staff(stayer_name, ["investigator"], old_unit)
+    env = cli_env(harness.data_dir, harness.database_url)
+    password = "correct horse battery 43"  # noqa: S105 - a test password
+    assert (
+        run_cli(["staff", "set-password", stayer_name, "--stdin"], env, stdin=password + "\n").returncode == 0
+    )
+    await _unlocked(harness, mover)  # the holder's request seals the stayer's waiting grant
+    clue_id = await _clue(harness)
+    await _assign(harness, supervisor, clue_id, stayer_id)
+
+    unknown = run_cli(["staff", "move", mover_name, "--unit", unique("不存在的室")], env)
+    assert unknown.returncode != 0 and "unit not found" in unknown.stderr
+    moved = run_cli(["staff", "move", mover_name, "--unit", new_name], env)
+    assert moved.returncode == 0, moved.stderr
+    assert f"moved {mover_name} to {new_name}" in moved.stdout
+    assert not await _opens(harness, mover, clue_id)
+    done = run_cli(["unit", "rotate-key", "--as", stayer_name, "--stdin"], env, stdin=password + "\n")
+    assert done.returncode == 0 and "1 unit key(s) replaced" in done.stdout, done.stderr
+    rotation = [action for action, _ in await _audit(harness, old_unit, "unit_key.rotation_")]
+    assert rotation[0] == "unit_key.rotation_started" and rotation[-1] == "unit_key.rotation_finished"
+    (change,) = await _audit(harness, mover_id, "staff.unit_changed")
+    assert change[1]["to_unit_id"] == new_unit
