@@ -129,12 +129,12 @@ async def people_with(session: Any, role: Role) -> list[tuple[str, str, str | No
     return [(r.id, r.name, r.unit_id) for r in rows.all()]
 
 
-async def active_staff(session: Any) -> list[tuple[str, str, str | None]]:
-    """Every active account: (id, name, unit id), by name."""
+async def active_staff(session: Any) -> list[tuple[str, str]]:
+    """Every active account: (id, name), by name (whom a supervisor may recuse)."""
     rows = await session.execute(
-        select(Staff.id, Staff.name, Staff.unit_id).where(Staff.disabled.is_(False)).order_by(Staff.name)
+        select(Staff.id, Staff.name).where(Staff.disabled.is_(False)).order_by(Staff.name)
     )
-    return [(r.id, r.name, r.unit_id) for r in rows.all()]
+    return [(r.id, r.name) for r in rows.all()]
 
 
 def grouped_investigators(
@@ -322,9 +322,7 @@ async def clue_page_response(
             "progress": progress,
             "transfers": transfers,
             "recusals": recusals,
-            "recusable": [(i, n) for i, n, _ in await active_staff(session)]
-            if is_allowed(roles, Action.assign_clue)
-            else [],
+            "recusable": await active_staff(session) if is_allowed(roles, Action.assign_clue) else [],
             "transfer_kinds": TRANSFER_KINDS,
             "referral_names": lifecycle.REFERRAL_TARGETS,
             "pending_transfer": pending_transfer,
