@@ -11,6 +11,7 @@ from service.api.staff_schemas import (
     MeOut,
     StaffIn,
     StaffOut,
+    StaffUnitIn,
     TokenOut,
     UnitChange,
     UnitIn,
@@ -24,6 +25,7 @@ from service.auth.unit_names import aliases_of
 from service.http.deps import RuntimeDep, SessionDep
 from service.http.errors import STAFF_ERRORS
 from service.http.staff_auth import authorized
+from service.registry import service as registry_service
 
 router = APIRouter(prefix="/api/v1", tags=["staff accounts"], responses=STAFF_ERRORS)
 AUTH_ERRORS = STAFF_ERRORS
@@ -188,6 +190,31 @@ async def disable_staff(
     staff = await auth_service.get_staff(session, staff_id)
     await auth_service.disable_staff(session, staff=staff, actor=principal.actor)
     return _staff_out(staff)
+
+
+@router.put(
+    "/staff/{staff_id}/unit",
+    summary="Move a staff member to another unit (or out of theirs)",
+    response_model=StaffOut,
+    responses={
+        **AUTH_ERRORS,
+        404: {"description": "No such account or unit"},
+        409: {"description": "Already in that unit, or the account is disabled"},
+    },
+)
+async def move_staff(
+    staff_id: str,
+    body: StaffUnitIn,
+    principal: Annotated[Principal, authorized(Action.manage_staff)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> StaffOut:
+    """Their grant of the old unit's key goes and that key is rotated as after offboarding; clues assigned to
+    them stay readable while assigned; the new unit's key is granted as to any new member. Audited."""
+    await registry_service.move_staff(
+        session, staff_id=staff_id, unit_id=body.unit_id, actor=principal.actor, keys=runtime.keys
+    )
+    return _staff_out(await auth_service.get_staff(session, staff_id))
 
 
 @router.post(

@@ -45,6 +45,13 @@ class StaffIn(BaseModel):
     unit_id: str | None = None
 
 
+class StaffUnitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str | None = Field(
+        max_length=36, description="The unit the person moves to; null: out of any unit"
+    )
+
+
 class StaffOut(BaseModel):
     id: str
     name: str

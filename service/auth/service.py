@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -422,17 +422,21 @@ async def unlock(
     except (EnvelopeError, ValueError):
         return None
     unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
-    await advance_rotations(session, unlocked, staff_id=staff_id)
-    return unlocked
+    return await advance_rotations(session, unlocked, staff_id=staff_id)
 
 
 async def advance_rotations(
     session: AsyncSession, unlocked: compartment_keys.Unlocked | None, *, staff_id: str
-) -> None:
+) -> compartment_keys.Unlocked | None:
     """A unit key whose holder left is replaced by the remaining members' requests, a bounded chunk each
-    (``compartments.rotation``)."""
-    if unlocked is not None and unlocked.units:
-        await rotation.advance(session, unlocked=unlocked, actor=audit_service.staff_actor(staff_id))
+    (``compartments.rotation``). Returns the request's keys with the replacements it made or continued: the
+    chunk moved clue wraps to them, and the same request must still open those clues."""
+    if unlocked is None or not unlocked.units:
+        return unlocked
+    steps = await rotation.advance(session, unlocked=unlocked, actor=audit_service.staff_actor(staff_id))
+    held = unlocked.pairs
+    new = [step.new_pair for step in steps if step.new_pair.public.key_id not in held]
+    return replace(unlocked, units=(*unlocked.units, *new)) if new else unlocked
 
 
 async def revoke_token(session: AsyncSession, *, token_id: str, actor: str) -> None:

@@ -322,7 +322,7 @@ async def attempt_login(
         details={"session_id": row.id},
     )
     unlocked = await session.run_sync(lambda s: compartments.unlocked(s, personal))
-    await advance_rotations(session, unlocked, staff_id=staff.id)
+    unlocked = await advance_rotations(session, unlocked, staff_id=staff.id)
     return LoginResult(ok=True, token=token, principal=_principal(staff, row, unlocked))
 
 

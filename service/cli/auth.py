@@ -35,6 +35,13 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--unit", help="unit name or id")
     disable = staff.add_parser("disable", help="disable an account and revoke its tokens")
     disable.add_argument("name")
+    move = staff.add_parser(
+        "move", help="move an account to another unit (the old unit's key is rotated, as after disabling)"
+    )
+    move.add_argument("name")
+    where = move.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unit", help="unit name or id")
+    where.add_argument("--no-unit", action="store_true", help="out of any unit")
     token = staff.add_parser("token", help="issue a new API token; prints it on the last line")
     token.add_argument("name")
     revoke = staff.add_parser("revoke-token", help="revoke one token by its id")
@@ -97,6 +104,21 @@ async def _staff(args: argparse.Namespace, settings) -> int:  # type: ignore[no-
             staff = await auth_service.find_staff(session, args.name)
             await auth_service.disable_staff(session, staff=staff, actor=CLI_ACTOR)
             return [f"disabled {staff.name}; all its tokens revoked"]
+        if args.staff_command == "move":
+            from service.registry import service as registry_service
+
+            staff = await auth_service.find_staff(session, args.name)
+            unit = await auth_service.find_unit(session, args.unit) if args.unit else None
+            await registry_service.move_staff(
+                session,
+                staff_id=staff.id,
+                unit_id=unit.id if unit else None,
+                actor=CLI_ACTOR,
+                keys=public_keys(settings),
+            )
+            return [
+                f"moved {staff.name} to {unit.name if unit else 'no unit'}; the old unit's key is due for rotation"
+            ]
         if args.staff_command == "token":
             staff = await auth_service.find_staff(session, args.name)
             row, token = await auth_service.issue_token(

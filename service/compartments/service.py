@@ -144,6 +144,35 @@ def _join_unit(
     session.flush()
 
 
+def join_unit(session: Session, *, unit_id: str, staff_id: str, keys: ck.KeySource) -> None:
+    """A person moved into a unit: each of their active keys is granted the unit's key as a new member's is
+    (``_join_unit``: sealed at the next unlock of someone who holds it, or now if the unit had no key)."""
+    for row in staff_keys(session, [staff_id]).get(staff_id, []):
+        _join_unit(
+            session, unit_id=unit_id, staff_id=staff_id, member=ck.public_from_json(row.public), keys=keys
+        )
+
+
+def leave_unit(session: Session, *, staff_id: str) -> int:
+    """A person moved out of their unit (to another, or to none): their grants of its keys go and every key
+    they held is marked for rotation (``compartments.rotation``), exactly as at offboarding — they may keep
+    a copy. Their personal key and clue wraps stay (the registry decides which wraps went through the unit:
+    ``registry.keyholders.leave_unit``). Returns how many grants went."""
+    key_ids = list(
+        session.scalars(
+            select(CompartmentKey.key_id).where(
+                CompartmentKey.owner_kind == "staff", CompartmentKey.owner_id == staff_id
+            )
+        )
+    )
+    if not key_ids:
+        return 0
+    _mark_rotation_due(session, key_ids)
+    removed = session.execute(delete(UnitKeyGrant).where(UnitKeyGrant.staff_key_id.in_(key_ids)))
+    session.flush()
+    return int(removed.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def set_password(
     session: Session,
     *,

@@ -36,7 +36,7 @@ from service.platform.crypto.keys import KeyRing, sealing_batch
 from service.platform.db import Base
 from service.platform.errors import DomainError
 from service.registry import keyholders
-from service.registry.models import NO_CASE_COPY, Clue, ClueRecusal
+from service.registry.models import NO_CASE_COPY, Clue, ClueRecusal, recusal_reason_binding
 
 Binding = Callable[[Any], str]
 
@@ -73,6 +73,7 @@ ITEMS: tuple[tuple[str, str, Binding], ...] = (
     ("clue_objections", "statement", _own("clue_objections", "statement")),
     ("clue_objections", "answer", _own("clue_objections", "answer")),
     ("legal_holds", "reason", lambda row: f"legal_holds/{row.clue_id}/reason"),
+    ("clue_recusals", "reason", lambda row: recusal_reason_binding(row.clue_id, row.staff_id)),
 )
 
 _OLD = select(Clue.id).where(

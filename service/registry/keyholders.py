@@ -6,6 +6,11 @@
   assignee's wrap goes. The person who assigns must hold the key (they rewrap what they can open).
 - Disabling an account removes every wrap of its keys (``compartments.service.revoke_staff``) and marks
   the unit keys it held for rotation (``compartments.rotation``).
+- Moving a person to another unit, or out of theirs (``leave_unit``): their grants of the old unit's keys
+  go and those keys are rotated as at offboarding; their own wraps that came through the unit (``member``:
+  the unit's clues with a recused member) go, except on clues assigned to them personally — those they
+  keep reading while assigned (an assignee's wrap does not depend on the unit) until a supervisor
+  reassigns. The new unit's key is granted as to any new member (``compartments.service.join_unit``).
 - Recusal of a person from one clue (``registry.recusal.recuse``): their wraps of it go, and while a member
   of the handling unit is recused the unit's wrap is replaced by wraps to its other members (``recuse``,
   ``unit_recipients``).
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.auth.models import Staff, StaffRole, Unit
@@ -218,6 +223,27 @@ def recuse(
     removed = compartments.remove_wraps(session, clue_id=clue_id, key_ids=stale)
     session.flush()
     return removed, content_key is not None
+
+
+def leave_unit(session: Session, *, staff_id: str) -> tuple[int, int]:
+    """The person leaves their unit (moved or removed): their grants of its keys go and the keys are marked
+    for rotation (``compartments.service.leave_unit``); their ``member`` wraps (given to the unit's members
+    in place of the unit's wrap) go, except on clues assigned to them. Returns (grants, wraps) removed."""
+    grants = compartments.leave_unit(session, staff_id=staff_id)
+    own = [row.key_id for row in compartments.staff_keys(session, [staff_id]).get(staff_id, [])]
+    if not own:
+        return grants, 0
+    removed = session.execute(
+        delete(ClueKeyWrap)
+        .where(
+            ClueKeyWrap.key_id.in_(own),
+            ClueKeyWrap.reason == "member",
+            ClueKeyWrap.clue_id.not_in(select(Clue.id).where(Clue.assignee_id == staff_id)),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return grants, int(removed.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def recover_unit(

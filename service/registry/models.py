@@ -312,3 +312,10 @@ class ClueRecusal(Base):
     )
     recorded_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Sealed to the clue's key (else the case key), ``clue_recusals/<clue id>/<staff id>/reason``; none on
+    # recusals recorded before reasons were asked for.
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+def recusal_reason_binding(clue_id: str, staff_id: str) -> str:
+    return f"clue_recusals/{clue_id}/{staff_id}/reason"

@@ -17,6 +17,8 @@ from service.auth import service as auth_service
 from service.auth.models import Unit
 from service.auth.permissions import Action, Role, is_allowed
 from service.auth.service import Principal, normalise_unit_name
+from service.compartments import items as clue_items
+from service.compartments import keys as compartment_keys
 from service.compartments import service as compartments
 from service.compartments.keys import CLUE_FIELDS
 from service.notify import service as notify_service
@@ -26,7 +28,7 @@ from service.platform.errors import Conflict, Invalid, NotFound
 from service.platform.settings import Settings
 from service.platform.timeutil import add_months_local, as_utc, hour_floor, local_date, utcnow
 from service.registry import keyholders, recusal
-from service.registry.models import Clue, ClueCategory, ClueRecusal, ClueState
+from service.registry.models import Clue, ClueCategory, ClueRecusal, ClueState, recusal_reason_binding
 from service.registry.numbering import next_registry_numbers
 
 if TYPE_CHECKING:
@@ -435,11 +437,59 @@ def _recused_person() -> Conflict:
     )
 
 
-async def recuse_staff(session: AsyncSession, *, clue_id: str, staff_id: str, principal: Principal) -> int:
-    """Record that a person is recused from a clue (a supervisor's decision, also about themselves): their
-    wraps of its content key go, the handling unit's key no longer opens it for them (its other members get
-    wraps of their own), and they cannot be assigned it. The current assignee is reassigned first. Audited;
-    returns how many wraps went."""
+async def move_staff(
+    session: AsyncSession, *, staff_id: str, unit_id: str | None, actor: str, keys: compartment_keys.KeySource
+) -> None:
+    """Move a person to another unit (``unit_id``) or out of theirs (None). What they held through the old
+    unit goes: its key's grants (the key is rotated as after offboarding, by a remaining member's next
+    request or ``tipline unit rotate-key``) and their wraps that came through it; a clue assigned to them
+    stays readable to them while assigned. The new unit's key is granted as to any new member: sealed at the
+    next request of someone who holds it. Audited (``staff.unit_changed``)."""
+    staff = await auth_service.get_staff(session, staff_id)
+    if staff.disabled:
+        raise Conflict("账号已停用", message_en="account is disabled")
+    if unit_id is not None:
+        await auth_service.find_unit_by_id(session, unit_id)
+    if unit_id == staff.unit_id:
+        raise Conflict("此人已在该单位", message_en="this person is already in that unit")
+    previous = staff.unit_id
+    staff.unit_id = unit_id
+    await session.flush()
+    grants, wraps = await session.run_sync(lambda s: keyholders.leave_unit(s, staff_id=staff.id))
+    if unit_id is not None:
+        await session.run_sync(
+            lambda s: compartments.join_unit(s, unit_id=unit_id, staff_id=staff.id, keys=keys)
+        )
+    await audit_service.record(
+        session,
+        actor=actor,
+        action="staff.unit_changed",
+        object_type="staff",
+        object_id=staff.id,
+        details={
+            "from_unit_id": previous,
+            "to_unit_id": unit_id,
+            "unit_grants_removed": grants,
+            "clue_wraps_removed": wraps,
+        },
+    )
+
+
+async def recuse_staff(
+    session: AsyncSession, *, clue_id: str, staff_id: str, reason: str, principal: Principal, keys: KeyRing
+) -> int:
+    """Record that a person is recused from a clue (a supervisor's decision, also about themselves), with a
+    reason sealed like the clue's other items: their wraps of its content key go, the handling unit's key no
+    longer opens it for them (its other members get wraps of their own), and they cannot be assigned it.
+    The current assignee must be reassigned first. Audited; returns how many wraps went."""
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("请填写回避理由", message_en="a reason is required")
+    if len(reason) > RECUSAL_REASON_MAX:
+        raise Invalid(
+            f"回避理由不能超过 {RECUSAL_REASON_MAX} 个字",
+            message_en=f"at most {RECUSAL_REASON_MAX} characters",
+        )
     clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
     person = await auth_service.get_staff(session, staff_id)
     if clue.assignee_id == person.id:
@@ -449,8 +499,23 @@ async def recuse_staff(session: AsyncSession, *, clue_id: str, staff_id: str, pr
         )
     if await session.get(ClueRecusal, (clue.id, person.id)) is not None:
         raise Conflict("此人已对该线索回避", message_en="this person is already recused from this clue")
+    sealed = await session.run_sync(
+        lambda s: clue_items.seal_item(
+            s,
+            keys,
+            clue_id=clue.id,
+            data=reason.encode("utf-8"),
+            binding=recusal_reason_binding(clue.id, person.id),
+        )
+    )
     session.add(
-        ClueRecusal(clue_id=clue.id, staff_id=person.id, recorded_by=principal.actor, created_at=utcnow())
+        ClueRecusal(
+            clue_id=clue.id,
+            staff_id=person.id,
+            recorded_by=principal.actor,
+            created_at=utcnow(),
+            reason=sealed,
+        )
     )
     await session.flush()
     removed, rewrapped = await session.run_sync(
@@ -469,6 +534,51 @@ async def recuse_staff(session: AsyncSession, *, clue_id: str, staff_id: str, pr
         },
     )
     return removed
+
+
+RECUSAL_REASON_MAX = 2000
+
+
+@dataclass(frozen=True)
+class RecusalView:
+    staff_id: str
+    recorded_by: str  # an audit actor (``staff:<id>``)
+    created_at: datetime
+    reason: str | None  # None: recorded before reasons were asked for, or withheld
+    reason_withheld: bool  # sealed to the clue's key, which this request does not hold
+
+
+async def list_recusals(
+    session: AsyncSession, *, clue_id: str, principal: Principal, keys: KeyRing
+) -> list[RecusalView]:
+    """Who is recused from the clue, by whom and when (anyone who may see the clue); the reason only to a
+    request that holds the clue's key when the clue is compartmented."""
+    clue = await get_visible_clue(session, clue_id=clue_id, principal=principal)
+    rows = list(
+        await session.scalars(
+            select(ClueRecusal).where(ClueRecusal.clue_id == clue.id).order_by(ClueRecusal.created_at)
+        )
+    )
+    if not rows:
+        return []
+    opener = await session.run_sync(
+        lambda s: clue_items.item_opener(s, keys, clue_id=clue.id, unlocked=principal.unlocked)
+    )
+    withheld = opener.refusal is not None and any(row.reason for row in rows)
+    return [
+        RecusalView(
+            staff_id=row.staff_id,
+            recorded_by=row.recorded_by,
+            created_at=row.created_at,
+            reason=(
+                opener.open(row.reason, recusal_reason_binding(clue.id, row.staff_id)).decode("utf-8")
+                if row.reason and not withheld
+                else None
+            ),
+            reason_withheld=bool(row.reason) and withheld,
+        )
+        for row in rows
+    ]
 
 
 def _recused() -> Conflict:

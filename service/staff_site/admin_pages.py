@@ -26,6 +26,7 @@ from service.classification import service as classification_service
 from service.http.deps import RuntimeDep, SessionDep
 from service.platform.errors import DomainError, Invalid, NotFound
 from service.registry import routing
+from service.registry import service as registry_service
 from service.registry.deadlines import DEFAULT_LIMITS, Stage
 from service.registry.models import SOURCES, RoutingRule
 from service.staff_site.pages import render
@@ -631,7 +632,8 @@ async def _staff_detail_page(
     status_code: int = 200,
 ) -> Response:
     staff = await auth_service.get_staff(session, staff_id)
-    unit = await auth_service.find_unit(session, staff.unit_id) if staff.unit_id else None
+    units = await auth_service.list_units(session)
+    unit = next((u for u in units if u.id == staff.unit_id), None)
     credential = await session.get(StaffCredential, staff.id)
     return render(
         request,
@@ -639,6 +641,7 @@ async def _staff_detail_page(
         {
             "staff": staff,
             "unit_name": unit.name if unit else "",
+            "unit_list": [(u.id, u.name) for u in units],
             "roles": [ROLE_NAMES.get(r.role, (r.role, r.role)) for r in staff.roles],
             "password_set_at": credential.password_set_at if credential else None,
             "totp_enrolled_at": credential.totp_enrolled_at if credential else None,
@@ -702,6 +705,21 @@ async def disable_staff(
 
     async def work(staff: Staff) -> None:
         await auth_service.disable_staff(session, staff=staff, actor=principal.actor)
+
+    return await _staff_action(request, principal, session, staff_id, Action.manage_staff, work)
+
+
+@router.post("/staff/{staff_id}/unit")
+async def move_staff(
+    staff_id: str, request: Request, principal: CsrfProtected, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    """Move the person to another unit or out of theirs: the old unit's key is rotated (audited)."""
+    unit_id = str((await request.form()).get("unit_id", ""))[:36]
+
+    async def work(staff: Staff) -> None:
+        await registry_service.move_staff(
+            session, staff_id=staff.id, unit_id=unit_id or None, actor=principal.actor, keys=runtime.keys
+        )
 
     return await _staff_action(request, principal, session, staff_id, Action.manage_staff, work)
 

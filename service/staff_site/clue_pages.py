@@ -129,6 +129,14 @@ async def people_with(session: Any, role: Role) -> list[tuple[str, str, str | No
     return [(r.id, r.name, r.unit_id) for r in rows.all()]
 
 
+async def active_staff(session: Any) -> list[tuple[str, str]]:
+    """Every active account: (id, name), by name (whom a supervisor may recuse)."""
+    rows = await session.execute(
+        select(Staff.id, Staff.name).where(Staff.disabled.is_(False)).order_by(Staff.name)
+    )
+    return [(r.id, r.name) for r in rows.all()]
+
+
 def grouped_investigators(
     people: list[tuple[str, str, str | None]],
     unit_id: str | None,
@@ -225,6 +233,9 @@ async def clue_page_response(
         else []
     )
     transfers = await routing.list_transfers(session, clue_id=clue.id, principal=principal)
+    recusals = await registry_service.list_recusals(
+        session, clue_id=clue.id, principal=principal, keys=runtime.keys
+    )
     pending_transfer = next(
         (r for r in await transfer_requests.list_pending(session) if r.clue_id == clue.id), None
     )
@@ -310,6 +321,8 @@ async def clue_page_response(
             "channel_names": CHANNEL_NAMES,
             "progress": progress,
             "transfers": transfers,
+            "recusals": recusals,
+            "recusable": await active_staff(session) if is_allowed(roles, Action.assign_clue) else [],
             "transfer_kinds": TRANSFER_KINDS,
             "referral_names": lifecycle.REFERRAL_TARGETS,
             "pending_transfer": pending_transfer,
@@ -529,6 +542,30 @@ async def assign(
             )
 
     return await _after(request, principal, session, runtime, clue_id, work, form="assign")
+
+
+@router.post("/clues/{clue_id}/recusals")
+async def recuse(
+    clue_id: str,
+    request: Request,
+    principal: CsrfProtected,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    staff_id: Annotated[str, Form(max_length=36)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Recuse a person from the clue, with a reason: the service the API's ``/recusals`` calls."""
+
+    async def work() -> None:
+        require(principal.roles, Action.assign_clue)
+        await registry_service.recuse_staff(
+            session, clue_id=clue_id, staff_id=staff_id, reason=reason, principal=principal, keys=runtime.keys
+        )
+
+    values = {"staff_id": staff_id, "reason": reason}
+    return await _after(
+        request, principal, session, runtime, clue_id, work, form="recusal", values=values, anchor="#recusals"
+    )
 
 
 @router.post("/clues/{clue_id}/supervision")

@@ -5,6 +5,8 @@ PostgreSQL.
   (xlsx and CSV) and the meeting brief from the console with the session; the files open with openpyxl with
   the expected title and headers. Ledger cells with registry numbers and statuses stay on one line at
   1280 px.
+- A supervisor records a recusal with a reason on a clue's page (a reason of blanks is refused with the
+  choice kept); the page lists it.
 - A reporter writes a message with a photo on the status page; the investigator opens the assigned clue
   from 我的线索, reads everything the reporter gave, the message and the cleaned photo, answers; the reporter
   sees the answer on the status page.
@@ -211,6 +213,38 @@ def test_supervisor_triages_assigns_and_exports(server, browser) -> None:  # typ
         ):
             page.goto(base_url + path)
             review(browser, base_url, page, backend, name)
+    finally:
+        context.close()
+    assert foreign == [], foreign
+
+
+def test_supervisor_records_a_recusal_on_the_clue_page(server, browser) -> None:  # type: ignore[no-untyped-def]
+    base_url, people, backend = server
+    number = submit_tip(
+        base_url,
+        "区住建局工程科科长在验收时收受好处，放行了不合格的工程。",
+        accused={"name": "孙某", "unit": "区住建局", "position": "科长"},
+    )["registry_number"]
+    clue_id = clue_id_of(base_url, people["值班主任"][0], number)
+    foreign: list[str] = []
+    context = new_context(browser, base_url, foreign)
+    page = context.new_page()
+    try:
+        staff_login(page, base_url, "值班主任", PASSWORD, people["值班主任"][1])
+        page.goto(f"{base_url}/staff/registry/clues/{clue_id}#recusals")
+        assert "尚无回避记录。" in page.locator("#recusals + ul").inner_text()
+        # A reason of blanks passes the browser's check but not the server's: the message, the choice kept.
+        page.get_by_label("回避人员 *").select_option(label="核查员丙")
+        page.get_by_label("回避理由 *").fill("  ")
+        page.get_by_role("button", name="记录回避").click()
+        assert "请填写回避理由" in page.locator("main").inner_text()
+        assert page.get_by_label("回避人员 *").locator("option:checked").inner_text() == "核查员丙"
+        page.get_by_label("回避理由 *").fill("与被反映人系同学关系")
+        page.get_by_role("button", name="记录回避").click()
+        assert "已保存" in page.locator("main").inner_text()
+        listed = page.locator("#recusals + ul").inner_text()
+        assert "核查员丙" in listed and "值班主任" in listed and "与被反映人系同学关系" in listed
+        review(browser, base_url, page, backend, "supervisor-8-recusal")
     finally:
         context.close()
     assert foreign == [], foreign

@@ -20,6 +20,7 @@ from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, unique
 
 TEXT = "区住建局科长收受开发商购物卡，验收时放水，还让亲戚承包工程。"
+WHY = "与被反映人系近亲属"
 
 
 async def _wrapped_to(harness: Harness, clue_id: str) -> dict[str, str]:
@@ -78,27 +79,42 @@ async def test_recused_people_lose_their_wraps_and_the_unit_key_no_longer_opens_
 
     # Only a supervisor records a recusal; the assignee must be reassigned first.
     url = f"/api/v1/clues/{clue_id}/recusals"
-    refused = await harness.client.post(url, headers=auth(assignee), json={"staff_id": recused_id})
+    refused = await harness.client.post(
+        url, headers=auth(assignee), json={"staff_id": recused_id, "reason": WHY}
+    )
     assert refused.status_code == 403, refused.text
-    busy = await harness.client.post(url, headers=auth(supervisor), json={"staff_id": assignee_id})
+    busy = await harness.client.post(
+        url, headers=auth(supervisor), json={"staff_id": assignee_id, "reason": WHY}
+    )
     assert busy.status_code == 409 and "改派" in busy.json()["error"]["message"]
+    # A reason is required (422, nothing recorded); the colleague still reads the clue.
+    for body in ({"staff_id": colleague_id}, {"staff_id": colleague_id, "reason": "  "}):
+        missing = await harness.client.post(url, headers=auth(supervisor), json=body)
+        assert missing.status_code == 422, missing.text
+    assert colleague_id in await _wrapped_to(harness, clue_id)
 
     # A supervisor recused: their own wrap goes, they read nothing.
-    done = await harness.client.post(url, headers=auth(supervisor), json={"staff_id": colleague_id})
+    done = await harness.client.post(
+        url, headers=auth(supervisor), json={"staff_id": colleague_id, "reason": WHY}
+    )
     assert done.status_code == 201 and done.json()["wraps_removed"] == 1, done.text
     assert colleague_id not in await _wrapped_to(harness, clue_id)
     read = await harness.client.get(f"/api/v1/clues/{clue_id}", headers=auth(colleague))
     assert read.status_code == 403 and TEXT not in read.text
 
     # A member of the handling unit recused: the unit's wrap is replaced by the other members' own wraps.
-    done = await harness.client.post(url, headers=auth(supervisor), json={"staff_id": recused_id})
+    done = await harness.client.post(
+        url, headers=auth(supervisor), json={"staff_id": recused_id, "reason": WHY}
+    )
     assert done.status_code == 201, done.text
     wrapped = await _wrapped_to(harness, clue_id)
     assert handling not in wrapped and recused_id not in wrapped
     assert wrapped[member_id] == "member" and wrapped[assignee_id] == "assignee"
     assert not await _opens(harness, recused, clue_id)
     assert await _opens(harness, member, clue_id)
-    again = await harness.client.post(url, headers=auth(supervisor), json={"staff_id": recused_id})
+    again = await harness.client.post(
+        url, headers=auth(supervisor), json={"staff_id": recused_id, "reason": WHY}
+    )
     assert again.status_code == 409
 
     # The recused person cannot be assigned; reassignment within the unit keeps the unit key out.

@@ -161,18 +161,29 @@ async def assign_clue(
     summary="Recuse a person from a clue",
     status_code=201,
     response_model=RecusalOut,
-    responses={**ERRORS, **NOT_FOUND, 409: {"description": "The person is the assignee, or already recused"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"description": "The person is the assignee, or already recused"},
+        422: {"description": "No reason given"},
+    },
 )
 async def recuse(
     clue_id: str,
     body: RecusalIn,
     principal: Annotated[Principal, authorized(Action.assign_clue)],
     session: SessionDep,
+    runtime: RuntimeDep,
 ) -> RecusalOut:
     """Recuse a person (a conflict of interest): their wraps of the clue go, the handling unit's key no
     longer opens it for them, and they cannot be assigned it (supervisors). Audited."""
     removed = await registry_service.recuse_staff(
-        session, clue_id=clue_id, staff_id=body.staff_id, principal=principal
+        session,
+        clue_id=clue_id,
+        staff_id=body.staff_id,
+        reason=body.reason,
+        principal=principal,
+        keys=runtime.keys,
     )
     return RecusalOut(clue_id=clue_id, staff_id=body.staff_id, wraps_removed=removed)
 

@@ -207,6 +207,10 @@ class DocumentOut(BaseModel):
 
 class RecusalIn(BaseModel):
     staff_id: str = Field(max_length=36, description="The person recused from this clue")
+    reason: str = Field(
+        max_length=2000,
+        description="Why (required; sealed like the clue's other items, shown to its holders)",
+    )
 
 
 class RecusalOut(BaseModel):
