@@ -116,6 +116,17 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     return with_data_key_window(ring, settings)
 
 
+def require_case_key(settings: Settings, keys: KeyRing) -> KeyRing:
+    """For the one-off commands that open case-key envelopes (adoption, re-encryption, re-sealing old file
+    names, the corrections export): refused, with where to run them, when this host holds no case key."""
+    if not keys.can_open("case"):
+        raise KeyFileError(
+            f"this command needs the case private key ({key_paths(settings)['case_private'].name} in "
+            f"{settings.effective_keys_dir}); run it on the custodial host that holds it"
+        )
+    return keys
+
+
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     private_directory(settings.data_dir)  # 0700: database, keys, secrets, blobs live under it
     ensure_development_material(settings)

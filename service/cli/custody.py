@@ -176,10 +176,10 @@ async def keys_command(args: argparse.Namespace, settings) -> int:  # type: igno
 
 
 async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.app.runtime import load_keys
+    from service.app.runtime import load_keys, require_case_key
     from service.custody import rotation
 
-    keys = load_keys(settings, frozenset({"staff"}))
+    keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
     total = 0
     while True:
         done = await in_session(settings, lambda s: rotation.reencrypt_batch(s, keys=keys, limit=args.batch))
