@@ -16,7 +16,7 @@
      attachment rows, the acknowledgement and notifications — run in that same transaction through the
      batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
      duplicate fails alone and the others commit. The submitter is the parsed identity (identity key), the
-     parser's lossy notes go in ``details`` (case key);
+     parser's lossy notes go in ``details`` (in the clue's content, under its own key);
    - ``auto_reply`` / ``bounce`` / ``spam`` → filtered: masked subject and body sealed to the identity key
      (a custodian reads them, as quarantined mail), kept for ``TIPLINE_MAIL_FILTERED_RETENTION_HOURS`` (the
      purge task destroys the envelope), counted;
