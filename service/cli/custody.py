@@ -289,12 +289,12 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
             granted = "unit key granted" if recovered.unit_key_granted else "no unit key to grant"
             rotated = "; unit key rotated" if recovered.unit_key_rotated else ""
             return [f"{recovered.clues} clues handed to {args.receiver}; {granted}{rotated}"]
-        unlocked = None
+        viewer = None
         if args.reasons:
             from service.auth import service as auth_service
 
-            unlocked = (await auth_service.authenticate(session, _token())).unlocked
-        views = await custody.list_requests(session, keys=keys, unlocked=unlocked)
+            viewer = await auth_service.authenticate(session, _token())
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
         return [_request_line(view, reasons=args.reasons) for view in views]
 
     from service.platform.errors import DomainError

@@ -27,7 +27,6 @@ from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Role
 from service.compartments import items as clue_items
 from service.compartments import rotation
-from service.compartments.keys import Unlocked
 from service.custody import shamir
 from service.custody.ceremony import wipe
 from service.custody.models import ClueContact, CustodyRequest
@@ -473,29 +472,42 @@ SEALED_REASON = ("已加密：您无权阅读此线索", "sealed: you do not hol
 class RequestView:
     """A request as its decider or a lister sees it: ``reason`` opened with the viewer's own keys, or None
     with ``sealed`` saying why (``SEALED_REASON``: the viewer does not hold the clue's key; or the clue
-    predates compartments and this process holds no case key)."""
+    predates compartments and this process holds no case key). Both None: no viewer asked for reasons."""
 
     request: CustodyRequest
-    reason: str | None
+    reason: str | None = None
     sealed: tuple[str, str] | None = None
 
 
 async def list_requests(
-    session: AsyncSession, *, keys: KeyRing, unlocked: Unlocked | None
+    session: AsyncSession, *, keys: KeyRing, viewer: auth_service.Principal | None = None
 ) -> list[RequestView]:
-    """Every request, oldest first, each reason opened with ``unlocked`` (the viewer's personal and unit
-    keys) through the clue's item opener; one the viewer cannot open is listed sealed, not refused."""
+    """Every request, oldest first. With a ``viewer``, each reason opened with their own (personal and unit)
+    keys through the clue's item opener — one they cannot open is listed sealed, not refused — and the
+    reasons opened are audited as one read (``custody_requests.read``, request ids only)."""
     rows = list((await session.execute(select(CustodyRequest).order_by(CustodyRequest.created_at))).scalars())
+    if viewer is None:
+        return [RequestView(row) for row in rows]
     openers: dict[str, clue_items.ItemOpener] = {}
     views = []
     for row in rows:
         if row.clue_id not in openers:
             openers[row.clue_id] = await session.run_sync(
                 lambda s, clue_id=row.clue_id: clue_items.item_opener(
-                    s, keys, clue_id=clue_id, unlocked=unlocked
+                    s, keys, clue_id=clue_id, unlocked=viewer.unlocked
                 )
             )
         views.append(_view(row, openers[row.clue_id]))
+    opened = [view.request.id for view in views if view.reason is not None]
+    if opened:
+        await audit_service.record(
+            session,
+            actor=viewer.actor,
+            action="custody_requests.read",
+            object_type="custody",
+            object_id="custody_requests",
+            details={"custody_request_ids": opened},
+        )
     return views
 
 
@@ -503,9 +515,9 @@ def _view(row: CustodyRequest, opener: clue_items.ItemOpener) -> RequestView:
     try:
         return RequestView(row, opener.open(row.reason, reason_binding(row.id)).decode("utf-8"))
     except Forbidden:
-        return RequestView(row, None, SEALED_REASON)
+        return RequestView(row, sealed=SEALED_REASON)
     except CaseKeyAbsent as exc:
-        return RequestView(row, None, (exc.message, exc.message_en))
+        return RequestView(row, sealed=(exc.message, exc.message_en))
 
 
 @dataclass(frozen=True)

@@ -234,8 +234,8 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
             keys=keys,
         )
         await custody.decide(session, request_id=row.id, approver=holder.name, approve=True, keys=keys)
-        unlocked = (await auth_service.authenticate(session, holder.token)).unlocked
-        views = await custody.list_requests(session, keys=keys, unlocked=unlocked)
+        viewer = await auth_service.authenticate(session, holder.token)
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
         await session.commit()
     assert next(v.reason for v in views if v.request.id == row.id) == words["reason"]
 
@@ -276,7 +276,8 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
         page = await browser.get(f"/staff/registry/clues/{clue_id}")
         assert page.status_code == 503 and "tipline compartments adopt" in page.text
     async with harness.runtime.session_factory() as session:
-        views = await custody.list_requests(session, keys=keys, unlocked=unlocked)
+        viewer = await auth_service.authenticate(session, holder.token)
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
     (old_view,) = [v for v in views if v.request.id == row.id]
     assert old_view.reason is None and "tipline compartments adopt" in old_view.sealed[1]
 

@@ -473,14 +473,21 @@ async def test_a_reason_is_sealed_to_the_clue_and_read_only_by_its_holders(
 
     async def views(token: str) -> custody.RequestView:
         async with factory() as session:
-            unlocked = (await auth_service.authenticate(session, token)).unlocked
-            found = await custody.list_requests(session, keys=world.keys, unlocked=unlocked)
+            viewer = await auth_service.authenticate(session, token)
+            found = await custody.list_requests(session, keys=world.keys, viewer=viewer)
+            await session.commit()
         return next(v for v in found if v.request.id == request_id)
 
     read = await views(holder)
     assert read.reason == reason and read.sealed is None
     withheld = await views(outsider)
     assert withheld.reason is None and withheld.sealed == custody.SEALED_REASON
+    async with factory() as session:
+        entries = list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "custody_requests.read"))
+        )
+    # The holder's read is audited (request ids only); the outsider opened nothing, so nothing was read.
+    assert any(request_id in e.details and reason not in e.details for e in entries)
 
     # The command line lists it the same way, the viewer's token on standard input.
     env = cli_env(harness.data_dir, harness.database_url)
