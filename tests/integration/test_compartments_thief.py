@@ -9,7 +9,9 @@ sit under ``custody/``, in production they exist only as custodians' shares), th
 copy of every table. No session cookie or token. Every LargeBinary column of every table is gone through
 generically: whatever parses as an envelope must name a key the thief does not hold, or else open to none
 of the report's words; the report's distinctive strings are in no column and no blob in plaintext.
-Also the row "a thief of one unlocked session reads only what that person could read"."""
+Also the row "a thief of one unlocked session reads only what that person could read", and the staff server
+that holds no case private key at all (both suites): it serves the staff flow, its thief reads nothing, and a
+clue registered before compartments answers a clear 503 there."""
 
 from __future__ import annotations
 
