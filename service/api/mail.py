@@ -33,6 +33,7 @@ class QuarantinePage(BaseModel):
 
 class SealedMail(BaseModel):
     id: str
+    outcome: str = Field(description="quarantined (the raw message) or filtered (masked subject and body)")
     binding: str
     sealed_to: str
     envelope: str = Field(description="base64 envelope; open with the identity private key (custodian)")
@@ -51,9 +52,12 @@ class NotificationsOut(BaseModel):
 
 @router.get("/mail/quarantine", summary="List quarantined mail", response_model=QuarantinePage)
 async def list_quarantine(
-    principal: CurrentStaff, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    principal: CurrentStaff,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    outcome: Annotated[str, Query(pattern="^(quarantined|filtered)$")] = "quarantined",
 ) -> QuarantinePage:
-    items = await mail_service.list_quarantine(session, principal=principal, limit=limit)
+    items = await mail_service.list_quarantine(session, principal=principal, outcome=outcome, limit=limit)
     return QuarantinePage(
         items=[QuarantineItemOut(**vars(i)) for i in items], counts=await mail_service.counts(session)
     )
@@ -61,9 +65,9 @@ async def list_quarantine(
 
 @router.post(
     "/mail/quarantine/{mail_id}/read",
-    summary="Read one quarantined mail (audited)",
+    summary="Fetch one quarantined mail, or a filtered one within its retention, sealed (audited)",
     response_model=SealedMail,
-    responses={404: {"description": "No such quarantined message"}},
+    responses={404: {"description": "No such quarantined message, or a filtered one past its retention"}},
 )
 async def read_quarantined(mail_id: str, principal: CurrentStaff, session: SessionDep) -> SealedMail:
     return SealedMail(**await mail_service.read_quarantined(session, principal=principal, mail_id=mail_id))

@@ -98,12 +98,12 @@ def load_lookup_secret(settings: Settings) -> bytes:
 def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
     paths = key_paths(settings)
     private: list[AnyKeyPair] = []
-    # Every case key pair in the keys dir opens old envelopes after a rotation. Staff must have one; the
-    # worker loads them where they are mounted (its near-duplicate task reads content).
+    # The staff service and the worker hold no long-term private key: every clue registered since
+    # compartments opens through its readers' own keys (service.compartments). A case key pair found in the
+    # keys dir (where an operator mounts one) opens the envelopes of clues registered before compartments
+    # and not yet adopted; without one, reading such a clue answers ``CaseKeyAbsent`` (a clear 503).
     if roles & {"staff", "worker"}:
         private = [read_key_pair(p) for p in sorted(settings.effective_keys_dir.glob("case*.private.json"))]
-    if "staff" in roles and not private:
-        raise KeyFileError(f"the staff role needs the case private key at {paths['case_private']}")
     contact = read_public_key(paths["contact_public"]) if paths["contact_public"].exists() else None
     escrow = read_public_key(paths["escrow_public"]) if paths["escrow_public"].exists() else None
     ring = KeyRing(
@@ -114,6 +114,17 @@ def load_keys(settings: Settings, roles: frozenset[str]) -> KeyRing:
         private=private,
     )
     return with_data_key_window(ring, settings)
+
+
+def require_case_key(settings: Settings, keys: KeyRing) -> KeyRing:
+    """For the one-off commands that open case-key envelopes (adoption, re-encryption, re-sealing old file
+    names, the corrections export): refused, with where to run them, when this host holds no case key."""
+    if not keys.can_open("case"):
+        raise KeyFileError(
+            f"this command needs the case private key ({key_paths(settings)['case_private'].name} in "
+            f"{settings.effective_keys_dir}); run it on the custodial host that holds it"
+        )
+    return keys
 
 
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:

@@ -45,7 +45,7 @@ from service.auth.service import Principal
 from service.compartments import items as clue_items
 from service.platform.blobs import BlobStore, BlobStoreError
 from service.platform.crypto.envelope import Envelope, EnvelopeError
-from service.platform.crypto.keys import KeyRing
+from service.platform.crypto.keys import CaseKeyAbsent, KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
 from service.platform.errors import DomainError, Invalid, NotFound, TooLarge
@@ -188,6 +188,8 @@ async def open_download(
     )
     try:
         file_key = opener.open(row.wrapped_key, attachment_binding(row.blob_id))
+    except CaseKeyAbsent:
+        raise
     except EnvelopeError:
         log.warning("attachment %s: file key did not open", row.id)
         raise AttachmentUnavailable() from None

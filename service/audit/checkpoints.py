@@ -309,6 +309,7 @@ BULK_READ_ACTIONS = {
     "brief.exported": "rows",
     "classification.corrections_exported": "rows",
     "transfer_requests.read": "transfer_request_ids",  # the pending requests' reasons, one per request
+    "custody_requests.read": "custody_request_ids",  # custody requests' reasons opened, one per request
 }
 
 

@@ -182,7 +182,8 @@ DESCRIPTIONS: dict[Action, str] = {
         "List quarantined (unreadable) and filtered mail without content, with counts (`GET /api/v1/mail/quarantine`)"
     ),
     Action.read_mail_quarantine: (
-        "Fetch a quarantined raw message, still sealed to the identity key, audited "
+        "Fetch a quarantined raw message, or a filtered one within its retention, still sealed to the "
+        "identity key, audited "
         "(`POST /api/v1/mail/quarantine/{id}/read`)"
     ),
     Action.set_own_notifications: (

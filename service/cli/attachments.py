@@ -19,11 +19,11 @@ def add_parsers(sub: Any) -> None:
 
 
 async def _attachments(args: argparse.Namespace, settings: Any) -> int:
-    from service.app.runtime import load_keys
+    from service.app.runtime import load_keys, require_case_key
     from service.attachments import service as attachments_service
     from service.cli.common import CLI_ACTOR, in_session
 
-    keys = load_keys(settings, frozenset({"staff"}))  # the case private key, or a clear error
+    keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
     count = await in_session(
         settings,
         lambda session: attachments_service.reseal_uploaded_names(session, keys=keys, actor=CLI_ACTOR),

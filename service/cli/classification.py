@@ -85,13 +85,14 @@ def export_corrections(argv: list[str], stdout: IO[str]) -> int:
 
 
 async def _export(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
-    from service.app.runtime import build_runtime
+    from service.app.runtime import build_runtime, require_case_key
     from service.classification import service as classification_service
     from service.platform.migrations import ensure_schema
 
     runtime = build_runtime(settings, frozenset({"staff"}))
     handle: IO[str] = stdout
     try:
+        require_case_key(settings, runtime.keys)
         await ensure_schema(runtime.engine, auto_upgrade=False)
         if args.out is not None:
             # The masked text is still report content: owner-only, never world-readable.

@@ -24,12 +24,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 async def _compartments(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     import service.app.models  # noqa: F401 - every domain's tables: adoption reaches the items by table name
-    from service.app.runtime import load_keys
+    from service.app.runtime import load_keys, require_case_key
     from service.registry import adoption
 
     if args.chunk < 1:
         raise SystemExit("tipline: --chunk must be at least 1")
-    keys = load_keys(settings, frozenset({"staff"}))
+    keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
     if args.dry_run:
         clues, items = await in_session(settings, lambda s: adoption.plan(s, keys=keys))
         print(f"{clues} clue(s) to adopt, {items} case-key item(s) to reseal")

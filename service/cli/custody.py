@@ -83,7 +83,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     rec.add_argument("--to", dest="receiver", required=True, help="an active member of the unit")
     rec.add_argument("--share", type=Path, action="append", required=True, help="a custodian's escrow share")
     rec.add_argument("--passphrase-fd", type=int)
-    cs.add_parser("list", help="list requests (ids, statuses, times)")
+    lst = cs.add_parser("list", help="list requests (ids, statuses, times)")
+    lst.add_argument(
+        "--reasons",
+        action="store_true",
+        help="also show each reason, opened with your keys (your API token on standard input); a clue you "
+        "do not hold shows its reason as sealed",
+    )
     unmask = cs.add_parser(
         "unmask", help="apply a supervisor's unmask request with custodians' shares (shows that one span)"
     )
@@ -170,10 +176,10 @@ async def keys_command(args: argparse.Namespace, settings) -> int:  # type: igno
 
 
 async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.app.runtime import load_keys
+    from service.app.runtime import load_keys, require_case_key
     from service.custody import rotation
 
-    keys = load_keys(settings, frozenset({"staff"}))
+    keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
     total = 0
     while True:
         done = await in_session(settings, lambda s: rotation.reencrypt_batch(s, keys=keys, limit=args.batch))
@@ -283,11 +289,13 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
             granted = "unit key granted" if recovered.unit_key_granted else "no unit key to grant"
             rotated = "; unit key rotated" if recovered.unit_key_rotated else ""
             return [f"{recovered.clues} clues handed to {args.receiver}; {granted}{rotated}"]
-        return [
-            f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
-            + (f"  into hand-off {r.transfer_id}: {r.fields}" if r.kind == "dossier" else "")
-            for r in await custody.list_requests(session)
-        ]
+        viewer = None
+        if args.reasons:
+            from service.auth import service as auth_service
+
+            viewer = await auth_service.authenticate(session, _token())
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
+        return [_request_line(view, reasons=args.reasons) for view in views]
 
     from service.platform.errors import DomainError
 
@@ -310,6 +318,23 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
     return 0
 
 
+def _token() -> str:
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise SystemExit("tipline: give the staff member's API token on standard input")
+    return token
+
+
+def _request_line(view, *, reasons: bool) -> str:  # type: ignore[no-untyped-def]
+    r = view.request
+    line = f"{r.id}  clue={r.clue_id}  {r.kind}  {r.status}  requested {r.created_at:%Y-%m-%d %H:%M}"
+    if r.kind == "dossier":
+        line += f"  into hand-off {r.transfer_id}: {r.fields}"
+    if reasons:
+        line += "\n    reason: " + (view.reason if view.reason is not None else " / ".join(view.sealed))
+    return line
+
+
 async def _release_into_dossier(args: argparse.Namespace, settings, shares: list) -> list[str]:  # type: ignore[no-untyped-def,type-arg]
     """A dossier request: the requester opens the decided fields with the shares and the staff member whose
     API token is on standard input exports the hand-off's dossier with them, in one transaction of its own
@@ -320,9 +345,7 @@ async def _release_into_dossier(args: argparse.Namespace, settings, shares: list
 
     if args.out is None:
         raise SystemExit("tipline: a dossier release writes the dossier: give --out FILE")
-    token = sys.stdin.readline().strip()
-    if not token:
-        raise SystemExit("tipline: give the exporting staff member's API token on standard input")
+    token = _token()
     runtime = build_runtime(settings, frozenset({"staff"}))
     try:
         async with runtime.session_factory() as session:

@@ -91,7 +91,7 @@ def _make_data_dir(settings: Settings) -> None:
 
 def _key_hint(exc: KeyFileError) -> str:
     text = str(exc)
-    if "not found" in text or "needs the case private key" in text or "is missing" in text:
+    if "not found" in text or "is missing" in text:
         return (
             "; run `tipline keys init --custodian NAME …` first "
             "(in development `tipline serve` makes development keys on its first start)"

@@ -15,7 +15,9 @@ class CustodyRequest(Base):
     hand-off's dossier (``dossier``: two people, ``transfer_id`` and ``fields`` say which), or to open the
     contact fields (one custodian).
 
-    ``reason`` is a case-key envelope bound to ``custody_requests/<id>/reason``; everything else is ids,
+    ``reason`` is one of the clue's items (``compartments.items``): sealed to the clue's own key (the case
+    key for a clue registered before compartments until it is adopted), bound to
+    ``custody_requests/<id>/reason``; everything else is ids,
     codes and times. Status moves pending → approved | refused → released | expired, never back."""
 
     __tablename__ = "custody_requests"

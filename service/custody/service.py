@@ -25,13 +25,20 @@ from service.audit import service as audit_service
 from service.auth import service as auth_service
 from service.auth.models import Staff, StaffRole
 from service.auth.permissions import Role
+from service.compartments import items as clue_items
 from service.compartments import rotation
 from service.custody import shamir
 from service.custody.ceremony import wipe
 from service.custody.models import ClueContact, CustodyRequest
 from service.custody.shares import CustodyFileError, read_custody_file
 from service.platform.crypto.envelope import Envelope, EnvelopeError
-from service.platform.crypto.keys import KeyFileError, KeyRing, key_pair_from_private_bytes, key_suite
+from service.platform.crypto.keys import (
+    CaseKeyAbsent,
+    KeyFileError,
+    KeyRing,
+    key_pair_from_private_bytes,
+    key_suite,
+)
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import utcnow
 from service.registry import keyholders
@@ -160,7 +167,8 @@ async def request_release(
     )
     session.add(row)
     await session.flush()
-    row.reason = keys.seal_case(reason.encode("utf-8"), f"custody_requests/{row.id}/reason")
+    seal = await clue_items.sealer(session, clue_id=clue.id, keys=keys)
+    row.reason = seal(reason.encode("utf-8"), reason_binding(row.id))
     await audit_service.record(
         session,
         actor=audit_service.staff_actor(staff.id),
@@ -170,6 +178,10 @@ async def request_release(
         details={"request_id": row.id, "kind": kind, **_purpose(row)},
     )
     return row
+
+
+def reason_binding(request_id: str) -> str:
+    return f"custody_requests/{request_id}/reason"
 
 
 def _purpose(row: CustodyRequest) -> dict[str, Any]:
@@ -452,8 +464,60 @@ async def release_contact(
     return {k: fields[k] for k in CONTACT_FIELDS if k in fields}
 
 
-async def list_requests(session: AsyncSession) -> list[CustodyRequest]:
-    return list((await session.execute(select(CustodyRequest).order_by(CustodyRequest.created_at))).scalars())
+# What a viewer who does not hold a clue's key sees instead of a request's reason.
+SEALED_REASON = ("已加密：您无权阅读此线索", "sealed: you do not hold this clue")
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as its decider or a lister sees it: ``reason`` opened with the viewer's own keys, or None
+    with ``sealed`` saying why (``SEALED_REASON``: the viewer does not hold the clue's key; or the clue
+    predates compartments and this process holds no case key). Both None: no viewer asked for reasons."""
+
+    request: CustodyRequest
+    reason: str | None = None
+    sealed: tuple[str, str] | None = None
+
+
+async def list_requests(
+    session: AsyncSession, *, keys: KeyRing, viewer: auth_service.Principal | None = None
+) -> list[RequestView]:
+    """Every request, oldest first. With a ``viewer``, each reason opened with their own (personal and unit)
+    keys through the clue's item opener — one they cannot open is listed sealed, not refused — and the
+    reasons opened are audited as one read (``custody_requests.read``, request ids only)."""
+    rows = list((await session.execute(select(CustodyRequest).order_by(CustodyRequest.created_at))).scalars())
+    if viewer is None:
+        return [RequestView(row) for row in rows]
+    openers: dict[str, clue_items.ItemOpener] = {}
+    views = []
+    for row in rows:
+        if row.clue_id not in openers:
+            openers[row.clue_id] = await session.run_sync(
+                lambda s, clue_id=row.clue_id: clue_items.item_opener(
+                    s, keys, clue_id=clue_id, unlocked=viewer.unlocked
+                )
+            )
+        views.append(_view(row, openers[row.clue_id]))
+    opened = [view.request.id for view in views if view.reason is not None]
+    if opened:
+        await audit_service.record(
+            session,
+            actor=viewer.actor,
+            action="custody_requests.read",
+            object_type="custody",
+            object_id="custody_requests",
+            details={"custody_request_ids": opened},
+        )
+    return views
+
+
+def _view(row: CustodyRequest, opener: clue_items.ItemOpener) -> RequestView:
+    try:
+        return RequestView(row, opener.open(row.reason, reason_binding(row.id)).decode("utf-8"))
+    except Forbidden:
+        return RequestView(row, sealed=SEALED_REASON)
+    except CaseKeyAbsent as exc:
+        return RequestView(row, sealed=(exc.message, exc.message_en))
 
 
 @dataclass(frozen=True)

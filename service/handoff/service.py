@@ -37,6 +37,7 @@ from service.messages import service as messages_service
 from service.messages.models import FROM_REPORTER
 from service.platform.blobs import BlobStoreError, new_blob_id
 from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import CaseKeyAbsent
 from service.platform.crypto.stream import StreamError, decrypt_stream, encrypt_stream_sync, generate_file_key
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Invalid, NotFound
@@ -470,6 +471,8 @@ async def kept_dossier(
                 )
             ]
         )
+    except CaseKeyAbsent:
+        raise
     except (EnvelopeError, StreamError, BlobStoreError):
         raise attachments_service.AttachmentUnavailable() from None
     await audit_service.record(

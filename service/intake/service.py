@@ -55,7 +55,7 @@ class Submission:
     submitter: dict[str, Any] = field(default_factory=dict)  # identity: sealed with the identity key
     received_at: datetime | None = None
     due_at: datetime | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # channel- or source-specific, case key
+    details: dict[str, Any] = field(default_factory=dict)  # channel- or source-specific, in the content
     # Further texts the reporter wrote (a caller's call-back instructions): masked like ``text``, staff read
     # them as the content's ``notes``, the originals go under the identity key.
     notes: dict[str, str | None] = field(default_factory=dict)

@@ -16,9 +16,10 @@
      attachment rows, the acknowledgement and notifications — run in that same transaction through the
      batcher's ``also`` hook. A duplicate raises there, so its batch fails and is retried tip by tip: the
      duplicate fails alone and the others commit. The submitter is the parsed identity (identity key), the
-     parser's lossy notes go in ``details`` (case key);
-   - ``auto_reply`` / ``bounce`` / ``spam`` → filtered: subject and body sealed to the case key, kept for
-     ``TIPLINE_MAIL_FILTERED_RETENTION_HOURS`` (the purge task destroys the envelope), counted;
+     parser's lossy notes go in ``details`` (in the clue's content, under its own key);
+   - ``auto_reply`` / ``bounce`` / ``spam`` → filtered: masked subject and body sealed to the identity key
+     (a custodian reads them, as quarantined mail), kept for ``TIPLINE_MAIL_FILTERED_RETENTION_HOURS`` (the
+     purge task destroys the envelope), counted;
    - ``unparseable`` → quarantined: the raw message sealed whole to the identity key;
 4. commit. Only then does the caller answer ``250`` (or mark/move the IMAP message).
 
@@ -402,11 +403,12 @@ class MailIngest:
                 if row.outcome == QUARANTINED:
                     row.sealed = runtime.keys.seal_identity(raw, sealed_binding(row.id))
                 else:
-                    # Staff may read filtered mail to spot a misfiled report: masked, as a report's text is.
-                    # The originals are not kept (filtered mail is never made a clue).
+                    # A custodian may read filtered mail to spot a misfiled report (masked, as a report's
+                    # text is), as quarantined mail: sealed to the identity key, opened on the custodial
+                    # machine. The originals are not kept (filtered mail is never made a clue).
                     masked = classifier.mask_texts({"subject": parsed.subject, "body": parsed.body})
                     content = {"kind": parsed.kind, **masked.texts}
-                    row.sealed = runtime.keys.seal_case(_json(content), sealed_binding(row.id))
+                    row.sealed = runtime.keys.seal_identity(_json(content), sealed_binding(row.id))
                     row.expires_at = now + timedelta(hours=runtime.settings.mail_filtered_retention_hours)
                 await session.flush()
                 if row.outcome == QUARANTINED:

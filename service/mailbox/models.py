@@ -6,9 +6,12 @@ Invariants:
 - ``dedupe_key`` is a keyed HMAC (``runtime.lookup_key("mail-dedupe")``) over the Message-ID digest and
   a content digest, so the column cannot be matched against a known message without the server secret.
 - A report keeps no content here: the clue holds it. Filtered mail (auto-replies, bounces, spam) keeps its
-  decoded subject and body sealed to the case key until ``expires_at``, then the envelope is destroyed
-  (the row stays, for counting and deduplication). A quarantined message keeps the raw bytes sealed whole
-  to the identity key (raw headers identify the sender).
+  decoded subject and body, masked, sealed to the identity key until ``expires_at``, then the envelope is
+  destroyed (the row stays, for counting and deduplication). A quarantined message keeps the raw bytes
+  sealed whole to the identity key (raw headers identify the sender). No server process opens either: a
+  supervisor fetches the envelope (``mailbox.service.read_quarantined``, audited) for a custodian to open
+  on the custodial machine. (Filtered mail received before this was sealed to the case key; it is destroyed
+  by the purge at the end of its retention like the rest.)
 - ``reason`` is a fixed English phrase chosen by the parser, never text taken from the message.
 """
 

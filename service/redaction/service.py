@@ -52,7 +52,7 @@ from service.messages import service as messages_service
 from service.messages.models import Message
 from service.platform.blobs import BlobStore, BlobStoreError
 from service.platform.crypto.envelope import Envelope, EnvelopeError
-from service.platform.crypto.keys import KeyRing
+from service.platform.crypto.keys import CaseKeyAbsent, KeyRing
 from service.platform.crypto.stream import StreamError, decrypt_stream
 from service.platform.db import new_id
 from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
@@ -423,6 +423,8 @@ async def _file_bytes(store: BlobStore, blob_id: str, wrapped_key: bytes, opener
     try:
         file_key = opener.open(wrapped_key, binding)
         return b"".join([c async for c in decrypt_stream(file_key, binding, store.open_reader(blob_id))])
+    except CaseKeyAbsent:
+        raise
     except (EnvelopeError, StreamError, BlobStoreError):
         raise attachments_service.AttachmentUnavailable() from None
 

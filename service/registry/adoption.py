@@ -72,6 +72,7 @@ ITEMS: tuple[tuple[str, str, Binding], ...] = (
     ("clue_follow_ups", "note", _own("clue_follow_ups", "note")),
     ("clue_objections", "statement", _own("clue_objections", "statement")),
     ("clue_objections", "answer", _own("clue_objections", "answer")),
+    ("custody_requests", "reason", _own("custody_requests", "reason")),
     ("legal_holds", "reason", lambda row: f"legal_holds/{row.clue_id}/reason"),
     ("clue_recusals", "reason", lambda row: recusal_reason_binding(row.clue_id, row.staff_id)),
 )

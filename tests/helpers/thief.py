@@ -12,10 +12,10 @@ from tests.helpers.app import Harness
 
 
 def thiefs_ring(harness: Harness) -> KeyRing:
-    """Every private key file of the data directory outside the custodians' ``custody/``."""
+    """Every private key file of the data directory outside the custodians' ``custody/`` (a case key where
+    one is mounted for clues registered before compartments; none on a staff server without one)."""
     data_dir = harness.data_dir
     found = [p for p in data_dir.rglob("*.private.json") if "custody" not in p.relative_to(data_dir).parts]
-    assert found, "a staff server holds the case private key"
     keys = harness.runtime.keys
     return KeyRing(
         case_public=keys.case_public,

@@ -9,23 +9,33 @@ sit under ``custody/``, in production they exist only as custodians' shares), th
 copy of every table. No session cookie or token. Every LargeBinary column of every table is gone through
 generically: whatever parses as an envelope must name a key the thief does not hold, or else open to none
 of the report's words; the report's distinctive strings are in no column and no blob in plaintext.
-Also the row "a thief of one unlocked session reads only what that person could read"."""
+Also the row "a thief of one unlocked session reads only what that person could read", and the staff server
+that holds no case private key at all (both suites): it serves the staff flow, its thief reads nothing, and a
+clue registered before compartments answers a clear 503 there."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from service.attachments.models import Attachment
+from service.auth import service as auth_service
 from service.compartments import service as compartments
+from service.custody import service as custody
 from service.mail.ingest import MailIngest
 from service.mail.receiver import serve_receiver
 from service.messages.models import Message
-from service.platform.crypto.envelope import Envelope
+from service.platform.crypto.envelope import Envelope, EnvelopeError
+from service.platform.crypto.keys import generate_key_pair, write_key_pair, write_public_key
+from service.platform.crypto.national import NATIONAL_SUITE
 from service.platform.errors import Forbidden
-from tests.helpers.app import Harness, auth, unique
+from service.registry.models import Clue
+from tests.helpers.app import Harness, auth, running_app, unique
 from tests.helpers.mail import TIP, mail, row_for, send
-from tests.helpers.registry import seal_case_copy
+from tests.helpers.registry import make_old, make_world, seal_case_copy, step
+from tests.helpers.staff_web import log_in, make_web_staff
 from tests.helpers.thief import every_row, thiefs_ring, what_opens
 from tests.helpers.web import clue_of_receipt, open_status, post_reply, post_report, receipt_from
 
@@ -145,3 +155,140 @@ async def test_a_thief_of_one_unlocked_session_reads_only_what_that_person_could
     assert refused.status_code == 403, refused.text
     messages = await harness.client.get(f"/api/v1/clues/{clue_id}/messages", headers=auth(other))
     assert messages.status_code == 403
+
+
+def _keys_without_the_case_private_key(data_dir: Path, suite: str) -> None:
+    """What a custodial host hands a staff server: the public halves only. The identity private key sits
+    under ``custody/`` for the test to play the custodian (in production: custodians' shares)."""
+    tag = ".national" if suite == "national" else ""
+    case, identity = generate_key_pair("case", suite), generate_key_pair("identity", suite)
+    write_public_key(data_dir / "keys" / f"case{tag}.public.json", case.public)
+    write_public_key(data_dir / "keys" / f"identity{tag}.public.json", identity.public)
+    write_key_pair(data_dir / "custody" / f"identity{tag}.private.json", identity)
+
+
+@pytest.mark.parametrize("suite", ["international", "national"])
+async def test_a_staff_server_without_the_case_key_serves_staff_and_its_thief_reads_nothing(
+    suite: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    _keys_without_the_case_private_key(data_dir, suite)
+    async with running_app(
+        data_dir, fresh_database_url, database_auto_upgrade=True, crypto_suite=suite
+    ) as harness:
+        assert not list(data_dir.rglob("case*.private.json"))
+        assert not harness.runtime.keys.can_open("case") and "staff" in harness.runtime.roles
+        await _staff_flow_without_the_case_key(harness, suite)
+
+
+async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None:
+    tag = unique("")
+    words = {
+        "report": f"派出所民警收了对方的红包{tag}",
+        "message": f"请补充收钱的时间地点{tag}",
+        "reason": f"实名举报人需当面核实{tag}",
+        "mail": f"我正在休假回来后回复您{tag}",
+    }
+    client = harness.client
+    world = await make_world(harness)
+    holder = await make_web_staff(harness, ["supervisor"])  # there at registration: a wrap
+    custodian_name = unique("保管人")
+    await harness.add_staff(custodian_name, ["custodian"])
+    response = await client.post(
+        "/api/v1/tips",
+        json={
+            "text": words["report"],
+            "accused": {"name": unique("张"), "unit": world.accused_unit_name, "position": "民警"},
+            "anonymous": False,
+            "submitter": {"name": "李四", "phone": "13800138000"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    async with harness.runtime.session_factory() as session:
+        clue = (await session.scalars(select(Clue))).one()  # a database of its own
+    clue_id = clue.id
+    triaged = await step(harness, clue_id, world.supervisor[1], "triage")  # routed: assigned, key wrapped
+    assert triaged.status_code == 201, triaged.text
+
+    # The assignee opens the clue and writes and reads its messages.
+    investigator = world.investigator[1]
+    api = f"/api/v1/clues/{clue_id}"
+    read = await client.get(api, headers=auth(investigator))
+    assert read.status_code == 200 and words["report"] in read.json()["text"]
+    sent = await client.post(f"{api}/messages", json={"text": words["message"]}, headers=auth(investigator))
+    assert sent.status_code == 201, sent.text
+    thread = await client.get(f"{api}/messages", headers=auth(investigator))
+    assert thread.status_code == 200 and words["message"] in thread.text
+    # A supervisor logs in to the staff site and opens it there.
+    async with log_in(harness, holder) as browser:
+        page = await browser.get(f"/staff/registry/clues/{clue_id}")
+        assert page.status_code == 200 and words["report"] in page.text
+
+    # A custody request: its reason sealed to the clue's key, read by the approver who holds the clue.
+    keys = harness.runtime.keys
+    async with harness.runtime.session_factory() as session:
+        row = await custody.request_release(
+            session,
+            clue_id=clue_id,
+            requester=custodian_name,
+            reason=words["reason"],
+            kind="identity",
+            keys=keys,
+        )
+        await custody.decide(session, request_id=row.id, approver=holder.name, approve=True, keys=keys)
+        viewer = await auth_service.authenticate(session, holder.token)
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
+        await session.commit()
+    assert next(v.reason for v in views if v.request.id == row.id) == words["reason"]
+
+    # Filtered mail arrives and is sealed to the identity key.
+    raw = mail(words["mail"], subject="自动回复", headers="Auto-Submitted: auto-replied\r\n")
+    assert await MailIngest(harness.runtime)(raw) == "filtered"
+    received = await row_for(harness, raw)
+    assert received is not None and received.sealed is not None
+    assert Envelope.from_bytes(received.sealed).key_id == keys.identity_public.key_id
+
+    # The thief of this server's files and database: no private key file at all, and no word in the clear.
+    ring = thiefs_ring(harness)
+    assert not ring.key_ids("case")
+    secret = [w.encode() for w in words.values()] + [tag.encode()]
+    opened, envelopes = what_opens(await every_row(harness), ring, secret, {clue_id})
+    assert envelopes > 0 and opened == []
+    for path in harness.data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s in data for s in secret), f"plaintext in {path.relative_to(harness.data_dir)}"
+    suites = {
+        Envelope.from_bytes(v).suite
+        for _, _, r in await every_row(harness)
+        for v in r.values()
+        if _is_envelope(v)
+    }
+    assert (NATIONAL_SUITE in suites) == (suite == "national")
+
+    # A clue registered before compartments (case-key envelopes, not adopted): a clear 503 naming the fix,
+    # on the API and the staff site, never a 500; its request's reason is listed as such.
+    await make_old(harness, clue_id)
+    for token in (investigator, holder.token):
+        old = await client.get(api, headers=auth(token))
+        assert old.status_code == 503, old.text
+        assert "tipline compartments adopt" in old.json()["error"]["message_en"]
+        assert "分隔加密之前" in old.json()["error"]["message"]
+    async with log_in(harness, holder, offset_steps=1) as browser:  # a TOTP code counts once
+        page = await browser.get(f"/staff/registry/clues/{clue_id}")
+        assert page.status_code == 503 and "tipline compartments adopt" in page.text
+    async with harness.runtime.session_factory() as session:
+        viewer = await auth_service.authenticate(session, holder.token)
+        views = await custody.list_requests(session, keys=keys, viewer=viewer)
+    (old_view,) = [v for v in views if v.request.id == row.id]
+    assert old_view.reason is None and "tipline compartments adopt" in old_view.sealed[1]
+
+
+def _is_envelope(value: object) -> bool:
+    if not isinstance(value, bytes) or not value:
+        return False
+    try:
+        Envelope.from_bytes(value)
+    except EnvelopeError:
+        return False
+    return True

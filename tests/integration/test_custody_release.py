@@ -12,16 +12,18 @@ import pytest
 from sqlalchemy import select
 
 from service.audit.models import AuditEntry
+from service.auth import service as auth_service
 from service.classification import classifier
 from service.custody import service as custody
 from service.custody.ceremony import Custodian, init_keys, rotate_keys
 from service.custody.models import CustodyRequest
 from service.intake import service as intake_service
-from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing, read_public_key
+from service.platform.db import Base
 from service.platform.errors import Conflict, Forbidden, Invalid
 from service.registry.models import Clue
-from tests.helpers.app import Harness, unique
+from tests.helpers.app import Harness, cli_env, run_cli, unique
 
 PASSPHRASES = {"a": "correct horse battery A", "b": "correct horse battery B", "c": "correct horse battery C"}
 
@@ -437,3 +439,69 @@ async def test_release_includes_the_originals_of_later_reporter_texts(harness: H
             )
         ).scalar_one()
     assert json.loads(released.details)["later_originals"] == [later[0].label]
+
+
+async def test_a_reason_is_sealed_to_the_clue_and_read_only_by_its_holders(
+    harness: Harness, ceremony
+) -> None:  # type: ignore[no-untyped-def]
+    world = await _world(harness, ceremony)
+    holder_name = unique("持有线索的督办")
+    _, holder = await harness.add_staff(holder_name, ["supervisor"])  # there at registration: a wrap
+    clue_id = await _submit(world, harness)
+    _, outsider = await harness.add_staff(unique("后来的保管人"), ["custodian"])  # no wrap of this clue
+    reason = f"实名举报人需当面核实{unique('')}"
+    factory = harness.runtime.session_factory
+    async with factory() as session:
+        row = await custody.request_release(
+            session,
+            clue_id=clue_id,
+            requester=world.names["a"],
+            reason=reason,
+            kind="identity",
+            keys=world.keys,
+        )
+        await custody.decide(session, request_id=row.id, approver=holder_name, approve=True, keys=world.keys)
+        await session.commit()
+        request_id, sealed = row.id, row.reason
+
+    # Sealed to the clue's own key: not the case key the staff server may hold, and in no column as text.
+    assert Envelope.from_bytes(sealed).key_id not in world.keys.key_ids("case")
+    async with factory() as session:
+        for table in Base.metadata.sorted_tables:
+            for values in (await session.execute(select(table))).all():
+                assert not any(reason.encode() in _as_bytes(v) for v in values), table.name
+
+    async def views(token: str) -> custody.RequestView:
+        async with factory() as session:
+            viewer = await auth_service.authenticate(session, token)
+            found = await custody.list_requests(session, keys=world.keys, viewer=viewer)
+            await session.commit()
+        return next(v for v in found if v.request.id == request_id)
+
+    read = await views(holder)
+    assert read.reason == reason and read.sealed is None
+    withheld = await views(outsider)
+    assert withheld.reason is None and withheld.sealed == custody.SEALED_REASON
+    async with factory() as session:
+        entries = list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "custody_requests.read"))
+        )
+    # The holder's read is audited (request ids only); the outsider opened nothing, so nothing was read.
+    assert any(request_id in e.details and reason not in e.details for e in entries)
+
+    # The command line lists it the same way, the viewer's token on standard input.
+    env = cli_env(harness.data_dir, harness.database_url)
+    listed = run_cli(["custody", "list", "--reasons"], env, stdin=holder + "\n")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{request_id}  clue={clue_id}" in listed.stdout and f"reason: {reason}" in listed.stdout
+    listed = run_cli(["custody", "list", "--reasons"], env, stdin=outsider + "\n")
+    assert listed.returncode == 0, listed.stderr
+    assert reason not in listed.stdout
+    assert "已加密：您无权阅读此线索 / sealed: you do not hold this clue" in listed.stdout
+    assert "reason:" not in run_cli(["custody", "list"], env).stdout
+    refused = run_cli(["custody", "list", "--reasons"], env, stdin="not-a-token\n")
+    assert refused.returncode == 1 and "token" in refused.stderr and reason not in refused.stdout
+
+
+def _as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()

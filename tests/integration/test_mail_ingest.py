@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import smtplib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,13 +16,16 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
+from service.app.runtime import key_paths
 from service.attachments.models import Attachment
 from service.audit.models import AuditEntry
 from service.mail.ingest import DUPLICATE, MailIngest, dedupe_key
 from service.mail.parse import parse_message
 from service.mail.receiver import RunningReceiver, TemporarilyUnavailable, serve_receiver
 from service.mailbox import service as mail_service
-from service.mailbox.models import ReceivedMail
+from service.mailbox.models import ReceivedMail, sealed_binding
+from service.platform.crypto.envelope import Envelope, EnvelopeError
+from service.platform.crypto.keys import read_key_pair
 from service.platform.timeutil import utcnow
 from service.registry.models import Clue
 from tests.helpers.app import auth, running_app, unique
@@ -92,21 +96,52 @@ async def test_redelivery_makes_no_second_clue(harness, receiver) -> None:  # ty
         assert await session.scalar(select(func.count()).where(ReceivedMail.dedupe_key == key)) == 1
 
 
-async def test_auto_reply_is_filtered_counted_and_purged(harness, receiver) -> None:  # type: ignore[no-untyped-def]
-    raw = mail(
-        "我正在休假，回来后回复您。", subject="自动回复：休假中", headers="Auto-Submitted: auto-replied\r\n"
-    )
+async def test_auto_reply_is_filtered_sealed_to_the_identity_key_counted_and_purged(
+    harness, receiver
+) -> None:  # type: ignore[no-untyped-def]
+    _, sup = await harness.add_staff(unique("sup"), ["supervisor"])
+    words = unique("我正在休假回来后回复您")
+    raw = mail(words, subject="自动回复：休假中", headers="Auto-Submitted: auto-replied\r\n")
     assert (await send(receiver.port, raw))[0] == 250
     row = await row_for(harness, raw)
     assert row is not None and row.outcome == "filtered" and row.kind == "auto_reply"
     assert row.clue_id is None and row.sealed is not None and row.expires_at is not None
+    # Sealed like quarantined mail: to the identity key, which no server process holds.
+    assert Envelope.from_bytes(row.sealed).key_id == harness.runtime.keys.identity_public.key_id
+    assert words.encode() not in row.sealed
+    with pytest.raises(EnvelopeError):
+        harness.runtime.keys.open(row.sealed, sealed_binding(row.id))
+
+    # A supervisor finds it and fetches the envelope (audited); the identity key's holder opens it.
+    listing = await harness.client.get("/api/v1/mail/quarantine?outcome=filtered", headers=auth(sup))
+    assert listing.status_code == 200 and row.id in {i["id"] for i in listing.json()["items"]}
+    assert row.id not in {
+        i["id"]
+        for i in (await harness.client.get("/api/v1/mail/quarantine", headers=auth(sup))).json()["items"]
+    }
+    read = await harness.client.post(f"/api/v1/mail/quarantine/{row.id}/read", headers=auth(sup))
+    assert read.status_code == 200, read.text
+    assert read.json()["outcome"] == "filtered" and read.json()["sealed_to"] == "identity"
+    custodian = harness.runtime.keys.with_private(
+        [read_key_pair(key_paths(harness.runtime.settings)["identity_private"])]
+    )
+    opened = json.loads(custodian.open(base64.b64decode(read.json()["envelope"]), read.json()["binding"]))
+    assert opened["kind"] == "auto_reply" and words in opened["body"]
+
     async with harness.runtime.session_factory() as session:
-        assert await mail_service.purge_filtered(session, now=utcnow()) == 0 or True
-        await mail_service.purge_filtered(session, now=row.expires_at + timedelta(seconds=1))
+        # Past its retention it is refused at once, before the purge has run.
+        (await session.get(ReceivedMail, row.id)).expires_at = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
+        await session.commit()
+    late = await harness.client.post(f"/api/v1/mail/quarantine/{row.id}/read", headers=auth(sup))
+    assert late.status_code == 404 and late.json()["error"]["message"]
+    async with harness.runtime.session_factory() as session:
+        await mail_service.purge_filtered(session, now=utcnow())
         await session.commit()
         assert (await session.get(ReceivedMail, row.id)).sealed is None  # type: ignore[union-attr]
         counts = await mail_service.counts(session)
     assert counts["filtered"]["auto_reply"] >= 1
+    bad = await harness.client.get("/api/v1/mail/quarantine?outcome=clue", headers=auth(sup))
+    assert bad.status_code == 422
 
 
 async def test_unparseable_mail_is_quarantined_for_supervisors(harness, receiver) -> None:  # type: ignore[no-untyped-def]

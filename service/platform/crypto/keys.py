@@ -50,6 +50,7 @@ from service.platform.crypto import sm2
 from service.platform.crypto.envelope import Envelope, EnvelopeError, hpke_info
 from service.platform.crypto.national import NATIONAL_SUITE, SM2KeyPair, SM2PublicKey
 from service.platform.crypto.national import make_key_id as national_key_id
+from service.platform.errors import TemporarilyUnavailable
 
 # ``unit``, ``staff``, ``escrow`` and ``clue`` are the compartment keys (``service.compartments``): a handling
 # unit's content key, a person's key, the escrow key whose private half is split among custodians, and a
@@ -382,6 +383,20 @@ def read_key_pair(path: Path) -> AnyKeyPair:
     return pair
 
 
+class CaseKeyAbsent(EnvelopeError, TemporarilyUnavailable):
+    """A case-key envelope (a clue registered before compartments, not yet adopted) in a process that holds
+    no case private key — the staff service runs without one. An envelope error to the code that catches
+    those; a clear 503 (not a 500) to whoever asked, naming the one-off fix."""
+
+    def __init__(self) -> None:
+        TemporarilyUnavailable.__init__(
+            self,
+            "此线索登记于分隔加密之前，需在持有案件私钥的主机上运行 tipline compartments adopt",
+            message_en="this clue predates compartments; run `tipline compartments adopt` on a host holding "
+            "the case key",
+        )
+
+
 class KeyRing:
     """The keys one process holds: current public keys for sealing, and only the private keys its role
     may use for opening."""
@@ -468,6 +483,8 @@ class KeyRing:
     def open(self, data: bytes, binding: str) -> bytes:
         envelope = Envelope.from_bytes(data)
         pair = self._private.get(envelope.key_id)
+        if pair is None and envelope.key_id.startswith("case-"):
+            raise CaseKeyAbsent
         if pair is None:
             raise EnvelopeError("this process holds no private key for that envelope")
         if key_suite(envelope.suite) != pair.public.suite:

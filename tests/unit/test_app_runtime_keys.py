@@ -1,0 +1,51 @@
+"""The staff and worker roles start without any case private key (compartments); a one-off command that
+opens case-key envelopes refuses clearly without one, and a case-key envelope answers ``CaseKeyAbsent``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.app.runtime import key_paths, load_keys, require_case_key
+from service.platform.crypto.envelope import EnvelopeError
+from service.platform.crypto.keys import (
+    CaseKeyAbsent,
+    KeyFileError,
+    generate_key_pair,
+    write_key_pair,
+    write_public_key,
+)
+from service.platform.errors import DomainError
+from service.platform.settings import Settings
+
+
+@pytest.mark.parametrize("suite", ["international", "national"])
+def test_staff_and_worker_start_without_the_case_private_key(tmp_path: Path, suite: str) -> None:
+    settings = Settings(data_dir=tmp_path, crypto_suite=suite)  # type: ignore[arg-type]
+    paths = key_paths(settings)
+    case, identity = generate_key_pair("case", suite), generate_key_pair("identity", suite)
+    write_public_key(paths["case_public"], case.public)
+    write_public_key(paths["identity_public"], identity.public)
+    sealed = case.public.seal("旧线索".encode(), "clues/x/content")
+
+    for roles in ({"staff"}, {"worker"}, {"staff", "worker", "intake", "mail"}):
+        keys = load_keys(settings, frozenset(roles))
+        assert not keys.can_open("case")
+        with pytest.raises(CaseKeyAbsent) as refused:
+            keys.open(sealed, "clues/x/content")
+        assert isinstance(refused.value, EnvelopeError) and isinstance(refused.value, DomainError)
+        assert refused.value.status_code == 503 and "tipline compartments adopt" in refused.value.message_en
+        assert "分隔加密之前" in refused.value.message
+    with pytest.raises(KeyFileError, match="custodial host"):
+        require_case_key(settings, load_keys(settings, frozenset({"staff"})))
+    # Another key's envelope is an ordinary envelope error, not the adoption hint.
+    with pytest.raises(EnvelopeError) as other:
+        load_keys(settings, frozenset({"staff"})).open(identity.public.seal(b"x", "b"), "b")
+    assert not isinstance(other.value, CaseKeyAbsent)
+
+    # Where a case private key is mounted (before adoption), it is loaded and opens the old envelope.
+    write_key_pair(paths["case_private"], case)
+    keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
+    assert keys.open(sealed, "clues/x/content") == "旧线索".encode()
+    assert not load_keys(settings, frozenset({"intake"})).can_open("case")
