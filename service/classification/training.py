@@ -142,14 +142,26 @@ def _out_of_group_logits(batch: Sequence[Example], classes: Sequence[str], param
     return z
 
 
+def competing_logits(z: np.ndarray) -> np.ndarray:
+    """(reports, classes): per category, the highest logit of the other categories, as
+    ``model.competing_logits`` computes it for one report."""
+    order = np.argsort(z, axis=1)
+    rows = np.arange(len(z))
+    top, runner_up = z[rows, order[:, -1]], z[rows, order[:, -2]]
+    out = np.repeat(top[:, None], z.shape[1], axis=1)
+    out[rows, order[:, -1]] = runner_up
+    return out
+
+
 def _fit_stack(
     z: np.ndarray, raw: np.ndarray, rival: np.ndarray, actor: np.ndarray, y: np.ndarray, params: Params
 ) -> np.ndarray:
     stack = np.zeros((z.shape[1], len(STACK_COLUMNS)))
+    competing = competing_logits(z)
     for j in range(z.shape[1]):
         if 0 < y[:, j].sum() < len(y):
             lr = LogisticRegression(C=params.stack_c, solver="lbfgs", max_iter=1000)
-            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j], actor]), y[:, j])
+            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j], actor, competing[:, j]]), y[:, j])
             stack[j, :-1] = lr.coef_[0]
             stack[j, -1] = lr.intercept_[0]
         else:
