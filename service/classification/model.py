@@ -32,13 +32,26 @@ import numpy as np
 
 from service.classification.taxonomy import TaxonomyError
 
-FORMAT = 2  # 1: coefficients (keys, classes), no actor_named column in the stack (read as weight 0)
+# 1: coefficients (keys, classes), no actor_named column in the stack (read as weight 0); 2: no
+# competing_model_logit column (read as weight 0)
+FORMAT = 3
 NGRAM_MAX = 3
 _BITS = 21  # every Unicode code point + 1 fits in 21 bits, so a 3-gram fits in 63
 _MASK = (1 << _BITS) - 1
 # Per category: weights of the model's logit, the rules' raw score, the strongest competing rule score,
-# whether a political-legal actor word occurs, and a bias.
-STACK_COLUMNS = ("model_logit", "rules_raw", "competing_rules_raw", "actor_named", "bias")
+# whether a political-legal actor word occurs, the strongest other category's model logit, and a bias.
+STACK_COLUMNS = (
+    "model_logit", "rules_raw", "competing_rules_raw", "actor_named", "competing_model_logit", "bias"
+)  # fmt: skip
+
+
+def competing_logits(logits: list[float]) -> list[float]:
+    """Per category, the highest model logit of the other categories (the best one's is the runner-up)."""
+    top = max(logits)
+    best = logits.index(top)
+    out = [top] * len(logits)
+    out[best] = max(logits[:best] + logits[best + 1 :], default=0.0)
+    return out
 
 
 class ModelError(TaxonomyError):
@@ -236,8 +249,10 @@ class TriageModel:
         """Calibrated probabilities from the model's logits and the rules' raw scores (class order). Plain
         Python: for eleven numbers it is faster than numpy's per-call overhead."""
         out = []
-        for z, r, q, (a, b, d, f, e) in zip(logits, raw, rival, self._stack_rows, strict=True):
-            x = a * z + b * r + d * q + f * actor + e
+        competing = competing_logits(logits)
+        rows = self._stack_rows
+        for z, r, q, m, (a, b, d, f, g, e) in zip(logits, raw, rival, competing, rows, strict=True):
+            x = a * z + b * r + d * q + f * actor + g * m + e
             out.append(1.0 / (1.0 + math.exp(-min(30.0, max(-30.0, x)))))
         return out
 
@@ -331,7 +346,7 @@ def load_model(taxonomy_path: Path | str) -> TriageModel | None:
 def parse_model(meta: Any, blob: bytes, *, source: str = "<model>") -> TriageModel:
     import io
 
-    if not isinstance(meta, dict) or meta.get("format") not in (1, FORMAT):
+    if not isinstance(meta, dict) or meta.get("format") not in (1, 2, FORMAT):
         raise ModelError(f"{source}: unknown model format (expected format {FORMAT})")
     if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):
         raise ModelError(f"{source}: the arrays file does not match arrays_sha256")
@@ -347,6 +362,8 @@ def parse_model(meta: Any, blob: bytes, *, source: str = "<model>") -> TriageMod
         data["coef"] = data["coef"].T
         if data["stack"].ndim == 2 and data["stack"].shape[1] == 4:
             data["stack"] = np.insert(data["stack"], 3, 0.0, axis=1)
+    if meta["format"] in (1, 2) and data["stack"].ndim == 2 and data["stack"].shape[1] == 5:
+        data["stack"] = np.insert(data["stack"], 4, 0.0, axis=1)  # no competing_model_logit column
     features, width = len(data["vocabulary"]), len(classes)
     shapes_ok = (
         data["vocabulary"].dtype == np.int64

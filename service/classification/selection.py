@@ -64,8 +64,9 @@ def out_of_writer(
     for group in sorted(set(groups)):
         held = np.array([g == group for g in groups])
         stack = training._fit_stack(z[~held], raw[~held], rival[~held], actor[~held], y[~held], params)
-        a, b, d, f, e = (stack[:, k] for k in range(stack.shape[1]))
-        x = a * z[held] + b * raw[held] + d * rival[held] + f * actor[held][:, None] + e
+        a, b, d, f, g, e = (stack[:, k] for k in range(stack.shape[1]))
+        m = training.competing_logits(z[held])
+        x = a * z[held] + b * raw[held] + d * rival[held] + f * actor[held][:, None] + g * m + e
         probabilities[held] = 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
     return OutOfWriter(groups, probabilities, [e.labels for e in batch])
 

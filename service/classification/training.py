@@ -7,8 +7,9 @@ database (the CLI does, after the audit entry). Steps:
    least ``min_df`` training reports; sublinear TF-IDF, L2-normalised, exactly as the model computes them.
 2. One logistic regression per category (balanced classes).
 3. Stacking: the base model is trained again once per writer with that writer left out, and predicts the
-   left-out writer's reports. On these out-of-writer logits and the rules' raw scores a small logistic
-   regression per category learns how far to trust each, which calibrates the combined probability.
+   left-out writer's reports. On these out-of-writer logits (the category's own and the strongest other
+   category's) and the rules' raw scores a small logistic regression per category learns how far to
+   trust each, which calibrates the combined probability.
 4. The final base model is trained on everything.
 """
 
@@ -43,8 +44,10 @@ class Params:
     # E-H: best mean macro-F1 of the 0.1-0.25 grid; the best guess of the 0.4 % of reports below it was
     # wrong 69 % of the time, so "needs triage" means the classifier is not confident.
     triage_threshold: float = 0.1
-    # A further misconduct label: 0.5 was best of 0.4-0.7 out-of-writer on A-C, E-K for every stack_c tried.
-    secondary_threshold: float = 0.5
+    # A further misconduct label: with the competing model logit in the stack (A-C, E-N), 0.4 was best of
+    # 0.3-0.6 out-of-writer (mean macro-F1 0.8632; 0.45: 0.8623, 0.5: 0.8612, 0.35: 0.8616). Before that
+    # column 0.5 was best of 0.4-0.7 on A-C, E-K.
+    secondary_threshold: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -142,14 +145,26 @@ def _out_of_group_logits(batch: Sequence[Example], classes: Sequence[str], param
     return z
 
 
+def competing_logits(z: np.ndarray) -> np.ndarray:
+    """(reports, classes): per category, the highest logit of the other categories, as
+    ``model.competing_logits`` computes it for one report."""
+    order = np.argsort(z, axis=1)
+    rows = np.arange(len(z))
+    top, runner_up = z[rows, order[:, -1]], z[rows, order[:, -2]]
+    out = np.repeat(top[:, None], z.shape[1], axis=1)
+    out[rows, order[:, -1]] = runner_up
+    return out
+
+
 def _fit_stack(
     z: np.ndarray, raw: np.ndarray, rival: np.ndarray, actor: np.ndarray, y: np.ndarray, params: Params
 ) -> np.ndarray:
     stack = np.zeros((z.shape[1], len(STACK_COLUMNS)))
+    competing = competing_logits(z)
     for j in range(z.shape[1]):
         if 0 < y[:, j].sum() < len(y):
             lr = LogisticRegression(C=params.stack_c, solver="lbfgs", max_iter=1000)
-            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j], actor]), y[:, j])
+            lr.fit(np.column_stack([z[:, j], raw[:, j], rival[:, j], actor, competing[:, j]]), y[:, j])
             stack[j, :-1] = lr.coef_[0]
             stack[j, -1] = lr.intercept_[0]
         else:

@@ -253,3 +253,33 @@ def test_the_explanation_is_each_shown_label_and_its_three_strongest_ngrams_at_t
                 assert c[k] == pytest.approx(expected, abs=1e-9)  # the strongest ones, none left out
                 assert (e.start, e.end) == norm.original_span(first, first + len(e.id))  # first occurrence
                 assert normalize(text[e.start : e.end]).text == e.id
+
+
+def test_the_competing_logit_is_the_best_other_category_s_in_training_and_in_the_service():
+    from service.classification.training import competing_logits  # scikit-learn side: imported here only
+
+    z = np.array([[2.0, -1.0, 0.5], [-3.0, -3.0, -4.0], [0.0, 1.0, 1.0]])
+    expected = [[0.5, 2.0, 2.0], [-3.0, -3.0, -3.0], [1.0, 1.0, 1.0]]
+    assert competing_logits(z).tolist() == expected
+    assert [artifact.competing_logits(row) for row in z.tolist()] == expected
+
+
+def test_a_format_2_artifact_is_read_with_no_weight_on_the_competing_logit():
+    shipped = classifier.current_model()
+    column = artifact.STACK_COLUMNS.index("competing_model_logit")
+    old = replace(shipped, stack=np.delete(shipped.stack, column, axis=1))
+    buffer = io.BytesIO()
+    np.savez(buffer, vocabulary=old.vocabulary, idf=old.idf, coef=old.coef, intercept=old.intercept,
+             stack=old.stack)  # fmt: skip
+    blob = buffer.getvalue()
+    meta = {**artifact.describe(old, hashlib.sha256(blob).hexdigest()), "format": 2}
+    loaded = artifact.parse_model(meta, blob)
+    assert loaded.stack.shape == shipped.stack.shape
+    assert not loaded.stack[:, column].any()
+    keep = [i for i in range(len(artifact.STACK_COLUMNS)) if i != column]
+    assert np.array_equal(loaded.stack[:, keep], old.stack)
+    # Without that column the probabilities are the format-2 formula's: the model's and rules' terms only.
+    width = len(shipped.classes)
+    logits, raw, rival = [1.5] + [-2.0] * (width - 1), [0.0] * width, [0.0] * width
+    a, b, d, f, g, e = loaded.stack[0]
+    assert loaded.combine(logits, raw, rival, 1.0)[0] == pytest.approx(1 / (1 + math.exp(-(a * 1.5 + f + e))))
