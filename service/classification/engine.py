@@ -13,8 +13,9 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import product
+from itertools import chain, product
 from operator import attrgetter
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -35,6 +36,16 @@ class _Entry:
     term: str  # canonical term
     weight: float
     kind: str  # term | alias | counter | actor
+
+
+class _Scored(NamedTuple):
+    """What a scored key adds when found (built once per key, unpacked in the evidence loop)."""
+
+    key: tuple[str, str]  # (category, term): a term counts once
+    category: str
+    term: str
+    weight: float
+    kind: str  # term | alias | counter
 
 
 def _is_ascii_word(key: str) -> bool:
@@ -249,7 +260,10 @@ class Engine:
                 gate_count += 1
             pattern_gates.append(required)
         # Negation words by rank: where several start at one position, the lowest rank wins, then the
-        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it).
+        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it). Clause
+        # punctuation (SEPARATOR) breaks every scope too, but is not in the automaton: no negation word holds
+        # it (the taxonomy refuses one that does), so no word read can overlap it, and ``_negated`` looks for
+        # it in the text (a third of a report's matches were separators).
         neg = taxonomy.negation
         negation_ranks: dict[str, int] = {}
         if neg.window:
@@ -261,30 +275,42 @@ class Engine:
                 for word in words:
                     if key := normalize_key(word):
                         negation_ranks.setdefault(key, rank)
-            negation_ranks[SEPARATOR] = _BREAKER  # never a key: normalize_key strips it
         self._neg_window = neg.window
-        # One automaton for terms, actors, aliases, gate literals and negation words: scanning a report
-        # costs more than the matches it yields (pyahocorasick walks each node's transitions), so one scan.
+        # Words that open a pattern, grouped by the set of patterns' openings they belong to: a match appends
+        # its start to its group's list once, and an opening's starts are its groups' lists merged.
+        groups: dict[tuple[int, ...], int] = {}
+        for ids in opening_words.values():
+            groups.setdefault(tuple(ids), len(groups))
+        self._group_count = len(groups)
+        self._opening_groups = [
+            tuple(g for ids, g in groups.items() if opening_id in ids) for opening_id in range(len(opening_ids))
+        ]
+        # One automaton for terms, actors, aliases, gate literals, opening words and negation words: scanning
+        # a report costs more than the matches it yields (pyahocorasick walks each node's transitions), so one
+        # scan.
         self._automaton = ahocorasick.Automaton()
         for key in entries.keys() | gate_masks.keys() | negation_ranks.keys() | opening_words.keys():
             items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
-            scored = tuple(e for e in items if e.kind != "actor")
+            scored = tuple(
+                _Scored((e.category, e.term), e.category, e.term, e.weight, e.kind)
+                for e in items
+                if e.kind != "actor"
+            )
             # Gate literals and negation words count wherever they occur; only terms keep to ASCII word
             # boundaries.
             ascii_word = bool(items) and _is_ascii_word(key)
             value = (
                 len(key),
-                ascii_word,
-                is_actor,
-                scored,
                 gate_masks.get(key, 0),
                 negation_ranks.get(key, -1),
-                tuple(opening_words.get(key, ())),
+                groups[tuple(opening_words[key])] if key in opening_words else -1,
+                scored or None,
+                ascii_word,
+                is_actor,
             )
             self._automaton.add_word(key, value)
         self._has_words = bool(entries or gate_masks or negation_ranks or opening_words)
-        self._opening_count = len(opening_ids)
         if self._has_words:
             self._automaton.make_automaton()
         patterns = [
@@ -300,27 +326,28 @@ class Engine:
 
     def _hits(
         self, text: str
-    ) -> tuple[
-        bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]], list[list[int]]
-    ]:
+    ) -> tuple[bool, list[tuple[int, int, tuple[_Scored, ...]]], int, list[tuple[int, int, int]], list[list[int]]]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
         sort orders them by start, longest first), the patterns' gates seen (a bit each), (start, rank,
-        -length) for every negation word found, and per set of opening words the starts of its words."""
+        -length) for every negation word found, and per group of opening words the starts of its words."""
         actor_found = False
-        hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
+        hits: list[tuple[int, int, tuple[_Scored, ...]]] = []
         gates = 0
         negation_words: list[tuple[int, int, int]] = []
-        openings: list[list[int]] = [[] for _ in range(self._opening_count)]
+        groups: list[list[int]] = [[] for _ in range(self._group_count)]
         if not self._has_words:
-            return actor_found, hits, gates, negation_words, openings
-        for end_index, value in self._automaton.iter(text):
-            length, ascii_word, is_actor, entries, gate_mask, rank, opens = value
+            return actor_found, hits, gates, negation_words, groups
+        for end_index, (length, gate_mask, rank, group, entries, ascii_word, is_actor) in self._automaton.iter(
+            text
+        ):
             gates |= gate_mask
             start = end_index - length + 1
             if rank >= 0:
                 negation_words.append((start, rank, -length))
-            for opening_id in opens:
-                openings[opening_id].append(start)
+            if group >= 0:
+                groups[group].append(start)
+            if entries is None and not is_actor:
+                continue
             end = end_index + 1
             if ascii_word and (
                 (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum())
@@ -329,13 +356,14 @@ class Engine:
                 continue
             if is_actor:
                 actor_found = True
-            if entries:
+            if entries is not None:
                 hits.append((start, -end, entries))
-        return actor_found, hits, gates, negation_words, openings
+        return actor_found, hits, gates, negation_words, groups
 
     @staticmethod
     def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
-        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…).
+        """Start and end offsets of negation cues, and positions of scope breakers (但是…; clause ends are
+        looked for in the text by ``_negated``).
 
         ``words`` are all negation words found, overlapping ones included; they are read left to right
         without overlaps, the lowest rank and then the longest word winning at each position (a regex
@@ -357,14 +385,16 @@ class Engine:
                 breakers.append(reach)
         return cue_starts, cue_ends, breakers
 
-    def _negated(self, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
+    def _negated(self, text: str, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
         """A cue that starts before ``start`` and ends at most ``window`` characters before it (or runs
-        into it: "没有人" negates "有人"), with no breaker in between."""
+        into it: "没有人" negates "有人"), with no breaker and no clause end in between."""
         cue_starts, cue_ends, breakers = marks
         i = bisect_left(cue_starts, start) - 1
         if i < 0 or cue_ends[i] < start - self._neg_window:
             return False
         cue_end = min(cue_ends[i], start)
+        if text.find(SEPARATOR, cue_end, start) >= 0:
+            return False
         j = bisect_left(breakers, cue_end + 1)
         return not (j < len(breakers) and breakers[j] <= start)
 
@@ -401,47 +431,43 @@ class Engine:
         """Raw scores, evidence, whether an actor word occurs, and ``norm.offsets`` (spans map through it)."""
         taxonomy = self.taxonomy
         ntext = norm.text
-        actor_found, hits, gates_seen, negation_words, openings = self._hits(ntext)
-        # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
-        # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
-        # exactly when an earlier hit reaches at least as far.
-        hits.sort()  # (start, -end): never a tie, so the entries are never compared
-        kept: list[tuple[int, int, tuple[_Entry, ...]]] = []
-        reach = -1
-        for start, negative_end, entries in hits:
-            if reach >= -negative_end:
-                continue
-            reach = -negative_end
-            kept.append((start, reach, entries))
+        actor_found, hits, gates_seen, negation_words, groups = self._hits(ntext)
         marks = self._negation_marks(negation_words)
         offsets = norm.offsets
 
         raw: dict[str, float] = self._no_scores.copy()
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
-        for hit_start, hit_end, entries in kept:
+        # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
+        # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
+        # exactly when an earlier hit reaches at least as far.
+        hits.sort()  # (start, -end): never a tie, so the entries are never compared
+        reach = -1
+        for hit_start, negative_end, entries in hits:
+            hit_end = -negative_end
+            if reach >= hit_end:
+                continue
+            reach = hit_end
             negated: bool | None = None
             start, end = offsets[hit_start], offsets[hit_end - 1] + 1
-            for entry in entries:
-                key = (entry.category, entry.term)
+            for key, category, term, weight, kind in entries:
                 if key in counted:
                     continue  # a term counts once; its first occurrence is the evidence
-                if entry.kind == "counter":
+                if kind == "counter":
                     counted.add(key)
-                    evidence.append(
-                        _evidence((entry.term, entry.category, start, end, entry.weight, "counter"))
-                    )
-                    raw[entry.category] += entry.weight
+                    evidence.append(_evidence((term, category, start, end, weight, "counter")))
+                    raw[category] += weight
                     continue
                 if negated is None:
-                    negated = self._negated(marks, hit_start)
+                    negated = self._negated(ntext, marks, hit_start)
                 if negated:
-                    evidence.append(_evidence((entry.term, entry.category, start, end, 0.0, "negated")))
+                    evidence.append(_evidence((term, category, start, end, 0.0, "negated")))
                     continue
                 counted.add(key)
-                raw[entry.category] += entry.weight
-                evidence.append(_evidence((entry.term, entry.category, start, end, entry.weight, entry.kind)))
+                raw[category] += weight
+                evidence.append(_evidence((term, category, start, end, weight, kind)))
 
+        opening_groups = self._opening_groups
         for (category_id, pattern_id, regex, weight, negatable), gates, opening in self._gated_patterns:
             if gates & gates_seen != gates:
                 continue
@@ -449,16 +475,15 @@ class Engine:
                 match = regex.search(ntext)
             else:
                 match = None
-                starts = openings[opening]
-                starts.sort()  # found in order of their ends
-                for position in starts:
+                # the starts of its words, in text order (they are found in order of their ends)
+                for position in sorted(chain.from_iterable([groups[g] for g in opening_groups[opening]])):
                     if match := regex.match(ntext, position):
                         break
             if match is None or match.end() == match.start():
                 continue
             # The action is the pattern's last group: "民警没有打人" negates at 打, not at 民警.
             action_start = match.start(match.lastindex) if match.lastindex else match.start()
-            if negatable and self._negated(marks, action_start):
+            if negatable and self._negated(ntext, marks, action_start):
                 continue
             raw[category_id] += weight
             start, end = offsets[match.start()], offsets[match.end() - 1] + 1
