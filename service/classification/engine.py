@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, product
+from itertools import product
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -276,15 +276,6 @@ class Engine:
                     if key := normalize_key(word):
                         negation_ranks.setdefault(key, rank)
         self._neg_window = neg.window
-        # Words that open a pattern, grouped by the set of patterns' openings they belong to: a match appends
-        # its start to its group's list once, and an opening's starts are its groups' lists merged.
-        groups: dict[tuple[int, ...], int] = {}
-        for ids in opening_words.values():
-            groups.setdefault(tuple(ids), len(groups))
-        self._group_count = len(groups)
-        self._opening_groups = [
-            tuple(g for ids, g in groups.items() if opening_id in ids) for opening_id in range(len(opening_ids))
-        ]
         # One automaton for terms, actors, aliases, gate literals, opening words and negation words: scanning
         # a report costs more than the matches it yields (pyahocorasick walks each node's transitions), so one
         # scan.
@@ -304,13 +295,14 @@ class Engine:
                 len(key),
                 gate_masks.get(key, 0),
                 negation_ranks.get(key, -1),
-                groups[tuple(opening_words[key])] if key in opening_words else -1,
+                tuple(opening_words.get(key, ())),
                 scored or None,
                 ascii_word,
                 is_actor,
             )
             self._automaton.add_word(key, value)
         self._has_words = bool(entries or gate_masks or negation_ranks or opening_words)
+        self._opening_count = len(opening_ids)
         if self._has_words:
             self._automaton.make_automaton()
         patterns = [
@@ -329,23 +321,23 @@ class Engine:
     ) -> tuple[bool, list[tuple[int, int, tuple[_Scored, ...]]], int, list[tuple[int, int, int]], list[list[int]]]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
         sort orders them by start, longest first), the patterns' gates seen (a bit each), (start, rank,
-        -length) for every negation word found, and per group of opening words the starts of its words."""
+        -length) for every negation word found, and per set of opening words the starts of its words."""
         actor_found = False
         hits: list[tuple[int, int, tuple[_Scored, ...]]] = []
         gates = 0
         negation_words: list[tuple[int, int, int]] = []
-        groups: list[list[int]] = [[] for _ in range(self._group_count)]
+        openings: list[list[int]] = [[] for _ in range(self._opening_count)]
         if not self._has_words:
-            return actor_found, hits, gates, negation_words, groups
-        for end_index, (length, gate_mask, rank, group, entries, ascii_word, is_actor) in self._automaton.iter(
+            return actor_found, hits, gates, negation_words, openings
+        for end_index, (length, gate_mask, rank, opens, entries, ascii_word, is_actor) in self._automaton.iter(
             text
         ):
             gates |= gate_mask
             start = end_index - length + 1
             if rank >= 0:
                 negation_words.append((start, rank, -length))
-            if group >= 0:
-                groups[group].append(start)
+            for opening_id in opens:
+                openings[opening_id].append(start)
             if entries is None and not is_actor:
                 continue
             end = end_index + 1
@@ -358,7 +350,7 @@ class Engine:
                 actor_found = True
             if entries is not None:
                 hits.append((start, -end, entries))
-        return actor_found, hits, gates, negation_words, groups
+        return actor_found, hits, gates, negation_words, openings
 
     @staticmethod
     def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
@@ -431,7 +423,7 @@ class Engine:
         """Raw scores, evidence, whether an actor word occurs, and ``norm.offsets`` (spans map through it)."""
         taxonomy = self.taxonomy
         ntext = norm.text
-        actor_found, hits, gates_seen, negation_words, groups = self._hits(ntext)
+        actor_found, hits, gates_seen, negation_words, openings = self._hits(ntext)
         marks = self._negation_marks(negation_words)
         offsets = norm.offsets
 
@@ -467,7 +459,6 @@ class Engine:
                 raw[category] += weight
                 evidence.append(_evidence((term, category, start, end, weight, kind)))
 
-        opening_groups = self._opening_groups
         for (category_id, pattern_id, regex, weight, negatable), gates, opening in self._gated_patterns:
             if gates & gates_seen != gates:
                 continue
@@ -475,8 +466,9 @@ class Engine:
                 match = regex.search(ntext)
             else:
                 match = None
-                # the starts of its words, in text order (they are found in order of their ends)
-                for position in sorted(chain.from_iterable([groups[g] for g in opening_groups[opening]])):
+                starts = openings[opening]
+                starts.sort()  # found in order of their ends
+                for position in starts:
                     if match := regex.match(ntext, position):
                         break
             if match is None or match.end() == match.start():
