@@ -318,7 +318,9 @@ class Engine:
 
     def _hits(
         self, text: str
-    ) -> tuple[bool, list[tuple[int, int, tuple[_Scored, ...]]], int, list[tuple[int, int, int]], list[list[int]]]:
+    ) -> tuple[
+        bool, list[tuple[int, int, tuple[_Scored, ...]]], int, list[tuple[int, int, int]], list[list[int]]
+    ]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
         sort orders them by start, longest first), the patterns' gates seen (a bit each), (start, rank,
         -length) for every negation word found, and per set of opening words the starts of its words."""
@@ -329,9 +331,8 @@ class Engine:
         openings: list[list[int]] = [[] for _ in range(self._opening_count)]
         if not self._has_words:
             return actor_found, hits, gates, negation_words, openings
-        for end_index, (length, gate_mask, rank, opens, entries, ascii_word, is_actor) in self._automaton.iter(
-            text
-        ):
+        for end_index, value in self._automaton.iter(text):
+            length, gate_mask, rank, opens, entries, ascii_word, is_actor = value
             gates |= gate_mask
             start = end_index - length + 1
             if rank >= 0:

@@ -171,7 +171,9 @@ def test_clause_punctuation_ends_a_negation_scope_as_a_breaker_word_would():
     reference._negated = negated_with_clause_ends_as_breakers
     assert engine.classify("民警没有，收红包").evidence[0].kind == "term"
     assert engine.classify("民警没有收红包").evidence[0].kind == "negated"
-    pieces = [*"没不未无，。！？；|他说打收"] + "没有 并未 不是 没想到 但是 却 收红包 打人 罩着 派出所 民警 要钱 收钱 吃拿卡要".split()
+    pieces = [
+        *"没不未无，。！？；|他说打收"
+    ] + "没有 并未 不是 没想到 但是 却 收红包 打人 罩着 派出所 民警 要钱 收钱 吃拿卡要".split()
     rng = random.Random(4)
     negated = 0
     for _ in range(1500):
