@@ -195,6 +195,12 @@ _COMMON_CHARACTERS = frozenset(
 )
 
 
+# The order in which the automaton's root looks characters up (see Engine.__init__), and the ending of a
+# placeholder key: a space, which normalisation always drops.
+_SCAN_ORDER = SEPARATOR + "".join(dict.fromkeys(_COMMON_CHARACTERS))
+_UNSEEN = " "
+
+
 class Engine:
     def __init__(self, taxonomy: Taxonomy, *, model: TriageModel | None = None) -> None:
         self.taxonomy = taxonomy
@@ -280,7 +286,21 @@ class Engine:
         # a report costs more than the matches it yields (pyahocorasick walks each node's transitions), so one
         # scan.
         self._automaton = ahocorasick.Automaton()
+        # pyahocorasick looks a character up among a node's children one by one, in the order they were
+        # added, and the root has hundreds: a character that opens no key costs a walk through all of them.
+        # The characters most frequent in reports (clause ends, then the commonest characters) are added
+        # first, those that open no key as a placeholder node that never matches (its key ends with a space,
+        # which normalised text never holds).
+        by_first: dict[str, list[str]] = {}
         for key in entries.keys() | gate_masks.keys() | negation_ranks.keys() | opening_words.keys():
+            by_first.setdefault(key[0], []).append(key)
+        placeholders = {c + _UNSEEN for c in _SCAN_ORDER if c not in by_first}
+        keys = [key for c in _SCAN_ORDER for key in by_first.pop(c, [c + _UNSEEN])]
+        keys += (key for group in by_first.values() for key in group)
+        for key in keys:
+            if key in placeholders:
+                self._automaton.add_word(key, None)
+                continue
             items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
             scored = tuple(
