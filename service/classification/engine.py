@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import product
 from operator import attrgetter
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -35,6 +36,16 @@ class _Entry:
     term: str  # canonical term
     weight: float
     kind: str  # term | alias | counter | actor
+
+
+class _Scored(NamedTuple):
+    """What a scored key adds when found (built once per key, unpacked in the evidence loop)."""
+
+    key: tuple[str, str]  # (category, term): a term counts once
+    category: str
+    term: str
+    weight: float
+    kind: str  # term | alias | counter
 
 
 def _is_ascii_word(key: str) -> bool:
@@ -176,12 +187,20 @@ def _literal_gates(regex: str) -> list[set[str]]:
     return words or [g for g in gates if g and not any(len(w) == 1 and w in _COMMON_CHARACTERS for w in g)]
 
 
-# The most frequent characters of written Chinese: a gate holding one of them alone passes nearly every text.
-_COMMON_CHARACTERS = frozenset(
+# The most frequent characters of written Chinese, most frequent first: a gate holding one of them alone
+# passes nearly every text.
+_FREQUENT_CHARACTERS = (
     "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多"
     "然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头"
     "经长儿回位分爱老因很给名法间知世什两次使身者被高已亲其进此话常与活正感"
 )
+_COMMON_CHARACTERS = frozenset(_FREQUENT_CHARACTERS)
+
+
+# The order in which the automaton's root looks characters up (see Engine.__init__), and the ending of a
+# placeholder key: a space, which normalisation always drops.
+_SCAN_ORDER = SEPARATOR + _FREQUENT_CHARACTERS
+_UNSEEN = " "
 
 
 class Engine:
@@ -249,7 +268,10 @@ class Engine:
                 gate_count += 1
             pattern_gates.append(required)
         # Negation words by rank: where several start at one position, the lowest rank wins, then the
-        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it).
+        # longest (exceptions first, so that "没想到" is consumed before "没" can match inside it). Clause
+        # punctuation (SEPARATOR) breaks every scope too, but is not in the automaton: no negation word holds
+        # it (the taxonomy refuses one that does), so no word read can overlap it, and ``_negated`` looks for
+        # it in the text (a third of a report's matches were separators).
         neg = taxonomy.negation
         negation_ranks: dict[str, int] = {}
         if neg.window:
@@ -261,26 +283,44 @@ class Engine:
                 for word in words:
                     if key := normalize_key(word):
                         negation_ranks.setdefault(key, rank)
-            negation_ranks[SEPARATOR] = _BREAKER  # never a key: normalize_key strips it
         self._neg_window = neg.window
-        # One automaton for terms, actors, aliases, gate literals and negation words: scanning a report
-        # costs more than the matches it yields (pyahocorasick walks each node's transitions), so one scan.
+        # One automaton for terms, actors, aliases, gate literals, opening words and negation words: scanning
+        # a report costs more than the matches it yields (pyahocorasick walks each node's transitions), so one
+        # scan.
         self._automaton = ahocorasick.Automaton()
+        # pyahocorasick looks a character up among a node's children one by one, in the order they were
+        # added, and the root has hundreds: a character that opens no key costs a walk through all of them.
+        # The characters most frequent in reports (clause ends, then the commonest characters) are added
+        # first, those that open no key as a placeholder node that never matches (its key ends with a space,
+        # which normalised text never holds).
+        by_first: dict[str, list[str]] = {}
         for key in entries.keys() | gate_masks.keys() | negation_ranks.keys() | opening_words.keys():
+            by_first.setdefault(key[0], []).append(key)
+        placeholders = {c + _UNSEEN for c in _SCAN_ORDER if c not in by_first}
+        keys = [key for c in _SCAN_ORDER for key in by_first.pop(c, [c + _UNSEEN])]
+        keys += (key for group in by_first.values() for key in group)
+        for key in keys:
+            if key in placeholders:
+                self._automaton.add_word(key, None)
+                continue
             items = entries.get(key, [])
             is_actor = any(e.kind == "actor" for e in items)
-            scored = tuple(e for e in items if e.kind != "actor")
+            scored = tuple(
+                _Scored((e.category, e.term), e.category, e.term, e.weight, e.kind)
+                for e in items
+                if e.kind != "actor"
+            )
             # Gate literals and negation words count wherever they occur; only terms keep to ASCII word
             # boundaries.
             ascii_word = bool(items) and _is_ascii_word(key)
             value = (
                 len(key),
-                ascii_word,
-                is_actor,
-                scored,
                 gate_masks.get(key, 0),
                 negation_ranks.get(key, -1),
                 tuple(opening_words.get(key, ())),
+                scored or None,
+                ascii_word,
+                is_actor,
             )
             self._automaton.add_word(key, value)
         self._has_words = bool(entries or gate_masks or negation_ranks or opening_words)
@@ -301,26 +341,28 @@ class Engine:
     def _hits(
         self, text: str
     ) -> tuple[
-        bool, list[tuple[int, int, tuple[_Entry, ...]]], int, list[tuple[int, int, int]], list[list[int]]
+        bool, list[tuple[int, int, tuple[_Scored, ...]]], int, list[tuple[int, int, int]], list[list[int]]
     ]:
         """Whether an actor word occurs, (start, -end, entries) for every scored key found (so that a plain
         sort orders them by start, longest first), the patterns' gates seen (a bit each), (start, rank,
         -length) for every negation word found, and per set of opening words the starts of its words."""
         actor_found = False
-        hits: list[tuple[int, int, tuple[_Entry, ...]]] = []
+        hits: list[tuple[int, int, tuple[_Scored, ...]]] = []
         gates = 0
         negation_words: list[tuple[int, int, int]] = []
         openings: list[list[int]] = [[] for _ in range(self._opening_count)]
         if not self._has_words:
             return actor_found, hits, gates, negation_words, openings
         for end_index, value in self._automaton.iter(text):
-            length, ascii_word, is_actor, entries, gate_mask, rank, opens = value
+            length, gate_mask, rank, opens, entries, ascii_word, is_actor = value
             gates |= gate_mask
             start = end_index - length + 1
             if rank >= 0:
                 negation_words.append((start, rank, -length))
             for opening_id in opens:
                 openings[opening_id].append(start)
+            if entries is None and not is_actor:
+                continue
             end = end_index + 1
             if ascii_word and (
                 (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum())
@@ -329,13 +371,14 @@ class Engine:
                 continue
             if is_actor:
                 actor_found = True
-            if entries:
+            if entries is not None:
                 hits.append((start, -end, entries))
         return actor_found, hits, gates, negation_words, openings
 
     @staticmethod
     def _negation_marks(words: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
-        """Start and end offsets of negation cues, and positions of scope breakers (clause ends, 但是…).
+        """Start and end offsets of negation cues, and positions of scope breakers (但是…; clause ends are
+        looked for in the text by ``_negated``).
 
         ``words`` are all negation words found, overlapping ones included; they are read left to right
         without overlaps, the lowest rank and then the longest word winning at each position (a regex
@@ -357,14 +400,16 @@ class Engine:
                 breakers.append(reach)
         return cue_starts, cue_ends, breakers
 
-    def _negated(self, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
+    def _negated(self, text: str, marks: tuple[list[int], list[int], list[int]], start: int) -> bool:
         """A cue that starts before ``start`` and ends at most ``window`` characters before it (or runs
-        into it: "没有人" negates "有人"), with no breaker in between."""
+        into it: "没有人" negates "有人"), with no breaker and no clause end in between."""
         cue_starts, cue_ends, breakers = marks
         i = bisect_left(cue_starts, start) - 1
         if i < 0 or cue_ends[i] < start - self._neg_window:
             return False
         cue_end = min(cue_ends[i], start)
+        if text.find(SEPARATOR, cue_end, start) >= 0:
+            return False
         j = bisect_left(breakers, cue_end + 1)
         return not (j < len(breakers) and breakers[j] <= start)
 
@@ -402,45 +447,40 @@ class Engine:
         taxonomy = self.taxonomy
         ntext = norm.text
         actor_found, hits, gates_seen, negation_words, openings = self._hits(ntext)
-        # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
-        # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
-        # exactly when an earlier hit reaches at least as far.
-        hits.sort()  # (start, -end): never a tie, so the entries are never compared
-        kept: list[tuple[int, int, tuple[_Entry, ...]]] = []
-        reach = -1
-        for start, negative_end, entries in hits:
-            if reach >= -negative_end:
-                continue
-            reach = -negative_end
-            kept.append((start, reach, entries))
         marks = self._negation_marks(negation_words)
         offsets = norm.offsets
 
         raw: dict[str, float] = self._no_scores.copy()
         counted: set[tuple[str, str]] = set()
         evidence: list[Evidence] = []
-        for hit_start, hit_end, entries in kept:
+        # Longest match wins: a key strictly inside another one (立案 inside 没有立案) is dropped.
+        # Keys are unique per span, so after sorting by (start, -end) a hit is inside an earlier one
+        # exactly when an earlier hit reaches at least as far.
+        hits.sort()  # (start, -end): never a tie, so the entries are never compared
+        reach = -1
+        for hit_start, negative_end, entries in hits:
+            hit_end = -negative_end
+            if reach >= hit_end:
+                continue
+            reach = hit_end
             negated: bool | None = None
             start, end = offsets[hit_start], offsets[hit_end - 1] + 1
-            for entry in entries:
-                key = (entry.category, entry.term)
+            for key, category, term, weight, kind in entries:
                 if key in counted:
                     continue  # a term counts once; its first occurrence is the evidence
-                if entry.kind == "counter":
+                if kind == "counter":
                     counted.add(key)
-                    evidence.append(
-                        _evidence((entry.term, entry.category, start, end, entry.weight, "counter"))
-                    )
-                    raw[entry.category] += entry.weight
+                    evidence.append(_evidence((term, category, start, end, weight, "counter")))
+                    raw[category] += weight
                     continue
                 if negated is None:
-                    negated = self._negated(marks, hit_start)
+                    negated = self._negated(ntext, marks, hit_start)
                 if negated:
-                    evidence.append(_evidence((entry.term, entry.category, start, end, 0.0, "negated")))
+                    evidence.append(_evidence((term, category, start, end, 0.0, "negated")))
                     continue
                 counted.add(key)
-                raw[entry.category] += entry.weight
-                evidence.append(_evidence((entry.term, entry.category, start, end, entry.weight, entry.kind)))
+                raw[category] += weight
+                evidence.append(_evidence((term, category, start, end, weight, kind)))
 
         for (category_id, pattern_id, regex, weight, negatable), gates, opening in self._gated_patterns:
             if gates & gates_seen != gates:
@@ -458,7 +498,7 @@ class Engine:
                 continue
             # The action is the pattern's last group: "民警没有打人" negates at 打, not at 民警.
             action_start = match.start(match.lastindex) if match.lastindex else match.start()
-            if negatable and self._negated(marks, action_start):
+            if negatable and self._negated(ntext, marks, action_start):
                 continue
             raw[category_id] += weight
             start, end = offsets[match.start()], offsets[match.end() - 1] + 1

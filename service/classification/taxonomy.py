@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from service.classification.normalize import SEPARATOR, normalize_key
 from service.classification.results import OTHER, Category, Negation, Pattern, Taxonomy, Thresholds
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.json")
@@ -213,6 +214,10 @@ def _negation(raw: Any, fail) -> Negation:
     if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 40:
         fail("negation.window", "must be an integer between 0 and 40")
         window = 6
+    for field, words in (("exceptions", exceptions), ("cues", cues), ("scope_breakers", breakers)):
+        # Clause punctuation ends every scope, so the engine reads it apart from the negation words.
+        if any(SEPARATOR in normalize_key(word) for word in words):
+            fail(f"negation.{field}", "must not hold clause punctuation (，。；…) inside a word")
     return Negation(
         cues=tuple(cues), window=window, scope_breakers=tuple(breakers), exceptions=tuple(exceptions)
     )

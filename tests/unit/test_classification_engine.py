@@ -1,10 +1,11 @@
 import json
 import random
+from bisect import bisect_left
 from dataclasses import replace
 
 from service.classification import classifier
 from service.classification.engine import Engine
-from service.classification.normalize import normalize, to_simplified
+from service.classification.normalize import SEPARATOR, normalize, to_simplified
 from service.classification.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy, parse_taxonomy
 
 
@@ -150,3 +151,34 @@ def test_patterns_tried_where_their_opening_words_start_find_what_a_search_finds
         assert result.to_dict() == searching.classify(text).to_dict()
         fired += any(e.kind == "pattern" for e in result.evidence)
     assert fired > 500
+
+
+def test_clause_punctuation_ends_a_negation_scope_as_a_breaker_word_would():
+    # Clause ends are not in the automaton: ``_negated`` finds them in the text. The reference reads them as
+    # scope breakers beside the others (what the engine did when the automaton held them).
+    engine = Engine(load_taxonomy(DEFAULT_TAXONOMY_PATH))
+    reference = Engine(load_taxonomy(DEFAULT_TAXONOMY_PATH))
+
+    def negated_with_clause_ends_as_breakers(text, marks, start):
+        cue_starts, cue_ends, breakers = marks
+        ends = sorted([*breakers, *(i + 1 for i, c in enumerate(text) if c == SEPARATOR)])
+        i = bisect_left(cue_starts, start) - 1
+        if i < 0 or cue_ends[i] < start - reference._neg_window:
+            return False
+        j = bisect_left(ends, min(cue_ends[i], start) + 1)
+        return not (j < len(ends) and ends[j] <= start)
+
+    reference._negated = negated_with_clause_ends_as_breakers
+    assert engine.classify("民警没有，收红包").evidence[0].kind == "term"
+    assert engine.classify("民警没有收红包").evidence[0].kind == "negated"
+    pieces = [
+        *"没不未无，。！？；|他说打收"
+    ] + "没有 并未 不是 没想到 但是 却 收红包 打人 罩着 派出所 民警 要钱 收钱 吃拿卡要".split()
+    rng = random.Random(4)
+    negated = 0
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(2, 40)))
+        result = engine.classify(text)
+        assert result.to_dict() == reference.classify(text).to_dict()
+        negated += any(e.kind == "negated" for e in result.evidence)
+    assert negated > 300

@@ -66,6 +66,7 @@ def test_default_taxonomy_has_the_6_2_n_categories_in_order():
         (lambda d: d["categories"][0].update(terms={}), "neither terms nor patterns"),
         (lambda d: d.update(thresholds={"label": -1}), "thresholds.label"),
         (lambda d: d.update(negation={"window": 500}), "negation.window"),
+        (lambda d: d.update(negation={"cues": ["没有", "不，是"]}), "negation.cues"),
     ],
 )
 def test_invalid_taxonomy_is_rejected_with_a_clear_message(mutate, message):
