@@ -31,6 +31,7 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import generate_key_pair, write_key_pair, write_public_key
 from service.platform.crypto.national import NATIONAL_SUITE
 from service.platform.errors import Forbidden
+from service.registry import recusal
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, running_app, unique
 from tests.helpers.mail import TIP, mail, row_for, send
@@ -234,8 +235,16 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
             reason=words["reason"],
             kind="identity",
             keys=keys,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
         )
-        await custody.decide(session, request_id=row.id, approver=holder.name, approve=True, keys=keys)
+        await custody.decide(
+            session,
+            request_id=row.id,
+            approver=holder.name,
+            approve=True,
+            keys=keys,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
+        )
         viewer = await auth_service.authenticate(session, holder.token)
         views = await custody.list_requests(session, keys=keys, viewer=viewer)
         await session.commit()
