@@ -127,6 +127,30 @@ def require_case_key(settings: Settings, keys: KeyRing) -> KeyRing:
     return keys
 
 
+def require_sealing_keys(settings: Settings, keys: KeyRing) -> KeyRing:
+    """In production every process seals to the escrow and contact public keys (a new clue's content key,
+    a new unit key; a real-name reporter's contact fields), and refuses to start without them: a clue sealed
+    with no escrow wrap could not be recovered once its readers leave, contact fields sealed to nothing
+    would be dropped. A development machine makes its own (``ensure_development_material``)."""
+    if settings.environment == "development":
+        return keys
+    paths = key_paths(settings)
+    missing = [
+        paths[name].name
+        for name, public in (("escrow_public", keys.escrow_public), ("contact_public", keys.contact_public))
+        if public is None
+    ]
+    if missing:
+        names = ", ".join(missing)
+        raise KeyFileError(
+            f"{settings.effective_keys_dir} 中缺少 {names}，生产环境不能启动：请挂载 `tipline keys init` 生成的公钥"
+            f"（缺少托管公钥的线索在承办人离开后无法恢复） / {names} missing from {settings.effective_keys_dir}: "
+            "production does not start without them; mount the public keys from `tipline keys init` (a clue "
+            "sealed with no escrow wrap cannot be recovered once its readers leave)"
+        )
+    return keys
+
+
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     private_directory(settings.data_dir)  # 0700: database, keys, secrets, blobs live under it
     ensure_development_material(settings)
@@ -135,7 +159,7 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine, info=session_info(settings)),
-        keys=load_keys(settings, roles),
+        keys=require_sealing_keys(settings, load_keys(settings, roles)),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,
         intake_factory=intake_entry,
