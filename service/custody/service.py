@@ -33,7 +33,6 @@ from service.custody.models import ClueContact, CustodyRequest
 from service.custody.shares import CustodyFileError, read_custody_file
 from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import (
-    CaseKeyAbsent,
     KeyFileError,
     KeyRing,
     key_pair_from_private_bytes,
@@ -535,11 +534,12 @@ async def list_requests(
 
 def _view(row: CustodyRequest, opener: clue_items.ItemOpener) -> RequestView:
     try:
-        return RequestView(row, opener.open(row.reason, reason_binding(row.id)).decode("utf-8"))
+        reason, predates = opener.open_listed(row.reason, reason_binding(row.id))
     except Forbidden:
         return RequestView(row, sealed=SEALED_REASON)
-    except CaseKeyAbsent as exc:
-        return RequestView(row, sealed=(exc.message, exc.message_en))
+    if reason is None:
+        return RequestView(row, sealed=predates)
+    return RequestView(row, reason.decode("utf-8"))
 
 
 @dataclass(frozen=True)
