@@ -128,27 +128,19 @@ def require_case_key(settings: Settings, keys: KeyRing) -> KeyRing:
 
 
 def require_sealing_keys(settings: Settings, keys: KeyRing) -> KeyRing:
-    """In production every process seals to the escrow and contact public keys (a new clue's content key,
-    a new unit key; a real-name reporter's contact fields), and refuses to start without them: a clue sealed
-    with no escrow wrap could not be recovered once its readers leave, contact fields sealed to nothing
-    would be dropped. A development machine makes its own (``ensure_development_material``)."""
-    if settings.environment == "development":
+    """In production every process that registers a clue or makes a unit key wraps it to the escrow public
+    key, and none starts without it: a clue sealed with no escrow wrap could not be recovered by the
+    custodians once its readers leave. A development machine makes its own (``ensure_development_material``).
+    """
+    if settings.environment == "development" or keys.escrow_public is not None:
         return keys
-    paths = key_paths(settings)
-    missing = [
-        paths[name].name
-        for name, public in (("escrow_public", keys.escrow_public), ("contact_public", keys.contact_public))
-        if public is None
-    ]
-    if missing:
-        names = ", ".join(missing)
-        raise KeyFileError(
-            f"{settings.effective_keys_dir} 中缺少 {names}，生产环境不能启动：请挂载 `tipline keys init` 生成的公钥"
-            f"（缺少托管公钥的线索在承办人离开后无法恢复） / {names} missing from {settings.effective_keys_dir}: "
-            "production does not start without them; mount the public keys from `tipline keys init` (a clue "
-            "sealed with no escrow wrap cannot be recovered once its readers leave)"
-        )
-    return keys
+    name, where = key_paths(settings)["escrow_public"].name, settings.effective_keys_dir
+    raise KeyFileError(
+        f"{where} 中缺少托管公钥 {name}，生产环境不能启动：请挂载 `tipline keys init` 生成的公钥（没有托管封装的线索，"
+        f"承办人离开后无法恢复） / {name} missing from {where}: production does not start without the escrow "
+        "public key; mount the public keys from `tipline keys init` (a clue sealed with no escrow wrap cannot "
+        "be recovered once its readers leave)"
+    )
 
 
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:

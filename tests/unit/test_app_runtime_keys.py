@@ -51,9 +51,9 @@ def test_staff_and_worker_start_without_the_case_private_key(tmp_path: Path, sui
     assert not load_keys(settings, frozenset({"intake"})).can_open("case")
 
 
-def test_production_refuses_to_start_without_the_escrow_and_contact_public_keys(tmp_path: Path) -> None:
-    """A clue sealed with no escrow wrap cannot be recovered when its readers leave, and a real-name
-    reporter's contact fields sealed to no key would be dropped: no production process starts so."""
+def test_production_refuses_to_start_without_the_escrow_public_key(tmp_path: Path) -> None:
+    """A clue sealed with no escrow wrap cannot be recovered when its readers leave: no production process
+    starts without the escrow public key."""
     settings = Settings(
         data_dir=tmp_path,
         environment="production",
@@ -67,21 +67,20 @@ def test_production_refuses_to_start_without_the_escrow_and_contact_public_keys(
         build_runtime(settings, frozenset({"intake"}))
     message = str(refused.value)
     assert message.index("生产环境不能启动") < message.index("production does not start")
-    assert "escrow.public.json" in message and "contact.public.json" in message
+    assert "escrow.public.json" in message
+    for roles in ({"intake"}, {"mail"}, {"staff"}, {"worker"}):
+        with pytest.raises(KeyFileError, match="escrow.public.json"):
+            require_sealing_keys(settings, load_keys(settings, frozenset(roles)))
 
     write_public_key(paths["escrow_public"], generate_key_pair("escrow", "international").public)
-    with pytest.raises(KeyFileError, match="contact.public.json") as still:
-        require_sealing_keys(settings, load_keys(settings, frozenset({"intake"})))
-    assert "escrow.public.json" not in str(still.value)
-    write_public_key(paths["contact_public"], generate_key_pair("contact", "international").public)
     for roles in ({"intake"}, {"mail"}, {"staff"}, {"worker"}):
-        keys = require_sealing_keys(settings, load_keys(settings, frozenset(roles)))
-        assert keys.escrow_public is not None and keys.contact_public is not None
-    # A development machine without them is not refused (it makes its own on first start).
+        assert require_sealing_keys(settings, load_keys(settings, frozenset(roles))).escrow_public is not None
+    # A development machine without it is not refused (it makes its own on first start).
     development = Settings(data_dir=tmp_path / "dev")
     for name in ("case", "identity"):
         write_public_key(
             key_paths(development)[f"{name}_public"], generate_key_pair(name, "international").public
         )
-    keys = require_sealing_keys(development, load_keys(development, frozenset({"intake"})))
-    assert keys.escrow_public is None
+    assert (
+        require_sealing_keys(development, load_keys(development, frozenset({"intake"}))).escrow_public is None
+    )

@@ -51,7 +51,7 @@ def _key_files(service: str) -> set[str]:
 def test_each_role_gets_only_the_keys_it_needs() -> None:
     # Every role seals: a new clue's content key to the escrow key (custodians recover a unit's clues with
     # it), a real-name reporter's contact fields to the contact key; production refuses to start without
-    # them (app.runtime.require_sealing_keys). The file names are the ones the runtime reads.
+    # the escrow key (app.runtime.require_sealing_keys). The file names are the ones the runtime reads.
     paths = key_paths(Settings())
     public = {paths[f"{name}_public"].name for name in ("case", "identity", "escrow", "contact")}
     for role in SERVER_ROLES:

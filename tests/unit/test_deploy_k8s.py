@@ -63,7 +63,7 @@ def _mounted_keys(role: str) -> set[str]:
 
 def test_keys_per_role_and_no_private_key_in_the_cluster() -> None:
     # Every role seals to the escrow key (a new clue's content key, a new unit key) and the contact key (a
-    # real-name reporter's contact fields); production refuses to start without them
+    # real-name reporter's contact fields); production refuses to start without the escrow key
     # (app.runtime.require_sealing_keys). The file names are the ones the runtime reads.
     paths = key_paths(Settings())
     public = {paths[f"{name}_public"].name for name in ("case", "identity", "escrow", "contact")}
