@@ -101,7 +101,7 @@ class Chunk:
 
 
 def remaining(session: Session, after: str | None = None) -> int:
-    """Old clues left, and (once none is) the compartmented clues after ``after`` still to examine."""
+    """Old clues left, plus the compartmented clues after ``after`` still to examine (settled after them)."""
     old = int(session.scalar(select(func.count()).select_from(_OLD.subquery())) or 0)
     return old + int(session.scalar(select(func.count()).select_from(_compartmented(after).subquery())) or 0)
 
