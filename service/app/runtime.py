@@ -127,6 +127,22 @@ def require_case_key(settings: Settings, keys: KeyRing) -> KeyRing:
     return keys
 
 
+def require_sealing_keys(settings: Settings, keys: KeyRing) -> KeyRing:
+    """In production every process that registers a clue or makes a unit key wraps it to the escrow public
+    key, and none starts without it: a clue sealed with no escrow wrap could not be recovered by the
+    custodians once its readers leave. A development machine makes its own (``ensure_development_material``).
+    """
+    if settings.environment == "development" or keys.escrow_public is not None:
+        return keys
+    name, where = key_paths(settings)["escrow_public"].name, settings.effective_keys_dir
+    raise KeyFileError(
+        f"{where} 中缺少托管公钥 {name}，生产环境不能启动：请挂载 `tipline keys init` 生成的公钥（没有托管封装的线索，"
+        f"承办人离开后无法恢复） / {name} missing from {where}: production does not start without the escrow "
+        "public key; mount the public keys from `tipline keys init` (a clue sealed with no escrow wrap cannot "
+        "be recovered once its readers leave)"
+    )
+
+
 def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
     private_directory(settings.data_dir)  # 0700: database, keys, secrets, blobs live under it
     ensure_development_material(settings)
@@ -135,7 +151,7 @@ def build_runtime(settings: Settings, roles: frozenset[str]) -> Runtime:
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine, info=session_info(settings)),
-        keys=load_keys(settings, roles),
+        keys=require_sealing_keys(settings, load_keys(settings, roles)),
         lookup_secret=load_lookup_secret(settings),
         roles=roles,
         intake_factory=intake_entry,

@@ -31,22 +31,39 @@ async def _compartments(args: argparse.Namespace, settings) -> int:  # type: ign
         raise SystemExit("tipline: --chunk must be at least 1")
     keys = require_case_key(settings, load_keys(settings, frozenset({"staff"})))
     if args.dry_run:
-        clues, items = await in_session(settings, lambda s: adoption.plan(s, keys=keys))
-        print(f"{clues} clue(s) to adopt, {items} case-key item(s) to reseal")
+        plan = await in_session(settings, lambda s: adoption.plan(s, keys=keys))
+        print(
+            f"{plan.clues} clue(s) to adopt, {plan.items} case-key item(s) to reseal; "
+            f"{plan.compartmented} compartmented clue(s) still holding case-key items or a case-key copy"
+            + (
+                f" ({plan.unreachable} without a public half: a holder's read stores it)"
+                if plan.unreachable
+                else ""
+            )
+        )
         return 0
     left = await in_session(settings, lambda s: adoption.started(s, actor=CLI_ACTOR, chunk=args.chunk))
-    clues = items = chunks = 0
+    adopted = settled = items = chunks = 0
+    after: str | None = None  # compartmented clues: where the walk stands
     while left and (args.max_chunks is None or chunks < args.max_chunks):
         done = await in_session(
-            settings, lambda s: adoption.adopt(s, keys=keys, actor=CLI_ACTOR, limit=args.chunk)
+            settings, lambda s: adoption.adopt(s, keys=keys, actor=CLI_ACTOR, limit=args.chunk, after=after)
         )
-        clues, items, chunks, left = clues + done.clues, items + done.items, chunks + 1, done.remaining
-        print(f"adopted {done.clues} clue(s), {done.items} item(s); {done.remaining} left")
+        verb = "settled" if done.after is not None else "adopted"  # a chunk of compartmented clues, or old
+        adopted, settled = (adopted, settled + done.clues) if done.after else (adopted + done.clues, settled)
+        items, chunks, left, after = items + done.items, chunks + 1, done.remaining, done.after
+        print(f"{verb} {done.clues} clue(s), {done.items} item(s); {done.remaining} left")
         if not done.clues:
             break
-    await in_session(settings, lambda s: adoption.finished(s, actor=CLI_ACTOR, clues=clues, items=items))
+    await in_session(
+        settings,
+        lambda s: adoption.finished(s, actor=CLI_ACTOR, clues=adopted + settled, items=items, after=after),
+    )
     again = " (run again to continue)" if left else ""
-    print(f"adopted {clues} clue(s) and resealed {items} item(s); {left} left{again}")
+    print(
+        f"adopted {adopted} clue(s), settled {settled} compartmented clue(s) and resealed {items} item(s); "
+        f"{left} left{again}"
+    )
     return 0
 
 

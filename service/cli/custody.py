@@ -191,15 +191,19 @@ async def _reencrypt(args: argparse.Namespace, settings) -> int:  # type: ignore
 
 
 async def custody_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from service.app.runtime import load_keys
+    from service.app.runtime import load_keys, load_lookup_secret
     from service.custody import service as custody
     from service.custody.models import CustodyRequest
     from service.intake import originals
+    from service.platform.runtime import derive_lookup_key
+    from service.registry import recusal
 
     roles = (
         frozenset({"staff"}) if any(settings.effective_keys_dir.glob("case*.private.json")) else frozenset()
     )
     keys = load_keys(settings, roles)
+    # recusal asks the reporter's words through the keyed digests intake stored, as assignment does
+    words_key = derive_lookup_key(load_lookup_secret(settings), recusal.WORDS_KEY_LABEL)
 
     async def work(session: AsyncSession) -> list[str]:
         cmd = args.custody_command
@@ -211,6 +215,7 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 reason=args.reason,
                 kind="dossier" if args.into_dossier else "identity",
                 keys=keys,
+                words_key=words_key,
                 transfer_id=args.into_dossier,
                 fields=args.field,
             )
@@ -226,6 +231,7 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 approver=args.actor,
                 approve=cmd == "approve",
                 keys=keys,
+                words_key=words_key,
                 window=window,
             )
             return [
@@ -271,6 +277,7 @@ async def custody_command(args: argparse.Namespace, settings) -> int:  # type: i
                 reason=args.reason,
                 key_file=custody.ShareInput(args.key, phrase),
                 keys=keys,
+                words_key=words_key,
             )
             return [json.dumps(contact, ensure_ascii=False, indent=2)]
         if cmd == "recover-unit":

@@ -22,10 +22,17 @@ from sqlalchemy.orm import Session
 
 from service.compartments import keys as ck
 from service.compartments import service as compartments
-from service.platform.crypto.keys import AnyKeyPair, KeyRing
+from service.platform.crypto.keys import AnyKeyPair, CaseKeyAbsent, KeyRing
 from service.platform.errors import Forbidden
 
 Seal = Callable[[bytes, str], bytes]
+
+# What a list shows in place of an item on the case key where this server holds none (a clue registered
+# before compartments, not adopted yet): the row stays, the other rows read normally.
+PREDATES_COMPARTMENTS = (
+    "此项登记于分隔加密之前，需运行 tipline compartments adopt",
+    "predates compartments: run tipline compartments adopt",
+)
 
 
 def clue_sealer(session: Session, keys: KeyRing, *, clue_id: str) -> Seal:
@@ -62,6 +69,15 @@ class ItemOpener:
         if self.pair is None:
             raise _no_key()
         return ck.open_sealed(self.pair, data, binding)
+
+    def open_listed(self, data: bytes, binding: str) -> tuple[bytes | None, tuple[str, str] | None]:
+        """For one row of a list spanning clues: ``(plaintext, None)``, or ``(None, PREDATES_COMPARTMENTS)``
+        where the item is on the case key and this server holds none, so one old row does not refuse the
+        whole page (a refusal to this requester is still raised: the caller shows it as it does)."""
+        try:
+            return self.open(data, binding), None
+        except CaseKeyAbsent:
+            return None, PREDATES_COMPARTMENTS
 
 
 def item_opener(session: Session, keys: KeyRing, *, clue_id: str, unlocked: ck.Unlocked | None) -> ItemOpener:

@@ -33,7 +33,6 @@ from service.custody.models import ClueContact, CustodyRequest
 from service.custody.shares import CustodyFileError, read_custody_file
 from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import (
-    CaseKeyAbsent,
     KeyFileError,
     KeyRing,
     key_pair_from_private_bytes,
@@ -88,15 +87,22 @@ async def _clue(session: AsyncSession, clue_id: str) -> Clue:
     return clue
 
 
-async def _recuse(session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing) -> None:
-    """Nobody in the accused person's unit (or a part of it) may request, approve or receive."""
+async def _recuse(
+    session: AsyncSession, clue: Clue, staff: Staff, keys: KeyRing, words_key: bytes | None
+) -> None:
+    """Nobody in the accused person's unit (or a part of it) may request, approve or receive: the check of
+    assignment (``registry.service.enforce_recusal``), the reporter's words asked through the keyed digests
+    intake stored (``words_key``: ``lookup_key(recusal.WORDS_KEY_LABEL)``). Words that come close to the
+    person's unit without naming it refuse too: nobody here confirms a near match."""
     try:
-        await enforce_recusal(session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys, words_key=None)
+        await enforce_recusal(
+            session, clue=clue, assignee_unit_id=staff.unit_id, keys=keys, words_key=words_key
+        )
     except EnvelopeError:
-        # The custodial command line holds no lookup key, so the words open with the case key; without it
-        # (the custodial machine) the reporter's words cannot be compared;
-        # the check of the unit resolved at intake ran before.
-        pass
+        if words_key is not None:
+            raise
+        # A step that holds no lookup key (the share holders of a release, checked again at receipt) on a
+        # clue whose words open only with the case key: the unit resolved at intake was checked before.
     except Conflict:
         raise Conflict(
             "回避：被举报人所在单位的人员不能申请、批准或接收身份信息",
@@ -125,6 +131,7 @@ async def request_release(
     reason: str,
     kind: str,
     keys: KeyRing,
+    words_key: bytes | None,
     transfer_id: str | None = None,
     fields: Sequence[str] = (),
 ) -> CustodyRequest:
@@ -154,7 +161,7 @@ async def request_release(
                 "请写明此线索的哪一次移交（移交记录编号）",
                 message_en="name one of this clue's hand-offs (its transfer id)",
             )
-    await _recuse(session, clue, staff, keys)
+    await _recuse(session, clue, staff, keys, words_key)
     row = CustodyRequest(
         clue_id=clue.id,
         kind=kind,
@@ -205,6 +212,7 @@ async def decide(
     approver: str,
     approve: bool,
     keys: KeyRing,
+    words_key: bytes | None,
     window: timedelta = DEFAULT_WINDOW,
 ) -> CustodyRequest:
     """A second person, custodian or supervisor, approves or refuses. The approval is good for ``window``."""
@@ -220,7 +228,7 @@ async def decide(
         raise Forbidden(
             "只有保管人或督办领导可以批准", message_en="only a custodian or supervisor may decide"
         )
-    await _recuse(session, await _clue(session, row.clue_id), staff, keys)
+    await _recuse(session, await _clue(session, row.clue_id), staff, keys, words_key)
     now = utcnow()
     row.status, row.decided_by, row.decided_at = ("approved" if approve else "refused"), staff.id, now
     row.expires_at = now + window if approve else None
@@ -261,7 +269,7 @@ async def _usable(
     staff, _ = await active_staff(session, receiver)
     if staff.id != row.requester_id:
         raise Forbidden("只有申请人可以接收", message_en="only the requester may receive the release")
-    await _recuse(session, await _clue(session, row.clue_id), staff, keys)
+    await _recuse(session, await _clue(session, row.clue_id), staff, keys, None)
     return staff
 
 
@@ -300,7 +308,7 @@ async def identity_opener(
                 raise Forbidden(
                     "份额持有人不是在岗保管人", message_en="a share's holder is not an active custodian"
                 )
-            await _recuse(session, clue, holder, keys)
+            await _recuse(session, clue, holder, keys, None)
             if holder.id in holders:
                 raise Invalid("同一保管人的份额只能用一次", message_en="each custodian's share counts once")
             holders.append(holder.id)
@@ -423,12 +431,25 @@ async def release_into_dossier(
 
 
 async def release_contact(
-    session: AsyncSession, *, clue_id: str, custodian: str, reason: str, key_file: ShareInput, keys: KeyRing
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    custodian: str,
+    reason: str,
+    key_file: ShareInput,
+    keys: KeyRing,
+    words_key: bytes | None,
 ) -> dict[str, Any]:
     """Statutory feedback: one custodian opens only the contact fields, with their own copy of the contact
     key. Request and release are recorded together."""
     row = await request_release(
-        session, clue_id=clue_id, requester=custodian, reason=reason, kind="contact", keys=keys
+        session,
+        clue_id=clue_id,
+        requester=custodian,
+        reason=reason,
+        kind="contact",
+        keys=keys,
+        words_key=words_key,
     )
     contact = await session.get(ClueContact, clue_id)
     if contact is None:
@@ -513,11 +534,12 @@ async def list_requests(
 
 def _view(row: CustodyRequest, opener: clue_items.ItemOpener) -> RequestView:
     try:
-        return RequestView(row, opener.open(row.reason, reason_binding(row.id)).decode("utf-8"))
+        reason, predates = opener.open_listed(row.reason, reason_binding(row.id))
     except Forbidden:
         return RequestView(row, sealed=SEALED_REASON)
-    except CaseKeyAbsent as exc:
-        return RequestView(row, sealed=(exc.message, exc.message_en))
+    if reason is None:
+        return RequestView(row, sealed=predates)
+    return RequestView(row, reason.decode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,16 @@ whoever would hold it had it been registered since and handled as it was (``wrap
 the supervisors not recused, the handling unit, the assignee), reseal each of its case-key items to the
 clue's own key under the same binding, and replace the case-key copy with ``NO_CASE_COPY``.
 
+A clue already in compartments may still hold case-key items: custody request reasons written before
+reasons were sealed to the clue, items sealed before the clue's public half was stored (``clue_sealed.public``
+NULL, clues registered between those two changes), and the case-key copy of its fields that intake kept
+then. The same run, once no old clue is left, walks the compartmented clues: a clue with no public half and
+a case-key copy gets a fresh content key (fields sealed from the copy, its public half stored, every existing
+wrap of the old content key rewrapped in place to the same key: the same people and units hold it, none
+more); then each of its case-key items is resealed to its public half, and the case-key copy of its fields is
+replaced with ``NO_CASE_COPY``. A compartmented clue with no public half and no copy cannot be reached here
+(no key on this host opens it) and is left for a holder's read, which stores the public half; it is counted.
+
 Resumable by construction, like ``custody.rotation``: a chunk takes clues that have no ``clue_sealed`` row
 yet and adopts them in the caller's transaction, so a crash leaves each clue fully old or fully adopted and
 the next run continues with the rest. The items are reached by table name (the tables of the domains above
@@ -22,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Select, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -30,9 +40,9 @@ from service.audit import service as audit_service
 from service.auth.models import Unit
 from service.compartments import keys as ck
 from service.compartments import service as compartments
-from service.compartments.models import ClueSealed
+from service.compartments.models import ClueSealed, CompartmentKey
 from service.platform.crypto.envelope import Envelope
-from service.platform.crypto.keys import KeyRing, sealing_batch
+from service.platform.crypto.keys import AnyPublicKey, KeyRing, sealing_batch
 from service.platform.db import Base
 from service.platform.errors import DomainError
 from service.registry import keyholders
@@ -87,10 +97,18 @@ class Chunk:
     clues: int
     items: int
     remaining: int
+    after: str | None = None  # compartmented clues: the last one examined (the run continues after it)
 
 
-def remaining(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(_OLD.subquery())) or 0)
+def remaining(session: Session, after: str | None = None) -> int:
+    """Old clues left, plus the compartmented clues after ``after`` still to examine (settled after them)."""
+    old = int(session.scalar(select(func.count()).select_from(_OLD.subquery())) or 0)
+    return old + int(session.scalar(select(func.count()).select_from(_compartmented(after).subquery())) or 0)
+
+
+def _compartmented(after: str | None) -> Select[tuple[str]]:
+    query = select(ClueSealed.clue_id)
+    return query if after is None else query.where(ClueSealed.clue_id > after)
 
 
 def _table(name: str) -> Table:
@@ -154,12 +172,19 @@ def wrap_recipients(session: Session, keys: KeyRing, clue: Clue) -> list[compart
     return found
 
 
-def adopt_chunk(session: Session, *, keys: KeyRing, limit: int) -> Chunk:
-    """Adopt up to ``limit`` old clues in the caller's transaction (it commits: one chunk, one commit)."""
+def adopt_chunk(session: Session, *, keys: KeyRing, limit: int, after: str | None = None) -> Chunk:
+    """Adopt up to ``limit`` old clues in the caller's transaction (it commits: one chunk, one commit); once
+    none is left, settle up to ``limit`` compartmented clues after ``after`` (their case-key items)."""
     clue_ids = old_clue_ids(session, limit)
     case = keys.key_ids("case")
     items = 0
     with sealing_batch():
+        if not clue_ids:
+            clue_ids = list(session.scalars(_compartmented(after).order_by(ClueSealed.clue_id).limit(limit)))
+            items = sum(_settle(session, keys, clue_id, case) for clue_id in clue_ids)
+            after = clue_ids[-1] if clue_ids else after
+            session.flush()
+            return Chunk(clues=len(clue_ids), items=items, remaining=remaining(session, after), after=after)
         for clue_id in clue_ids:
             clue = session.get(Clue, clue_id, with_for_update=True)
             gone = clue is None or clue.content == NO_CASE_COPY
@@ -178,11 +203,49 @@ def _adopt(session: Session, keys: KeyRing, clue: Clue, case: set[str]) -> int:
         sealed=[(clue.id, sealed)],
         wraps=[(clue.id, sealed.content_key, wrap_recipients(session, keys, clue))],
     )
-    public = ck.public_from_json(sealed.public)
+    count = _reseal_items(session, keys, clue.id, ck.public_from_json(sealed.public), case)
+    for name in ck.CLUE_FIELDS:
+        setattr(clue, name, NO_CASE_COPY)
+    return count
+
+
+def _settle(session: Session, keys: KeyRing, clue_id: str, case: set[str]) -> int:
+    """A compartmented clue's case-key items resealed to its public half (made first, from the case-key copy,
+    where it has none) and its case-key copy dropped; the number of items resealed."""
+    clue = session.get(Clue, clue_id, with_for_update=True)
+    sealed = session.get(ClueSealed, clue_id, with_for_update=True)
+    if clue is None or sealed is None:
+        return 0
+    if sealed.public is None:
+        if clue.content == NO_CASE_COPY:
+            return 0  # no key here opens it: a holder's read stores its public half (counted by plan)
+        _rekey(session, keys, clue, sealed)
+    count = _reseal_items(session, keys, clue_id, ck.public_from_json(sealed.public), case)
+    for name in ck.CLUE_FIELDS:
+        setattr(clue, name, NO_CASE_COPY)
+    return count
+
+
+def _rekey(session: Session, keys: KeyRing, clue: Clue, sealed: ClueSealed) -> None:
+    """A fresh content key for a compartmented clue whose key pair was never derived (its content key is on
+    no key this host holds): its fields sealed again from the case-key copy, its public half stored, and
+    each existing wrap rewrapped in place to the same key, so exactly its readers hold the new key."""
+    fields = {name: _open(keys, getattr(clue, name), f"clues/{clue.id}/{name}") for name in ck.CLUE_FIELDS}
+    fresh = ck.seal_clue(clue.id, keys.suite, fields)
+    for name in ck.CLUE_FIELDS:
+        setattr(sealed, name, fresh.fields[name])
+    sealed.public = fresh.public
+    for wrap in compartments.wraps_of(session, clue.id):
+        key = session.get(CompartmentKey, wrap.key_id)
+        assert key is not None  # a wrap's key row (foreign key)
+        wrap.wrapped = ck.wrap_content_key(ck.public_from_json(key.public), clue.id, fresh.content_key)
+
+
+def _reseal_items(session: Session, keys: KeyRing, clue_id: str, public: AnyPublicKey, case: set[str]) -> int:
     count = 0
     for name, column, binding in ITEMS:
         table = _table(name)
-        for row in list(item_rows(session, name, column, [clue.id])):
+        for row in list(item_rows(session, name, column, [clue_id])):
             data = getattr(row, column)
             if Envelope.from_bytes(data).key_id not in case:
                 continue  # already the clue's own key, or the identity / reporter key
@@ -193,8 +256,6 @@ def _adopt(session: Session, keys: KeyRing, clue: Clue, case: set[str]) -> int:
                 .values({column: public.seal(_open(keys, data, where), where)})
             )
             count += 1
-    for name in ck.CLUE_FIELDS:
-        setattr(clue, name, NO_CASE_COPY)
     return count
 
 
@@ -211,14 +272,32 @@ def _open(keys: KeyRing, data: bytes, binding: str) -> bytes:
 # --- The run, audited: start, each chunk, finish (counts only, never content) ------------------------------
 
 
-async def plan(session: AsyncSession, *, keys: KeyRing) -> tuple[int, int]:
-    """(old clues, their case-key items): what a run would convert (``--dry-run``)."""
+@dataclass(frozen=True)
+class Plan:
+    clues: int  # old clues to adopt
+    items: int  # case-key items to reseal, of old and compartmented clues
+    compartmented: int  # compartmented clues holding case-key items or a case-key copy of their fields
+    unreachable: int  # of those, with no public half and no case-key copy: left for a holder's read
 
-    def count(s: Session) -> tuple[int, int]:
-        ids = old_clue_ids(s)
-        return len(ids), count_items(s, keys, ids)
 
-    return await session.run_sync(count)
+def plan_counts(session: Session, keys: KeyRing) -> Plan:
+    old = old_clue_ids(session)
+    items = count_items(session, keys, old)
+    compartmented = unreachable = 0
+    rows = session.execute(select(ClueSealed.clue_id, ClueSealed.public, Clue.content).join(Clue))
+    for clue_id, public, content in rows.tuples():
+        pending = count_items(session, keys, [clue_id])
+        if public is None and content == NO_CASE_COPY:
+            unreachable += 1
+        if pending or content != NO_CASE_COPY:
+            compartmented += 1
+            items += pending
+    return Plan(len(old), items, compartmented, unreachable)
+
+
+async def plan(session: AsyncSession, *, keys: KeyRing) -> Plan:
+    """What a run would convert (``--dry-run``); opens nothing."""
+    return await session.run_sync(lambda s: plan_counts(s, keys))
 
 
 async def started(session: AsyncSession, *, actor: str, chunk: int) -> int:
@@ -227,16 +306,16 @@ async def started(session: AsyncSession, *, actor: str, chunk: int) -> int:
     return left
 
 
-async def adopt(session: AsyncSession, *, keys: KeyRing, actor: str, limit: int) -> Chunk:
+async def adopt(session: AsyncSession, *, keys: KeyRing, actor: str, limit: int, after: str | None) -> Chunk:
     """One chunk and its audit entry, in the caller's transaction."""
-    done = await session.run_sync(lambda s: adopt_chunk(s, keys=keys, limit=limit))
+    done = await session.run_sync(lambda s: adopt_chunk(s, keys=keys, limit=limit, after=after))
     details = {"clues": done.clues, "items": done.items, "remaining": done.remaining}
     await _audit(session, actor, "compartments.adopt_progress", details)
     return done
 
 
-async def finished(session: AsyncSession, *, actor: str, clues: int, items: int) -> None:
-    left = await session.run_sync(remaining)
+async def finished(session: AsyncSession, *, actor: str, clues: int, items: int, after: str | None) -> None:
+    left = await session.run_sync(lambda s: remaining(s, after))
     details = {"clues": clues, "items": items, "remaining": left}
     await _audit(session, actor, "compartments.adopt_finished", details)
 

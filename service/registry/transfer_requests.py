@@ -151,11 +151,22 @@ def summary(row: TransferRequest) -> dict[str, str | datetime | None]:
     }
 
 
+@dataclass(frozen=True)
+class PendingView:
+    """A pending request for a supervisor to decide: its reason opened, or None where it cannot be: sealed
+    to a clue this supervisor holds no key to (recused), or ``predates`` (a clue registered before
+    compartments while this server holds no case key: ``compartments.items.PREDATES_COMPARTMENTS``)."""
+
+    row: TransferRequest
+    reason: str | None
+    predates: tuple[str, str] | None = None
+
+
 async def pending_with_reasons(
     session: AsyncSession, *, principal: Principal, runtime: Configured
-) -> list[tuple[TransferRequest, str | None]]:
-    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited. A
-    reason sealed to a clue's key this supervisor does not hold is None."""
+) -> list[PendingView]:
+    """The pending requests with their (sealed) reasons opened, for a supervisor to decide; audited. One row
+    that cannot be opened is listed as such, never refusing the others."""
     if not is_allowed(principal.roles, Action.decide_clue):
         raise Forbidden("您的角色无权进行此操作", message_en="your role may not decide_clue")
     rows = await list_pending(session)
@@ -163,10 +174,11 @@ async def pending_with_reasons(
     for row in rows:
         opener = await lifecycle.item_opener(session, runtime, clue_id=row.clue_id, principal=principal)
         try:
-            reason = json.loads(opener.open(row.reason, f"transfer_requests/{row.id}/reason"))["reason"]
+            data, predates = opener.open_listed(row.reason, f"transfer_requests/{row.id}/reason")
         except Forbidden:
-            reason = None  # sealed to a clue this supervisor holds no key to (recused): shown as such
-        opened.append((row, reason))
+            opened.append(PendingView(row, None))  # sealed to a clue this supervisor holds no key to
+            continue
+        opened.append(PendingView(row, json.loads(data)["reason"] if data is not None else None, predates))
     if rows:
         await audit_service.record(
             session,

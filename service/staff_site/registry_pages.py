@@ -265,18 +265,19 @@ async def _transfer_requests(
 ) -> Response:
     units, staff = await names(session)
     pending = await transfer_requests.pending_with_reasons(session, principal=principal, runtime=runtime)
-    clue_ids = [row.clue_id for row, _ in pending]
+    clue_ids = [view.row.clue_id for view in pending]
     query = select(Clue.id, Clue.registry_number).where(Clue.id.in_(clue_ids))
     numbers = dict((await session.execute(query)).all()) if clue_ids else {}
     items = [
         {
-            "row": row,
-            "reason": reason,
-            "number": numbers.get(row.clue_id, ""),
-            "requester": staff.get(row.requester_id, ""),
-            "unit": units.get(row.to_unit_id, ""),
+            "row": view.row,
+            "reason": view.reason,
+            "predates": view.predates,
+            "number": numbers.get(view.row.clue_id, ""),
+            "requester": staff.get(view.row.requester_id, ""),
+            "unit": units.get(view.row.to_unit_id, ""),
         }
-        for row, reason in pending
+        for view in pending
     ]
     return render(
         request,

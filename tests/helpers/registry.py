@@ -122,17 +122,29 @@ async def make_old(harness: Harness, clue_id: str) -> None:
     """Make a clue exactly as one registered before compartments: its fields as case-key envelopes on the
     row, every item of it (``registry.adoption.ITEMS``) sealed to the case key under its own binding, and no
     ``clue_sealed`` row or wrap. Opened through the escrow, on disk in the test data dir only."""
-    from service.compartments import keys as ck
     from service.compartments.models import ClueKeyWrap, ClueSealed
+
+    await seal_case_copy(harness, clue_id)
+    await seal_items_to_case(harness, clue_id)
+    async with harness.runtime.session_factory() as session:
+        await session.execute(delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id))
+        await session.execute(delete(ClueSealed).where(ClueSealed.clue_id == clue_id))
+        await session.commit()
+
+
+async def seal_items_to_case(harness: Harness, clue_id: str) -> int:
+    """Every item of a compartmented clue (``registry.adoption.ITEMS``) sealed to the case key under its own
+    binding, as items written before they were sealed to the clue; the number resealed."""
+    from service.compartments import keys as ck
     from service.platform.db import Base
     from service.registry import adoption
 
-    await seal_case_copy(harness, clue_id)
     escrow = read_key_pair(key_paths(harness.runtime.settings)["escrow_private"])
     keys = harness.runtime.keys
 
-    def work(s: Session) -> None:
+    def work(s: Session) -> int:
         pair = compartments.clue_private(s, clue_id=clue_id, unlocked=Unlocked(personal=escrow))
+        count = 0
         for name, column, binding in adoption.ITEMS:
             table = Base.metadata.tables[name]
             for row in list(adoption.item_rows(s, name, column, [clue_id])):
@@ -144,9 +156,10 @@ async def make_old(harness: Harness, clue_id: str) -> None:
                         .where(*(c == getattr(row, c.name) for c in table.primary_key.columns))
                         .values({column: keys.seal_case(ck.open_sealed(pair, data, where), where)})
                     )
-        s.execute(delete(ClueKeyWrap).where(ClueKeyWrap.clue_id == clue_id))
-        s.execute(delete(ClueSealed).where(ClueSealed.clue_id == clue_id))
+                    count += 1
+        return count
 
     async with harness.runtime.session_factory() as session:
-        await session.run_sync(work)
+        count = await session.run_sync(work)
         await session.commit()
+    return count

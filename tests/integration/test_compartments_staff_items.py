@@ -131,15 +131,15 @@ async def test_staff_items_open_only_for_the_clues_readers(harness: Harness) -> 
         assert "密钥" in refused.json()["error"]["message"], path
     async with harness.runtime.session_factory() as session:
         pending = {
-            row.clue_id: reason
-            for row, reason in await transfer_requests.pending_with_reasons(
+            view.row.clue_id: view.reason
+            for view in await transfer_requests.pending_with_reasons(
                 session, principal=await auth_service.authenticate(session, holder), runtime=harness.runtime
             )
         }
         assert pending[clue_id] == WRITTEN
         withheld = {
-            row.clue_id: reason
-            for row, reason in await transfer_requests.pending_with_reasons(
+            view.row.clue_id: view.reason
+            for view in await transfer_requests.pending_with_reasons(
                 session, principal=await auth_service.authenticate(session, late), runtime=harness.runtime
             )
         }

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from service.attachments.models import Attachment
 from service.auth import service as auth_service
 from service.compartments import service as compartments
+from service.compartments.items import PREDATES_COMPARTMENTS
 from service.custody import service as custody
 from service.mail.ingest import MailIngest
 from service.mail.receiver import serve_receiver
@@ -31,6 +32,7 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import generate_key_pair, write_key_pair, write_public_key
 from service.platform.crypto.national import NATIONAL_SUITE
 from service.platform.errors import Forbidden
+from service.registry import recusal
 from service.registry.models import Clue
 from tests.helpers.app import Harness, auth, running_app, unique
 from tests.helpers.mail import TIP, mail, row_for, send
@@ -234,8 +236,16 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
             reason=words["reason"],
             kind="identity",
             keys=keys,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
         )
-        await custody.decide(session, request_id=row.id, approver=holder.name, approve=True, keys=keys)
+        await custody.decide(
+            session,
+            request_id=row.id,
+            approver=holder.name,
+            approve=True,
+            keys=keys,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
+        )
         viewer = await auth_service.authenticate(session, holder.token)
         views = await custody.list_requests(session, keys=keys, viewer=viewer)
         await session.commit()
@@ -266,6 +276,28 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
     }
     assert (NATIONAL_SUITE in suites) == (suite == "national")
 
+    # Two transfer requests pending: one on this clue (made old below), one on a second, compartmented clue.
+    second = await client.post(
+        "/api/v1/tips",
+        json={
+            "text": f"乡镇干部虚报冒领补贴{tag}",
+            "accused": {"name": unique("赵"), "unit": world.accused_unit_name, "position": "民警"},
+            "anonymous": True,
+        },
+    )
+    assert second.status_code == 201, second.text
+    async with harness.runtime.session_factory() as session:
+        (other_id,) = set(await session.scalars(select(Clue.id))) - {clue_id}
+    assert (await step(harness, other_id, world.supervisor[1], "triage")).status_code == 201
+    transfer_reasons = {clue_id: f"涉及本单位领导请求移交{tag}", other_id: f"应由属地纪委办理{tag}"}
+    for target, text in transfer_reasons.items():
+        asked = await client.post(
+            f"/api/v1/clues/{target}/transfer-requests",
+            json={"to_unit_id": world.other_unit, "reason": text},
+            headers=auth(investigator),
+        )
+        assert asked.status_code == 201, asked.text
+
     # A clue registered before compartments (case-key envelopes, not adopted): a clear 503 naming the fix,
     # on the API and the staff site, never a 500; its request's reason is listed as such.
     await make_old(harness, clue_id)
@@ -277,11 +309,16 @@ async def _staff_flow_without_the_case_key(harness: Harness, suite: str) -> None
     async with log_in(harness, holder, offset_steps=1) as browser:  # a TOTP code counts once
         page = await browser.get(f"/staff/registry/clues/{clue_id}")
         assert page.status_code == 503 and "tipline compartments adopt" in page.text
+        # The list of pending transfer requests: the old clue's row says so, the other reads as ever.
+        listed = await browser.get("/staff/registry/transfer-requests")
+    assert listed.status_code == 200, listed.text
+    assert all(marker in listed.text for marker in PREDATES_COMPARTMENTS)
+    assert transfer_reasons[other_id] in listed.text and transfer_reasons[clue_id] not in listed.text
     async with harness.runtime.session_factory() as session:
         viewer = await auth_service.authenticate(session, holder.token)
         views = await custody.list_requests(session, keys=keys, viewer=viewer)
     (old_view,) = [v for v in views if v.request.id == row.id]
-    assert old_view.reason is None and "tipline compartments adopt" in old_view.sealed[1]
+    assert old_view.reason is None and old_view.sealed == PREDATES_COMPARTMENTS
 
 
 def _is_envelope(value: object) -> bool:

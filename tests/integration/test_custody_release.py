@@ -22,7 +22,8 @@ from service.platform.crypto.envelope import Envelope, EnvelopeError
 from service.platform.crypto.keys import KeyRing, read_public_key
 from service.platform.db import Base
 from service.platform.errors import Conflict, Forbidden, Invalid
-from service.registry.models import Clue
+from service.registry import recusal
+from service.registry.models import NO_CASE_COPY, Clue
 from tests.helpers.app import Harness, cli_env, run_cli, unique
 
 PASSPHRASES = {"a": "correct horse battery A", "b": "correct horse battery B", "c": "correct horse battery C"}
@@ -36,6 +37,7 @@ class World:
     names: dict[str, str]  # "a" -> account name
     supervisor: str
     accused_unit_staff: str
+    words_key: bytes  # lookup_key(recusal.WORDS_KEY_LABEL): recusal asks the keyed accused words
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +72,21 @@ async def _world(harness: Harness, ceremony: tuple[Path, Path, dict[str, str]]) 
             await harness.add_staff(name, ["custodian"])
     supervisor = unique("督办")
     await harness.add_staff(supervisor, ["supervisor"])
-    accused_unit = await harness.add_unit(unique("城关派出所"))
+    accused_unit_name = unique("城关派出所")
+    accused_unit = await harness.add_unit(accused_unit_name)
     colleague = unique("同单位保管人")
     await harness.add_staff(colleague, ["custodian", "supervisor"], accused_unit)
     runtime = dataclasses.replace(harness.runtime, keys=ring)
-    world = World(runtime, ring, custody_dir, names, supervisor, colleague)
+    words_key = harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL)
+    world = World(runtime, ring, custody_dir, names, supervisor, colleague, words_key)
     world.accused_unit_id = accused_unit  # type: ignore[attr-defined]
+    world.accused_unit_name = accused_unit_name  # type: ignore[attr-defined]
     return world
 
 
-async def _submit(world: World, harness: Harness, *, unit_id: str | None = None) -> str:
+async def _submit(
+    world: World, harness: Harness, *, unit_id: str | None = None, accused: dict[str, str] | None = None
+) -> str:
     submitter = {
         "name": "王举报",
         "id_number": "110101199001011234",
@@ -90,7 +97,7 @@ async def _submit(world: World, harness: Harness, *, unit_id: str | None = None)
         text="派出所民警收了红包以后压着案子不立案，我叫王举报，电话13900000001。",
         channel="web",
         anonymous=False,
-        accused={"name": "李某"},
+        accused=accused or {"name": "李某"},
         submitter=submitter,
     )
     tip = await world.runtime.intake.submit(submission, actor="public")
@@ -127,6 +134,7 @@ async def test_two_person_release_end_to_end(harness: Harness, ceremony) -> None
             reason="实名举报人需要核实身份",
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
         request_id = row.id
         await session.commit()
@@ -134,7 +142,12 @@ async def test_two_person_release_end_to_end(harness: Harness, ceremony) -> None
     async with factory() as session:
         with pytest.raises(Forbidden):  # one person cannot approve their own request
             await custody.decide(
-                session, request_id=request_id, approver=world.names["a"], approve=True, keys=world.keys
+                session,
+                request_id=request_id,
+                approver=world.names["a"],
+                approve=True,
+                keys=world.keys,
+                words_key=world.words_key,
             )
     async with factory() as session:
         with pytest.raises(Conflict):  # not yet approved
@@ -147,7 +160,12 @@ async def test_two_person_release_end_to_end(harness: Harness, ceremony) -> None
             )
     async with factory() as session:
         await custody.decide(
-            session, request_id=request_id, approver=world.supervisor, approve=True, keys=world.keys
+            session,
+            request_id=request_id,
+            approver=world.supervisor,
+            approve=True,
+            keys=world.keys,
+            words_key=world.words_key,
         )
         await session.commit()
 
@@ -235,6 +253,7 @@ async def test_refusal_and_expiry(harness: Harness, ceremony) -> None:  # type: 
             reason="需要核实身份",
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
         second = await custody.request_release(
             session,
@@ -243,9 +262,15 @@ async def test_refusal_and_expiry(harness: Harness, ceremony) -> None:  # type: 
             reason="需要核实身份",
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
         await custody.decide(
-            session, request_id=first.id, approver=world.names["b"], approve=False, keys=world.keys
+            session,
+            request_id=first.id,
+            approver=world.names["b"],
+            approve=False,
+            keys=world.keys,
+            words_key=world.words_key,
         )
         await custody.decide(
             session,
@@ -253,6 +278,7 @@ async def test_refusal_and_expiry(harness: Harness, ceremony) -> None:  # type: 
             approver=world.names["b"],
             approve=True,
             keys=world.keys,
+            words_key=world.words_key,
             window=timedelta(seconds=-1),
         )
         await session.commit()
@@ -299,6 +325,7 @@ async def test_colleagues_of_the_accused_are_recused(harness: Harness, ceremony)
                 reason="需要核实身份",
                 kind="identity",
                 keys=world.keys,
+                words_key=world.words_key,
             )
     async with factory() as session:
         row = await custody.request_release(
@@ -308,10 +335,66 @@ async def test_colleagues_of_the_accused_are_recused(harness: Harness, ceremony)
             reason="需要核实身份",
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
         with pytest.raises(Conflict):
             await custody.decide(
-                session, request_id=row.id, approver=world.accused_unit_staff, approve=True, keys=world.keys
+                session,
+                request_id=row.id,
+                approver=world.accused_unit_staff,
+                approve=True,
+                keys=world.keys,
+                words_key=world.words_key,
+            )
+
+
+async def test_colleagues_named_only_in_the_reporters_words_are_recused(harness: Harness, ceremony) -> None:  # type: ignore[no-untyped-def]
+    """A compartmented clue (no case-key copy) whose accused unit the reporter wrote in words that name a
+    registered unit without being its exact name: no accused unit is resolved, so only the keyed words
+    (``clues.accused_words``) can tell — the same check as assignment. Its staff are refused to request
+    and to approve; someone else may request, and nothing of the refused attempts is kept."""
+    world = await _world(harness, ceremony)
+    clue_id = await _submit(
+        world,
+        harness,
+        accused={"name": "李某", "unit": f"{world.accused_unit_name}的民警"},  # type: ignore[attr-defined]
+    )
+    factory = harness.runtime.session_factory
+    async with factory() as session:
+        clue = await session.get(Clue, clue_id)
+        assert clue is not None and clue.accused_unit_id is None and clue.accused == NO_CASE_COPY
+    async with factory() as session:
+        with pytest.raises(Conflict, match="回避"):
+            await custody.request_release(
+                session,
+                clue_id=clue_id,
+                requester=world.accused_unit_staff,
+                reason="需要核实身份",
+                kind="identity",
+                keys=world.keys,
+                words_key=world.words_key,
+            )
+        await session.rollback()
+    async with factory() as session:
+        pending = await session.scalars(select(CustodyRequest).where(CustodyRequest.clue_id == clue_id))
+        assert list(pending) == []
+        row = await custody.request_release(
+            session,
+            clue_id=clue_id,
+            requester=world.names["a"],
+            reason="需要核实身份",
+            kind="identity",
+            keys=world.keys,
+            words_key=world.words_key,
+        )
+        with pytest.raises(Conflict, match="回避"):
+            await custody.decide(
+                session,
+                request_id=row.id,
+                approver=world.accused_unit_staff,
+                approve=True,
+                keys=world.keys,
+                words_key=world.words_key,
             )
 
 
@@ -328,6 +411,7 @@ async def test_contact_only_release_by_one_custodian(harness: Harness, ceremony)
                 reason="法定反馈：告知受理情况",
                 key_file=custody.ShareInput(key_file, PASSPHRASES["b"]),
                 keys=world.keys,
+                words_key=world.words_key,
             )
     async with harness.runtime.session_factory() as session:
         contact = await custody.release_contact(
@@ -337,6 +421,7 @@ async def test_contact_only_release_by_one_custodian(harness: Harness, ceremony)
             reason="法定反馈：告知受理情况",
             key_file=custody.ShareInput(key_file, PASSPHRASES["b"]),
             keys=world.keys,
+            words_key=world.words_key,
         )
         await session.commit()
     assert contact == {"phone": "13900000001", "email": "w@example.cn"}  # no name, no id number
@@ -408,11 +493,17 @@ async def test_release_includes_the_originals_of_later_reporter_texts(harness: H
             reason="需要联系实名举报人核实",
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
         await session.commit()
     async with factory() as session:
         await custody.decide(
-            session, request_id=row.id, approver=world.supervisor, approve=True, keys=world.keys
+            session,
+            request_id=row.id,
+            approver=world.supervisor,
+            approve=True,
+            keys=world.keys,
+            words_key=world.words_key,
         )
         await session.commit()
     async with factory() as session:
@@ -459,8 +550,16 @@ async def test_a_reason_is_sealed_to_the_clue_and_read_only_by_its_holders(
             reason=reason,
             kind="identity",
             keys=world.keys,
+            words_key=world.words_key,
         )
-        await custody.decide(session, request_id=row.id, approver=holder_name, approve=True, keys=world.keys)
+        await custody.decide(
+            session,
+            request_id=row.id,
+            approver=holder_name,
+            approve=True,
+            keys=world.keys,
+            words_key=world.words_key,
+        )
         await session.commit()
         request_id, sealed = row.id, row.reason
 

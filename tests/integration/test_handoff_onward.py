@@ -39,6 +39,7 @@ from service.platform.errors import Conflict, Forbidden, Invalid, NotFound
 from service.platform.timeutil import LOCAL
 from service.redaction.models import Redaction
 from service.redaction.service import MARKER
+from service.registry import recusal
 from service.registry.models import ClueTransfer
 from tests.helpers.app import Harness, auth, cli_env, run_cli, run_cli_with_passphrases, running_app, unique
 from tests.helpers.media import jpeg_with_gps
@@ -310,6 +311,7 @@ async def test_identity_enters_a_dossier_only_through_a_custody_release(  # type
             reason="移送检察机关须附举报人姓名和电话",
             kind="dossier",
             keys=ring,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
             transfer_id=transfer,
             fields=fields,
         )
@@ -338,11 +340,21 @@ async def test_identity_enters_a_dossier_only_through_a_custody_release(  # type
     async with harness.runtime.session_factory() as session:
         with pytest.raises(Forbidden):  # the requester cannot approve their own request
             await custody_service.decide(
-                session, request_id=request_id, approver=names["a"], approve=True, keys=ring
+                session,
+                request_id=request_id,
+                approver=names["a"],
+                approve=True,
+                keys=ring,
+                words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
             )
         await session.rollback()
         await custody_service.decide(
-            session, request_id=request_id, approver=names["b"], approve=True, keys=ring
+            session,
+            request_id=request_id,
+            approver=names["b"],
+            approve=True,
+            keys=ring,
+            words_key=harness.runtime.lookup_key(recusal.WORDS_KEY_LABEL),
         )
         await session.commit()
     await refused(Forbidden, lambda s: release(s, receiver=names["b"]))  # only the requester receives

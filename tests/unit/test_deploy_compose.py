@@ -9,6 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from service.app.runtime import key_paths
+from service.platform.settings import Settings
 from tests.helpers.tools import PIP, require_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +40,23 @@ def test_every_part_is_there() -> None:
     assert set(COMPOSE["services"]) >= {"db", "migrate", *SERVER_ROLES, "mailcatcher"}
 
 
+def _key_files(service: str) -> set[str]:
+    return {
+        s["target"].removeprefix("/run/tipline-keys/")
+        for s in COMPOSE["services"][service].get("secrets", [])
+        if isinstance(s, dict) and s["target"].startswith("/run/tipline-keys/")
+    }
+
+
 def test_each_role_gets_only_the_keys_it_needs() -> None:
-    public = {"case_public", "identity_public"}
-    for role in ("intake", "mail", "staff", "worker"):
-        assert public <= _keys(role), role
+    # Every role seals: a new clue's content key to the escrow key (custodians recover a unit's clues with
+    # it), a real-name reporter's contact fields to the contact key; production refuses to start without
+    # the escrow key (app.runtime.require_sealing_keys). The file names are the ones the runtime reads.
+    paths = key_paths(Settings())
+    public = {paths[f"{name}_public"].name for name in ("case", "identity", "escrow", "contact")}
+    for role in SERVER_ROLES:
+        assert _key_files(role) == public, role
+        assert {"case_public", "identity_public", "escrow_public", "contact_public"} <= _keys(role), role
     # No private key anywhere in the file: compartments need none on a server (the case key stays on the
     # custodial host that adopts older clues; the identity key exists only as custodians' shares).
     assert not any("private" in name for name in COMPOSE["secrets"])

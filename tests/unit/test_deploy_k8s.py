@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.app.runtime import key_paths
+from service.platform.settings import Settings
 from tests.helpers.tools import PIP, require_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,10 +62,17 @@ def _mounted_keys(role: str) -> set[str]:
 
 
 def test_keys_per_role_and_no_private_key_in_the_cluster() -> None:
-    public = {"case.public.json", "identity.public.json"}
-    assert _mounted_keys("intake") == public and _mounted_keys("mail") == public
-    assert _mounted_keys("worker") == public
-    assert _mounted_keys("staff") == public  # compartments: the staff service holds no private key
+    # Every role seals to the escrow key (a new clue's content key, a new unit key) and the contact key (a
+    # real-name reporter's contact fields); production refuses to start without the escrow key
+    # (app.runtime.require_sealing_keys). The file names are the ones the runtime reads.
+    paths = key_paths(Settings())
+    public = {paths[f"{name}_public"].name for name in ("case", "identity", "escrow", "contact")}
+    for role in ROLES:
+        assert _mounted_keys(role) == public, role  # staff too: compartments, no private key
+    (keys,) = (
+        doc for _, doc in DOCS if doc["kind"] == "Secret" and doc["metadata"]["name"] == "tipline-public-keys"
+    )
+    assert set(keys["stringData"]) == public
     for name, doc in DOCS:
         if doc["kind"] == "Secret":
             assert not any("private" in k for k in doc.get("stringData", {})), name
