@@ -16,7 +16,6 @@ import hashlib
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 from service.classification.normalize import SEPARATOR, normalize
 
@@ -30,9 +29,19 @@ KEY_LABEL = "near-duplicate"  # runtime.lookup_key(KEY_LABEL): the key for shing
 
 
 @lru_cache(maxsize=1)
+def _minhash_class():  # type: ignore[no-untyped-def]
+    # Imported on first use: datasketch's package imports its LSH, which imports scipy.integrate — about a
+    # second at every process start (server, workers, each CLI command) for a class only the intake worker
+    # and the re-signing task use.
+    from datasketch import MinHash
+
+    return MinHash
+
+
+@lru_cache(maxsize=1)
 def _permutations():
     # Generating permutations costs more than hashing a report: make them once.
-    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME).permutations
+    return _minhash_class()(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME).permutations
 
 
 def _shingles(text: str) -> set[bytes]:
@@ -54,7 +63,7 @@ def _keyed_hash32(key: bytes):
 
 
 def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
-    minhash = MinHash(
+    minhash = _minhash_class()(
         num_perm=NUM_PERM,
         seed=SEED,
         permutations=_permutations(),
