@@ -153,18 +153,23 @@ def join_unit(session: Session, *, unit_id: str, staff_id: str, keys: ck.KeySour
         )
 
 
-def leave_unit(session: Session, *, staff_id: str) -> int:
-    """A person moved out of their unit (to another, or to none): their grants of its keys go and every key
-    they held is marked for rotation (``compartments.rotation``), exactly as at offboarding — they may keep
-    a copy. Their personal key and clue wraps stay (the registry decides which wraps went through the unit:
-    ``registry.keyholders.leave_unit``). Returns how many grants went."""
-    key_ids = list(
+def _staff_key_ids(session: Session, staff_id: str) -> list[str]:
+    """Every personal key the person has had (a key reset retires one and makes another)."""
+    return list(
         session.scalars(
             select(CompartmentKey.key_id).where(
                 CompartmentKey.owner_kind == "staff", CompartmentKey.owner_id == staff_id
             )
         )
     )
+
+
+def leave_unit(session: Session, *, staff_id: str) -> int:
+    """A person moved out of their unit (to another, or to none): their grants of its keys go and every key
+    they held is marked for rotation (``compartments.rotation``), exactly as at offboarding — they may keep
+    a copy. Their personal key and clue wraps stay (the registry decides which wraps went through the unit:
+    ``registry.keyholders.leave_unit``). Returns how many grants went."""
+    key_ids = _staff_key_ids(session, staff_id)
     if not key_ids:
         return 0
     _mark_rotation_due(session, key_ids)
@@ -258,13 +263,7 @@ def revoke_staff(session: Session, *, staff_id: str) -> int:
     """Offboarding (and a key reset): remove every clue wrap and unit grant of the person's keys, drop the
     password wrap and retire the keys; the unit keys they held are marked for rotation. Returns how many
     clue wraps went."""
-    key_ids = list(
-        session.scalars(
-            select(CompartmentKey.key_id).where(
-                CompartmentKey.owner_kind == "staff", CompartmentKey.owner_id == staff_id
-            )
-        )
-    )
+    key_ids = _staff_key_ids(session, staff_id)
     if not key_ids:
         return 0
     _mark_rotation_due(session, key_ids)
