@@ -177,8 +177,10 @@ def keyed_accused_names(stored: bytes | None, *, key: bytes) -> pii.KeyedNames:
 
 
 def load_name_segmenter() -> None:
-    """At a worker's start: the name detector's dictionary, loaded before the first report needs it."""
+    """At a worker's start: the name detector's dictionary and the near-duplicate hashing (datasketch,
+    imported on first use), loaded before the first report needs them."""
     pii.load_name_segmenter()
+    dedup.load()
 
 
 def near_duplicate_signature(text: str, *, key: bytes) -> bytes:

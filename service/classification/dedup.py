@@ -38,6 +38,11 @@ def _minhash_class():  # type: ignore[no-untyped-def]
     return MinHash
 
 
+def load() -> None:
+    """Import datasketch and make the permutations now (an intake worker's start), not on the first tip."""
+    _permutations()
+
+
 @lru_cache(maxsize=1)
 def _permutations():
     # Generating permutations costs more than hashing a report: make them once.

@@ -24,6 +24,7 @@ PAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "staff set-password": (("POST", f"{ADMIN}/staff/{{staff_id}}/password"),),
     "staff enrol-totp": (("POST", f"{ADMIN}/staff/{{staff_id}}/totp"),),
     "staff reset-totp": (("POST", f"{ADMIN}/staff/{{staff_id}}/totp/reset"),),
+    "staff move": (("POST", f"{ADMIN}/staff/{{staff_id}}/unit"),),
     "unit add": (("POST", f"{ADMIN}/units"),),
     "unit alias": (
         ("POST", f"{ADMIN}/units/{{unit_id}}/aliases"),
