@@ -39,7 +39,7 @@ def test_nb_scaling_folds_into_the_coefficients_the_model_multiplies():
     from sklearn.linear_model import LogisticRegression
 
     batch = _batch()
-    params = replace(training.Params(), min_df=1, nb_weight=1.0, nb_alpha=1.0)
+    params = replace(training.Params(), min_df=1, nb_weight=1.0, nb_alpha=1.0, nb_c=2.0)
     base = training._fit_base(batch, CLASSES, params)
     vocabulary, idf, _, _ = base
     x = training._matrix(batch, vocabulary, idf)
@@ -47,14 +47,14 @@ def test_nb_scaling_folds_into_the_coefficients_the_model_multiplies():
     r = training.log_count_ratios(x, y, 1.0)
     logits = training._logits(batch, base)  # the model's own features times the folded coefficients
     for j in range(len(CLASSES)):
-        lr = LogisticRegression(C=params.c, class_weight=params.class_weight, solver="liblinear")
+        lr = LogisticRegression(C=2.0, class_weight=params.class_weight, solver="liblinear")
         lr.fit(sparse.csr_matrix(x.multiply(r[j])), y[:, j])
         assert logits[:, j] == pytest.approx(lr.decision_function(x.multiply(r[j]).tocsr()), abs=1e-9)
 
 
 def test_the_blend_is_one_coefficient_matrix_weighted_between_the_plain_and_the_scaled_regression():
     batch = _batch()
-    params = replace(training.Params(), min_df=1, nb_alpha=1.0)
+    params = replace(training.Params(), min_df=1, nb_alpha=1.0, nb_c=None)  # the scaled one: C = c
     plain = training._fit_base(batch, CLASSES, replace(params, nb_weight=0.0))
     scaled = training._fit_base(batch, CLASSES, replace(params, nb_weight=1.0))
     blend = training._fit_base(batch, CLASSES, replace(params, nb_weight=0.25))
