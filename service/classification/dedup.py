@@ -56,28 +56,28 @@ def _shingles(text: str) -> set[bytes]:
     return {compact[i : i + SHINGLE].encode("utf-8") for i in range(len(compact) - SHINGLE + 1)}
 
 
-def _keyed_hash32(key: bytes):
+def _keyed_hashes(shingles: set[bytes], key: bytes) -> list[int]:
+    """Keyed BLAKE2b-32 of every shingle, little-endian. The keyed state is made once and copied per
+    shingle: a keyed BLAKE2b compresses a whole block for its key, so making it anew for every shingle did
+    that work twice (the values are the same either way)."""
     if len(key) < 16:
         raise ValueError("a near-duplicate key has at least 16 bytes")
-
-    def hash32(shingle: bytes) -> int:
-        digest = hashlib.blake2b(shingle, key=key, digest_size=4, person=b"shingle").digest()
-        return int.from_bytes(digest, "little")
-
-    return hash32
+    keyed = hashlib.blake2b(key=key, digest_size=4, person=b"shingle").copy
+    digests = []
+    for shingle in shingles:
+        state = keyed()
+        state.update(shingle)
+        digests.append(state.digest())
+    return np.frombuffer(b"".join(digests), dtype="<u4").tolist()
 
 
 def near_duplicate_signature(text: str, *, key: bytes) -> bytes:
+    hashes = _keyed_hashes(_shingles(text), key)
     minhash = _minhash_class()(
-        num_perm=NUM_PERM,
-        seed=SEED,
-        permutations=_permutations(),
-        scheme=SCHEME,
-        hashfunc=_keyed_hash32(key),
-    )
-    shingles = _shingles(text)
-    if shingles:
-        minhash.update_batch(list(shingles))
+        num_perm=NUM_PERM, seed=SEED, permutations=_permutations(), scheme=SCHEME, hashfunc=int
+    )  # the shingles reach MinHash already hashed (keyed, above): ``int`` passes each value on
+    if hashes:
+        minhash.update_batch(hashes)
     return np.asarray(minhash.hashvalues, dtype="<u8").tobytes()
 
 

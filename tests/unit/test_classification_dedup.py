@@ -51,3 +51,23 @@ def test_without_the_key_a_guess_neither_matches_a_signature_nor_finds_its_bands
 def test_a_short_key_is_refused():
     with pytest.raises(ValueError):
         _sign(REPORT, b"short")
+
+
+def test_signature_is_the_documented_scheme():
+    """Stored signatures compare with new ones only if the values never change: recompute the scheme the
+    plain way (datasketch's MinHash, each shingle hashed by a freshly keyed BLAKE2b-32) as the oracle."""
+    import hashlib
+
+    import numpy as np
+    from datasketch import MinHash
+
+    def keyed(shingle: bytes) -> int:
+        digest = hashlib.blake2b(shingle, key=KEY, digest_size=4, person=b"shingle").digest()
+        return int.from_bytes(digest, "little")
+
+    for text in (REPORT, "好", "三个字", "Ｔｉｐ：派出所 * 所长", ""):
+        oracle = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED, scheme=dedup.SCHEME, hashfunc=keyed)
+        shingles = dedup._shingles(text)
+        if shingles:
+            oracle.update_batch(list(shingles))
+        assert _sign(text) == np.asarray(oracle.hashvalues, dtype="<u8").tobytes(), text
