@@ -6,7 +6,8 @@ turn a writer's scores into probabilities are fitted on the other writers' out-o
 figure printed is for reports from a writer the model did not see, as the test split is — but the test
 split itself is never used (only checked against its hash, as every load of the corpus does).
 
-    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 4 8] [--stack-c 0.1 1] ...
+    python -m service.classification.selection [--corpus DIR] [--extra NAME=FILE[,FILE]] [--c 8 128]
+        [--stack-c 0.1 1] [--nb-weight 0 0.3] [--nb-c 32] [--nb-alpha 1] [--class-weight balanced none] ...
 
 Prints, per setting, the macro-F1 of each held-out writer, their mean, and the best thresholds on the
 pooled out-of-writer probabilities.
@@ -104,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c", type=float, nargs="+", default=[training.Params.c])
     parser.add_argument("--min-df", type=int, nargs="+", default=[training.Params.min_df])
     parser.add_argument("--stack-c", type=float, nargs="+", default=[training.Params.stack_c])
+    parser.add_argument("--nb-weight", type=float, nargs="+", default=[training.Params.nb_weight],
+                        help="weight of the NB-SVM-scaled regression in the base (0: none)")  # fmt: skip
+    parser.add_argument("--nb-c", type=float, nargs="+", default=[training.Params.nb_c],
+                        help="the scaled regression's C (default: --c)")  # fmt: skip
+    parser.add_argument("--nb-alpha", type=float, default=training.Params.nb_alpha)
+    parser.add_argument("--class-weight", nargs="+", default=[training.Params.class_weight or "none"],
+                        choices=["balanced", "none"])  # fmt: skip
     parser.add_argument("--triage", type=float, nargs="+", default=[0.1, 0.15, 0.2])
     parser.add_argument("--secondary", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
     args = parser.parse_args(argv)
@@ -119,8 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     rules = training._rules(engine, batch, classes)
     writers = sorted({e.group for e in batch})
     print(f"{len(batch)} reports, writers {', '.join(writers)} (the test split is never read)")
-    for c, min_df, stack_c in itertools.product(args.c, args.min_df, args.stack_c):
-        params = replace(training.Params(), c=c, min_df=min_df, stack_c=stack_c)
+    for c, min_df, stack_c, nb_weight, nb_c, weight in itertools.product(
+        args.c, args.min_df, args.stack_c, args.nb_weight, args.nb_c, args.class_weight
+    ):
+        params = replace(
+            training.Params(), c=c, min_df=min_df, stack_c=stack_c, nb_weight=nb_weight, nb_c=nb_c,
+            nb_alpha=args.nb_alpha, class_weight=None if weight == "none" else weight,
+        )  # fmt: skip
         result = out_of_writer(batch, classes, params, rules)
         grid = []
         for triage, secondary in itertools.product(args.triage, args.secondary):
@@ -131,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             rate, wrong = triage_figures(result, classes, triage)
             per_writer = " ".join(f"{w}={figures[w]:.3f}" for w in writers)
             print(
-                f"c={c} min_df={min_df} stack_c={stack_c} triage={triage} secondary={secondary}:"
+                f"c={c} min_df={min_df} stack_c={stack_c} nb_weight={nb_weight} nb_c={nb_c}"
+                f" nb_alpha={args.nb_alpha} class_weight={weight}"
+                f" triage={triage} secondary={secondary}:"
                 f" mean {figures['mean']:.4f}"
                 f" [{per_writer}] triage rate {rate:.3f}, best guess wrong {wrong:.2f}"
             )

@@ -165,6 +165,15 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-df", type=int, default=defaults.min_df, help="keep n-grams seen in N reports")
     parser.add_argument("--c", type=float, default=defaults.c, help="inverse regularisation")
     parser.add_argument(
+        "--nb-weight",
+        type=float,
+        default=defaults.nb_weight,
+        help="weight of the NB-SVM-scaled regression blended into the base model (0: none)",
+    )
+    parser.add_argument(
+        "--nb-c", type=float, default=defaults.nb_c, help="inverse regularisation of the scaled regression"
+    )
+    parser.add_argument(
         "--triage-threshold",
         type=float,
         default=defaults.triage_threshold,
@@ -226,6 +235,8 @@ def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
     params = training.Params(
         min_df=args.min_df,
         c=args.c,
+        nb_weight=args.nb_weight,
+        nb_c=args.nb_c,
         triage_threshold=args.triage_threshold,
         secondary_threshold=args.secondary_threshold,
     )
@@ -256,6 +267,10 @@ def _train(args: argparse.Namespace, settings: Any, stdout: IO[str]) -> int:
             "params": {
                 "min_df": params.min_df,
                 "c": params.c,
+                "nb_weight": params.nb_weight,
+                "nb_alpha": params.nb_alpha,
+                "nb_c": params.nb_c,
+                "class_weight": params.class_weight,
                 "stack_c": params.stack_c,
                 "triage_threshold": params.triage_threshold,
                 "secondary_threshold": params.secondary_threshold,
