@@ -209,6 +209,7 @@ class Engine:
         # The learned model shipped beside the taxonomy; None (no artifact there) keeps the engine rule-only.
         self.model = model
         if model is not None:
+            model.prepare()
             known = set(taxonomy.category_ids)
             self._model_index = {c: i for i, c in enumerate(model.classes) if c in known}
             self._rules_only = [c for c in taxonomy.category_ids if c not in self._model_index]
