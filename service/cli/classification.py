@@ -196,9 +196,15 @@ def train(argv: list[str], stdout: IO[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     thresholds = (args.triage_threshold, args.secondary_threshold)
-    if args.min_df < 1 or not 0 < args.c <= 1000 or not all(0 <= t <= 1 for t in thresholds):
+    inverse_regularisation = (args.c, args.c if args.nb_c is None else args.nb_c)
+    if (
+        args.min_df < 1
+        or not all(0 < c <= 1000 for c in inverse_regularisation)
+        or not all(0 <= t <= 1 for t in (*thresholds, args.nb_weight))
+    ):
         print(
-            "tipline: --min-df must be at least 1, --c between 0 and 1000, thresholds between 0 and 1",
+            "tipline: --min-df must be at least 1, --c and --nb-c between 0 and 1000, --nb-weight and the"
+            " thresholds between 0 and 1",
             file=sys.stderr,
         )
         return 2

@@ -135,3 +135,16 @@ async def test_train_refuses_bad_corrections_with_the_line(harness: Harness, tmp
     assert "bad.jsonl:2" in result.stderr and "unknown labels" in result.stderr
     assert not artifact.history_path(taxonomy).exists()
     assert artifact.load_model(taxonomy) is None
+
+
+async def test_train_refuses_settings_out_of_range(harness: Harness, tmp_path: Path) -> None:
+    corpus = _small_corpus(tmp_path)
+    taxonomy = _rules_that_know_nothing(tmp_path)
+    env = cli_env(harness.data_dir, harness.database_url)
+    train = ["classify", "train", "--corpus", str(corpus), "--taxonomy", str(taxonomy)]
+    for bad in (["--nb-weight", "1.5"], ["--nb-weight", "-0.1"], ["--nb-c", "0"], ["--c", "-1"]):
+        result = run_cli([*train, *bad], env)
+        assert result.returncode == 2, bad
+        assert "--nb-weight" in result.stderr and "Traceback" not in result.stderr
+    assert not artifact.history_path(taxonomy).exists()
+    assert artifact.load_model(taxonomy) is None
